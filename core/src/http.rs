@@ -1,0 +1,339 @@
+//! HTTP client for the identity provider: reqwest on our rustls configuration, no redirects,
+//! proxies from the options or the standard environment variables, bounded timeouts, and responses
+//! read whole so error pages (a proxy's HTML, truncated JSON) can be reported as what they are.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use url::Url;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::tls::{self, TlsOptions};
+
+/// Maximum response body we read (token responses are a few KB; discovery documents tens of KB).
+const MAX_BODY: usize = 1 << 20;
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Proxy URL (`http://proxy:3128`); `None` = the `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` environment.
+    pub proxy: Option<String>,
+    /// Ignore proxy settings and environment entirely.
+    pub no_proxy: bool,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout for a whole request.
+    pub timeout: Duration,
+    /// TLS settings.
+    pub tls: TlsOptions,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            proxy: None,
+            no_proxy: false,
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            tls: TlsOptions::default(),
+        }
+    }
+}
+
+/// A response read whole. The body may hold tokens: it is zeroized when dropped.
+pub struct HttpResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// `Retry-After`, in seconds form or HTTP-date form.
+    pub retry_after: Option<Duration>,
+    /// `Content-Type`, lowercased.
+    pub content_type: String,
+    /// Body.
+    pub body: Zeroizing<Vec<u8>>,
+}
+
+impl HttpResponse {
+    /// Whether the body is an HTML page (a proxy, a captive portal, a load balancer).
+    pub fn is_html(&self) -> bool {
+        self.content_type.contains("text/html") || {
+            let start = self
+                .body
+                .iter()
+                .skip_while(|b| b.is_ascii_whitespace())
+                .take(15)
+                .copied()
+                .collect::<Vec<u8>>();
+            let s = String::from_utf8_lossy(&start).to_ascii_lowercase();
+            s.starts_with("<!doctype") || s.starts_with("<html")
+        }
+    }
+
+    /// The `<title>` of an HTML body, or its first words.
+    pub fn html_title(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body);
+        let lower = text.to_ascii_lowercase();
+        if let (Some(a), Some(b)) = (lower.find("<title>"), lower.find("</title>")) {
+            if b > a + 7 {
+                return sanitize(&text[a + 7..b]);
+            }
+        }
+        sanitize(&text.chars().take(120).collect::<String>())
+    }
+}
+
+/// Collapse whitespace and cut to a short, printable excerpt.
+pub fn sanitize(s: &str) -> String {
+    let mut out: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    out.retain(|c| !c.is_control());
+    if out.len() > 200 {
+        let mut cut = 200;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+/// The HTTP client. Cheap to clone.
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+}
+
+impl HttpClient {
+    /// Build a client.
+    pub fn new(opts: &HttpOptions) -> Result<HttpClient> {
+        let tls = tls::client_config(&opts.tls)?;
+        let mut b = reqwest::Client::builder()
+            .tls_backend_preconfigured((*tls).clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(opts.connect_timeout)
+            .timeout(opts.timeout)
+            .user_agent(concat!("mailconnect/", env!("CARGO_PKG_VERSION")));
+        if opts.no_proxy {
+            b = b.no_proxy();
+        } else if let Some(p) = &opts.proxy {
+            let proxy = reqwest::Proxy::all(p).map_err(|e| {
+                Error::invalid("proxy", format!("'proxy' is not a valid proxy URL: {e}"))
+            })?;
+            b = b.proxy(proxy);
+        }
+        let client = b
+            .build()
+            .map_err(|e| Error::internal(format!("HTTP client: {e}")))?;
+        Ok(HttpClient { client })
+    }
+
+    /// POST a form, optionally with HTTP Basic client authentication.
+    pub async fn post_form(
+        &self,
+        url: &Url,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> Result<HttpResponse> {
+        let mut rb = self
+            .client
+            .post(url.clone())
+            .header("Accept", "application/json")
+            .form(form);
+        if let Some((u, p)) = basic {
+            rb = rb.basic_auth(u, Some(p));
+        }
+        self.send(url, rb).await
+    }
+
+    /// GET a JSON document.
+    pub async fn get_json<T: DeserializeOwned>(&self, url: &Url) -> Result<T> {
+        let rb = self
+            .client
+            .get(url.clone())
+            .header("Accept", "application/json");
+        let resp = self.send(url, rb).await?;
+        if resp.status != 200 {
+            return Err(unexpected(url, &resp));
+        }
+        serde_json::from_slice(&resp.body).map_err(|e| {
+            Error::new(
+                ErrorKind::ProviderUnavailable,
+                format!(
+                    "{} answered JSON that could not be read: {e}",
+                    endpoint(url)
+                ),
+            )
+            .with_evidence(|ev| ev.endpoint = Some(endpoint(url)))
+        })
+    }
+
+    async fn send(&self, url: &Url, rb: reqwest::RequestBuilder) -> Result<HttpResponse> {
+        let resp = rb.send().await.map_err(|e| map_reqwest(url, e))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let mut body = Zeroizing::new(Vec::new());
+        let mut resp = resp;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_BODY {
+                        return Err(Error::new(
+                            ErrorKind::ProviderUnavailable,
+                            format!("{} sent more than {MAX_BODY} bytes", endpoint(url)),
+                        ));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(Error::new(
+                    ErrorKind::Network,
+                    format!(
+                        "the connection to {} broke while reading the response (HTTP {status}): {}",
+                        endpoint(url),
+                        source_chain(&e)
+                    ),
+                )
+                .with_evidence(|ev| {
+                    ev.http_status = Some(status);
+                    ev.endpoint = Some(endpoint(url));
+                })),
+            }
+        }
+        Ok(HttpResponse {
+            status,
+            retry_after,
+            content_type,
+            body,
+        })
+    }
+}
+
+/// Scheme, host, port and path of a URL (never the query).
+pub fn endpoint(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+/// An error for a response that is not what was expected.
+pub fn unexpected(url: &Url, resp: &HttpResponse) -> Error {
+    let ep = endpoint(url);
+    let (msg, reply) = if resp.is_html() {
+        let t = resp.html_title();
+        (
+            format!("{ep} answered HTTP {} with an HTML page (\"{t}\") instead of JSON; a proxy, firewall or captive portal may be in the way", resp.status),
+            t,
+        )
+    } else {
+        let excerpt = sanitize(&String::from_utf8_lossy(
+            &resp.body[..resp.body.len().min(200)],
+        ));
+        (
+            format!(
+                "{ep} answered HTTP {} with an unexpected response",
+                resp.status
+            ),
+            excerpt,
+        )
+    };
+    Error::new(ErrorKind::ProviderUnavailable, msg).with_evidence(|ev| {
+        ev.http_status = Some(resp.status);
+        ev.retry_after_secs = resp.retry_after.map(|d| d.as_secs());
+        ev.server_reply = Some(reply);
+        ev.endpoint = Some(ep);
+    })
+}
+
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when =
+        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let delta = when - time::OffsetDateTime::now_utc();
+    Some(Duration::from_secs(delta.whole_seconds().max(0) as u64))
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn map_reqwest(url: &Url, e: reqwest::Error) -> Error {
+    let ep = endpoint(url);
+    let timeout = e.is_timeout();
+    let chain = source_chain(&e.without_url());
+    let lower = chain.to_ascii_lowercase();
+    let kind = if timeout {
+        ErrorKind::Timeout
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        ErrorKind::Tls
+    } else {
+        ErrorKind::Network
+    };
+    let what = match kind {
+        ErrorKind::Timeout => "did not answer in time",
+        ErrorKind::Tls => "failed the TLS handshake",
+        _ => "could not be reached",
+    };
+    Error::new(kind, format!("{ep} {what}: {chain}")).with_evidence(|ev| ev.endpoint = Some(ep))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_and_dates() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::from_secs(0))
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn html_pages_are_recognised_and_titled() {
+        let r = HttpResponse {
+            status: 502,
+            retry_after: None,
+            content_type: String::new(),
+            body: Zeroizing::new(
+                b"  <!DOCTYPE html><html><head><title>Access   Denied</title>".to_vec(),
+            ),
+        };
+        assert!(r.is_html());
+        assert_eq!(r.html_title(), "Access Denied");
+    }
+
+    #[test]
+    fn endpoints_never_show_query_strings() {
+        let u = Url::parse("https://u:p@login.example.com/t/oauth2?code=secret").unwrap();
+        assert_eq!(endpoint(&u), "https://login.example.com/t/oauth2");
+    }
+}

@@ -1,0 +1,24 @@
+//! mailconnect core: OAuth 2.0 authorization, encrypted token storage and mail transport for
+//! Microsoft 365 and other providers.
+//!
+//! Pure async Rust with no FFI, no globals and no printing; it logs with `tracing` and never logs
+//! secrets. The C ABI (`ffi/`), the bindings and the `mailconnect` command all go through
+//! [`Client`], so they behave the same.
+
+pub mod connector;
+pub mod error;
+pub mod http;
+pub mod i18n;
+pub mod model;
+pub mod oauth;
+pub mod provider;
+pub mod store;
+pub mod tls;
+pub mod transport;
+
+pub use connector::{AccessToken, AccountState, Client, ClientOptions, ConnectOptions, Status};
+pub use error::{Error, ErrorKind, Evidence, Result};
+pub use i18n::Language;
+pub use model::{Account, Flow, Protocol, ProviderKind, Registration};
+pub use oauth::{ConnectObserver, ConnectStage, DefaultObserver, DeviceCodeInfo};
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,214 @@
+//! App registrations and accounts: what a host stores, as JSON, and how it is validated.
+//!
+//! Both cross the C ABI as JSON (schema in the README, "Accounts and registrations"). Validation
+//! happens before anything is written: a bad field gets an [`ErrorKind::InvalidArgument`] error that
+//! names the field, and the store is left unchanged.
+
+pub(crate) mod validate;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+pub use validate::{validate_account, validate_registration};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The identity provider family of a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// Microsoft identity platform v2.0 (Entra ID work/school accounts and personal Microsoft accounts).
+    Microsoft,
+    /// Google (Gmail, Workspace).
+    Google,
+    /// Any standard OAuth 2.0 / OpenID Connect server (RFC 6749, 7636, 8628, 8414).
+    Generic,
+}
+
+/// How an account obtains its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// Authorization code + PKCE in the system browser (or the host's web view) with a loopback redirect.
+    #[default]
+    Browser,
+    /// Device authorization grant (RFC 8628): the user enters a code on another device.
+    DeviceCode,
+    /// Client credentials (app-only, confidential client with a secret).
+    ClientCredentials,
+}
+
+impl Flow {
+    /// A stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::Browser => "browser",
+            Flow::DeviceCode => "device_code",
+            Flow::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+/// An app registration (Azure "App registration" or another provider's OAuth client), shared by many accounts.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    /// Host-chosen id, unique in the store.
+    pub id: String,
+    /// Provider family.
+    pub provider: ProviderKind,
+    /// Microsoft: tenant id (GUID), verified domain, `organizations`, `consumers` or `common` (default `common`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Microsoft: `global` (default), `usgov`, `china`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<String>,
+    /// Overrides the authority host (`https://login.microsoftonline.com`), e.g. for the sandbox emulator.
+    /// `http` is accepted only for loopback hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority_host: Option<String>,
+    /// The application (client) id.
+    pub client_id: String,
+    /// Client secret for confidential clients (client credentials). Stored encrypted, never returned.
+    #[serde(default, skip_serializing)]
+    pub client_secret: Option<SecretString>,
+    /// Redirect URI for the browser flow; default `http://localhost` (loopback, any port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+    /// Generic: issuer for RFC 8414 / OpenID discovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Generic: authorization endpoint (instead of discovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// Generic: token endpoint (instead of discovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// Generic: device authorization endpoint (instead of discovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<String>,
+    /// Generic: revocation endpoint (RFC 7009), used on disconnect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// Scopes to request instead of the provider's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// Whether a client secret is stored (output only).
+    #[serde(default, skip_deserializing)]
+    pub has_client_secret: bool,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("id", &self.id)
+            .field("provider", &self.provider)
+            .field("tenant", &self.tenant)
+            .field("authority_host", &self.authority_host)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Mail protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// IMAP4rev1.
+    Imap,
+    /// POP3.
+    Pop3,
+    /// SMTP submission.
+    Smtp,
+}
+
+impl Protocol {
+    /// All protocols.
+    pub const ALL: [Protocol; 3] = [Protocol::Imap, Protocol::Pop3, Protocol::Smtp];
+
+    /// A stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Imap => "imap",
+            Protocol::Pop3 => "pop3",
+            Protocol::Smtp => "smtp",
+        }
+    }
+}
+
+/// Per-account options.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountOptions {
+    /// How long the browser or device sign-in may take (seconds, default 300).
+    pub interactive_timeout_secs: u64,
+    /// Refresh access tokens this long before they expire (seconds, default 300).
+    pub refresh_margin_secs: u64,
+    /// Send `prompt=select_account` so an already signed-in browser never picks an account silently (default true).
+    pub select_account: bool,
+}
+
+impl Default for AccountOptions {
+    fn default() -> Self {
+        AccountOptions {
+            interactive_timeout_secs: 300,
+            refresh_margin_secs: 300,
+            select_account: true,
+        }
+    }
+}
+
+/// A mailbox the host wants to reach.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// Host-chosen id, unique in the store.
+    pub id: String,
+    /// The mailbox address; the SASL `user=` (for a shared mailbox, the shared address).
+    pub mailbox: String,
+    /// The identity that signs in, if different from the mailbox (a delegate of a shared mailbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    /// Other names the signed-in identity may have (UPN vs primary SMTP address).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub login_aliases: Vec<String>,
+    /// Id of the app registration.
+    pub registration: String,
+    /// How tokens are obtained.
+    #[serde(default)]
+    pub flow: Flow,
+    /// Mail servers (`imap`, `pop3`, `smtp`), each `{host, port, security}`; defaults come from the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub servers: Option<serde_json::Value>,
+    /// Options.
+    #[serde(default)]
+    pub options: AccountOptions,
+}
+
+impl Account {
+    /// The identity expected to sign in: `login`, else the mailbox.
+    pub fn expected_login(&self) -> &str {
+        self.login.as_deref().unwrap_or(&self.mailbox)
+    }
+}
+
+/// Parse JSON into `T`, turning serde's message into an error that names the field.
+pub fn parse_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T> {
+    serde_json::from_str(json).map_err(|e| {
+        let msg = e.to_string();
+        let field = msg
+            .split('`')
+            .nth(1)
+            .map(str::to_string)
+            .unwrap_or_else(|| what.to_string());
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("{what} JSON is invalid: {msg}"),
+        )
+        .with_evidence(|ev| ev.field = Some(field))
+    })
+}

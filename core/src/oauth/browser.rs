@@ -1,0 +1,392 @@
+//! Authorization code + PKCE in the browser with a loopback redirect (RFC 8252 §7.3).
+//!
+//! A listener on 127.0.0.1 with a random port receives the redirect. It answers only the expected
+//! path with the expected `state`; anything else gets an error page and the wait goes on (a stale
+//! browser tab must not end the sign-in). The wait ends with the code, an error redirect, the
+//! configured timeout, or cancellation from another thread.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use oauth2::{CsrfToken, PkceCodeChallenge, PkceCodeVerifier};
+use secrecy::SecretString;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use super::errors::{self, OAuthErrorResponse};
+use super::{ConnectObserver, ConnectStage};
+use crate::error::{Error, ErrorKind, Result};
+use crate::i18n::Language;
+use crate::provider::Profile;
+
+/// A prepared authorization request: the URL to open and what is needed to finish it.
+pub struct AuthorizationRequest {
+    /// The URL of the sign-in page.
+    pub url: Url,
+    /// The redirect URI sent (must be sent again when redeeming the code).
+    pub redirect_uri: String,
+    /// The `state` value.
+    pub state: CsrfToken,
+    /// The PKCE verifier.
+    pub verifier: PkceCodeVerifier,
+    /// The OpenID `nonce`.
+    pub nonce: CsrfToken,
+}
+
+/// Parameters of an authorization request.
+pub struct AuthorizeParams<'a> {
+    /// The client id.
+    pub client_id: &'a str,
+    /// The redirect URI.
+    pub redirect_uri: &'a str,
+    /// `login_hint`.
+    pub login_hint: Option<&'a str>,
+    /// Send `prompt=select_account`.
+    pub select_account: bool,
+}
+
+/// Build an authorization request for `profile`.
+pub fn authorization_request(profile: &Profile, p: &AuthorizeParams<'_>) -> AuthorizationRequest {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let state = CsrfToken::new_random();
+    let nonce = CsrfToken::new_random();
+    let mut url = profile.endpoints.authorize.clone();
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("client_id", p.client_id)
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", p.redirect_uri)
+            .append_pair("response_mode", "query")
+            .append_pair("scope", &profile.delegated_scope_string())
+            .append_pair("state", state.secret())
+            .append_pair("nonce", nonce.secret())
+            .append_pair("code_challenge", challenge.as_str())
+            .append_pair("code_challenge_method", "S256");
+        if let Some(h) = p.login_hint {
+            q.append_pair("login_hint", h);
+        }
+        if p.select_account {
+            q.append_pair("prompt", "select_account");
+        }
+        for (k, v) in &profile.extra_authorize_params {
+            q.append_pair(k, v);
+        }
+    }
+    AuthorizationRequest {
+        url,
+        redirect_uri: p.redirect_uri.to_string(),
+        state,
+        verifier,
+        nonce,
+    }
+}
+
+/// The loopback listener for one sign-in.
+pub struct Loopback {
+    listener: TcpListener,
+    redirect_uri: String,
+    path: String,
+}
+
+impl Loopback {
+    /// Bind 127.0.0.1 on a random port. `registered` is the registered redirect URI
+    /// (`http://localhost` or `http://127.0.0.1[/path]`); the port is filled in.
+    pub async fn bind(registered: &str) -> Result<Loopback> {
+        let mut u = Url::parse(registered).map_err(|e| {
+            Error::invalid("redirect_uri", format!("'redirect_uri' is not a URL: {e}"))
+        })?;
+        let loopback =
+            u.scheme() == "http" && matches!(u.host_str(), Some("localhost" | "127.0.0.1"));
+        if !loopback {
+            return Err(Error::invalid(
+                "redirect_uri",
+                format!("the browser flow needs a loopback redirect URI such as http://localhost; '{registered}' must be handled by the host's own web view"),
+            ));
+        }
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Network,
+                format!("cannot listen on 127.0.0.1 for the sign-in redirect: {e}"),
+            )
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::internal(format!("listener address: {e}")))?
+            .port();
+        u.set_port(Some(port))
+            .map_err(|_| Error::invalid("redirect_uri", "cannot set a port on the redirect URI"))?;
+        let path = u.path().to_string();
+        Ok(Loopback {
+            listener,
+            redirect_uri: u.to_string(),
+            path,
+        })
+    }
+
+    /// The redirect URI with the port.
+    pub fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
+    /// Wait for the redirect carrying `state`; answer the browser in `lang`.
+    pub async fn wait(
+        &self,
+        state: &str,
+        lang: Language,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<SecretString> {
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            let (stream, peer) = tokio::select! {
+                r = self.listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => { tracing::debug!("loopback accept failed: {e}"); continue; }
+                },
+                _ = &mut deadline => return Err(Error::timeout("waiting for the sign-in in the browser", timeout)
+                    .with_evidence(|ev| ev.server_reply = Some("browser sign-in not completed".into()))),
+                _ = cancel.cancelled() => return Err(Error::cancelled("the sign-in in the browser")),
+            };
+            if !peer.ip().is_loopback() {
+                continue;
+            }
+            match self.handle(stream, state, lang).await {
+                Ok(Some(done)) => return done,
+                Ok(None) => continue,
+                Err(e) => tracing::debug!("loopback request ignored: {e}"),
+            }
+        }
+    }
+
+    /// Handle one connection. `Ok(None)` = not the redirect we wait for; keep waiting.
+    async fn handle(
+        &self,
+        mut stream: TcpStream,
+        state: &str,
+        lang: Language,
+    ) -> std::io::Result<Option<Result<SecretString>>> {
+        let head = match tokio::time::timeout(Duration::from_secs(10), read_head(&mut stream)).await
+        {
+            Ok(r) => r?,
+            Err(_) => return Ok(None),
+        };
+        let Some(target) = parse_request_line(&head) else {
+            respond(&mut stream, 400, &LoopbackPage::BadRequest.render(lang)).await?;
+            return Ok(None);
+        };
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        if path != self.path {
+            respond(&mut stream, 404, &LoopbackPage::NotFound.render(lang)).await?;
+            return Ok(None);
+        }
+        let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        if params.get("state").map(String::as_str) != Some(state) {
+            respond(&mut stream, 400, &LoopbackPage::WrongState.render(lang)).await?;
+            return Ok(None);
+        }
+        if let Some(error) = params.get("error") {
+            let e = OAuthErrorResponse {
+                error: error.clone(),
+                error_description: params.get("error_description").cloned(),
+                error_uri: params.get("error_uri").cloned(),
+                ..Default::default()
+            };
+            let text = e.summary();
+            respond(&mut stream, 200, &LoopbackPage::Failed(text).render(lang)).await?;
+            return Ok(Some(Err(errors::to_error(
+                "signing in in the browser",
+                e,
+                None,
+            ))));
+        }
+        match params.get("code") {
+            Some(code) if !code.is_empty() => {
+                respond(&mut stream, 200, &LoopbackPage::Done.render(lang)).await?;
+                Ok(Some(Ok(SecretString::from(code.clone()))))
+            }
+            _ => {
+                respond(&mut stream, 400, &LoopbackPage::BadRequest.render(lang)).await?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() > 32 * 1024 {
+            break;
+        }
+    }
+    Ok(buf)
+}
+
+/// The request target of a `GET` request line.
+fn parse_request_line(head: &[u8]) -> Option<&str> {
+    let line_end = head.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&head[..line_end]).ok()?;
+    let mut parts = line.split(' ');
+    let (Some("GET"), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    if !version.starts_with("HTTP/1.") || !target.starts_with('/') {
+        return None;
+    }
+    Some(target)
+}
+
+async fn respond(stream: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        404 => "Not Found",
+        _ => "Bad Request",
+    };
+    let resp = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(resp.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// The pages the loopback listener shows in the browser.
+pub enum LoopbackPage {
+    /// Sign-in finished.
+    Done,
+    /// The provider reported an error.
+    Failed(String),
+    /// A redirect for another (older) sign-in.
+    WrongState,
+    /// Not the redirect path.
+    NotFound,
+    /// Unreadable request.
+    BadRequest,
+}
+
+impl LoopbackPage {
+    /// The HTML page in `lang`.
+    pub fn render(&self, lang: Language) -> String {
+        let (title, text) = match (self, lang) {
+            (LoopbackPage::Done, Language::En) => ("Sign-in complete", "You can close this window and return to the application.".to_string()),
+            (LoopbackPage::Done, Language::De) => ("Anmeldung abgeschlossen", "Sie können dieses Fenster schließen und zur Anwendung zurückkehren.".to_string()),
+            (LoopbackPage::Failed(t), Language::En) => ("Sign-in failed", format!("The sign-in did not succeed: {t}. Return to the application for details.")),
+            (LoopbackPage::Failed(t), Language::De) => ("Anmeldung fehlgeschlagen", format!("Die Anmeldung war nicht erfolgreich: {t}. Details finden Sie in der Anwendung.")),
+            (LoopbackPage::WrongState, Language::En) => ("Sign-in link out of date", "This sign-in response belongs to an older sign-in attempt. Use the newest browser window the application opened.".to_string()),
+            (LoopbackPage::WrongState, Language::De) => ("Anmeldelink veraltet", "Diese Antwort gehört zu einem älteren Anmeldeversuch. Verwenden Sie das zuletzt von der Anwendung geöffnete Browserfenster.".to_string()),
+            (LoopbackPage::NotFound, Language::En) => ("Not found", "Nothing here.".to_string()),
+            (LoopbackPage::NotFound, Language::De) => ("Nicht gefunden", "Hier gibt es nichts.".to_string()),
+            (LoopbackPage::BadRequest, Language::En) => ("Bad request", "This request could not be read.".to_string()),
+            (LoopbackPage::BadRequest, Language::De) => ("Ungültige Anfrage", "Diese Anfrage konnte nicht gelesen werden.".to_string()),
+        };
+        format!(
+            "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title></head><body style=\"font-family:sans-serif;margin:3em\"><h1>{}</h1><p>{}</p></body></html>",
+            lang.tag(),
+            escape(title),
+            escape(title),
+            escape(&text)
+        )
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Run the browser part of the flow: open the URL (host callback or system browser) and wait.
+pub async fn sign_in(
+    req: &AuthorizationRequest,
+    loopback: &Loopback,
+    observer: &dyn ConnectObserver,
+    lang: Language,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<SecretString> {
+    observer.progress(ConnectStage::OpeningBrowser);
+    let url = req.url.to_string();
+    if !observer.open_url(&url) {
+        let u = url.clone();
+        let opened = tokio::task::spawn_blocking(move || webbrowser::open(&u))
+            .await
+            .map_err(|e| Error::internal(format!("browser thread: {e}")))?;
+        if let Err(e) = opened {
+            return Err(Error::new(
+                ErrorKind::State,
+                format!("no web browser could be opened ({e}); let the application show the sign-in page itself, or use the device-code flow"),
+            ));
+        }
+    }
+    observer.progress(ConnectStage::WaitingForBrowser);
+    loopback
+        .wait(req.state.secret(), lang, timeout, cancel)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(
+            parse_request_line(b"GET /?code=1&state=2 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some("/?code=1&state=2")
+        );
+        assert_eq!(parse_request_line(b"POST / HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(
+            parse_request_line(b"GET http://evil/ HTTP/1.1\r\n\r\n"),
+            None
+        );
+        assert_eq!(parse_request_line(b"\xff\xfe\r\n"), None);
+    }
+
+    #[test]
+    fn pages_escape_provider_text() {
+        let p = LoopbackPage::Failed("<script>x</script>".into()).render(Language::De);
+        assert!(p.contains("&lt;script&gt;") && p.contains("lang=\"de\""));
+    }
+
+    #[tokio::test]
+    async fn wrong_state_and_paths_keep_waiting_and_the_right_redirect_ends_it() {
+        let lb = Loopback::bind("http://localhost/cb").await.unwrap();
+        let port = Url::parse(lb.redirect_uri()).unwrap().port().unwrap();
+        let cancel = CancellationToken::new();
+        let waiter = tokio::spawn(async move {
+            lb.wait("s1", Language::En, Duration::from_secs(10), &cancel)
+                .await
+                .map(|_| ())
+        });
+        let get = |path: &'static str| async move {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        assert!(get("/favicon.ico").await.starts_with("HTTP/1.1 404"));
+        assert!(get("/cb?code=c&state=old")
+            .await
+            .starts_with("HTTP/1.1 400"));
+        assert!(get("/cb?code=c&state=s1")
+            .await
+            .contains("Sign-in complete"));
+        waiter.await.unwrap().unwrap();
+    }
+}

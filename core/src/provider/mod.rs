@@ -1,0 +1,153 @@
+//! Provider profiles: endpoints, scopes and defaults per identity provider.
+//!
+//! A profile is resolved from a [`Registration`]: Microsoft and Google are built in (sovereign clouds
+//! are data), `generic` takes its endpoints from the registration or discovers them (RFC 8414 /
+//! OpenID Connect Discovery).
+
+mod discovery;
+mod microsoft;
+
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::http::HttpClient;
+use crate::model::{validate::check_endpoint_url, ProviderKind, Registration};
+
+pub use microsoft::{MicrosoftCloud, CONSUMER_TENANT_ID};
+
+/// Resolved endpoints of an authorization server.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// Authorization endpoint (browser).
+    pub authorize: Url,
+    /// Token endpoint.
+    pub token: Url,
+    /// Device authorization endpoint, if the provider has one.
+    pub device: Option<Url>,
+    /// Token revocation endpoint (RFC 7009), if the provider has one (Microsoft has none).
+    pub revocation: Option<Url>,
+}
+
+/// Everything the flows need to know about a provider for one registration.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Provider family.
+    pub kind: ProviderKind,
+    /// Endpoints.
+    pub endpoints: Endpoints,
+    /// Scopes requested for user (delegated) access: mail scopes plus `offline_access` and OpenID scopes.
+    pub delegated_scopes: Vec<String>,
+    /// Scope requested for app-only (client credentials) access.
+    pub app_scopes: Vec<String>,
+    /// Extra authorize parameters the provider needs (Google: `access_type=offline`).
+    pub extra_authorize_params: Vec<(String, String)>,
+}
+
+impl Profile {
+    /// Space-separated delegated scopes.
+    pub fn delegated_scope_string(&self) -> String {
+        self.delegated_scopes.join(" ")
+    }
+}
+
+/// Resolve the profile of `reg`. `tenant_override` replaces the registration's tenant (used for
+/// refreshes against the tenant the user actually signed in to, MICROSOFT.md §1.2).
+pub async fn resolve(
+    reg: &Registration,
+    tenant_override: Option<&str>,
+    http: &HttpClient,
+) -> Result<Profile> {
+    match reg.provider {
+        ProviderKind::Microsoft => microsoft::profile(reg, tenant_override),
+        ProviderKind::Google => google(reg),
+        ProviderKind::Generic => generic(reg, http).await,
+    }
+}
+
+fn parse(field: &str, s: &str) -> Result<Url> {
+    check_endpoint_url(field, s)
+}
+
+fn google(reg: &Registration) -> Result<Profile> {
+    let u =
+        |s: &str| Url::parse(s).map_err(|e| Error::internal(format!("built-in Google URL: {e}")));
+    Ok(Profile {
+        kind: ProviderKind::Google,
+        endpoints: Endpoints {
+            authorize: u("https://accounts.google.com/o/oauth2/v2/auth")?,
+            token: u("https://oauth2.googleapis.com/token")?,
+            device: Some(u("https://oauth2.googleapis.com/device/code")?),
+            revocation: Some(u("https://oauth2.googleapis.com/revoke")?),
+        },
+        delegated_scopes: reg.scopes.clone().unwrap_or_else(|| {
+            vec![
+                "https://mail.google.com/".into(),
+                "openid".into(),
+                "email".into(),
+            ]
+        }),
+        app_scopes: vec!["https://mail.google.com/".into()],
+        extra_authorize_params: vec![("access_type".into(), "offline".into())],
+    })
+}
+
+async fn generic(reg: &Registration, http: &HttpClient) -> Result<Profile> {
+    let mut authorize = reg
+        .authorization_endpoint
+        .as_deref()
+        .map(|s| parse("authorization_endpoint", s))
+        .transpose()?;
+    let mut token = reg
+        .token_endpoint
+        .as_deref()
+        .map(|s| parse("token_endpoint", s))
+        .transpose()?;
+    let mut device = reg
+        .device_authorization_endpoint
+        .as_deref()
+        .map(|s| parse("device_authorization_endpoint", s))
+        .transpose()?;
+    let mut revocation = reg
+        .revocation_endpoint
+        .as_deref()
+        .map(|s| parse("revocation_endpoint", s))
+        .transpose()?;
+    if let Some(issuer) = &reg.issuer {
+        if authorize.is_none() || token.is_none() {
+            let meta = discovery::discover(http, issuer).await?;
+            authorize = authorize.or(meta.authorization_endpoint);
+            token = token.or(Some(meta.token_endpoint));
+            device = device.or(meta.device_authorization_endpoint);
+            revocation = revocation.or(meta.revocation_endpoint);
+        }
+    }
+    let token = token.ok_or_else(|| {
+        Error::invalid(
+            "token_endpoint",
+            "no token endpoint: give 'token_endpoint' or an 'issuer' with discovery metadata",
+        )
+    })?;
+    let authorize = match authorize {
+        Some(a) => a,
+        None => token.clone(),
+    };
+    let scopes = reg
+        .scopes
+        .clone()
+        .unwrap_or_else(|| vec!["openid".into(), "email".into(), "offline_access".into()]);
+    Ok(Profile {
+        kind: ProviderKind::Generic,
+        endpoints: Endpoints {
+            authorize,
+            token,
+            device,
+            revocation,
+        },
+        delegated_scopes: scopes.clone(),
+        app_scopes: scopes
+            .into_iter()
+            .filter(|s| s != "offline_access" && s != "openid")
+            .collect(),
+        extra_authorize_params: vec![],
+    })
+}

@@ -1,0 +1,209 @@
+//! Encryption at rest: AES-256-GCM (ring) with a random 96-bit nonce per value and the row's
+//! identity as associated data, so a ciphertext copied to another row does not decrypt.
+//!
+//! Blob layout: `0x01 || nonce (12) || ciphertext || tag (16)`.
+
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+const FORMAT: u8 = 1;
+
+/// Where the store key comes from.
+#[derive(Clone)]
+pub enum KeySource {
+    /// A key file (created with owner-only permissions when missing).
+    File(std::path::PathBuf),
+    /// 32 key bytes handed over by the host (e.g. from its own secret storage).
+    Bytes(Zeroizing<[u8; 32]>),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::File(p) => f.debug_tuple("File").field(p).finish(),
+            KeySource::Bytes(_) => f.write_str("Bytes([redacted])"),
+        }
+    }
+}
+
+impl KeySource {
+    /// Parse a base64 key of exactly 32 bytes.
+    pub fn from_base64(s: &str) -> Result<KeySource> {
+        let bytes = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(s.trim())
+                .map_err(|_| Error::invalid("key", "'key' must be base64 of 32 random bytes"))?,
+        );
+        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            Error::invalid(
+                "key",
+                format!("'key' must decode to 32 bytes, not {}", bytes.len()),
+            )
+        })?;
+        Ok(KeySource::Bytes(Zeroizing::new(arr)))
+    }
+
+    fn load(&self) -> Result<Zeroizing<[u8; 32]>> {
+        match self {
+            KeySource::Bytes(b) => Ok(b.clone()),
+            KeySource::File(p) => load_or_create_key_file(p),
+        }
+    }
+}
+
+fn load_or_create_key_file(path: &Path) -> Result<Zeroizing<[u8; 32]>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let text = Zeroizing::new(text);
+            match KeySource::from_base64(&text) {
+                Ok(KeySource::Bytes(b)) => Ok(b),
+                _ => Err(Error::store(format!(
+                    "the key file {} is damaged (it must hold base64 of 32 bytes)",
+                    path.display()
+                ))),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = Zeroizing::new([0u8; 32]);
+            SystemRandom::new()
+                .fill(key.as_mut())
+                .map_err(|_| Error::internal("no system randomness"))?;
+            let text =
+                Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.as_ref()));
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            match opts.open(path) {
+                Ok(mut f) => {
+                    f.write_all(text.as_bytes())
+                        .and_then(|_| f.write_all(b"\n"))
+                        .and_then(|_| f.sync_all())
+                        .map_err(|e| {
+                            Error::store(format!(
+                                "cannot write the key file {}: {e}",
+                                path.display()
+                            ))
+                        })?;
+                    Ok(key)
+                }
+                // Another process created it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    load_or_create_key_file(path)
+                }
+                Err(e) => Err(Error::store(format!(
+                    "cannot create the key file {}: {e}",
+                    path.display()
+                ))),
+            }
+        }
+        Err(e) => Err(Error::store(format!(
+            "cannot read the key file {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The store cipher.
+pub struct Cipher {
+    key: LessSafeKey,
+    rng: SystemRandom,
+}
+
+impl Cipher {
+    /// Load the key from `source`.
+    pub fn new(source: &KeySource) -> Result<Cipher> {
+        let bytes = source.load()?;
+        let unbound = UnboundKey::new(&AES_256_GCM, bytes.as_ref())
+            .map_err(|_| Error::internal("AES key"))?;
+        Ok(Cipher {
+            key: LessSafeKey::new(unbound),
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// Encrypt `plaintext` bound to `aad`.
+    pub fn seal(&self, aad: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng
+            .fill(&mut nonce)
+            .map_err(|_| Error::internal("no system randomness"))?;
+        let mut buf = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + 16);
+        buf.push(FORMAT);
+        buf.extend_from_slice(&nonce);
+        let mut body = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad.as_bytes()),
+                &mut body,
+            )
+            .map_err(|_| Error::internal("encryption failed"))?;
+        buf.extend_from_slice(&body);
+        zeroize::Zeroize::zeroize(&mut body);
+        Ok(buf)
+    }
+
+    /// Decrypt a blob sealed for `aad`. A truncated or altered blob, or the wrong key, is an error.
+    pub fn open(&self, aad: &str, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if blob.len() < 1 + NONCE_LEN + 16 || blob[0] != FORMAT {
+            return Err(Error::store(format!("the stored secret for {aad} is incomplete or damaged ({} bytes); it was not stored completely", blob.len())));
+        }
+        let nonce: [u8; NONCE_LEN] = blob[1..1 + NONCE_LEN]
+            .try_into()
+            .map_err(|_| Error::internal("nonce"))?;
+        let mut body = Zeroizing::new(blob[1 + NONCE_LEN..].to_vec());
+        let len = self
+            .key
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad.as_bytes()), body.as_mut_slice())
+            .map_err(|_| Error::store(format!("the stored secret for {aad} cannot be decrypted: the store key does not match or the value was altered or truncated")))?
+            .len();
+        body.truncate(len);
+        Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_bound_to_the_row_and_tamper_evident() {
+        let c = Cipher::new(&KeySource::Bytes(Zeroizing::new([7u8; 32]))).unwrap();
+        let blob = c.seal("tokens:a", b"secret").unwrap();
+        assert!(!blob.windows(6).any(|w| w == b"secret"));
+        assert_eq!(c.open("tokens:a", &blob).unwrap().as_slice(), b"secret");
+        assert!(c.open("tokens:b", &blob).is_err());
+        assert!(c.open("tokens:a", &blob[..blob.len() - 1]).is_err());
+        let other = Cipher::new(&KeySource::Bytes(Zeroizing::new([8u8; 32]))).unwrap();
+        assert!(other.open("tokens:a", &blob).is_err());
+    }
+
+    #[test]
+    fn key_file_is_created_owner_only_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k");
+        let a = load_or_create_key_file(&p).unwrap();
+        let b = load_or_create_key_file(&p).unwrap();
+        assert_eq!(a.as_ref(), b.as_ref());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        assert!(KeySource::from_base64("c2hvcnQ=").is_err());
+    }
+}

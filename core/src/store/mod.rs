@@ -1,0 +1,134 @@
+//! Token and settings storage.
+//!
+//! [`TokenStore`] is the trait every backend implements (SQLite here; PostgreSQL and a host-callback
+//! store come later). Token records carry a version for compare-and-swap; versions are unique across
+//! the store's life so a record deleted and created again never matches an old version (no ABA).
+//! Refreshes are serialized across processes with a lease row per account.
+
+pub mod crypto;
+pub mod sqlite;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::error::Result;
+use crate::model::{Account, Flow, Registration};
+use crate::oauth::errors::ReauthReason;
+use crate::oauth::Identity;
+
+pub use crypto::KeySource;
+pub use sqlite::SqliteStore;
+
+/// Stored connection state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoredState {
+    /// Tokens are usable.
+    Connected,
+    /// An interactive sign-in is needed.
+    NeedsReauthorization,
+    /// The last refresh failed for a reason that is neither transient nor a re-authorization (configuration).
+    Error,
+}
+
+/// The non-secret part of a token record (stored as JSON in clear).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenMeta {
+    /// Connection state.
+    pub state: StoredState,
+    /// Why re-authorization is needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reauth_reason: Option<ReauthReason>,
+    /// When the access token expires (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_expires_at: Option<i64>,
+    /// When the access token was issued (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_issued_at: Option<i64>,
+    /// Granted scopes.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Who signed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    /// Tenant to refresh against (Microsoft `tid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Flow used at connect.
+    pub flow: Flow,
+    /// When connected (unix seconds).
+    pub connected_at: i64,
+    /// When last refreshed (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_at: Option<i64>,
+    /// Last refresh error (message only, no secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Whether a refresh token is held.
+    pub has_refresh_token: bool,
+}
+
+/// The secret part of a token record (stored encrypted). Zeroized on drop.
+#[derive(Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct TokenSecrets {
+    /// Refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenSecrets([redacted])")
+    }
+}
+
+/// A token record.
+#[derive(Debug)]
+pub struct TokenRecord {
+    /// The account.
+    pub account_id: String,
+    /// Version for compare-and-swap (0 = not stored).
+    pub version: i64,
+    /// Non-secret data.
+    pub meta: TokenMeta,
+    /// Secrets.
+    pub secrets: TokenSecrets,
+}
+
+/// A storage backend. Methods are blocking; core calls them off the async threads.
+pub trait TokenStore: Send + Sync {
+    /// Load the token record of an account.
+    fn load_tokens(&self, account_id: &str) -> Result<Option<TokenRecord>>;
+    /// Write `rec` if the stored version is `expected` (0 = no record). Returns the new version,
+    /// or `None` when someone else wrote first.
+    fn save_tokens(&self, rec: &TokenRecord, expected: i64) -> Result<Option<i64>>;
+    /// Delete the token record (and lease). Returns whether there was one.
+    fn delete_tokens(&self, account_id: &str) -> Result<bool>;
+    /// Take the refresh lease of an account for `ttl` unless another live holder has it.
+    fn try_lease(&self, account_id: &str, holder: &str, ttl: Duration) -> Result<bool>;
+    /// Give the lease back.
+    fn release_lease(&self, account_id: &str, holder: &str) -> Result<()>;
+
+    /// Insert or replace a registration. A registration put without a client secret keeps the stored one.
+    fn put_registration(&self, reg: &Registration) -> Result<()>;
+    /// A registration with its secret.
+    fn get_registration(&self, id: &str) -> Result<Option<Registration>>;
+    /// All registrations (secrets not loaded).
+    fn list_registrations(&self) -> Result<Vec<Registration>>;
+    /// Remove a registration. Fails when accounts still use it.
+    fn remove_registration(&self, id: &str) -> Result<bool>;
+
+    /// Insert or replace an account.
+    fn put_account(&self, account: &Account) -> Result<()>;
+    /// An account.
+    fn get_account(&self, id: &str) -> Result<Option<Account>>;
+    /// All accounts.
+    fn list_accounts(&self) -> Result<Vec<Account>>;
+    /// Remove an account and its tokens.
+    fn remove_account(&self, id: &str) -> Result<bool>;
+}

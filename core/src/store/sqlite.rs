@@ -1,0 +1,512 @@
+//! The default store: one SQLite file in WAL mode, usable by several processes at once.
+//!
+//! Secrets (refresh and access tokens, client secrets) are encrypted with [`Cipher`]; everything
+//! else is plain JSON so admins can inspect it. Writes are single transactions (atomic); token
+//! writes are compare-and-swap on a store-wide version sequence; refreshes are serialized across
+//! processes by a lease row with an expiry, so a holder killed mid-refresh blocks others at most
+//! for the lease time.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use super::crypto::{Cipher, KeySource};
+use super::{TokenMeta, TokenRecord, TokenSecrets, TokenStore};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Account, Registration};
+
+const SCHEMA_VERSION: i64 = 1;
+const KEY_CHECK: &[u8] = b"mailconnect key check v1";
+
+/// The SQLite store.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    cipher: Cipher,
+    path: PathBuf,
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn now_s() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Create the database file with owner-only permissions if it does not exist.
+fn create_private(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::store(format!(
+                "cannot create the store directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+        .map_err(|e| Error::store(format!("cannot create the store {}: {e}", path.display())))?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Open (or create) the store at `path` with the key from `key`.
+    pub fn open(path: &Path, key: &KeySource) -> Result<SqliteStore> {
+        let cipher = Cipher::new(key)?;
+        create_private(path)?;
+        let conn = Connection::open(path)
+            .map_err(|e| Error::store(format!("cannot open the store {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_secs(15))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+            cipher,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        store.check_key()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
+        self.conn
+            .lock()
+            .map_err(|_| Error::internal("store connection lock poisoned"))
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let v: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if v > SCHEMA_VERSION {
+            return Err(Error::store(format!("the store was written by a newer mailconnect (schema {v}; this one knows {SCHEMA_VERSION})")));
+        }
+        if v < 1 {
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+                 CREATE TABLE IF NOT EXISTS registrations (id TEXT PRIMARY KEY, json TEXT NOT NULL, secret BLOB, updated_at INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, registration TEXT NOT NULL, json TEXT NOT NULL, updated_at INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS tokens (account_id TEXT PRIMARY KEY, version INTEGER NOT NULL, meta TEXT NOT NULL, secrets BLOB NOT NULL, updated_at INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS refresh_leases (account_id TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at_ms INTEGER NOT NULL);
+                 INSERT OR IGNORE INTO meta (key, value) VALUES ('version_seq', 0);
+                 PRAGMA user_version = 1;",
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn check_key(&self) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let existing: Option<Vec<u8>> = tx
+            .query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match existing {
+            Some(blob) => {
+                let ok = self
+                    .cipher
+                    .open("meta:key_check", &blob)
+                    .map(|p| p.as_slice() == KEY_CHECK)
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(Error::new(
+                        ErrorKind::Store,
+                        format!("the key does not open the store {} (was the key file replaced or another key given?)", self.path.display()),
+                    ));
+                }
+            }
+            None => {
+                let blob = self.cipher.seal("meta:key_check", KEY_CHECK)?;
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('key_check', ?1)",
+                    params![blob],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn token_aad(account_id: &str) -> String {
+        format!("tokens:{account_id}")
+    }
+
+    fn secret_aad(reg_id: &str) -> String {
+        format!("registrations:{reg_id}")
+    }
+
+    fn decode_registration(
+        &self,
+        json: &str,
+        secret: Option<Vec<u8>>,
+        id: &str,
+    ) -> Result<Registration> {
+        let mut r: Registration = serde_json::from_str(json)
+            .map_err(|e| Error::store(format!("registration '{id}' is damaged: {e}")))?;
+        if let Some(blob) = secret {
+            let plain = self.cipher.open(&Self::secret_aad(id), &blob)?;
+            let s = String::from_utf8(plain.to_vec())
+                .map_err(|_| Error::store("client secret is not UTF-8"))?;
+            r.client_secret = Some(SecretString::from(s));
+            r.has_client_secret = true;
+        }
+        Ok(r)
+    }
+}
+
+impl TokenStore for SqliteStore {
+    fn load_tokens(&self, account_id: &str) -> Result<Option<TokenRecord>> {
+        let conn = self.conn()?;
+        let row: Option<(i64, String, Vec<u8>)> = conn
+            .query_row(
+                "SELECT version, meta, secrets FROM tokens WHERE account_id = ?1",
+                params![account_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        drop(conn);
+        let Some((version, meta, blob)) = row else {
+            return Ok(None);
+        };
+        let meta: TokenMeta = serde_json::from_str(&meta)
+            .map_err(|e| Error::store(format!("token record of '{account_id}' is damaged: {e}")))?;
+        let plain = self.cipher.open(&Self::token_aad(account_id), &blob)?;
+        let secrets: TokenSecrets = serde_json::from_slice(&plain)
+            .map_err(|_| Error::store(format!("token secrets of '{account_id}' are damaged")))?;
+        Ok(Some(TokenRecord {
+            account_id: account_id.to_string(),
+            version,
+            meta,
+            secrets,
+        }))
+    }
+
+    fn save_tokens(&self, rec: &TokenRecord, expected: i64) -> Result<Option<i64>> {
+        let meta = serde_json::to_string(&rec.meta)
+            .map_err(|e| Error::internal(format!("token meta: {e}")))?;
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&rec.secrets)
+                .map_err(|e| Error::internal(format!("token secrets: {e}")))?,
+        );
+        let blob = self
+            .cipher
+            .seal(&Self::token_aad(&rec.account_id), &plain)?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: i64 = tx
+            .query_row(
+                "SELECT version FROM tokens WHERE account_id = ?1",
+                params![rec.account_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        if current != expected {
+            return Ok(None);
+        }
+        let next: i64 = tx.query_row(
+            "UPDATE meta SET value = value + 1 WHERE key = 'version_seq' RETURNING value",
+            [],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO tokens (account_id, version, meta, secrets, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(account_id) DO UPDATE SET version = excluded.version, meta = excluded.meta, secrets = excluded.secrets, updated_at = excluded.updated_at",
+            params![rec.account_id, next, meta, blob, now_s()],
+        )?;
+        tx.commit()?;
+        Ok(Some(next))
+    }
+
+    fn delete_tokens(&self, account_id: &str) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "DELETE FROM tokens WHERE account_id = ?1",
+            params![account_id],
+        )?;
+        tx.execute(
+            "DELETE FROM refresh_leases WHERE account_id = ?1",
+            params![account_id],
+        )?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn try_lease(&self, account_id: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now_ms();
+        let cur: Option<(String, i64)> = tx
+            .query_row(
+                "SELECT holder, expires_at_ms FROM refresh_leases WHERE account_id = ?1",
+                params![account_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let free = match &cur {
+            None => true,
+            Some((h, exp)) => h == holder || *exp <= now,
+        };
+        if free {
+            tx.execute(
+                "INSERT INTO refresh_leases (account_id, holder, expires_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(account_id) DO UPDATE SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms",
+                params![account_id, holder, now + ttl.as_millis() as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(free)
+    }
+
+    fn release_lease(&self, account_id: &str, holder: &str) -> Result<()> {
+        let conn = self.conn()?;
+        conn.execute(
+            "DELETE FROM refresh_leases WHERE account_id = ?1 AND holder = ?2",
+            params![account_id, holder],
+        )?;
+        Ok(())
+    }
+
+    fn put_registration(&self, reg: &Registration) -> Result<()> {
+        let json = serde_json::to_string(reg)
+            .map_err(|e| Error::internal(format!("registration: {e}")))?;
+        let secret = match &reg.client_secret {
+            Some(s) => Some(
+                self.cipher
+                    .seal(&Self::secret_aad(&reg.id), s.expose_secret().as_bytes())?,
+            ),
+            None => None,
+        };
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT INTO registrations (id, json, secret, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET json = excluded.json, secret = COALESCE(excluded.secret, registrations.secret), updated_at = excluded.updated_at",
+            params![reg.id, json, secret, now_s()],
+        )?;
+        Ok(())
+    }
+
+    fn get_registration(&self, id: &str) -> Result<Option<Registration>> {
+        let conn = self.conn()?;
+        let row: Option<(String, Option<Vec<u8>>)> = conn
+            .query_row(
+                "SELECT json, secret FROM registrations WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        drop(conn);
+        row.map(|(json, secret)| self.decode_registration(&json, secret, id))
+            .transpose()
+    }
+
+    fn list_registrations(&self) -> Result<Vec<Registration>> {
+        let conn = self.conn()?;
+        let mut stmt =
+            conn.prepare("SELECT id, json, secret IS NOT NULL FROM registrations ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json, has_secret) = row?;
+            let mut r = self.decode_registration(&json, None, &id)?;
+            r.has_client_secret = has_secret;
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    fn remove_registration(&self, id: &str) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let users: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM accounts WHERE registration = ?1",
+            params![id],
+            |r| r.get(0),
+        )?;
+        if users > 0 {
+            return Err(Error::new(ErrorKind::State, format!("registration '{id}' is still used by {users} account(s); remove or move them first")));
+        }
+        let n = tx.execute("DELETE FROM registrations WHERE id = ?1", params![id])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn put_account(&self, account: &Account) -> Result<()> {
+        let json =
+            serde_json::to_string(account).map_err(|e| Error::internal(format!("account: {e}")))?;
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT INTO accounts (id, registration, json, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET registration = excluded.registration, json = excluded.json, updated_at = excluded.updated_at",
+            params![account.id, account.registration, json, now_s()],
+        )?;
+        Ok(())
+    }
+
+    fn get_account(&self, id: &str) -> Result<Option<Account>> {
+        let conn = self.conn()?;
+        let json: Option<String> = conn
+            .query_row(
+                "SELECT json FROM accounts WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        json.map(|j| {
+            serde_json::from_str(&j)
+                .map_err(|e| Error::store(format!("account '{id}' is damaged: {e}")))
+        })
+        .transpose()
+    }
+
+    fn list_accounts(&self) -> Result<Vec<Account>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare("SELECT id, json FROM accounts ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row?;
+            out.push(
+                serde_json::from_str(&json)
+                    .map_err(|e| Error::store(format!("account '{id}' is damaged: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn remove_account(&self, id: &str) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM tokens WHERE account_id = ?1", params![id])?;
+        tx.execute(
+            "DELETE FROM refresh_leases WHERE account_id = ?1",
+            params![id],
+        )?;
+        let n = tx.execute("DELETE FROM accounts WHERE id = ?1", params![id])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Flow;
+    use crate::store::StoredState;
+
+    fn store(dir: &Path) -> SqliteStore {
+        SqliteStore::open(&dir.join("s.db"), &KeySource::File(dir.join("s.key"))).unwrap()
+    }
+
+    fn rec(id: &str, rt: &str) -> TokenRecord {
+        TokenRecord {
+            account_id: id.into(),
+            version: 0,
+            meta: TokenMeta {
+                state: StoredState::Connected,
+                reauth_reason: None,
+                access_expires_at: Some(1),
+                access_issued_at: None,
+                scopes: vec![],
+                identity: None,
+                tenant: None,
+                flow: Flow::Browser,
+                connected_at: 1,
+                refreshed_at: None,
+                last_error: None,
+                has_refresh_token: true,
+            },
+            secrets: TokenSecrets {
+                refresh_token: Some(rt.into()),
+                access_token: Some("at".into()),
+            },
+        }
+    }
+
+    #[test]
+    fn compare_and_swap_and_no_aba_after_delete() {
+        let d = tempfile::tempdir().unwrap();
+        let s = store(d.path());
+        let v1 = s.save_tokens(&rec("a", "rt1"), 0).unwrap().unwrap();
+        assert_eq!(s.save_tokens(&rec("a", "rt-stale"), 0).unwrap(), None);
+        let v2 = s.save_tokens(&rec("a", "rt2"), v1).unwrap().unwrap();
+        assert_eq!(
+            s.load_tokens("a")
+                .unwrap()
+                .unwrap()
+                .secrets
+                .refresh_token
+                .as_deref(),
+            Some("rt2")
+        );
+        assert!(s.delete_tokens("a").unwrap());
+        let v3 = s.save_tokens(&rec("a", "rt3"), 0).unwrap().unwrap();
+        assert!(v3 > v2);
+        assert_eq!(s.save_tokens(&rec("a", "rt-old"), v1).unwrap(), None);
+    }
+
+    #[test]
+    fn leases_exclude_other_holders_until_released_or_expired() {
+        let d = tempfile::tempdir().unwrap();
+        let s = store(d.path());
+        assert!(s.try_lease("a", "p1", Duration::from_secs(30)).unwrap());
+        assert!(!s.try_lease("a", "p2", Duration::from_secs(30)).unwrap());
+        s.release_lease("a", "p1").unwrap();
+        assert!(s.try_lease("a", "p2", Duration::from_millis(1)).unwrap());
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(s.try_lease("a", "p3", Duration::from_secs(30)).unwrap());
+    }
+
+    #[test]
+    fn a_wrong_key_is_refused_and_a_truncated_secret_is_reported() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let s = store(d.path());
+            s.save_tokens(&rec("a", "rt"), 0).unwrap();
+            let conn = s.conn().unwrap();
+            conn.execute("UPDATE tokens SET secrets = substr(secrets, 1, 20)", [])
+                .unwrap();
+        }
+        let s = store(d.path());
+        let e = s.load_tokens("a").unwrap_err();
+        assert!(
+            e.message().contains("incomplete") || e.message().contains("truncated"),
+            "{}",
+            e.message()
+        );
+        let other = SqliteStore::open(
+            &d.path().join("s.db"),
+            &KeySource::Bytes(Zeroizing::new([1; 32])),
+        );
+        assert!(other.err().unwrap().message().contains("key does not open"));
+    }
+}

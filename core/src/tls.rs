@@ -1,0 +1,125 @@
+//! The one rustls client configuration used for HTTP, SMTP, IMAP and POP3.
+//!
+//! ring is the only crypto provider in the tree (CRATES.md). Certificates are verified against the
+//! platform's roots (rustls-platform-verifier), plus extra CA certificates the host adds (the
+//! sandbox's throw-away CA); where the platform has no roots, Mozilla's (webpki-roots) are used.
+//! Verification is never switched off implicitly.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// TLS settings.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// Extra trusted CA certificates, PEM.
+    pub extra_ca_pem: Vec<Vec<u8>>,
+    /// Accept any certificate. Only when an account or the host says so explicitly.
+    pub danger_accept_invalid_certs: bool,
+}
+
+/// The crypto provider (ring).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn parse_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
+    let mut rd = pem;
+    let certs: std::result::Result<Vec<_>, _> = rustls_pemfile::certs(&mut rd).collect();
+    let certs = certs.map_err(|e| {
+        Error::invalid(
+            "extra_ca",
+            format!("CA certificate PEM could not be read: {e}"),
+        )
+    })?;
+    if certs.is_empty() {
+        return Err(Error::invalid(
+            "extra_ca",
+            "the CA PEM contains no certificate",
+        ));
+    }
+    Ok(certs)
+}
+
+/// Build the client configuration.
+pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| Error::new(ErrorKind::Tls, format!("TLS configuration: {e}")))?;
+    let mut extra = Vec::new();
+    for pem in &opts.extra_ca_pem {
+        extra.extend(parse_pem(pem)?);
+    }
+    let config = if opts.danger_accept_invalid_certs {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
+            .with_no_client_auth()
+    } else {
+        match rustls_platform_verifier::Verifier::new_with_extra_roots(
+            extra.clone(),
+            provider.clone(),
+        ) {
+            Ok(v) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(v))
+                .with_no_client_auth(),
+            Err(e) => {
+                tracing::debug!(
+                    "platform certificate verifier unavailable ({e}); using Mozilla roots"
+                );
+                let mut roots = RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                for c in extra {
+                    roots.add(c).map_err(|e| {
+                        Error::invalid("extra_ca", format!("CA certificate rejected: {e}"))
+                    })?;
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+#[derive(Debug)]
+struct AcceptAnything(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

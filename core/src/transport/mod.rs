@@ -1,0 +1,3 @@
+//! Mail transport. For now the SASL encodings hosts with their own mail code need.
+
+pub mod sasl;

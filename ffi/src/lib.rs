@@ -1,0 +1,1 @@
+//! C ABI for mailconnect (issue 4).
