@@ -1,1 +1,51 @@
-fn main() {}
+//! The `mailconnect` command. For now: `mailconnect demo`, the sandbox round that the README's
+//! main command runs. Later issues add the admin and integrator subcommands.
+
+mod demo;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "mailconnect",
+    version,
+    about = "Connect business applications to Microsoft 365 mailboxes with OAuth 2.0"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the identity-platform emulator and run connect -> status -> token -> disconnect against it.
+    Demo {
+        /// Language of texts for people (en, de).
+        #[arg(long, default_value = "en")]
+        lang: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mailconnect: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Demo { lang } => rt.block_on(demo::run(&lang)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mailconnect: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

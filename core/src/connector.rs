@@ -20,7 +20,7 @@ use crate::i18n::Language;
 use crate::model::{self, Account, Flow, ProviderKind, Registration};
 use crate::oauth::browser::{self, AuthorizeParams, Loopback};
 use crate::oauth::errors::ReauthReason;
-use crate::oauth::token::{self, Retry, TokenGrant};
+use crate::oauth::token::{self, Retry, TokenEndpoint, TokenGrant};
 use crate::oauth::{device, identity, ClientAuth, ConnectObserver, ConnectStage, Identity};
 use crate::provider::{self, Profile};
 use crate::store::{
@@ -483,10 +483,12 @@ impl Client {
                     ("scope", scope.as_str()),
                 ];
                 let g = token::request(
-                    &self.inner.http,
-                    &profile.endpoints.token,
+                    TokenEndpoint {
+                        http: &self.inner.http,
+                        url: &profile.endpoints.token,
+                        auth,
+                    },
                     form,
-                    auth,
                     &profile.delegated_scopes,
                     "redeeming the authorization code",
                     Retry::SINGLE_USE,
@@ -510,9 +512,11 @@ impl Client {
                 let da = device::start(&self.inner.http, &url, public, &scope).await?;
                 observer.device_code(&da.info);
                 let g = device::poll(
-                    &self.inner.http,
-                    &profile.endpoints.token,
-                    auth,
+                    TokenEndpoint {
+                        http: &self.inner.http,
+                        url: &profile.endpoints.token,
+                        auth,
+                    },
                     &profile.delegated_scopes,
                     &da,
                     observer,
@@ -631,13 +635,15 @@ impl Client {
             secret: reg.client_secret.as_ref(),
         };
         token::request(
-            &self.inner.http,
-            &profile.endpoints.token,
+            TokenEndpoint {
+                http: &self.inner.http,
+                url: &profile.endpoints.token,
+                auth,
+            },
             vec![
                 ("grant_type", "client_credentials"),
                 ("scope", scope.as_str()),
             ],
-            auth,
             &profile.app_scopes,
             "requesting an app-only token",
             Retry::IDEMPOTENT,
@@ -795,10 +801,12 @@ impl Client {
                     ("scope", scope.as_str()),
                 ];
                 token::request(
-                    &self.inner.http,
-                    &profile.endpoints.token,
+                    TokenEndpoint {
+                        http: &self.inner.http,
+                        url: &profile.endpoints.token,
+                        auth,
+                    },
                     form,
-                    auth,
                     &profile.delegated_scopes,
                     "refreshing the token",
                     Retry::IDEMPOTENT,

@@ -195,18 +195,20 @@ impl HttpClient {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
-                Err(e) => return Err(Error::new(
-                    ErrorKind::Network,
-                    format!(
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::Network,
+                        format!(
                         "the connection to {} broke while reading the response (HTTP {status}): {}",
                         endpoint(url),
                         source_chain(&e)
                     ),
-                )
-                .with_evidence(|ev| {
-                    ev.http_status = Some(status);
-                    ev.endpoint = Some(endpoint(url));
-                })),
+                    )
+                    .with_evidence(|ev| {
+                        ev.http_status = Some(status);
+                        ev.endpoint = Some(endpoint(url));
+                    }))
+                }
             }
         }
         Ok(HttpResponse {

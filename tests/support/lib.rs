@@ -1,1 +1,171 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: a started emulator, a client on a fresh store, and
+//! observers that complete the sign-in with the emulator's scripted browser (real HTTP forms).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use mailconnect_core::oauth::DeviceCodeInfo;
+use mailconnect_core::{Client, ClientOptions, ConnectObserver, ConnectStage};
+use mailconnect_sandbox::{Consent, Emulator, EmulatorConfig, ScriptedBrowser, SignIn, SignInOutcome};
+
+/// Client id of the sandbox's public desktop app.
+pub const DESKTOP_APP: &str = "d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90";
+/// Client id of the sandbox's confidential service app.
+pub const SERVICE_APP: &str = "a1c2e3f4-0b1d-4e2f-8a3b-5c6d7e8f9a0b";
+/// Its secret.
+pub const SERVICE_SECRET: &str = "sandbox-service-secret";
+/// Client id of the app whose `http://localhost` is registered under the Web platform.
+pub const WEB_APP: &str = "e5f6a7b8-c9d0-4e1f-a2b3-c4d5e6f7a8b9";
+/// Tenant id of Example Corp.
+pub const TENANT: &str = "6f1c1f3a-3b8e-4a35-9d2c-7a0e5b1c2d3e";
+
+/// An emulator plus a client on a temporary store.
+pub struct Env {
+    /// The emulator.
+    pub emulator: Emulator,
+    /// The client.
+    pub client: Client,
+    /// Keeps the store directory alive.
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// The store file.
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.path().join("mailconnect.db")
+    }
+}
+
+/// Start the emulator with the standard sandbox data, changed by `tweak`, and open a client.
+pub async fn env_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> Env {
+    let mut config = EmulatorConfig::sandbox();
+    config.tokens.device_poll_interval_secs = 1;
+    tweak(&mut config);
+    let emulator = Emulator::start(config).await.expect("emulator starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = open_client(&dir.path().join("mailconnect.db"));
+    Env { emulator, client, dir }
+}
+
+/// Start the standard emulator and open a client.
+pub async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+/// Open a client on `store` with short HTTP timeouts.
+pub fn open_client(store: &std::path::Path) -> Client {
+    let mut o = ClientOptions::new(store);
+    o.http.timeout = std::time::Duration::from_secs(5);
+    o.http.no_proxy = true;
+    Client::open(o).expect("client opens")
+}
+
+/// Add the desktop-app registration (tenant `organizations` unless given) and an account.
+pub fn add_account(env: &Env, id: &str, mailbox: &str, flow: &str, extra: serde_json::Value) {
+    let reg = serde_json::json!({
+        "id": "desktop", "provider": "microsoft", "tenant": "organizations",
+        "authority_host": env.emulator.base_url(), "client_id": DESKTOP_APP
+    });
+    env.client.put_registration_json(&reg.to_string()).expect("registration");
+    let mut acc = serde_json::json!({"id": id, "mailbox": mailbox, "registration": "desktop", "flow": flow});
+    if let (Some(a), Some(e)) = (acc.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            a.insert(k.clone(), v.clone());
+        }
+    }
+    env.client.put_account_json(&acc.to_string()).expect("account");
+}
+
+/// The password of a sandbox user (`alice@example.test` -> `alice-password`).
+pub fn password(user: &str) -> String {
+    format!("{}-password", user.split('@').next().unwrap_or(user))
+}
+
+/// A sign-in script for `user` that accepts consent.
+pub fn sign_in_as(user: &str) -> SignIn {
+    SignIn {
+        user: user.to_string(),
+        password: password(user),
+        mfa_code: Some("123456".into()),
+        consent: Consent::Accept,
+        deliver_redirect: true,
+    }
+}
+
+/// An observer that plays the user with the scripted browser: it signs in on the page the library
+/// opens, or completes the device code, and records what happened.
+pub struct ScriptedUser {
+    /// The browser (one cookie jar = one browser profile).
+    pub browser: Arc<ScriptedBrowser>,
+    /// What the user does.
+    pub script: SignIn,
+    /// Outcome of the last sign-in.
+    pub outcome: Arc<Mutex<Option<Result<SignInOutcome, String>>>>,
+    /// Stages seen.
+    pub stages: Mutex<Vec<ConnectStage>>,
+    /// Device code shown.
+    pub device_code: Mutex<Option<DeviceCodeInfo>>,
+    /// Do nothing when a URL or code is shown (a user who closed the browser).
+    pub idle: bool,
+}
+
+impl ScriptedUser {
+    /// A user with a fresh browser.
+    pub fn new(script: SignIn) -> ScriptedUser {
+        ScriptedUser::with_browser(Arc::new(ScriptedBrowser::new()), script)
+    }
+
+    /// A user with the given browser (to share its signed-in session).
+    pub fn with_browser(browser: Arc<ScriptedBrowser>, script: SignIn) -> ScriptedUser {
+        ScriptedUser {
+            browser,
+            script,
+            outcome: Arc::new(Mutex::new(None)),
+            stages: Mutex::new(vec![]),
+            device_code: Mutex::new(None),
+            idle: false,
+        }
+    }
+
+    /// A user who never signs in.
+    pub fn idle() -> ScriptedUser {
+        let mut u = ScriptedUser::new(sign_in_as("alice@example.test"));
+        u.idle = true;
+        u
+    }
+
+    /// The last sign-in outcome.
+    pub fn outcome(&self) -> Option<Result<SignInOutcome, String>> {
+        self.outcome.lock().unwrap().take()
+    }
+}
+
+impl ConnectObserver for ScriptedUser {
+    fn open_url(&self, url: &str) -> bool {
+        if self.idle {
+            return true;
+        }
+        let (browser, script, out, url) = (self.browser.clone(), self.script.clone(), self.outcome.clone(), url.to_string());
+        tokio::spawn(async move {
+            let r = browser.sign_in(&url, &script).await.map_err(|e| e.to_string());
+            *out.lock().unwrap() = Some(r);
+        });
+        true
+    }
+
+    fn device_code(&self, info: &DeviceCodeInfo) {
+        *self.device_code.lock().unwrap() = Some(info.clone());
+        if self.idle {
+            return;
+        }
+        let (browser, script, out, info) = (self.browser.clone(), self.script.clone(), self.outcome.clone(), info.clone());
+        tokio::spawn(async move {
+            let r = browser.complete_device_code(&info.verification_uri, &info.user_code, &script).await.map_err(|e| e.to_string());
+            *out.lock().unwrap() = Some(r);
+        });
+    }
+
+    fn progress(&self, stage: ConnectStage) {
+        self.stages.lock().unwrap().push(stage);
+    }
+}

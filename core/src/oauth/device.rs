@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::errors::{self, OAuthErrorResponse};
-use super::token::{self, Outcome, TokenGrant};
+use super::token::{self, Outcome, TokenEndpoint, TokenGrant};
 use super::{ClientAuth, ConnectObserver, ConnectStage, DeviceCodeInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{self, HttpClient};
@@ -100,9 +100,7 @@ pub async fn start(
 
 /// Poll until the user finishes, declines, the code expires, `timeout` passes, or `cancel` fires.
 pub async fn poll(
-    http: &HttpClient,
-    token_url: &Url,
-    auth: ClientAuth<'_>,
+    ep: TokenEndpoint<'_>,
     scopes: &[String],
     da: &DeviceAuthorization,
     observer: &dyn ConnectObserver,
@@ -135,7 +133,7 @@ pub async fn poll(
             ("device_code", da.device_code.expose_secret()),
         ];
         let outcome = tokio::select! {
-            r = token::call_once(http, token_url, form, auth, scopes) => r,
+            r = token::call_once(ep, form, scopes) => r,
             _ = cancel.cancelled() => return Err(Error::cancelled("the device-code sign-in")),
         };
         match outcome {

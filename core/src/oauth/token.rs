@@ -122,6 +122,27 @@ pub fn parse_response(
     Err(http::unexpected(url, resp))
 }
 
+/// A token endpoint and how the client authenticates to it.
+#[derive(Clone, Copy)]
+pub struct TokenEndpoint<'a> {
+    /// The HTTP client.
+    pub http: &'a HttpClient,
+    /// The token endpoint URL.
+    pub url: &'a Url,
+    /// Client authentication.
+    pub auth: ClientAuth<'a>,
+}
+
+impl TokenEndpoint<'_> {
+    fn form<'f>(&'f self, mut form: Vec<(&'f str, &'f str)>) -> Vec<(&'f str, &'f str)> {
+        form.push(("client_id", self.auth.client_id));
+        if let Some(s) = self.auth.secret {
+            form.push(("client_secret", s.expose_secret()));
+        }
+        form
+    }
+}
+
 /// Retry policy for a token request.
 #[derive(Debug, Clone, Copy)]
 pub struct Retry {
@@ -151,19 +172,15 @@ impl Retry {
 /// POST a token request with the client authentication and retries, and return the grant or the
 /// classified error. `what` names the operation for messages ("refreshing the token of account 'x'").
 pub async fn request(
-    http: &HttpClient,
-    url: &Url,
-    mut form: Vec<(&str, &str)>,
-    auth: ClientAuth<'_>,
+    ep: TokenEndpoint<'_>,
+    form: Vec<(&str, &str)>,
     scopes: &[String],
     what: &str,
     retry: Retry,
     cancel: &CancellationToken,
 ) -> Result<TokenGrant> {
-    form.push(("client_id", auth.client_id));
-    if let Some(s) = auth.secret {
-        form.push(("client_secret", s.expose_secret()));
-    }
+    let (http, url) = (ep.http, ep.url);
+    let form = ep.form(form);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -233,18 +250,13 @@ pub async fn request(
 
 /// One token endpoint call without retries, returning OAuth error responses as values (device polling).
 pub async fn call_once(
-    http: &HttpClient,
-    url: &Url,
-    mut form: Vec<(&str, &str)>,
-    auth: ClientAuth<'_>,
+    ep: TokenEndpoint<'_>,
+    form: Vec<(&str, &str)>,
     scopes: &[String],
 ) -> Result<Outcome> {
-    form.push(("client_id", auth.client_id));
-    if let Some(s) = auth.secret {
-        form.push(("client_secret", s.expose_secret()));
-    }
-    let resp = http.post_form(url, &form, None).await?;
-    parse_response(url, &resp, scopes)
+    let form = ep.form(form);
+    let resp = ep.http.post_form(ep.url, &form, None).await?;
+    parse_response(ep.url, &resp, scopes)
 }
 
 #[cfg(test)]

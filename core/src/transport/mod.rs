@@ -1,3 +1,5 @@
-//! Mail transport. For now the SASL encodings hosts with their own mail code need.
+//! Mail transport: connections on the one rustls configuration, SASL encodings, and the protocols.
 
+pub mod pop3;
 pub mod sasl;
+pub mod stream;
