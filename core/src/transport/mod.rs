@@ -1,5 +1,8 @@
 //! Mail transport: connections on the one rustls configuration, SASL encodings, and the protocols.
 
+pub mod imap;
+pub mod message;
 pub mod pop3;
 pub mod sasl;
+pub mod smtp;
 pub mod stream;

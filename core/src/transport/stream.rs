@@ -113,16 +113,16 @@ pub async fn tls_handshake<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// A line-oriented connection with a read limit per line and a timeout per operation.
-pub struct LineConn {
-    inner: BufReader<BoxedIo>,
+pub struct LineConn<S = BoxedIo> {
+    inner: BufReader<S>,
     timeout: Duration,
     max_line: usize,
     host: String,
 }
 
-impl LineConn {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> LineConn<S> {
     /// Wrap a stream.
-    pub fn new(io: BoxedIo, host: &str, timeout: Duration) -> LineConn {
+    pub fn new(io: S, host: &str, timeout: Duration) -> LineConn<S> {
         LineConn {
             inner: BufReader::new(io),
             timeout,
@@ -210,7 +210,7 @@ impl LineConn {
 
     /// Take the stream back for a TLS upgrade. Fails if the server sent bytes ahead of the
     /// handshake (a STARTTLS command-injection attempt, CVE-2011-0411 style).
-    pub fn into_inner_for_starttls(self) -> Result<BoxedIo> {
+    pub fn into_inner_for_starttls(self) -> Result<S> {
         if !self.inner.buffer().is_empty() {
             return Err(Error::new(
                 ErrorKind::MailServer,

@@ -1,0 +1,615 @@
+//! IMAP on async-imap: connect (implicit TLS or STARTTLS), AUTHENTICATE XOAUTH2 / OAUTHBEARER with
+//! the error-challenge rule, folders with special-use flags, fetch by UID range or date, and flag
+//! changes.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_imap::types::{Fetch, NameAttribute};
+use futures_util::TryStreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use zeroize::Zeroizing;
+
+use super::pop3::{AuthFailure, Mechanism};
+use super::stream::{self, BoxedIo, ConnectTimings, LineConn, Security};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The stream async-imap runs on (it wants `Debug`).
+pub struct ImapStream(BoxedIo);
+
+impl std::fmt::Debug for ImapStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ImapStream")
+    }
+}
+
+impl AsyncRead for ImapStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ImapStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+fn imap_error(what: &str, e: async_imap::error::Error) -> Error {
+    let (kind, reply) = match &e {
+        async_imap::error::Error::No(t) => (ErrorKind::MailServer, format!("NO {t}")),
+        async_imap::error::Error::Bad(t) => (ErrorKind::MailServer, format!("BAD {t}")),
+        async_imap::error::Error::Io(io) => (ErrorKind::Network, io.to_string()),
+        async_imap::error::Error::ConnectionLost => {
+            (ErrorKind::Network, "connection lost".to_string())
+        }
+        other => (ErrorKind::MailServer, other.to_string()),
+    };
+    let reply = crate::http::sanitize(&reply);
+    Error::new(kind, format!("{what}: {reply}")).with_evidence(|ev| ev.server_reply = Some(reply))
+}
+
+/// Parse `[CAPABILITY ...]` out of a greeting.
+fn greeting_capabilities(greeting: &str) -> Vec<String> {
+    let Some(start) = greeting.find("[CAPABILITY ") else {
+        return vec![];
+    };
+    let rest = &greeting[start + 12..];
+    let end = rest.find(']').unwrap_or(rest.len());
+    rest[..end].split_whitespace().map(str::to_string).collect()
+}
+
+struct SaslAuthenticator {
+    initial: Zeroizing<Vec<u8>>,
+    mechanism: Mechanism,
+    step: usize,
+    challenge: Arc<Mutex<Option<String>>>,
+}
+
+impl async_imap::Authenticator for &mut SaslAuthenticator {
+    type Response = Vec<u8>;
+    fn process(&mut self, challenge: &[u8]) -> Vec<u8> {
+        self.step += 1;
+        if self.step == 1 {
+            return self.initial.to_vec();
+        }
+        // A second continuation is an error challenge: keep it, answer so the server finishes.
+        if let Ok(mut c) = self.challenge.lock() {
+            *c = Some(String::from_utf8_lossy(challenge).into_owned());
+        }
+        match self.mechanism {
+            Mechanism::Xoauth2 => Vec::new(),
+            Mechanism::Oauthbearer => vec![1],
+        }
+    }
+}
+
+/// A connected, not yet authenticated IMAP connection.
+pub struct ImapConnection {
+    client: async_imap::Client<ImapStream>,
+    /// The greeting.
+    pub greeting: String,
+    /// Capabilities announced before authentication.
+    pub capabilities: Vec<String>,
+    /// Connection timings.
+    pub timings: ConnectTimings,
+    timeout: Duration,
+}
+
+impl ImapConnection {
+    /// Connect and read the greeting; with `Starttls`, upgrade first.
+    pub async fn connect(
+        host: &str,
+        port: u16,
+        security: Security,
+        tls: Arc<rustls::ClientConfig>,
+        timeout: Duration,
+    ) -> Result<ImapConnection> {
+        let mut timings = ConnectTimings::default();
+        let tcp = stream::connect_tcp(host, port, timeout, &mut timings).await?;
+        let (io, greeting): (BoxedIo, Option<String>) = match security {
+            Security::Tls => (
+                Box::new(stream::tls_handshake(tcp, host, tls, timeout, &mut timings).await?),
+                None,
+            ),
+            Security::None => (Box::new(tcp), None),
+            Security::Starttls => {
+                let mut conn = LineConn::new(Box::new(tcp), host, timeout);
+                let greeting = conn.read_line().await?;
+                if !greeting.starts_with("* OK") {
+                    return Err(Error::new(
+                        ErrorKind::MailServer,
+                        format!(
+                            "the IMAP server {host} refused the connection: {}",
+                            crate::http::sanitize(&greeting)
+                        ),
+                    ));
+                }
+                conn.write_line("a0 STARTTLS").await?;
+                loop {
+                    let line = conn.read_line().await?;
+                    if line.starts_with("a0 OK") {
+                        break;
+                    }
+                    if line.starts_with("a0 ") {
+                        return Err(Error::new(ErrorKind::MailServer, format!("the IMAP server {host}:{port} refused STARTTLS ({}); use port 993 with implicit TLS", crate::http::sanitize(&line))));
+                    }
+                }
+                let plain = conn.into_inner_for_starttls()?;
+                (
+                    Box::new(stream::tls_handshake(plain, host, tls, timeout, &mut timings).await?),
+                    Some(greeting),
+                )
+            }
+        };
+        let mut client = async_imap::Client::new(ImapStream(io));
+        let greeting = match greeting {
+            Some(g) => g,
+            None => {
+                // async-imap does not read the greeting itself; AUTHENTICATE would hang without this.
+                let resp = tokio::time::timeout(timeout, client.read_response())
+                    .await
+                    .map_err(|_| {
+                        Error::timeout(&format!("waiting for the IMAP greeting of {host}"), timeout)
+                    })?
+                    .map_err(|e| {
+                        Error::new(
+                            ErrorKind::Network,
+                            format!("reading the IMAP greeting of {host}: {e}"),
+                        )
+                    })?
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Network,
+                            format!("{host} closed the connection before greeting"),
+                        )
+                    })?;
+                String::from_utf8_lossy(resp.borrow_owner())
+                    .trim_end()
+                    .to_string()
+            }
+        };
+        if greeting.starts_with("* BYE") {
+            return Err(Error::new(
+                ErrorKind::MailServer,
+                format!(
+                    "the IMAP server {host} refused the connection: {}",
+                    crate::http::sanitize(&greeting)
+                ),
+            ));
+        }
+        let capabilities = greeting_capabilities(&greeting);
+        Ok(ImapConnection {
+            client,
+            greeting,
+            capabilities,
+            timings,
+            timeout,
+        })
+    }
+
+    /// SASL mechanisms announced (`AUTH=...`), upper-cased.
+    pub fn sasl_mechanisms(&self) -> Vec<String> {
+        self.capabilities
+            .iter()
+            .filter_map(|c| c.strip_prefix("AUTH=").map(|m| m.to_ascii_uppercase()))
+            .collect()
+    }
+
+    /// AUTHENTICATE with `mechanism`; `raw_initial` is the SASL initial response before base64.
+    pub async fn authenticate(
+        self,
+        mechanism: Mechanism,
+        raw_initial: Zeroizing<Vec<u8>>,
+    ) -> Result<std::result::Result<ImapSession, AuthFailure>> {
+        let challenge = Arc::new(Mutex::new(None));
+        let mut auth = SaslAuthenticator {
+            initial: raw_initial,
+            mechanism,
+            step: 0,
+            challenge: challenge.clone(),
+        };
+        let timeout = self.timeout;
+        let fut = self.client.authenticate(mechanism.name(), &mut auth);
+        match tokio::time::timeout(timeout, fut).await {
+            Err(_) => Err(Error::timeout("IMAP AUTHENTICATE", timeout)),
+            Ok(Ok(session)) => Ok(Ok(ImapSession { session, timeout })),
+            Ok(Err((e, _client))) => {
+                let challenge = challenge.lock().ok().and_then(|c| c.clone());
+                match e {
+                    async_imap::error::Error::No(t) => Ok(Err(AuthFailure {
+                        reply: format!("NO {t}"),
+                        challenge,
+                    })),
+                    async_imap::error::Error::Bad(t) => Ok(Err(AuthFailure {
+                        reply: format!("BAD {t}"),
+                        challenge,
+                    })),
+                    other => Err(imap_error("IMAP AUTHENTICATE", other)),
+                }
+            }
+        }
+    }
+}
+
+/// Special use of a folder (RFC 6154), or the Inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpecialUse {
+    /// The Inbox.
+    Inbox,
+    /// Sent items.
+    Sent,
+    /// Drafts.
+    Drafts,
+    /// Junk / spam.
+    Junk,
+    /// Deleted items.
+    Trash,
+    /// Archive.
+    Archive,
+    /// All mail.
+    All,
+    /// Flagged.
+    Flagged,
+}
+
+/// A folder.
+#[derive(Debug, Clone, Serialize)]
+pub struct Folder {
+    /// Full name.
+    pub name: String,
+    /// Hierarchy delimiter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// Special use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub special_use: Option<SpecialUse>,
+    /// Whether it can be selected.
+    pub selectable: bool,
+}
+
+/// What to fetch.
+#[derive(Debug, Clone, Default)]
+pub struct FetchQuery {
+    /// Folder (default `INBOX`).
+    pub folder: Option<String>,
+    /// First UID (inclusive).
+    pub uid_from: Option<u32>,
+    /// Last UID (inclusive); none = up to the newest.
+    pub uid_to: Option<u32>,
+    /// Only messages on or after this date (IMAP SEARCH SINCE, `YYYY-MM-DD`).
+    pub since: Option<time::Date>,
+    /// Headers only.
+    pub headers_only: bool,
+    /// At most this many (the newest).
+    pub limit: Option<usize>,
+}
+
+/// A fetched message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    /// UID.
+    pub uid: u32,
+    /// RFC822.SIZE.
+    pub size: Option<u32>,
+    /// Flags.
+    pub flags: Vec<String>,
+    /// INTERNALDATE (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internal_date: Option<String>,
+    /// Header or whole message.
+    #[serde(skip)]
+    pub data: Vec<u8>,
+}
+
+fn message_from(f: &Fetch, headers_only: bool) -> Option<Message> {
+    let flags = f.flags().map(|fl| format!("{fl:?}")).collect();
+    let data = if headers_only { f.header() } else { f.body() };
+    Some(Message {
+        uid: f.uid?,
+        size: f.size,
+        flags,
+        internal_date: f.internal_date().map(|d| d.to_rfc3339()),
+        data: data.map(<[u8]>::to_vec).unwrap_or_default(),
+    })
+}
+
+async fn timed<T>(
+    timeout: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = std::result::Result<T, async_imap::error::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(imap_error(what, e)),
+        Err(_) => Err(Error::timeout(what, timeout)),
+    }
+}
+
+/// An authenticated IMAP session.
+pub struct ImapSession {
+    session: async_imap::Session<ImapStream>,
+    timeout: Duration,
+}
+
+impl ImapSession {
+    /// All folders with their special use.
+    pub async fn list_folders(&mut self) -> Result<Vec<Folder>> {
+        let timeout = self.timeout;
+        let fut = async {
+            let names: Vec<_> = self
+                .session
+                .list(Some(""), Some("*"))
+                .await?
+                .try_collect()
+                .await?;
+            Ok::<_, async_imap::error::Error>(names)
+        };
+        let names = match tokio::time::timeout(timeout, fut).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(imap_error("IMAP LIST", e)),
+            Err(_) => return Err(Error::timeout("IMAP LIST", timeout)),
+        };
+        Ok(names
+            .iter()
+            .map(|n| {
+                let mut special = None;
+                let mut selectable = true;
+                for a in n.attributes() {
+                    match a {
+                        NameAttribute::NoSelect => selectable = false,
+                        NameAttribute::Sent => special = Some(SpecialUse::Sent),
+                        NameAttribute::Drafts => special = Some(SpecialUse::Drafts),
+                        NameAttribute::Junk => special = Some(SpecialUse::Junk),
+                        NameAttribute::Trash => special = Some(SpecialUse::Trash),
+                        NameAttribute::Archive => special = Some(SpecialUse::Archive),
+                        NameAttribute::All => special = Some(SpecialUse::All),
+                        NameAttribute::Flagged => special = Some(SpecialUse::Flagged),
+                        _ => {}
+                    }
+                }
+                if n.name().eq_ignore_ascii_case("INBOX") {
+                    special = Some(SpecialUse::Inbox);
+                }
+                Folder {
+                    name: n.name().to_string(),
+                    delimiter: n.delimiter().map(str::to_string),
+                    special_use: special,
+                    selectable,
+                }
+            })
+            .collect())
+    }
+
+    /// Fetch messages.
+    pub async fn fetch(&mut self, q: &FetchQuery) -> Result<Vec<Message>> {
+        let folder = q.folder.clone().unwrap_or_else(|| "INBOX".into());
+        let mailbox = timed(self.timeout, "IMAP EXAMINE", self.session.examine(&folder)).await?;
+        if mailbox.exists == 0 {
+            return Ok(vec![]);
+        }
+        let mut uids: Vec<u32> = {
+            let mut criteria = Vec::new();
+            let from = q.uid_from.unwrap_or(1).max(1);
+            criteria.push(match q.uid_to {
+                Some(to) => format!("UID {from}:{to}"),
+                None => format!("UID {from}:*"),
+            });
+            if let Some(d) = q.since {
+                const MONTHS: [&str; 12] = [
+                    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                    "Dec",
+                ];
+                criteria.push(format!(
+                    "SINCE {}-{}-{}",
+                    d.day(),
+                    MONTHS[d.month() as usize - 1],
+                    d.year()
+                ));
+            }
+            let query = criteria.join(" ");
+            timed(
+                self.timeout,
+                "IMAP UID SEARCH",
+                self.session.uid_search(query),
+            )
+            .await?
+            .into_iter()
+            .collect()
+        };
+        uids.retain(|u| q.uid_from.is_none_or(|f| *u >= f) && q.uid_to.is_none_or(|t| *u <= t));
+        uids.sort_unstable();
+        if let Some(limit) = q.limit {
+            if uids.len() > limit {
+                uids.drain(..uids.len() - limit);
+            }
+        }
+        if uids.is_empty() {
+            return Ok(vec![]);
+        }
+        let set = uid_set(&uids);
+        let items = if q.headers_only {
+            "(UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[HEADER])"
+        } else {
+            "(UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[])"
+        };
+        let timeout = self.timeout;
+        let headers_only = q.headers_only;
+        let fut = async {
+            let fetched: Vec<Fetch> = self
+                .session
+                .uid_fetch(&set, items)
+                .await?
+                .try_collect()
+                .await?;
+            Ok::<_, async_imap::error::Error>(fetched)
+        };
+        let fetched = match tokio::time::timeout(timeout, fut).await {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => return Err(imap_error("IMAP UID FETCH", e)),
+            Err(_) => return Err(Error::timeout("IMAP UID FETCH", timeout)),
+        };
+        let mut out: Vec<Message> = fetched
+            .iter()
+            .filter_map(|f| message_from(f, headers_only))
+            .collect();
+        out.sort_by_key(|m| m.uid);
+        Ok(out)
+    }
+
+    async fn store_flags(&mut self, folder: &str, uids: &[u32], flags: &str) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        timed(self.timeout, "IMAP SELECT", self.session.select(folder)).await?;
+        let set = uid_set(uids);
+        let timeout = self.timeout;
+        let fut = async {
+            let _: Vec<Fetch> = self
+                .session
+                .uid_store(&set, flags)
+                .await?
+                .try_collect()
+                .await?;
+            Ok::<_, async_imap::error::Error>(())
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(imap_error("IMAP UID STORE", e)),
+            Err(_) => Err(Error::timeout("IMAP UID STORE", timeout)),
+        }
+    }
+
+    /// Mark messages as seen.
+    pub async fn mark_seen(&mut self, folder: &str, uids: &[u32]) -> Result<()> {
+        self.store_flags(folder, uids, "+FLAGS.SILENT (\\Seen)")
+            .await
+    }
+
+    /// Delete messages (flag and expunge those UIDs only).
+    pub async fn delete(&mut self, folder: &str, uids: &[u32]) -> Result<()> {
+        self.store_flags(folder, uids, "+FLAGS.SILENT (\\Deleted)")
+            .await?;
+        let set = uid_set(uids);
+        let timeout = self.timeout;
+        let fut = async {
+            let _: Vec<_> = self.session.uid_expunge(&set).await?.try_collect().await?;
+            Ok::<_, async_imap::error::Error>(())
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(imap_error("IMAP UID EXPUNGE", e)),
+            Err(_) => Err(Error::timeout("IMAP UID EXPUNGE", timeout)),
+        }
+    }
+
+    /// Move messages to another folder.
+    pub async fn move_to(&mut self, folder: &str, uids: &[u32], target: &str) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        timed(self.timeout, "IMAP SELECT", self.session.select(folder)).await?;
+        let set = uid_set(uids);
+        let target = target.to_string();
+        timed(
+            self.timeout,
+            "IMAP UID MOVE",
+            self.session.uid_mv(set, target),
+        )
+        .await
+    }
+
+    /// `NOOP`: keeps the session alive and checks it.
+    pub async fn noop(&mut self) -> Result<()> {
+        timed(self.timeout, "IMAP NOOP", self.session.noop()).await
+    }
+
+    /// `LOGOUT`.
+    pub async fn logout(mut self) -> Result<()> {
+        timed(self.timeout, "IMAP LOGOUT", self.session.logout()).await
+    }
+}
+
+/// A compact UID set (`1:3,7,9:10`).
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    out.join(",")
+}
+
+/// The raw SASL initial response for `mechanism` (before base64), zeroized on drop.
+pub fn raw_initial_response(
+    mechanism: Mechanism,
+    user: &str,
+    host: &str,
+    port: u16,
+    token: &SecretString,
+) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(match mechanism {
+        Mechanism::Xoauth2 => format!(
+            "user={user}\x01auth=Bearer {}\x01\x01",
+            token.expose_secret()
+        )
+        .into_bytes(),
+        Mechanism::Oauthbearer => {
+            let user = user.replace('=', "=3D").replace(',', "=2C");
+            format!(
+                "n,a={user},\x01host={host}\x01port={port}\x01auth=Bearer {}\x01\x01",
+                token.expose_secret()
+            )
+            .into_bytes()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_are_compact() {
+        assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[5]), "5");
+    }
+
+    #[test]
+    fn capabilities_from_the_greeting() {
+        let g = "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN AUTH=XOAUTH2 AUTH=OAUTHBEARER] Dovecot ready.";
+        let caps = greeting_capabilities(g);
+        assert!(caps.contains(&"AUTH=XOAUTH2".to_string()));
+        assert!(greeting_capabilities("* OK ready").is_empty());
+    }
+}
