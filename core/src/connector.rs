@@ -242,9 +242,11 @@ pub struct ConnectOptions {
     pub flow: Option<Flow>,
 }
 
-struct Inner {
-    store: Arc<dyn TokenStore>,
-    http: HttpClient,
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn TokenStore>,
+    pub(crate) http: HttpClient,
+    pub(crate) mail_tls: Arc<rustls::ClientConfig>,
+    pub(crate) tls_options: TlsOptions,
     language: Language,
     holder: String,
     lease_ttl: Duration,
@@ -254,7 +256,7 @@ struct Inner {
 /// A mailconnect client over one store.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 fn now() -> i64 {
@@ -283,10 +285,13 @@ impl Client {
     /// A client over any store backend.
     pub fn with_store(store: Arc<dyn TokenStore>, options: ClientOptions) -> Result<Client> {
         let http = HttpClient::new(&options.http)?;
+        let mail_tls = crate::tls::client_config(&options.http.tls)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 store,
                 http,
+                mail_tls,
+                tls_options: options.http.tls.clone(),
                 language: options.language,
                 holder: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4()),
                 lease_ttl: options.lease_ttl,
@@ -300,7 +305,7 @@ impl Client {
         self.inner.language
     }
 
-    async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn TokenStore) -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -698,8 +703,9 @@ impl Client {
     pub async fn access_token(&self, id: &str, cancel: &CancellationToken) -> Result<AccessToken> {
         let account = self.account(id)?;
         let what = format!("getting an access token for account '{id}'");
-        self.access_token_inner(&account, cancel)
+        self.access_token_inner(&account, None, cancel)
             .await
+            .map(|(t, _)| t)
             .map_err(|e| e.context(&what))
     }
 
@@ -709,19 +715,22 @@ impl Client {
         Ok(sasl::xoauth2(&t.user, &t.token))
     }
 
-    async fn fresh(&self, account: &Account) -> Result<Option<AccessToken>> {
+    async fn fresh(&self, account: &Account, reject: Option<&str>) -> Result<Option<AccessToken>> {
         let id = account.id.clone();
         let rec = self.blocking(move |s| s.load_tokens(&id)).await?;
-        fresh_token(account, rec.as_ref())
+        fresh_token(account, rec.as_ref(), reject)
     }
 
-    async fn access_token_inner(
+    /// A valid access token; `reject` is a token a server just refused, which must be replaced.
+    /// The flag says whether a refresh happened (by this caller or another) to get it.
+    pub(crate) async fn access_token_inner(
         &self,
         account: &Account,
+        reject: Option<&str>,
         cancel: &CancellationToken,
-    ) -> Result<AccessToken> {
-        if let Some(t) = self.fresh(account).await? {
-            return Ok(t);
+    ) -> Result<(AccessToken, bool)> {
+        if let Some(t) = self.fresh(account, reject).await? {
+            return Ok((t, false));
         }
         let lock = {
             let mut locks = self
@@ -735,8 +744,8 @@ impl Client {
             g = lock.lock() => g,
             _ = cancel.cancelled() => return Err(Error::cancelled("waiting for a token refresh")),
         };
-        if let Some(t) = self.fresh(account).await? {
-            return Ok(t);
+        if let Some(t) = self.fresh(account, reject).await? {
+            return Ok((t, true));
         }
         let deadline = Instant::now() + self.inner.lease_ttl + Duration::from_secs(10);
         loop {
@@ -749,7 +758,10 @@ impl Client {
                 .blocking(move |s| s.try_lease(&id, &holder, ttl))
                 .await?
             {
-                let result = self.refresh_with_lease(account, cancel).await;
+                let result = self
+                    .refresh_with_lease(account, reject, cancel)
+                    .await
+                    .map(|t| (t, true));
                 let (id, holder) = (account.id.clone(), self.inner.holder.clone());
                 if let Err(e) = self.blocking(move |s| s.release_lease(&id, &holder)).await {
                     tracing::warn!("releasing the refresh lease failed: {}", e.message());
@@ -762,8 +774,8 @@ impl Client {
                 _ = tokio::time::sleep(Duration::from_millis(30 + jitter)) => {}
                 _ = cancel.cancelled() => return Err(Error::cancelled("waiting for a token refresh")),
             }
-            if let Some(t) = self.fresh(account).await? {
-                return Ok(t);
+            if let Some(t) = self.fresh(account, reject).await? {
+                return Ok((t, true));
             }
             if Instant::now() > deadline {
                 return Err(Error::store(
@@ -776,13 +788,14 @@ impl Client {
     async fn refresh_with_lease(
         &self,
         account: &Account,
+        reject: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<AccessToken> {
         let id = account.id.clone();
         let Some(rec) = self.blocking(move |s| s.load_tokens(&id)).await? else {
             return Err(not_connected(&account.id));
         };
-        if let Some(t) = fresh_token(account, Some(&rec))? {
+        if let Some(t) = fresh_token(account, Some(&rec), reject)? {
             return Ok(t);
         }
         let reg = self.registration(&account.registration)?;
@@ -855,12 +868,12 @@ impl Client {
                 match saved {
                     Some(new) => {
                         tracing::debug!(account = %account.id, "access token refreshed");
-                        fresh_token(account, Some(&new))?
+                        fresh_token(account, Some(&new), None)?
                             .ok_or_else(|| Error::internal("a just-refreshed token is not fresh"))
                     }
                     None => {
                         // Someone replaced the record meanwhile (a new connect or a disconnect): theirs wins.
-                        self.fresh(account).await?.ok_or_else(|| Error::new(ErrorKind::State, "the account was disconnected or reconnected during the refresh; try again"))
+                        self.fresh(account, reject).await?.ok_or_else(|| Error::new(ErrorKind::State, "the account was disconnected or reconnected during the refresh; try again"))
                     }
                 }
             }
@@ -918,7 +931,11 @@ fn token_from(account: &Account, rec: &TokenRecord) -> Option<AccessToken> {
 
 /// The stored token if it is valid beyond the refresh margin; an error when the account is not
 /// connected or needs re-authorization (no provider call is made then).
-fn fresh_token(account: &Account, rec: Option<&TokenRecord>) -> Result<Option<AccessToken>> {
+fn fresh_token(
+    account: &Account,
+    rec: Option<&TokenRecord>,
+    reject: Option<&str>,
+) -> Result<Option<AccessToken>> {
     let Some(rec) = rec else {
         return Err(not_connected(&account.id));
     };
@@ -946,6 +963,9 @@ fn fresh_token(account: &Account, rec: Option<&TokenRecord>) -> Result<Option<Ac
     let Some(exp) = rec.meta.access_expires_at else {
         return Ok(None);
     };
+    if reject.is_some() && rec.secrets.access_token.as_deref() == reject {
+        return Ok(None);
+    }
     let lifetime = rec
         .meta
         .access_issued_at

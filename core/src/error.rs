@@ -61,6 +61,9 @@ pub struct Evidence {
     /// A short excerpt of what a server sent (reply line, HTML title), sanitized.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_reply: Option<String>,
+    /// The decoded SASL error challenge a mail server sent (e.g. `{"status":"401","schemes":"bearer"}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl_challenge: Option<String>,
     /// The input field an invalid-argument error is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,

@@ -5,10 +5,12 @@
 //! secrets. The C ABI (`ffi/`), the bindings and the `mailconnect` command all go through
 //! [`Client`], so they behave the same.
 
+pub mod check;
 pub mod connector;
 pub mod error;
 pub mod http;
 pub mod i18n;
+pub mod mail;
 pub mod model;
 pub mod oauth;
 pub mod provider;

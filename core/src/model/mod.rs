@@ -140,6 +140,74 @@ impl Protocol {
     }
 }
 
+/// One mail server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Host name.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// `tls` (implicit), `starttls` or `none` (loopback test servers only).
+    pub security: crate::transport::stream::Security,
+    /// Force a SASL mechanism (`xoauth2`, `oauthbearer`); default: XOAUTH2 when offered, else OAUTHBEARER.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mechanism: Option<String>,
+    /// Accept any certificate for this server. Only set this for a server you control.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub danger_accept_invalid_certs: bool,
+}
+
+/// The mail servers of an account. Protocols left out are not used (unless no `servers` object
+/// is given at all, when the provider's defaults apply).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Servers {
+    /// IMAP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imap: Option<ServerConfig>,
+    /// POP3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pop3: Option<ServerConfig>,
+    /// SMTP submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<ServerConfig>,
+}
+
+impl Servers {
+    /// The server of `p`.
+    pub fn get(&self, p: Protocol) -> Option<&ServerConfig> {
+        match p {
+            Protocol::Imap => self.imap.as_ref(),
+            Protocol::Pop3 => self.pop3.as_ref(),
+            Protocol::Smtp => self.smtp.as_ref(),
+        }
+    }
+}
+
+/// POP3 options (the seed articles' "leave on server" and "ignore messages older than").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pop3Options {
+    /// Leave fetched messages on the server (default true). When false, fetched messages are deleted.
+    pub leave_on_server: bool,
+    /// Skip messages whose Date header is older than this many days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignore_older_than_days: Option<u32>,
+    /// Largest message fetched, in bytes (default 50 MB).
+    pub max_message_bytes: u64,
+}
+
+impl Default for Pop3Options {
+    fn default() -> Self {
+        Pop3Options {
+            leave_on_server: true,
+            ignore_older_than_days: None,
+            max_message_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
 /// Per-account options.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -150,6 +218,10 @@ pub struct AccountOptions {
     pub refresh_margin_secs: u64,
     /// Send `prompt=select_account` so an already signed-in browser never picks an account silently (default true).
     pub select_account: bool,
+    /// Timeout of one mail-server operation in seconds (default 30).
+    pub mail_timeout_secs: u64,
+    /// POP3 options.
+    pub pop3: Pop3Options,
 }
 
 impl Default for AccountOptions {
@@ -158,6 +230,8 @@ impl Default for AccountOptions {
             interactive_timeout_secs: 300,
             refresh_margin_secs: 300,
             select_account: true,
+            mail_timeout_secs: 30,
+            pop3: Pop3Options::default(),
         }
     }
 }
@@ -183,7 +257,7 @@ pub struct Account {
     pub flow: Flow,
     /// Mail servers (`imap`, `pop3`, `smtp`), each `{host, port, security}`; defaults come from the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub servers: Option<serde_json::Value>,
+    pub servers: Option<Servers>,
     /// Options.
     #[serde(default)]
     pub options: AccountOptions,

@@ -188,12 +188,50 @@ pub fn validate_account(a: &Account) -> Result<()> {
             "'options.refresh_margin_secs' must be at most 3600",
         ));
     }
-    if let Some(s) = &a.servers {
-        if !s.is_object() {
-            return Err(Error::invalid(
-                "servers",
-                "'servers' must be an object with 'imap', 'pop3' and/or 'smtp'",
-            ));
+    if o.mail_timeout_secs == 0 || o.mail_timeout_secs > 600 {
+        return Err(Error::invalid(
+            "options.mail_timeout_secs",
+            "'options.mail_timeout_secs' must be between 1 and 600",
+        ));
+    }
+    if let Some(servers) = &a.servers {
+        for (name, s) in [
+            ("imap", &servers.imap),
+            ("pop3", &servers.pop3),
+            ("smtp", &servers.smtp),
+        ] {
+            let Some(s) = s else { continue };
+            let field = format!("servers.{name}");
+            let host_ok = !s.host.is_empty()
+                && s.host.len() <= 253
+                && s.host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == ':');
+            if !host_ok {
+                return Err(Error::invalid(
+                    format!("{field}.host"),
+                    format!("'{field}.host' is not a valid host name: '{}'", s.host),
+                ));
+            }
+            if s.port == 0 {
+                return Err(Error::invalid(
+                    format!("{field}.port"),
+                    format!("'{field}.port' must be 1-65535"),
+                ));
+            }
+            if s.security == crate::transport::stream::Security::None
+                && !matches!(s.host.as_str(), "127.0.0.1" | "localhost" | "::1")
+            {
+                return Err(Error::invalid(format!("{field}.security"), format!("'{field}.security' = none is only allowed for loopback servers: tokens would cross the network in clear")));
+            }
+            if let Some(m) = &s.mechanism {
+                if !m.eq_ignore_ascii_case("xoauth2") && !m.eq_ignore_ascii_case("oauthbearer") {
+                    return Err(Error::invalid(
+                        format!("{field}.mechanism"),
+                        format!("'{field}.mechanism' must be xoauth2 or oauthbearer"),
+                    ));
+                }
+            }
         }
     }
     Ok(())

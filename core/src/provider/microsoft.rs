@@ -24,17 +24,20 @@ pub struct MicrosoftCloud {
     pub smtp_host: &'static str,
 }
 
+/// The global cloud.
+pub(super) const GLOBAL: MicrosoftCloud = MicrosoftCloud {
+    authority_host: "https://login.microsoftonline.com",
+    mail_resource: "https://outlook.office.com",
+    app_resource: "https://outlook.office365.com",
+    mail_host: "outlook.office365.com",
+    smtp_host: "smtp.office365.com",
+};
+
 impl MicrosoftCloud {
     /// The cloud named `name` (`global`, `usgov`, `china`).
     pub fn named(name: &str) -> Option<MicrosoftCloud> {
         Some(match name {
-            "global" => MicrosoftCloud {
-                authority_host: "https://login.microsoftonline.com",
-                mail_resource: "https://outlook.office.com",
-                app_resource: "https://outlook.office365.com",
-                mail_host: "outlook.office365.com",
-                smtp_host: "smtp.office365.com",
-            },
+            "global" => GLOBAL,
             "usgov" => MicrosoftCloud {
                 authority_host: "https://login.microsoftonline.us",
                 mail_resource: "https://outlook.office365.us",

@@ -64,6 +64,46 @@ pub async fn resolve(
     }
 }
 
+/// The mail servers a provider uses when the account names none. `tid` is the signed-in tenant
+/// (personal Microsoft accounts submit through another SMTP host).
+pub fn default_servers(reg: &Registration, tid: Option<&str>) -> crate::model::Servers {
+    use crate::model::{ServerConfig, Servers};
+    use crate::transport::stream::Security;
+    let s = |host: &str, port: u16, security: Security| {
+        Some(ServerConfig {
+            host: host.to_string(),
+            port,
+            security,
+            mechanism: None,
+            danger_accept_invalid_certs: false,
+        })
+    };
+    match reg.provider {
+        ProviderKind::Microsoft => {
+            let cloud = MicrosoftCloud::named(reg.cloud.as_deref().unwrap_or("global"))
+                .unwrap_or(microsoft::GLOBAL);
+            let personal =
+                tid == Some(CONSUMER_TENANT_ID) || reg.tenant.as_deref() == Some("consumers");
+            let smtp_host = if personal && reg.cloud.is_none() {
+                "smtp-mail.outlook.com"
+            } else {
+                cloud.smtp_host
+            };
+            Servers {
+                imap: s(cloud.mail_host, 993, Security::Tls),
+                pop3: s(cloud.mail_host, 995, Security::Tls),
+                smtp: s(smtp_host, 587, Security::Starttls),
+            }
+        }
+        ProviderKind::Google => Servers {
+            imap: s("imap.gmail.com", 993, Security::Tls),
+            pop3: s("pop.gmail.com", 995, Security::Tls),
+            smtp: s("smtp.gmail.com", 465, Security::Tls),
+        },
+        ProviderKind::Generic => Servers::default(),
+    }
+}
+
 fn parse(field: &str, s: &str) -> Result<Url> {
     check_endpoint_url(field, s)
 }

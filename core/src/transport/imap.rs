@@ -228,10 +228,15 @@ impl ImapConnection {
             challenge: challenge.clone(),
         };
         let timeout = self.timeout;
+        let timings = self.timings.clone();
         let fut = self.client.authenticate(mechanism.name(), &mut auth);
         match tokio::time::timeout(timeout, fut).await {
             Err(_) => Err(Error::timeout("IMAP AUTHENTICATE", timeout)),
-            Ok(Ok(session)) => Ok(Ok(ImapSession { session, timeout })),
+            Ok(Ok(session)) => Ok(Ok(ImapSession {
+                session,
+                timeout,
+                timings,
+            })),
             Ok(Err((e, _client))) => {
                 let challenge = challenge.lock().ok().and_then(|c| c.clone());
                 match e {
@@ -349,6 +354,8 @@ async fn timed<T>(
 pub struct ImapSession {
     session: async_imap::Session<ImapStream>,
     timeout: Duration,
+    /// Connection timings.
+    pub timings: ConnectTimings,
 }
 
 impl ImapSession {

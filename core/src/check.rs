@@ -1,0 +1,465 @@
+//! **Test**: the honest check behind a "Test e-mail configuration" button.
+//!
+//! The token phase runs first (fresh, refreshed, needs re-authorization); if there is no usable
+//! token, no server is contacted. Then IMAP, POP3 and SMTP (those configured, or those asked for)
+//! are tried concurrently: connect, TLS, authenticate, and a check after authentication (IMAP LIST,
+//! POP3 STAT; Microsoft can answer AUTH OK for a mailbox the token may not open). With
+//! `send_probe`, one message goes to the mailbox itself and must arrive over IMAP or POP3.
+//! The report is JSON with a schema version (README, "Test report").
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::connector::Client;
+use crate::error::{Error, ErrorKind};
+use crate::mail::{AuthInfo, FetchRequest};
+use crate::model::{Account, Protocol, ServerConfig};
+use crate::oauth::errors::ReauthReason;
+use crate::transport::message::Envelope;
+use crate::transport::stream::{ConnectTimings, Security};
+
+/// The report's schema version.
+pub const REPORT_SCHEMA: u32 = 1;
+
+/// Options of a Test.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TestOptions {
+    /// Send one message to the mailbox itself and confirm it arrives.
+    pub send_probe: bool,
+}
+
+/// An error as it appears in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorReport {
+    /// Error kind.
+    pub kind: ErrorKind,
+    /// Message.
+    pub message: String,
+    /// Why re-authorization is needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reauth_reason: Option<ReauthReason>,
+    /// The server's reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_reply: Option<String>,
+    /// The decoded SASL error challenge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl_challenge: Option<String>,
+    /// AADSTS code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aadsts: Option<i64>,
+}
+
+impl From<&Error> for ErrorReport {
+    fn from(e: &Error) -> Self {
+        let ev = e.evidence();
+        ErrorReport {
+            kind: e.kind(),
+            message: e.message().to_string(),
+            reauth_reason: ev.reauth_reason,
+            server_reply: ev.server_reply.clone(),
+            sasl_challenge: ev.sasl_challenge.clone(),
+            aadsts: ev.oauth.as_ref().and_then(|o| o.aadsts()),
+        }
+    }
+}
+
+/// The token phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenPhase {
+    /// `fresh`, `refreshed`, `not_connected`, `needs_reauthorization` or `error`.
+    pub status: &'static str,
+    /// Access token expiry (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Time spent (ms).
+    pub elapsed_ms: u64,
+    /// The error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+}
+
+/// Milliseconds per phase.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Phases {
+    /// TCP connect.
+    pub connect: Option<u64>,
+    /// TLS handshake.
+    pub tls: Option<u64>,
+    /// Authentication.
+    pub auth: Option<u64>,
+    /// The check after authentication.
+    pub check: Option<u64>,
+}
+
+/// One protocol's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtocolResult {
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Security.
+    pub security: Security,
+    /// Whether it worked.
+    pub ok: bool,
+    /// Negotiated TLS version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_version: Option<String>,
+    /// Mechanisms offered.
+    pub mechanisms_offered: Vec<String>,
+    /// Mechanism used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mechanism_used: Option<String>,
+    /// Whether a refreshed token was needed after the server refused the stored one.
+    pub retried_with_refreshed_token: bool,
+    /// Phase times.
+    pub phases_ms: Phases,
+    /// What the check found ("12 folders", "3 messages, 48213 octets").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    /// Total time (ms).
+    pub elapsed_ms: u64,
+}
+
+/// The probe message result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeResult {
+    /// Whether it was sent and found again.
+    pub ok: bool,
+    /// The server's acceptance reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<String>,
+    /// Which protocol found it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found_via: Option<Protocol>,
+    /// Time from sending to finding (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_ms: Option<u64>,
+    /// The error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+}
+
+/// The Test report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestReport {
+    /// Schema version.
+    pub schema: u32,
+    /// Account.
+    pub account_id: String,
+    /// Mailbox.
+    pub mailbox: String,
+    /// Whether everything tested worked.
+    pub ok: bool,
+    /// Token phase.
+    pub token: TokenPhase,
+    /// Per protocol.
+    pub results: Vec<ProtocolResult>,
+    /// Probe message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeResult>,
+    /// Total time (ms).
+    pub elapsed_ms: u64,
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+impl Client {
+    /// Test the account's configured protocols (or `protocols`, when not empty), concurrently.
+    /// Never sends mail unless `opts.send_probe`. An error is returned only for an unknown account;
+    /// everything else is in the report.
+    pub async fn test(
+        &self,
+        id: &str,
+        protocols: &[Protocol],
+        opts: TestOptions,
+        cancel: &CancellationToken,
+    ) -> crate::Result<TestReport> {
+        let account = self.account(id)?;
+        let started = Instant::now();
+        let servers = self.servers(&account)?;
+        let wanted: Vec<Protocol> = if protocols.is_empty() {
+            Protocol::ALL
+                .into_iter()
+                .filter(|p| servers.get(*p).is_some())
+                .collect()
+        } else {
+            protocols.to_vec()
+        };
+
+        let t0 = Instant::now();
+        let token = self.access_token_inner(&account, None, cancel).await;
+        let token_phase = match &token {
+            Ok((t, refreshed)) => TokenPhase {
+                status: if *refreshed { "refreshed" } else { "fresh" },
+                expires_at: time::OffsetDateTime::from_unix_timestamp(t.expires_at)
+                    .ok()
+                    .and_then(|d| {
+                        d.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    }),
+                elapsed_ms: ms(t0.elapsed()),
+                error: None,
+            },
+            Err(e) => TokenPhase {
+                status: match e.kind() {
+                    ErrorKind::State => "not_connected",
+                    ErrorKind::ReauthorizationRequired => "needs_reauthorization",
+                    _ => "error",
+                },
+                expires_at: None,
+                elapsed_ms: ms(t0.elapsed()),
+                error: Some(ErrorReport::from(e)),
+            },
+        };
+
+        let mut results = Vec::new();
+        if token.is_ok() {
+            let runs = wanted.iter().map(|p| {
+                let server = servers.get(*p).cloned();
+                let account = account.clone();
+                async move { self.test_protocol(&account, *p, server, cancel).await }
+            });
+            results = futures_util::future::join_all(runs).await;
+        } else {
+            for p in &wanted {
+                let Some(s) = servers.get(*p) else { continue };
+                results.push(skipped(*p, s));
+            }
+        }
+
+        let mut ok = token.is_ok() && results.iter().all(|r| r.ok) && !results.is_empty();
+        let probe = if opts.send_probe && ok {
+            let p = self.probe(&account, &wanted, cancel).await;
+            ok &= p.ok;
+            Some(p)
+        } else {
+            None
+        };
+        Ok(TestReport {
+            schema: REPORT_SCHEMA,
+            account_id: account.id.clone(),
+            mailbox: account.mailbox.clone(),
+            ok,
+            token: token_phase,
+            results,
+            probe,
+            elapsed_ms: ms(started.elapsed()),
+        })
+    }
+
+    async fn test_protocol(
+        &self,
+        account: &Account,
+        p: Protocol,
+        server: Option<ServerConfig>,
+        cancel: &CancellationToken,
+    ) -> ProtocolResult {
+        let started = Instant::now();
+        let Some(server) = server else {
+            let mut r = skipped(
+                p,
+                &ServerConfig {
+                    host: String::new(),
+                    port: 0,
+                    security: Security::Tls,
+                    mechanism: None,
+                    danger_accept_invalid_certs: false,
+                },
+            );
+            r.error = Some(ErrorReport::from(&Error::new(
+                ErrorKind::State,
+                format!(
+                    "no {} server is configured for this account",
+                    p.as_str().to_uppercase()
+                ),
+            )));
+            return r;
+        };
+        let mut r = ProtocolResult {
+            protocol: p,
+            host: server.host.clone(),
+            port: server.port,
+            security: server.security,
+            ok: false,
+            tls_version: None,
+            mechanisms_offered: vec![],
+            mechanism_used: None,
+            retried_with_refreshed_token: false,
+            phases_ms: Phases::default(),
+            detail: None,
+            error: None,
+            elapsed_ms: 0,
+        };
+        let fill = |r: &mut ProtocolResult, t: &ConnectTimings, a: &AuthInfo| {
+            r.phases_ms.connect = Some(t.connect_ms);
+            r.phases_ms.tls = t.tls_ms;
+            r.tls_version = t.tls_version.clone();
+            r.phases_ms.auth = Some(a.auth_ms);
+            r.mechanisms_offered = a.mechanisms_offered.clone();
+            r.mechanism_used = Some(a.mechanism_used.clone());
+            r.retried_with_refreshed_token = a.retried_with_refreshed_token;
+        };
+        let outcome: crate::Result<()> = async {
+            match p {
+                Protocol::Imap => {
+                    let (mut s, info) = self.open_imap(account, &server, cancel).await?;
+                    fill(&mut r, &s.timings, &info);
+                    let c = Instant::now();
+                    let folders = s.list_folders().await?;
+                    r.phases_ms.check = Some(ms(c.elapsed()));
+                    r.detail = Some(format!("{} folders", folders.len()));
+                    let _ = s.logout().await;
+                }
+                Protocol::Pop3 => {
+                    let (mut pop, info) = self.open_pop3(account, &server, cancel).await?;
+                    fill(&mut r, &pop.timings, &info);
+                    let c = Instant::now();
+                    let (n, size) = pop.stat().await?;
+                    r.phases_ms.check = Some(ms(c.elapsed()));
+                    r.detail = Some(format!("{n} messages, {size} octets"));
+                    let _ = pop.quit().await;
+                }
+                Protocol::Smtp => {
+                    let (smtp, info) = self.open_smtp(account, &server, cancel).await?;
+                    fill(&mut r, &smtp.timings, &info);
+                    r.detail = Some("authenticated; no mail sent".into());
+                    let _ = smtp.quit().await;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => r.ok = true,
+            Err(e) => r.error = Some(ErrorReport::from(&e)),
+        }
+        r.elapsed_ms = ms(started.elapsed());
+        r
+    }
+
+    async fn probe(
+        &self,
+        account: &Account,
+        wanted: &[Protocol],
+        cancel: &CancellationToken,
+    ) -> ProbeResult {
+        let marker = uuid::Uuid::new_v4().simple().to_string();
+        let date = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap_or_default();
+        let msg = format!(
+            "From: <{m}>\r\nTo: <{m}>\r\nSubject: mailconnect test {marker}\r\nDate: {date}\r\nMessage-ID: <{marker}@mailconnect.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThis message was sent by the mailconnect e-mail test. It can be deleted.\r\n",
+            m = account.mailbox
+        );
+        let env = Envelope {
+            from: account.mailbox.clone(),
+            to: vec![account.mailbox.clone()],
+        };
+        let sent_at = Instant::now();
+        let accepted = match self
+            .send(&account.id, msg.as_bytes(), Some(env), cancel)
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                return ProbeResult {
+                    ok: false,
+                    accepted: None,
+                    found_via: None,
+                    delivery_ms: None,
+                    error: Some(ErrorReport::from(&e)),
+                }
+            }
+        };
+        let via = if wanted.contains(&Protocol::Imap) {
+            Protocol::Imap
+        } else {
+            Protocol::Pop3
+        };
+        let req = FetchRequest {
+            protocol: Some(via),
+            headers_only: true,
+            limit: Some(20),
+            ..Default::default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.fetch(&account.id, &req, cancel).await {
+                Ok(msgs)
+                    if msgs
+                        .iter()
+                        .any(|m| String::from_utf8_lossy(&m.data).contains(&marker)) =>
+                {
+                    return ProbeResult {
+                        ok: true,
+                        accepted: Some(accepted),
+                        found_via: Some(via),
+                        delivery_ms: Some(ms(sent_at.elapsed())),
+                        error: None,
+                    };
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return ProbeResult {
+                        ok: false,
+                        accepted: Some(accepted),
+                        found_via: None,
+                        delivery_ms: None,
+                        error: Some(ErrorReport::from(&e)),
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let e = Error::new(
+                    ErrorKind::MailServer,
+                    format!(
+                        "the test message was accepted but did not arrive in {} within 30 s",
+                        account.mailbox
+                    ),
+                );
+                return ProbeResult {
+                    ok: false,
+                    accepted: Some(accepted),
+                    found_via: None,
+                    delivery_ms: None,
+                    error: Some(ErrorReport::from(&e)),
+                };
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = cancel.cancelled() => {
+                    let e = Error::cancelled("the test");
+                    return ProbeResult { ok: false, accepted: Some(accepted), found_via: None, delivery_ms: None, error: Some(ErrorReport::from(&e)) };
+                }
+            }
+        }
+    }
+}
+
+fn skipped(p: Protocol, s: &ServerConfig) -> ProtocolResult {
+    ProtocolResult {
+        protocol: p,
+        host: s.host.clone(),
+        port: s.port,
+        security: s.security,
+        ok: false,
+        tls_version: None,
+        mechanisms_offered: vec![],
+        mechanism_used: None,
+        retried_with_refreshed_token: false,
+        phases_ms: Phases::default(),
+        detail: Some("not tried: no usable token".into()),
+        error: None,
+        elapsed_ms: 0,
+    }
+}

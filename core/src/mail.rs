@@ -1,0 +1,532 @@
+//! Mail operations on a [`Client`]: send, list folders, fetch (IMAP or POP3), and the rule for
+//! authentication failures with a token the store thinks valid: refresh once, retry once, report.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::connector::{AccessToken, Client};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Account, Protocol, ServerConfig, Servers};
+use crate::provider;
+use crate::transport::imap::{self, FetchQuery, Folder, ImapConnection, ImapSession};
+use crate::transport::message::{self, Envelope};
+use crate::transport::pop3::{AuthFailure, Mechanism, Pop3};
+use crate::transport::smtp::SmtpSession;
+use crate::transport::{sasl, stream::Security};
+
+/// How an authenticated connection came about (for Test reports).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuthInfo {
+    /// Mechanisms the server offered.
+    pub mechanisms_offered: Vec<String>,
+    /// Mechanism used.
+    pub mechanism_used: String,
+    /// Whether the first attempt was refused and a refreshed token was used.
+    pub retried_with_refreshed_token: bool,
+    /// Whether a refresh happened to get the token.
+    pub refreshed: bool,
+    /// Time spent authenticating (ms).
+    pub auth_ms: u64,
+}
+
+/// What to fetch (the C ABI's `mc_fetch` query JSON).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FetchRequest {
+    /// `imap` (default) or `pop3`.
+    pub protocol: Option<Protocol>,
+    /// IMAP folder (default INBOX).
+    pub folder: Option<String>,
+    /// IMAP: first UID.
+    pub uid_from: Option<u32>,
+    /// IMAP: last UID.
+    pub uid_to: Option<u32>,
+    /// Only messages on or after this date (`YYYY-MM-DD`).
+    pub since: Option<String>,
+    /// Headers only.
+    pub headers_only: bool,
+    /// At most this many (the newest).
+    pub limit: Option<usize>,
+    /// IMAP: mark fetched messages as seen.
+    pub mark_seen: bool,
+}
+
+/// A fetched message.
+#[derive(Debug, Clone, Serialize)]
+pub struct FetchedMessage {
+    /// IMAP UID (as text) or POP3 UIDL.
+    pub id: String,
+    /// Size in octets, as the server reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// IMAP flags.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// IMAP INTERNALDATE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internal_date: Option<String>,
+    /// The header or whole message.
+    #[serde(skip)]
+    pub data: Vec<u8>,
+}
+
+fn parse_date(s: &str) -> Result<time::Date> {
+    time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).map_err(|_| {
+        Error::invalid(
+            "since",
+            format!("'since' must be a date like 2026-11-23, not '{s}'"),
+        )
+    })
+}
+
+pub(crate) fn auth_error(protocol: Protocol, server: &ServerConfig, f: AuthFailure) -> Error {
+    let reply = crate::http::sanitize(&f.reply);
+    Error::new(
+        ErrorKind::MailServer,
+        format!(
+            "{} authentication at {}:{} was refused: {reply}",
+            protocol.as_str().to_uppercase(),
+            server.host,
+            server.port
+        ),
+    )
+    .with_evidence(|ev| {
+        ev.server_reply = Some(reply);
+        ev.sasl_challenge = f.challenge;
+        ev.endpoint = Some(format!("{}:{}", server.host, server.port));
+    })
+}
+
+fn choose_mechanism(server: &ServerConfig, offered: &[String]) -> Mechanism {
+    match server.mechanism.as_deref() {
+        Some(m) if m.eq_ignore_ascii_case("oauthbearer") => Mechanism::Oauthbearer,
+        Some(_) => Mechanism::Xoauth2,
+        None if offered.iter().any(|m| m == "XOAUTH2") => Mechanism::Xoauth2,
+        None if offered.iter().any(|m| m == "OAUTHBEARER") => Mechanism::Oauthbearer,
+        None => Mechanism::Xoauth2,
+    }
+}
+
+fn initial_b64(
+    mechanism: Mechanism,
+    user: &str,
+    server: &ServerConfig,
+    t: &AccessToken,
+) -> secrecy::SecretString {
+    match mechanism {
+        Mechanism::Xoauth2 => sasl::xoauth2(user, &t.token),
+        Mechanism::Oauthbearer => sasl::oauthbearer(user, &server.host, server.port, &t.token),
+    }
+}
+
+impl Client {
+    /// The servers of an account: its own, else the provider's defaults.
+    pub fn servers(&self, account: &Account) -> Result<Servers> {
+        if let Some(s) = &account.servers {
+            return Ok(s.clone());
+        }
+        let reg = self.registration(&account.registration)?;
+        let tid = self
+            .inner
+            .store
+            .load_tokens(&account.id)?
+            .and_then(|r| r.meta.identity.and_then(|i| i.tid));
+        Ok(provider::default_servers(&reg, tid.as_deref()))
+    }
+
+    pub(crate) fn server(&self, account: &Account, p: Protocol) -> Result<ServerConfig> {
+        self.servers(account)?.get(p).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::State,
+                format!(
+                    "account '{}' has no {} server configured",
+                    account.id,
+                    p.as_str().to_uppercase()
+                ),
+            )
+        })
+    }
+
+    pub(crate) fn tls_for(&self, server: &ServerConfig) -> Result<Arc<rustls::ClientConfig>> {
+        if server.danger_accept_invalid_certs {
+            let mut o = self.inner.tls_options.clone();
+            o.danger_accept_invalid_certs = true;
+            crate::tls::client_config(&o)
+        } else {
+            Ok(self.inner.mail_tls.clone())
+        }
+    }
+
+    /// Run `attempt` with a token; if the server refuses a token the store thought valid, refresh
+    /// once and retry once. A refusal of a just-refreshed token is reported at once.
+    pub(crate) async fn with_token_retry<S, F, Fut>(
+        &self,
+        account: &Account,
+        protocol: Protocol,
+        server: &ServerConfig,
+        cancel: &CancellationToken,
+        mut attempt: F,
+    ) -> Result<(S, AuthInfo)>
+    where
+        F: FnMut(AccessToken) -> Fut,
+        Fut: Future<Output = Result<(std::result::Result<S, AuthFailure>, AuthInfo)>>,
+    {
+        let (token, refreshed) = self.access_token_inner(account, None, cancel).await?;
+        let stale = token.token.expose_secret().to_string();
+        let (first, mut info) = attempt(token).await?;
+        info.refreshed = refreshed;
+        match first {
+            Ok(s) => return Ok((s, info)),
+            Err(f) if refreshed => return Err(auth_error(protocol, server, f)),
+            Err(f) => {
+                tracing::info!(account = %account.id, protocol = protocol.as_str(), "the server refused the stored token ({}); refreshing once", crate::http::sanitize(&f.reply))
+            }
+        }
+        let (token, _) = self
+            .access_token_inner(account, Some(&stale), cancel)
+            .await?;
+        let (second, mut info) = attempt(token).await?;
+        info.refreshed = true;
+        info.retried_with_refreshed_token = true;
+        match second {
+            Ok(s) => Ok((s, info)),
+            Err(f) => Err(auth_error(protocol, server, f)),
+        }
+    }
+
+    pub(crate) async fn open_imap(
+        &self,
+        account: &Account,
+        server: &ServerConfig,
+        cancel: &CancellationToken,
+    ) -> Result<(ImapSession, AuthInfo)> {
+        let tls = self.tls_for(server)?;
+        let timeout = Duration::from_secs(account.options.mail_timeout_secs);
+        self.with_token_retry(account, Protocol::Imap, server, cancel, |t| {
+            let (tls, server) = (tls.clone(), server.clone());
+            let user = account.mailbox.clone();
+            async move {
+                let conn = ImapConnection::connect(
+                    &server.host,
+                    server.port,
+                    server.security,
+                    tls,
+                    timeout,
+                )
+                .await?;
+                let offered = conn.sasl_mechanisms();
+                let mech = choose_mechanism(&server, &offered);
+                let raw =
+                    imap::raw_initial_response(mech, &user, &server.host, server.port, &t.token);
+                let started = std::time::Instant::now();
+                let r = conn.authenticate(mech, raw).await?;
+                let info = AuthInfo {
+                    mechanisms_offered: offered,
+                    mechanism_used: mech.name().into(),
+                    auth_ms: started.elapsed().as_millis() as u64,
+                    ..Default::default()
+                };
+                Ok((r, info))
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn open_pop3(
+        &self,
+        account: &Account,
+        server: &ServerConfig,
+        cancel: &CancellationToken,
+    ) -> Result<(Pop3, AuthInfo)> {
+        let tls = self.tls_for(server)?;
+        let timeout = Duration::from_secs(account.options.mail_timeout_secs);
+        let max = account.options.pop3.max_message_bytes;
+        self.with_token_retry(account, Protocol::Pop3, server, cancel, |t| {
+            let (tls, server) = (tls.clone(), server.clone());
+            let user = account.mailbox.clone();
+            async move {
+                let mut pop =
+                    Pop3::connect(&server.host, server.port, server.security, tls, timeout).await?;
+                pop.max_message = max;
+                let offered = pop.sasl_mechanisms();
+                let mech = choose_mechanism(&server, &offered);
+                let started = std::time::Instant::now();
+                let r = pop
+                    .authenticate(mech, &initial_b64(mech, &user, &server, &t))
+                    .await?;
+                let info = AuthInfo {
+                    mechanisms_offered: offered,
+                    mechanism_used: mech.name().into(),
+                    auth_ms: started.elapsed().as_millis() as u64,
+                    ..Default::default()
+                };
+                Ok((r.map(|()| pop), info))
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn open_smtp(
+        &self,
+        account: &Account,
+        server: &ServerConfig,
+        cancel: &CancellationToken,
+    ) -> Result<(SmtpSession, AuthInfo)> {
+        let tls = self.tls_for(server)?;
+        let timeout = Duration::from_secs(account.options.mail_timeout_secs);
+        // The SASL user is the login for SMTP (a delegate sends as the shared mailbox with Send As).
+        let user = account
+            .login
+            .clone()
+            .unwrap_or_else(|| account.mailbox.clone());
+        self.with_token_retry(account, Protocol::Smtp, server, cancel, |t| {
+            let (tls, server, user) = (tls.clone(), server.clone(), user.clone());
+            async move {
+                let mut smtp = SmtpSession::connect(
+                    &server.host,
+                    server.port,
+                    server.security,
+                    tls,
+                    timeout,
+                    "mailconnect.localhost",
+                )
+                .await?;
+                let offered = smtp.sasl_mechanisms();
+                let mech = choose_mechanism(&server, &offered);
+                let started = std::time::Instant::now();
+                let r = smtp
+                    .authenticate(mech, &initial_b64(mech, &user, &server, &t))
+                    .await?;
+                let info = AuthInfo {
+                    mechanisms_offered: offered,
+                    mechanism_used: mech.name().into(),
+                    auth_ms: started.elapsed().as_millis() as u64,
+                    ..Default::default()
+                };
+                Ok((r.map(|()| smtp), info))
+            }
+        })
+        .await
+    }
+
+    /// Send a raw RFC 5322 message. Without `envelope` it is derived from the header (Bcc removed).
+    /// Returns the server's acceptance reply.
+    pub async fn send(
+        &self,
+        id: &str,
+        raw: &[u8],
+        envelope: Option<Envelope>,
+        cancel: &CancellationToken,
+    ) -> Result<String> {
+        let account = self.account(id)?;
+        let what = format!("sending mail for account '{id}'");
+        let (envelope, body) = match envelope {
+            Some(e) => (e, raw.to_vec()),
+            None => message::derive(raw, &account.mailbox)?,
+        };
+        let server = self.server(&account, Protocol::Smtp)?;
+        let (mut smtp, _) = self
+            .open_smtp(&account, &server, cancel)
+            .await
+            .map_err(|e| e.context(&what))?;
+        let reply = tokio::select! {
+            r = smtp.send(&envelope, &body) => r.map_err(|e| e.context(&what))?,
+            _ = cancel.cancelled() => return Err(Error::cancelled(&what)),
+        };
+        let _ = smtp.quit().await;
+        Ok(reply)
+    }
+
+    /// The IMAP folders of an account.
+    pub async fn list_folders(&self, id: &str, cancel: &CancellationToken) -> Result<Vec<Folder>> {
+        let account = self.account(id)?;
+        let what = format!("listing the folders of account '{id}'");
+        let server = self.server(&account, Protocol::Imap)?;
+        let (mut s, _) = self
+            .open_imap(&account, &server, cancel)
+            .await
+            .map_err(|e| e.context(&what))?;
+        let folders = s.list_folders().await.map_err(|e| e.context(&what))?;
+        let _ = s.logout().await;
+        Ok(folders)
+    }
+
+    /// Fetch messages over IMAP or POP3.
+    pub async fn fetch(
+        &self,
+        id: &str,
+        req: &FetchRequest,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<FetchedMessage>> {
+        let account = self.account(id)?;
+        let what = format!("fetching mail for account '{id}'");
+        let since = req.since.as_deref().map(parse_date).transpose()?;
+        match req.protocol.unwrap_or(Protocol::Imap) {
+            Protocol::Imap => {
+                let server = self.server(&account, Protocol::Imap)?;
+                let (mut s, _) = self
+                    .open_imap(&account, &server, cancel)
+                    .await
+                    .map_err(|e| e.context(&what))?;
+                let q = FetchQuery {
+                    folder: req.folder.clone(),
+                    uid_from: req.uid_from,
+                    uid_to: req.uid_to,
+                    since,
+                    headers_only: req.headers_only,
+                    limit: req.limit,
+                };
+                let msgs = s.fetch(&q).await.map_err(|e| e.context(&what))?;
+                if req.mark_seen {
+                    let uids: Vec<u32> = msgs.iter().map(|m| m.uid).collect();
+                    s.mark_seen(q.folder.as_deref().unwrap_or("INBOX"), &uids)
+                        .await
+                        .map_err(|e| e.context(&what))?;
+                }
+                let _ = s.logout().await;
+                Ok(msgs
+                    .into_iter()
+                    .map(|m| FetchedMessage {
+                        id: m.uid.to_string(),
+                        size: m.size.map(u64::from),
+                        flags: m.flags,
+                        internal_date: m.internal_date,
+                        data: m.data,
+                    })
+                    .collect())
+            }
+            Protocol::Pop3 => {
+                let server = self.server(&account, Protocol::Pop3)?;
+                let (mut pop, _) = self
+                    .open_pop3(&account, &server, cancel)
+                    .await
+                    .map_err(|e| e.context(&what))?;
+                let out = self
+                    .pop3_fetch(&account, &mut pop, req, since)
+                    .await
+                    .map_err(|e| e.context(&what))?;
+                pop.quit().await.map_err(|e| e.context(&what))?;
+                Ok(out)
+            }
+            Protocol::Smtp => Err(Error::invalid(
+                "protocol",
+                "'protocol' must be imap or pop3 to fetch",
+            )),
+        }
+    }
+
+    async fn pop3_fetch(
+        &self,
+        account: &Account,
+        pop: &mut Pop3,
+        req: &FetchRequest,
+        since: Option<time::Date>,
+    ) -> Result<Vec<FetchedMessage>> {
+        let opts = &account.options.pop3;
+        let uidl = pop.uidl().await?;
+        let sizes = pop.list().await?;
+        let mut numbers: Vec<(u32, String)> = uidl;
+        numbers.sort_by_key(|(n, _)| *n);
+        if let Some(limit) = req.limit {
+            if numbers.len() > limit {
+                numbers.drain(..numbers.len() - limit);
+            }
+        }
+        let cutoff = match (since, opts.ignore_older_than_days) {
+            (Some(d), _) => Some(d),
+            (None, Some(days)) => {
+                Some((time::OffsetDateTime::now_utc() - time::Duration::days(days.into())).date())
+            }
+            (None, None) => None,
+        };
+        let mut out = Vec::new();
+        for (n, uid) in numbers {
+            if let Some(cutoff) = cutoff {
+                let head = pop.top(n, 0).await?;
+                if let Some(date) = header_date(&head) {
+                    if date < cutoff {
+                        continue;
+                    }
+                }
+            }
+            let data = if req.headers_only {
+                pop.top(n, 0).await?
+            } else {
+                pop.retr(n).await?
+            };
+            if !opts.leave_on_server && !req.headers_only {
+                pop.dele(n).await?;
+            }
+            let size = sizes.iter().find(|l| l.number == n).map(|l| l.size);
+            out.push(FetchedMessage {
+                id: uid,
+                size,
+                flags: vec![],
+                internal_date: None,
+                data,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn header_date(head: &[u8]) -> Option<time::Date> {
+    let (headers, _) = mailparse::parse_headers(head).ok()?;
+    let value = headers
+        .iter()
+        .find(|h| h.get_key_ref().eq_ignore_ascii_case("date"))?
+        .get_value();
+    let ts = mailparse::dateparse(&value).ok()?;
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .map(|t| t.date())
+}
+
+/// Whether the security of `server` puts a token on the wire in clear.
+pub fn is_cleartext(server: &ServerConfig) -> bool {
+    server.security == Security::None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mechanism_choice_prefers_xoauth2_like_exchange_and_honours_overrides() {
+        let s = |m: Option<&str>| ServerConfig {
+            host: "h".into(),
+            port: 1,
+            security: Security::Tls,
+            mechanism: m.map(Into::into),
+            danger_accept_invalid_certs: false,
+        };
+        assert_eq!(
+            choose_mechanism(
+                &s(None),
+                &["PLAIN".into(), "XOAUTH2".into(), "OAUTHBEARER".into()]
+            ),
+            Mechanism::Xoauth2
+        );
+        assert_eq!(
+            choose_mechanism(&s(None), &["OAUTHBEARER".into()]),
+            Mechanism::Oauthbearer
+        );
+        assert_eq!(
+            choose_mechanism(&s(Some("oauthbearer")), &["XOAUTH2".into()]),
+            Mechanism::Oauthbearer
+        );
+    }
+
+    #[test]
+    fn header_dates() {
+        let d =
+            header_date(b"Date: Mon, 23 Nov 2026 10:00:00 +0100\r\nSubject: x\r\n\r\n").unwrap();
+        assert_eq!(d.to_string(), "2026-11-23");
+        assert!(header_date(b"Subject: x\r\n\r\n").is_none());
+    }
+}
