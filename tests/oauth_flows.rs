@@ -245,3 +245,46 @@ async fn client_credentials_get_an_app_only_token_and_renew_it_without_a_refresh
     assert!(e.message().contains("7000215"), "{}", e.message());
     assert!(!e.message().contains("the-secret-id-not-the-value"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_oauth_server_works_through_the_generic_provider_with_discovery() {
+    let env = env().await;
+    let issuer = format!("{}/{}/v2.0", env.emulator.base_url(), TENANT);
+    let reg = serde_json::json!({"id":"gen","provider":"generic","issuer":issuer,"client_id":DESKTOP_APP,
+        "scopes":["https://outlook.office.com/IMAP.AccessAsUser.All","offline_access","openid","email"]});
+    env.client.put_registration_json(&reg.to_string()).unwrap();
+    env.client.put_account_json(r#"{"id":"g","mailbox":"bob@example.test","registration":"gen","flow":"device_code"}"#).unwrap();
+    let s = env.client.connect("g", ConnectOptions::default(), &ScriptedUser::new(sign_in_as("bob@example.test")), &no_cancel()).await.unwrap();
+    assert_eq!(s.state, AccountState::Connected);
+    assert!(s.has_refresh_token);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_settings_are_refused_naming_the_field_and_nothing_is_written() {
+    let env = env().await;
+    for (json, field) in [
+        (r#"{"id":"r","provider":"microsoft","client_id":""}"#, "client_id"),
+        (r#"{"id":"r","provider":"nonsense","client_id":"c"}"#, "provider"),
+        (r#"{"id":"r","provider":"microsoft","client_id":"c","authority_host":"http://login.example.com"}"#, "authority_host"),
+        (r#"{"id":"r","provider":"microsoft","client_id":"c","tenant":"bad tenant!"}"#, "tenant"),
+    ] {
+        let e = env.client.put_registration_json(json).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{json}");
+        assert_eq!(e.evidence().field.as_deref(), Some(field), "{json}: {}", e.message());
+    }
+    assert!(env.client.registrations().unwrap().is_empty());
+    add_account(&env, "ok", "alice@example.test", "browser", serde_json::json!({}));
+    for (json, field) in [
+        (r#"{"id":"x","mailbox":"not-an-address","registration":"desktop"}"#, "mailbox"),
+        (r#"{"id":"x","mailbox":"a@example.test","registration":"missing"}"#, "registration"),
+        (r#"{"id":"","mailbox":"a@example.test","registration":"desktop"}"#, "id"),
+        (r#"{"id":"x","mailbox":"a@example.test","registration":"desktop","flow":"magic"}"#, "flow"),
+    ] {
+        let e = env.client.put_account_json(json).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{json}");
+        assert_eq!(e.evidence().field.as_deref(), Some(field), "{json}: {}", e.message());
+    }
+    assert_eq!(env.client.accounts().unwrap().len(), 1);
+    let e = env.client.connect("nobody", ConnectOptions::default(), &ScriptedUser::idle(), &no_cancel()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+}

@@ -270,18 +270,25 @@ impl Account {
     }
 }
 
-/// Parse JSON into `T`, turning serde's message into an error that names the field.
+/// Parse JSON into `T`; the error names the field (its JSON path) and nothing else is done.
 pub fn parse_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T> {
-    serde_json::from_str(json).map_err(|e| {
-        let msg = e.to_string();
-        let field = msg
-            .split('`')
-            .nth(1)
-            .map(str::to_string)
-            .unwrap_or_else(|| what.to_string());
+    let de = &mut serde_json::Deserializer::from_str(json);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = inner.to_string();
+        let field = if path != "." && !path.is_empty() {
+            path
+        } else {
+            // Missing or unknown fields are reported at the parent: take the name serde quotes.
+            msg.split('`')
+                .nth(1)
+                .map(str::to_string)
+                .unwrap_or_else(|| what.to_string())
+        };
         Error::new(
             ErrorKind::InvalidArgument,
-            format!("{what} JSON is invalid: {msg}"),
+            format!("{what} JSON is invalid at '{field}': {msg}"),
         )
         .with_evidence(|ev| ev.field = Some(field))
     })

@@ -267,3 +267,33 @@ mod tests {
         assert_eq!(e.evidence().field.as_deref(), Some("authority_host"));
     }
 }
+
+#[cfg(test)]
+mod json_tests {
+    use crate::model::{parse_json, Account, Registration};
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let e = parse_json::<Registration>(
+            "registration",
+            r#"{"id":"r","provider":"nonsense","client_id":"c"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.evidence().field.as_deref(), Some("provider"));
+        let e = parse_json::<Registration>("registration", r#"{"id":"r","provider":"microsoft"}"#)
+            .unwrap_err();
+        assert_eq!(e.evidence().field.as_deref(), Some("client_id"));
+        let e = parse_json::<Account>("account", r#"{"id":"a","mailbox":"a@b.c","registration":"r","options":{"interactive_timeout_secs":"x"}}"#).unwrap_err();
+        assert_eq!(
+            e.evidence().field.as_deref(),
+            Some("options.interactive_timeout_secs")
+        );
+        let e = parse_json::<Account>(
+            "account",
+            r#"{"id":"a","mailbox":"a@b.c","registration":"r","colour":"red"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.evidence().field.as_deref(), Some("colour"));
+        assert!(parse_json::<Account>("account", "[1,2").is_err());
+    }
+}
