@@ -164,6 +164,15 @@ impl Error {
         self.evidence.reauth_reason
     }
 
+    /// The diagnostic as JSON: kind, message and evidence (the C ABI's `mc_last_error_diagnostic`).
+    pub fn diagnostic_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": self.kind,
+            "message": self.message,
+            "evidence": &*self.evidence,
+        })
+    }
+
     /// Whether retrying later may succeed without any change (network, 5xx, throttling).
     pub fn is_transient(&self) -> bool {
         matches!(

@@ -70,9 +70,14 @@ pub struct FetchedMessage {
     /// IMAP INTERNALDATE.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub internal_date: Option<String>,
-    /// The header or whole message.
-    #[serde(skip)]
+    /// The header or whole message (base64 in JSON, field `raw`).
+    #[serde(rename = "raw", serialize_with = "as_base64")]
     pub data: Vec<u8>,
+}
+
+fn as_base64<S: serde::Serializer>(data: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    use base64::Engine;
+    s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(data))
 }
 
 fn parse_date(s: &str) -> Result<time::Date> {

@@ -1,1 +1,74 @@
-//! C ABI for mailconnect (issue 4).
+//! The C ABI of mailconnect: a thin, mechanical translation layer over `mailconnect_core::Client`.
+//! No decisions are made here; every export checks its pointers and UTF-8, catches panics and sets
+//! the thread's last error. The header `include/mailconnect.h` is generated from this crate.
+#![allow(non_camel_case_types)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod cancel;
+mod client;
+mod connect;
+mod guard;
+mod log;
+mod mail;
+mod status;
+
+use std::ffi::c_char;
+
+pub use cancel::*;
+pub use client::*;
+pub use connect::*;
+pub use guard::mc_string_free;
+pub use log::*;
+pub use mail::*;
+pub use status::*;
+
+/// The ABI version. Bindings check it when they load: a library with another value is incompatible.
+pub const MC_ABI_VERSION: u32 = 1;
+
+/// The ABI version of the loaded library (`MC_ABI_VERSION` of the header it was built with).
+///
+/// # Threads
+/// any thread. Errors: none.
+#[no_mangle]
+pub extern "C" fn mc_abi_version() -> u32 {
+    MC_ABI_VERSION
+}
+
+static VERSION: &[u8] = concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes();
+
+/// The library version, e.g. `"0.1.0"`.
+///
+/// # Ownership
+/// static; do not free. Threads: any thread. Errors: none.
+#[no_mangle]
+pub extern "C" fn mc_version() -> *const c_char {
+    VERSION.as_ptr().cast()
+}
+
+/// The name of a status code (`"MC_E_TIMEOUT"`); unknown codes give `"MC_E_INTERNAL"`.
+///
+/// # Ownership
+/// static; do not free. Threads: any thread. Errors: none.
+#[no_mangle]
+pub extern "C" fn mc_status_name(code: i32) -> *const c_char {
+    let s: &'static [u8] = match status::name_of(code) {
+        "MC_OK" => b"MC_OK\0",
+        "MC_E_INVALID_ARGUMENT" => b"MC_E_INVALID_ARGUMENT\0",
+        "MC_E_NULL_POINTER" => b"MC_E_NULL_POINTER\0",
+        "MC_E_INVALID_UTF8" => b"MC_E_INVALID_UTF8\0",
+        "MC_E_NOT_FOUND" => b"MC_E_NOT_FOUND\0",
+        "MC_E_STATE" => b"MC_E_STATE\0",
+        "MC_E_REAUTHORIZATION_REQUIRED" => b"MC_E_REAUTHORIZATION_REQUIRED\0",
+        "MC_E_PROVIDER_CONFIGURATION" => b"MC_E_PROVIDER_CONFIGURATION\0",
+        "MC_E_AUTHORIZATION_DENIED" => b"MC_E_AUTHORIZATION_DENIED\0",
+        "MC_E_PROVIDER_UNAVAILABLE" => b"MC_E_PROVIDER_UNAVAILABLE\0",
+        "MC_E_NETWORK" => b"MC_E_NETWORK\0",
+        "MC_E_TLS" => b"MC_E_TLS\0",
+        "MC_E_MAIL_SERVER" => b"MC_E_MAIL_SERVER\0",
+        "MC_E_STORE" => b"MC_E_STORE\0",
+        "MC_E_CANCELLED" => b"MC_E_CANCELLED\0",
+        "MC_E_TIMEOUT" => b"MC_E_TIMEOUT\0",
+        _ => b"MC_E_INTERNAL\0",
+    };
+    s.as_ptr().cast()
+}

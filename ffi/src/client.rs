@@ -1,0 +1,407 @@
+//! `mc_client`: one store, one runtime, thread-safe.
+
+use std::ffi::c_char;
+use std::future::Future;
+use std::sync::{Arc, Condvar, Mutex};
+
+use mailconnect_core::{CancellationToken, Client, ClientOptions};
+
+use crate::guard::{call, call_void, id_arg, out_arg, str_arg};
+use crate::status::{FfiError, MC_E_INTERNAL, MC_E_STATE};
+
+/// A mailconnect client: one token store, its own async runtime. Opaque.
+pub struct mc_client {
+    pub(crate) client: Client,
+    runtime: tokio::runtime::Runtime,
+    /// Cancelled by `mc_client_free`: ends calls in progress on other threads.
+    pub(crate) shutdown: CancellationToken,
+    in_flight: Arc<(Mutex<usize>, Condvar)>,
+}
+
+struct InFlight(Arc<(Mutex<usize>, Condvar)>);
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let (m, cv) = &*self.0;
+        if let Ok(mut n) = m.lock() {
+            *n = n.saturating_sub(1);
+        }
+        cv.notify_all();
+    }
+}
+
+impl mc_client {
+    /// Run `fut` to completion on the client's runtime, from the calling (host) thread.
+    pub(crate) fn block_on<T>(&self, fut: impl Future<Output = T>) -> Result<T, FfiError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(FfiError::new(
+                MC_E_STATE,
+                "a blocking mailconnect call was made from a mailconnect callback thread; call it from one of your own threads",
+            ));
+        }
+        let guard = {
+            let (m, _) = &*self.in_flight;
+            let mut n = m
+                .lock()
+                .map_err(|_| FfiError::new(MC_E_INTERNAL, "client lock poisoned"))?;
+            *n += 1;
+            InFlight(self.in_flight.clone())
+        };
+        let out = self.runtime.block_on(fut);
+        drop(guard);
+        Ok(out)
+    }
+
+    /// A cancellation token that fires when the caller's `mc_cancel` or `mc_client_free` fires.
+    pub(crate) fn cancel_for(&self, cancel: *const crate::cancel::mc_cancel) -> CancellationToken {
+        let token = self.shutdown.child_token();
+        if !cancel.is_null() {
+            // SAFETY: non-null `mc_cancel` pointers come from `mc_cancel_new` (contract of every export).
+            let c = unsafe { &*cancel };
+            let t = token.clone();
+            let watched = c.token.clone();
+            self.runtime.spawn(async move {
+                tokio::select! {
+                    _ = watched.cancelled() => t.cancel(),
+                    _ = t.cancelled() => {}
+                }
+            });
+        }
+        token
+    }
+}
+
+/// Borrow the client behind a pointer.
+///
+/// # Safety
+/// `c` must be NULL or a live pointer from `mc_client_open`.
+pub(crate) unsafe fn client_arg<'a>(c: *const mc_client) -> Result<&'a mc_client, FfiError> {
+    if c.is_null() {
+        return Err(FfiError::new(
+            crate::status::MC_E_NULL_POINTER,
+            "'client' must not be NULL",
+        ));
+    }
+    // SAFETY: non-null and live per the contract.
+    Ok(unsafe { &*c })
+}
+
+/// Open a client on a token store.
+///
+/// `options_json`: `{"store": PATH, "key": {"file": PATH} | {"base64": KEY}, "language": "en"|"de",
+/// "log_level": "info", "proxy": URL, "no_proxy": bool, "extra_ca_file": PATH, "http_timeout_secs": N}`
+/// (README, "Client options"). The store and its key file are created when missing.
+///
+/// # Ownership
+/// on success `*out` owns a new client; release it with `mc_client_free`.
+///
+/// # Threads
+/// any thread. The client may be used from several threads at once.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_INVALID_ARGUMENT` (bad JSON; the
+/// diagnostic names the field), `MC_E_STORE` (cannot create or open the store, wrong key).
+///
+/// # Safety
+/// `options_json` must be a NUL-terminated string; `out` a writable pointer.
+#[no_mangle]
+pub unsafe extern "C" fn mc_client_open(
+    options_json: *const c_char,
+    out: *mut *mut mc_client,
+) -> i32 {
+    call(|| {
+        out_arg(out, "out")?;
+        // SAFETY: checked for NULL; NUL-terminated per the contract.
+        let json = unsafe { str_arg(options_json, "options_json")? };
+        let options = ClientOptions::from_json(json)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mailconnect")
+            .enable_all()
+            .build()
+            .map_err(|e| FfiError::new(MC_E_INTERNAL, format!("cannot start the runtime: {e}")))?;
+        let client = {
+            let _enter = runtime.enter();
+            Client::open(options)?
+        };
+        let boxed = Box::new(mc_client {
+            client,
+            runtime,
+            shutdown: CancellationToken::new(),
+            in_flight: Arc::new((Mutex::new(0), Condvar::new())),
+        });
+        // SAFETY: `out` is non-null and writable (checked above).
+        unsafe { *out = Box::into_raw(boxed) };
+        Ok(())
+    })
+}
+
+/// Close a client. NULL is allowed.
+///
+/// Calls in progress on other threads are cancelled (they return `MC_E_CANCELLED`); this function
+/// waits until they have returned, then stops the runtime and frees the client.
+///
+/// # Ownership
+/// takes ownership of `client`; do not use it afterwards (nor start new calls on it
+/// from other threads once this function has been called).
+///
+/// # Threads
+/// any thread except a mailconnect callback thread.
+///
+/// # Safety
+/// `client` must be NULL or a pointer from `mc_client_open` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn mc_client_free(client: *mut mc_client) {
+    call_void(|| {
+        if client.is_null() {
+            return;
+        }
+        // SAFETY: non-null, from `mc_client_open`, still live (contract).
+        let c = unsafe { &*client };
+        c.shutdown.cancel();
+        {
+            let (m, cv) = &*c.in_flight;
+            if let Ok(mut n) = m.lock() {
+                while *n > 0 {
+                    match cv.wait(n) {
+                        Ok(g) => n = g,
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        // SAFETY: no call is in progress any more; we own the pointer.
+        let boxed = unsafe { Box::from_raw(client) };
+        let mc_client {
+            runtime,
+            client: inner,
+            ..
+        } = *boxed;
+        drop(inner);
+        runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    });
+}
+
+macro_rules! json_out {
+    ($out:expr, $value:expr) => {{
+        let s = serde_json::to_string(&$value).map_err(|e| {
+            $crate::status::FfiError::new($crate::status::MC_E_INTERNAL, format!("JSON: {e}"))
+        })?;
+        // SAFETY: `$out` was checked with `out_arg` by the caller.
+        unsafe { $crate::guard::give_string($out, s) }
+    }};
+}
+pub(crate) use json_out;
+
+/// Insert or update an account (JSON, README "Accounts and registrations"). `registration` may be
+/// an id or an inline registration object, which is stored too. Validated before anything is written.
+///
+/// # Ownership
+/// nothing is kept from the argument.
+///
+/// # Threads
+/// any thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_INVALID_ARGUMENT` (the diagnostic's
+/// `evidence.field` names the field), `MC_E_STORE`.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `account_json` NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn mc_account_put(
+    client: *mut mc_client,
+    account_json: *const c_char,
+) -> i32 {
+    call(|| {
+        // SAFETY: contract of this export.
+        let (c, json) = unsafe { (client_arg(client)?, str_arg(account_json, "account_json")?) };
+        c.client.put_account_json(json)?;
+        Ok(())
+    })
+}
+
+/// The account as JSON.
+///
+/// # Ownership
+/// on success `*out_json` is a new string; free it with `mc_string_free`.
+///
+/// # Threads
+/// any thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_NOT_FOUND`, `MC_E_STORE`.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `account_id` NUL-terminated; `out_json` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_account_get(
+    client: *mut mc_client,
+    account_id: *const c_char,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    call(|| {
+        out_arg(out_json, "out_json")?;
+        // SAFETY: contract of this export.
+        let (c, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
+        json_out!(out_json, c.client.account(id)?)
+    })
+}
+
+/// All accounts as a JSON array.
+///
+/// # Ownership
+/// `*out_json` is a new string; free it with `mc_string_free`.
+///
+/// # Threads
+/// any thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_STORE`.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `out_json` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_account_list(
+    client: *mut mc_client,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    call(|| {
+        out_arg(out_json, "out_json")?;
+        // SAFETY: contract of this export.
+        let c = unsafe { client_arg(client)? };
+        json_out!(out_json, c.client.accounts()?)
+    })
+}
+
+/// Remove an account and its tokens.
+///
+/// # Threads
+/// any thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_NOT_FOUND`, `MC_E_STORE`.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `account_id` NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn mc_account_remove(
+    client: *mut mc_client,
+    account_id: *const c_char,
+) -> i32 {
+    call(|| {
+        // SAFETY: contract of this export.
+        let (c, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
+        c.client.remove_account(id)?;
+        Ok(())
+    })
+}
+
+/// Insert or update an app registration (JSON). A registration put without `client_secret`
+/// keeps a stored secret. Secrets are stored encrypted and never returned.
+///
+/// # Threads
+/// any thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_INVALID_ARGUMENT`, `MC_E_STORE`.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `registration_json` NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn mc_registration_put(
+    client: *mut mc_client,
+    registration_json: *const c_char,
+) -> i32 {
+    call(|| {
+        // SAFETY: contract of this export.
+        let (c, json) = unsafe {
+            (
+                client_arg(client)?,
+                str_arg(registration_json, "registration_json")?,
+            )
+        };
+        c.client.put_registration_json(json)?;
+        Ok(())
+    })
+}
+
+/// All registrations as a JSON array (secrets are shown as `has_client_secret` only).
+///
+/// # Ownership
+/// `*out_json` is a new string; free it with `mc_string_free`.
+///
+/// # Threads
+/// any thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_STORE`.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `out_json` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_registration_list(
+    client: *mut mc_client,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    call(|| {
+        out_arg(out_json, "out_json")?;
+        // SAFETY: contract of this export.
+        let c = unsafe { client_arg(client)? };
+        json_out!(out_json, c.client.registrations()?)
+    })
+}
+
+/// Remove a registration (refused with `MC_E_STATE` while accounts use it).
+///
+/// # Threads
+/// any thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_NOT_FOUND`, `MC_E_STATE`, `MC_E_STORE`.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `registration_id` NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn mc_registration_remove(
+    client: *mut mc_client,
+    registration_id: *const c_char,
+) -> i32 {
+    call(|| {
+        // SAFETY: contract of this export.
+        let (c, id) = unsafe {
+            (
+                client_arg(client)?,
+                id_arg(registration_id, "registration_id")?,
+            )
+        };
+        c.client.remove_registration(id)?;
+        Ok(())
+    })
+}
+
+/// The status of an account as JSON (README, "Status"). Never contacts a server.
+///
+/// # Ownership
+/// `*out_json` is a new string; free it with `mc_string_free`.
+///
+/// # Threads
+/// any thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_NOT_FOUND`, `MC_E_STORE`.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `account_id` NUL-terminated; `out_json` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_status(
+    client: *mut mc_client,
+    account_id: *const c_char,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    call(|| {
+        out_arg(out_json, "out_json")?;
+        // SAFETY: contract of this export.
+        let (c, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
+        json_out!(out_json, c.client.status(id)?)
+    })
+}

@@ -1,0 +1,244 @@
+//! Connect, Disconnect and Test.
+
+use std::ffi::{c_char, c_void, CString};
+
+use mailconnect_core::check::TestOptions;
+use mailconnect_core::oauth::DeviceCodeInfo;
+use mailconnect_core::{ConnectObserver, ConnectOptions, ConnectStage, Protocol};
+
+use crate::cancel::mc_cancel;
+use crate::client::{client_arg, mc_client};
+use crate::guard::{call, give_string, id_arg, out_arg};
+use crate::status::{FfiError, MC_E_INTERNAL, MC_E_INVALID_ARGUMENT};
+
+/// The version of `mc_connect_callbacks` this header describes.
+pub const MC_CONNECT_CALLBACKS_VERSION: u32 = 1;
+/// Protocol bit: IMAP.
+pub const MC_PROTO_IMAP: u32 = 1;
+/// Protocol bit: POP3.
+pub const MC_PROTO_POP3: u32 = 2;
+/// Protocol bit: SMTP.
+pub const MC_PROTO_SMTP: u32 = 4;
+/// Test option: send one message to the mailbox itself and confirm it arrives.
+pub const MC_TEST_SEND_PROBE: u32 = 0x100;
+
+/// Callbacks for `mc_connect`. Every member may be NULL. Callbacks run on a mailconnect thread:
+/// do not call blocking mailconnect functions from them, and marshal to your UI thread yourself.
+/// Strings passed to callbacks are valid only during the call.
+#[repr(C)]
+pub struct mc_connect_callbacks {
+    /// Must be `MC_CONNECT_CALLBACKS_VERSION`.
+    pub version: u32,
+    /// Passed to every callback.
+    pub user_data: *mut c_void,
+    /// Show the sign-in page `url`. Return nonzero when the host opened it (e.g. in its own web
+    /// view), zero to let mailconnect open the system browser.
+    pub on_open_url:
+        Option<unsafe extern "C" fn(user_data: *mut c_void, url: *const c_char) -> i32>,
+    /// Show the device code: what to type (`user_code`), where (`verification_uri`) and the
+    /// provider's ready sentence (`message`).
+    pub on_device_code: Option<
+        unsafe extern "C" fn(
+            user_data: *mut c_void,
+            user_code: *const c_char,
+            verification_uri: *const c_char,
+            message: *const c_char,
+        ),
+    >,
+    /// A connect stage was reached (`starting`, `opening_browser`, `waiting_for_browser`,
+    /// `waiting_for_device_code`, `requesting_tokens`, `checking_identity`, `storing`, `connected`).
+    pub on_progress: Option<unsafe extern "C" fn(user_data: *mut c_void, stage: *const c_char)>,
+}
+
+struct HostObserver {
+    user_data: usize,
+    on_open_url: Option<unsafe extern "C" fn(*mut c_void, *const c_char) -> i32>,
+    on_device_code:
+        Option<unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, *const c_char)>,
+    on_progress: Option<unsafe extern "C" fn(*mut c_void, *const c_char)>,
+}
+
+fn c(s: &str) -> CString {
+    CString::new(s.replace('\0', " ")).unwrap_or_default()
+}
+
+impl ConnectObserver for HostObserver {
+    fn open_url(&self, url: &str) -> bool {
+        match self.on_open_url {
+            // SAFETY: the host promised a valid callback and user_data (mc_connect contract).
+            Some(f) => unsafe { f(self.user_data as *mut c_void, c(url).as_ptr()) != 0 },
+            None => false,
+        }
+    }
+    fn device_code(&self, info: &DeviceCodeInfo) {
+        match self.on_device_code {
+            // SAFETY: as above.
+            Some(f) => unsafe {
+                f(
+                    self.user_data as *mut c_void,
+                    c(&info.user_code).as_ptr(),
+                    c(&info.verification_uri).as_ptr(),
+                    c(&info.message).as_ptr(),
+                )
+            },
+            None => tracing::info!(target: "mailconnect", "{}", info.message),
+        }
+    }
+    fn progress(&self, stage: ConnectStage) {
+        if let Some(f) = self.on_progress {
+            // SAFETY: as above.
+            unsafe { f(self.user_data as *mut c_void, c(stage.as_str()).as_ptr()) }
+        }
+    }
+}
+
+/// Authorize an account: the browser sign-in (or device code, or app-only, per the account's
+/// `flow`), the identity check, and storing the tokens. Blocks until done, failed, timed out
+/// (`options.interactive_timeout_secs`, default 300 s) or cancelled.
+///
+/// # Ownership
+/// `callbacks` is read during the call only; it may be NULL (system browser; the device
+/// code goes to the log).
+///
+/// # Threads
+/// any thread except a mailconnect callback thread. Callbacks run on mailconnect threads.
+///
+/// # Errors
+/// `MC_E_NOT_FOUND`, `MC_E_AUTHORIZATION_DENIED` (declined, or another account signed in:
+/// nothing is stored), `MC_E_PROVIDER_CONFIGURATION` (app registration or tenant problem),
+/// `MC_E_TIMEOUT`, `MC_E_CANCELLED`, `MC_E_NETWORK`, `MC_E_TLS`, `MC_E_PROVIDER_UNAVAILABLE`,
+/// `MC_E_STORE`, `MC_E_INVALID_ARGUMENT` (unknown callbacks version).
+///
+/// # Safety
+/// `client` from `mc_client_open`; `account_id` NUL-terminated; `callbacks` NULL or valid
+/// with callbacks callable from any thread until the call returns; `cancel` NULL or from `mc_cancel_new`.
+#[no_mangle]
+pub unsafe extern "C" fn mc_connect(
+    client: *mut mc_client,
+    account_id: *const c_char,
+    callbacks: *const mc_connect_callbacks,
+    cancel: *mut mc_cancel,
+) -> i32 {
+    call(|| {
+        // SAFETY: contract of this export.
+        let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
+        let observer = if callbacks.is_null() {
+            HostObserver {
+                user_data: 0,
+                on_open_url: None,
+                on_device_code: None,
+                on_progress: None,
+            }
+        } else {
+            // SAFETY: non-null, valid for the call (contract).
+            let cb = unsafe { &*callbacks };
+            if cb.version != MC_CONNECT_CALLBACKS_VERSION {
+                return Err(FfiError::new(MC_E_INVALID_ARGUMENT, format!("mc_connect_callbacks.version is {}, expected {MC_CONNECT_CALLBACKS_VERSION}", cb.version)));
+            }
+            HostObserver {
+                user_data: cb.user_data as usize,
+                on_open_url: cb.on_open_url,
+                on_device_code: cb.on_device_code,
+                on_progress: cb.on_progress,
+            }
+        };
+        let token = cl.cancel_for(cancel);
+        let _done = token.clone().drop_guard();
+        cl.block_on(
+            cl.client
+                .connect(id, ConnectOptions::default(), &observer, &token),
+        )??;
+        Ok(())
+    })
+}
+
+/// Forget the account's tokens (revoking them where the provider offers revocation; Microsoft does
+/// not). Idempotent: disconnecting a disconnected account succeeds.
+///
+/// # Threads
+/// any thread except a mailconnect callback thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_NOT_FOUND`, `MC_E_STORE`.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `account_id` NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn mc_disconnect(client: *mut mc_client, account_id: *const c_char) -> i32 {
+    call(|| {
+        // SAFETY: contract of this export.
+        let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
+        cl.block_on(cl.client.disconnect(id))??;
+        Ok(())
+    })
+}
+
+pub(crate) fn protocols_of(bits: u32) -> Result<Vec<Protocol>, FfiError> {
+    if bits & !(MC_PROTO_IMAP | MC_PROTO_POP3 | MC_PROTO_SMTP) != 0 {
+        return Err(FfiError::new(
+            MC_E_INVALID_ARGUMENT,
+            format!(
+                "unknown protocol bits 0x{bits:x}; use MC_PROTO_IMAP, MC_PROTO_POP3, MC_PROTO_SMTP"
+            ),
+        ));
+    }
+    let mut v = Vec::new();
+    for (bit, p) in [
+        (MC_PROTO_IMAP, Protocol::Imap),
+        (MC_PROTO_POP3, Protocol::Pop3),
+        (MC_PROTO_SMTP, Protocol::Smtp),
+    ] {
+        if bits & bit != 0 {
+            v.push(p);
+        }
+    }
+    Ok(v)
+}
+
+/// Test the account: the token, then IMAP, POP3 and SMTP concurrently (`protocols` bits; 0 = all
+/// configured), each with connect/TLS/auth/check timings, the mechanism used and, on failure, the
+/// server's reply and the diagnostic. Add `MC_TEST_SEND_PROBE` to send one message to the mailbox
+/// itself and confirm it arrives. The report JSON (schema 1, README "Test report") is returned even
+/// when a protocol fails; check its `ok`.
+///
+/// # Ownership
+/// `*out_report_json` is a new string; free it with `mc_string_free`.
+///
+/// # Threads
+/// any thread except a mailconnect callback thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_NOT_FOUND`, `MC_E_INVALID_ARGUMENT`
+/// (unknown bits), `MC_E_CANCELLED`. Failures of the servers are in the report, not the status.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `account_id` NUL-terminated; `cancel` NULL or from
+/// `mc_cancel_new`; `out_report_json` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_test(
+    client: *mut mc_client,
+    account_id: *const c_char,
+    protocols: u32,
+    cancel: *mut mc_cancel,
+    out_report_json: *mut *mut c_char,
+) -> i32 {
+    call(|| {
+        out_arg(out_report_json, "out_report_json")?;
+        // SAFETY: contract of this export.
+        let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
+        let opts = TestOptions {
+            send_probe: protocols & MC_TEST_SEND_PROBE != 0,
+        };
+        let protos = protocols_of(protocols & !MC_TEST_SEND_PROBE)?;
+        let token = cl.cancel_for(cancel);
+        let _done = token.clone().drop_guard();
+        if token.is_cancelled() {
+            return Err(mailconnect_core::Error::cancelled("the test").into());
+        }
+        let report = cl.block_on(cl.client.test(id, &protos, opts, &token))??;
+        let s = serde_json::to_string(&report)
+            .map_err(|e| FfiError::new(MC_E_INTERNAL, format!("JSON: {e}")))?;
+        // SAFETY: checked writable above.
+        unsafe { give_string(out_report_json, s) }
+    })
+}

@@ -1,0 +1,129 @@
+//! The boundary: every export runs inside [`call`], which catches panics, sets the last error and
+//! returns a status code; argument helpers check pointers and UTF-8.
+
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::status::{
+    clear_last, set_last, FfiError, MC_E_INTERNAL, MC_E_INVALID_ARGUMENT, MC_E_INVALID_UTF8,
+    MC_E_NULL_POINTER, MC_OK,
+};
+
+/// Run `f`; map its error or a panic to a status code and the thread's last error.
+pub(crate) fn call(f: impl FnOnce() -> Result<(), FfiError>) -> i32 {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => {
+            clear_last();
+            MC_OK
+        }
+        Ok(Err(e)) => {
+            set_last(&e);
+            e.code
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let e = FfiError::new(
+                MC_E_INTERNAL,
+                format!("internal error (a bug in mailconnect, please report it): {what}"),
+            );
+            set_last(&e);
+            MC_E_INTERNAL
+        }
+    }
+}
+
+/// Run `f` for an export without a status (free functions); panics are swallowed.
+pub(crate) fn call_void(f: impl FnOnce()) {
+    let _ = catch_unwind(AssertUnwindSafe(f));
+}
+
+/// A required UTF-8 string argument.
+///
+/// # Safety
+/// `p` must be NULL or point to a NUL-terminated string valid for the call.
+pub(crate) unsafe fn str_arg<'a>(p: *const c_char, name: &str) -> Result<&'a str, FfiError> {
+    if p.is_null() {
+        return Err(FfiError::new(
+            MC_E_NULL_POINTER,
+            format!("'{name}' must not be NULL"),
+        ));
+    }
+    // SAFETY: non-null and NUL-terminated per the contract above.
+    let c = unsafe { CStr::from_ptr(p) };
+    c.to_str().map_err(|e| {
+        FfiError::new(
+            MC_E_INVALID_UTF8,
+            format!(
+                "'{name}' is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })
+}
+
+/// A required non-empty id argument.
+///
+/// # Safety
+/// As [`str_arg`].
+pub(crate) unsafe fn id_arg<'a>(p: *const c_char, name: &str) -> Result<&'a str, FfiError> {
+    // SAFETY: forwarded contract.
+    let s = unsafe { str_arg(p, name)? };
+    if s.is_empty() {
+        return Err(FfiError::new(
+            MC_E_INVALID_ARGUMENT,
+            format!("'{name}' must not be empty"),
+        ));
+    }
+    Ok(s)
+}
+
+/// A required out-pointer.
+pub(crate) fn out_arg<T>(p: *mut T, name: &str) -> Result<(), FfiError> {
+    if p.is_null() {
+        return Err(FfiError::new(
+            MC_E_NULL_POINTER,
+            format!("'{name}' must not be NULL"),
+        ));
+    }
+    Ok(())
+}
+
+/// Hand a string to the caller (free with `mc_string_free`).
+///
+/// # Safety
+/// `out` must be a valid, writable pointer (checked for NULL by the caller with [`out_arg`]).
+pub(crate) unsafe fn give_string(out: *mut *mut c_char, s: String) -> Result<(), FfiError> {
+    let c =
+        CString::new(s).map_err(|_| FfiError::new(MC_E_INTERNAL, "output contains a NUL byte"))?;
+    // SAFETY: `out` is non-null and writable per the contract.
+    unsafe { *out = c.into_raw() };
+    Ok(())
+}
+
+/// Free a string that mailconnect returned through a `char **` out-parameter. NULL is allowed.
+///
+/// # Ownership
+/// takes ownership of `s`; do not use it afterwards. Strings that hold secrets (access
+/// tokens, SASL strings) are overwritten before they are freed.
+///
+/// # Threads
+/// any thread.
+///
+/// # Safety
+/// `s` must be NULL or a pointer returned by mailconnect and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn mc_string_free(s: *mut c_char) {
+    call_void(|| {
+        if s.is_null() {
+            return;
+        }
+        // SAFETY: `s` came from `CString::into_raw` in this library and is freed once (contract).
+        let c = unsafe { CString::from_raw(s) };
+        // The string may have held a token.
+        zeroize::Zeroize::zeroize(&mut c.into_bytes());
+    });
+}

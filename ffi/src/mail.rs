@@ -1,0 +1,217 @@
+//! Tokens for hosts with their own mail code, and sending and fetching mail.
+
+use std::ffi::c_char;
+
+use mailconnect_core::mail::FetchRequest;
+use secrecy::ExposeSecret;
+
+use crate::cancel::mc_cancel;
+use crate::client::{client_arg, json_out, mc_client};
+use crate::connect::protocols_of;
+use crate::guard::{call, give_string, id_arg, out_arg, str_arg};
+use crate::status::{FfiError, MC_E_INVALID_ARGUMENT, MC_E_NULL_POINTER};
+
+fn check_protocol(bits: u32) -> Result<(), FfiError> {
+    let p = protocols_of(bits)?;
+    if p.len() > 1 {
+        return Err(FfiError::new(
+            MC_E_INVALID_ARGUMENT,
+            "'protocol' must be 0 or one MC_PROTO_* bit",
+        ));
+    }
+    Ok(())
+}
+
+/// A valid access token for the account, refreshed ahead of expiry (single-flight across threads
+/// and processes sharing the store). `protocol` is 0 or one `MC_PROTO_*` bit (one token serves all
+/// three with Microsoft).
+///
+/// # Ownership
+/// `*out_token` is a new string holding a secret; free it with `mc_string_free`, which
+/// overwrites it. Never log it.
+///
+/// # Threads
+/// any thread except a mailconnect callback thread.
+///
+/// # Errors
+/// `MC_E_NOT_FOUND`, `MC_E_STATE` (not connected), `MC_E_REAUTHORIZATION_REQUIRED` (the
+/// diagnostic says why), `MC_E_PROVIDER_CONFIGURATION`, `MC_E_NETWORK`, `MC_E_TLS`,
+/// `MC_E_PROVIDER_UNAVAILABLE`, `MC_E_TIMEOUT`, `MC_E_STORE`.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `account_id` NUL-terminated; `out_token` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_access_token(
+    client: *mut mc_client,
+    account_id: *const c_char,
+    protocol: u32,
+    out_token: *mut *mut c_char,
+) -> i32 {
+    call(|| {
+        out_arg(out_token, "out_token")?;
+        check_protocol(protocol)?;
+        // SAFETY: contract of this export.
+        let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
+        let token = cl.cancel_for(std::ptr::null());
+        let _done = token.clone().drop_guard();
+        let t = cl.block_on(cl.client.access_token(id, &token))??;
+        // SAFETY: checked writable.
+        unsafe { give_string(out_token, t.token.expose_secret().to_string()) }
+    })
+}
+
+/// The ready SASL XOAUTH2 initial response (base64 of `user=<mailbox>^Aauth=Bearer <token>^A^A`)
+/// for the account's mailbox, for hosts that speak IMAP, POP3 or SMTP themselves.
+///
+/// # Ownership
+/// `*out_base64` is a new secret string; free it with `mc_string_free`.
+///
+/// # Threads
+/// As `mc_access_token`.
+///
+/// # Errors
+/// As `mc_access_token`.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `account_id` NUL-terminated; `out_base64` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_sasl_xoauth2(
+    client: *mut mc_client,
+    account_id: *const c_char,
+    protocol: u32,
+    out_base64: *mut *mut c_char,
+) -> i32 {
+    call(|| {
+        out_arg(out_base64, "out_base64")?;
+        check_protocol(protocol)?;
+        // SAFETY: contract of this export.
+        let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
+        let token = cl.cancel_for(std::ptr::null());
+        let _done = token.clone().drop_guard();
+        let s = cl.block_on(cl.client.sasl_xoauth2(id, &token))??;
+        // SAFETY: checked writable.
+        unsafe { give_string(out_base64, s.expose_secret().to_string()) }
+    })
+}
+
+/// Send a raw RFC 5322 message over SMTP. The envelope comes from the header (`Sender`/`From`,
+/// `To`/`Cc`/`Bcc`; `Bcc` is removed from what is sent).
+///
+/// # Ownership
+/// the bytes are read during the call only.
+///
+/// # Threads
+/// any thread except a mailconnect callback thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_ARGUMENT` (no recipients, unreadable header),
+/// `MC_E_STATE` (no SMTP server, not connected), `MC_E_REAUTHORIZATION_REQUIRED`, `MC_E_MAIL_SERVER`
+/// (the reply is in the diagnostic), `MC_E_NETWORK`, `MC_E_TLS`, `MC_E_TIMEOUT`, `MC_E_CANCELLED`.
+/// A timeout after the data was sent means the server may or may not have accepted the message.
+///
+/// # Safety
+/// `rfc5322` must point to `len` readable bytes (may be NULL only when `len` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn mc_send(
+    client: *mut mc_client,
+    account_id: *const c_char,
+    rfc5322: *const u8,
+    len: usize,
+    cancel: *mut mc_cancel,
+) -> i32 {
+    call(|| {
+        // SAFETY: contract of this export.
+        let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
+        if rfc5322.is_null() && len > 0 {
+            return Err(FfiError::new(
+                MC_E_NULL_POINTER,
+                "'rfc5322' must not be NULL",
+            ));
+        }
+        let bytes: &[u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: non-null, `len` readable bytes (contract).
+            unsafe { std::slice::from_raw_parts(rfc5322, len) }
+        };
+        let token = cl.cancel_for(cancel);
+        let _done = token.clone().drop_guard();
+        cl.block_on(cl.client.send(id, bytes, None, &token))??;
+        Ok(())
+    })
+}
+
+/// The account's IMAP folders as JSON: `[{"name","delimiter","special_use":"inbox|sent|drafts|junk|trash|archive|all|flagged","selectable"}]`.
+///
+/// # Ownership
+/// `*out_json` is a new string; free it with `mc_string_free`.
+///
+/// # Threads
+/// Any thread except a mailconnect callback thread.
+///
+/// # Errors
+/// As `mc_send`, without the errors about the message.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `account_id` NUL-terminated; `cancel` NULL or from
+/// `mc_cancel_new`; `out_json` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_list_folders(
+    client: *mut mc_client,
+    account_id: *const c_char,
+    cancel: *mut mc_cancel,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    call(|| {
+        out_arg(out_json, "out_json")?;
+        // SAFETY: contract of this export.
+        let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
+        let token = cl.cancel_for(cancel);
+        let _done = token.clone().drop_guard();
+        let folders = cl.block_on(cl.client.list_folders(id, &token))??;
+        json_out!(out_json, folders)
+    })
+}
+
+/// Fetch messages. `query_json` (may be NULL for the defaults): `{"protocol":"imap"|"pop3",
+/// "folder":"INBOX","uid_from":N,"uid_to":N,"since":"YYYY-MM-DD","headers_only":bool,"limit":N,
+/// "mark_seen":bool}`. The result is a JSON array of `{"id","size","flags","internal_date","raw"}`
+/// with `raw` the message (or header) in base64. POP3 honours the account's leave-on-server and
+/// ignore-older-than options.
+///
+/// # Ownership
+/// `*out_json` is a new string; free it with `mc_string_free`.
+///
+/// # Threads
+/// Any thread except a mailconnect callback thread.
+///
+/// # Errors
+/// As `mc_list_folders`, plus `MC_E_INVALID_ARGUMENT` for a bad query.
+///
+/// # Safety
+/// as `mc_list_folders`; `query_json` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn mc_fetch(
+    client: *mut mc_client,
+    account_id: *const c_char,
+    query_json: *const c_char,
+    cancel: *mut mc_cancel,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    call(|| {
+        out_arg(out_json, "out_json")?;
+        // SAFETY: contract of this export.
+        let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
+        let req: FetchRequest = if query_json.is_null() {
+            FetchRequest::default()
+        } else {
+            // SAFETY: non-null, NUL-terminated (contract).
+            let q = unsafe { str_arg(query_json, "query_json")? };
+            mailconnect_core::model::parse_json("fetch query", q)?
+        };
+        let token = cl.cancel_for(cancel);
+        let _done = token.clone().drop_guard();
+        let msgs = cl.block_on(cl.client.fetch(id, &req, &token))??;
+        json_out!(out_json, msgs)
+    })
+}
