@@ -185,6 +185,9 @@ impl Client {
         cancel: &CancellationToken,
     ) -> crate::Result<TestReport> {
         let account = self.account(id)?;
+        if cancel.is_cancelled() {
+            return Err(Error::cancelled("the test"));
+        }
         let started = Instant::now();
         let servers = self.servers(&account)?;
         let wanted: Vec<Protocol> = if protocols.is_empty() {

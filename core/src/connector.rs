@@ -453,6 +453,9 @@ impl Client {
         observer: &dyn ConnectObserver,
         cancel: &CancellationToken,
     ) -> Result<Status> {
+        if cancel.is_cancelled() {
+            return Err(Error::cancelled("the connect"));
+        }
         observer.progress(ConnectStage::Starting);
         let reg = self.registration(&account.registration)?;
         let profile = provider::resolve(&reg, None, &self.inner.http).await?;

@@ -57,6 +57,10 @@ impl mc_client {
         if !cancel.is_null() {
             // SAFETY: non-null `mc_cancel` pointers come from `mc_cancel_new` (contract of every export).
             let c = unsafe { &*cancel };
+            if c.token.is_cancelled() {
+                token.cancel();
+                return token;
+            }
             let t = token.clone();
             let watched = c.token.clone();
             self.runtime.spawn(async move {

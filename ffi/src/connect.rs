@@ -232,9 +232,6 @@ pub unsafe extern "C" fn mc_test(
         let protos = protocols_of(protocols & !MC_TEST_SEND_PROBE)?;
         let token = cl.cancel_for(cancel);
         let _done = token.clone().drop_guard();
-        if token.is_cancelled() {
-            return Err(mailconnect_core::Error::cancelled("the test").into());
-        }
         let report = cl.block_on(cl.client.test(id, &protos, opts, &token))??;
         let s = serde_json::to_string(&report)
             .map_err(|e| FfiError::new(MC_E_INTERNAL, format!("JSON: {e}")))?;

@@ -163,8 +163,13 @@ impl SqliteStore {
         secret: Option<Vec<u8>>,
         id: &str,
     ) -> Result<Registration> {
-        let mut r: Registration = serde_json::from_str(json)
-            .map_err(|e| Error::store(format!("registration '{id}' is damaged: {e}")))?;
+        let damaged =
+            |e: serde_json::Error| Error::store(format!("registration '{id}' is damaged: {e}"));
+        let mut v: serde_json::Value = serde_json::from_str(json).map_err(damaged)?;
+        if let Some(o) = v.as_object_mut() {
+            o.remove("has_client_secret");
+        }
+        let mut r: Registration = serde_json::from_value(v).map_err(damaged)?;
         if let Some(blob) = secret {
             let plain = self.cipher.open(&Self::secret_aad(id), &blob)?;
             let s = String::from_utf8(plain.to_vec())
@@ -291,8 +296,12 @@ impl TokenStore for SqliteStore {
     }
 
     fn put_registration(&self, reg: &Registration) -> Result<()> {
-        let json = serde_json::to_string(reg)
-            .map_err(|e| Error::internal(format!("registration: {e}")))?;
+        let mut v =
+            serde_json::to_value(reg).map_err(|e| Error::internal(format!("registration: {e}")))?;
+        if let Some(o) = v.as_object_mut() {
+            o.remove("has_client_secret");
+        }
+        let json = v.to_string();
         let secret = match &reg.client_secret {
             Some(s) => Some(
                 self.cipher
@@ -472,6 +481,40 @@ mod tests {
         let v3 = s.save_tokens(&rec("a", "rt3"), 0).unwrap().unwrap();
         assert!(v3 > v2);
         assert_eq!(s.save_tokens(&rec("a", "rt-old"), v1).unwrap(), None);
+    }
+
+    #[test]
+    fn registrations_round_trip_with_the_secret_encrypted_and_kept_on_update() {
+        let d = tempfile::tempdir().unwrap();
+        let s = store(d.path());
+        let reg: Registration = serde_json::from_str(
+            r#"{"id":"r","provider":"microsoft","client_id":"c","client_secret":"s3cret"}"#,
+        )
+        .unwrap();
+        s.put_registration(&reg).unwrap();
+        let back = s.get_registration("r").unwrap().unwrap();
+        assert!(back.has_client_secret);
+        assert_eq!(
+            back.client_secret
+                .as_ref()
+                .map(|x| x.expose_secret().to_string())
+                .as_deref(),
+            Some("s3cret")
+        );
+        let mut update: Registration =
+            serde_json::from_str(r#"{"id":"r","provider":"microsoft","client_id":"c2"}"#).unwrap();
+        update.has_client_secret = true;
+        s.put_registration(&update).unwrap();
+        let back = s.get_registration("r").unwrap().unwrap();
+        assert_eq!(back.client_id, "c2");
+        assert!(
+            back.client_secret.is_some(),
+            "a put without a secret keeps the stored one"
+        );
+        let listed = s.list_registrations().unwrap();
+        assert!(listed[0].has_client_secret && listed[0].client_secret.is_none());
+        let raw = std::fs::read(d.path().join("s.db")).unwrap();
+        assert!(!raw.windows(6).any(|w| w == b"s3cret"));
     }
 
     #[test]

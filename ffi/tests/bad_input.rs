@@ -1,0 +1,327 @@
+//! Bad input gets a clear error and loses nothing: NULLs, invalid UTF-8, empty and huge strings,
+//! malformed JSON, unknown ids, and the calls that must be harmless (free NULL, double disconnect).
+
+use std::ffi::{c_char, CStr, CString};
+use std::ptr::{null, null_mut};
+
+use mailconnect::*;
+
+fn last_message() -> String {
+    unsafe { CStr::from_ptr(mc_last_error_message()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn last_diagnostic() -> serde_json::Value {
+    serde_json::from_str(&unsafe { CStr::from_ptr(mc_last_error_diagnostic()) }.to_string_lossy())
+        .expect("diagnostic is JSON")
+}
+
+fn open(dir: &std::path::Path) -> *mut mc_client {
+    let opts = CString::new(serde_json::json!({"store": dir.join("s.db")}).to_string()).unwrap();
+    let mut c = null_mut();
+    assert_eq!(
+        unsafe { mc_client_open(opts.as_ptr(), &mut c) },
+        MC_OK,
+        "{}",
+        last_message()
+    );
+    assert!(!c.is_null());
+    c
+}
+
+fn take(s: *mut c_char) -> String {
+    let out = unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned();
+    unsafe { mc_string_free(s) };
+    out
+}
+
+const REG: &str =
+    r#"{"id":"r","provider":"microsoft","client_id":"c","authority_host":"http://127.0.0.1:9"}"#;
+const ACC: &str = r#"{"id":"a","mailbox":"alice@example.test","registration":"r"}"#;
+
+#[test]
+fn versions_and_status_names() {
+    assert_eq!(mc_abi_version(), MC_ABI_VERSION);
+    assert_eq!(
+        unsafe { CStr::from_ptr(mc_version()) }.to_str().unwrap(),
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(
+        unsafe { CStr::from_ptr(mc_status_name(MC_E_TIMEOUT)) }
+            .to_str()
+            .unwrap(),
+        "MC_E_TIMEOUT"
+    );
+    assert_eq!(
+        unsafe { CStr::from_ptr(mc_status_name(12345)) }
+            .to_str()
+            .unwrap(),
+        "MC_E_INTERNAL"
+    );
+}
+
+#[test]
+fn null_pointers_are_refused_for_every_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path());
+    let id = CString::new("a").unwrap();
+    let mut out: *mut c_char = null_mut();
+    unsafe {
+        assert_eq!(mc_client_open(null(), &mut null_mut()), MC_E_NULL_POINTER);
+        assert!(
+            last_message().contains("options_json"),
+            "{}",
+            last_message()
+        );
+        let opts = CString::new("{}").unwrap();
+        assert_eq!(mc_client_open(opts.as_ptr(), null_mut()), MC_E_NULL_POINTER);
+        assert_eq!(mc_account_put(null_mut(), id.as_ptr()), MC_E_NULL_POINTER);
+        assert_eq!(mc_account_put(c, null()), MC_E_NULL_POINTER);
+        assert_eq!(mc_account_get(c, null(), &mut out), MC_E_NULL_POINTER);
+        assert_eq!(
+            mc_account_get(c, id.as_ptr(), null_mut()),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(mc_account_list(c, null_mut()), MC_E_NULL_POINTER);
+        assert_eq!(mc_account_remove(c, null()), MC_E_NULL_POINTER);
+        assert_eq!(mc_status(c, id.as_ptr(), null_mut()), MC_E_NULL_POINTER);
+        assert_eq!(mc_connect(c, null(), null(), null_mut()), MC_E_NULL_POINTER);
+        assert_eq!(mc_disconnect(null_mut(), id.as_ptr()), MC_E_NULL_POINTER);
+        assert_eq!(
+            mc_test(c, id.as_ptr(), 0, null_mut(), null_mut()),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(
+            mc_access_token(c, id.as_ptr(), 0, null_mut()),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(mc_sasl_xoauth2(c, null(), 0, &mut out), MC_E_NULL_POINTER);
+        assert_eq!(
+            mc_send(c, id.as_ptr(), null(), 10, null_mut()),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(
+            mc_list_folders(c, id.as_ptr(), null_mut(), null_mut()),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(
+            mc_fetch(c, id.as_ptr(), null(), null_mut(), null_mut()),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(mc_cancel_new(null_mut()), MC_E_NULL_POINTER);
+        assert_eq!(mc_last_error_code(), MC_E_NULL_POINTER);
+        assert_eq!(last_diagnostic()["status"], "MC_E_NULL_POINTER");
+        // Harmless on NULL.
+        mc_string_free(null_mut());
+        mc_cancel_free(null_mut());
+        mc_cancel_trigger(null_mut());
+        mc_client_free(null_mut());
+        mc_client_free(c);
+    }
+}
+
+#[test]
+fn invalid_utf8_empty_and_huge_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path());
+    let bad = CString::new(vec![b'a', 0xff, 0xfe, b'b']).unwrap();
+    let empty = CString::new("").unwrap();
+    let huge = CString::new("x".repeat(1 << 20)).unwrap();
+    let mut out: *mut c_char = null_mut();
+    unsafe {
+        assert_eq!(mc_account_put(c, bad.as_ptr()), MC_E_INVALID_UTF8);
+        assert!(last_message().contains("UTF-8"));
+        assert_eq!(mc_status(c, bad.as_ptr(), &mut out), MC_E_INVALID_UTF8);
+        assert_eq!(
+            mc_status(c, empty.as_ptr(), &mut out),
+            MC_E_INVALID_ARGUMENT
+        );
+        assert_eq!(mc_account_put(c, empty.as_ptr()), MC_E_INVALID_ARGUMENT);
+        assert_eq!(mc_account_put(c, huge.as_ptr()), MC_E_INVALID_ARGUMENT);
+        assert_eq!(mc_status(c, huge.as_ptr(), &mut out), MC_E_NOT_FOUND);
+        assert!(out.is_null(), "nothing is handed out on failure");
+        mc_client_free(c);
+    }
+}
+
+#[test]
+fn malformed_and_wrong_typed_json_names_the_field_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path());
+    let cases = [
+        ("{not json", None),
+        ("[]", None),
+        (
+            r#"{"id":"a","mailbox":42,"registration":"r"}"#,
+            Some("mailbox"),
+        ),
+        (
+            r#"{"id":"a","mailbox":"alice@example.test","registration":"r","flow":"telepathy"}"#,
+            Some("flow"),
+        ),
+        (
+            r#"{"id":"a","mailbox":"alice@example.test","registration":"missing"}"#,
+            Some("registration"),
+        ),
+    ];
+    unsafe {
+        let reg = CString::new(REG).unwrap();
+        assert_eq!(
+            mc_registration_put(c, reg.as_ptr()),
+            MC_OK,
+            "{}",
+            last_message()
+        );
+        for (json, field) in cases {
+            let j = CString::new(json).unwrap();
+            assert_eq!(
+                mc_account_put(c, j.as_ptr()),
+                MC_E_INVALID_ARGUMENT,
+                "{json}"
+            );
+            if let Some(f) = field {
+                assert_eq!(
+                    last_diagnostic()["evidence"]["field"],
+                    f,
+                    "{json}: {}",
+                    last_message()
+                );
+            }
+        }
+        let mut out = null_mut();
+        assert_eq!(mc_account_list(c, &mut out), MC_OK);
+        assert_eq!(take(out), "[]");
+        let bad_opts = CString::new(r#"{"store":"x.db","language":"fr"}"#).unwrap();
+        let mut c2 = null_mut();
+        assert_eq!(
+            mc_client_open(bad_opts.as_ptr(), &mut c2),
+            MC_E_INVALID_ARGUMENT
+        );
+        assert_eq!(last_diagnostic()["evidence"]["field"], "language");
+        assert!(c2.is_null());
+        mc_client_free(c);
+    }
+}
+
+#[test]
+fn unknown_accounts_double_disconnect_and_not_connected_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path());
+    let (reg, acc) = (CString::new(REG).unwrap(), CString::new(ACC).unwrap());
+    let (a, nobody) = (CString::new("a").unwrap(), CString::new("nobody").unwrap());
+    let mut out: *mut c_char = null_mut();
+    unsafe {
+        assert_eq!(
+            mc_registration_put(c, reg.as_ptr()),
+            MC_OK,
+            "{}",
+            last_message()
+        );
+        assert_eq!(mc_account_put(c, acc.as_ptr()), MC_OK, "{}", last_message());
+        assert_eq!(mc_last_error_code(), MC_OK, "success clears the last error");
+        assert_eq!(mc_disconnect(c, nobody.as_ptr()), MC_E_NOT_FOUND);
+        assert!(last_message().contains("nobody"));
+        assert_eq!(mc_disconnect(c, a.as_ptr()), MC_OK);
+        assert_eq!(mc_disconnect(c, a.as_ptr()), MC_OK, "double disconnect");
+        assert_eq!(
+            mc_access_token(c, a.as_ptr(), MC_PROTO_IMAP, &mut out),
+            MC_E_STATE
+        );
+        assert!(last_message().contains("not connected"));
+        assert_eq!(
+            mc_access_token(c, a.as_ptr(), 0xff, &mut out),
+            MC_E_INVALID_ARGUMENT
+        );
+        assert_eq!(mc_status(c, a.as_ptr(), &mut out), MC_OK);
+        let status: serde_json::Value = serde_json::from_str(&take(out)).unwrap();
+        assert_eq!(status["state"], "not_connected");
+        // Test without tokens reports not_connected and touches no server.
+        let mut report = null_mut();
+        assert_eq!(mc_test(c, a.as_ptr(), 0, null_mut(), &mut report), MC_OK);
+        let report: serde_json::Value = serde_json::from_str(&take(report)).unwrap();
+        assert_eq!(report["ok"], false);
+        assert_eq!(report["token"]["status"], "not_connected");
+        assert!(report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["phases_ms"]["connect"].is_null()));
+        // The registration is in use.
+        let r = CString::new("r").unwrap();
+        assert_eq!(mc_registration_remove(c, r.as_ptr()), MC_E_STATE);
+        mc_client_free(c);
+    }
+}
+
+#[test]
+fn a_cancel_triggered_before_the_call_ends_it_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path());
+    let (reg, acc, a) = (
+        CString::new(REG).unwrap(),
+        CString::new(ACC).unwrap(),
+        CString::new("a").unwrap(),
+    );
+    unsafe {
+        assert_eq!(
+            mc_registration_put(c, reg.as_ptr()),
+            MC_OK,
+            "{}",
+            last_message()
+        );
+        assert_eq!(mc_account_put(c, acc.as_ptr()), MC_OK, "{}", last_message());
+        let mut cancel = null_mut();
+        assert_eq!(mc_cancel_new(&mut cancel), MC_OK);
+        mc_cancel_trigger(cancel);
+        mc_cancel_trigger(cancel);
+        let started = std::time::Instant::now();
+        assert_eq!(
+            mc_connect(c, a.as_ptr(), null(), cancel),
+            MC_E_CANCELLED,
+            "{}",
+            last_message()
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let mut report = null_mut();
+        assert_eq!(
+            mc_test(c, a.as_ptr(), 0, cancel, &mut report),
+            MC_E_CANCELLED
+        );
+        mc_cancel_free(cancel);
+        mc_client_free(c);
+    }
+}
+
+#[test]
+fn a_wrong_callbacks_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path());
+    let (reg, acc, a) = (
+        CString::new(REG).unwrap(),
+        CString::new(ACC).unwrap(),
+        CString::new("a").unwrap(),
+    );
+    let cb = mc_connect_callbacks {
+        version: 99,
+        user_data: null_mut(),
+        on_open_url: None,
+        on_device_code: None,
+        on_progress: None,
+    };
+    unsafe {
+        assert_eq!(
+            mc_registration_put(c, reg.as_ptr()),
+            MC_OK,
+            "{}",
+            last_message()
+        );
+        assert_eq!(mc_account_put(c, acc.as_ptr()), MC_OK, "{}", last_message());
+        assert_eq!(
+            mc_connect(c, a.as_ptr(), &cb, null_mut()),
+            MC_E_INVALID_ARGUMENT
+        );
+        assert!(last_message().contains("version"));
+        mc_client_free(c);
+    }
+}
