@@ -1,0 +1,222 @@
+/*
+ * The C test program: a host written in C11 against include/mailconnect.h and the cdylib.
+ *
+ * usage: mc_scenario MODE STORE EMULATOR_URL [STACK_JSON_VALUES...]
+ *   MODE connect-device  : put a registration and an account, connect with the device-code callback
+ *   MODE connect-browser : the same with the open-URL callback (the host "opens its own web view")
+ *   MODE mail HOST IMAPS POP3S SMTP CA_FILE : test, access token, SASL string, send to self, fetch, folders
+ *   MODE check-connected : reopen the store (a second process) and find the account connected
+ *   MODE disconnect      : disconnect twice and check the state
+ *
+ * The driver (tests/c_program.rs) reads our stdout: on "DEVICE <user_code> <uri>" or "OPEN <url>" it
+ * completes the sign-in in the sandbox with its scripted browser. Every other line is a log line.
+ * Exit status 0 = every check passed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mailconnect.h"
+
+static int failures = 0;
+
+#define CHECK(cond, what)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d %s: %s (%s) %s\n", __FILE__, __LINE__, what,               \
+                    mc_status_name(mc_last_error_code()), mc_last_error_message(),                 \
+                    mc_last_error_diagnostic());                                                   \
+            failures++;                                                                            \
+        } else {                                                                                   \
+            printf("ok %s\n", what);                                                              \
+        }                                                                                          \
+    } while (0)
+
+static void on_device_code(void *user_data, const char *user_code, const char *uri, const char *message) {
+    (void)message;
+    int *seen = (int *)user_data;
+    *seen += 1;
+    printf("DEVICE %s %s\n", user_code, uri);
+    fflush(stdout);
+}
+
+static int32_t on_open_url(void *user_data, const char *url) {
+    int *seen = (int *)user_data;
+    *seen += 1;
+    printf("OPEN %s\n", url);
+    fflush(stdout);
+    return 1; /* the host handles it (its own web view) */
+}
+
+static void on_progress(void *user_data, const char *stage) {
+    (void)user_data;
+    printf("progress %s\n", stage);
+}
+
+static void on_log(void *user_data, int32_t level, const char *target, const char *message) {
+    (void)user_data;
+    fprintf(stderr, "log %d %s: %s\n", level, target, message);
+}
+
+static mc_client *open_client(const char *store) {
+    char opts[4096];
+    snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"language\":\"de\",\"http_timeout_secs\":10}", store);
+    mc_client *c = NULL;
+    int32_t rc = mc_client_open(opts, &c);
+    CHECK(rc == MC_OK && c != NULL, "mc_client_open");
+    return c;
+}
+
+static int contains(const char *hay, const char *needle) { return hay && needle && strstr(hay, needle) != NULL; }
+
+static int connect_mode(const char *store, const char *emulator, int browser) {
+    mc_client *c = open_client(store);
+    if (!c) return 1;
+    char reg[2048];
+    snprintf(reg, sizeof reg,
+             "{\"id\":\"desktop\",\"provider\":\"microsoft\",\"tenant\":\"organizations\",\"authority_host\":\"%s\","
+             "\"client_id\":\"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90\"}",
+             emulator);
+    CHECK(mc_registration_put(c, reg) == MC_OK, "mc_registration_put");
+    char acc[1024];
+    snprintf(acc, sizeof acc, "{\"id\":\"alice\",\"mailbox\":\"alice@example.test\",\"registration\":\"desktop\",\"flow\":\"%s\"}",
+             browser ? "browser" : "device_code");
+    CHECK(mc_account_put(c, acc) == MC_OK, "mc_account_put");
+
+    char *json = NULL;
+    CHECK(mc_account_get(c, "alice", &json) == MC_OK && contains(json, "alice@example.test"), "mc_account_get");
+    mc_string_free(json);
+
+    int seen = 0;
+    mc_connect_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.version = MC_CONNECT_CALLBACKS_VERSION;
+    cb.user_data = &seen;
+    cb.on_device_code = on_device_code;
+    cb.on_open_url = on_open_url;
+    cb.on_progress = on_progress;
+    mc_cancel *cancel = NULL;
+    CHECK(mc_cancel_new(&cancel) == MC_OK, "mc_cancel_new");
+    int32_t rc = mc_connect(c, "alice", &cb, cancel);
+    CHECK(rc == MC_OK, "mc_connect");
+    CHECK(seen == 1, browser ? "the open-URL callback ran once" : "the device-code callback ran once");
+    mc_cancel_free(cancel);
+
+    CHECK(mc_status(c, "alice", &json) == MC_OK && contains(json, "\"state\":\"connected\""), "mc_status connected");
+    mc_string_free(json);
+
+    char *token = NULL;
+    CHECK(mc_access_token(c, "alice", MC_PROTO_IMAP, &token) == MC_OK && token && strlen(token) > 1000, "mc_access_token");
+    mc_string_free(token);
+    char *sasl = NULL;
+    CHECK(mc_sasl_xoauth2(c, "alice", MC_PROTO_SMTP, &sasl) == MC_OK && sasl && strncmp(sasl, "dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB", 32) == 0,
+          "mc_sasl_xoauth2 starts with base64(\"user=alice@example.test\\x01\")");
+    mc_string_free(sasl);
+
+    /* A failing call carries code, message and diagnostic. */
+    rc = mc_access_token(c, "nobody", 0, &token);
+    CHECK(rc == MC_E_NOT_FOUND && mc_last_error_code() == MC_E_NOT_FOUND && contains(mc_last_error_message(), "nobody") &&
+              contains(mc_last_error_diagnostic(), "\"kind\":\"not_found\""),
+          "a failing call has code, message and diagnostic");
+    mc_client_free(c);
+    return failures ? 1 : 0;
+}
+
+static int mail_mode(const char *store, const char *host, const char *imaps, const char *pop3s, const char *smtp, const char *ca) {
+    (void)ca;
+    mc_client *c = open_client(store);
+    if (!c) return 1;
+    char acc[2048];
+    snprintf(acc, sizeof acc,
+             "{\"id\":\"alice\",\"mailbox\":\"alice@example.test\",\"registration\":\"desktop\",\"flow\":\"device_code\","
+             "\"servers\":{\"imap\":{\"host\":\"%s\",\"port\":%s,\"security\":\"tls\"},"
+             "\"pop3\":{\"host\":\"%s\",\"port\":%s,\"security\":\"tls\"},"
+             "\"smtp\":{\"host\":\"%s\",\"port\":%s,\"security\":\"starttls\"}}}",
+             host, imaps, host, pop3s, host, smtp);
+    CHECK(mc_account_put(c, acc) == MC_OK, "mc_account_put with servers (tokens kept)");
+    char *report = NULL;
+    CHECK(mc_test(c, "alice", 0, NULL, &report) == MC_OK && contains(report, "\"ok\":true"), "mc_test all protocols ok");
+    if (report) printf("report %s\n", report);
+    mc_string_free(report);
+
+    const char *msg = "From: alice@example.test\r\nTo: alice@example.test\r\nSubject: from the C program\r\n\r\nHello from C.\r\n";
+    CHECK(mc_send(c, "alice", (const uint8_t *)msg, strlen(msg), NULL) == MC_OK, "mc_send");
+
+    char *folders = NULL;
+    CHECK(mc_list_folders(c, "alice", NULL, &folders) == MC_OK && contains(folders, "\"special_use\":\"inbox\""), "mc_list_folders");
+    mc_string_free(folders);
+
+    int found = 0;
+    for (int i = 0; i < 40 && !found; i++) {
+        char *json = NULL;
+        if (mc_fetch(c, "alice", "{\"protocol\":\"imap\",\"headers_only\":true}", NULL, &json) == MC_OK && json) {
+            /* base64 of "Subject: from the C" appears in the header of the message */
+            found = contains(json, "U3ViamVjdDogZnJvbSB0aGUgQyBwcm9ncmFt");
+        }
+        mc_string_free(json);
+        if (!found) {
+            struct timespec ts = {0, 250 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    CHECK(found, "mc_fetch over IMAP finds the message sent from C");
+    char *pop = NULL;
+    CHECK(mc_fetch(c, "alice", "{\"protocol\":\"pop3\"}", NULL, &pop) == MC_OK && contains(pop, "\"raw\""), "mc_fetch over POP3");
+    mc_string_free(pop);
+    mc_client_free(c);
+    return failures ? 1 : 0;
+}
+
+static int check_connected_mode(const char *store) {
+    mc_client *c = open_client(store);
+    if (!c) return 1;
+    char *json = NULL;
+    CHECK(mc_status(c, "alice", &json) == MC_OK && contains(json, "\"state\":\"connected\""), "second process finds the account connected");
+    mc_string_free(json);
+    char *token = NULL;
+    CHECK(mc_access_token(c, "alice", 0, &token) == MC_OK, "second process gets a token");
+    mc_string_free(token);
+    mc_client_free(c);
+    return failures ? 1 : 0;
+}
+
+static int disconnect_mode(const char *store) {
+    mc_client *c = open_client(store);
+    if (!c) return 1;
+    CHECK(mc_disconnect(c, "alice") == MC_OK, "mc_disconnect");
+    CHECK(mc_disconnect(c, "alice") == MC_OK, "mc_disconnect again");
+    char *json = NULL;
+    CHECK(mc_status(c, "alice", &json) == MC_OK && contains(json, "\"state\":\"not_connected\""), "status not_connected");
+    mc_string_free(json);
+    char *token = NULL;
+    CHECK(mc_access_token(c, "alice", 0, &token) == MC_E_STATE && token == NULL, "no token after disconnect");
+    mc_client_free(c);
+    return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    if (mc_abi_version() != MC_ABI_VERSION) {
+        fprintf(stderr, "ABI mismatch: library %u, header %u\n", mc_abi_version(), (unsigned)MC_ABI_VERSION);
+        return 2;
+    }
+    CHECK(mc_set_log_callback(on_log, NULL, MC_LOG_INFO) == MC_OK, "mc_set_log_callback");
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s MODE STORE [ARGS...]\n", argv[0]);
+        return 2;
+    }
+    const char *mode = argv[1], *store = argv[2];
+    int rc;
+    if (strcmp(mode, "connect-device") == 0 && argc >= 4) rc = connect_mode(store, argv[3], 0);
+    else if (strcmp(mode, "connect-browser") == 0 && argc >= 4) rc = connect_mode(store, argv[3], 1);
+    else if (strcmp(mode, "mail") == 0 && argc >= 8) rc = mail_mode(store, argv[3], argv[4], argv[5], argv[6], argv[7]);
+    else if (strcmp(mode, "check-connected") == 0) rc = check_connected_mode(store);
+    else if (strcmp(mode, "disconnect") == 0) rc = disconnect_mode(store);
+    else {
+        fprintf(stderr, "unknown mode or missing arguments\n");
+        return 2;
+    }
+    mc_set_log_callback(NULL, NULL, MC_LOG_OFF);
+    printf("%s %d failures\n", rc == 0 ? "PASS" : "FAIL", failures);
+    return rc;
+}

@@ -1,0 +1,112 @@
+//! Runs the C test program (tests/c/mc_scenario.c) against the cdylib and the sandbox, built with
+//! gcc -std=c11 -Wall -Wextra -Werror, once plainly and once under AddressSanitizer. The program
+//! prints the device code or the sign-in URL; this driver completes the sign-in with the scripted
+//! browser, as a person would.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use mailconnect_sandbox::ScriptedBrowser;
+use mailconnect_tests::*;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The directory holding libmailconnect.so for this build.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap().to_path_buf();
+    for d in [deps.clone(), deps.parent().unwrap().to_path_buf()] {
+        if d.join("libmailconnect.so").exists() {
+            return d;
+        }
+    }
+    panic!("libmailconnect.so not found next to {}", exe.display());
+}
+
+fn compile(asan: bool) -> PathBuf {
+    let out = std::env::temp_dir().join(format!("mc_scenario_{}{}", std::process::id(), if asan { "_asan" } else { "" }));
+    let lib = lib_dir();
+    let mut cmd = Command::new("gcc");
+    cmd.args(["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-g"]);
+    if asan {
+        cmd.args(["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]);
+    }
+    cmd.arg(format!("-I{}", workspace().join("include").display()))
+        .arg(workspace().join("tests/c/mc_scenario.c"))
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lmailconnect")
+        .arg("-o")
+        .arg(&out);
+    let st = cmd.status().expect("gcc runs");
+    assert!(st.success(), "the C program compiles warning-free");
+    out
+}
+
+/// Run the program; complete sign-ins it asks for as alice. Returns stdout.
+async fn run(exe: &Path, args: &[&str], asan: bool) -> String {
+    let mut cmd = Command::new(exe);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if asan {
+        // Leaks inside the Rust runtime's thread pools are not the C host's; UB and memory errors are.
+        cmd.env("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1").env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1");
+    }
+    let mut child = cmd.spawn().expect("program starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let browser = ScriptedBrowser::new();
+    let mut out = String::new();
+    while let Some(line) = rx.recv().await {
+        if let Some(rest) = line.strip_prefix("DEVICE ") {
+            let (code, uri) = rest.split_once(' ').unwrap();
+            browser.complete_device_code(uri, code, &sign_in_as("alice@example.test")).await.expect("device sign-in");
+        } else if let Some(url) = line.strip_prefix("OPEN ") {
+            let o = browser.sign_in(url, &sign_in_as("alice@example.test")).await.expect("browser sign-in");
+            assert!(o.delivered.is_some(), "the redirect reached the library's loopback listener");
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let result = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "C program {args:?} failed:\n{out}\n{stderr}");
+    assert!(!stderr.contains("ERROR: AddressSanitizer") && !stderr.contains("runtime error:"), "sanitizer findings:\n{stderr}");
+    out
+}
+
+async fn scenario(asan: bool) {
+    let env = env().await;
+    let exe = compile(asan);
+    let store = env.dir.path().join("c.db");
+    let store = store.to_str().unwrap();
+    let url = env.emulator.base_url().to_string();
+    let out = run(&exe, &["connect-device", store, &url], asan).await;
+    assert!(out.contains("PASS 0 failures"), "{out}");
+    let out = run(&exe, &["check-connected", store], asan).await;
+    assert!(out.contains("second process finds the account connected"), "{out}");
+    let out = run(&exe, &["connect-browser", store, &url], asan).await;
+    assert!(out.contains("ok the open-URL callback ran once"), "{out}");
+    let out = run(&exe, &["disconnect", store], asan).await;
+    assert!(out.contains("PASS 0 failures"), "{out}");
+    let _ = std::fs::remove_file(exe);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_c_program_connects_by_device_code_and_browser_and_a_second_process_sees_it() {
+    scenario(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_c_program_is_clean_under_address_sanitizer() {
+    scenario(true).await;
+}
