@@ -33,6 +33,10 @@ pub struct TestOptions {
 /// An error as it appears in a report.
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorReport {
+    /// The diagnostic catalog code (`MC-SMTP-AUTH-DISABLED-TENANT`).
+    pub code: &'static str,
+    /// The catalog entry with title, explanation and fix in every language.
+    pub diagnostic: serde_json::Value,
     /// Error kind.
     pub kind: ErrorKind,
     /// Message.
@@ -53,8 +57,18 @@ pub struct ErrorReport {
 
 impl From<&Error> for ErrorReport {
     fn from(e: &Error) -> Self {
+        ErrorReport::with_context(e, crate::diagnose::Context::default())
+    }
+}
+
+impl ErrorReport {
+    /// The report of `e` diagnosed with `ctx`.
+    pub fn with_context(e: &Error, ctx: crate::diagnose::Context) -> Self {
         let ev = e.evidence();
+        let diagnostic = e.diagnostic_json_with(ctx);
         ErrorReport {
+            code: crate::diagnose::diagnose(e, ctx).code,
+            diagnostic,
             kind: e.kind(),
             message: e.message().to_string(),
             reauth_reason: ev.reauth_reason,
@@ -232,7 +246,27 @@ impl Client {
                 let account = account.clone();
                 async move { self.test_protocol(&account, *p, server, cancel).await }
             });
-            results = futures_util::future::join_all(runs).await;
+            let pairs = futures_util::future::join_all(runs).await;
+            // Evidence across protocols: a token accepted by one protocol and refused by another
+            // means that protocol is disabled for the mailbox, not that the token is bad.
+            let any_ok = pairs.iter().any(|(r, _)| r.ok);
+            let delegate = account
+                .login
+                .as_deref()
+                .is_some_and(|l| !l.eq_ignore_ascii_case(&account.mailbox));
+            results = pairs
+                .into_iter()
+                .map(|(mut r, e)| {
+                    if let Some(e) = e {
+                        let ctx = crate::diagnose::Context {
+                            other_protocol_accepted: any_ok,
+                            delegate,
+                        };
+                        r.error = Some(ErrorReport::with_context(&e, ctx));
+                    }
+                    r
+                })
+                .collect();
         } else {
             for p in &wanted {
                 let Some(s) = servers.get(*p) else { continue };
@@ -266,7 +300,7 @@ impl Client {
         p: Protocol,
         server: Option<ServerConfig>,
         cancel: &CancellationToken,
-    ) -> ProtocolResult {
+    ) -> (ProtocolResult, Option<Error>) {
         let started = Instant::now();
         let Some(server) = server else {
             let mut r = skipped(
@@ -286,7 +320,7 @@ impl Client {
                     p.as_str().to_uppercase()
                 ),
             )));
-            return r;
+            return (r, None);
         };
         let mut r = ProtocolResult {
             protocol: p,
@@ -342,12 +376,17 @@ impl Client {
             Ok(())
         }
         .await;
-        match outcome {
-            Ok(()) => r.ok = true,
-            Err(e) => r.error = Some(ErrorReport::from(&e)),
-        }
         r.elapsed_ms = ms(started.elapsed());
-        r
+        match outcome {
+            Ok(()) => {
+                r.ok = true;
+                (r, None)
+            }
+            Err(e) => {
+                r.error = Some(ErrorReport::from(&e));
+                (r, Some(e))
+            }
+        }
     }
 
     async fn probe(

@@ -164,12 +164,26 @@ impl Error {
         self.evidence.reauth_reason
     }
 
-    /// The diagnostic as JSON: kind, message and evidence (the C ABI's `mc_last_error_diagnostic`).
+    /// The diagnostic as JSON: the catalog entry (stable code, category, who fixes it, title,
+    /// explanation and fix in every language, links), the kind, the message and the evidence
+    /// (the C ABI's `mc_last_error_diagnostic`).
     pub fn diagnostic_json(&self) -> serde_json::Value {
+        self.diagnostic_json_with(crate::diagnose::Context::default())
+    }
+
+    /// As [`Error::diagnostic_json`] with more context (from a Test run).
+    pub fn diagnostic_json_with(&self, ctx: crate::diagnose::Context) -> serde_json::Value {
+        let d = crate::diagnose::diagnose(self, ctx);
         serde_json::json!({
+            "code": d.code,
+            "category": d.category,
+            "fixer": d.fixer,
             "kind": self.kind,
             "message": self.message,
             "evidence": &*self.evidence,
+            "en": d.en,
+            "de": d.de,
+            "links": d.links,
         })
     }
 

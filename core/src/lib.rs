@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod connector;
+pub mod diagnose;
 pub mod error;
 pub mod http;
 pub mod i18n;

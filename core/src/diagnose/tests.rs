@@ -1,0 +1,171 @@
+//! Every catalog entry is reached by at least one real-world evidence sample, and has both languages.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::oauth::errors::{to_error, OAuthErrorResponse};
+
+fn oauth(error: &str, code: i64, sub: Option<&str>, text: &str) -> Error {
+    to_error(
+        "refreshing the token",
+        OAuthErrorResponse {
+            error: error.into(),
+            error_description: Some(format!("AADSTS{code}: {text} Trace ID: 0f4e Correlation ID: 9a1b Timestamp: 2026-11-23 10:00:00Z")),
+            error_codes: vec![code],
+            suberror: sub.map(Into::into),
+            trace_id: Some("0f4e".into()),
+            correlation_id: Some("9a1b".into()),
+            ..Default::default()
+        },
+        Some(400),
+    )
+}
+
+fn mail(reply: &str) -> Error {
+    Error::new(
+        ErrorKind::MailServer,
+        format!("authentication was refused: {reply}"),
+    )
+    .with_evidence(|e| e.server_reply = Some(reply.into()))
+}
+
+fn kind(k: ErrorKind, msg: &str) -> Error {
+    Error::new(k, msg)
+}
+
+fn samples() -> Vec<(Error, Context, &'static str)> {
+    let none = Context::default();
+    let other_ok = Context {
+        other_protocol_accepted: true,
+        ..Default::default()
+    };
+    let delegate = Context {
+        delegate: true,
+        ..Default::default()
+    };
+    vec![
+        (oauth("invalid_grant", 65001, Some("consent_required"), "The user or administrator has not consented to use the application."), none, "MC-CONSENT-REQUIRED"),
+        (oauth("interaction_required", 90094, None, "Admin consent is required."), none, "MC-ADMIN-CONSENT-REQUIRED"),
+        (oauth("access_denied", 65004, None, "User declined to consent to access the app."), none, "MC-CONSENT-DECLINED"),
+        (oauth("unauthorized_client", 700016, None, "Application with identifier 'x' was not found in the directory 'contoso'."), none, "MC-APP-NOT-FOUND"),
+        (oauth("invalid_request", 50194, None, "Application 'x' is not configured as a multi-tenant application."), none, "MC-WRONG-AUTHORITY"),
+        (oauth("invalid_client", 7000215, None, "Invalid client secret provided."), none, "MC-CLIENT-SECRET-INVALID"),
+        (oauth("invalid_client", 7000222, None, "The provided client secret keys for app 'x' are expired."), none, "MC-CLIENT-SECRET-EXPIRED"),
+        (oauth("invalid_client", 7000218, None, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."), none, "MC-PUBLIC-CLIENT-FLOWS-DISABLED"),
+        (oauth("invalid_client", 700025, None, "Client is public so neither 'client_assertion' nor 'client_secret' should be presented."), none, "MC-PUBLIC-CLIENT-SENT-SECRET"),
+        (oauth("invalid_request", 50011, None, "The redirect URI 'http://localhost:5000/' specified in the request does not match."), none, "MC-REDIRECT-URI-MISMATCH"),
+        (oauth("invalid_resource", 500011, None, "The resource principal named https://outlook.office.com was not found in the tenant."), none, "MC-EXCHANGE-NOT-AVAILABLE"),
+        (oauth("invalid_client", 650057, None, "Invalid resource. The client has requested access to a resource which is not listed."), none, "MC-PERMISSIONS-NOT-CONFIGURED"),
+        (oauth("invalid_grant", 50076, Some("basic_action"), "Due to a configuration change made by your administrator, you must use multi-factor authentication."), none, "MC-MFA-REQUIRED"),
+        (oauth("invalid_grant", 53003, None, "Access has been blocked by Conditional Access policies."), none, "MC-CONDITIONAL-ACCESS-BLOCKED"),
+        (oauth("invalid_grant", 530035, None, "Access has been blocked by security defaults."), none, "MC-SECURITY-DEFAULTS"),
+        (oauth("invalid_grant", 700082, None, "The refresh token has expired due to inactivity."), none, "MC-REFRESH-TOKEN-EXPIRED"),
+        (oauth("invalid_grant", 50173, Some("bad_token"), "The provided grant has expired due to it being revoked."), none, "MC-REFRESH-TOKEN-REVOKED"),
+        (oauth("invalid_grant", 70043, None, "The refresh token has expired or is invalid due to sign-in frequency checks by conditional access."), none, "MC-SIGN-IN-FREQUENCY"),
+        (oauth("invalid_grant", 50057, None, "The user account is disabled."), none, "MC-ACCOUNT-DISABLED"),
+        (oauth("invalid_grant", 50105, None, "Your administrator has configured the application to block users unless they are specifically granted access."), none, "MC-USER-NOT-ASSIGNED"),
+        (Error::new(ErrorKind::ReauthorizationRequired, "no refresh token is stored").with_evidence(|e| e.reauth_reason = Some(ReauthReason::NoRefreshToken)), none, "MC-NO-REFRESH-TOKEN"),
+        (oauth("temporarily_unavailable", 90055, None, "The request is throttled temporarily."), none, "MC-IDP-THROTTLED"),
+        (kind(ErrorKind::ProviderUnavailable, "https://login.microsoftonline.com/x/oauth2/v2.0/token answered HTTP 503 with an unexpected response").with_evidence(|e| e.http_status = Some(503)), none, "MC-IDP-UNAVAILABLE"),
+        (kind(ErrorKind::ProviderUnavailable, "x answered HTTP 403 with an HTML page (\"Access Denied\") instead of JSON"), none, "MC-PROXY-BLOCKED"),
+        (kind(ErrorKind::ProviderUnavailable, "x answered a token response that could not be read (truncated or not JSON: EOF)"), none, "MC-IDP-RESPONSE-UNREADABLE"),
+        (kind(ErrorKind::Timeout, "waiting for the device-code sign-in: the device code expired before the sign-in was completed"), none, "MC-DEVICE-CODE-EXPIRED"),
+        (kind(ErrorKind::AuthorizationDenied, "signed in as 'admin@example.test', but this account is set up for 'bob@example.test'"), none, "MC-WRONG-ACCOUNT"),
+        (kind(ErrorKind::Timeout, "waiting for the sign-in in the browser timed out after 300 s"), none, "MC-BROWSER-TIMEOUT"),
+        (kind(ErrorKind::State, "no web browser could be opened (No valid browsers detected)"), none, "MC-NO-BROWSER"),
+        (mail("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information."), none, "MC-SMTP-AUTH-DISABLED-TENANT"),
+        (mail("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information."), none, "MC-SMTP-AUTH-DISABLED-MAILBOX"),
+        (mail("535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to be authenticated successfully. Contact your administrator."), none, "MC-SMTP-AUTH-POLICY"),
+        (mail("535 5.7.139 Authentication unsuccessful, user is locked by your organization's security defaults policy."), none, "MC-SECURITY-DEFAULTS"),
+        (mail("535 5.7.3 Authentication unsuccessful [AM0PR02CA0001.eurprd02.prod.outlook.com]"), none, "MC-MAIL-AUTH-REJECTED"),
+        (mail("NO AUTHENTICATE failed."), none, "MC-MAIL-AUTH-REJECTED"),
+        (mail("-ERR Authentication failure: unknown user name or bad password."), none, "MC-MAIL-AUTH-REJECTED"),
+        (mail("-ERR [AUTH] Authentication failed."), other_ok, "MC-PROTOCOL-DISABLED"),
+        (mail("NO [AUTHENTICATIONFAILED] Authentication failed."), delegate, "MC-SHARED-MAILBOX-NO-ACCESS"),
+        (mail("BAD User is authenticated but not connected."), none, "MC-IMAP-NOT-CONNECTED"),
+        (mail("* BYE Session invalidated - AccessTokenExpired"), none, "MC-IMAP-TOKEN-EXPIRED"),
+        (mail("BAD Request is throttled. Suggested Backoff Time: 1500 milliseconds"), none, "MC-MAIL-THROTTLED"),
+        (mail("432 4.3.2 Concurrent connections limit exceeded. Visit https://aka.ms/concurrent_sending for more information."), none, "MC-MAIL-THROTTLED"),
+        (mail("NO [UNAVAILABLE] Temporary authentication failure."), none, "MC-MAIL-AUTH-TEMPORARY"),
+        (mail("-ERR [SYS/TEMP] Temporary authentication failure."), none, "MC-MAIL-AUTH-TEMPORARY"),
+        (mail("550 5.7.60 SMTP; Client does not have permissions to send as this sender"), none, "MC-SEND-AS-DENIED"),
+        (mail("554 5.2.252 SendAsDenied; alice@contoso.com not allowed to send as sales@contoso.com; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied"), none, "MC-SEND-AS-DENIED"),
+        (mail("530 5.7.57 Client not authenticated to send mail."), none, "MC-SMTP-NOT-AUTHENTICATED"),
+        (mail("554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException"), none, "MC-SMTP-QUOTA"),
+        (kind(ErrorKind::Tls, "TLS handshake with imap.example.test: the server's certificate is not trusted (invalid peer certificate: UnknownIssuer)"), none, "MC-TLS-UNTRUSTED"),
+        (kind(ErrorKind::Network, "connecting to outlook.office365.com:993: Connection refused (os error 111)"), none, "MC-NETWORK-UNREACHABLE"),
+        (kind(ErrorKind::Timeout, "waiting for smtp.office365.com timed out after 30 s"), none, "MC-TIMEOUT"),
+        (kind(ErrorKind::Network, "reading from 127.0.0.1: the server closed the connection"), none, "MC-CONNECTION-CLOSED"),
+        (kind(ErrorKind::Store, "the stored secret for tokens:a is incomplete or damaged (20 bytes); it was not stored completely"), none, "MC-TOKEN-TRUNCATED"),
+        (kind(ErrorKind::Store, "the key does not open the store /x.db (was the key file replaced or another key given?)"), none, "MC-STORE-KEY"),
+        (kind(ErrorKind::Store, "the token store is locked by another process for too long"), none, "MC-STORE-LOCKED"),
+        (kind(ErrorKind::Store, "cannot create the store /readonly/x.db: Permission denied"), none, "MC-STORE-FAILED"),
+        (kind(ErrorKind::State, "account 'a' is not connected; connect it first"), none, "MC-NOT-CONNECTED"),
+        (Error::invalid("mailbox", "'mailbox' is not a valid mailbox address"), none, "MC-INVALID-SETTING"),
+        (Error::cancelled("the connect"), none, "MC-CANCELLED"),
+        (mail("599 something nobody has seen"), none, "MC-UNKNOWN"),
+    ]
+}
+
+#[test]
+fn every_sample_resolves_to_its_entry() {
+    for (err, ctx, want) in samples() {
+        assert_eq!(code_for(&err, ctx), want, "{}", err.message());
+    }
+}
+
+#[test]
+fn every_entry_is_used_and_every_sample_code_exists() {
+    let used: BTreeSet<&str> = samples().iter().map(|(_, _, c)| *c).collect();
+    let defined: BTreeSet<&str> = catalog().iter().map(|e| e.code.as_str()).collect();
+    let unused: Vec<_> = defined.difference(&used).collect();
+    assert!(
+        unused.is_empty(),
+        "entries without a matching sample: {unused:?}"
+    );
+    let missing: Vec<_> = used.difference(&defined).collect();
+    assert!(
+        missing.is_empty(),
+        "codes matched but not in the catalog: {missing:?}"
+    );
+}
+
+#[test]
+fn every_entry_has_both_languages_and_unique_codes() {
+    assert!(catalog().len() >= 50);
+    let mut seen = BTreeSet::new();
+    for e in catalog() {
+        assert!(seen.insert(e.code.clone()), "duplicate {}", e.code);
+        assert!(
+            e.code.starts_with("MC-")
+                && e.code
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+        );
+        for (lang, t) in [("en", &e.en), ("de", &e.de)] {
+            assert!(
+                !t.title.trim().is_empty()
+                    && !t.explanation.trim().is_empty()
+                    && !t.fix.trim().is_empty(),
+                "{} {lang} incomplete",
+                e.code
+            );
+        }
+        assert_ne!(
+            e.en.fix, e.de.fix,
+            "{}: the German text is a copy of the English",
+            e.code
+        );
+    }
+}
+
+#[test]
+fn unknown_evidence_keeps_the_raw_reply() {
+    let err = mail("599 something nobody has seen");
+    let d = diagnose(&err, Context::default());
+    assert_eq!(d.code, "MC-UNKNOWN");
+    assert_eq!(
+        err.evidence().server_reply.as_deref(),
+        Some("599 something nobody has seen")
+    );
+}
