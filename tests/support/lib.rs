@@ -169,3 +169,75 @@ impl ConnectObserver for ScriptedUser {
         self.stages.lock().unwrap().push(stage);
     }
 }
+
+/// A running Dovecot + Postfix stack (sandbox/stack/mailstack.sh), stopped on drop.
+pub struct MailStack {
+    /// The stack directory.
+    pub dir: tempfile::TempDir,
+    /// `stack.json`.
+    pub info: serde_json::Value,
+}
+
+impl MailStack {
+    /// Start a stack validating tokens against `introspect_url`; `deny_pop3` users may not use POP3.
+    pub fn up(introspect_url: &str, deny_pop3: &[&str]) -> MailStack {
+        let dir = tempfile::Builder::new().prefix("mcstack").tempdir().expect("stack dir");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sandbox/stack/mailstack.sh");
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(&script).arg("up").arg(dir.path()).arg("--introspect-url").arg(introspect_url);
+        for u in deny_pop3 {
+            cmd.arg("--deny-pop3").arg(u);
+        }
+        let log = dir.path().join("up.log");
+        let f = std::fs::File::create(&log).expect("log file");
+        let status = cmd.stdout(f.try_clone().expect("log")).stderr(f).status().expect("mailstack.sh runs");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(status.success(), "the mail stack did not start:\n{text}");
+        let info: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("stack.json")).expect("stack.json")).expect("stack.json is JSON");
+        MailStack { dir, info }
+    }
+
+    /// A port from stack.json.
+    pub fn port(&self, name: &str) -> u16 {
+        self.info[name].as_u64().unwrap_or_else(|| panic!("stack.json has no {name}")) as u16
+    }
+
+    /// The throw-away CA certificate (PEM).
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.info["ca_pem"].as_str().expect("ca_pem")).expect("CA file")
+    }
+
+    /// The account `servers` object for this stack.
+    pub fn servers(&self) -> serde_json::Value {
+        serde_json::json!({
+            "imap": {"host": "127.0.0.1", "port": self.port("imap_tls"), "security": "tls"},
+            "pop3": {"host": "127.0.0.1", "port": self.port("pop3_tls"), "security": "tls"},
+            "smtp": {"host": "127.0.0.1", "port": self.port("smtp_starttls"), "security": "starttls"}
+        })
+    }
+}
+
+impl Drop for MailStack {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sandbox/stack/mailstack.sh");
+        let _ = std::process::Command::new("bash")
+            .arg(script)
+            .arg("down")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Open a client that trusts `ca_pem` (the stack's throw-away CA).
+pub fn open_client_with_ca(store: &std::path::Path, ca_pem: Vec<u8>) -> Client {
+    let mut o = ClientOptions::new(store);
+    o.http.timeout = std::time::Duration::from_secs(5);
+    o.http.no_proxy = true;
+    o.http.tls.extra_ca_pem = vec![ca_pem];
+    Client::open(o).expect("client opens")
+}
+
+use std::path::Path;
