@@ -2,6 +2,7 @@
 //! main command runs. Later issues add the admin and integrator subcommands.
 
 mod demo;
+mod harness;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,17 @@ enum Command {
         #[arg(long, default_value = "en")]
         lang: String,
     },
+    /// Load the mailconnect library at run time (as a host does) and run a scenario file through its C ABI.
+    Harness {
+        /// The scenario (JSON).
+        scenario: std::path::PathBuf,
+        /// The library to load (default: $MAILCONNECT_LIB, else next to this program).
+        #[arg(long)]
+        lib: Option<std::path::PathBuf>,
+        /// NAME=VALUE for ${NAME} in the scenario.
+        #[arg(long = "var")]
+        vars: Vec<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +52,11 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Demo { lang } => rt.block_on(demo::run(&lang)),
+        Command::Harness { scenario, lib, vars } => match rt.block_on(harness::run(&scenario, lib, vars)) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("some steps failed".into()),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,360 @@
+//! `mailconnect harness SCENARIO.json`: the vendor test harness. It loads the mailconnect library at
+//! run time with libloading, exactly as a host does with LoadLibrary/dlopen, checks the ABI version,
+//! runs the scenario's steps through the C ABI and prints a pass/fail table.
+//!
+//! Scenario file:
+//! ```json
+//! {"client": {"store": "${TMP}/mc.db"},
+//!  "registration": {...}, "account": {...},
+//!  "steps": [
+//!    {"do": "connect", "sign_in": {"user": "alice@example.test", "password": "alice-password"}},
+//!    {"do": "status", "expect_json": {"state": "connected"}},
+//!    {"do": "test", "protocols": ["imap", "smtp"], "expect_json": {"ok": true}},
+//!    {"do": "access_token"}, {"do": "sasl_xoauth2"},
+//!    {"do": "send", "message": "From: ...\r\n..."},
+//!    {"do": "fetch", "query": {"protocol": "imap"}},
+//!    {"do": "disconnect"}, {"do": "access_token", "expect": "MC_E_STATE"}]}
+//! ```
+//! `expect` is a status name (default `MC_OK`); `expect_json` a subset the returned JSON must contain.
+//! `${NAME}` is replaced by `--var NAME=VALUE` values and environment variables. A `sign_in` is
+//! completed with the sandbox's scripted browser (device code or browser flow).
+
+use std::collections::BTreeMap;
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use libloading::Library;
+use mailconnect_sandbox::{Consent, ScriptedBrowser, SignIn};
+use serde_json::Value;
+
+/// The header's `MC_ABI_VERSION` this harness was written against.
+const EXPECTED_ABI: u32 = 1;
+
+#[repr(C)]
+struct Callbacks {
+    version: u32,
+    user_data: *mut c_void,
+    on_open_url: Option<unsafe extern "C" fn(*mut c_void, *const c_char) -> i32>,
+    on_device_code: Option<unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, *const c_char)>,
+    on_progress: Option<unsafe extern "C" fn(*mut c_void, *const c_char)>,
+}
+
+enum Prompt {
+    Device { code: String, uri: String },
+    Url(String),
+}
+
+unsafe extern "C" fn on_device_code(ud: *mut c_void, code: *const c_char, uri: *const c_char, _msg: *const c_char) {
+    // SAFETY: `ud` is the sender passed in `Callbacks`, alive during mc_connect; strings are valid for the call.
+    let tx = unsafe { &*(ud as *const mpsc::Sender<Prompt>) };
+    let (code, uri) = unsafe { (CStr::from_ptr(code).to_string_lossy().into_owned(), CStr::from_ptr(uri).to_string_lossy().into_owned()) };
+    let _ = tx.send(Prompt::Device { code, uri });
+}
+
+unsafe extern "C" fn on_open_url(ud: *mut c_void, url: *const c_char) -> i32 {
+    // SAFETY: as above.
+    let tx = unsafe { &*(ud as *const mpsc::Sender<Prompt>) };
+    let url = unsafe { CStr::from_ptr(url).to_string_lossy().into_owned() };
+    let _ = tx.send(Prompt::Url(url));
+    1
+}
+
+type StrOut = unsafe extern "C" fn(*mut c_void, *const c_char, *mut *mut c_char) -> i32;
+
+/// The library, loaded at run time.
+struct Lib {
+    _lib: Library,
+    abi: unsafe extern "C" fn() -> u32,
+    version: unsafe extern "C" fn() -> *const c_char,
+    status_name: unsafe extern "C" fn(i32) -> *const c_char,
+    last_message: unsafe extern "C" fn() -> *const c_char,
+    last_diagnostic: unsafe extern "C" fn() -> *const c_char,
+    string_free: unsafe extern "C" fn(*mut c_char),
+    client_open: unsafe extern "C" fn(*const c_char, *mut *mut c_void) -> i32,
+    client_free: unsafe extern "C" fn(*mut c_void),
+    registration_put: unsafe extern "C" fn(*mut c_void, *const c_char) -> i32,
+    account_put: unsafe extern "C" fn(*mut c_void, *const c_char) -> i32,
+    connect: unsafe extern "C" fn(*mut c_void, *const c_char, *const Callbacks, *mut c_void) -> i32,
+    disconnect: unsafe extern "C" fn(*mut c_void, *const c_char) -> i32,
+    status: StrOut,
+    test: unsafe extern "C" fn(*mut c_void, *const c_char, u32, *mut c_void, *mut *mut c_char) -> i32,
+    access_token: unsafe extern "C" fn(*mut c_void, *const c_char, u32, *mut *mut c_char) -> i32,
+    sasl: unsafe extern "C" fn(*mut c_void, *const c_char, u32, *mut *mut c_char) -> i32,
+    send: unsafe extern "C" fn(*mut c_void, *const c_char, *const u8, usize, *mut c_void) -> i32,
+    fetch: unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, *mut c_void, *mut *mut c_char) -> i32,
+    list_folders: unsafe extern "C" fn(*mut c_void, *const c_char, *mut c_void, *mut *mut c_char) -> i32,
+}
+
+impl Lib {
+    fn load(path: &Path) -> Result<Lib, String> {
+        // SAFETY: loading a library runs its initializers; this is the point of the harness.
+        let lib = unsafe { Library::new(path) }.map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+        macro_rules! sym {
+            ($name:literal) => {{
+                // SAFETY: the symbol's type is the one in include/mailconnect.h.
+                let s = unsafe { lib.get($name) }.map_err(|e| format!("{} lacks {}: {e}", path.display(), String::from_utf8_lossy(&$name[..$name.len() - 1])))?;
+                *s
+            }};
+        }
+        Ok(Lib {
+            abi: sym!(b"mc_abi_version\0"),
+            version: sym!(b"mc_version\0"),
+            status_name: sym!(b"mc_status_name\0"),
+            last_message: sym!(b"mc_last_error_message\0"),
+            last_diagnostic: sym!(b"mc_last_error_diagnostic\0"),
+            string_free: sym!(b"mc_string_free\0"),
+            client_open: sym!(b"mc_client_open\0"),
+            client_free: sym!(b"mc_client_free\0"),
+            registration_put: sym!(b"mc_registration_put\0"),
+            account_put: sym!(b"mc_account_put\0"),
+            connect: sym!(b"mc_connect\0"),
+            disconnect: sym!(b"mc_disconnect\0"),
+            status: sym!(b"mc_status\0"),
+            test: sym!(b"mc_test\0"),
+            access_token: sym!(b"mc_access_token\0"),
+            sasl: sym!(b"mc_sasl_xoauth2\0"),
+            send: sym!(b"mc_send\0"),
+            fetch: sym!(b"mc_fetch\0"),
+            list_folders: sym!(b"mc_list_folders\0"),
+            _lib: lib,
+        })
+    }
+
+    fn name(&self, code: i32) -> String {
+        // SAFETY: returns a static string.
+        unsafe { CStr::from_ptr((self.status_name)(code)) }.to_string_lossy().into_owned()
+    }
+
+    fn last(&self) -> (String, String) {
+        // SAFETY: borrowed strings valid until the next call on this thread.
+        unsafe { (CStr::from_ptr((self.last_message)()).to_string_lossy().into_owned(), CStr::from_ptr((self.last_diagnostic)()).to_string_lossy().into_owned()) }
+    }
+
+    /// Take an owned output string.
+    fn take(&self, p: *mut c_char) -> Option<String> {
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `p` came from the library and is freed once.
+        let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
+        unsafe { (self.string_free)(p) };
+        Some(s)
+    }
+}
+
+fn default_lib() -> PathBuf {
+    if let Ok(p) = std::env::var("MAILCONNECT_LIB") {
+        return PathBuf::from(p);
+    }
+    let name = if cfg!(windows) { "mailconnect.dll" } else if cfg!(target_os = "macos") { "libmailconnect.dylib" } else { "libmailconnect.so" };
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    for d in [dir.clone(), dir.join("deps")] {
+        if d.join(name).exists() {
+            return d.join(name);
+        }
+    }
+    dir.join(name)
+}
+
+fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = text.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("${{{k}}}"), v);
+    }
+    out
+}
+
+/// Whether `actual` contains every key/value of `expected` (recursively for objects).
+fn json_contains(actual: &Value, expected: &Value) -> bool {
+    match (actual, expected) {
+        (Value::Object(a), Value::Object(e)) => e.iter().all(|(k, ev)| a.get(k).is_some_and(|av| json_contains(av, ev))),
+        _ => actual == expected,
+    }
+}
+
+struct Row {
+    step: usize,
+    call: String,
+    expected: String,
+    got: String,
+    ms: u128,
+    pass: bool,
+    note: String,
+}
+
+/// Run a scenario file. Returns whether every step passed.
+pub async fn run(scenario: &Path, lib_path: Option<PathBuf>, vars: Vec<String>) -> Result<bool, Box<dyn std::error::Error>> {
+    let mut map: BTreeMap<String, String> = std::env::vars().collect();
+    let tmp = tempfile::tempdir()?;
+    map.insert("TMP".into(), tmp.path().display().to_string());
+    for v in vars {
+        let (k, val) = v.split_once('=').ok_or_else(|| format!("--var takes NAME=VALUE, not '{v}'"))?;
+        map.insert(k.to_string(), val.to_string());
+    }
+    let text = substitute(&std::fs::read_to_string(scenario).map_err(|e| format!("cannot read {}: {e}", scenario.display()))?, &map);
+    let sc: Value = serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", scenario.display()))?;
+
+    let path = lib_path.unwrap_or_else(default_lib);
+    let lib = Lib::load(&path)?;
+    // SAFETY: functions of the loaded library with the header's signatures.
+    let abi = unsafe { (lib.abi)() };
+    let version = unsafe { CStr::from_ptr((lib.version)()) }.to_string_lossy().into_owned();
+    println!("library {} (version {version}, ABI {abi})", path.display());
+    if abi != EXPECTED_ABI {
+        return Err(format!("ABI version {abi} does not match the harness's {EXPECTED_ABI}").into());
+    }
+
+    let opts = CString::new(sc["client"].to_string())?;
+    let mut client: *mut c_void = std::ptr::null_mut();
+    // SAFETY: valid C string and out pointer.
+    let rc = unsafe { (lib.client_open)(opts.as_ptr(), &mut client) };
+    if rc != 0 {
+        return Err(format!("mc_client_open: {} {}", lib.name(rc), lib.last().0).into());
+    }
+    let mut rows = Vec::new();
+    if let Some(reg) = sc.get("registration") {
+        let c = CString::new(reg.to_string())?;
+        let t = Instant::now();
+        let rc = unsafe { (lib.registration_put)(client, c.as_ptr()) };
+        rows.push(Row { step: 0, call: "mc_registration_put".into(), expected: "MC_OK".into(), got: lib.name(rc), ms: t.elapsed().as_millis(), pass: rc == 0, note: if rc == 0 { String::new() } else { lib.last().0 } });
+    }
+    let account = sc.get("account").ok_or("the scenario has no 'account'")?;
+    let account_id = CString::new(account["id"].as_str().ok_or("account.id missing")?)?;
+    {
+        let c = CString::new(account.to_string())?;
+        let t = Instant::now();
+        let rc = unsafe { (lib.account_put)(client, c.as_ptr()) };
+        rows.push(Row { step: 0, call: "mc_account_put".into(), expected: "MC_OK".into(), got: lib.name(rc), ms: t.elapsed().as_millis(), pass: rc == 0, note: if rc == 0 { String::new() } else { lib.last().0 } });
+    }
+
+    let steps = sc["steps"].as_array().cloned().unwrap_or_default();
+    for (i, step) in steps.iter().enumerate() {
+        let what = step["do"].as_str().unwrap_or("?").to_string();
+        let expected = step["expect"].as_str().unwrap_or("MC_OK").to_string();
+        let t = Instant::now();
+        let id = account_id.as_ptr();
+        let mut out: *mut c_char = std::ptr::null_mut();
+        let (rc, json) = match what.as_str() {
+            "connect" => (connect(&lib, client, &account_id, step.get("sign_in")).await, None),
+            "disconnect" => (unsafe { (lib.disconnect)(client, id) }, None),
+            "status" => {
+                let rc = unsafe { (lib.status)(client, id, &mut out) };
+                (rc, lib.take(out))
+            }
+            "test" => {
+                let mut bits = 0u32;
+                for p in step["protocols"].as_array().into_iter().flatten() {
+                    bits |= match p.as_str() {
+                        Some("imap") => 1,
+                        Some("pop3") => 2,
+                        Some("smtp") => 4,
+                        _ => 0,
+                    };
+                }
+                if step["send_probe"].as_bool() == Some(true) {
+                    bits |= 0x100;
+                }
+                let rc = unsafe { (lib.test)(client, id, bits, std::ptr::null_mut(), &mut out) };
+                (rc, lib.take(out))
+            }
+            "access_token" => {
+                let rc = unsafe { (lib.access_token)(client, id, 0, &mut out) };
+                (rc, lib.take(out).map(|t| format!("{{\"length\":{}}}", t.len())))
+            }
+            "sasl_xoauth2" => {
+                let rc = unsafe { (lib.sasl)(client, id, 0, &mut out) };
+                (rc, lib.take(out).map(|t| format!("{{\"length\":{}}}", t.len())))
+            }
+            "send" => {
+                let msg = step["message"].as_str().unwrap_or("").as_bytes().to_vec();
+                (unsafe { (lib.send)(client, id, msg.as_ptr(), msg.len(), std::ptr::null_mut()) }, None)
+            }
+            "fetch" => {
+                let q = CString::new(step.get("query").cloned().unwrap_or(Value::Null).to_string())?;
+                let qp = if step.get("query").is_some() { q.as_ptr() } else { std::ptr::null() };
+                let rc = unsafe { (lib.fetch)(client, id, qp, std::ptr::null_mut(), &mut out) };
+                (rc, lib.take(out))
+            }
+            "folders" => {
+                let rc = unsafe { (lib.list_folders)(client, id, std::ptr::null_mut(), &mut out) };
+                (rc, lib.take(out))
+            }
+            other => {
+                rows.push(Row { step: i + 1, call: other.into(), expected, got: "-".into(), ms: 0, pass: false, note: "unknown step".into() });
+                continue;
+            }
+        };
+        let got = lib.name(rc);
+        let mut pass = got == expected;
+        let mut note = if rc != 0 { lib.last().0 } else { String::new() };
+        if let (true, Some(exp)) = (pass, step.get("expect_json")) {
+            let actual: Value = json.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or(Value::Null);
+            if !json_contains(&actual, exp) {
+                pass = false;
+                note = format!("JSON does not contain {exp}; got {}", json.unwrap_or_default().chars().take(300).collect::<String>());
+            }
+        }
+        rows.push(Row { step: i + 1, call: format!("mc_{what}"), expected, got, ms: t.elapsed().as_millis(), pass, note });
+    }
+    // SAFETY: from mc_client_open, freed once.
+    unsafe { (lib.client_free)(client) };
+
+    println!("\n{:>4}  {:<22} {:<32} {:<32} {:>7}  result", "step", "call", "expected", "got", "ms");
+    for r in &rows {
+        println!("{:>4}  {:<22} {:<32} {:<32} {:>7}  {}", r.step, r.call, r.expected, r.got, r.ms, if r.pass { "PASS" } else { "FAIL" });
+        if !r.pass && !r.note.is_empty() {
+            println!("      {}", r.note);
+        }
+    }
+    let failed = rows.iter().filter(|r| !r.pass).count();
+    println!("\n{} passed, {} failed", rows.len() - failed, failed);
+    Ok(failed == 0)
+}
+
+async fn connect(lib: &Lib, client: *mut c_void, id: &CString, sign_in: Option<&Value>) -> i32 {
+    let (tx, rx) = mpsc::channel::<Prompt>();
+    let script = sign_in.map(|s| SignIn {
+        user: s["user"].as_str().unwrap_or_default().to_string(),
+        password: s["password"].as_str().unwrap_or_default().to_string(),
+        mfa_code: s["mfa_code"].as_str().map(str::to_string),
+        consent: if s["decline"].as_bool() == Some(true) { Consent::Decline } else { Consent::Accept },
+        deliver_redirect: true,
+    });
+    let connect_fn = lib.connect;
+    let client_addr = client as usize;
+    let id = id.clone();
+    let worker = std::thread::spawn(move || {
+        let tx = tx;
+        let cb = Callbacks {
+            version: 1,
+            user_data: &tx as *const mpsc::Sender<Prompt> as *mut c_void,
+            on_open_url: Some(on_open_url),
+            on_device_code: Some(on_device_code),
+            on_progress: None,
+        };
+        // SAFETY: the client is alive for the call; `cb` and `tx` outlive it.
+        unsafe { connect_fn(client_addr as *mut c_void, id.as_ptr(), &cb, std::ptr::null_mut()) }
+    });
+    let browser = ScriptedBrowser::new();
+    loop {
+        match rx.try_recv() {
+            Ok(prompt) => {
+                if let Some(script) = &script {
+                    let r = match prompt {
+                        Prompt::Device { code, uri } => browser.complete_device_code(&uri, &code, script).await.map(|_| ()),
+                        Prompt::Url(url) => browser.sign_in(&url, script).await.map(|_| ()),
+                    };
+                    if let Err(e) = r {
+                        eprintln!("harness: the scripted sign-in failed: {e}");
+                    }
+                }
+            }
+            Err(mpsc::TryRecvError::Empty) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            Err(mpsc::TryRecvError::Disconnected) => break,
+        }
+    }
+    worker.join().unwrap_or(-99)
+}
