@@ -11,7 +11,10 @@ use mailconnect_sandbox::ScriptedBrowser;
 use mailconnect_tests::*;
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The directory holding libmailconnect.so for this build.
@@ -27,10 +30,21 @@ fn lib_dir() -> PathBuf {
 }
 
 fn compile(asan: bool) -> PathBuf {
-    let out = std::env::temp_dir().join(format!("mc_scenario_{}{}", std::process::id(), if asan { "_asan" } else { "" }));
+    let out = std::env::temp_dir().join(format!(
+        "mc_scenario_{}{}",
+        std::process::id(),
+        if asan { "_asan" } else { "" }
+    ));
     let lib = lib_dir();
     let mut cmd = Command::new("gcc");
-    cmd.args(["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-g"]);
+    cmd.args([
+        "-std=c11",
+        "-D_POSIX_C_SOURCE=200809L",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-g",
+    ]);
     if asan {
         cmd.args(["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]);
     }
@@ -52,7 +66,8 @@ async fn run(exe: &Path, args: &[&str], asan: bool) -> String {
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     if asan {
         // Leaks inside the Rust runtime's thread pools are not the C host's; UB and memory errors are.
-        cmd.env("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1").env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1");
+        cmd.env("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1")
+            .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1");
     }
     let mut child = cmd.spawn().expect("program starts");
     let stdout = child.stdout.take().unwrap();
@@ -69,18 +84,36 @@ async fn run(exe: &Path, args: &[&str], asan: bool) -> String {
     while let Some(line) = rx.recv().await {
         if let Some(rest) = line.strip_prefix("DEVICE ") {
             let (code, uri) = rest.split_once(' ').unwrap();
-            browser.complete_device_code(uri, code, &sign_in_as("alice@example.test")).await.expect("device sign-in");
+            browser
+                .complete_device_code(uri, code, &sign_in_as("alice@example.test"))
+                .await
+                .expect("device sign-in");
         } else if let Some(url) = line.strip_prefix("OPEN ") {
-            let o = browser.sign_in(url, &sign_in_as("alice@example.test")).await.expect("browser sign-in");
-            assert!(o.delivered.is_some(), "the redirect reached the library's loopback listener");
+            let o = browser
+                .sign_in(url, &sign_in_as("alice@example.test"))
+                .await
+                .expect("browser sign-in");
+            assert!(
+                o.delivered.is_some(),
+                "the redirect reached the library's loopback listener"
+            );
         }
         out.push_str(&line);
         out.push('\n');
     }
-    let result = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let result = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(result.status.success(), "C program {args:?} failed:\n{out}\n{stderr}");
-    assert!(!stderr.contains("ERROR: AddressSanitizer") && !stderr.contains("runtime error:"), "sanitizer findings:\n{stderr}");
+    assert!(
+        result.status.success(),
+        "C program {args:?} failed:\n{out}\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("ERROR: AddressSanitizer") && !stderr.contains("runtime error:"),
+        "sanitizer findings:\n{stderr}"
+    );
     out
 }
 
@@ -93,7 +126,10 @@ async fn scenario(asan: bool) {
     let out = run(&exe, &["connect-device", store, &url], asan).await;
     assert!(out.contains("PASS 0 failures"), "{out}");
     let out = run(&exe, &["check-connected", store], asan).await;
-    assert!(out.contains("second process finds the account connected"), "{out}");
+    assert!(
+        out.contains("second process finds the account connected"),
+        "{out}"
+    );
     let out = run(&exe, &["connect-browser", store, &url], asan).await;
     assert!(out.contains("ok the open-URL callback ran once"), "{out}");
     let out = run(&exe, &["disconnect", store], asan).await;

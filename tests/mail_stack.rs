@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use mailconnect_core::check::TestOptions;
 use mailconnect_core::mail::FetchRequest;
-use mailconnect_core::{AccountState, CancellationToken, Client, ConnectOptions, ErrorKind, Protocol};
+use mailconnect_core::{
+    AccountState, CancellationToken, Client, ConnectOptions, ErrorKind, Protocol,
+};
 use mailconnect_tests::*;
 
 fn nc() -> CancellationToken {
@@ -36,7 +38,10 @@ impl World {
         }
         self.client.put_account_json(&a.to_string()).unwrap();
         let user = ScriptedUser::new(sign_in_as(login.unwrap_or(mailbox)));
-        self.client.connect(id, ConnectOptions::default(), &user, &nc()).await.expect("connect");
+        self.client
+            .connect(id, ConnectOptions::default(), &user, &nc())
+            .await
+            .expect("connect");
     }
 }
 
@@ -45,10 +50,16 @@ fn message(subject: &str) -> Vec<u8> {
 }
 
 async fn find(client: &Client, id: &str, protocol: Protocol, needle: &str) -> bool {
-    let req = FetchRequest { protocol: Some(protocol), ..Default::default() };
+    let req = FetchRequest {
+        protocol: Some(protocol),
+        ..Default::default()
+    };
     for _ in 0..40 {
         let msgs = client.fetch(id, &req, &nc()).await.expect("fetch");
-        if msgs.iter().any(|m| String::from_utf8_lossy(&m.data).contains(needle)) {
+        if msgs
+            .iter()
+            .any(|m| String::from_utf8_lossy(&m.data).contains(needle))
+        {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -61,41 +72,94 @@ async fn connect_test_send_fetch_over_imap_and_pop3_then_disconnect() {
     let w = world(&[]).await;
     w.account("alice", "alice@example.test", None).await;
 
-    let report = w.client.test("alice", &[], TestOptions::default(), &nc()).await.unwrap();
+    let report = w
+        .client
+        .test("alice", &[], TestOptions::default(), &nc())
+        .await
+        .unwrap();
     let json = serde_json::to_string_pretty(&report).unwrap();
     assert!(report.ok, "{json}");
     assert_eq!(report.results.len(), 3);
     for r in &report.results {
         assert!(r.ok, "{json}");
         assert_eq!(r.mechanism_used.as_deref(), Some("XOAUTH2"), "{json}");
-        assert!(r.mechanisms_offered.iter().any(|m| m == "XOAUTH2"), "{json}");
-        assert!(r.tls_version.as_deref().is_some_and(|v| v.starts_with("TLS 1.")), "{json}");
-        assert!(r.phases_ms.connect.is_some() && r.phases_ms.auth.is_some(), "{json}");
+        assert!(
+            r.mechanisms_offered.iter().any(|m| m == "XOAUTH2"),
+            "{json}"
+        );
+        assert!(
+            r.tls_version
+                .as_deref()
+                .is_some_and(|v| v.starts_with("TLS 1.")),
+            "{json}"
+        );
+        assert!(
+            r.phases_ms.connect.is_some() && r.phases_ms.auth.is_some(),
+            "{json}"
+        );
     }
 
-    let accepted = w.client.send("alice", &message("story-1"), None, &nc()).await.expect("send");
+    let accepted = w
+        .client
+        .send("alice", &message("story-1"), None, &nc())
+        .await
+        .expect("send");
     assert!(accepted.starts_with("250"), "{accepted}");
-    assert!(find(&w.client, "alice", Protocol::Imap, "story-1").await, "arrives over IMAP");
-    assert!(find(&w.client, "alice", Protocol::Pop3, "story-1").await, "arrives over POP3");
-    assert!(find(&w.client, "alice", Protocol::Pop3, "story-1").await, "POP3 left it on the server");
+    assert!(
+        find(&w.client, "alice", Protocol::Imap, "story-1").await,
+        "arrives over IMAP"
+    );
+    assert!(
+        find(&w.client, "alice", Protocol::Pop3, "story-1").await,
+        "arrives over POP3"
+    );
+    assert!(
+        find(&w.client, "alice", Protocol::Pop3, "story-1").await,
+        "POP3 left it on the server"
+    );
 
     let folders = w.client.list_folders("alice", &nc()).await.unwrap();
-    assert!(folders.iter().any(|f| f.name == "INBOX" && f.special_use.is_some()), "{folders:?}");
+    assert!(
+        folders
+            .iter()
+            .any(|f| f.name == "INBOX" && f.special_use.is_some()),
+        "{folders:?}"
+    );
 
     w.client.disconnect("alice").await.unwrap();
-    let report = w.client.test("alice", &[], TestOptions::default(), &nc()).await.unwrap();
+    let report = w
+        .client
+        .test("alice", &[], TestOptions::default(), &nc())
+        .await
+        .unwrap();
     assert!(!report.ok);
     assert_eq!(report.token.status, "not_connected");
-    assert!(report.results.iter().all(|r| r.phases_ms.connect.is_none()), "no server was contacted");
+    assert!(
+        report.results.iter().all(|r| r.phases_ms.connect.is_none()),
+        "no server was contacted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_message_is_sent_to_self_and_found_again() {
     let w = world(&[]).await;
     w.account("alice", "alice@example.test", None).await;
-    let report = w.client.test("alice", &[Protocol::Imap, Protocol::Smtp], TestOptions { send_probe: true }, &nc()).await.unwrap();
+    let report = w
+        .client
+        .test(
+            "alice",
+            &[Protocol::Imap, Protocol::Smtp],
+            TestOptions { send_probe: true },
+            &nc(),
+        )
+        .await
+        .unwrap();
     let probe = report.probe.clone().expect("probe ran");
-    assert!(probe.ok, "{}", serde_json::to_string_pretty(&report).unwrap());
+    assert!(
+        probe.ok,
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap()
+    );
     assert_eq!(probe.found_via, Some(Protocol::Imap));
 }
 
@@ -104,9 +168,19 @@ async fn a_token_the_server_refuses_is_refreshed_once_and_retried() {
     let w = world(&[]).await;
     w.account("alice", "alice@example.test", None).await;
     // The stored access token is still "valid" for us, but the server no longer accepts it.
-    w.env.emulator.revoke_user_access_tokens("alice@example.test");
-    let report = w.client.test("alice", &[Protocol::Imap], TestOptions::default(), &nc()).await.unwrap();
-    assert!(report.ok, "{}", serde_json::to_string_pretty(&report).unwrap());
+    w.env
+        .emulator
+        .revoke_user_access_tokens("alice@example.test");
+    let report = w
+        .client
+        .test("alice", &[Protocol::Imap], TestOptions::default(), &nc())
+        .await
+        .unwrap();
+    assert!(
+        report.ok,
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap()
+    );
     assert!(report.results[0].retried_with_refreshed_token);
 }
 
@@ -114,46 +188,105 @@ async fn a_token_the_server_refuses_is_refreshed_once_and_retried() {
 async fn a_revoked_refresh_token_needs_reauthorization_without_a_retry_loop() {
     let w = world(&[]).await;
     w.account("alice", "alice@example.test", None).await;
-    w.env.emulator.revoke_user_access_tokens("alice@example.test");
-    w.env.emulator.revoke_user_refresh_tokens("alice@example.test");
+    w.env
+        .emulator
+        .revoke_user_access_tokens("alice@example.test");
+    w.env
+        .emulator
+        .revoke_user_refresh_tokens("alice@example.test");
     w.env.emulator.reset_stats();
-    let e = w.client.send("alice", &message("never"), None, &nc()).await.unwrap_err();
+    let e = w
+        .client
+        .send("alice", &message("never"), None, &nc())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ReauthorizationRequired, "{e}");
-    assert_eq!(w.client.status("alice").unwrap().state, AccountState::NeedsReauthorization);
-    let e = w.client.send("alice", &message("never"), None, &nc()).await.unwrap_err();
+    assert_eq!(
+        w.client.status("alice").unwrap().state,
+        AccountState::NeedsReauthorization
+    );
+    let e = w
+        .client
+        .send("alice", &message("never"), None, &nc())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ReauthorizationRequired);
-    assert_eq!(w.env.emulator.stats().refresh_requests_total(), 1, "one refresh attempt, no loop");
+    assert_eq!(
+        w.env.emulator.stats().refresh_requests_total(),
+        1,
+        "one refresh attempt, no loop"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_for_another_user_is_refused_with_the_sasl_challenge_kept() {
     let w = world(&[]).await;
     // bob signs in, but the account names alice's mailbox: bob has no FullAccess on it.
-    w.account("wrong", "alice@example.test", Some("bob@example.test")).await;
-    let report = w.client.test("wrong", &[Protocol::Imap, Protocol::Pop3], TestOptions::default(), &nc()).await.unwrap();
+    w.account("wrong", "alice@example.test", Some("bob@example.test"))
+        .await;
+    let report = w
+        .client
+        .test(
+            "wrong",
+            &[Protocol::Imap, Protocol::Pop3],
+            TestOptions::default(),
+            &nc(),
+        )
+        .await
+        .unwrap();
     let json = serde_json::to_string_pretty(&report).unwrap();
     assert!(!report.ok, "{json}");
     for r in &report.results {
         let e = r.error.as_ref().expect("error");
         assert_eq!(e.code, "MC-SHARED-MAILBOX-NO-ACCESS", "{json}");
-        assert!(e.sasl_challenge.as_deref().is_some_and(|c| c.contains("401")), "the + challenge JSON is kept: {json}");
+        assert!(
+            e.sasl_challenge
+                .as_deref()
+                .is_some_and(|c| c.contains("401")),
+            "the + challenge JSON is kept: {json}"
+        );
     }
     // The delegate with FullAccess works: alice opens the shared mailbox sales@.
-    w.account("sales", "sales@example.test", Some("alice@example.test")).await;
-    let report = w.client.test("sales", &[Protocol::Imap], TestOptions::default(), &nc()).await.unwrap();
-    assert!(report.ok, "{}", serde_json::to_string_pretty(&report).unwrap());
+    w.account("sales", "sales@example.test", Some("alice@example.test"))
+        .await;
+    let report = w
+        .client
+        .test("sales", &[Protocol::Imap], TestOptions::default(), &nc())
+        .await
+        .unwrap();
+    assert!(
+        report.ok,
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pop3_disabled_for_one_user_is_diagnosed_as_such() {
     let w = world(&["bob@example.test"]).await;
     w.account("bob", "bob@example.test", None).await;
-    let report = w.client.test("bob", &[], TestOptions::default(), &nc()).await.unwrap();
+    let report = w
+        .client
+        .test("bob", &[], TestOptions::default(), &nc())
+        .await
+        .unwrap();
     let json = serde_json::to_string_pretty(&report).unwrap();
-    let pop = report.results.iter().find(|r| r.protocol == Protocol::Pop3).unwrap();
-    let imap = report.results.iter().find(|r| r.protocol == Protocol::Imap).unwrap();
+    let pop = report
+        .results
+        .iter()
+        .find(|r| r.protocol == Protocol::Pop3)
+        .unwrap();
+    let imap = report
+        .results
+        .iter()
+        .find(|r| r.protocol == Protocol::Imap)
+        .unwrap();
     assert!(imap.ok && !pop.ok, "{json}");
-    assert_eq!(pop.error.as_ref().unwrap().code, "MC-PROTOCOL-DISABLED", "{json}");
+    assert_eq!(
+        pop.error.as_ref().unwrap().code,
+        "MC-PROTOCOL-DISABLED",
+        "{json}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,16 +294,31 @@ async fn wrong_port_and_untrusted_certificate_are_diagnosed() {
     let w = world(&[]).await;
     w.account("alice", "alice@example.test", None).await;
     // A closed port.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut a: serde_json::Value = serde_json::to_value(w.client.account("alice").unwrap()).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut a: serde_json::Value =
+        serde_json::to_value(w.client.account("alice").unwrap()).unwrap();
     a["servers"]["imap"]["port"] = closed.into();
     w.client.put_account_json(&a.to_string()).unwrap();
-    let report = w.client.test("alice", &[Protocol::Imap], TestOptions::default(), &nc()).await.unwrap();
-    assert_eq!(report.results[0].error.as_ref().unwrap().code, "MC-NETWORK-UNREACHABLE");
+    let report = w
+        .client
+        .test("alice", &[Protocol::Imap], TestOptions::default(), &nc())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.results[0].error.as_ref().unwrap().code,
+        "MC-NETWORK-UNREACHABLE"
+    );
 
     // A client that does not trust the throw-away CA.
     let plain = open_client(&w.env.dir.path().join("mail.db"));
-    let report = plain.test("alice", &[Protocol::Pop3], TestOptions::default(), &nc()).await.unwrap();
+    let report = plain
+        .test("alice", &[Protocol::Pop3], TestOptions::default(), &nc())
+        .await
+        .unwrap();
     let e = report.results[0].error.clone().unwrap();
     assert_eq!(e.code, "MC-TLS-UNTRUSTED", "{}", e.message);
 }
@@ -190,10 +338,16 @@ async fn a_server_closing_the_connection_mid_command_is_reported() {
             let _ = s.read(&mut buf).await;
         }
     });
-    let mut a: serde_json::Value = serde_json::to_value(w.client.account("alice").unwrap()).unwrap();
-    a["servers"]["pop3"] = serde_json::json!({"host": "127.0.0.1", "port": port, "security": "none"});
+    let mut a: serde_json::Value =
+        serde_json::to_value(w.client.account("alice").unwrap()).unwrap();
+    a["servers"]["pop3"] =
+        serde_json::json!({"host": "127.0.0.1", "port": port, "security": "none"});
     w.client.put_account_json(&a.to_string()).unwrap();
-    let report = w.client.test("alice", &[Protocol::Pop3], TestOptions::default(), &nc()).await.unwrap();
+    let report = w
+        .client
+        .test("alice", &[Protocol::Pop3], TestOptions::default(), &nc())
+        .await
+        .unwrap();
     let e = report.results[0].error.clone().unwrap();
     assert_eq!(e.code, "MC-CONNECTION-CLOSED", "{}", e.message);
 }

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailconnect_core::oauth::errors::ReauthReason;
-use mailconnect_core::{AccountState, CancellationToken, ConnectOptions, ConnectStage, ErrorKind, Flow};
-use mailconnect_sandbox::{Consent, FaultRule, ScriptedBrowser};
+use mailconnect_core::{
+    AccountState, CancellationToken, ConnectOptions, ConnectStage, ErrorKind, Flow,
+};
+use mailconnect_sandbox::{Consent, ScriptedBrowser};
 use mailconnect_tests::*;
 use secrecy::ExposeSecret;
 
@@ -16,37 +17,73 @@ fn no_cancel() -> CancellationToken {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_flow_connects_with_the_scripted_sign_in_then_status_and_disconnect() {
     let env = env().await;
-    add_account(&env, "alice", "alice@example.test", "browser", serde_json::json!({}));
-    assert_eq!(env.client.status("alice").unwrap().state, AccountState::NotConnected);
+    add_account(
+        &env,
+        "alice",
+        "alice@example.test",
+        "browser",
+        serde_json::json!({}),
+    );
+    assert_eq!(
+        env.client.status("alice").unwrap().state,
+        AccountState::NotConnected
+    );
 
     let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    let status = env.client.connect("alice", ConnectOptions::default(), &user, &no_cancel()).await.expect("connect");
+    let status = env
+        .client
+        .connect("alice", ConnectOptions::default(), &user, &no_cancel())
+        .await
+        .expect("connect");
     assert_eq!(status.state, AccountState::Connected);
     let id = status.identity.clone().expect("identity from the id_token");
     assert_eq!(id.username.as_deref(), Some("alice@example.test"));
     assert_eq!(id.tid.as_deref(), Some(TENANT));
     assert!(status.has_refresh_token);
-    assert!(status.scopes.iter().any(|s| s.contains("IMAP.AccessAsUser.All")), "{:?}", status.scopes);
+    assert!(
+        status
+            .scopes
+            .iter()
+            .any(|s| s.contains("IMAP.AccessAsUser.All")),
+        "{:?}",
+        status.scopes
+    );
     assert!(status.expires_in_secs.unwrap() > 600);
 
     // The browser got our "you can close this window" page from the loopback listener.
     let outcome = user.outcome().expect("sign-in ran").expect("sign-in ok");
-    let (code, body) = outcome.delivered.expect("redirect delivered to the loopback listener");
+    let (code, body) = outcome
+        .delivered
+        .expect("redirect delivered to the loopback listener");
     assert_eq!(code, 200);
     assert!(body.contains("close this window"), "{body}");
     let stages = user.stages.lock().unwrap().clone();
     assert_eq!(stages.first(), Some(&ConnectStage::Starting));
     assert_eq!(stages.last(), Some(&ConnectStage::Connected));
 
-    let t = env.client.access_token("alice", &no_cancel()).await.unwrap();
+    let t = env
+        .client
+        .access_token("alice", &no_cancel())
+        .await
+        .unwrap();
     assert_eq!(t.user, "alice@example.test");
     assert!(t.token.expose_secret().starts_with("eyJ"));
     assert!(t.token.expose_secret().len() > 1500, "realistic token size");
 
     env.client.disconnect("alice").await.unwrap();
-    env.client.disconnect("alice").await.expect("disconnect is idempotent");
-    assert_eq!(env.client.status("alice").unwrap().state, AccountState::NotConnected);
-    let e = env.client.access_token("alice", &no_cancel()).await.unwrap_err();
+    env.client
+        .disconnect("alice")
+        .await
+        .expect("disconnect is idempotent");
+    assert_eq!(
+        env.client.status("alice").unwrap().state,
+        AccountState::NotConnected
+    );
+    let e = env
+        .client
+        .access_token("alice", &no_cancel())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::State);
 }
 
@@ -59,9 +96,14 @@ async fn the_loopback_page_speaks_german_when_the_host_asks() {
     let client = mailconnect_core::Client::open(o).unwrap();
     let reg = serde_json::json!({"id":"d","provider":"microsoft","authority_host":env.emulator.base_url(),"client_id":DESKTOP_APP});
     client.put_registration_json(&reg.to_string()).unwrap();
-    client.put_account_json(r#"{"id":"a","mailbox":"alice@example.test","registration":"d"}"#).unwrap();
+    client
+        .put_account_json(r#"{"id":"a","mailbox":"alice@example.test","registration":"d"}"#)
+        .unwrap();
     let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    client.connect("a", ConnectOptions::default(), &user, &no_cancel()).await.unwrap();
+    client
+        .connect("a", ConnectOptions::default(), &user, &no_cancel())
+        .await
+        .unwrap();
     let (_, body) = user.outcome().unwrap().unwrap().delivered.unwrap();
     assert!(body.contains("Fenster schließen"), "{body}");
 }
@@ -69,39 +111,92 @@ async fn the_loopback_page_speaks_german_when_the_host_asks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_with_another_account_is_refused_naming_both_and_nothing_is_stored() {
     let env = env().await;
-    add_account(&env, "alice", "alice@example.test", "browser", serde_json::json!({}));
+    add_account(
+        &env,
+        "alice",
+        "alice@example.test",
+        "browser",
+        serde_json::json!({}),
+    );
     let user = ScriptedUser::new(sign_in_as("bob@example.test"));
-    let e = env.client.connect("alice", ConnectOptions::default(), &user, &no_cancel()).await.unwrap_err();
+    let e = env
+        .client
+        .connect("alice", ConnectOptions::default(), &user, &no_cancel())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AuthorizationDenied);
-    assert!(e.message().contains("bob@example.test") && e.message().contains("alice@example.test"), "{}", e.message());
-    assert_eq!(env.client.status("alice").unwrap().state, AccountState::NotConnected);
+    assert!(
+        e.message().contains("bob@example.test") && e.message().contains("alice@example.test"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(
+        env.client.status("alice").unwrap().state,
+        AccountState::NotConnected
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alias_of_the_login_is_accepted() {
     let env = env().await;
-    add_account(&env, "a", "alice.smith@example.test", "browser", serde_json::json!({"login_aliases": ["ALICE@example.test"]}));
+    add_account(
+        &env,
+        "a",
+        "alice.smith@example.test",
+        "browser",
+        serde_json::json!({"login_aliases": ["ALICE@example.test"]}),
+    );
     let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    let s = env.client.connect("a", ConnectOptions::default(), &user, &no_cancel()).await.unwrap();
+    let s = env
+        .client
+        .connect("a", ConnectOptions::default(), &user, &no_cancel())
+        .await
+        .unwrap();
     assert_eq!(s.state, AccountState::Connected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_mailbox_is_connected_by_its_delegate() {
     let env = env().await;
-    add_account(&env, "sales", "sales@example.test", "browser", serde_json::json!({"login": "alice@example.test"}));
+    add_account(
+        &env,
+        "sales",
+        "sales@example.test",
+        "browser",
+        serde_json::json!({"login": "alice@example.test"}),
+    );
     let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    env.client.connect("sales", ConnectOptions::default(), &user, &no_cancel()).await.unwrap();
-    let t = env.client.access_token("sales", &no_cancel()).await.unwrap();
-    assert_eq!(t.user, "sales@example.test", "the SASL user= is the shared mailbox");
+    env.client
+        .connect("sales", ConnectOptions::default(), &user, &no_cancel())
+        .await
+        .unwrap();
+    let t = env
+        .client
+        .access_token("sales", &no_cancel())
+        .await
+        .unwrap();
+    assert_eq!(
+        t.user, "sales@example.test",
+        "the SASL user= is the shared mailbox"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mfa_users_complete_the_second_factor_in_the_browser() {
     let env = env().await;
-    add_account(&env, "carol", "carol@example.test", "browser", serde_json::json!({}));
+    add_account(
+        &env,
+        "carol",
+        "carol@example.test",
+        "browser",
+        serde_json::json!({}),
+    );
     let user = ScriptedUser::new(sign_in_as("carol@example.test"));
-    let s = env.client.connect("carol", ConnectOptions::default(), &user, &no_cancel()).await.unwrap();
+    let s = env
+        .client
+        .connect("carol", ConnectOptions::default(), &user, &no_cancel())
+        .await
+        .unwrap();
     assert_eq!(s.state, AccountState::Connected);
 }
 
@@ -110,14 +205,36 @@ async fn a_browser_session_of_another_user_does_not_authorize_the_wrong_account(
     // The admin signs in for several users in one browser. mailconnect sends login_hint and
     // prompt=select_account, so the picker appears and the right account is chosen.
     let env = env().await;
-    add_account(&env, "admin", "admin@example.test", "browser", serde_json::json!({}));
-    add_account(&env, "bob", "bob@example.test", "browser", serde_json::json!({}));
+    add_account(
+        &env,
+        "admin",
+        "admin@example.test",
+        "browser",
+        serde_json::json!({}),
+    );
+    add_account(
+        &env,
+        "bob",
+        "bob@example.test",
+        "browser",
+        serde_json::json!({}),
+    );
     let browser = Arc::new(ScriptedBrowser::new());
     let as_admin = ScriptedUser::with_browser(browser.clone(), sign_in_as("admin@example.test"));
-    env.client.connect("admin", ConnectOptions::default(), &as_admin, &no_cancel()).await.unwrap();
+    env.client
+        .connect("admin", ConnectOptions::default(), &as_admin, &no_cancel())
+        .await
+        .unwrap();
     let as_bob = ScriptedUser::with_browser(browser.clone(), sign_in_as("bob@example.test"));
-    let s = env.client.connect("bob", ConnectOptions::default(), &as_bob, &no_cancel()).await.unwrap();
-    assert_eq!(s.identity.unwrap().username.as_deref(), Some("bob@example.test"));
+    let s = env
+        .client
+        .connect("bob", ConnectOptions::default(), &as_bob, &no_cancel())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.identity.unwrap().username.as_deref(),
+        Some("bob@example.test")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,18 +242,47 @@ async fn a_silent_single_sign_on_as_the_wrong_account_is_caught_by_the_identity_
     // The trap from the vendor articles: without prompt=select_account, the browser session's
     // account is signed in silently. Our identity check refuses it.
     let env = env().await;
-    add_account(&env, "admin", "admin@example.test", "browser", serde_json::json!({}));
-    add_account(&env, "bob", "bob@example.test", "browser", serde_json::json!({"options": {"select_account": false}}));
+    add_account(
+        &env,
+        "admin",
+        "admin@example.test",
+        "browser",
+        serde_json::json!({}),
+    );
+    add_account(
+        &env,
+        "bob",
+        "bob@example.test",
+        "browser",
+        serde_json::json!({"options": {"select_account": false}}),
+    );
     let browser = Arc::new(ScriptedBrowser::new());
     let as_admin = ScriptedUser::with_browser(browser.clone(), sign_in_as("admin@example.test"));
-    env.client.connect("admin", ConnectOptions::default(), &as_admin, &no_cancel()).await.unwrap();
+    env.client
+        .connect("admin", ConnectOptions::default(), &as_admin, &no_cancel())
+        .await
+        .unwrap();
     let as_bob = ScriptedUser::with_browser(browser.clone(), sign_in_as("bob@example.test"));
-    match env.client.connect("bob", ConnectOptions::default(), &as_bob, &no_cancel()).await {
-        Ok(s) => assert_eq!(s.identity.unwrap().username.as_deref(), Some("bob@example.test")),
+    match env
+        .client
+        .connect("bob", ConnectOptions::default(), &as_bob, &no_cancel())
+        .await
+    {
+        Ok(s) => assert_eq!(
+            s.identity.unwrap().username.as_deref(),
+            Some("bob@example.test")
+        ),
         Err(e) => {
             assert_eq!(e.kind(), ErrorKind::AuthorizationDenied);
-            assert!(e.message().contains("admin@example.test"), "{}", e.message());
-            assert_eq!(env.client.status("bob").unwrap().state, AccountState::NotConnected);
+            assert!(
+                e.message().contains("admin@example.test"),
+                "{}",
+                e.message()
+            );
+            assert_eq!(
+                env.client.status("bob").unwrap().state,
+                AccountState::NotConnected
+            );
         }
     }
 }
@@ -149,11 +295,21 @@ async fn a_declined_consent_in_the_browser_is_reported_as_denied() {
         }
     })
     .await;
-    add_account(&env, "bob", "bob@example.test", "browser", serde_json::json!({}));
+    add_account(
+        &env,
+        "bob",
+        "bob@example.test",
+        "browser",
+        serde_json::json!({}),
+    );
     let mut script = sign_in_as("bob@example.test");
     script.consent = Consent::Decline;
     let user = ScriptedUser::new(script);
-    let e = env.client.connect("bob", ConnectOptions::default(), &user, &no_cancel()).await.unwrap_err();
+    let e = env
+        .client
+        .connect("bob", ConnectOptions::default(), &user, &no_cancel())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AuthorizationDenied, "{e}");
     assert!(e.message().contains("65004"), "{}", e.message());
 }
@@ -161,11 +317,32 @@ async fn a_declined_consent_in_the_browser_is_reported_as_denied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_step_times_out_and_can_be_cancelled_from_another_thread() {
     let env = env().await;
-    add_account(&env, "alice", "alice@example.test", "browser", serde_json::json!({"options": {"interactive_timeout_secs": 1}}));
-    let e = env.client.connect("alice", ConnectOptions::default(), &ScriptedUser::idle(), &no_cancel()).await.unwrap_err();
+    add_account(
+        &env,
+        "alice",
+        "alice@example.test",
+        "browser",
+        serde_json::json!({"options": {"interactive_timeout_secs": 1}}),
+    );
+    let e = env
+        .client
+        .connect(
+            "alice",
+            ConnectOptions::default(),
+            &ScriptedUser::idle(),
+            &no_cancel(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
 
-    add_account(&env, "bob", "bob@example.test", "browser", serde_json::json!({}));
+    add_account(
+        &env,
+        "bob",
+        "bob@example.test",
+        "browser",
+        serde_json::json!({}),
+    );
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
     std::thread::spawn(move || {
@@ -173,21 +350,48 @@ async fn the_browser_step_times_out_and_can_be_cancelled_from_another_thread() {
         c2.cancel();
     });
     let started = std::time::Instant::now();
-    let e = env.client.connect("bob", ConnectOptions::default(), &ScriptedUser::idle(), &cancel).await.unwrap_err();
+    let e = env
+        .client
+        .connect(
+            "bob",
+            ConnectOptions::default(),
+            &ScriptedUser::idle(),
+            &cancel,
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Cancelled);
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(env.client.status("bob").unwrap().state, AccountState::NotConnected);
+    assert_eq!(
+        env.client.status("bob").unwrap().state,
+        AccountState::NotConnected
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_code_pending_then_approved() {
     let env = env().await;
-    add_account(&env, "bob", "bob@example.test", "device_code", serde_json::json!({}));
+    add_account(
+        &env,
+        "bob",
+        "bob@example.test",
+        "device_code",
+        serde_json::json!({}),
+    );
     let user = ScriptedUser::new(sign_in_as("bob@example.test"));
-    let s = env.client.connect("bob", ConnectOptions::default(), &user, &no_cancel()).await.unwrap();
+    let s = env
+        .client
+        .connect("bob", ConnectOptions::default(), &user, &no_cancel())
+        .await
+        .unwrap();
     assert_eq!(s.state, AccountState::Connected);
     assert_eq!(s.flow, Some(Flow::DeviceCode));
-    let info = user.device_code.lock().unwrap().clone().expect("device code shown");
+    let info = user
+        .device_code
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("device code shown");
     assert_eq!(info.user_code.len(), 9);
     assert!(info.message.contains(&info.user_code));
     let stats = env.emulator.stats();
@@ -197,13 +401,37 @@ async fn device_code_pending_then_approved() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_code_declined_and_expired() {
     let env = env_with(|c| c.tokens.device_code_lifetime_secs = 3).await;
-    add_account(&env, "bob", "bob@example.test", "device_code", serde_json::json!({}));
+    add_account(
+        &env,
+        "bob",
+        "bob@example.test",
+        "device_code",
+        serde_json::json!({}),
+    );
     let mut script = sign_in_as("bob@example.test");
     script.consent = Consent::Decline;
-    let e = env.client.connect("bob", ConnectOptions::default(), &ScriptedUser::new(script), &no_cancel()).await.unwrap_err();
+    let e = env
+        .client
+        .connect(
+            "bob",
+            ConnectOptions::default(),
+            &ScriptedUser::new(script),
+            &no_cancel(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AuthorizationDenied, "{e}");
 
-    let e = env.client.connect("bob", ConnectOptions::default(), &ScriptedUser::idle(), &no_cancel()).await.unwrap_err();
+    let e = env
+        .client
+        .connect(
+            "bob",
+            ConnectOptions::default(),
+            &ScriptedUser::idle(),
+            &no_cancel(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert!(e.message().contains("expired"), "{}", e.message());
 }
@@ -213,8 +441,21 @@ async fn device_code_on_an_app_without_public_client_flows_names_the_setting() {
     let env = env().await;
     let reg = serde_json::json!({"id":"web","provider":"microsoft","tenant":TENANT,"authority_host":env.emulator.base_url(),"client_id":WEB_APP});
     env.client.put_registration_json(&reg.to_string()).unwrap();
-    env.client.put_account_json(r#"{"id":"w","mailbox":"bob@example.test","registration":"web","flow":"device_code"}"#).unwrap();
-    let e = env.client.connect("w", ConnectOptions::default(), &ScriptedUser::new(sign_in_as("bob@example.test")), &no_cancel()).await.unwrap_err();
+    env.client
+        .put_account_json(
+            r#"{"id":"w","mailbox":"bob@example.test","registration":"web","flow":"device_code"}"#,
+        )
+        .unwrap();
+    let e = env
+        .client
+        .connect(
+            "w",
+            ConnectOptions::default(),
+            &ScriptedUser::new(sign_in_as("bob@example.test")),
+            &no_cancel(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ProviderConfiguration, "{e}");
     assert!(e.message().contains("7000218"), "{}", e.message());
 }
@@ -226,21 +467,42 @@ async fn client_credentials_get_an_app_only_token_and_renew_it_without_a_refresh
         "client_id":SERVICE_APP,"client_secret":SERVICE_SECRET});
     env.client.put_registration_json(&reg.to_string()).unwrap();
     env.client.put_account_json(r#"{"id":"app","mailbox":"alice@example.test","registration":"svc","flow":"client_credentials"}"#).unwrap();
-    let s = env.client.connect("app", ConnectOptions::default(), &ScriptedUser::idle(), &no_cancel()).await.unwrap();
+    let s = env
+        .client
+        .connect(
+            "app",
+            ConnectOptions::default(),
+            &ScriptedUser::idle(),
+            &no_cancel(),
+        )
+        .await
+        .unwrap();
     assert_eq!(s.state, AccountState::Connected);
     assert!(!s.has_refresh_token);
     assert!(s.identity.is_none());
     let listed = env.client.registrations().unwrap();
     assert!(listed.iter().any(|r| r.id == "svc" && r.has_client_secret));
     let json = serde_json::to_string(&listed).unwrap();
-    assert!(!json.contains(SERVICE_SECRET), "secret never leaves the store in JSON");
+    assert!(
+        !json.contains(SERVICE_SECRET),
+        "secret never leaves the store in JSON"
+    );
 
     // A wrong secret is a configuration error naming AADSTS7000215.
     let bad = serde_json::json!({"id":"svc2","provider":"microsoft","tenant":TENANT,"authority_host":env.emulator.base_url(),
         "client_id":SERVICE_APP,"client_secret":"the-secret-id-not-the-value"});
     env.client.put_registration_json(&bad.to_string()).unwrap();
     env.client.put_account_json(r#"{"id":"app2","mailbox":"alice@example.test","registration":"svc2","flow":"client_credentials"}"#).unwrap();
-    let e = env.client.connect("app2", ConnectOptions::default(), &ScriptedUser::idle(), &no_cancel()).await.unwrap_err();
+    let e = env
+        .client
+        .connect(
+            "app2",
+            ConnectOptions::default(),
+            &ScriptedUser::idle(),
+            &no_cancel(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ProviderConfiguration);
     assert!(e.message().contains("7000215"), "{}", e.message());
     assert!(!e.message().contains("the-secret-id-not-the-value"));
@@ -253,8 +515,21 @@ async fn a_standard_oauth_server_works_through_the_generic_provider_with_discove
     let reg = serde_json::json!({"id":"gen","provider":"generic","issuer":issuer,"client_id":DESKTOP_APP,
         "scopes":["https://outlook.office.com/IMAP.AccessAsUser.All","offline_access","openid","email"]});
     env.client.put_registration_json(&reg.to_string()).unwrap();
-    env.client.put_account_json(r#"{"id":"g","mailbox":"bob@example.test","registration":"gen","flow":"device_code"}"#).unwrap();
-    let s = env.client.connect("g", ConnectOptions::default(), &ScriptedUser::new(sign_in_as("bob@example.test")), &no_cancel()).await.unwrap();
+    env.client
+        .put_account_json(
+            r#"{"id":"g","mailbox":"bob@example.test","registration":"gen","flow":"device_code"}"#,
+        )
+        .unwrap();
+    let s = env
+        .client
+        .connect(
+            "g",
+            ConnectOptions::default(),
+            &ScriptedUser::new(sign_in_as("bob@example.test")),
+            &no_cancel(),
+        )
+        .await
+        .unwrap();
     assert_eq!(s.state, AccountState::Connected);
     assert!(s.has_refresh_token);
 }
@@ -263,28 +538,77 @@ async fn a_standard_oauth_server_works_through_the_generic_provider_with_discove
 async fn invalid_settings_are_refused_naming_the_field_and_nothing_is_written() {
     let env = env().await;
     for (json, field) in [
-        (r#"{"id":"r","provider":"microsoft","client_id":""}"#, "client_id"),
-        (r#"{"id":"r","provider":"nonsense","client_id":"c"}"#, "provider"),
-        (r#"{"id":"r","provider":"microsoft","client_id":"c","authority_host":"http://login.example.com"}"#, "authority_host"),
-        (r#"{"id":"r","provider":"microsoft","client_id":"c","tenant":"bad tenant!"}"#, "tenant"),
+        (
+            r#"{"id":"r","provider":"microsoft","client_id":""}"#,
+            "client_id",
+        ),
+        (
+            r#"{"id":"r","provider":"nonsense","client_id":"c"}"#,
+            "provider",
+        ),
+        (
+            r#"{"id":"r","provider":"microsoft","client_id":"c","authority_host":"http://login.example.com"}"#,
+            "authority_host",
+        ),
+        (
+            r#"{"id":"r","provider":"microsoft","client_id":"c","tenant":"bad tenant!"}"#,
+            "tenant",
+        ),
     ] {
         let e = env.client.put_registration_json(json).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{json}");
-        assert_eq!(e.evidence().field.as_deref(), Some(field), "{json}: {}", e.message());
+        assert_eq!(
+            e.evidence().field.as_deref(),
+            Some(field),
+            "{json}: {}",
+            e.message()
+        );
     }
     assert!(env.client.registrations().unwrap().is_empty());
-    add_account(&env, "ok", "alice@example.test", "browser", serde_json::json!({}));
+    add_account(
+        &env,
+        "ok",
+        "alice@example.test",
+        "browser",
+        serde_json::json!({}),
+    );
     for (json, field) in [
-        (r#"{"id":"x","mailbox":"not-an-address","registration":"desktop"}"#, "mailbox"),
-        (r#"{"id":"x","mailbox":"a@example.test","registration":"missing"}"#, "registration"),
-        (r#"{"id":"","mailbox":"a@example.test","registration":"desktop"}"#, "id"),
-        (r#"{"id":"x","mailbox":"a@example.test","registration":"desktop","flow":"magic"}"#, "flow"),
+        (
+            r#"{"id":"x","mailbox":"not-an-address","registration":"desktop"}"#,
+            "mailbox",
+        ),
+        (
+            r#"{"id":"x","mailbox":"a@example.test","registration":"missing"}"#,
+            "registration",
+        ),
+        (
+            r#"{"id":"","mailbox":"a@example.test","registration":"desktop"}"#,
+            "id",
+        ),
+        (
+            r#"{"id":"x","mailbox":"a@example.test","registration":"desktop","flow":"magic"}"#,
+            "flow",
+        ),
     ] {
         let e = env.client.put_account_json(json).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{json}");
-        assert_eq!(e.evidence().field.as_deref(), Some(field), "{json}: {}", e.message());
+        assert_eq!(
+            e.evidence().field.as_deref(),
+            Some(field),
+            "{json}: {}",
+            e.message()
+        );
     }
     assert_eq!(env.client.accounts().unwrap().len(), 1);
-    let e = env.client.connect("nobody", ConnectOptions::default(), &ScriptedUser::idle(), &no_cancel()).await.unwrap_err();
+    let e = env
+        .client
+        .connect(
+            "nobody",
+            ConnectOptions::default(),
+            &ScriptedUser::idle(),
+            &no_cancel(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
 }

@@ -13,7 +13,10 @@ use secrecy::ExposeSecret;
 const THREADS: usize = 16;
 
 fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// In a child: wait until `MC_CHILD_START_MS`, then 16 threads ask for the token at once.
@@ -21,9 +24,15 @@ fn unix_ms() -> u64 {
 #[test]
 #[ignore = "run by single_refresh_across_processes_and_threads as a child process"]
 fn child() {
-    let Ok(store) = std::env::var("MC_CHILD_STORE") else { return };
+    let Ok(store) = std::env::var("MC_CHILD_STORE") else {
+        return;
+    };
     let start: u64 = std::env::var("MC_CHILD_START_MS").unwrap().parse().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
     let client = open_client(std::path::Path::new(&store));
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(THREADS));
     let handles: Vec<_> = (0..THREADS)
@@ -34,7 +43,9 @@ fn child() {
                 while unix_ms() < start {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                let t = handle.block_on(client.access_token("alice", &CancellationToken::new())).expect("token");
+                let t = handle
+                    .block_on(client.access_token("alice", &CancellationToken::new()))
+                    .expect("token");
                 ring::digest::digest(&ring::digest::SHA256, t.token.expose_secret().as_bytes())
                     .as_ref()
                     .iter()
@@ -44,16 +55,33 @@ fn child() {
         })
         .collect();
     let digests: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert!(digests.iter().all(|d| d == &digests[0]), "threads got different tokens");
+    assert!(
+        digests.iter().all(|d| d == &digests[0]),
+        "threads got different tokens"
+    );
     println!("TOKEN-DIGEST {}", digests[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_refresh_across_processes_and_threads() {
     let env = env_with(|c| c.tokens.access_token_lifetime_secs = 6).await;
-    add_account(&env, "alice", "alice@example.test", "device_code", serde_json::json!({"options": {"refresh_margin_secs": 1}}));
+    add_account(
+        &env,
+        "alice",
+        "alice@example.test",
+        "device_code",
+        serde_json::json!({"options": {"refresh_margin_secs": 1}}),
+    );
     let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    env.client.connect("alice", ConnectOptions::default(), &user, &CancellationToken::new()).await.unwrap();
+    env.client
+        .connect(
+            "alice",
+            ConnectOptions::default(),
+            &user,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
     let status = env.client.status("alice").unwrap();
     env.emulator.reset_stats();
 
@@ -63,7 +91,13 @@ async fn single_refresh_across_processes_and_threads() {
     let children: Vec<_> = (0..2)
         .map(|_| {
             Command::new(&exe)
-                .args(["child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+                .args([
+                    "child",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env("MC_CHILD_STORE", env.store_path())
                 .env("MC_CHILD_START_MS", start.to_string())
                 .stdout(std::process::Stdio::piped())
@@ -74,12 +108,32 @@ async fn single_refresh_across_processes_and_threads() {
         .collect();
     let mut digests = Vec::new();
     for c in children {
-        let out = tokio::task::spawn_blocking(move || c.wait_with_output()).await.unwrap().unwrap();
+        let out = tokio::task::spawn_blocking(move || c.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        let d = stdout.lines().find_map(|l| l.strip_prefix("TOKEN-DIGEST ")).expect("digest line").to_string();
+        assert!(
+            out.status.success(),
+            "child failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // libtest may print "test child ... " on the same line before ours.
+        let d = stdout
+            .lines()
+            .find_map(|l| l.split("TOKEN-DIGEST ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("digest line")
+            .to_string();
         digests.push(d);
     }
-    assert_eq!(digests[0], digests[1], "both processes got the same refreshed token");
-    assert_eq!(env.emulator.stats().refreshes_total(), 1, "exactly one refresh for 2 processes x {THREADS} threads");
+    assert_eq!(
+        digests[0], digests[1],
+        "both processes got the same refreshed token"
+    );
+    assert_eq!(
+        env.emulator.stats().refreshes_total(),
+        1,
+        "exactly one refresh for 2 processes x {THREADS} threads"
+    );
 }

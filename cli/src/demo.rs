@@ -129,7 +129,10 @@ pub async fn run(lang: &str) -> Result<(), Box<dyn std::error::Error>> {
 
     step(6, "Disconnect");
     client.disconnect("alice").await?;
-    println!("  state: {:?}", client.status("alice")?.state);
+    println!(
+        "  state: {}",
+        serde_json::to_value(client.status("alice")?.state)?
+    );
 
     step(7, "Stopping the emulator");
     emulator.shutdown().await;

@@ -37,7 +37,8 @@ struct Callbacks {
     version: u32,
     user_data: *mut c_void,
     on_open_url: Option<unsafe extern "C" fn(*mut c_void, *const c_char) -> i32>,
-    on_device_code: Option<unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, *const c_char)>,
+    on_device_code:
+        Option<unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, *const c_char)>,
     on_progress: Option<unsafe extern "C" fn(*mut c_void, *const c_char)>,
 }
 
@@ -46,10 +47,20 @@ enum Prompt {
     Url(String),
 }
 
-unsafe extern "C" fn on_device_code(ud: *mut c_void, code: *const c_char, uri: *const c_char, _msg: *const c_char) {
+unsafe extern "C" fn on_device_code(
+    ud: *mut c_void,
+    code: *const c_char,
+    uri: *const c_char,
+    _msg: *const c_char,
+) {
     // SAFETY: `ud` is the sender passed in `Callbacks`, alive during mc_connect; strings are valid for the call.
     let tx = unsafe { &*(ud as *const mpsc::Sender<Prompt>) };
-    let (code, uri) = unsafe { (CStr::from_ptr(code).to_string_lossy().into_owned(), CStr::from_ptr(uri).to_string_lossy().into_owned()) };
+    let (code, uri) = unsafe {
+        (
+            CStr::from_ptr(code).to_string_lossy().into_owned(),
+            CStr::from_ptr(uri).to_string_lossy().into_owned(),
+        )
+    };
     let _ = tx.send(Prompt::Device { code, uri });
 }
 
@@ -79,22 +90,37 @@ struct Lib {
     connect: unsafe extern "C" fn(*mut c_void, *const c_char, *const Callbacks, *mut c_void) -> i32,
     disconnect: unsafe extern "C" fn(*mut c_void, *const c_char) -> i32,
     status: StrOut,
-    test: unsafe extern "C" fn(*mut c_void, *const c_char, u32, *mut c_void, *mut *mut c_char) -> i32,
+    test:
+        unsafe extern "C" fn(*mut c_void, *const c_char, u32, *mut c_void, *mut *mut c_char) -> i32,
     access_token: unsafe extern "C" fn(*mut c_void, *const c_char, u32, *mut *mut c_char) -> i32,
     sasl: unsafe extern "C" fn(*mut c_void, *const c_char, u32, *mut *mut c_char) -> i32,
     send: unsafe extern "C" fn(*mut c_void, *const c_char, *const u8, usize, *mut c_void) -> i32,
-    fetch: unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, *mut c_void, *mut *mut c_char) -> i32,
-    list_folders: unsafe extern "C" fn(*mut c_void, *const c_char, *mut c_void, *mut *mut c_char) -> i32,
+    fetch: unsafe extern "C" fn(
+        *mut c_void,
+        *const c_char,
+        *const c_char,
+        *mut c_void,
+        *mut *mut c_char,
+    ) -> i32,
+    list_folders:
+        unsafe extern "C" fn(*mut c_void, *const c_char, *mut c_void, *mut *mut c_char) -> i32,
 }
 
 impl Lib {
     fn load(path: &Path) -> Result<Lib, String> {
         // SAFETY: loading a library runs its initializers; this is the point of the harness.
-        let lib = unsafe { Library::new(path) }.map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+        let lib = unsafe { Library::new(path) }
+            .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
         macro_rules! sym {
             ($name:literal) => {{
                 // SAFETY: the symbol's type is the one in include/mailconnect.h.
-                let s = unsafe { lib.get($name) }.map_err(|e| format!("{} lacks {}: {e}", path.display(), String::from_utf8_lossy(&$name[..$name.len() - 1])))?;
+                let s = unsafe { lib.get($name) }.map_err(|e| {
+                    format!(
+                        "{} lacks {}: {e}",
+                        path.display(),
+                        String::from_utf8_lossy(&$name[..$name.len() - 1])
+                    )
+                })?;
                 *s
             }};
         }
@@ -124,12 +150,23 @@ impl Lib {
 
     fn name(&self, code: i32) -> String {
         // SAFETY: returns a static string.
-        unsafe { CStr::from_ptr((self.status_name)(code)) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr((self.status_name)(code)) }
+            .to_string_lossy()
+            .into_owned()
     }
 
     fn last(&self) -> (String, String) {
         // SAFETY: borrowed strings valid until the next call on this thread.
-        unsafe { (CStr::from_ptr((self.last_message)()).to_string_lossy().into_owned(), CStr::from_ptr((self.last_diagnostic)()).to_string_lossy().into_owned()) }
+        unsafe {
+            (
+                CStr::from_ptr((self.last_message)())
+                    .to_string_lossy()
+                    .into_owned(),
+                CStr::from_ptr((self.last_diagnostic)())
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        }
     }
 
     /// Take an owned output string.
@@ -148,7 +185,13 @@ fn default_lib() -> PathBuf {
     if let Ok(p) = std::env::var("MAILCONNECT_LIB") {
         return PathBuf::from(p);
     }
-    let name = if cfg!(windows) { "mailconnect.dll" } else if cfg!(target_os = "macos") { "libmailconnect.dylib" } else { "libmailconnect.so" };
+    let name = if cfg!(windows) {
+        "mailconnect.dll"
+    } else if cfg!(target_os = "macos") {
+        "libmailconnect.dylib"
+    } else {
+        "libmailconnect.so"
+    };
     let exe = std::env::current_exe().unwrap_or_default();
     let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     for d in [dir.clone(), dir.join("deps")] {
@@ -170,7 +213,9 @@ fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
 /// Whether `actual` contains every key/value of `expected` (recursively for objects).
 fn json_contains(actual: &Value, expected: &Value) -> bool {
     match (actual, expected) {
-        (Value::Object(a), Value::Object(e)) => e.iter().all(|(k, ev)| a.get(k).is_some_and(|av| json_contains(av, ev))),
+        (Value::Object(a), Value::Object(e)) => e
+            .iter()
+            .all(|(k, ev)| a.get(k).is_some_and(|av| json_contains(av, ev))),
         _ => actual == expected,
     }
 }
@@ -186,25 +231,40 @@ struct Row {
 }
 
 /// Run a scenario file. Returns whether every step passed.
-pub async fn run(scenario: &Path, lib_path: Option<PathBuf>, vars: Vec<String>) -> Result<bool, Box<dyn std::error::Error>> {
+pub async fn run(
+    scenario: &Path,
+    lib_path: Option<PathBuf>,
+    vars: Vec<String>,
+) -> Result<bool, Box<dyn std::error::Error>> {
     let mut map: BTreeMap<String, String> = std::env::vars().collect();
     let tmp = tempfile::tempdir()?;
     map.insert("TMP".into(), tmp.path().display().to_string());
     for v in vars {
-        let (k, val) = v.split_once('=').ok_or_else(|| format!("--var takes NAME=VALUE, not '{v}'"))?;
+        let (k, val) = v
+            .split_once('=')
+            .ok_or_else(|| format!("--var takes NAME=VALUE, not '{v}'"))?;
         map.insert(k.to_string(), val.to_string());
     }
-    let text = substitute(&std::fs::read_to_string(scenario).map_err(|e| format!("cannot read {}: {e}", scenario.display()))?, &map);
-    let sc: Value = serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", scenario.display()))?;
+    let text = substitute(
+        &std::fs::read_to_string(scenario)
+            .map_err(|e| format!("cannot read {}: {e}", scenario.display()))?,
+        &map,
+    );
+    let sc: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not valid JSON: {e}", scenario.display()))?;
 
     let path = lib_path.unwrap_or_else(default_lib);
     let lib = Lib::load(&path)?;
     // SAFETY: functions of the loaded library with the header's signatures.
     let abi = unsafe { (lib.abi)() };
-    let version = unsafe { CStr::from_ptr((lib.version)()) }.to_string_lossy().into_owned();
+    let version = unsafe { CStr::from_ptr((lib.version)()) }
+        .to_string_lossy()
+        .into_owned();
     println!("library {} (version {version}, ABI {abi})", path.display());
     if abi != EXPECTED_ABI {
-        return Err(format!("ABI version {abi} does not match the harness's {EXPECTED_ABI}").into());
+        return Err(
+            format!("ABI version {abi} does not match the harness's {EXPECTED_ABI}").into(),
+        );
     }
 
     let opts = CString::new(sc["client"].to_string())?;
@@ -219,7 +279,15 @@ pub async fn run(scenario: &Path, lib_path: Option<PathBuf>, vars: Vec<String>) 
         let c = CString::new(reg.to_string())?;
         let t = Instant::now();
         let rc = unsafe { (lib.registration_put)(client, c.as_ptr()) };
-        rows.push(Row { step: 0, call: "mc_registration_put".into(), expected: "MC_OK".into(), got: lib.name(rc), ms: t.elapsed().as_millis(), pass: rc == 0, note: if rc == 0 { String::new() } else { lib.last().0 } });
+        rows.push(Row {
+            step: 0,
+            call: "mc_registration_put".into(),
+            expected: "MC_OK".into(),
+            got: lib.name(rc),
+            ms: t.elapsed().as_millis(),
+            pass: rc == 0,
+            note: if rc == 0 { String::new() } else { lib.last().0 },
+        });
     }
     let account = sc.get("account").ok_or("the scenario has no 'account'")?;
     let account_id = CString::new(account["id"].as_str().ok_or("account.id missing")?)?;
@@ -227,7 +295,15 @@ pub async fn run(scenario: &Path, lib_path: Option<PathBuf>, vars: Vec<String>) 
         let c = CString::new(account.to_string())?;
         let t = Instant::now();
         let rc = unsafe { (lib.account_put)(client, c.as_ptr()) };
-        rows.push(Row { step: 0, call: "mc_account_put".into(), expected: "MC_OK".into(), got: lib.name(rc), ms: t.elapsed().as_millis(), pass: rc == 0, note: if rc == 0 { String::new() } else { lib.last().0 } });
+        rows.push(Row {
+            step: 0,
+            call: "mc_account_put".into(),
+            expected: "MC_OK".into(),
+            got: lib.name(rc),
+            ms: t.elapsed().as_millis(),
+            pass: rc == 0,
+            note: if rc == 0 { String::new() } else { lib.last().0 },
+        });
     }
 
     let steps = sc["steps"].as_array().cloned().unwrap_or_default();
@@ -238,7 +314,10 @@ pub async fn run(scenario: &Path, lib_path: Option<PathBuf>, vars: Vec<String>) 
         let id = account_id.as_ptr();
         let mut out: *mut c_char = std::ptr::null_mut();
         let (rc, json) = match what.as_str() {
-            "connect" => (connect(&lib, client, &account_id, step.get("sign_in")).await, None),
+            "connect" => (
+                connect(&lib, client, &account_id, step.get("sign_in")).await,
+                None,
+            ),
             "disconnect" => (unsafe { (lib.disconnect)(client, id) }, None),
             "status" => {
                 let rc = unsafe { (lib.status)(client, id, &mut out) };
@@ -262,19 +341,39 @@ pub async fn run(scenario: &Path, lib_path: Option<PathBuf>, vars: Vec<String>) 
             }
             "access_token" => {
                 let rc = unsafe { (lib.access_token)(client, id, 0, &mut out) };
-                (rc, lib.take(out).map(|t| format!("{{\"length\":{}}}", t.len())))
+                (
+                    rc,
+                    lib.take(out).map(|t| format!("{{\"length\":{}}}", t.len())),
+                )
             }
             "sasl_xoauth2" => {
                 let rc = unsafe { (lib.sasl)(client, id, 0, &mut out) };
-                (rc, lib.take(out).map(|t| format!("{{\"length\":{}}}", t.len())))
+                (
+                    rc,
+                    lib.take(out).map(|t| format!("{{\"length\":{}}}", t.len())),
+                )
             }
             "send" => {
                 let msg = step["message"].as_str().unwrap_or("").as_bytes().to_vec();
-                (unsafe { (lib.send)(client, id, msg.as_ptr(), msg.len(), std::ptr::null_mut()) }, None)
+                (
+                    unsafe {
+                        (lib.send)(client, id, msg.as_ptr(), msg.len(), std::ptr::null_mut())
+                    },
+                    None,
+                )
             }
             "fetch" => {
-                let q = CString::new(step.get("query").cloned().unwrap_or(Value::Null).to_string())?;
-                let qp = if step.get("query").is_some() { q.as_ptr() } else { std::ptr::null() };
+                let q = CString::new(
+                    step.get("query")
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                        .to_string(),
+                )?;
+                let qp = if step.get("query").is_some() {
+                    q.as_ptr()
+                } else {
+                    std::ptr::null()
+                };
                 let rc = unsafe { (lib.fetch)(client, id, qp, std::ptr::null_mut(), &mut out) };
                 (rc, lib.take(out))
             }
@@ -283,7 +382,15 @@ pub async fn run(scenario: &Path, lib_path: Option<PathBuf>, vars: Vec<String>) 
                 (rc, lib.take(out))
             }
             other => {
-                rows.push(Row { step: i + 1, call: other.into(), expected, got: "-".into(), ms: 0, pass: false, note: "unknown step".into() });
+                rows.push(Row {
+                    step: i + 1,
+                    call: other.into(),
+                    expected,
+                    got: "-".into(),
+                    ms: 0,
+                    pass: false,
+                    note: "unknown step".into(),
+                });
                 continue;
             }
         };
@@ -291,20 +398,48 @@ pub async fn run(scenario: &Path, lib_path: Option<PathBuf>, vars: Vec<String>) 
         let mut pass = got == expected;
         let mut note = if rc != 0 { lib.last().0 } else { String::new() };
         if let (true, Some(exp)) = (pass, step.get("expect_json")) {
-            let actual: Value = json.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or(Value::Null);
+            let actual: Value = json
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or(Value::Null);
             if !json_contains(&actual, exp) {
                 pass = false;
-                note = format!("JSON does not contain {exp}; got {}", json.unwrap_or_default().chars().take(300).collect::<String>());
+                note = format!(
+                    "JSON does not contain {exp}; got {}",
+                    json.unwrap_or_default()
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
+                );
             }
         }
-        rows.push(Row { step: i + 1, call: format!("mc_{what}"), expected, got, ms: t.elapsed().as_millis(), pass, note });
+        rows.push(Row {
+            step: i + 1,
+            call: format!("mc_{what}"),
+            expected,
+            got,
+            ms: t.elapsed().as_millis(),
+            pass,
+            note,
+        });
     }
     // SAFETY: from mc_client_open, freed once.
     unsafe { (lib.client_free)(client) };
 
-    println!("\n{:>4}  {:<22} {:<32} {:<32} {:>7}  result", "step", "call", "expected", "got", "ms");
+    println!(
+        "\n{:>4}  {:<22} {:<32} {:<32} {:>7}  result",
+        "step", "call", "expected", "got", "ms"
+    );
     for r in &rows {
-        println!("{:>4}  {:<22} {:<32} {:<32} {:>7}  {}", r.step, r.call, r.expected, r.got, r.ms, if r.pass { "PASS" } else { "FAIL" });
+        println!(
+            "{:>4}  {:<22} {:<32} {:<32} {:>7}  {}",
+            r.step,
+            r.call,
+            r.expected,
+            r.got,
+            r.ms,
+            if r.pass { "PASS" } else { "FAIL" }
+        );
         if !r.pass && !r.note.is_empty() {
             println!("      {}", r.note);
         }
@@ -320,7 +455,11 @@ async fn connect(lib: &Lib, client: *mut c_void, id: &CString, sign_in: Option<&
         user: s["user"].as_str().unwrap_or_default().to_string(),
         password: s["password"].as_str().unwrap_or_default().to_string(),
         mfa_code: s["mfa_code"].as_str().map(str::to_string),
-        consent: if s["decline"].as_bool() == Some(true) { Consent::Decline } else { Consent::Accept },
+        consent: if s["decline"].as_bool() == Some(true) {
+            Consent::Decline
+        } else {
+            Consent::Accept
+        },
         deliver_redirect: true,
     });
     let connect_fn = lib.connect;
@@ -336,7 +475,14 @@ async fn connect(lib: &Lib, client: *mut c_void, id: &CString, sign_in: Option<&
             on_progress: None,
         };
         // SAFETY: the client is alive for the call; `cb` and `tx` outlive it.
-        unsafe { connect_fn(client_addr as *mut c_void, id.as_ptr(), &cb, std::ptr::null_mut()) }
+        unsafe {
+            connect_fn(
+                client_addr as *mut c_void,
+                id.as_ptr(),
+                &cb,
+                std::ptr::null_mut(),
+            )
+        }
     });
     let browser = ScriptedBrowser::new();
     loop {
@@ -344,7 +490,10 @@ async fn connect(lib: &Lib, client: *mut c_void, id: &CString, sign_in: Option<&
             Ok(prompt) => {
                 if let Some(script) = &script {
                     let r = match prompt {
-                        Prompt::Device { code, uri } => browser.complete_device_code(&uri, &code, script).await.map(|_| ()),
+                        Prompt::Device { code, uri } => browser
+                            .complete_device_code(&uri, &code, script)
+                            .await
+                            .map(|_| ()),
                         Prompt::Url(url) => browser.sign_in(&url, script).await.map(|_| ()),
                     };
                     if let Err(e) = r {
@@ -352,7 +501,9 @@ async fn connect(lib: &Lib, client: *mut c_void, id: &CString, sign_in: Option<&
                     }
                 }
             }
-            Err(mpsc::TryRecvError::Empty) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            Err(mpsc::TryRecvError::Empty) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
             Err(mpsc::TryRecvError::Disconnected) => break,
         }
     }

@@ -52,7 +52,11 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Demo { lang } => rt.block_on(demo::run(&lang)),
-        Command::Harness { scenario, lib, vars } => match rt.block_on(harness::run(&scenario, lib, vars)) {
+        Command::Harness {
+            scenario,
+            lib,
+            vars,
+        } => match rt.block_on(harness::run(&scenario, lib, vars)) {
             Ok(true) => Ok(()),
             Ok(false) => Err("some steps failed".into()),
             Err(e) => Err(e),

@@ -25,7 +25,14 @@ fn run(emulator: &str, scenario: &str) -> (bool, String) {
         .args(["--var", &format!("EMULATOR={emulator}")])
         .output()
         .expect("harness runs");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,9 +40,14 @@ async fn the_harness_runs_the_sandbox_scenario_through_the_loaded_library() {
     let mut config = EmulatorConfig::sandbox();
     config.tokens.device_poll_interval_secs = 1;
     let emulator = Emulator::start(config).await.unwrap();
-    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/sandbox-connect.json");
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/sandbox-connect.json"
+    );
     let url = emulator.base_url().to_string();
-    let (ok, out) = tokio::task::spawn_blocking(move || run(&url, scenario)).await.unwrap();
+    let (ok, out) = tokio::task::spawn_blocking(move || run(&url, scenario))
+        .await
+        .unwrap();
     assert!(ok, "{out}");
     assert!(out.contains("ABI 1"), "{out}");
     assert!(out.contains("mc_connect") && out.contains("PASS"), "{out}");
@@ -56,7 +68,9 @@ async fn a_wrong_expectation_fails_the_run() {
     .unwrap();
     let url = emulator.base_url().to_string();
     let path = bad.display().to_string();
-    let (ok, out) = tokio::task::spawn_blocking(move || run(&url, &path)).await.unwrap();
+    let (ok, out) = tokio::task::spawn_blocking(move || run(&url, &path))
+        .await
+        .unwrap();
     assert!(!ok, "{out}");
     assert!(out.contains("MC_E_STATE") && out.contains("FAIL"), "{out}");
 }

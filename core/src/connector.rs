@@ -539,6 +539,7 @@ impl Client {
                 (self.client_credentials(&reg, &profile, cancel).await?, None)
             }
         };
+        observer.progress(ConnectStage::CheckingIdentity);
         let identity =
             self.check_identity(account, &reg, &profile, &grant, nonce.as_deref(), flow)?;
         observer.progress(ConnectStage::Storing);

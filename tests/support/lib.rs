@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use mailconnect_core::oauth::DeviceCodeInfo;
 use mailconnect_core::{Client, ClientOptions, ConnectObserver, ConnectStage};
-use mailconnect_sandbox::{Consent, Emulator, EmulatorConfig, ScriptedBrowser, SignIn, SignInOutcome};
+use mailconnect_sandbox::{
+    Consent, Emulator, EmulatorConfig, ScriptedBrowser, SignIn, SignInOutcome,
+};
 
 /// Client id of the sandbox's public desktop app.
 pub const DESKTOP_APP: &str = "d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90";
@@ -44,7 +46,11 @@ pub async fn env_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> Env {
     let emulator = Emulator::start(config).await.expect("emulator starts");
     let dir = tempfile::tempdir().expect("temp dir");
     let client = open_client(&dir.path().join("mailconnect.db"));
-    Env { emulator, client, dir }
+    Env {
+        emulator,
+        client,
+        dir,
+    }
 }
 
 /// Start the standard emulator and open a client.
@@ -66,14 +72,19 @@ pub fn add_account(env: &Env, id: &str, mailbox: &str, flow: &str, extra: serde_
         "id": "desktop", "provider": "microsoft", "tenant": "organizations",
         "authority_host": env.emulator.base_url(), "client_id": DESKTOP_APP
     });
-    env.client.put_registration_json(&reg.to_string()).expect("registration");
-    let mut acc = serde_json::json!({"id": id, "mailbox": mailbox, "registration": "desktop", "flow": flow});
+    env.client
+        .put_registration_json(&reg.to_string())
+        .expect("registration");
+    let mut acc =
+        serde_json::json!({"id": id, "mailbox": mailbox, "registration": "desktop", "flow": flow});
     if let (Some(a), Some(e)) = (acc.as_object_mut(), extra.as_object()) {
         for (k, v) in e {
             a.insert(k.clone(), v.clone());
         }
     }
-    env.client.put_account_json(&acc.to_string()).expect("account");
+    env.client
+        .put_account_json(&acc.to_string())
+        .expect("account");
 }
 
 /// The password of a sandbox user (`alice@example.test` -> `alice-password`).
@@ -145,9 +156,17 @@ impl ConnectObserver for ScriptedUser {
         if self.idle {
             return true;
         }
-        let (browser, script, out, url) = (self.browser.clone(), self.script.clone(), self.outcome.clone(), url.to_string());
+        let (browser, script, out, url) = (
+            self.browser.clone(),
+            self.script.clone(),
+            self.outcome.clone(),
+            url.to_string(),
+        );
         tokio::spawn(async move {
-            let r = browser.sign_in(&url, &script).await.map_err(|e| e.to_string());
+            let r = browser
+                .sign_in(&url, &script)
+                .await
+                .map_err(|e| e.to_string());
             *out.lock().unwrap() = Some(r);
         });
         true
@@ -158,9 +177,17 @@ impl ConnectObserver for ScriptedUser {
         if self.idle {
             return;
         }
-        let (browser, script, out, info) = (self.browser.clone(), self.script.clone(), self.outcome.clone(), info.clone());
+        let (browser, script, out, info) = (
+            self.browser.clone(),
+            self.script.clone(),
+            self.outcome.clone(),
+            info.clone(),
+        );
         tokio::spawn(async move {
-            let r = browser.complete_device_code(&info.verification_uri, &info.user_code, &script).await.map_err(|e| e.to_string());
+            let r = browser
+                .complete_device_code(&info.verification_uri, &info.user_code, &script)
+                .await
+                .map_err(|e| e.to_string());
             *out.lock().unwrap() = Some(r);
         });
     }
@@ -181,26 +208,41 @@ pub struct MailStack {
 impl MailStack {
     /// Start a stack validating tokens against `introspect_url`; `deny_pop3` users may not use POP3.
     pub fn up(introspect_url: &str, deny_pop3: &[&str]) -> MailStack {
-        let dir = tempfile::Builder::new().prefix("mcstack").tempdir().expect("stack dir");
+        let dir = tempfile::Builder::new()
+            .prefix("mcstack")
+            .tempdir()
+            .expect("stack dir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sandbox/stack/mailstack.sh");
         let mut cmd = std::process::Command::new("bash");
-        cmd.arg(&script).arg("up").arg(dir.path()).arg("--introspect-url").arg(introspect_url);
+        cmd.arg(&script)
+            .arg("up")
+            .arg(dir.path())
+            .arg("--introspect-url")
+            .arg(introspect_url);
         for u in deny_pop3 {
             cmd.arg("--deny-pop3").arg(u);
         }
         let log = dir.path().join("up.log");
         let f = std::fs::File::create(&log).expect("log file");
-        let status = cmd.stdout(f.try_clone().expect("log")).stderr(f).status().expect("mailstack.sh runs");
+        let status = cmd
+            .stdout(f.try_clone().expect("log"))
+            .stderr(f)
+            .status()
+            .expect("mailstack.sh runs");
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(status.success(), "the mail stack did not start:\n{text}");
-        let info: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join("stack.json")).expect("stack.json")).expect("stack.json is JSON");
+        let info: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("stack.json")).expect("stack.json"),
+        )
+        .expect("stack.json is JSON");
         MailStack { dir, info }
     }
 
     /// A port from stack.json.
     pub fn port(&self, name: &str) -> u16 {
-        self.info[name].as_u64().unwrap_or_else(|| panic!("stack.json has no {name}")) as u16
+        self.info[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("stack.json has no {name}")) as u16
     }
 
     /// The throw-away CA certificate (PEM).

@@ -1,0 +1,149 @@
+//! The token signing key (RS256), its JWKS entry, and JWT encoding and verification.
+//!
+//! Keys are generated with `rsa` (2048 bit, once per process unless a PEM file is configured);
+//! signing and verification use `ring`.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::signature::{RsaKeyPair, RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use rsa::traits::PublicKeyParts;
+
+use crate::Error;
+
+/// An RSA signing key with its public parts.
+pub struct SigningKey {
+    pair: RsaKeyPair,
+    /// Key id (`kid`), equal to `x5t` as in Microsoft's keys.
+    pub kid: String,
+    /// Modulus, base64url.
+    pub n: String,
+    /// Exponent, base64url.
+    pub e: String,
+    n_raw: Vec<u8>,
+    e_raw: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish()
+    }
+}
+
+static PROCESS_KEY: OnceLock<Arc<SigningKey>> = OnceLock::new();
+
+impl SigningKey {
+    /// The process-wide generated key (generated on first use).
+    pub fn process_default() -> Result<Arc<SigningKey>, Error> {
+        if let Some(k) = PROCESS_KEY.get() {
+            return Ok(k.clone());
+        }
+        let mut rng = rsa::rand_core::OsRng;
+        let private = rsa::RsaPrivateKey::new(&mut rng, 2048)
+            .map_err(|e| Error::Config(format!("generating the RSA key: {e}")))?;
+        let key = Arc::new(SigningKey::from_rsa(&private)?);
+        Ok(PROCESS_KEY.get_or_init(|| key).clone())
+    }
+
+    /// Load a PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`) PEM file.
+    pub fn from_pem_file(path: &Path) -> Result<SigningKey, Error> {
+        let pem = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            context: format!("reading {}", path.display()),
+            source: e,
+        })?;
+        let private = rsa::RsaPrivateKey::from_pkcs8_pem(&pem)
+            .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(&pem))
+            .map_err(|e| {
+                Error::Config(format!("{}: not an RSA private key: {e}", path.display()))
+            })?;
+        SigningKey::from_rsa(&private)
+    }
+
+    fn from_rsa(private: &rsa::RsaPrivateKey) -> Result<SigningKey, Error> {
+        let der = private
+            .to_pkcs8_der()
+            .map_err(|e| Error::Config(format!("encoding the RSA key: {e}")))?;
+        let pair = RsaKeyPair::from_pkcs8(der.as_bytes())
+            .map_err(|e| Error::Config(format!("RSA key rejected: {e}")))?;
+        let public = private.to_public_key();
+        let spki = public
+            .to_public_key_der()
+            .map_err(|e| Error::Config(format!("encoding the RSA public key: {e}")))?;
+        let thumb = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, spki.as_bytes());
+        let n_raw = public.n().to_bytes_be();
+        let e_raw = public.e().to_bytes_be();
+        Ok(SigningKey {
+            pair,
+            kid: URL_SAFE_NO_PAD.encode(thumb.as_ref()),
+            n: URL_SAFE_NO_PAD.encode(&n_raw),
+            e: URL_SAFE_NO_PAD.encode(&e_raw),
+            n_raw,
+            e_raw,
+        })
+    }
+
+    /// The JWKS entry.
+    pub fn jwk(&self, issuer: &str) -> serde_json::Value {
+        serde_json::json!({
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x5t": self.kid,
+            "n": self.n,
+            "e": self.e,
+            "issuer": issuer,
+        })
+    }
+
+    /// Sign `claims` as an RS256 JWT with Microsoft's header (`typ`, `alg`, `x5t`, `kid`).
+    pub fn sign(&self, claims: &serde_json::Value) -> String {
+        let header =
+            serde_json::json!({"typ": "JWT", "alg": "RS256", "x5t": self.kid, "kid": self.kid});
+        let mut input = URL_SAFE_NO_PAD.encode(header.to_string());
+        input.push('.');
+        input.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let mut sig = vec![0u8; self.pair.public().modulus_len()];
+        let rng = ring::rand::SystemRandom::new();
+        self.pair
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &rng,
+                input.as_bytes(),
+                &mut sig,
+            )
+            .expect("RSA signing with a valid key does not fail");
+        input.push('.');
+        input.push_str(&URL_SAFE_NO_PAD.encode(&sig));
+        input
+    }
+
+    /// Verify a JWT signed by this key; returns its claims.
+    pub fn verify(&self, token: &str) -> Option<serde_json::Value> {
+        let mut parts = token.split('.');
+        let (h, c, s) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
+        if header["alg"] != "RS256" || header["kid"] != self.kid.as_str() {
+            return None;
+        }
+        let sig = URL_SAFE_NO_PAD.decode(s).ok()?;
+        let public = RsaPublicKeyComponents {
+            n: &self.n_raw,
+            e: &self.e_raw,
+        };
+        let signed = &token[..h.len() + 1 + c.len()];
+        public
+            .verify(&RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &sig)
+            .ok()?;
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).ok()?).ok()
+    }
+}
