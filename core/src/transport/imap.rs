@@ -53,14 +53,40 @@ impl AsyncWrite for ImapStream {
     }
 }
 
+/// The server's own words from async-imap's NO/BAD text (`code: None, info: Some("…")`).
+pub(crate) fn server_text(t: &str) -> String {
+    let info = t
+        .split_once("info: Some(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")").map(|(inner, _)| inner));
+    let Some(info) = info else {
+        return t.to_string();
+    };
+    let mut out = info.replace("\\\"", "\"").replace("\\\\", "\\");
+    if let Some(code) = t
+        .strip_prefix("code: Some(")
+        .and_then(|r| r.split_once("), info:"))
+        .map(|(c, _)| c)
+    {
+        if !out.starts_with('[') {
+            out = format!("[{code}] {out}");
+        }
+    }
+    out
+}
+
 fn imap_error(what: &str, e: async_imap::error::Error) -> Error {
     let (kind, reply) = match &e {
-        async_imap::error::Error::No(t) => (ErrorKind::MailServer, format!("NO {t}")),
-        async_imap::error::Error::Bad(t) => (ErrorKind::MailServer, format!("BAD {t}")),
-        async_imap::error::Error::Io(io) => (ErrorKind::Network, io.to_string()),
-        async_imap::error::Error::ConnectionLost => {
-            (ErrorKind::Network, "connection lost".to_string())
+        async_imap::error::Error::No(t) => {
+            (ErrorKind::MailServer, format!("NO {}", server_text(t)))
         }
+        async_imap::error::Error::Bad(t) => {
+            (ErrorKind::MailServer, format!("BAD {}", server_text(t)))
+        }
+        async_imap::error::Error::Io(io) => (ErrorKind::Network, io.to_string()),
+        async_imap::error::Error::ConnectionLost => (
+            ErrorKind::Network,
+            "the server closed the connection".to_string(),
+        ),
         other => (ErrorKind::MailServer, other.to_string()),
     };
     let reply = crate::http::sanitize(&reply);
@@ -241,11 +267,11 @@ impl ImapConnection {
                 let challenge = challenge.lock().ok().and_then(|c| c.clone());
                 match e {
                     async_imap::error::Error::No(t) => Ok(Err(AuthFailure {
-                        reply: format!("NO {t}"),
+                        reply: format!("NO {}", server_text(&t)),
                         challenge,
                     })),
                     async_imap::error::Error::Bad(t) => Ok(Err(AuthFailure {
-                        reply: format!("BAD {t}"),
+                        reply: format!("BAD {}", server_text(&t)),
                         challenge,
                     })),
                     other => Err(imap_error("IMAP AUTHENTICATE", other)),
@@ -605,6 +631,21 @@ pub fn raw_initial_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_words_are_taken_out_of_async_imaps_debug_text() {
+        assert_eq!(
+            server_text(
+                r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#
+            ),
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        );
+        assert_eq!(
+            server_text(r#"code: Some(Alert), info: Some("User is \"x\"")"#),
+            r#"[Alert] User is "x""#
+        );
+        assert_eq!(server_text("outcome: something"), "outcome: something");
+    }
 
     #[test]
     fn uid_sets_are_compact() {
