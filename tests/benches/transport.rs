@@ -269,6 +269,14 @@ async fn main() {
         .unwrap();
         write!(f, "From: bench@example.test\r\nTo: carol@example.test\r\nSubject: message {i}\r\nMessage-ID: <{i}@bench>\r\n\r\nSmall body {i}.\r\n").unwrap();
     }
+    // Dovecot runs the mailbox as the stack's mail user: hand the files over.
+    let st = Command::new("chown")
+        .args(["-R", "--reference"])
+        .arg(stack.dir.path().join("mail/example.test/bob"))
+        .arg(stack.dir.path().join("mail/example.test/carol"))
+        .status()
+        .unwrap();
+    assert!(st.success());
     // Warm Dovecot's index so every reader sees the same state.
     let warm = FetchRequest {
         protocol: Some(Protocol::Imap),

@@ -57,6 +57,7 @@ impl AsyncWrite for ImapStream {
 pub(crate) fn server_text(t: &str) -> String {
     let info = t
         .split_once("info: Some(\"")
+        .or_else(|| t.split_once("information: Some(\""))
         .and_then(|(_, rest)| rest.rsplit_once("\")").map(|(inner, _)| inner));
     let Some(info) = info else {
         return t.to_string();
@@ -440,46 +441,56 @@ impl ImapSession {
         if mailbox.exists == 0 {
             return Ok(vec![]);
         }
-        let mut uids: Vec<u32> = {
-            let mut criteria = Vec::new();
-            let from = q.uid_from.unwrap_or(1).max(1);
-            criteria.push(match q.uid_to {
-                Some(to) => format!("UID {from}:{to}"),
-                None => format!("UID {from}:*"),
-            });
-            if let Some(d) = q.since {
-                const MONTHS: [&str; 12] = [
-                    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
-                    "Dec",
-                ];
-                criteria.push(format!(
-                    "SINCE {}-{}-{}",
-                    d.day(),
-                    MONTHS[d.month() as usize - 1],
-                    d.year()
-                ));
+        let from = q.uid_from.unwrap_or(1).max(1);
+        // Without a date filter or a limit the range itself is the set: no SEARCH round trip.
+        let set = if q.since.is_none() && q.limit.is_none() {
+            match q.uid_to {
+                Some(to) if to < from => return Ok(vec![]),
+                Some(to) => format!("{from}:{to}"),
+                None => format!("{from}:*"),
             }
-            let query = criteria.join(" ");
-            timed(
-                self.timeout,
-                "IMAP UID SEARCH",
-                self.session.uid_search(query),
-            )
-            .await?
-            .into_iter()
-            .collect()
+        } else {
+            let mut uids: Vec<u32> = {
+                let mut criteria = Vec::new();
+                let from = q.uid_from.unwrap_or(1).max(1);
+                criteria.push(match q.uid_to {
+                    Some(to) => format!("UID {from}:{to}"),
+                    None => format!("UID {from}:*"),
+                });
+                if let Some(d) = q.since {
+                    const MONTHS: [&str; 12] = [
+                        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                        "Nov", "Dec",
+                    ];
+                    criteria.push(format!(
+                        "SINCE {}-{}-{}",
+                        d.day(),
+                        MONTHS[d.month() as usize - 1],
+                        d.year()
+                    ));
+                }
+                let query = criteria.join(" ");
+                timed(
+                    self.timeout,
+                    "IMAP UID SEARCH",
+                    self.session.uid_search(query),
+                )
+                .await?
+                .into_iter()
+                .collect()
+            };
+            uids.retain(|u| q.uid_from.is_none_or(|f| *u >= f) && q.uid_to.is_none_or(|t| *u <= t));
+            uids.sort_unstable();
+            if let Some(limit) = q.limit {
+                if uids.len() > limit {
+                    uids.drain(..uids.len() - limit);
+                }
+            }
+            if uids.is_empty() {
+                return Ok(vec![]);
+            }
+            uid_set(&uids)
         };
-        uids.retain(|u| q.uid_from.is_none_or(|f| *u >= f) && q.uid_to.is_none_or(|t| *u <= t));
-        uids.sort_unstable();
-        if let Some(limit) = q.limit {
-            if uids.len() > limit {
-                uids.drain(..uids.len() - limit);
-            }
-        }
-        if uids.is_empty() {
-            return Ok(vec![]);
-        }
-        let set = uid_set(&uids);
         let items = if q.headers_only {
             "(UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[HEADER])"
         } else {
@@ -505,6 +516,7 @@ impl ImapSession {
             .iter()
             .filter_map(|f| message_from(f, headers_only))
             .collect();
+        out.retain(|m| m.uid >= from && q.uid_to.is_none_or(|t| m.uid <= t));
         out.sort_by_key(|m| m.uid);
         Ok(out)
     }
@@ -643,6 +655,12 @@ mod tests {
         assert_eq!(
             server_text(r#"code: Some(Alert), info: Some("User is \"x\"")"#),
             r#"[Alert] User is "x""#
+        );
+        assert_eq!(
+            server_text(
+                r#"outcome: Outcome { code: None, information: Some("Internal mailbox synchronization failure.") }"#
+            ),
+            "Internal mailbox synchronization failure."
         );
         assert_eq!(server_text("outcome: something"), "outcome: something");
     }
