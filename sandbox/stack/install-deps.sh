@@ -3,7 +3,7 @@
 # Usage: sandbox/stack/install-deps.sh        (as root; exits 0 at once when all is installed)
 set -eu
 
-PKGS="dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix openssl curl python3 ca-certificates"
+PKGS="dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-auth-lua postfix openssl curl python3 ca-certificates"
 
 missing=""
 for p in $PKGS; do

@@ -107,7 +107,10 @@ def proc_table():
             with open("/proc/%s/stat" % d, "rb") as f:
                 stat = f.read().decode("utf-8", "replace")
             name = stat[stat.index("(") + 1:stat.rindex(")")]
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[0] in ("Z", "X"):
+                continue  # zombies are gone for our purposes (pid 1 may reap them late)
+            ppid = int(fields[1])
             with open("/proc/%s/cmdline" % d, "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
             try:
@@ -137,7 +140,7 @@ def stack_procs(root):
     table = proc_table()
     masters = []
     for p in (os.path.join(root, "dovecot/run/master.pid"),
-              os.path.join(root, "postfix/queue/pid/master.pid")):
+              os.path.join(root, "postfix-queue/pid/master.pid")):
         pid = read_pid(p)
         if pid and pid in table:
             masters.append(pid)
@@ -153,7 +156,8 @@ def stack_procs(root):
     for pid, (ppid, cmd, env) in table.items():
         if env and marker_env + b"\0" in env + b"\0":
             found.add(pid)
-        elif conf in cmd or (inst and (cmd.startswith(inst + "/") or cmd == inst)):
+        elif conf in cmd or (inst and (cmd.startswith(inst + "/") or ("-%s/" % inst) in cmd.split(" ")[0])):
+            # Dovecot titles its processes "dovecot-<instance_name>/<service>"
             found.add(pid)
     changed = True
     while changed:

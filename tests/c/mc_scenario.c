@@ -59,9 +59,12 @@ static void on_log(void *user_data, int32_t level, const char *target, const cha
     fprintf(stderr, "log %d %s: %s\n", level, target, message);
 }
 
-static mc_client *open_client(const char *store) {
+static mc_client *open_client(const char *store, const char *ca_file) {
     char opts[4096];
-    snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"language\":\"de\",\"http_timeout_secs\":10}", store);
+    if (ca_file)
+        snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"language\":\"de\",\"http_timeout_secs\":10,\"extra_ca_file\":\"%s\"}", store, ca_file);
+    else
+        snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"language\":\"de\",\"http_timeout_secs\":10}", store);
     mc_client *c = NULL;
     int32_t rc = mc_client_open(opts, &c);
     CHECK(rc == MC_OK && c != NULL, "mc_client_open");
@@ -71,7 +74,7 @@ static mc_client *open_client(const char *store) {
 static int contains(const char *hay, const char *needle) { return hay && needle && strstr(hay, needle) != NULL; }
 
 static int connect_mode(const char *store, const char *emulator, int browser) {
-    mc_client *c = open_client(store);
+    mc_client *c = open_client(store, NULL);
     if (!c) return 1;
     char reg[2048];
     snprintf(reg, sizeof reg,
@@ -124,8 +127,7 @@ static int connect_mode(const char *store, const char *emulator, int browser) {
 }
 
 static int mail_mode(const char *store, const char *host, const char *imaps, const char *pop3s, const char *smtp, const char *ca) {
-    (void)ca;
-    mc_client *c = open_client(store);
+    mc_client *c = open_client(store, ca);
     if (!c) return 1;
     char acc[2048];
     snprintf(acc, sizeof acc,
@@ -169,7 +171,7 @@ static int mail_mode(const char *store, const char *host, const char *imaps, con
 }
 
 static int check_connected_mode(const char *store) {
-    mc_client *c = open_client(store);
+    mc_client *c = open_client(store, NULL);
     if (!c) return 1;
     char *json = NULL;
     CHECK(mc_status(c, "alice", &json) == MC_OK && contains(json, "\"state\":\"connected\""), "second process finds the account connected");
@@ -182,7 +184,7 @@ static int check_connected_mode(const char *store) {
 }
 
 static int disconnect_mode(const char *store) {
-    mc_client *c = open_client(store);
+    mc_client *c = open_client(store, NULL);
     if (!c) return 1;
     CHECK(mc_disconnect(c, "alice") == MC_OK, "mc_disconnect");
     CHECK(mc_disconnect(c, "alice") == MC_OK, "mc_disconnect again");
