@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -x sandbox/stack/install-deps.sh ]; then
-  sandbox/stack/install-deps.sh
-fi
+echo "== system packages (Dovecot, Postfix, curl, python3; installed when missing, as root)"
+sh sandbox/stack/install-deps.sh
+for tool in gcc cargo python3 curl; do
+  command -v "$tool" >/dev/null || { echo "run-all: '$tool' is missing" >&2; exit 1; }
+done
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
