@@ -21,7 +21,11 @@ struct World {
 }
 
 async fn world(deny_pop3: &[&str]) -> World {
-    let env = env().await;
+    world_with(deny_pop3, 3900).await
+}
+
+async fn world_with(deny_pop3: &[&str], access_token_lifetime: u64) -> World {
+    let env = env_with(|c| c.tokens.access_token_lifetime_secs = access_token_lifetime).await;
     let stack = MailStack::up(&env.emulator.introspection_url(), deny_pop3);
     let client = open_client_with_ca(&env.dir.path().join("mail.db"), stack.ca_pem());
     let reg = serde_json::json!({"id":"desktop","provider":"microsoft","tenant":"organizations",
@@ -350,4 +354,51 @@ async fn a_server_closing_the_connection_mid_command_is_reported() {
         .unwrap();
     let e = report.results[0].error.clone().unwrap();
     assert_eq!(e.code, "MC-CONNECTION-CLOSED", "{}", e.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_messages_reuses_one_smtp_connection() {
+    let w = world(&[]).await;
+    w.account("alice", "alice@example.test", None).await;
+    for i in 0..5 {
+        w.client
+            .send("alice", &message(&format!("burst-{i}")), None, &nc())
+            .await
+            .expect("send");
+    }
+    assert_eq!(
+        w.client.smtp_connections_opened(),
+        1,
+        "one session for the burst"
+    );
+    assert!(find(&w.client, "alice", Protocol::Imap, "burst-4").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_imap_session_reauthenticates_before_its_token_expires() {
+    let w = world_with(&[], 4).await;
+    let acc = serde_json::json!({"id": "alice", "mailbox": "alice@example.test", "registration": "desktop", "flow": "browser",
+        "servers": w.stack.servers(), "options": {"refresh_margin_secs": 1}});
+    w.client.put_account_json(&acc.to_string()).unwrap();
+    w.client
+        .connect(
+            "alice",
+            ConnectOptions::default(),
+            &ScriptedUser::new(sign_in_as("alice@example.test")),
+            &nc(),
+        )
+        .await
+        .unwrap();
+    let mut session = w.client.imap_session("alice", &nc()).await.unwrap();
+    let q = mailconnect_core::transport::imap::FetchQuery::default();
+    session.fetch(&q, &nc()).await.unwrap();
+    assert_eq!(session.reconnects(), 0);
+    tokio::time::sleep(Duration::from_millis(3300)).await; // the login token is now inside the margin
+    session.list_folders(&nc()).await.expect("still works");
+    assert_eq!(
+        session.reconnects(),
+        1,
+        "re-authenticated with a fresh token before expiry"
+    );
+    session.close().await.unwrap();
 }

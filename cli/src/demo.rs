@@ -51,7 +51,7 @@ fn step(n: u32, text: &str) {
     println!("\n[{n}] {text}");
 }
 
-pub async fn run(lang: &str) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn run(lang: Language) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = EmulatorConfig::sandbox();
     config.tokens.device_poll_interval_secs = 1;
     step(
@@ -64,7 +64,7 @@ pub async fn run(lang: &str) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let store = dir.path().join("mailconnect.db");
     let mut options = ClientOptions::new(&store);
-    options.language = Language::from_tag(lang);
+    options.language = lang;
     let client = Client::open(options)?;
     step(
         2,

@@ -13,6 +13,9 @@ use clap::{Parser, Subcommand};
     about = "Connect business applications to Microsoft 365 mailboxes with OAuth 2.0"
 )]
 struct Cli {
+    /// Language of messages for people (en, de); default from the locale.
+    #[arg(long, global = true, env = "MAILCONNECT_LANG")]
+    lang: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,11 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the identity-platform emulator and run connect -> status -> token -> disconnect against it.
-    Demo {
-        /// Language of texts for people (en, de).
-        #[arg(long, default_value = "en")]
-        lang: String,
-    },
+    Demo,
     /// Load the mailconnect library at run time (as a host does) and run a scenario file through its C ABI.
     Harness {
         /// The scenario (JSON).
@@ -40,6 +39,11 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let lang = mailconnect_core::Language::from_tag(
+        &cli.lang
+            .clone()
+            .unwrap_or_else(|| std::env::var("LANG").unwrap_or_default()),
+    );
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,7 +55,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Demo { lang } => rt.block_on(demo::run(&lang)),
+        Command::Demo => rt.block_on(demo::run(lang)),
         Command::Harness {
             scenario,
             lib,
@@ -65,8 +69,29 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mailconnect: {e}");
+            match e.downcast_ref::<mailconnect_core::Error>() {
+                Some(err) => eprintln!("{}", explain(err, lang)),
+                None => eprintln!("mailconnect: {e}"),
+            }
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// One clear paragraph: what failed, why, and the fix, from the diagnostics catalog.
+fn explain(err: &mailconnect_core::Error, lang: mailconnect_core::Language) -> String {
+    let d =
+        mailconnect_core::diagnose::diagnose(err, mailconnect_core::diagnose::Context::default());
+    let t = match lang {
+        mailconnect_core::Language::De => d.de,
+        mailconnect_core::Language::En => d.en,
+    };
+    let mut out = format!(
+        "mailconnect: {} [{}]\n  {}\n  {}\n  {}",
+        t.title, d.code, err, t.explanation, t.fix
+    );
+    if let Some(reply) = &err.evidence().server_reply {
+        out.push_str(&format!("\n  server: {reply}"));
+    }
+    out
 }

@@ -251,6 +251,10 @@ pub(crate) struct Inner {
     holder: String,
     lease_ttl: Duration,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Authenticated SMTP sessions kept for bursts, per account.
+    pub(crate) smtp_idle: Mutex<HashMap<String, Vec<crate::mail::IdleSmtp>>>,
+    /// SMTP connections opened (for hosts' metrics and tests).
+    pub(crate) smtp_opened: std::sync::atomic::AtomicU64,
 }
 
 /// A mailconnect client over one store.
@@ -296,6 +300,8 @@ impl Client {
                 holder: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4()),
                 lease_ttl: options.lease_ttl,
                 locks: Mutex::new(HashMap::new()),
+                smtp_idle: Mutex::new(HashMap::new()),
+                smtp_opened: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }

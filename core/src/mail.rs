@@ -32,6 +32,130 @@ pub struct AuthInfo {
     pub refreshed: bool,
     /// Time spent authenticating (ms).
     pub auth_ms: u64,
+    /// Expiry of the token used (unix seconds).
+    #[serde(skip)]
+    pub token_expires_at: i64,
+}
+
+/// An authenticated SMTP session kept for reuse.
+pub(crate) struct IdleSmtp {
+    session: SmtpSession,
+    token_expires_at: i64,
+    since: std::time::Instant,
+}
+
+/// A long-lived IMAP session (see [`Client::imap_session`]).
+pub struct ManagedImap<'c> {
+    client: &'c Client,
+    account: Account,
+    server: ServerConfig,
+    session: Option<ImapSession>,
+    token_expires_at: i64,
+    authenticated_at: i64,
+    reconnects: u32,
+}
+
+impl ManagedImap<'_> {
+    async fn connect(&mut self, cancel: &CancellationToken) -> Result<()> {
+        if let Some(old) = self.session.take() {
+            let _ = old.logout().await;
+        }
+        let (s, info) = self
+            .client
+            .open_imap(&self.account, &self.server, cancel)
+            .await?;
+        self.session = Some(s);
+        self.token_expires_at = info.token_expires_at;
+        self.authenticated_at = time::OffsetDateTime::now_utc().unix_timestamp();
+        Ok(())
+    }
+
+    /// The session, re-authenticated first when its token is within the refresh margin.
+    async fn ready(&mut self, cancel: &CancellationToken) -> Result<&mut ImapSession> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let lifetime = (self.token_expires_at - self.authenticated_at).max(0);
+        let margin = (self.account.options.refresh_margin_secs as i64).min(lifetime / 2);
+        if self.session.is_none() || now >= self.token_expires_at - margin {
+            self.connect(cancel).await?;
+            self.reconnects += 1;
+        }
+        self.session
+            .as_mut()
+            .ok_or_else(|| Error::internal("IMAP session missing"))
+    }
+
+    /// How often the session re-authenticated or reconnected.
+    pub fn reconnects(&self) -> u32 {
+        self.reconnects
+    }
+
+    /// Fetch messages (see [`FetchQuery`]); reconnects once if the server dropped the session.
+    pub async fn fetch(
+        &mut self,
+        q: &FetchQuery,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<imap::Message>> {
+        match self.ready(cancel).await?.fetch(q).await {
+            Err(e) if e.kind() == ErrorKind::Network => {
+                self.session = None;
+                self.ready(cancel).await?.fetch(q).await
+            }
+            r => r,
+        }
+    }
+
+    /// The folders; reconnects once if the server dropped the session.
+    pub async fn list_folders(&mut self, cancel: &CancellationToken) -> Result<Vec<Folder>> {
+        match self.ready(cancel).await?.list_folders().await {
+            Err(e) if e.kind() == ErrorKind::Network => {
+                self.session = None;
+                self.ready(cancel).await?.list_folders().await
+            }
+            r => r,
+        }
+    }
+
+    /// Mark messages seen.
+    pub async fn mark_seen(
+        &mut self,
+        folder: &str,
+        uids: &[u32],
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        self.ready(cancel).await?.mark_seen(folder, uids).await
+    }
+
+    /// Delete messages.
+    pub async fn delete(
+        &mut self,
+        folder: &str,
+        uids: &[u32],
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        self.ready(cancel).await?.delete(folder, uids).await
+    }
+
+    /// Move messages.
+    pub async fn move_to(
+        &mut self,
+        folder: &str,
+        uids: &[u32],
+        target: &str,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        self.ready(cancel)
+            .await?
+            .move_to(folder, uids, target)
+            .await
+    }
+
+    /// Log out.
+    pub async fn close(mut self) -> Result<()> {
+        match self.session.take() {
+            Some(s) => s.logout().await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// What to fetch (the C ABI's `mc_fetch` query JSON).
@@ -183,8 +307,10 @@ impl Client {
     {
         let (token, refreshed) = self.access_token_inner(account, None, cancel).await?;
         let stale = token.token.expose_secret().to_string();
+        let expires = token.expires_at;
         let (first, mut info) = attempt(token).await?;
         info.refreshed = refreshed;
+        info.token_expires_at = expires;
         match first {
             Ok(s) => return Ok((s, info)),
             Err(f) if refreshed => return Err(auth_error(protocol, server, f)),
@@ -195,7 +321,9 @@ impl Client {
         let (token, _) = self
             .access_token_inner(account, Some(&stale), cancel)
             .await?;
+        let expires = token.expires_at;
         let (second, mut info) = attempt(token).await?;
+        info.token_expires_at = expires;
         info.refreshed = true;
         info.retried_with_refreshed_token = true;
         match second {
@@ -320,7 +448,9 @@ impl Client {
     }
 
     /// Send a raw RFC 5322 message. Without `envelope` it is derived from the header (Bcc removed).
-    /// Returns the server's acceptance reply.
+    /// Returns the server's acceptance reply. Sessions are kept for 60 s and reused for bursts (at
+    /// most 2 idle per account; Exchange allows 3 concurrent submissions per mailbox), as long as
+    /// their token is not about to expire and the server still answers.
     pub async fn send(
         &self,
         id: &str,
@@ -335,16 +465,90 @@ impl Client {
             None => message::derive(raw, &account.mailbox)?,
         };
         let server = self.server(&account, Protocol::Smtp)?;
-        let (mut smtp, _) = self
-            .open_smtp(&account, &server, cancel)
-            .await
-            .map_err(|e| e.context(&what))?;
+        let (mut smtp, token_expires_at) = match self.take_idle_smtp(&account.id).await {
+            Some(i) => (i.session, i.token_expires_at),
+            None => {
+                let (s, info) = self
+                    .open_smtp(&account, &server, cancel)
+                    .await
+                    .map_err(|e| e.context(&what))?;
+                self.inner
+                    .smtp_opened
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (s, info.token_expires_at)
+            }
+        };
         let reply = tokio::select! {
             r = smtp.send(&envelope, &body) => r.map_err(|e| e.context(&what))?,
             _ = cancel.cancelled() => return Err(Error::cancelled(&what)),
         };
-        let _ = smtp.quit().await;
+        self.put_idle_smtp(
+            &account.id,
+            IdleSmtp {
+                session: smtp,
+                token_expires_at,
+                since: std::time::Instant::now(),
+            },
+        );
         Ok(reply)
+    }
+
+    /// SMTP connections this client has opened so far.
+    pub fn smtp_connections_opened(&self) -> u64 {
+        self.inner
+            .smtp_opened
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn take_idle_smtp(&self, id: &str) -> Option<IdleSmtp> {
+        loop {
+            let mut c = self
+                .inner
+                .smtp_idle
+                .lock()
+                .ok()
+                .and_then(|mut m| m.get_mut(id).and_then(Vec::pop))?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            if c.since.elapsed() < Duration::from_secs(60)
+                && c.token_expires_at - 60 > now
+                && c.session.is_alive().await
+            {
+                return Some(c);
+            }
+            let _ = c.session.quit().await;
+        }
+    }
+
+    fn put_idle_smtp(&self, id: &str, s: IdleSmtp) {
+        if let Ok(mut m) = self.inner.smtp_idle.lock() {
+            let v = m.entry(id.to_string()).or_default();
+            if v.len() < 2 {
+                v.push(s);
+            }
+        }
+    }
+
+    /// A long-lived IMAP session that re-authenticates with a fresh token before the one it logged
+    /// in with expires (Exchange ends sessions with `AccessTokenExpired` otherwise), and reconnects
+    /// once when the server drops the connection.
+    pub async fn imap_session(
+        &self,
+        id: &str,
+        cancel: &CancellationToken,
+    ) -> Result<ManagedImap<'_>> {
+        let account = self.account(id)?;
+        let server = self.server(&account, Protocol::Imap)?;
+        let mut m = ManagedImap {
+            client: self,
+            account,
+            server,
+            session: None,
+            token_expires_at: 0,
+            authenticated_at: 0,
+            reconnects: 0,
+        };
+        m.connect(cancel).await?;
+        Ok(m)
     }
 
     /// The IMAP folders of an account.
