@@ -69,3 +69,62 @@ fn freeing_the_client_cancels_a_waiting_connect_and_waits_for_it() {
     let (rc, msg) = waiter.join().unwrap();
     assert_eq!(rc, MC_E_CANCELLED, "{msg}");
 }
+
+static OPENED2: AtomicUsize = AtomicUsize::new(0);
+
+unsafe extern "C" fn host_opens_url2(_ud: *mut c_void, _url: *const c_char) -> i32 {
+    OPENED2.fetch_add(1, Ordering::SeqCst);
+    1
+}
+
+struct SendCancel(*mut mc_cancel);
+unsafe impl Send for SendCancel {}
+
+#[test]
+fn a_cancel_triggered_during_a_call_ends_it_and_one_triggered_after_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts =
+        CString::new(serde_json::json!({"store": dir.path().join("s.db")}).to_string()).unwrap();
+    let mut c = null_mut();
+    let mut cancel = null_mut();
+    unsafe {
+        assert_eq!(mc_client_open(opts.as_ptr(), &mut c), MC_OK);
+        assert_eq!(mc_cancel_new(&mut cancel), MC_OK);
+        let reg = CString::new(r#"{"id":"r","provider":"microsoft","client_id":"c","authority_host":"http://127.0.0.1:9"}"#).unwrap();
+        let acc = CString::new(r#"{"id":"a","mailbox":"alice@example.test","registration":"r"}"#)
+            .unwrap();
+        assert_eq!(mc_registration_put(c, reg.as_ptr()), MC_OK);
+        assert_eq!(mc_account_put(c, acc.as_ptr()), MC_OK);
+    }
+    let trigger = SendCancel(cancel);
+    let canceller = std::thread::spawn(move || {
+        let t = trigger;
+        let started = Instant::now();
+        while OPENED2.load(Ordering::SeqCst) == 0 && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        unsafe { mc_cancel_trigger(t.0) };
+    });
+    let id = CString::new("a").unwrap();
+    let cb = mc_connect_callbacks {
+        version: MC_CONNECT_CALLBACKS_VERSION,
+        user_data: null_mut(),
+        on_open_url: Some(host_opens_url2),
+        on_device_code: None,
+        on_progress: None,
+    };
+    let started = Instant::now();
+    let rc = unsafe { mc_connect(c, id.as_ptr(), &cb, cancel) };
+    canceller.join().unwrap();
+    assert_eq!(rc, MC_E_CANCELLED);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    unsafe {
+        // After: a status call with no cancel works; triggering again and freeing is harmless.
+        let mut out = null_mut();
+        assert_eq!(mc_status(c, id.as_ptr(), &mut out), MC_OK);
+        mc_string_free(out);
+        mc_cancel_trigger(cancel);
+        mc_cancel_free(cancel);
+        mc_client_free(c);
+    }
+}
