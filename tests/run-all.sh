@@ -11,6 +11,13 @@ for tool in gcc cargo python3 curl; do
   command -v "$tool" >/dev/null || { echo "run-all: '$tool' is missing" >&2; exit 1; }
 done
 
+echo "== dependency hygiene: one TLS stack (rustls on ring), no second copies of the core crates"
+dups=$(cargo tree --workspace -d -e normal 2>/dev/null | grep -E "^(rustls|reqwest|hyper|tokio|ring) v" || true)
+if [ -n "$dups" ]; then echo "duplicate core crates:"; echo "$dups"; exit 1; fi
+for forbidden in aws-lc-rs openssl-sys native-tls; do
+  if cargo tree --workspace -i "$forbidden" >/dev/null 2>&1; then echo "forbidden dependency in the tree: $forbidden"; exit 1; fi
+done
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings are errors)"
