@@ -288,28 +288,34 @@ impl SmtpSession {
         }
     }
 
+    /// One step of an AUTH exchange: the server's reply, or its refusal as an [`AuthFailure`].
+    async fn auth_step(
+        &mut self,
+        line: &str,
+    ) -> Result<std::result::Result<lettre::transport::smtp::response::Response, AuthFailure>> {
+        match tokio::time::timeout(self.timeout, self.conn.command(Line(line))).await {
+            Err(_) => Err(Error::timeout("SMTP AUTH", self.timeout)),
+            Ok(Err(e)) if e.status().is_some() => Ok(Err(AuthFailure {
+                reply: crate::http::sanitize(&e.to_string()),
+                challenge: None,
+            })),
+            Ok(Err(e)) => Err(smtp_error("SMTP AUTH", &e)),
+            Ok(Ok(r)) => Ok(Ok(r)),
+        }
+    }
+
     /// Authenticate with the two-step form. `initial_response` is the base64 SASL response.
     pub async fn authenticate(
         &mut self,
         mechanism: Mechanism,
         initial_response: &SecretString,
     ) -> Result<std::result::Result<(), AuthFailure>> {
-        let first = match tokio::time::timeout(
-            self.timeout,
-            self.conn
-                .command(Line(&format!("AUTH {}", mechanism.name()))),
-        )
-        .await
+        let first = match self
+            .auth_step(&format!("AUTH {}", mechanism.name()))
+            .await?
         {
-            Err(_) => return Err(Error::timeout("SMTP AUTH", self.timeout)),
-            Ok(Err(e)) if e.status().is_some() => {
-                return Ok(Err(AuthFailure {
-                    reply: crate::http::sanitize(&e.to_string()),
-                    challenge: None,
-                }))
-            }
-            Ok(Err(e)) => return Err(smtp_error("SMTP AUTH", &e)),
-            Ok(Ok(r)) => r,
+            Ok(r) => r,
+            Err(f) => return Ok(Err(f)),
         };
         if !first.has_code(334) {
             return Err(Error::new(
@@ -317,21 +323,9 @@ impl SmtpSession {
                 format!("SMTP AUTH answered {} instead of 334", reply_text(&first)),
             ));
         }
-        let second = match tokio::time::timeout(
-            self.timeout,
-            self.conn.command(Line(initial_response.expose_secret())),
-        )
-        .await
-        {
-            Err(_) => return Err(Error::timeout("SMTP AUTH", self.timeout)),
-            Ok(Err(e)) if e.status().is_some() => {
-                return Ok(Err(AuthFailure {
-                    reply: crate::http::sanitize(&e.to_string()),
-                    challenge: None,
-                }))
-            }
-            Ok(Err(e)) => return Err(smtp_error("SMTP AUTH", &e)),
-            Ok(Ok(r)) => r,
+        let second = match self.auth_step(initial_response.expose_secret()).await? {
+            Ok(r) => r,
+            Err(f) => return Ok(Err(f)),
         };
         if second.has_code(235) {
             return Ok(Ok(()));
