@@ -119,7 +119,11 @@ fn aadsts_code(code: i64) -> Option<&'static str> {
         90094 | 90095 => "MC-ADMIN-CONSENT-REQUIRED",
         65004 => "MC-CONSENT-DECLINED",
         700016 | 700011 => "MC-APP-NOT-FOUND",
-        50194 | 9002332 | 500208 | 50020 => "MC-WRONG-AUTHORITY",
+        50194 | 9002332 | 500208 | 50020 | 9001023 => "MC-WRONG-AUTHORITY",
+        54005 | 9002313 | 90014 | 900144 | 700054 | 70018 | 500112 | 501481 => {
+            "MC-REQUEST-REJECTED"
+        }
+        50126 | 50134 => "MC-INVALID-CREDENTIALS",
         7000215 => "MC-CLIENT-SECRET-INVALID",
         7000222 => "MC-CLIENT-SECRET-EXPIRED",
         7000218 => "MC-PUBLIC-CLIENT-FLOWS-DISABLED",
@@ -163,6 +167,9 @@ fn reply_code(reply: &str, ctx: Context) -> Option<&'static str> {
     }
     if has("5.7.60") || has("sendasdenied") || has("send as this sender") || has("send on behalf") {
         return Some("MC-SEND-AS-DENIED");
+    }
+    if has("5.7.30") || has("basic authentication is not supported") {
+        return Some("MC-SMTP-BASIC-AUTH-REJECTED");
     }
     if has("5.7.57") {
         return Some("MC-SMTP-NOT-AUTHENTICATED");

@@ -103,6 +103,11 @@ fn samples() -> Vec<(Error, Context, &'static str)> {
         (kind(ErrorKind::State, "account 'a' is not connected; connect it first"), none, "MC-NOT-CONNECTED"),
         (Error::invalid("mailbox", "'mailbox' is not a valid mailbox address"), none, "MC-INVALID-SETTING"),
         (Error::cancelled("the connect"), none, "MC-CANCELLED"),
+        (oauth("invalid_grant", 54005, None, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token."), none, "MC-REQUEST-REJECTED"),
+        (oauth("invalid_request", 900144, None, "The request body must contain the following parameter: 'scope'."), none, "MC-REQUEST-REJECTED"),
+        (oauth("unsupported_grant_type", 9001023, None, "The grant type is not supported over the /common or /consumers endpoints."), none, "MC-WRONG-AUTHORITY"),
+        (oauth("invalid_grant", 50126, None, "Error validating credentials due to invalid username or password."), none, "MC-INVALID-CREDENTIALS"),
+        (mail("550 5.7.30 Basic authentication is not supported for Client Submission."), none, "MC-SMTP-BASIC-AUTH-REJECTED"),
         (mail("599 something nobody has seen"), none, "MC-UNKNOWN"),
     ]
 }
