@@ -24,3 +24,12 @@ echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+
+echo "== bindings: Python (ctypes) against the sandbox and the real mail stack"
+cargo build -q -p mailconnect-ffi -p mailconnect-cli -p mailconnect-sandbox
+python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
+pytarget=$(mktemp -d)
+python3 -m pip install -q --target "$pytarget" ./bindings/python
+MAILCONNECT_LIB="$PWD/target/debug/libmailconnect.so" PYTHONPATH="$pytarget" python3 -c "import mailconnect; print('pip-installed binding loads library', mailconnect.VERSION)"
+rm -rf "$pytarget"
+PYTHONPATH=bindings/python python3 -m pytest -q bindings/python/tests

@@ -24,6 +24,9 @@ struct Cli {
 enum Command {
     /// Start the identity-platform emulator and run connect -> status -> token -> disconnect against it.
     Demo,
+    /// Sandbox helpers for tests and vendors' harnesses.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
     /// Load the mailconnect library at run time (as a host does) and run a scenario file through its C ABI.
     Harness {
         /// The scenario (JSON).
@@ -34,6 +37,32 @@ enum Command {
         /// NAME=VALUE for ${NAME} in the scenario.
         #[arg(long = "var")]
         vars: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// Play the user in the sandbox: complete a device code, or sign in on an authorize URL
+    /// (following the emulator's real forms, like a browser), as USER with PASSWORD.
+    SignIn {
+        /// The user (e.g. alice@example.test).
+        #[arg(long)]
+        user: String,
+        /// The password (sandbox users: <name>-password).
+        #[arg(long)]
+        password: String,
+        /// Device flow: the user code shown.
+        #[arg(long, requires = "verification_uri")]
+        device_code: Option<String>,
+        /// Device flow: the verification URI shown.
+        #[arg(long)]
+        verification_uri: Option<String>,
+        /// Browser flow: the authorize URL the library opened.
+        #[arg(long, conflicts_with = "device_code")]
+        url: Option<String>,
+        /// Decline the consent instead of accepting it.
+        #[arg(long)]
+        decline: bool,
     },
 }
 
@@ -56,6 +85,21 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Demo => rt.block_on(demo::run(lang)),
+        Command::Sandbox(SandboxCommand::SignIn {
+            user,
+            password,
+            device_code,
+            verification_uri,
+            url,
+            decline,
+        }) => rt.block_on(sandbox_sign_in(
+            user,
+            password,
+            device_code,
+            verification_uri,
+            url,
+            decline,
+        )),
         Command::Harness {
             scenario,
             lib,
@@ -94,4 +138,37 @@ fn explain(err: &mailconnect_core::Error, lang: mailconnect_core::Language) -> S
         out.push_str(&format!("\n  server: {reply}"));
     }
     out
+}
+
+async fn sandbox_sign_in(
+    user: String,
+    password: String,
+    device_code: Option<String>,
+    verification_uri: Option<String>,
+    url: Option<String>,
+    decline: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use mailconnect_sandbox::{Consent, ScriptedBrowser, SignIn};
+    let script = SignIn {
+        user,
+        password,
+        mfa_code: Some("123456".into()),
+        consent: if decline {
+            Consent::Decline
+        } else {
+            Consent::Accept
+        },
+        deliver_redirect: true,
+    };
+    let browser = ScriptedBrowser::new();
+    let outcome = match (device_code, verification_uri, url) {
+        (Some(code), Some(uri), None) => browser.complete_device_code(&uri, &code, &script).await?,
+        (None, None, Some(url)) => browser.sign_in(&url, &script).await?,
+        _ => return Err("give --device-code with --verification-uri, or --url".into()),
+    };
+    if let Some(page) = outcome.error_page {
+        return Err(format!("the sign-in ended on an error page: {page}").into());
+    }
+    println!("signed in as {}", outcome.signed_in_as.unwrap_or_default());
+    Ok(())
 }
