@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 
 echo "== system packages (Dovecot, Postfix, curl, python3; installed when missing, as root)"
 sh sandbox/stack/install-deps.sh
-for tool in gcc cargo python3 curl; do
+echo "== binding toolchains (Mono, .NET 8 runtime, Free Pascal, pytest)"
+sh bindings/install-deps.sh
+for tool in gcc cargo python3 curl mcs mono; do
   command -v "$tool" >/dev/null || { echo "run-all: '$tool' is missing" >&2; exit 1; }
 done
 

@@ -73,6 +73,45 @@ static mc_client *open_client(const char *store, const char *ca_file) {
 
 static int contains(const char *hay, const char *needle) { return hay && needle && strstr(hay, needle) != NULL; }
 
+/* Decode standard base64 (with padding) into out; returns the length. */
+static size_t b64decode(const char *in, size_t n, char *out) {
+    size_t o = 0;
+    unsigned v = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n && in[i] != '='; i++) {
+        const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const char *p = strchr(a, in[i]);
+        if (!p || !*p) continue;
+        v = (v << 6) | (unsigned)(p - a);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (char)((v >> bits) & 0xff);
+        }
+    }
+    out[o] = 0;
+    return o;
+}
+
+/* Whether any message's base64 "raw" field in a fetch result decodes to text containing needle. */
+static int raw_contains(const char *json, const char *needle) {
+    const char *p = json;
+    while (p && (p = strstr(p, "\"raw\":\"")) != NULL) {
+        p += 7;
+        const char *end = strchr(p, '"');
+        if (!end) break;
+        size_t n = (size_t)(end - p);
+        char *buf = malloc(n + 1);
+        if (!buf) return 0;
+        b64decode(p, n, buf);
+        int hit = strstr(buf, needle) != NULL;
+        free(buf);
+        if (hit) return 1;
+        p = end;
+    }
+    return 0;
+}
+
 static int connect_mode(const char *store, const char *emulator, int browser) {
     mc_client *c = open_client(store, NULL);
     if (!c) return 1;
@@ -153,8 +192,7 @@ static int mail_mode(const char *store, const char *host, const char *imaps, con
     for (int i = 0; i < 40 && !found; i++) {
         char *json = NULL;
         if (mc_fetch(c, "alice", "{\"protocol\":\"imap\",\"headers_only\":true}", NULL, &json) == MC_OK && json) {
-            /* base64 of "Subject: from the C" appears in the header of the message */
-            found = contains(json, "U3ViamVjdDogZnJvbSB0aGUgQyBwcm9ncmFt");
+            found = raw_contains(json, "Subject: from the C program");
         }
         mc_string_free(json);
         if (!found) {
