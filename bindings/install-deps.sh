@@ -3,7 +3,7 @@
 # Pascal for the Delphi unit, pytest for Python. Idempotent; needs root for apt-get.
 set -eu
 need=""
-for p in mono-mcs mono-runtime fp-compiler fp-units-rtl; do
+for p in mono-mcs mono-runtime fp-compiler fp-units-rtl fp-units-fcl; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
     [ "$st" = "installed" ] || need="$need $p"
 done

@@ -6,21 +6,15 @@ use std::process::Command;
 
 use mailconnect_tests::*;
 
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
 fn dotnet() -> PathBuf {
-    let out = Command::new("python3").args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).output().unwrap();
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ])
+        .output()
+        .unwrap();
     Path::new(String::from_utf8_lossy(&out.stdout).trim()).join("dnv/net/runtime/.net/dotnet")
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,35 +24,62 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
     let work = tempfile::tempdir().unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bindings/dotnet");
     let exe = work.path().join("Scenario.exe");
-    run(Command::new("mcs")
-        .args(["-langversion:7", "-nologo", "-warnaserror"])
-        .arg(format!("-out:{}", exe.display()))
-        .arg(src.join("Mailconnect.cs"))
-        .arg(src.join("tests/Scenario.cs")));
-    std::fs::copy(target_dir().join("libmailconnect.so"), work.path().join("libmailconnect.so")).unwrap();
+    run_ok(
+        Command::new("mcs")
+            .args(["-langversion:7", "-nologo", "-warnaserror"])
+            .arg(format!("-out:{}", exe.display()))
+            .arg(src.join("Mailconnect.cs"))
+            .arg(src.join("tests/Scenario.cs")),
+    );
+    std::fs::copy(
+        target_dir().join("libmailconnect.so"),
+        work.path().join("libmailconnect.so"),
+    )
+    .unwrap();
     std::fs::write(
         work.path().join("Scenario.runtimeconfig.json"),
         r#"{"runtimeOptions":{"tfm":"net8.0","rollForward":"LatestMajor","framework":{"name":"Microsoft.NETCore.App","version":"8.0.0"}}}"#,
     )
     .unwrap();
-    let (imaps, pop3s, smtp) = (stack.port("imap_tls").to_string(), stack.port("pop3_tls").to_string(), stack.port("smtp_starttls").to_string());
+    let (imaps, pop3s, smtp) = (
+        stack.port("imap_tls").to_string(),
+        stack.port("pop3_tls").to_string(),
+        stack.port("smtp_starttls").to_string(),
+    );
     let ca = stack.info["ca_pem"].as_str().unwrap().to_string();
     let cli = target_dir().join("mailconnect");
     for (runtime, store) in [("mono", "mono.db"), ("dotnet8", "net8.db")] {
         let store = work.path().join(store).display().to_string();
-        let args = [store.as_str(), env.emulator.base_url(), cli.to_str().unwrap(), "127.0.0.1", &imaps, &pop3s, &smtp, &ca];
+        let args = [
+            store.as_str(),
+            env.emulator.base_url(),
+            cli.to_str().unwrap(),
+            "127.0.0.1",
+            &imaps,
+            &pop3s,
+            &smtp,
+            &ca,
+        ];
         let mut cmd = if runtime == "mono" {
             let mut c = Command::new("mono");
             c.arg(&exe);
             c
         } else {
             let mut c = Command::new(dotnet());
-            c.arg("exec").arg("--runtimeconfig").arg(work.path().join("Scenario.runtimeconfig.json")).arg(&exe);
+            c.arg("exec")
+                .arg("--runtimeconfig")
+                .arg(work.path().join("Scenario.runtimeconfig.json"))
+                .arg(&exe);
             c
         };
         cmd.args(args).env("LD_LIBRARY_PATH", work.path());
-        let out = tokio::task::spawn_blocking(move || run(&mut cmd)).await.unwrap();
+        let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
+            .await
+            .unwrap();
         assert!(out.contains(" 0 failed"), "{runtime}:\n{out}");
-        assert!(out.contains("ok CancellationToken cancels the connect"), "{runtime}:\n{out}");
+        assert!(
+            out.contains("ok CancellationToken cancels the connect"),
+            "{runtime}:\n{out}"
+        );
     }
 }

@@ -9,7 +9,7 @@ echo "== system packages (Dovecot, Postfix, curl, python3; installed when missin
 sh sandbox/stack/install-deps.sh
 echo "== binding toolchains (Mono, .NET 8 runtime, Free Pascal, pytest)"
 sh bindings/install-deps.sh
-for tool in gcc cargo python3 curl mcs mono; do
+for tool in gcc cargo python3 curl mcs mono fpc; do
   command -v "$tool" >/dev/null || { echo "run-all: '$tool' is missing" >&2; exit 1; }
 done
 

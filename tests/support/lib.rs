@@ -283,3 +283,26 @@ pub fn open_client_with_ca(store: &std::path::Path, ca_pem: Vec<u8>) -> Client {
 }
 
 use std::path::Path;
+
+/// The cargo target directory of this build (holds libmailconnect.so and the binaries).
+pub fn target_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// Run a command; fail the test with its output when it fails. Returns stdout and stderr.
+pub fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} could not start: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}

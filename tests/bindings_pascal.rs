@@ -1,0 +1,52 @@
+//! The Delphi / Free Pascal unit (bindings/pascal) compiled with fpc in Delphi mode and run against
+//! the sandbox and the real mail stack.
+
+use std::path::Path;
+use std::process::Command;
+
+use mailconnect_tests::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pascal_unit_runs_the_scenario() {
+    let env = env().await;
+    let stack = MailStack::up(&env.emulator.introspection_url(), &[]);
+    let work = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bindings/pascal");
+    let out = run_ok(
+        Command::new("fpc")
+            .args(["-Mdelphi", "-vew", "-Sew"])
+            .arg(format!("-Fu{}", src.display()))
+            .arg(format!("-FE{}", work.path().display()))
+            .arg(format!("-Fl{}", target_dir().display()))
+            .arg(src.join("tests/scenario.pas")),
+    );
+    assert!(!out.contains("Warning:"), "{out}");
+    let exe = work.path().join("scenario");
+    let store = work.path().join("pas.db").display().to_string();
+    let (imaps, pop3s, smtp) = (
+        stack.port("imap_tls").to_string(),
+        stack.port("pop3_tls").to_string(),
+        stack.port("smtp_starttls").to_string(),
+    );
+    let ca = stack.info["ca_pem"].as_str().unwrap().to_string();
+    let cli = target_dir().join("mailconnect").display().to_string();
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        store.as_str(),
+        env.emulator.base_url(),
+        &cli,
+        "127.0.0.1",
+        &imaps,
+        &pop3s,
+        &smtp,
+        &ca,
+    ])
+    .env("LD_LIBRARY_PATH", target_dir());
+    let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
+        .await
+        .unwrap();
+    assert!(
+        out.contains(" 0 failed") && out.contains("ok fetch over IMAP finds the message"),
+        "{out}"
+    );
+}
