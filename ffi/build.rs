@@ -27,6 +27,13 @@ fn main() {
         .generate()
         .expect("cbindgen could not generate the header");
     bindings.write_to_file(format!("{out}/mailconnect.h"));
+    #[cfg(feature = "cxx")]
+    {
+        println!("cargo:rerun-if-changed=cpp/events.h");
+        cxx_build::bridge("src/cxx_bridge.rs")
+            .std("c++17")
+            .compile("mailconnect_cxxbridge");
+    }
     if std::env::var("MAILCONNECT_WRITE_HEADER").is_ok_and(|v| v == "1") {
         bindings.write_to_file(format!("{dir}/../include/mailconnect.h"));
     }

@@ -83,3 +83,33 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
         );
     }
 }
+
+#[test]
+fn the_nuget_package_has_the_runtimes_layout() {
+    let out = tempfile::tempdir().unwrap();
+    let lib = target_dir().join("libmailconnect.so");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bindings/dotnet/pack.py");
+    let printed = run_ok(
+        Command::new("python3")
+            .arg(script)
+            .arg(out.path())
+            .arg("--native")
+            .arg(format!("linux-x64={}", lib.display())),
+    );
+    let nupkg = printed.lines().last().unwrap().trim().to_string();
+    let list = run_ok(Command::new("python3").args([
+        "-c",
+        "import sys, zipfile; print('\\n'.join(zipfile.ZipFile(sys.argv[1]).namelist()))",
+        &nupkg,
+    ]));
+    for entry in [
+        "Mailconnect.nuspec",
+        "lib/netstandard2.0/Mailconnect.dll",
+        "runtimes/linux-x64/native/libmailconnect.so",
+    ] {
+        assert!(
+            list.lines().any(|l| l == entry),
+            "{entry} missing in:\n{list}"
+        );
+    }
+}

@@ -9,7 +9,7 @@ echo "== system packages (Dovecot, Postfix, curl, python3; installed when missin
 sh sandbox/stack/install-deps.sh
 echo "== binding toolchains (Mono, .NET 8 runtime, Free Pascal, pytest)"
 sh bindings/install-deps.sh
-for tool in gcc cargo python3 curl mcs mono fpc; do
+for tool in gcc g++ make cargo python3 curl mcs mono fpc; do
   command -v "$tool" >/dev/null || { echo "run-all: '$tool' is missing" >&2; exit 1; }
 done
 
@@ -24,6 +24,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p mailconnect-ffi --features cxx --target-dir target/cxx --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
 

@@ -112,23 +112,41 @@ namespace Mailconnect
     /// <summary>The native client (released with mc_client_free).</summary>
     public sealed class ClientHandle : SafeHandle
     {
+        /// <summary>An empty handle (filled by mc_client_open).</summary>
         public ClientHandle() : base(IntPtr.Zero, true) { }
+        /// <summary>Whether no client is held.</summary>
         public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        /// <summary>Frees the client (cancelling calls in progress on other threads first).</summary>
         protected override bool ReleaseHandle() { Native.mc_client_free(handle); return true; }
     }
 
     /// <summary>A native cancellation token (released with mc_cancel_free).</summary>
     public sealed class CancelHandle : SafeHandle
     {
+        /// <summary>An empty handle (filled by mc_cancel_new).</summary>
         public CancelHandle() : base(IntPtr.Zero, true) { }
+        /// <summary>Whether no token is held.</summary>
         public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        /// <summary>Frees the token.</summary>
         protected override bool ReleaseHandle() { Native.mc_cancel_free(handle); return true; }
         internal static CancelHandle Null { get { return new CancelHandle(); } }
     }
 
     /// <summary>Protocol bits for Test.</summary>
     [Flags]
-    public enum Protocols : uint { All = 0, Imap = 1, Pop3 = 2, Smtp = 4, SendProbe = 0x100 }
+    public enum Protocols : uint
+    {
+        /// <summary>Every configured protocol.</summary>
+        All = 0,
+        /// <summary>IMAP.</summary>
+        Imap = 1,
+        /// <summary>POP3.</summary>
+        Pop3 = 2,
+        /// <summary>SMTP submission.</summary>
+        Smtp = 4,
+        /// <summary>Also send one message to the mailbox itself and find it again.</summary>
+        SendProbe = 0x100,
+    }
 
     /// <summary>A mailconnect client over one token store. Thread-safe; calls block (use the *Async wrappers in UIs).</summary>
     public sealed class Client : IDisposable
@@ -156,14 +174,23 @@ namespace Mailconnect
         /// <summary>Calls in progress on other threads end with MC_E_CANCELLED; then the client is freed.</summary>
         public void Dispose() { _h.Dispose(); }
 
+        /// <summary>Insert or update an app registration (JSON; see the README).</summary>
         public void PutRegistration(string json) { Native.Check(Native.mc_registration_put(_h, Native.Utf8(json))); }
+        /// <summary>Insert or update an account (JSON); an invalid field throws MC_E_INVALID_ARGUMENT naming it.</summary>
         public void PutAccount(string json) { Native.Check(Native.mc_account_put(_h, Native.Utf8(json))); }
+        /// <summary>Remove an account and its tokens.</summary>
         public void RemoveAccount(string id) { Native.Check(Native.mc_account_remove(_h, Native.Utf8(id))); }
+        /// <summary>The account as JSON.</summary>
         public string Account(string id) { IntPtr o; Native.Check(Native.mc_account_get(_h, Native.Utf8(id), out o)); return Native.Take(o); }
+        /// <summary>All accounts as a JSON array.</summary>
         public string Accounts() { IntPtr o; Native.Check(Native.mc_account_list(_h, out o)); return Native.Take(o); }
+        /// <summary>The status JSON (state, expiry, identity); never contacts a server.</summary>
         public string Status(string id) { IntPtr o; Native.Check(Native.mc_status(_h, Native.Utf8(id), out o)); return Native.Take(o); }
+        /// <summary>Forget the tokens. Idempotent.</summary>
         public void Disconnect(string id) { Native.Check(Native.mc_disconnect(_h, Native.Utf8(id))); }
+        /// <summary>A valid access token (refreshed ahead of expiry). A secret: never log it.</summary>
         public string AccessToken(string id) { IntPtr o; Native.Check(Native.mc_access_token(_h, Native.Utf8(id), 0, out o)); return Native.Take(o); }
+        /// <summary>The SASL XOAUTH2 initial response (base64) for your own mail code.</summary>
         public string SaslXoauth2(string id) { IntPtr o; Native.Check(Native.mc_sasl_xoauth2(_h, Native.Utf8(id), 0, out o)); return Native.Take(o); }
 
         private static CancelHandle NativeCancel(CancellationToken ct, out CancellationTokenRegistration reg)
@@ -211,6 +238,7 @@ namespace Mailconnect
             }
         }
 
+        /// <summary>Connect on a worker thread; the token cancels it.</summary>
         public Task ConnectAsync(string id, Action<string, string, string> onDeviceCode = null, Func<string, bool> onOpenUrl = null,
                                  Action<string> onProgress = null, CancellationToken ct = default(CancellationToken))
         {
@@ -230,11 +258,13 @@ namespace Mailconnect
             }
         }
 
+        /// <summary>Test on a worker thread.</summary>
         public Task<string> TestAsync(string id, Protocols protocols = Protocols.All, CancellationToken ct = default(CancellationToken))
         {
             return Task.Run(() => Test(id, protocols, ct));
         }
 
+        /// <summary>Send a raw RFC 5322 message (envelope from the header; Bcc removed).</summary>
         public void Send(string id, byte[] rfc5322, CancellationToken ct = default(CancellationToken))
         {
             CancellationTokenRegistration reg;
@@ -243,6 +273,7 @@ namespace Mailconnect
                 Native.Check(Native.mc_send(_h, Native.Utf8(id), rfc5322, (UIntPtr)rfc5322.Length, c));
         }
 
+        /// <summary>Send on a worker thread.</summary>
         public Task SendAsync(string id, byte[] rfc5322, CancellationToken ct = default(CancellationToken))
         {
             return Task.Run(() => Send(id, rfc5322, ct));
@@ -274,6 +305,7 @@ namespace Mailconnect
             }
         }
 
+        /// <summary>Fetch on a worker thread.</summary>
         public Task<string> FetchAsync(string id, string queryJson = null, CancellationToken ct = default(CancellationToken))
         {
             return Task.Run(() => Fetch(id, queryJson, ct));

@@ -7,6 +7,8 @@
 mod cancel;
 mod client;
 mod connect;
+#[cfg(feature = "cxx")]
+mod cxx_bridge;
 mod guard;
 mod log;
 mod mail;

@@ -1,0 +1,202 @@
+//! The C++ bridge (feature `cxx`): the same exports as the C ABI, called through cxx so a C++
+//! program links this one Rust library. Every method goes through the `mc_*` functions, so C++
+//! gets exactly the C ABI's behaviour; failures become C++ exceptions whose text is
+//! `CODE \x1f STATUS \x1f message \x1f diagnostic JSON` (bindings/cpp/include/mailconnect.hpp parses it).
+
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::ptr::null_mut;
+
+use crate::*;
+
+#[cxx::bridge(namespace = "mailconnect::ffi")]
+mod bridge {
+    unsafe extern "C++" {
+        include!("mailconnect-ffi/cpp/events.h");
+        type Events;
+        fn device_code(self: &Events, code: &str, uri: &str, message: &str);
+        fn open_url(self: &Events, url: &str) -> bool;
+        fn progress(self: &Events, stage: &str);
+    }
+
+    extern "Rust" {
+        type CxxClient;
+        fn abi_version() -> u32;
+        fn client_open(options_json: &str) -> Result<Box<CxxClient>>;
+        fn put_registration(self: &CxxClient, json: &str) -> Result<()>;
+        fn put_account(self: &CxxClient, json: &str) -> Result<()>;
+        fn status(self: &CxxClient, account_id: &str) -> Result<String>;
+        fn connect(self: &CxxClient, account_id: &str, events: &Events) -> Result<()>;
+        fn disconnect(self: &CxxClient, account_id: &str) -> Result<()>;
+        fn test(self: &CxxClient, account_id: &str, protocols: u32) -> Result<String>;
+        fn access_token(self: &CxxClient, account_id: &str) -> Result<String>;
+        fn sasl_xoauth2(self: &CxxClient, account_id: &str) -> Result<String>;
+        fn send(self: &CxxClient, account_id: &str, message: &[u8]) -> Result<()>;
+        fn fetch(self: &CxxClient, account_id: &str, query_json: &str) -> Result<String>;
+        fn folders(self: &CxxClient, account_id: &str) -> Result<String>;
+    }
+}
+
+use bridge::Events;
+
+/// A client for C++ (owns an `mc_client`).
+pub struct CxxClient {
+    raw: *mut mc_client,
+}
+
+// SAFETY: mc_client is thread-safe (C ABI rule 6).
+unsafe impl Send for CxxClient {}
+unsafe impl Sync for CxxClient {}
+
+impl Drop for CxxClient {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from mc_client_open and is freed once.
+        unsafe { mc_client_free(self.raw) };
+    }
+}
+
+fn last_error(rc: i32) -> String {
+    // SAFETY: borrowed strings valid until the next call on this thread.
+    unsafe {
+        format!(
+            "{rc}\u{1f}{}\u{1f}{}\u{1f}{}",
+            CStr::from_ptr(mc_status_name(rc)).to_string_lossy(),
+            CStr::from_ptr(mc_last_error_message()).to_string_lossy(),
+            CStr::from_ptr(mc_last_error_diagnostic()).to_string_lossy()
+        )
+    }
+}
+
+fn check(rc: i32) -> Result<(), String> {
+    if rc == MC_OK {
+        Ok(())
+    } else {
+        Err(last_error(rc))
+    }
+}
+
+fn c(s: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|_| {
+        "-1\u{1f}MC_E_INVALID_ARGUMENT\u{1f}a string contains a NUL byte\u{1f}{}".to_string()
+    })
+}
+
+fn take(p: *mut c_char) -> String {
+    // SAFETY: an owned string from the library, freed once.
+    let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
+    unsafe { mc_string_free(p) };
+    s
+}
+
+fn abi_version() -> u32 {
+    mc_abi_version()
+}
+
+fn client_open(options_json: &str) -> Result<Box<CxxClient>, String> {
+    let o = c(options_json)?;
+    let mut raw = null_mut();
+    // SAFETY: valid C string and out pointer.
+    check(unsafe { mc_client_open(o.as_ptr(), &mut raw) })?;
+    Ok(Box::new(CxxClient { raw }))
+}
+
+unsafe extern "C" fn on_device_code(
+    ud: *mut c_void,
+    code: *const c_char,
+    uri: *const c_char,
+    msg: *const c_char,
+) {
+    // SAFETY: `ud` is the &Events passed to mc_connect, alive for the call; strings valid for the call.
+    let ev = unsafe { &*(ud as *const Events) };
+    let s = |p: *const c_char| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
+    ev.device_code(&s(code), &s(uri), &s(msg));
+}
+
+unsafe extern "C" fn on_open_url(ud: *mut c_void, url: *const c_char) -> i32 {
+    // SAFETY: as above.
+    let ev = unsafe { &*(ud as *const Events) };
+    i32::from(ev.open_url(&unsafe { CStr::from_ptr(url) }.to_string_lossy()))
+}
+
+unsafe extern "C" fn on_progress(ud: *mut c_void, stage: *const c_char) {
+    // SAFETY: as above.
+    let ev = unsafe { &*(ud as *const Events) };
+    ev.progress(&unsafe { CStr::from_ptr(stage) }.to_string_lossy());
+}
+
+impl CxxClient {
+    fn put_registration(&self, json: &str) -> Result<(), String> {
+        let j = c(json)?;
+        check(unsafe { mc_registration_put(self.raw, j.as_ptr()) })
+    }
+
+    fn put_account(&self, json: &str) -> Result<(), String> {
+        let j = c(json)?;
+        check(unsafe { mc_account_put(self.raw, j.as_ptr()) })
+    }
+
+    fn out(&self, f: impl FnOnce(*mut *mut c_char) -> i32) -> Result<String, String> {
+        let mut p = null_mut();
+        check(f(&mut p))?;
+        Ok(take(p))
+    }
+
+    fn status(&self, account_id: &str) -> Result<String, String> {
+        let id = c(account_id)?;
+        self.out(|o| unsafe { mc_status(self.raw, id.as_ptr(), o) })
+    }
+
+    fn connect(&self, account_id: &str, events: &Events) -> Result<(), String> {
+        let id = c(account_id)?;
+        let cb = mc_connect_callbacks {
+            version: MC_CONNECT_CALLBACKS_VERSION,
+            user_data: events as *const Events as *mut c_void,
+            on_open_url: Some(on_open_url),
+            on_device_code: Some(on_device_code),
+            on_progress: Some(on_progress),
+        };
+        check(unsafe { mc_connect(self.raw, id.as_ptr(), &cb, null_mut()) })
+    }
+
+    fn disconnect(&self, account_id: &str) -> Result<(), String> {
+        let id = c(account_id)?;
+        check(unsafe { mc_disconnect(self.raw, id.as_ptr()) })
+    }
+
+    fn test(&self, account_id: &str, protocols: u32) -> Result<String, String> {
+        let id = c(account_id)?;
+        self.out(|o| unsafe { mc_test(self.raw, id.as_ptr(), protocols, null_mut(), o) })
+    }
+
+    fn access_token(&self, account_id: &str) -> Result<String, String> {
+        let id = c(account_id)?;
+        self.out(|o| unsafe { mc_access_token(self.raw, id.as_ptr(), 0, o) })
+    }
+
+    fn sasl_xoauth2(&self, account_id: &str) -> Result<String, String> {
+        let id = c(account_id)?;
+        self.out(|o| unsafe { mc_sasl_xoauth2(self.raw, id.as_ptr(), 0, o) })
+    }
+
+    fn send(&self, account_id: &str, message: &[u8]) -> Result<(), String> {
+        let id = c(account_id)?;
+        check(unsafe {
+            mc_send(
+                self.raw,
+                id.as_ptr(),
+                message.as_ptr(),
+                message.len(),
+                null_mut(),
+            )
+        })
+    }
+
+    fn fetch(&self, account_id: &str, query_json: &str) -> Result<String, String> {
+        let (id, q) = (c(account_id)?, c(query_json)?);
+        self.out(|o| unsafe { mc_fetch(self.raw, id.as_ptr(), q.as_ptr(), null_mut(), o) })
+    }
+
+    fn folders(&self, account_id: &str) -> Result<String, String> {
+        let id = c(account_id)?;
+        self.out(|o| unsafe { mc_list_folders(self.raw, id.as_ptr(), null_mut(), o) })
+    }
+}
