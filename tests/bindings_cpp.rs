@@ -21,25 +21,9 @@ async fn the_cpp_binding_runs_the_scenario() {
     let env = env().await;
     let stack = MailStack::up(&env.emulator.introspection_url(), &[]);
     let work = tempfile::tempdir().unwrap();
-    let store = work.path().join("cpp.db").display().to_string();
-    let (imaps, pop3s, smtp) = (
-        stack.port("imap_tls").to_string(),
-        stack.port("pop3_tls").to_string(),
-        stack.port("smtp_starttls").to_string(),
-    );
-    let ca = stack.info["ca_pem"].as_str().unwrap().to_string();
-    let cli = target_dir().join("mailconnect").display().to_string();
+    let args = binding_scenario_args(&env, &stack, &work.path().join("cpp.db"));
     let mut cmd = Command::new(cpp.join("examples/scenario"));
-    cmd.args([
-        store.as_str(),
-        env.emulator.base_url(),
-        &cli,
-        "127.0.0.1",
-        &imaps,
-        &pop3s,
-        &smtp,
-        &ca,
-    ]);
+    cmd.args(&args);
     let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
         .await
         .unwrap();

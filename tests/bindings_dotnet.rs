@@ -41,25 +41,8 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
         r#"{"runtimeOptions":{"tfm":"net8.0","rollForward":"LatestMajor","framework":{"name":"Microsoft.NETCore.App","version":"8.0.0"}}}"#,
     )
     .unwrap();
-    let (imaps, pop3s, smtp) = (
-        stack.port("imap_tls").to_string(),
-        stack.port("pop3_tls").to_string(),
-        stack.port("smtp_starttls").to_string(),
-    );
-    let ca = stack.info["ca_pem"].as_str().unwrap().to_string();
-    let cli = target_dir().join("mailconnect");
     for (runtime, store) in [("mono", "mono.db"), ("dotnet8", "net8.db")] {
-        let store = work.path().join(store).display().to_string();
-        let args = [
-            store.as_str(),
-            env.emulator.base_url(),
-            cli.to_str().unwrap(),
-            "127.0.0.1",
-            &imaps,
-            &pop3s,
-            &smtp,
-            &ca,
-        ];
+        let args = binding_scenario_args(&env, &stack, &work.path().join(store));
         let mut cmd = if runtime == "mono" {
             let mut c = Command::new("mono");
             c.arg(&exe);
@@ -72,7 +55,7 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
                 .arg(&exe);
             c
         };
-        cmd.args(args).env("LD_LIBRARY_PATH", work.path());
+        cmd.args(&args).env("LD_LIBRARY_PATH", work.path());
         let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
             .await
             .unwrap();

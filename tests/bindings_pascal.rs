@@ -22,26 +22,9 @@ async fn the_pascal_unit_runs_the_scenario() {
     );
     assert!(!out.contains("Warning:"), "{out}");
     let exe = work.path().join("scenario");
-    let store = work.path().join("pas.db").display().to_string();
-    let (imaps, pop3s, smtp) = (
-        stack.port("imap_tls").to_string(),
-        stack.port("pop3_tls").to_string(),
-        stack.port("smtp_starttls").to_string(),
-    );
-    let ca = stack.info["ca_pem"].as_str().unwrap().to_string();
-    let cli = target_dir().join("mailconnect").display().to_string();
+    let args = binding_scenario_args(&env, &stack, &work.path().join("pas.db"));
     let mut cmd = Command::new(exe);
-    cmd.args([
-        store.as_str(),
-        env.emulator.base_url(),
-        &cli,
-        "127.0.0.1",
-        &imaps,
-        &pop3s,
-        &smtp,
-        &ca,
-    ])
-    .env("LD_LIBRARY_PATH", target_dir());
+    cmd.args(&args).env("LD_LIBRARY_PATH", target_dir());
     let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
         .await
         .unwrap();

@@ -44,26 +44,29 @@ enum Command {
 enum SandboxCommand {
     /// Play the user in the sandbox: complete a device code, or sign in on an authorize URL
     /// (following the emulator's real forms, like a browser), as USER with PASSWORD.
-    SignIn {
-        /// The user (e.g. alice@example.test).
-        #[arg(long)]
-        user: String,
-        /// The password (sandbox users: <name>-password).
-        #[arg(long)]
-        password: String,
-        /// Device flow: the user code shown.
-        #[arg(long, requires = "verification_uri")]
-        device_code: Option<String>,
-        /// Device flow: the verification URI shown.
-        #[arg(long)]
-        verification_uri: Option<String>,
-        /// Browser flow: the authorize URL the library opened.
-        #[arg(long, conflicts_with = "device_code")]
-        url: Option<String>,
-        /// Decline the consent instead of accepting it.
-        #[arg(long)]
-        decline: bool,
-    },
+    SignIn(SignInArgs),
+}
+
+#[derive(clap::Args)]
+struct SignInArgs {
+    /// The user (e.g. alice@example.test).
+    #[arg(long)]
+    user: String,
+    /// The password (sandbox users: <name>-password).
+    #[arg(long)]
+    password: String,
+    /// Device flow: the user code shown.
+    #[arg(long, requires = "verification_uri")]
+    device_code: Option<String>,
+    /// Device flow: the verification URI shown.
+    #[arg(long)]
+    verification_uri: Option<String>,
+    /// Browser flow: the authorize URL the library opened.
+    #[arg(long, conflicts_with = "device_code")]
+    url: Option<String>,
+    /// Decline the consent instead of accepting it.
+    #[arg(long)]
+    decline: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,21 +88,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Demo => rt.block_on(demo::run(lang)),
-        Command::Sandbox(SandboxCommand::SignIn {
-            user,
-            password,
-            device_code,
-            verification_uri,
-            url,
-            decline,
-        }) => rt.block_on(sandbox_sign_in(
-            user,
-            password,
-            device_code,
-            verification_uri,
-            url,
-            decline,
-        )),
+        Command::Sandbox(SandboxCommand::SignIn(args)) => rt.block_on(sandbox_sign_in(args)),
         Command::Harness {
             scenario,
             lib,
@@ -140,15 +129,16 @@ fn explain(err: &mailconnect_core::Error, lang: mailconnect_core::Language) -> S
     out
 }
 
-async fn sandbox_sign_in(
-    user: String,
-    password: String,
-    device_code: Option<String>,
-    verification_uri: Option<String>,
-    url: Option<String>,
-    decline: bool,
-) -> Result<(), Box<dyn std::error::Error>> {
+async fn sandbox_sign_in(args: SignInArgs) -> Result<(), Box<dyn std::error::Error>> {
     use mailconnect_sandbox::{Consent, ScriptedBrowser, SignIn};
+    let SignInArgs {
+        user,
+        password,
+        device_code,
+        verification_uri,
+        url,
+        decline,
+    } = args;
     let script = SignIn {
         user,
         password,

@@ -306,3 +306,18 @@ pub fn run_ok(cmd: &mut std::process::Command) -> String {
     assert!(out.status.success(), "{cmd:?} failed:\n{text}");
     text
 }
+
+/// The arguments every binding scenario program takes:
+/// `STORE EMULATOR_URL MAILCONNECT_BIN HOST IMAPS POP3S SMTP CA_FILE`.
+pub fn binding_scenario_args(env: &Env, stack: &MailStack, store: &Path) -> Vec<String> {
+    vec![
+        store.display().to_string(),
+        env.emulator.base_url().to_string(),
+        target_dir().join("mailconnect").display().to_string(),
+        "127.0.0.1".to_string(),
+        stack.port("imap_tls").to_string(),
+        stack.port("pop3_tls").to_string(),
+        stack.port("smtp_starttls").to_string(),
+        stack.info["ca_pem"].as_str().expect("ca_pem").to_string(),
+    ]
+}
