@@ -32,7 +32,7 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
             .arg(src.join("tests/Scenario.cs")),
     );
     std::fs::copy(
-        target_dir().join("libmailconnect.so"),
+        cdylib_dir().join("libmailconnect.so"),
         work.path().join("libmailconnect.so"),
     )
     .unwrap();
@@ -70,7 +70,7 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
 #[test]
 fn the_nuget_package_has_the_runtimes_layout() {
     let out = tempfile::tempdir().unwrap();
-    let lib = target_dir().join("libmailconnect.so");
+    let lib = cdylib_dir().join("libmailconnect.so");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bindings/dotnet/pack.py");
     let printed = run_ok(
         Command::new("python3")

@@ -17,14 +17,14 @@ async fn the_pascal_unit_runs_the_scenario() {
             .args(["-Mdelphi", "-vew", "-Sew"])
             .arg(format!("-Fu{}", src.display()))
             .arg(format!("-FE{}", work.path().display()))
-            .arg(format!("-Fl{}", target_dir().display()))
+            .arg(format!("-Fl{}", cdylib_dir().display()))
             .arg(src.join("tests/scenario.pas")),
     );
     assert!(!out.contains("Warning:"), "{out}");
     let exe = work.path().join("scenario");
     let args = binding_scenario_args(&env, &stack, &work.path().join("pas.db"));
     let mut cmd = Command::new(exe);
-    cmd.args(&args).env("LD_LIBRARY_PATH", target_dir());
+    cmd.args(&args).env("LD_LIBRARY_PATH", cdylib_dir());
     let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
         .await
         .unwrap();

@@ -17,25 +17,13 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// The directory holding libmailconnect.so for this build.
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap().to_path_buf();
-    for d in [deps.clone(), deps.parent().unwrap().to_path_buf()] {
-        if d.join("libmailconnect.so").exists() {
-            return d;
-        }
-    }
-    panic!("libmailconnect.so not found next to {}", exe.display());
-}
-
 fn compile(asan: bool) -> PathBuf {
     let out = std::env::temp_dir().join(format!(
         "mc_scenario_{}{}",
         std::process::id(),
         if asan { "_asan" } else { "" }
     ));
-    let lib = lib_dir();
+    let lib = cdylib_dir();
     let mut cmd = Command::new("gcc");
     cmd.args([
         "-std=c11",

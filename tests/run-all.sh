@@ -26,6 +26,8 @@ echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p mailconnect-ffi --features cxx --target-dir target/cxx --all-targets -- -D warnings
 echo "== cargo test"
+# The binding tests load the cdylib and run the mailconnect and mc-emulator binaries.
+cargo build -q -p mailconnect-ffi -p mailconnect-cli -p mailconnect-sandbox
 cargo test --workspace
 
 echo "== bindings: Python (ctypes) against the sandbox and the real mail stack"

@@ -293,6 +293,21 @@ pub fn target_dir() -> std::path::PathBuf {
         .to_path_buf()
 }
 
+/// The directory holding `libmailconnect.so`: `target/<profile>` when ffi was built directly,
+/// `target/<profile>/deps` when cargo built it only as a dependency of the tests.
+pub fn cdylib_dir() -> std::path::PathBuf {
+    let t = target_dir();
+    [t.clone(), t.join("deps")]
+        .into_iter()
+        .find(|d| d.join("libmailconnect.so").exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "libmailconnect.so not found in {} or its deps/",
+                t.display()
+            )
+        })
+}
+
 /// Run a command; fail the test with its output when it fails. Returns stdout and stderr.
 pub fn run_ok(cmd: &mut std::process::Command) -> String {
     let out = cmd
