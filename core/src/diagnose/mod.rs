@@ -101,7 +101,27 @@ pub fn entry(code: &str) -> &'static Entry {
     c.iter()
         .find(|e| e.code == code)
         .or_else(|| c.iter().find(|e| e.code == "MC-UNKNOWN"))
-        .unwrap_or(&c[0])
+        .unwrap_or_else(|| fallback())
+}
+
+/// Used only if the embedded catalog could not be read (a build defect the tests catch).
+fn fallback() -> &'static Entry {
+    static FALLBACK: OnceLock<Entry> = OnceLock::new();
+    FALLBACK.get_or_init(|| {
+        let t = Texts {
+            title: "Unexpected error".into(),
+            explanation: "The diagnostics catalog is unavailable.".into(),
+            fix: "Report this to the vendor.".into(),
+        };
+        Entry {
+            code: "MC-UNKNOWN".into(),
+            category: Category::Server,
+            fixer: Fixer::Vendor,
+            links: vec![],
+            en: t.clone(),
+            de: t,
+        }
+    })
 }
 
 /// What else is known when diagnosing (from a Test run).
