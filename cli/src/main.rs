@@ -1,10 +1,12 @@
 //! The `mailconnect` command. For now: `mailconnect demo`, the sandbox round that the README's
 //! main command runs. Later issues add the admin and integrator subcommands.
 
+mod admin;
 mod demo;
 mod harness;
 
 use clap::{Parser, Subcommand};
+use mailconnect_core::Protocol;
 
 #[derive(Parser)]
 #[command(
@@ -16,6 +18,8 @@ struct Cli {
     /// Language of messages for people (en, de); default from the locale.
     #[arg(long, global = true, env = "MAILCONNECT_LANG")]
     lang: Option<String>,
+    #[command(flatten)]
+    store: admin::StoreArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,6 +28,42 @@ struct Cli {
 enum Command {
     /// Start the identity-platform emulator and run connect -> status -> token -> disconnect against it.
     Demo,
+    /// App registrations (tenant, client id, secret) shared by many accounts.
+    #[command(subcommand)]
+    Registration(admin::RegistrationCommand),
+    /// Mailboxes.
+    #[command(subcommand)]
+    Account(admin::AccountCommand),
+    /// Authorize an account (browser, device code or app-only); Ctrl-C cancels.
+    Connect {
+        account: String,
+        /// browser, device or client-credentials (default: the account's).
+        #[arg(long)]
+        flow: Option<String>,
+    },
+    /// Test IMAP, POP3 and SMTP with the stored token; exits non-zero on failure.
+    Test {
+        account: String,
+        #[arg(long)]
+        imap: bool,
+        #[arg(long)]
+        pop3: bool,
+        #[arg(long)]
+        smtp: bool,
+        /// Send one message to the mailbox itself and find it again.
+        #[arg(long)]
+        send_probe: bool,
+    },
+    /// The state of one account, or of all.
+    Status { account: Option<String> },
+    /// Print a fresh access token (or the SASL XOAUTH2 string) on stdout, for your own mail code.
+    Token {
+        account: String,
+        #[arg(long)]
+        sasl: bool,
+    },
+    /// Forget an account's tokens.
+    Disconnect { account: String },
     /// Sandbox helpers for tests and vendors' harnesses.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
@@ -88,6 +128,37 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Demo => rt.block_on(demo::run(lang)),
+        Command::Registration(cmd) => admin::registration(cmd, &cli.store, lang),
+        Command::Account(cmd) => admin::account(cmd, &cli.store, lang),
+        Command::Connect { account, flow } => {
+            rt.block_on(admin::connect(&cli.store, lang, account, flow))
+        }
+        Command::Test {
+            account,
+            imap,
+            pop3,
+            smtp,
+            send_probe,
+        } => {
+            let protocols = [
+                (imap, Protocol::Imap),
+                (pop3, Protocol::Pop3),
+                (smtp, Protocol::Smtp),
+            ]
+            .into_iter()
+            .filter_map(|(on, p)| on.then_some(p))
+            .collect();
+            rt.block_on(admin::test(
+                &cli.store, lang, account, protocols, send_probe,
+            ))
+        }
+        Command::Status { account } => admin::status(&cli.store, lang, account),
+        Command::Token { account, sasl } => {
+            rt.block_on(admin::token(&cli.store, lang, account, sasl))
+        }
+        Command::Disconnect { account } => {
+            rt.block_on(admin::disconnect(&cli.store, lang, account))
+        }
         Command::Sandbox(SandboxCommand::SignIn(args)) => rt.block_on(sandbox_sign_in(args)),
         Command::Harness {
             scenario,

@@ -1,0 +1,164 @@
+//! The admin subcommands against the sandbox: registration with a secret from the environment,
+//! account, connect by device code (read off the command's output, completed by the scripted
+//! browser), status, token, disconnect, and an error paragraph in German.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use mailconnect_sandbox::{Consent, Emulator, EmulatorConfig, ScriptedBrowser, SignIn};
+
+fn cli(store: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mailconnect"));
+    c.env("MAILCONNECT_STORE", store)
+        .env("MAILCONNECT_LANG", "en");
+    c
+}
+
+fn ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{c:?}\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_account_connect_status_token_disconnect() {
+    let mut config = EmulatorConfig::sandbox();
+    config.tokens.device_poll_interval_secs = 1;
+    let emulator = Emulator::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("cli.db");
+    let url = emulator.base_url().to_string();
+
+    ok(cli(&store).args([
+        "registration",
+        "add",
+        "--id",
+        "desktop",
+        "--tenant",
+        "organizations",
+        "--client-id",
+        "d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90",
+        "--authority-host",
+        &url,
+    ]));
+    ok(cli(&store)
+        .args([
+            "registration",
+            "add",
+            "--id",
+            "svc",
+            "--client-id",
+            "a1c2e3f4-0b1d-4e2f-8a3b-5c6d7e8f9a0b",
+            "--secret-env",
+            "SVC_SECRET",
+        ])
+        .env("SVC_SECRET", "sandbox-service-secret"));
+    let regs = ok(cli(&store).args(["registration", "list", "--json"]));
+    assert!(
+        regs.contains("\"has_client_secret\":true") && !regs.contains("sandbox-service-secret"),
+        "{regs}"
+    );
+
+    ok(cli(&store).args([
+        "account",
+        "add",
+        "--id",
+        "alice",
+        "--mailbox",
+        "alice@example.test",
+        "--registration",
+        "desktop",
+        "--flow",
+        "device_code",
+    ]));
+    let status = ok(cli(&store).args(["status", "alice", "--json"]));
+    assert!(status.contains("\"state\":\"not_connected\""), "{status}");
+
+    // connect: read the device code message the command prints, sign in like a person would.
+    let mut child = cli(&store)
+        .args(["connect", "alice", "--flow", "device"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (message, mut reader) = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        (first, reader)
+    })
+    .await
+    .unwrap();
+    let uri = message
+        .split_whitespace()
+        .find(|w| w.starts_with("http"))
+        .unwrap()
+        .to_string();
+    let code = message
+        .split("enter the code ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let script = SignIn {
+        user: "alice@example.test".into(),
+        password: "alice-password".into(),
+        mfa_code: None,
+        consent: Consent::Accept,
+        deliver_redirect: true,
+    };
+    ScriptedBrowser::new()
+        .complete_device_code(&uri, &code, &script)
+        .await
+        .unwrap();
+    let (st, tail) = tokio::task::spawn_blocking(move || {
+        let mut tail = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut tail).unwrap();
+        (child.wait().unwrap(), tail)
+    })
+    .await
+    .unwrap();
+    assert!(
+        st.success() && tail.contains("connected as alice@example.test"),
+        "{tail}"
+    );
+
+    let status = ok(cli(&store).args(["status", "--json"]));
+    assert!(status.contains("\"state\":\"connected\""), "{status}");
+    let table = ok(cli(&store).args(["account", "list"]));
+    assert!(
+        table.contains("alice@example.test") && table.contains("connected"),
+        "{table}"
+    );
+    let sasl = ok(cli(&store).args(["token", "alice", "--sasl"]));
+    assert!(
+        sasl.starts_with("dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB"),
+        "{sasl}"
+    );
+    ok(cli(&store).args(["disconnect", "alice"]));
+    assert!(ok(cli(&store).args(["status", "alice", "--json"])).contains("not_connected"));
+
+    // An error is one paragraph with the catalog's explanation, here in German.
+    let out = cli(&store)
+        .args(["--lang", "de", "token", "nobody"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[MC-INVALID-SETTING]") && err.contains("Eine Einstellung ist ungültig"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
