@@ -44,6 +44,24 @@ pub(crate) struct IdleSmtp {
     since: std::time::Instant,
 }
 
+/// Run `$op` on the ready session; if the connection was lost, reconnect once and run it again.
+macro_rules! reconnect_once {
+    ($self:ident, $cancel:ident, $s:ident => $op:expr) => {{
+        let first = {
+            let $s = $self.ready($cancel).await?;
+            $op.await
+        };
+        match first {
+            Err(e) if e.kind() == ErrorKind::Network => {
+                $self.session = None;
+                let $s = $self.ready($cancel).await?;
+                $op.await
+            }
+            r => r,
+        }
+    }};
+}
+
 /// A long-lived IMAP session (see [`Client::imap_session`]).
 pub struct ManagedImap<'c> {
     client: &'c Client,
@@ -95,24 +113,12 @@ impl ManagedImap<'_> {
         q: &FetchQuery,
         cancel: &CancellationToken,
     ) -> Result<Vec<imap::Message>> {
-        match self.ready(cancel).await?.fetch(q).await {
-            Err(e) if e.kind() == ErrorKind::Network => {
-                self.session = None;
-                self.ready(cancel).await?.fetch(q).await
-            }
-            r => r,
-        }
+        reconnect_once!(self, cancel, s => s.fetch(q))
     }
 
     /// The folders; reconnects once if the server dropped the session.
     pub async fn list_folders(&mut self, cancel: &CancellationToken) -> Result<Vec<Folder>> {
-        match self.ready(cancel).await?.list_folders().await {
-            Err(e) if e.kind() == ErrorKind::Network => {
-                self.session = None;
-                self.ready(cancel).await?.list_folders().await
-            }
-            r => r,
-        }
+        reconnect_once!(self, cancel, s => s.list_folders())
     }
 
     /// Mark messages seen.

@@ -22,6 +22,35 @@ fn check_protocol(bits: u32) -> Result<(), FfiError> {
     Ok(())
 }
 
+/// Shared body of `mc_access_token` and `mc_sasl_xoauth2`: a fresh token, or its SASL string.
+///
+/// # Safety
+/// As those exports.
+unsafe fn secret_out(
+    client: *mut mc_client,
+    account_id: *const c_char,
+    protocol: u32,
+    out: *mut *mut c_char,
+    out_name: &str,
+    sasl: bool,
+) -> i32 {
+    call(|| {
+        out_arg(out, out_name)?;
+        check_protocol(protocol)?;
+        // SAFETY: contract of the calling export.
+        let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
+        let token = cl.cancel_for(std::ptr::null());
+        let _done = token.clone().drop_guard();
+        let secret = if sasl {
+            cl.block_on(cl.client.sasl_xoauth2(id, &token))??
+        } else {
+            cl.block_on(cl.client.access_token(id, &token))??.token
+        };
+        // SAFETY: checked writable.
+        unsafe { give_string(out, secret.expose_secret().to_string()) }
+    })
+}
+
 /// A valid access token for the account, refreshed ahead of expiry (single-flight across threads
 /// and processes sharing the store). `protocol` is 0 or one `MC_PROTO_*` bit (one token serves all
 /// three with Microsoft).
@@ -47,17 +76,8 @@ pub unsafe extern "C" fn mc_access_token(
     protocol: u32,
     out_token: *mut *mut c_char,
 ) -> i32 {
-    call(|| {
-        out_arg(out_token, "out_token")?;
-        check_protocol(protocol)?;
-        // SAFETY: contract of this export.
-        let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
-        let token = cl.cancel_for(std::ptr::null());
-        let _done = token.clone().drop_guard();
-        let t = cl.block_on(cl.client.access_token(id, &token))??;
-        // SAFETY: checked writable.
-        unsafe { give_string(out_token, t.token.expose_secret().to_string()) }
-    })
+    // SAFETY: forwarded contract of this export.
+    unsafe { secret_out(client, account_id, protocol, out_token, "out_token", false) }
 }
 
 /// The ready SASL XOAUTH2 initial response (base64 of `user=<mailbox>^Aauth=Bearer <token>^A^A`)
@@ -81,17 +101,8 @@ pub unsafe extern "C" fn mc_sasl_xoauth2(
     protocol: u32,
     out_base64: *mut *mut c_char,
 ) -> i32 {
-    call(|| {
-        out_arg(out_base64, "out_base64")?;
-        check_protocol(protocol)?;
-        // SAFETY: contract of this export.
-        let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
-        let token = cl.cancel_for(std::ptr::null());
-        let _done = token.clone().drop_guard();
-        let s = cl.block_on(cl.client.sasl_xoauth2(id, &token))??;
-        // SAFETY: checked writable.
-        unsafe { give_string(out_base64, s.expose_secret().to_string()) }
-    })
+    // SAFETY: forwarded contract of this export.
+    unsafe { secret_out(client, account_id, protocol, out_base64, "out_base64", true) }
 }
 
 /// Send a raw RFC 5322 message over SMTP. The envelope comes from the header (`Sender`/`From`,
