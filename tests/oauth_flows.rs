@@ -238,9 +238,10 @@ async fn a_browser_session_of_another_user_does_not_authorize_the_wrong_account(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_single_sign_on_as_the_wrong_account_is_caught_by_the_identity_check() {
-    // The trap from the vendor articles: without prompt=select_account, the browser session's
-    // account is signed in silently. Our identity check refuses it.
+async fn login_hint_alone_keeps_a_signed_in_browser_from_picking_the_wrong_account() {
+    // The trap from the vendor articles needs an app that sends neither prompt nor login_hint.
+    // mailconnect always sends login_hint, so even with select_account off the browser session's
+    // admin is not used silently: the provider asks for bob.
     let env = env().await;
     add_account(
         &env,
@@ -263,28 +264,15 @@ async fn a_silent_single_sign_on_as_the_wrong_account_is_caught_by_the_identity_
         .await
         .unwrap();
     let as_bob = ScriptedUser::with_browser(browser.clone(), sign_in_as("bob@example.test"));
-    match env
+    let s = env
         .client
         .connect("bob", ConnectOptions::default(), &as_bob, &no_cancel())
         .await
-    {
-        Ok(s) => assert_eq!(
-            s.identity.unwrap().username.as_deref(),
-            Some("bob@example.test")
-        ),
-        Err(e) => {
-            assert_eq!(e.kind(), ErrorKind::AuthorizationDenied);
-            assert!(
-                e.message().contains("admin@example.test"),
-                "{}",
-                e.message()
-            );
-            assert_eq!(
-                env.client.status("bob").unwrap().state,
-                AccountState::NotConnected
-            );
-        }
-    }
+        .unwrap();
+    assert_eq!(
+        s.identity.unwrap().username.as_deref(),
+        Some("bob@example.test")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
