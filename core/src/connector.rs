@@ -15,13 +15,13 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::{EventKind, EventQueue};
 use crate::http::{HttpClient, HttpOptions};
 use crate::i18n::Language;
 use crate::model::{self, Account, Flow, ProviderKind, Registration};
-use crate::oauth::browser::{self, AuthorizeParams, Loopback};
 use crate::oauth::errors::ReauthReason;
 use crate::oauth::token::{self, Retry, TokenEndpoint, TokenGrant};
-use crate::oauth::{device, identity, ClientAuth, ConnectObserver, ConnectStage, Identity};
+use crate::oauth::{identity, ClientAuth, ConnectObserver, ConnectStage, Identity};
 use crate::provider::{self, Profile};
 use crate::store::{
     KeySource, SqliteStore, StoredState, TokenMeta, TokenRecord, TokenSecrets, TokenStore,
@@ -32,7 +32,7 @@ use crate::transport::sasl;
 /// Options of a client. From JSON with [`ClientOptions::from_json`] (schema in the README).
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// The SQLite store file.
+    /// The SQLite store file (empty for a host-owned store).
     pub store_path: PathBuf,
     /// Where the store key comes from (default: a key file beside the store, `<store>.key`).
     pub key: Option<KeySource>,
@@ -69,7 +69,8 @@ impl ClientOptions {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Raw {
-            store: PathBuf,
+            #[serde(default)]
+            store: Option<PathBuf>,
             #[serde(default)]
             key: Option<KeyJson>,
             #[serde(default)]
@@ -88,10 +89,7 @@ impl ClientOptions {
             danger_accept_invalid_certs: bool,
         }
         let raw: Raw = model::parse_json("client options", json)?;
-        let mut o = ClientOptions::new(raw.store);
-        if o.store_path.as_os_str().is_empty() {
-            return Err(Error::invalid("store", "'store' must name the store file"));
-        }
+        let mut o = ClientOptions::new(raw.store.unwrap_or_default());
         o.key = match raw.key {
             None => None,
             Some(KeyJson {
@@ -247,7 +245,7 @@ pub(crate) struct Inner {
     pub(crate) http: HttpClient,
     pub(crate) mail_tls: Arc<rustls::ClientConfig>,
     pub(crate) tls_options: TlsOptions,
-    language: Language,
+    pub(crate) language: Language,
     holder: String,
     lease_ttl: Duration,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -255,6 +253,10 @@ pub(crate) struct Inner {
     pub(crate) smtp_idle: Mutex<HashMap<String, Vec<crate::mail::IdleSmtp>>>,
     /// SMTP connections opened (for hosts' metrics and tests).
     pub(crate) smtp_opened: std::sync::atomic::AtomicU64,
+    /// Host-driven sign-ins in progress.
+    pub(crate) pending: crate::authorize::PendingTable,
+    /// Events for the host.
+    pub(crate) events: Arc<EventQueue>,
 }
 
 /// A mailconnect client over one store.
@@ -277,12 +279,31 @@ fn rfc3339(t: i64) -> Option<String> {
 impl Client {
     /// Open the store (creating it and its key file when missing).
     pub fn open(options: ClientOptions) -> Result<Client> {
+        if options.store_path.as_os_str().is_empty() {
+            return Err(Error::invalid("store", "'store' must name the store file"));
+        }
         let key = options.key.clone().unwrap_or_else(|| {
             let mut p = options.store_path.clone().into_os_string();
             p.push(".key");
             KeySource::File(PathBuf::from(p))
         });
         let store = SqliteStore::open(&options.store_path, &key)?;
+        Client::with_store(Arc::new(store), options)
+    }
+
+    /// A client whose records live in the host's own database (see [`crate::store::host`]). The
+    /// key must be given in the options (`key.file` or `key.base64`); `store` is not used.
+    pub fn with_host_store(
+        backend: impl crate::store::RecordBackend + 'static,
+        options: ClientOptions,
+    ) -> Result<Client> {
+        let key = options.key.clone().ok_or_else(|| {
+            Error::invalid(
+                "key",
+                "a host-owned store needs the encryption key in the options: 'key': {'base64': ...} or {'file': ...}",
+            )
+        })?;
+        let store = crate::store::HostStore::new(backend, &key)?;
         Client::with_store(Arc::new(store), options)
     }
 
@@ -302,6 +323,8 @@ impl Client {
                 locks: Mutex::new(HashMap::new()),
                 smtp_idle: Mutex::new(HashMap::new()),
                 smtp_opened: std::sync::atomic::AtomicU64::new(0),
+                pending: Default::default(),
+                events: Arc::new(EventQueue::default()),
             }),
         })
     }
@@ -309,6 +332,22 @@ impl Client {
     /// The language of texts for people.
     pub fn language(&self) -> Language {
         self.inner.language
+    }
+
+    /// The client's event queue (token refreshed, needs re-authorization, connect progress,
+    /// state changes, log records when enabled).
+    pub fn events(&self) -> &Arc<EventQueue> {
+        &self.inner.events
+    }
+
+    fn state_changed(&self, account_id: &str, from: AccountState, to: AccountState) {
+        if from != to {
+            self.inner.events.push(EventKind::StateChanged {
+                account_id: account_id.to_string(),
+                from,
+                to,
+            });
+        }
     }
 
     pub(crate) async fn blocking<T: Send + 'static>(
@@ -462,92 +501,45 @@ impl Client {
         if cancel.is_cancelled() {
             return Err(Error::cancelled("the connect"));
         }
+        let observer = EventObserver {
+            host: observer,
+            events: &self.inner.events,
+            account_id: &account.id,
+        };
         observer.progress(ConnectStage::Starting);
+        let flow = opts.flow.unwrap_or(account.flow);
+        if flow != Flow::ClientCredentials {
+            return self
+                .interactive_connect(account, flow, &observer, cancel)
+                .await;
+        }
         let reg = self.registration(&account.registration)?;
         let profile = provider::resolve(&reg, None, &self.inner.http).await?;
-        let flow = opts.flow.unwrap_or(account.flow);
-        let auth = ClientAuth {
-            client_id: &reg.client_id,
-            secret: reg.client_secret.as_ref(),
-        };
-        let timeout = Duration::from_secs(account.options.interactive_timeout_secs);
-        let (grant, nonce) = match flow {
-            Flow::Browser => {
-                let lb = Loopback::bind(reg.redirect_uri.as_deref().unwrap_or("http://localhost"))
-                    .await?;
-                let req = browser::authorization_request(
-                    &profile,
-                    &AuthorizeParams {
-                        client_id: &reg.client_id,
-                        redirect_uri: lb.redirect_uri(),
-                        login_hint: Some(account.expected_login()),
-                        select_account: account.options.select_account,
-                    },
-                );
-                let code =
-                    browser::sign_in(&req, &lb, observer, self.inner.language, timeout, cancel)
-                        .await?;
-                observer.progress(ConnectStage::RequestingTokens);
-                let scope = profile.delegated_scope_string();
-                let form = vec![
-                    ("grant_type", "authorization_code"),
-                    ("code", code.expose_secret()),
-                    ("redirect_uri", req.redirect_uri.as_str()),
-                    ("code_verifier", req.verifier.secret().as_str()),
-                    ("scope", scope.as_str()),
-                ];
-                let g = token::request(
-                    TokenEndpoint {
-                        http: &self.inner.http,
-                        url: &profile.endpoints.token,
-                        auth,
-                    },
-                    form,
-                    &profile.delegated_scopes,
-                    "redeeming the authorization code",
-                    Retry::SINGLE_USE,
-                    cancel,
-                )
-                .await?;
-                (g, Some(req.nonce.secret().clone()))
-            }
-            Flow::DeviceCode => {
-                let url = profile.endpoints.device.clone().ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::ProviderConfiguration,
-                        "this provider has no device authorization endpoint; use the browser flow",
-                    )
-                })?;
-                let scope = profile.delegated_scope_string();
-                let public = ClientAuth {
-                    client_id: &reg.client_id,
-                    secret: None,
-                };
-                let da = device::start(&self.inner.http, &url, public, &scope).await?;
-                observer.device_code(&da.info);
-                let g = device::poll(
-                    TokenEndpoint {
-                        http: &self.inner.http,
-                        url: &profile.endpoints.token,
-                        auth,
-                    },
-                    &profile.delegated_scopes,
-                    &da,
-                    observer,
-                    timeout,
-                    cancel,
-                )
-                .await?;
-                (g, None)
-            }
-            Flow::ClientCredentials => {
-                observer.progress(ConnectStage::RequestingTokens);
-                (self.client_credentials(&reg, &profile, cancel).await?, None)
-            }
+        observer.progress(ConnectStage::RequestingTokens);
+        let grant = self.client_credentials(&reg, &profile, cancel).await?;
+        self.store_grant(account, &reg, &profile, &grant, None, flow, &observer)
+            .await
+    }
+
+    /// Check the identity of a grant and store it as the account's tokens.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn store_grant(
+        &self,
+        account: &Account,
+        reg: &Registration,
+        profile: &Profile,
+        grant: &TokenGrant,
+        nonce: Option<&str>,
+        flow: Flow,
+        observer: &dyn ConnectObserver,
+    ) -> Result<Status> {
+        let observer = EventObserver {
+            host: observer,
+            events: &self.inner.events,
+            account_id: &account.id,
         };
         observer.progress(ConnectStage::CheckingIdentity);
-        let identity =
-            self.check_identity(account, &reg, &profile, &grant, nonce.as_deref(), flow)?;
+        let identity = self.check_identity(account, reg, profile, grant, nonce, flow)?;
         observer.progress(ConnectStage::Storing);
         let tenant = match (reg.provider, &identity) {
             (ProviderKind::Microsoft, Some(Identity { tid: Some(tid), .. })) => Some(tid.clone()),
@@ -583,17 +575,14 @@ impl Client {
             },
         };
         let id = account.id.clone();
-        let rec = self
+        let (rec, before) = self
             .blocking(move |s| {
                 for _ in 0..10 {
-                    let current = s
-                        .load_tokens(&id)
-                        .ok()
-                        .flatten()
-                        .map(|r| r.version)
-                        .unwrap_or(0);
-                    if s.save_tokens(&rec, current)?.is_some() {
-                        return Ok(rec);
+                    let current = s.load_tokens(&id).ok().flatten();
+                    let before = status_of_state(current.as_ref());
+                    let version = current.map(|r| r.version).unwrap_or(0);
+                    if s.save_tokens(&rec, version)?.is_some() {
+                        return Ok((rec, before));
                     }
                 }
                 Err(Error::store(
@@ -602,6 +591,7 @@ impl Client {
             })
             .await?;
         observer.progress(ConnectStage::Connected);
+        self.state_changed(&account.id, before, AccountState::Connected);
         tracing::info!(account = %account.id, flow = flow.as_str(), "connected");
         Ok(status_of(account, Some(&rec)))
     }
@@ -677,6 +667,11 @@ impl Client {
             .unwrap_or(None);
         let aid = id.to_string();
         self.blocking(move |s| s.delete_tokens(&aid)).await?;
+        self.state_changed(
+            id,
+            status_of_state(rec.as_ref()),
+            AccountState::NotConnected,
+        );
         if let (Some(rec), Ok(reg)) = (rec, self.registration(&account.registration)) {
             if let Some(rt) = rec.secrets.refresh_token.as_deref() {
                 if let Ok(profile) = provider::resolve(&reg, None, &self.inner.http).await {
@@ -878,6 +873,19 @@ impl Client {
                 match saved {
                     Some(new) => {
                         tracing::debug!(account = %account.id, "access token refreshed");
+                        self.inner.events.push(EventKind::TokenRefreshed {
+                            account_id: account.id.clone(),
+                            expires_at: new
+                                .meta
+                                .access_expires_at
+                                .and_then(rfc3339)
+                                .unwrap_or_default(),
+                        });
+                        self.state_changed(
+                            &account.id,
+                            status_of_state(Some(&rec)),
+                            AccountState::Connected,
+                        );
                         fresh_token(account, Some(&new), None)?
                             .ok_or_else(|| Error::internal("a just-refreshed token is not fresh"))
                     }
@@ -904,6 +912,22 @@ impl Client {
                     meta.state = StoredState::Error;
                 }
                 if e.kind() != ErrorKind::Cancelled {
+                    let to = match meta.state {
+                        StoredState::Connected => AccountState::Connected,
+                        StoredState::NeedsReauthorization => AccountState::NeedsReauthorization,
+                        StoredState::Error => AccountState::Error,
+                    };
+                    if let Some(reason) = meta
+                        .reauth_reason
+                        .filter(|_| to == AccountState::NeedsReauthorization)
+                    {
+                        self.inner.events.push(EventKind::NeedsReauthorization {
+                            account_id: account.id.clone(),
+                            reason,
+                            diagnostic: e.diagnostic_json(),
+                        });
+                    }
+                    self.state_changed(&account.id, status_of_state(Some(&rec)), to);
                     let new = TokenRecord {
                         account_id: account.id.clone(),
                         version: 0,
@@ -986,6 +1010,38 @@ fn fresh_token(
         Ok(token_from(account, rec))
     } else {
         Ok(None)
+    }
+}
+
+fn status_of_state(rec: Option<&TokenRecord>) -> AccountState {
+    match rec.map(|r| r.meta.state) {
+        None => AccountState::NotConnected,
+        Some(StoredState::Connected) => AccountState::Connected,
+        Some(StoredState::NeedsReauthorization) => AccountState::NeedsReauthorization,
+        Some(StoredState::Error) => AccountState::Error,
+    }
+}
+
+/// Forwards to the host's observer and records progress events.
+struct EventObserver<'a> {
+    host: &'a dyn ConnectObserver,
+    events: &'a EventQueue,
+    account_id: &'a str,
+}
+
+impl ConnectObserver for EventObserver<'_> {
+    fn open_url(&self, url: &str) -> bool {
+        self.host.open_url(url)
+    }
+    fn device_code(&self, info: &crate::oauth::DeviceCodeInfo) {
+        self.host.device_code(info)
+    }
+    fn progress(&self, stage: ConnectStage) {
+        self.events.push(EventKind::ConnectProgress {
+            account_id: self.account_id.to_string(),
+            stage: stage.as_str(),
+        });
+        self.host.progress(stage)
     }
 }
 

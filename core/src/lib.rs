@@ -5,10 +5,12 @@
 //! secrets. The C ABI (`ffi/`), the bindings and the `mailconnect` command all go through
 //! [`Client`], so they behave the same.
 
+pub mod authorize;
 pub mod check;
 pub mod connector;
 pub mod diagnose;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod i18n;
 pub mod mail;
@@ -19,8 +21,10 @@ pub mod store;
 pub mod tls;
 pub mod transport;
 
+pub use authorize::{Authorization, BeginOptions, PollResult};
 pub use connector::{AccessToken, AccountState, Client, ClientOptions, ConnectOptions, Status};
 pub use error::{Error, ErrorKind, Evidence, Result};
+pub use events::{Event, EventKind, EventQueue};
 pub use i18n::Language;
 pub use model::{Account, Flow, Protocol, ProviderKind, Registration};
 pub use oauth::{ConnectObserver, ConnectStage, DefaultObserver, DeviceCodeInfo};

@@ -283,6 +283,7 @@ pub fn code_for(err: &Error, ctx: Context) -> &'static str {
             "MC-CONNECTION-CLOSED"
         }
         ErrorKind::Network => "MC-NETWORK-UNREACHABLE",
+        ErrorKind::Timeout if m.contains("begin a new authorization") => "MC-SIGN-IN-NOT-PENDING",
         ErrorKind::Timeout if m.contains("browser") => "MC-BROWSER-TIMEOUT",
         ErrorKind::Timeout if m.contains("device code") => "MC-DEVICE-CODE-EXPIRED",
         ErrorKind::Timeout => "MC-TIMEOUT",
@@ -306,6 +307,15 @@ pub fn code_for(err: &Error, ctx: Context) -> &'static str {
         ErrorKind::Store if m.contains("key") => "MC-STORE-KEY",
         ErrorKind::Store if m.contains("locked") => "MC-STORE-LOCKED",
         ErrorKind::Store => "MC-STORE-FAILED",
+        ErrorKind::State if m.contains("state mismatch") => "MC-SIGN-IN-STATE-MISMATCH",
+        ErrorKind::State
+            if m.contains("no pending sign-in") || m.contains("being finished by another call") =>
+        {
+            "MC-SIGN-IN-NOT-PENDING"
+        }
+        ErrorKind::State if m.contains("does not belong to this sign-in") => {
+            "MC-SIGN-IN-WRONG-RESPONSE"
+        }
         ErrorKind::State if m.contains("not connected") => "MC-NOT-CONNECTED",
         ErrorKind::State if m.contains("browser") => "MC-NO-BROWSER",
         ErrorKind::InvalidArgument | ErrorKind::NotFound => "MC-INVALID-SETTING",

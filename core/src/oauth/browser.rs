@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::errors::{self, OAuthErrorResponse};
-use super::{ConnectObserver, ConnectStage};
+use super::ConnectObserver;
 use crate::error::{Error, ErrorKind, Result};
 use crate::i18n::Language;
 use crate::provider::Profile;
@@ -308,33 +308,21 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Run the browser part of the flow: open the URL (host callback or system browser) and wait.
-pub async fn sign_in(
-    req: &AuthorizationRequest,
-    loopback: &Loopback,
-    observer: &dyn ConnectObserver,
-    lang: Language,
-    timeout: Duration,
-    cancel: &CancellationToken,
-) -> Result<SecretString> {
-    observer.progress(ConnectStage::OpeningBrowser);
-    let url = req.url.to_string();
-    if !observer.open_url(&url) {
-        let u = url.clone();
-        let opened = tokio::task::spawn_blocking(move || webbrowser::open(&u))
-            .await
-            .map_err(|e| Error::internal(format!("browser thread: {e}")))?;
-        if let Err(e) = opened {
-            return Err(Error::new(
-                ErrorKind::State,
-                format!("no web browser could be opened ({e}); let the application show the sign-in page itself, or use the device-code flow"),
-            ));
-        }
+/// Show the sign-in page: the host's callback, else the system browser.
+pub async fn open(observer: &dyn ConnectObserver, url: &str) -> Result<()> {
+    if observer.open_url(url) {
+        return Ok(());
     }
-    observer.progress(ConnectStage::WaitingForBrowser);
-    loopback
-        .wait(req.state.secret(), lang, timeout, cancel)
+    let u = url.to_string();
+    let opened = tokio::task::spawn_blocking(move || webbrowser::open(&u))
         .await
+        .map_err(|e| Error::internal(format!("browser thread: {e}")))?;
+    opened.map_err(|e| {
+        Error::new(
+            ErrorKind::State,
+            format!("no web browser could be opened ({e}); let the application show the sign-in page itself, or use the device-code flow"),
+        )
+    })
 }
 
 #[cfg(test)]

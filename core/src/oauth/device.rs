@@ -84,12 +84,12 @@ pub async fn start(
     let message = raw.message.unwrap_or_else(|| {
         format!("To sign in, use a web browser to open the page {uri} and enter the code {} to authenticate.", raw.user_code)
     });
-    let _ = raw.verification_uri_complete;
     Ok(DeviceAuthorization {
         device_code: SecretString::from(raw.device_code),
         info: DeviceCodeInfo {
             user_code: raw.user_code,
             verification_uri: uri,
+            verification_uri_complete: raw.verification_uri_complete,
             message,
             expires_in: raw.expires_in,
         },
@@ -98,11 +98,98 @@ pub async fn start(
     })
 }
 
+/// One answer of the token endpoint while polling.
+pub enum Step {
+    /// The user has not finished yet; poll again after the interval.
+    Pending,
+    /// The provider asked to poll less often (the interval grew by 5 s).
+    SlowDown,
+    /// The user finished: the tokens.
+    Granted(TokenGrant),
+}
+
+impl DeviceAuthorization {
+    /// The polling interval the provider asked for (grows with `slow_down`).
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// When the device code expires.
+    pub fn expires_at(&self) -> Instant {
+        self.started + Duration::from_secs(self.info.expires_in)
+    }
+
+    /// Ask the token endpoint once whether the user has finished.
+    pub async fn poll_once(
+        &mut self,
+        ep: TokenEndpoint<'_>,
+        scopes: &[String],
+        cancel: &CancellationToken,
+    ) -> Result<Step> {
+        let what = "waiting for the device-code sign-in";
+        if Instant::now() >= self.expires_at() {
+            return Err(expired(what, None));
+        }
+        let form = vec![
+            ("grant_type", GRANT),
+            ("device_code", self.device_code.expose_secret()),
+        ];
+        let outcome = tokio::select! {
+            r = token::call_once(ep, form, scopes) => r,
+            _ = cancel.cancelled() => return Err(Error::cancelled("the device-code sign-in")),
+        };
+        match outcome {
+            Ok(Outcome::Granted(g)) => Ok(Step::Granted(g)),
+            Ok(Outcome::Refused(e, status)) => match e.error.as_str() {
+                "authorization_pending" => Ok(Step::Pending),
+                "slow_down" => {
+                    self.interval += Duration::from_secs(5);
+                    Ok(Step::SlowDown)
+                }
+                "authorization_declined" | "access_denied" => Err(Error::new(
+                    ErrorKind::AuthorizationDenied,
+                    format!("{what}: the sign-in was declined on the device page"),
+                )
+                .with_evidence(|ev| {
+                    ev.oauth = Some(e);
+                    ev.http_status = Some(status);
+                })),
+                "expired_token" | "code_expired" => Err(expired(what, Some((e, status)))),
+                _ if status == 429 || status >= 500 => {
+                    tracing::debug!("device polling: provider busy (HTTP {status}); polling on");
+                    self.interval += Duration::from_secs(5);
+                    Ok(Step::SlowDown)
+                }
+                _ => Err(errors::to_error(what, e, Some(status))),
+            },
+            Err(e) if e.is_transient() => {
+                tracing::debug!("device polling: {}; polling on", e.message());
+                Ok(Step::Pending)
+            }
+            Err(e) => Err(e.context(what)),
+        }
+    }
+}
+
+fn expired(what: &str, evidence: Option<(OAuthErrorResponse, u16)>) -> Error {
+    let e = Error::new(
+        ErrorKind::Timeout,
+        format!("{what}: the device code expired before the sign-in was completed"),
+    );
+    match evidence {
+        Some((o, status)) => e.with_evidence(|ev| {
+            ev.oauth = Some(o);
+            ev.http_status = Some(status);
+        }),
+        None => e,
+    }
+}
+
 /// Poll until the user finishes, declines, the code expires, `timeout` passes, or `cancel` fires.
 pub async fn poll(
     ep: TokenEndpoint<'_>,
     scopes: &[String],
-    da: &DeviceAuthorization,
+    da: &mut DeviceAuthorization,
     observer: &dyn ConnectObserver,
     timeout: Duration,
     cancel: &CancellationToken,
@@ -110,67 +197,22 @@ pub async fn poll(
     let what = "waiting for the device-code sign-in";
     let expires = Duration::from_secs(da.info.expires_in);
     let limit = expires.min(timeout);
-    let mut interval = da.interval;
     observer.progress(ConnectStage::WaitingForDeviceCode);
     loop {
         let elapsed = da.started.elapsed();
-        if elapsed + interval > limit {
+        if elapsed + da.interval > limit {
             return Err(if limit == expires {
-                Error::new(
-                    ErrorKind::Timeout,
-                    format!("{what}: the device code expired before the sign-in was completed"),
-                )
+                expired(what, None)
             } else {
                 Error::timeout(what, timeout)
             });
         }
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(da.interval) => {}
             _ = cancel.cancelled() => return Err(Error::cancelled("the device-code sign-in")),
         }
-        let form = vec![
-            ("grant_type", GRANT),
-            ("device_code", da.device_code.expose_secret()),
-        ];
-        let outcome = tokio::select! {
-            r = token::call_once(ep, form, scopes) => r,
-            _ = cancel.cancelled() => return Err(Error::cancelled("the device-code sign-in")),
-        };
-        match outcome {
-            Ok(Outcome::Granted(g)) => return Ok(g),
-            Ok(Outcome::Refused(e, status)) => match e.error.as_str() {
-                "authorization_pending" => {}
-                "slow_down" => interval += Duration::from_secs(5),
-                "authorization_declined" | "access_denied" => {
-                    return Err(Error::new(
-                        ErrorKind::AuthorizationDenied,
-                        format!("{what}: the sign-in was declined on the device page"),
-                    )
-                    .with_evidence(|ev| {
-                        ev.oauth = Some(e);
-                        ev.http_status = Some(status);
-                    }))
-                }
-                "expired_token" | "code_expired" => {
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!("{what}: the device code expired before the sign-in was completed"),
-                    )
-                    .with_evidence(|ev| {
-                        ev.oauth = Some(e);
-                        ev.http_status = Some(status);
-                    }))
-                }
-                _ if status == 429 || status >= 500 => {
-                    tracing::debug!("device polling: provider busy (HTTP {status}); polling on");
-                    interval += Duration::from_secs(5);
-                }
-                _ => return Err(errors::to_error(what, e, Some(status))),
-            },
-            Err(e) if e.is_transient() => {
-                tracing::debug!("device polling: {}; polling on", e.message());
-            }
-            Err(e) => return Err(e.context(what)),
+        if let Step::Granted(g) = da.poll_once(ep, scopes, cancel).await? {
+            return Ok(g);
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct DeviceCodeInfo {
     pub user_code: String,
     /// Where the user types it.
     pub verification_uri: String,
+    /// The URI with the code filled in, when the provider offers one (Microsoft does not).
+    pub verification_uri_complete: Option<String>,
     /// The provider's ready-made sentence for the user.
     pub message: String,
     /// Seconds until the code expires.

@@ -6,6 +6,7 @@
 //! Refreshes are serialized across processes with a lease row per account.
 
 pub mod crypto;
+pub mod host;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::oauth::errors::ReauthReason;
 use crate::oauth::Identity;
 
 pub use crypto::KeySource;
+pub use host::{HostStore, RecordBackend};
 pub use sqlite::SqliteStore;
 
 /// Stored connection state.

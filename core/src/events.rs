@@ -1,0 +1,316 @@
+//! The per-client event queue a host pulls from (`mc_next_event`).
+//!
+//! Events: a token was refreshed, an account needs re-authorization (with the diagnostic), connect
+//! progress stages, account state changes, and log records at or above a level the host chose.
+//! The queue is bounded and never blocks the library: when it is full, the oldest log record is
+//! dropped first; when there is none, the oldest event is dropped; a log record arriving at a full
+//! queue of non-log events is dropped itself. Drops are counted and reported to the host as an
+//! `events_dropped` event before the next event it receives.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::connector::AccountState;
+use crate::oauth::errors::ReauthReason;
+
+/// What happened.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A new access token was obtained with the refresh token (or app credentials).
+    TokenRefreshed {
+        /// The account.
+        account_id: String,
+        /// New expiry (RFC 3339).
+        expires_at: String,
+    },
+    /// The account must be connected again interactively.
+    NeedsReauthorization {
+        /// The account.
+        account_id: String,
+        /// Why.
+        reason: ReauthReason,
+        /// The catalog entry (as `mc_last_error_diagnostic`).
+        diagnostic: serde_json::Value,
+    },
+    /// A connect (or host-driven sign-in) reached a stage.
+    ConnectProgress {
+        /// The account.
+        account_id: String,
+        /// The stage (`starting`, `opening_browser`, ... `connected`).
+        stage: &'static str,
+    },
+    /// The account's state changed.
+    StateChanged {
+        /// The account.
+        account_id: String,
+        /// Before.
+        from: AccountState,
+        /// After.
+        to: AccountState,
+    },
+    /// A log record (only when the host asked for log events).
+    Log {
+        /// `error`, `warn`, `info`, `debug` or `trace`.
+        level: &'static str,
+        /// The module that logged.
+        target: String,
+        /// The text (never contains secrets).
+        message: String,
+    },
+    /// Events were dropped because the host did not pull them fast enough.
+    EventsDropped {
+        /// How many.
+        count: u64,
+    },
+}
+
+/// One event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// Increasing per client, starting at 1; gaps mean dropped events.
+    pub seq: u64,
+    /// When (RFC 3339, UTC, with milliseconds).
+    pub time: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// The event as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// Log level threshold for log events: 0 = off, 1 = error ... 5 = trace.
+pub fn level_number(level: &str) -> Option<u8> {
+    Some(match level {
+        "off" => 0,
+        "error" => 1,
+        "warn" => 2,
+        "info" => 3,
+        "debug" => 4,
+        "trace" => 5,
+        _ => return None,
+    })
+}
+
+struct Queue {
+    items: VecDeque<Event>,
+    capacity: usize,
+    dropped: u64,
+}
+
+/// A bounded, non-blocking (for producers) event queue.
+pub struct EventQueue {
+    q: Mutex<Queue>,
+    notify: Notify,
+    seq: AtomicU64,
+    log_level: AtomicU8,
+}
+
+impl Default for EventQueue {
+    fn default() -> Self {
+        EventQueue::new(EventQueue::DEFAULT_CAPACITY)
+    }
+}
+
+impl EventQueue {
+    /// Default capacity.
+    pub const DEFAULT_CAPACITY: usize = 1024;
+
+    /// A queue holding at most `capacity` events (at least 2).
+    pub fn new(capacity: usize) -> EventQueue {
+        EventQueue {
+            q: Mutex::new(Queue {
+                items: VecDeque::new(),
+                capacity: capacity.max(2),
+                dropped: 0,
+            }),
+            notify: Notify::new(),
+            seq: AtomicU64::new(0),
+            log_level: AtomicU8::new(0),
+        }
+    }
+
+    /// Change the capacity (dropping the oldest events when it shrinks) and the log level.
+    pub fn configure(&self, capacity: usize, log_level: u8) {
+        self.log_level.store(log_level.min(5), Ordering::Relaxed);
+        if let Ok(mut q) = self.q.lock() {
+            q.capacity = capacity.max(2);
+            while q.items.len() > q.capacity {
+                q.items.pop_front();
+                q.dropped += 1;
+            }
+        }
+    }
+
+    /// The log level threshold (0 = no log events).
+    pub fn log_level(&self) -> u8 {
+        self.log_level.load(Ordering::Relaxed)
+    }
+
+    /// Add an event. Never blocks beyond a short lock; drops per the module rules when full.
+    pub fn push(&self, kind: EventKind) {
+        let is_log = matches!(kind, EventKind::Log { .. });
+        let Ok(mut q) = self.q.lock() else { return };
+        if q.items.len() >= q.capacity {
+            if let Some(pos) = q
+                .items
+                .iter()
+                .position(|e| matches!(e.kind, EventKind::Log { .. }))
+            {
+                q.items.remove(pos);
+            } else if is_log {
+                q.dropped += 1;
+                return;
+            } else {
+                q.items.pop_front();
+            }
+            q.dropped += 1;
+        }
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        q.items.push_back(Event {
+            seq,
+            time: now_rfc3339(),
+            kind,
+        });
+        drop(q);
+        self.notify.notify_one();
+    }
+
+    /// Add a log record if the level passes the threshold.
+    pub fn log(&self, level: u8, level_name: &'static str, target: &str, message: String) {
+        if level == 0 || level > self.log_level() {
+            return;
+        }
+        self.push(EventKind::Log {
+            level: level_name,
+            target: target.to_string(),
+            message,
+        });
+    }
+
+    /// Take the next event without waiting.
+    pub fn try_next(&self) -> Option<Event> {
+        let mut q = self.q.lock().ok()?;
+        if q.dropped > 0 {
+            let count = std::mem::take(&mut q.dropped);
+            return Some(Event {
+                seq: 0,
+                time: now_rfc3339(),
+                kind: EventKind::EventsDropped { count },
+            });
+        }
+        q.items.pop_front()
+    }
+
+    /// Wait up to `timeout` for the next event; `None` on timeout or cancellation.
+    pub async fn next(&self, timeout: Duration, cancel: &CancellationToken) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(e) = self.try_next() {
+                return Some(e);
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => return self.try_next(),
+                _ = cancel.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Events waiting.
+    pub fn len(&self) -> usize {
+        self.q.lock().map(|q| q.items.len()).unwrap_or(0)
+    }
+
+    /// Whether no event is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn now_rfc3339() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    let t = t
+        .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(n: usize) -> EventKind {
+        EventKind::ConnectProgress {
+            account_id: format!("a{n}"),
+            stage: "starting",
+        }
+    }
+
+    #[test]
+    fn log_records_are_dropped_first_and_drops_are_reported() {
+        let q = EventQueue::new(3);
+        q.configure(3, 5);
+        q.log(3, "info", "t", "one".into());
+        q.push(progress(1));
+        q.push(progress(2));
+        // Full: the log record goes first.
+        q.push(progress(3));
+        // Full of non-log events: a log record is dropped itself.
+        q.log(3, "info", "t", "two".into());
+        // A non-log event pushes out the oldest.
+        q.push(progress(4));
+        let first = q.try_next().unwrap();
+        assert!(matches!(first.kind, EventKind::EventsDropped { count: 3 }));
+        let rest: Vec<String> = std::iter::from_fn(|| q.try_next())
+            .map(|e| match e.kind {
+                EventKind::ConnectProgress { account_id, .. } => account_id,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(rest, ["a2", "a3", "a4"]);
+    }
+
+    #[test]
+    fn log_level_filters() {
+        let q = EventQueue::new(10);
+        q.log(3, "info", "t", "off by default".into());
+        assert!(q.is_empty());
+        q.configure(10, 2);
+        q.log(3, "info", "t", "too verbose".into());
+        q.log(1, "error", "t", "kept".into());
+        let e = q.try_next().unwrap();
+        assert!(e.to_json().contains("\"type\":\"log\"") && e.to_json().contains("kept"));
+    }
+
+    #[tokio::test]
+    async fn next_waits_for_a_push_and_times_out() {
+        let q = std::sync::Arc::new(EventQueue::default());
+        let cancel = CancellationToken::new();
+        assert!(q.next(Duration::from_millis(20), &cancel).await.is_none());
+        let q2 = q.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            q2.push(progress(7));
+        });
+        let e = q.next(Duration::from_secs(5), &cancel).await.unwrap();
+        assert_eq!(e.seq, 1);
+        cancel.cancel();
+        assert!(q.next(Duration::from_secs(5), &cancel).await.is_none());
+    }
+}
