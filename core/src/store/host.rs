@@ -353,10 +353,12 @@ mod tests {
     use crate::model::Flow;
     use crate::store::StoredState;
 
+    type Rows = HashMap<(String, String), (Vec<u8>, i64)>;
+
     /// An in-memory backend that can cut blobs short, as a host with a too-small column would.
     #[derive(Default)]
     struct Mem {
-        rows: Mutex<HashMap<(String, String), (Vec<u8>, i64)>>,
+        rows: Mutex<Rows>,
         truncate_to: Option<usize>,
     }
 
