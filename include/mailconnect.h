@@ -201,6 +201,26 @@
 #define MC_E_INTERNAL -99
 
 /*
+ The version of `mc_store_callbacks` this header describes.
+ */
+#define MC_STORE_CALLBACKS_VERSION 1
+
+/*
+ Store callback result: done.
+ */
+#define MC_STORE_OK 0
+
+/*
+ Store callback result: no such record (`load`, `remove`).
+ */
+#define MC_STORE_NOT_FOUND 1
+
+/*
+ Store callback result: the stored version is not the expected one (`compare_and_swap`).
+ */
+#define MC_STORE_CONFLICT 2
+
+/*
  A cancellation token. Opaque.
  */
 typedef struct mc_cancel mc_cancel;
@@ -209,6 +229,17 @@ typedef struct mc_cancel mc_cancel;
  A mailconnect client: one token store, its own async runtime. Opaque.
  */
 typedef struct mc_client mc_client;
+
+/*
+ A list being filled by the `list` callback with `mc_store_list_add`. Opaque; valid during the
+ callback only.
+ */
+typedef struct mc_store_list mc_store_list;
+
+/*
+ A record being loaded; fill it with `mc_store_record_set`. Opaque; valid during the callback only.
+ */
+typedef struct mc_store_record mc_store_record;
 
 /*
  Callbacks for `mc_connect`. Every member may be NULL. Callbacks run on a mailconnect thread:
@@ -248,6 +279,55 @@ typedef struct {
  */
 typedef void (*mc_log_fn)(void *user_data, int32_t level, const char *target, const char *message);
 
+/*
+ Callbacks of a host-owned store. The host keeps records of four kinds (`"tokens"`,
+ `"account"`, `"registration"`, `"lease"`), each identified by (kind, id), holding an **opaque
+ blob** and a **version** (int64; 0 is never used). Blobs are encrypted by mailconnect with the
+ key from the client options; the host never sees a token or secret in clear.
+
+ Contract:
+ - Blobs have no size limit: store every byte and give back exactly those bytes (a binary
+   column: `BLOB`, `bytea`, `varbinary(max)`). A blob cut short is detected and reported as
+   "stored incompletely" (diagnostic `MC-TOKEN-TRUNCATED`); it never crashes or silently signs out.
+ - `compare_and_swap` must be atomic per record: write `data` with `new_version` only if the
+   stored version equals `expected_version` (0 = the record must not exist), e.g.
+   `UPDATE t SET blob=?, version=? WHERE kind=? AND id=? AND version=?` / `INSERT` when 0.
+ - Return `MC_STORE_OK`, `MC_STORE_NOT_FOUND` (load, remove), `MC_STORE_CONFLICT`
+   (compare_and_swap), or a negative number for a failure of the host's database (reported as
+   `MC_E_STORE` with that number).
+ - Callbacks run on mailconnect threads, possibly several at once; they must be thread-safe and
+   must not call mailconnect functions other than `mc_store_record_set` and `mc_store_list_add`.
+ - Strings passed in are valid during the call only.
+ */
+typedef struct {
+  /*
+   Must be `MC_STORE_CALLBACKS_VERSION`.
+   */
+  uint32_t version;
+  /*
+   Passed to every callback.
+   */
+  void *user_data;
+  /*
+   Load (kind, id): call `mc_store_record_set(out, ...)` and return `MC_STORE_OK`, or return
+   `MC_STORE_NOT_FOUND`.
+   */
+  int32_t (*load)(void *user_data, const char *kind, const char *id, mc_store_record *out);
+  /*
+   Write `len` bytes at `data` with `new_version` if the stored version is `expected_version`
+   (0 = no record): `MC_STORE_OK`, or `MC_STORE_CONFLICT`.
+   */
+  int32_t (*compare_and_swap)(void *user_data, const char *kind, const char *id, const uint8_t *data, size_t len, int64_t expected_version, int64_t new_version);
+  /*
+   Delete (kind, id): `MC_STORE_OK` or `MC_STORE_NOT_FOUND`.
+   */
+  int32_t (*remove)(void *user_data, const char *kind, const char *id);
+  /*
+   Every record of `kind`: call `mc_store_list_add(out, ...)` for each, return `MC_STORE_OK`.
+   */
+  int32_t (*list)(void *user_data, const char *kind, mc_store_list *out);
+} mc_store_callbacks;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -275,6 +355,131 @@ MC_API const char *mc_version(void);
  static; do not free. Threads: any thread. Errors: none.
  */
 MC_API const char *mc_status_name(int32_t code);
+
+/*
+ Begin a sign-in for an account and get what to show, for hosts that show the sign-in
+ themselves (an embedded web view, their own device-code dialog).
+
+ `options_json` (may be NULL): `{"flow": "browser"|"device", "redirect_uri": URI}`. Without a
+ flow the account's is used. For the browser flow the redirect URI defaults to the
+ registration's, else `http://localhost`: a loopback URI makes mailconnect listen (finish with
+ `mc_authorization_wait`, or `mc_authorization_complete` if your web view intercepts the
+ redirect); any other registered URI, such as
+ `https://login.microsoftonline.com/common/oauth2/nativeclient`, must be intercepted by the host's
+ web view and passed to `mc_authorization_complete`.
+
+ `*out_json`: `{"handle", "account_id", "flow", "expires_at", "expires_in_secs"}` plus, for the
+ browser flow, `"url"` (show it), `"redirect_uri"`, `"loopback"`; for the device flow
+ `"user_code"`, `"verification_uri"`, `"verification_uri_complete"` (when offered), `"message"`,
+ `"interval_secs"`. The handle is single-use and expires at `expires_at`; nothing is stored
+ until the sign-in completes.
+
+ # Ownership
+ `*out_json` is a new string; free it with `mc_string_free`.
+
+ # Threads
+ any thread except a mailconnect callback thread.
+
+ # Errors
+ `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_NOT_FOUND` (account), `MC_E_INVALID_ARGUMENT`
+ (bad options; an app-only account), `MC_E_PROVIDER_CONFIGURATION` (no device endpoint),
+ `MC_E_NETWORK`, `MC_E_PROVIDER_UNAVAILABLE`, `MC_E_AUTHORIZATION_DENIED`.
+
+ # Safety
+ `client` from `mc_client_open`; strings NUL-terminated (`options_json` may be NULL);
+ `out_json` writable.
+ */
+MC_API int32_t mc_authorization_begin(mc_client *client, const char *account_id, const char *options_json, char **out_json);
+
+/*
+ Complete a browser sign-in with the redirect the host captured: the full URL the web view was
+ sent to (preferred: its `state` is checked), its query string, or the bare code. Redeems the
+ code, checks the signed-in identity and stores the tokens.
+
+ A URL for another redirect URI, another sign-in (`state` mismatch) or another flow is refused
+ and the sign-in stays pending (the right URL may still come). An error redirect
+ (`error=access_denied`, `error=consent_required`, ...) ends it with the provider's error and
+ its diagnostic. A completed, aborted or expired handle is refused (`MC_E_STATE` / `MC_E_TIMEOUT`).
+
+ # Ownership
+ `*out_status_json` (if `out_status_json` is not NULL) is the account's status; free it with
+ `mc_string_free`.
+
+ # Threads
+ any thread except a mailconnect callback thread. One call per handle at a time.
+
+ # Errors
+ `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_INVALID_ARGUMENT` (unreadable redirect),
+ `MC_E_STATE` (unknown/finished handle, state mismatch, wrong redirect or flow),
+ `MC_E_TIMEOUT` (expired), `MC_E_AUTHORIZATION_DENIED` (declined; another account signed in),
+ `MC_E_PROVIDER_CONFIGURATION`, `MC_E_NETWORK`, `MC_E_PROVIDER_UNAVAILABLE`, `MC_E_STORE`,
+ `MC_E_CANCELLED`.
+
+ # Safety
+ `client` from `mc_client_open`; strings NUL-terminated; `cancel` NULL or from
+ `mc_cancel_new`; `out_status_json` NULL or writable.
+ */
+MC_API int32_t mc_authorization_complete(mc_client *client, const char *handle, const char *redirect, mc_cancel *cancel, char **out_status_json);
+
+/*
+ Check a device-code sign-in once. Returns at once when the provider's polling interval has not
+ passed yet; otherwise makes one request to the provider.
+
+ `*out_json`: `{"state": "pending", "retry_after_ms": N}` (call again after N ms) or
+ `{"state": "connected", "status": {...}}` (done; the handle is finished).
+
+ # Ownership
+ `*out_json` is a new string; free it with `mc_string_free`.
+
+ # Threads
+ any thread except a mailconnect callback thread.
+
+ # Errors
+ `MC_E_STATE` (unknown/finished handle; a browser sign-in), `MC_E_TIMEOUT` (the code expired),
+ `MC_E_AUTHORIZATION_DENIED` (declined), `MC_E_PROVIDER_CONFIGURATION`, `MC_E_STORE`,
+ `MC_E_CANCELLED`, `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`.
+
+ # Safety
+ `client` from `mc_client_open`; `handle` NUL-terminated; `cancel` NULL or from
+ `mc_cancel_new`; `out_json` writable.
+ */
+MC_API int32_t mc_authorization_poll(mc_client *client, const char *handle, mc_cancel *cancel, char **out_json);
+
+/*
+ Wait until a sign-in finishes: the browser coming back to mailconnect's loopback listener, or
+ the user entering the device code. Ends with the account connected, the provider's error, the
+ sign-in's expiry, or `cancel` (then the sign-in stays pending and can be waited for again).
+
+ # Ownership
+ `*out_status_json` (if not NULL) is the account's status; free it with `mc_string_free`.
+
+ # Threads
+ any thread except a mailconnect callback thread.
+
+ # Errors
+ as `mc_authorization_complete`, plus `MC_E_STATE` for a sign-in whose redirect URI
+ mailconnect cannot listen on (complete it with the captured URL instead).
+
+ # Safety
+ `client` from `mc_client_open`; `handle` NUL-terminated; `cancel` NULL or from
+ `mc_cancel_new`; `out_status_json` NULL or writable.
+ */
+MC_API int32_t mc_authorization_wait(mc_client *client, const char *handle, mc_cancel *cancel, char **out_status_json);
+
+/*
+ Abandon a pending sign-in (the user closed the window): its loopback listener closes and the
+ handle is refused afterwards.
+
+ # Threads
+ any thread.
+
+ # Errors
+ `MC_E_STATE` (unknown or finished handle), `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`.
+
+ # Safety
+ `client` from `mc_client_open`; `handle` NUL-terminated.
+ */
+MC_API int32_t mc_authorization_abort(mc_client *client, const char *handle);
 
 /*
  Create a cancellation token. Pass it to blocking calls (`mc_connect`, `mc_test`, ...) and call
@@ -553,6 +758,62 @@ MC_API int32_t mc_disconnect(mc_client *client, const char *account_id);
 MC_API int32_t mc_test(mc_client *client, const char *account_id, uint32_t protocols, mc_cancel *cancel, char **out_report_json);
 
 /*
+ Configure the client's event queue. `options_json`: `{"capacity": N, "log_level": LEVEL}`;
+ `capacity` 2..100000 (default 1024), `log_level` `off` (default), `error`, `warn`, `info`,
+ `debug` or `trace`: log records at or above it become `log` events.
+
+ Events are always collected (without log records unless asked for); the queue is bounded and
+ never blocks mailconnect: when full, log records are dropped first, then the oldest events, and
+ the next `mc_next_event` reports `{"type": "events_dropped", "count": N}`.
+
+ Log events come from mailconnect's process-wide `tracing` subscriber, installed by the first
+ call that asks for them (or by `mc_set_log_callback`); every client that asked receives every
+ record. If the process already has another global subscriber, no log events arrive.
+
+ # Threads
+ any thread.
+
+ # Errors
+ `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_INVALID_ARGUMENT` (bad JSON, unknown level,
+ capacity out of range).
+
+ # Safety
+ `client` from `mc_client_open`; `options_json` NUL-terminated.
+ */
+MC_API int32_t mc_events_configure(mc_client *client, const char *options_json);
+
+/*
+ Take the next event of the client, waiting up to `timeout_ms` milliseconds for one (0 = do not
+ wait, negative = until one arrives or the client is freed). On success `*out_event_json` is the
+ event, or NULL when none arrived in time.
+
+ Event JSON: `{"seq": N, "time": RFC3339, "type": T, ...}` with `type`
+ - `token_refreshed`: `account_id`, `expires_at`;
+ - `needs_reauthorization`: `account_id`, `reason`, `diagnostic` (as `mc_last_error_diagnostic`);
+ - `connect_progress`: `account_id`, `stage` (as `mc_connect_callbacks.on_progress`);
+ - `state_changed`: `account_id`, `from`, `to` (`not_connected`, `connected`,
+   `needs_reauthorization`, `error`);
+ - `log`: `level`, `target`, `message` (only when enabled with `mc_events_configure`);
+ - `events_dropped`: `count` (`seq` 0).
+
+ `seq` increases by one per event; a gap means events were dropped.
+
+ # Ownership
+ `*out_event_json` (when not NULL) is a new string; free it with `mc_string_free`.
+
+ # Threads
+ any thread except a mailconnect callback thread; typically one host thread loops on it. Several
+ threads may wait at once; each event goes to one of them.
+
+ # Errors
+ `MC_E_NULL_POINTER`, `MC_E_STATE` (called from a mailconnect callback thread).
+
+ # Safety
+ `client` from `mc_client_open`; `out_event_json` writable.
+ */
+MC_API int32_t mc_next_event(mc_client *client, int32_t timeout_ms, char **out_event_json);
+
+/*
  Free a string that mailconnect returned through a `char **` out-parameter. NULL is allowed.
 
  # Ownership
@@ -721,6 +982,57 @@ MC_API const char *mc_last_error_message(void);
  per thread.
  */
 MC_API const char *mc_last_error_diagnostic(void);
+
+/*
+ Give mailconnect the blob and version of a record from inside the `load` callback. The bytes
+ are copied.
+
+ # Threads
+ only inside the `load` callback that received `rec`.
+
+ # Errors
+ `MC_E_NULL_POINTER` (`rec`, or `data` with `len` > 0), `MC_E_INVALID_ARGUMENT` (version < 1).
+
+ # Safety
+ `rec` from the running `load` callback; `data` valid for `len` bytes (may be NULL when `len` is 0).
+ */
+MC_API int32_t mc_store_record_set(mc_store_record *rec, const uint8_t *data, size_t len, int64_t version);
+
+/*
+ Add one record to the list being built inside the `list` callback. The bytes are copied.
+
+ # Threads
+ only inside the `list` callback that received `list`.
+
+ # Errors
+ `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8` (`id`), `MC_E_INVALID_ARGUMENT` (version < 1).
+
+ # Safety
+ `list` from the running `list` callback; `id` NUL-terminated; `data` valid for `len` bytes.
+ */
+MC_API int32_t mc_store_list_add(mc_store_list *list, const char *id, const uint8_t *data, size_t len, int64_t version);
+
+/*
+ Open a client whose registrations, accounts, tokens and refresh leases live in the host's own
+ database, through `callbacks` (see `mc_store_callbacks` for the contract). The options are
+ those of `mc_client_open` without `store`; `key` is required (`{"base64": ...}` from the
+ host's secret store, or `{"file": PATH}`): it encrypts every blob.
+
+ # Ownership
+ on success `*out` owns a new client; release it with `mc_client_free`. `callbacks` is copied;
+ the functions and `user_data` must stay valid until `mc_client_free` returns.
+
+ # Threads
+ any thread. Callbacks run on mailconnect threads.
+
+ # Errors
+ `MC_E_NULL_POINTER` (also for a missing callback), `MC_E_INVALID_UTF8`,
+ `MC_E_INVALID_ARGUMENT` (bad JSON, no key, unknown callbacks version).
+
+ # Safety
+ `options_json` NUL-terminated; `callbacks` valid for the call; `out` writable.
+ */
+MC_API int32_t mc_client_open_with_store(const char *options_json, const mc_store_callbacks *callbacks, mc_client **out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -51,6 +51,38 @@ impl mc_client {
         Ok(out)
     }
 
+    /// Build a client with its runtime and hand it to `out`.
+    pub(crate) fn boxed(
+        out: *mut *mut mc_client,
+        open: impl FnOnce(ClientOptions) -> mailconnect_core::Result<Client>,
+        options: ClientOptions,
+    ) -> Result<(), FfiError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mailconnect")
+            .enable_all()
+            .build()
+            .map_err(|e| FfiError::new(MC_E_INTERNAL, format!("cannot start the runtime: {e}")))?;
+        let client = {
+            let _enter = runtime.enter();
+            open(options)?
+        };
+        let boxed = Box::new(mc_client {
+            client,
+            runtime,
+            shutdown: CancellationToken::new(),
+            in_flight: Arc::new((Mutex::new(0), Condvar::new())),
+        });
+        // SAFETY: `out` is non-null and writable (checked by the caller).
+        unsafe { *out = Box::into_raw(boxed) };
+        Ok(())
+    }
+
+    /// Enter the client's runtime (for calls that do not block but touch runtime resources).
+    pub(crate) fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.runtime.enter()
+    }
+
     /// A cancellation token that fires when the caller's `mc_cancel` or `mc_client_free` fires.
     pub(crate) fn cancel_for(&self, cancel: *const crate::cancel::mc_cancel) -> CancellationToken {
         let token = self.shutdown.child_token();
@@ -117,24 +149,7 @@ pub unsafe extern "C" fn mc_client_open(
         // SAFETY: checked for NULL; NUL-terminated per the contract.
         let json = unsafe { str_arg(options_json, "options_json")? };
         let options = ClientOptions::from_json(json)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("mailconnect")
-            .enable_all()
-            .build()
-            .map_err(|e| FfiError::new(MC_E_INTERNAL, format!("cannot start the runtime: {e}")))?;
-        let client = {
-            let _enter = runtime.enter();
-            Client::open(options)?
-        };
-        let boxed = Box::new(mc_client {
-            client,
-            runtime,
-            shutdown: CancellationToken::new(),
-            in_flight: Arc::new((Mutex::new(0), Condvar::new())),
-        });
-        // SAFETY: `out` is non-null and writable (checked above).
-        unsafe { *out = Box::into_raw(boxed) };
+        mc_client::boxed(out, Client::open, options)?;
         Ok(())
     })
 }

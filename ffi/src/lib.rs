@@ -4,25 +4,31 @@
 #![allow(non_camel_case_types)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod authorize;
 mod cancel;
 mod client;
 mod connect;
 #[cfg(feature = "cxx")]
 mod cxx_bridge;
+mod events;
 mod guard;
 mod log;
 mod mail;
 mod status;
+mod store;
 
 use std::ffi::c_char;
 
+pub use authorize::*;
 pub use cancel::*;
 pub use client::*;
 pub use connect::*;
+pub use events::*;
 pub use guard::mc_string_free;
 pub use log::*;
 pub use mail::*;
 pub use status::*;
+pub use store::*;
 
 /// The ABI version. Bindings check it when they load: a library with another value is incompatible.
 pub const MC_ABI_VERSION: u32 = 1;

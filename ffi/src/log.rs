@@ -1,7 +1,9 @@
 //! Forwarding mailconnect's log records to a host callback.
 
 use std::ffi::{c_char, c_void, CString};
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+
+use mailconnect_core::EventQueue;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -48,6 +50,38 @@ static SINK: RwLock<Sink> = RwLock::new(Sink {
     max_level: MC_LOG_OFF,
 });
 static INSTALLED: OnceLock<bool> = OnceLock::new();
+/// Client event queues that asked for log records.
+static QUEUES: Mutex<Vec<Weak<EventQueue>>> = Mutex::new(Vec::new());
+
+fn install() {
+    INSTALLED.get_or_init(|| {
+        tracing_subscriber::registry()
+            .with(HostLayer)
+            .try_init()
+            .is_ok()
+    });
+}
+
+/// Send log records to a client's event queue (at the queue's own level) from now on.
+pub(crate) fn route_to_queue(q: &Arc<EventQueue>) {
+    if let Ok(mut qs) = QUEUES.lock() {
+        qs.retain(|w| w.strong_count() > 0);
+        if !qs.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(q))) {
+            qs.push(Arc::downgrade(q));
+        }
+    }
+    install();
+}
+
+fn level_name(level: i32) -> &'static str {
+    match level {
+        MC_LOG_ERROR => "error",
+        MC_LOG_WARN => "warn",
+        MC_LOG_INFO => "info",
+        MC_LOG_DEBUG => "debug",
+        _ => "trace",
+    }
+}
 
 fn level_num(l: &Level) -> i32 {
     match *l {
@@ -80,14 +114,32 @@ impl Visit for Message {
 struct HostLayer;
 impl<S: Subscriber> Layer<S> for HostLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let Ok(sink) = SINK.read() else { return };
         let level = level_num(event.metadata().level());
-        let Some(cb) = sink.cb else { return };
-        if level > sink.max_level {
+        let queues: Vec<Arc<EventQueue>> = QUEUES
+            .lock()
+            .map(|qs| {
+                qs.iter()
+                    .filter_map(Weak::upgrade)
+                    .filter(|q| i32::from(q.log_level()) >= level)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Ok(sink) = SINK.read() else { return };
+        let to_host = sink.cb.filter(|_| level <= sink.max_level);
+        if to_host.is_none() && queues.is_empty() {
             return;
         }
         let mut m = Message(String::new());
         event.record(&mut m);
+        for q in &queues {
+            q.log(
+                level as u8,
+                level_name(level),
+                event.metadata().target(),
+                m.0.clone(),
+            );
+        }
+        let Some(cb) = to_host else { return };
         let target = CString::new(event.metadata().target()).unwrap_or_default();
         let msg = CString::new(m.0.replace('\0', " ")).unwrap_or_default();
         // SAFETY: the host registered a valid callback with its user data (mc_set_log_callback contract).
@@ -140,12 +192,7 @@ pub unsafe extern "C" fn mc_set_log_callback(
                 max_level,
             };
         }
-        INSTALLED.get_or_init(|| {
-            tracing_subscriber::registry()
-                .with(HostLayer)
-                .try_init()
-                .is_ok()
-        });
+        install();
         Ok(())
     })
 }

@@ -1,0 +1,138 @@
+//! The per-client event queue: `mc_events_configure`, `mc_next_event`.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use mailconnect_core::events::level_number;
+use mailconnect_core::EventQueue;
+use serde::Deserialize;
+
+use crate::client::{client_arg, mc_client};
+use crate::guard::{call, give_string, out_arg, str_arg};
+use crate::status::{FfiError, MC_E_INVALID_ARGUMENT};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    #[serde(default)]
+    capacity: Option<usize>,
+    #[serde(default)]
+    log_level: Option<String>,
+}
+
+/// Configure the client's event queue. `options_json`: `{"capacity": N, "log_level": LEVEL}`;
+/// `capacity` 2..100000 (default 1024), `log_level` `off` (default), `error`, `warn`, `info`,
+/// `debug` or `trace`: log records at or above it become `log` events.
+///
+/// Events are always collected (without log records unless asked for); the queue is bounded and
+/// never blocks mailconnect: when full, log records are dropped first, then the oldest events, and
+/// the next `mc_next_event` reports `{"type": "events_dropped", "count": N}`.
+///
+/// Log events come from mailconnect's process-wide `tracing` subscriber, installed by the first
+/// call that asks for them (or by `mc_set_log_callback`); every client that asked receives every
+/// record. If the process already has another global subscriber, no log events arrive.
+///
+/// # Threads
+/// any thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_INVALID_ARGUMENT` (bad JSON, unknown level,
+/// capacity out of range).
+///
+/// # Safety
+/// `client` from `mc_client_open`; `options_json` NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn mc_events_configure(
+    client: *mut mc_client,
+    options_json: *const c_char,
+) -> i32 {
+    call(|| {
+        // SAFETY: contract of this export.
+        let (cl, json) = unsafe { (client_arg(client)?, str_arg(options_json, "options_json")?) };
+        let o: Options = mailconnect_core::model::parse_json("event options", json)?;
+        let capacity = o.capacity.unwrap_or(EventQueue::DEFAULT_CAPACITY);
+        if !(2..=100_000).contains(&capacity) {
+            return Err(FfiError::new(
+                MC_E_INVALID_ARGUMENT,
+                format!("'capacity' must be between 2 and 100000, not {capacity}"),
+            ));
+        }
+        let level = match o.log_level.as_deref() {
+            None => 0,
+            Some(l) => level_number(l).ok_or_else(|| {
+                FfiError::new(
+                    MC_E_INVALID_ARGUMENT,
+                    format!(
+                        "'log_level' must be off, error, warn, info, debug or trace, not '{l}'"
+                    ),
+                )
+            })?,
+        };
+        let events = cl.client.events();
+        events.configure(capacity, level);
+        if level > 0 {
+            crate::log::route_to_queue(events);
+        }
+        Ok(())
+    })
+}
+
+/// Take the next event of the client, waiting up to `timeout_ms` milliseconds for one (0 = do not
+/// wait, negative = until one arrives or the client is freed). On success `*out_event_json` is the
+/// event, or NULL when none arrived in time.
+///
+/// Event JSON: `{"seq": N, "time": RFC3339, "type": T, ...}` with `type`
+/// - `token_refreshed`: `account_id`, `expires_at`;
+/// - `needs_reauthorization`: `account_id`, `reason`, `diagnostic` (as `mc_last_error_diagnostic`);
+/// - `connect_progress`: `account_id`, `stage` (as `mc_connect_callbacks.on_progress`);
+/// - `state_changed`: `account_id`, `from`, `to` (`not_connected`, `connected`,
+///   `needs_reauthorization`, `error`);
+/// - `log`: `level`, `target`, `message` (only when enabled with `mc_events_configure`);
+/// - `events_dropped`: `count` (`seq` 0).
+///
+/// `seq` increases by one per event; a gap means events were dropped.
+///
+/// # Ownership
+/// `*out_event_json` (when not NULL) is a new string; free it with `mc_string_free`.
+///
+/// # Threads
+/// any thread except a mailconnect callback thread; typically one host thread loops on it. Several
+/// threads may wait at once; each event goes to one of them.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_STATE` (called from a mailconnect callback thread).
+///
+/// # Safety
+/// `client` from `mc_client_open`; `out_event_json` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_next_event(
+    client: *mut mc_client,
+    timeout_ms: i32,
+    out_event_json: *mut *mut c_char,
+) -> i32 {
+    call(|| {
+        out_arg(out_event_json, "out_event_json")?;
+        // SAFETY: contract of this export.
+        let cl = unsafe { client_arg(client)? };
+        // SAFETY: checked for NULL; writable per the contract.
+        unsafe { *out_event_json = std::ptr::null_mut() };
+        let events = cl.client.events().clone();
+        let ev = if timeout_ms == 0 {
+            events.try_next()
+        } else {
+            let timeout = if timeout_ms < 0 {
+                Duration::from_secs(365 * 24 * 3600)
+            } else {
+                Duration::from_millis(timeout_ms as u64)
+            };
+            let token = cl.cancel_for(std::ptr::null_mut());
+            let _done = token.clone().drop_guard();
+            cl.block_on(async move { events.next(timeout, &token).await })?
+        };
+        match ev {
+            // SAFETY: checked writable above.
+            Some(e) => unsafe { give_string(out_event_json, e.to_json()) },
+            None => Ok(()),
+        }
+    })
+}
