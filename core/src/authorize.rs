@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::connector::{Client, Status};
+use crate::connector::{Client, EventObserver, Status};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{self, Account, Flow, Registration};
 use crate::oauth::browser::{self, AuthorizationRequest, AuthorizeParams, Loopback};
@@ -375,6 +375,8 @@ impl Client {
     ) -> Result<Authorization> {
         let account = self.account(account_id)?;
         let what = format!("beginning a sign-in for account '{account_id}'");
+        self.observer(&DefaultObserver, account_id)
+            .progress(ConnectStage::Starting);
         self.begin_inner(account, opts)
             .await
             .map_err(|e| e.context(&what))
@@ -582,7 +584,7 @@ impl Client {
                         &g,
                         None,
                         Flow::DeviceCode,
-                        &DefaultObserver,
+                        &self.observer(&DefaultObserver, &p.account.id),
                     )
                     .await;
                 self.inner
@@ -612,16 +614,37 @@ impl Client {
         handle: &str,
         cancel: &CancellationToken,
     ) -> Result<Status> {
-        self.wait_with(handle, &DefaultObserver, cancel).await
+        self.wait_with(handle, None, cancel).await
     }
 
+    /// An observer that records progress events for `account_id` and forwards to `host`.
+    fn observer<'a>(
+        &'a self,
+        host: &'a dyn ConnectObserver,
+        account_id: &'a str,
+    ) -> EventObserver<'a> {
+        EventObserver {
+            host,
+            events: &self.inner.events,
+            account_id,
+        }
+    }
+
+    /// Wait for `handle`; `observer` is an event-recording observer from connect, or `None` for a
+    /// host-driven wait (progress then goes to the event queue only).
     pub(crate) async fn wait_with(
         &self,
         handle: &str,
-        observer: &dyn ConnectObserver,
+        observer: Option<&dyn ConnectObserver>,
         cancel: &CancellationToken,
     ) -> Result<Status> {
         let mut p = self.inner.pending.take(handle)?;
+        let account_id = p.account.id.clone();
+        let own = self.observer(&DefaultObserver, &account_id);
+        let observer: &dyn ConnectObserver = match observer {
+            Some(o) => o,
+            None => &own,
+        };
         let what = format!("waiting for the sign-in of account '{}'", p.account.id);
         let left = p.expires.saturating_duration_since(Instant::now());
         let grant: Result<TokenGrant> = match &mut p.kind {
@@ -738,7 +761,7 @@ impl Client {
             let _ = self.abort_authorization(&handle);
             return Err(e);
         }
-        let r = self.wait_with(&handle, observer, cancel).await;
+        let r = self.wait_with(&handle, Some(observer), cancel).await;
         if matches!(&r, Err(e) if e.kind() == ErrorKind::Cancelled) {
             let _ = self.abort_authorization(&handle);
         }

@@ -521,7 +521,8 @@ impl Client {
             .await
     }
 
-    /// Check the identity of a grant and store it as the account's tokens.
+    /// Check the identity of a grant and store it as the account's tokens. `observer` records
+    /// progress events already (an [`EventObserver`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store_grant(
         &self,
@@ -533,11 +534,6 @@ impl Client {
         flow: Flow,
         observer: &dyn ConnectObserver,
     ) -> Result<Status> {
-        let observer = EventObserver {
-            host: observer,
-            events: &self.inner.events,
-            account_id: &account.id,
-        };
         observer.progress(ConnectStage::CheckingIdentity);
         let identity = self.check_identity(account, reg, profile, grant, nonce, flow)?;
         observer.progress(ConnectStage::Storing);
@@ -1023,10 +1019,10 @@ fn status_of_state(rec: Option<&TokenRecord>) -> AccountState {
 }
 
 /// Forwards to the host's observer and records progress events.
-struct EventObserver<'a> {
-    host: &'a dyn ConnectObserver,
-    events: &'a EventQueue,
-    account_id: &'a str,
+pub(crate) struct EventObserver<'a> {
+    pub(crate) host: &'a dyn ConnectObserver,
+    pub(crate) events: &'a EventQueue,
+    pub(crate) account_id: &'a str,
 }
 
 impl ConnectObserver for EventObserver<'_> {

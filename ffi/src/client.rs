@@ -65,7 +65,14 @@ impl mc_client {
             .map_err(|e| FfiError::new(MC_E_INTERNAL, format!("cannot start the runtime: {e}")))?;
         let client = {
             let _enter = runtime.enter();
-            open(options)?
+            open(options)
+        };
+        let client = match client {
+            Ok(c) => c,
+            Err(e) => {
+                shut_down(runtime);
+                return Err(e.into());
+            }
         };
         let boxed = Box::new(mc_client {
             client,
@@ -103,6 +110,16 @@ impl mc_client {
             });
         }
         token
+    }
+}
+
+/// Stop a client's runtime. From a thread inside another Tokio runtime (a Rust host) it must not
+/// block, so the runtime is left to finish in the background there.
+fn shut_down(runtime: tokio::runtime::Runtime) {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        runtime.shutdown_background();
+    } else {
+        runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     }
 }
 
@@ -196,7 +213,7 @@ pub unsafe extern "C" fn mc_client_free(client: *mut mc_client) {
             ..
         } = *boxed;
         drop(inner);
-        runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+        shut_down(runtime);
     });
 }
 

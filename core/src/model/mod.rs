@@ -33,6 +33,7 @@ pub enum Flow {
     #[default]
     Browser,
     /// Device authorization grant (RFC 8628): the user enters a code on another device.
+    #[serde(alias = "device")]
     DeviceCode,
     /// Client credentials (app-only, confidential client with a secret).
     ClientCredentials,

@@ -265,9 +265,14 @@ impl<B: RecordBackend> TokenStore for HostStore<B> {
                 .load_json::<RegistrationBody>(kind::REGISTRATION, &reg.id)?
                 .and_then(|(b, _)| b.secret),
         };
+        let mut registration =
+            serde_json::to_value(reg).map_err(|e| Error::internal(format!("JSON: {e}")))?;
+        if let Some(o) = registration.as_object_mut() {
+            // Output-only: derived from `secret` when read back.
+            o.remove("has_client_secret");
+        }
         let body = RegistrationBody {
-            registration: serde_json::to_value(reg)
-                .map_err(|e| Error::internal(format!("JSON: {e}")))?,
+            registration,
             secret,
         };
         let r = self.put_json(kind::REGISTRATION, &reg.id, &body);
