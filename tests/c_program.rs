@@ -18,8 +18,12 @@ fn workspace() -> PathBuf {
 }
 
 fn compile(asan: bool) -> PathBuf {
+    compile_program("mc_scenario", asan, &[])
+}
+
+fn compile_program(name: &str, asan: bool, libs: &[&str]) -> PathBuf {
     let out = std::env::temp_dir().join(format!(
-        "mc_scenario_{}{}",
+        "{name}_{}{}",
         std::process::id(),
         if asan { "_asan" } else { "" }
     ));
@@ -37,10 +41,11 @@ fn compile(asan: bool) -> PathBuf {
         cmd.args(["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]);
     }
     cmd.arg(format!("-I{}", workspace().join("include").display()))
-        .arg(workspace().join("tests/c/mc_scenario.c"))
+        .arg(workspace().join(format!("tests/c/{name}.c")))
         .arg(format!("-L{}", lib.display()))
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .arg("-lmailconnect")
+        .args(libs)
         .arg("-o")
         .arg(&out);
     let st = cmd.status().expect("gcc runs");
@@ -133,4 +138,52 @@ async fn the_c_program_connects_by_device_code_and_browser_and_a_second_process_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_c_program_is_clean_under_address_sanitizer() {
     scenario(true).await;
+}
+
+/// The C host keeping blobs in its own SQLite table through the store callbacks: connect (device
+/// code driven by the host) -> Test against Dovecot and Postfix -> refresh -> disconnect, under
+/// ASan; then a host whose column truncates blobs gets MC-TOKEN-TRUNCATED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_host_keeps_tokens_in_its_own_table_through_the_store_callbacks() {
+    let env = env().await;
+    env.emulator
+        .set_token_settings(mailconnect_sandbox::TokenSettings {
+            access_token_lifetime_secs: 4,
+            ..env.emulator.config().tokens
+        });
+    let stack = MailStack::up(&env.emulator.introspection_url(), &[]);
+    let exe = compile_program("host_store", true, &["-lsqlite3", "-pthread"]);
+    let db = env.dir.path().join("vendor.db");
+    let url = env.emulator.base_url().to_string();
+    let (imaps, pop3s, smtp) = (
+        stack.port("imap_tls").to_string(),
+        stack.port("pop3_tls").to_string(),
+        stack.port("smtp_starttls").to_string(),
+    );
+    let ca = stack.info["ca_pem"].as_str().unwrap().to_string();
+    let out = run(
+        &exe,
+        &[
+            "story",
+            db.to_str().unwrap(),
+            &url,
+            "127.0.0.1",
+            &imaps,
+            &pop3s,
+            &smtp,
+            &ca,
+        ],
+        true,
+    )
+    .await;
+    assert!(out.contains("PASS 0 failures"), "{out}");
+    assert!(
+        out.contains("ok mc_test against Dovecot and Postfix"),
+        "{out}"
+    );
+    assert!(out.contains("\"type\":\"token_refreshed\""), "{out}");
+    let db2 = env.dir.path().join("vendor-short.db");
+    let out = run(&exe, &["truncate", db2.to_str().unwrap(), &url], true).await;
+    assert!(out.contains("PASS 0 failures"), "{out}");
+    let _ = std::fs::remove_file(exe);
 }

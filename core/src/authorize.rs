@@ -675,7 +675,8 @@ impl Client {
                     &p.profile.delegated_scopes,
                     da,
                     observer,
-                    left,
+                    p.expires,
+                    Duration::from_secs(p.account.options.interactive_timeout_secs),
                     cancel,
                 )
                 .await

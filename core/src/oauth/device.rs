@@ -185,27 +185,26 @@ fn expired(what: &str, evidence: Option<(OAuthErrorResponse, u16)>) -> Error {
     }
 }
 
-/// Poll until the user finishes, declines, the code expires, `timeout` passes, or `cancel` fires.
+/// Poll until the user finishes, declines, the code expires, `deadline` passes (reported as a
+/// timeout of `timeout`), or `cancel` fires.
 pub async fn poll(
     ep: TokenEndpoint<'_>,
     scopes: &[String],
     da: &mut DeviceAuthorization,
     observer: &dyn ConnectObserver,
+    deadline: Instant,
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<TokenGrant> {
     let what = "waiting for the device-code sign-in";
-    let expires = Duration::from_secs(da.info.expires_in);
-    let limit = expires.min(timeout);
     observer.progress(ConnectStage::WaitingForDeviceCode);
     loop {
-        let elapsed = da.started.elapsed();
-        if elapsed + da.interval > limit {
-            return Err(if limit == expires {
-                expired(what, None)
-            } else {
-                Error::timeout(what, timeout)
-            });
+        let next = Instant::now() + da.interval;
+        if next > da.expires_at() {
+            return Err(expired(what, None));
+        }
+        if next > deadline {
+            return Err(Error::timeout(what, timeout));
         }
         tokio::select! {
             _ = tokio::time::sleep(da.interval) => {}
