@@ -6,6 +6,8 @@
 //! Refreshes are serialized across processes with a lease row per account.
 
 pub mod crypto;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::Duration;
