@@ -325,6 +325,7 @@ fn source_chain(e: &dyn std::error::Error) -> String {
 fn map_reqwest(url: &Url, e: reqwest::Error) -> Error {
     let ep = endpoint(url);
     let timeout = e.is_timeout();
+    let connect = e.is_connect();
     let chain = source_chain(&e.without_url());
     let lower = chain.to_ascii_lowercase();
     let kind = if timeout {
@@ -335,10 +336,14 @@ fn map_reqwest(url: &Url, e: reqwest::Error) -> Error {
     } else {
         ErrorKind::Network
     };
+    // "could not be reached" means the request was never sent (callers may then repeat a
+    // single-use request such as a code redemption); a connection that broke after the request went
+    // out is reported differently, since the server may have acted on it.
     let what = match kind {
         ErrorKind::Timeout => "did not answer in time",
         ErrorKind::Tls => "failed the TLS handshake",
-        _ => "could not be reached",
+        _ if connect => "could not be reached",
+        _ => "closed the connection before answering",
     };
     Error::new(kind, format!("{ep} {what}: {chain}")).with_evidence(|ev| ev.endpoint = Some(ep))
 }
