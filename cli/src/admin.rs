@@ -2,8 +2,10 @@
 //! connect, test, status, token, disconnect. `--json` prints machine-readable output; otherwise
 //! tables for people. Secrets never come from the command line (environment or stdin only).
 
-use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use mailconnect_core::check::TestOptions;
@@ -14,6 +16,8 @@ use mailconnect_core::{
 };
 use secrecy::ExposeSecret;
 use serde_json::json;
+
+use crate::progress::{self, Spinner};
 
 type Res = Result<(), Box<dyn std::error::Error>>;
 
@@ -26,6 +30,9 @@ pub struct StoreArgs {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Also trust the CA certificates in this PEM file (a test stack's, or a proxy's).
+    #[arg(long, env = "MAILCONNECT_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -73,6 +80,24 @@ pub enum AccountCommand {
         #[arg(long, default_value = "browser")]
         flow: String,
     },
+    /// Add or update many accounts from a CSV file (Excel's `;` too): columns mailbox, id,
+    /// login, flow, imap_host/port/security, pop3_..., smtp_... . Exits non-zero if a row is invalid.
+    Import {
+        /// The CSV file (UTF-8, with or without BOM; Windows-1252 is read too).
+        file: PathBuf,
+        /// The registration every account uses.
+        #[arg(long)]
+        registration: String,
+        /// Flow for rows without one: browser (default), device_code, client_credentials.
+        #[arg(long)]
+        flow: Option<String>,
+        /// Change existing accounts that differ from their row (default: skip them).
+        #[arg(long)]
+        update: bool,
+        /// Check and report only; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List accounts with their state.
     List,
     /// Show one account and its status.
@@ -93,10 +118,15 @@ pub fn open(store: &StoreArgs, lang: Language) -> Result<Client, Box<dyn std::er
     let path = store.store.clone().unwrap_or_else(default_store);
     let mut o = ClientOptions::new(path);
     o.language = lang;
+    if let Some(ca) = &store.ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?;
+        o.http.tls.extra_ca_pem = vec![pem];
+    }
     Ok(Client::open(o)?)
 }
 
-fn paint(s: &str, ok: bool) -> String {
+pub(crate) fn paint(s: &str, ok: bool) -> String {
     if std::io::stdout().is_terminal() {
         format!("\x1b[{}m{s}\x1b[0m", if ok { "32" } else { "31" })
     } else {
@@ -104,25 +134,54 @@ fn paint(s: &str, ok: bool) -> String {
     }
 }
 
-fn table(headers: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) {
     let mut w: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
+            if let Some(w) = w.get_mut(i) {
+                *w = (*w).max(visible_len(c));
+            }
         }
     }
     let line = |cells: Vec<String>| {
         cells
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .map(|(i, c)| {
+                let pad = w
+                    .get(i)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_sub(visible_len(c));
+                format!("{c}{}", " ".repeat(pad))
+            })
             .collect::<Vec<_>>()
             .join("  ")
     };
-    println!("{}", line(headers.iter().map(|s| s.to_string()).collect()));
-    for r in rows {
-        println!("{}", line(r.clone()));
+    if headers.iter().any(|h| !h.is_empty()) {
+        println!(
+            "{}",
+            line(headers.iter().map(|s| s.to_string()).collect()).trim_end()
+        );
     }
+    for r in rows {
+        println!("{}", line(r.clone()).trim_end());
+    }
+}
+
+/// Characters on screen (colour escapes take none).
+fn visible_len(s: &str) -> usize {
+    let mut n = 0;
+    let mut escape = false;
+    for c in s.chars() {
+        match (escape, c) {
+            (false, '\x1b') => escape = true,
+            (true, 'm') => escape = false,
+            (true, _) => {}
+            (false, _) => n += 1,
+        }
+    }
+    n
 }
 
 pub fn registration(cmd: RegistrationCommand, store: &StoreArgs, lang: Language) -> Res {
@@ -204,8 +263,19 @@ pub fn registration(cmd: RegistrationCommand, store: &StoreArgs, lang: Language)
 }
 
 pub fn account(cmd: AccountCommand, store: &StoreArgs, lang: Language) -> Res {
+    if let AccountCommand::Import {
+        file,
+        registration,
+        flow,
+        update,
+        dry_run,
+    } = cmd
+    {
+        return import(store, lang, &file, registration, flow, update, dry_run);
+    }
     let c = open(store, lang)?;
     match cmd {
+        AccountCommand::Import { .. } => {}
         AccountCommand::Add {
             id,
             mailbox,
@@ -280,18 +350,59 @@ fn state_text(s: &mailconnect_core::Status) -> String {
     paint(&format!("{v}{extra}"), v == "connected")
 }
 
-struct Terminal;
+/// Shows the sign-in to a person: the device code on stdout (scripts read it there), the URL on
+/// stderr, and a countdown spinner until the sign-in completes or expires.
+struct Terminal {
+    json: bool,
+    timeout: Duration,
+    spinner: Mutex<Spinner>,
+}
+
+impl Terminal {
+    fn wait(&self, message: String, deadline: Instant) {
+        let spinner = Spinner::countdown(self.json, message, deadline);
+        if let Ok(mut s) = self.spinner.lock() {
+            *s = spinner;
+        }
+    }
+}
+
 impl ConnectObserver for Terminal {
     fn open_url(&self, url: &str) -> bool {
         eprintln!("Opening the sign-in page in your browser. If nothing opens, visit:\n  {url}");
+        self.wait(
+            "Waiting for the sign-in in the browser".into(),
+            Instant::now() + self.timeout,
+        );
         false
     }
     fn device_code(&self, info: &DeviceCodeInfo) {
         println!("{}", info.message);
-        eprintln!("(waiting up to {} s; Ctrl-C cancels)", info.expires_in);
+        let _ = std::io::stdout().flush();
+        if !progress::enabled(self.json) && !self.json {
+            eprintln!("(waiting up to {} s; Ctrl-C cancels)", info.expires_in);
+        }
+        self.wait(
+            format!("Waiting for the sign-in with code {}", info.user_code),
+            Instant::now() + Duration::from_secs(info.expires_in),
+        );
     }
     fn progress(&self, stage: ConnectStage) {
-        eprintln!("  . {}", stage.as_str());
+        let text = stage.as_str().replace('_', " ");
+        match self.spinner.lock() {
+            Ok(s) if progress::enabled(self.json) => {
+                if matches!(
+                    stage,
+                    ConnectStage::RequestingTokens
+                        | ConnectStage::CheckingIdentity
+                        | ConnectStage::Storing
+                ) {
+                    s.set_message(text);
+                }
+            }
+            _ if !self.json => eprintln!("  . {text}"),
+            _ => {}
+        }
     }
 }
 
@@ -308,6 +419,7 @@ pub async fn connect(store: &StoreArgs, lang: Language, id: String, flow: Option
             )
         }
     };
+    let account = c.account(&id)?;
     let cancel = CancellationToken::new();
     let on_ctrl_c = cancel.clone();
     tokio::spawn(async move {
@@ -315,9 +427,18 @@ pub async fn connect(store: &StoreArgs, lang: Language, id: String, flow: Option
             on_ctrl_c.cancel();
         }
     });
-    let s = c
-        .connect(&id, ConnectOptions { flow }, &Terminal, &cancel)
-        .await?;
+    let terminal = Terminal {
+        json: store.json,
+        timeout: Duration::from_secs(account.options.interactive_timeout_secs),
+        spinner: Mutex::new(Spinner::none()),
+    };
+    let result = c
+        .connect(&id, ConnectOptions { flow }, &terminal, &cancel)
+        .await;
+    if let Ok(mut s) = terminal.spinner.lock() {
+        *s = Spinner::none();
+    }
+    let s = result?;
     if store.json {
         println!("{}", serde_json::to_string(&s)?);
     } else {
@@ -338,6 +459,21 @@ pub async fn test(
     send_probe: bool,
 ) -> Res {
     let c = open(store, lang)?;
+    let spinner = Spinner::new(
+        store.json,
+        format!(
+            "Testing {} for '{id}'",
+            if protocols.is_empty() {
+                "IMAP, POP3 and SMTP".to_string()
+            } else {
+                protocols
+                    .iter()
+                    .map(|p| p.as_str().to_uppercase())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ),
+    );
     let report = c
         .test(
             &id,
@@ -345,7 +481,9 @@ pub async fn test(
             TestOptions { send_probe },
             &CancellationToken::new(),
         )
-        .await?;
+        .await;
+    drop(spinner);
+    let report = report?;
     if store.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -447,4 +585,203 @@ pub async fn disconnect(store: &StoreArgs, lang: Language, id: String) -> Res {
         println!("account '{id}' disconnected");
     }
     Ok(())
+}
+
+/// Text of a CSV file: UTF-8 (with or without BOM), else Windows-1252, as Excel writes "CSV
+/// (Trennzeichen-getrennt)" on a German Windows.
+pub(crate) fn decode_text(bytes: Vec<u8>) -> (String, bool) {
+    match String::from_utf8(bytes) {
+        Ok(s) => (s, false),
+        Err(e) => {
+            const CP1252: [char; 32] = [
+                '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}',
+                'Ž', '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›',
+                'œ', '\u{9d}', 'ž', 'Ÿ',
+            ];
+            let text = e
+                .into_bytes()
+                .into_iter()
+                .map(|b| match b {
+                    0x80..=0x9f => CP1252[usize::from(b - 0x80)],
+                    b => char::from(b),
+                })
+                .collect();
+            (text, true)
+        }
+    }
+}
+
+fn parse_flow(s: &str) -> Result<Flow, String> {
+    match s {
+        "browser" => Ok(Flow::Browser),
+        "device" | "device_code" | "device-code" => Ok(Flow::DeviceCode),
+        "client-credentials" | "client_credentials" => Ok(Flow::ClientCredentials),
+        other => Err(format!(
+            "unknown flow '{other}': browser, device_code or client_credentials"
+        )),
+    }
+}
+
+/// `account import`: every valid row is stored (or left alone when it is already there), every
+/// invalid row reported with its line; exit code 1 when any row was invalid.
+fn import(
+    store: &StoreArgs,
+    lang: Language,
+    file: &Path,
+    registration: String,
+    flow: Option<String>,
+    update: bool,
+    dry_run: bool,
+) -> Res {
+    use mailconnect_core::model::csv::{parse_accounts_csv, CsvDefaults};
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let (text, latin) = decode_text(bytes);
+    let c = open(store, lang)?;
+    c.registration(&registration)?;
+    let defaults = CsvDefaults {
+        registration,
+        flow: flow.as_deref().map(parse_flow).transpose()?,
+    };
+    let parsed =
+        parse_accounts_csv(&text, &defaults).map_err(|e| format!("{}: {e}", file.display()))?;
+    let existing: std::collections::HashMap<String, mailconnect_core::Account> = c
+        .accounts()?
+        .into_iter()
+        .map(|a| (a.id.clone(), a))
+        .collect();
+    let mut out = Vec::new();
+    for row in &parsed.rows {
+        let (id, mailbox, result, detail) = match &row.outcome {
+            Err(e) => (
+                String::new(),
+                String::new(),
+                "invalid",
+                match &e.field {
+                    Some(f) => format!("{f}: {}", e.reason),
+                    None => e.reason.clone(),
+                },
+            ),
+            Ok(a) => {
+                let (result, detail, to_store) = match existing.get(&a.id) {
+                    None => ("created", String::new(), Some(a.clone())),
+                    Some(old) => {
+                        let merged = parsed.apply(old, a, &defaults);
+                        let same = serde_json::to_value(&merged)? == serde_json::to_value(old)?;
+                        if same {
+                            ("skipped", "already stored, identical".to_string(), None)
+                        } else if update {
+                            ("updated", changed_fields(old, &merged), Some(merged))
+                        } else {
+                            (
+                                "skipped",
+                                format!(
+                                    "exists with other settings ({}); --update changes it",
+                                    changed_fields(old, &merged)
+                                ),
+                                None,
+                            )
+                        }
+                    }
+                };
+                match to_store {
+                    Some(acc) if !dry_run => match c.put_account(&acc) {
+                        Ok(()) => (a.id.clone(), a.mailbox.clone(), result, detail),
+                        Err(e) => (
+                            a.id.clone(),
+                            a.mailbox.clone(),
+                            "invalid",
+                            e.message().to_string(),
+                        ),
+                    },
+                    _ => (a.id.clone(), a.mailbox.clone(), result, detail),
+                }
+            }
+        };
+        out.push((row.line, id, mailbox, result, detail));
+    }
+    let count = |r: &str| out.iter().filter(|x| x.3 == r).count();
+    let (created, updated, skipped, invalid) = (
+        count("created"),
+        count("updated"),
+        count("skipped"),
+        count("invalid"),
+    );
+    if store.json {
+        let rows: Vec<_> = out
+            .iter()
+            .map(|(line, id, mailbox, result, detail)| {
+                let mut r = json!({"line": line, "result": result});
+                if !id.is_empty() {
+                    r["id"] = json!(id);
+                    r["mailbox"] = json!(mailbox);
+                }
+                if !detail.is_empty() {
+                    r["detail"] = json!(detail);
+                }
+                r
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string(&json!({
+                "file": file.display().to_string(),
+                "delimiter": parsed.delimiter.to_string(),
+                "encoding": if latin { "windows-1252" } else { "utf-8" },
+                "dry_run": dry_run,
+                "rows": rows,
+                "summary": {"created": created, "updated": updated, "skipped": skipped, "invalid": invalid}
+            }))?
+        );
+    } else {
+        if latin {
+            println!("(the file is not UTF-8; read as Windows-1252)");
+        }
+        let rows: Vec<Vec<String>> = out
+            .iter()
+            .map(|(line, id, mailbox, result, detail)| {
+                vec![
+                    line.to_string(),
+                    id.clone(),
+                    mailbox.clone(),
+                    paint(result, *result != "invalid"),
+                    detail.clone(),
+                ]
+            })
+            .collect();
+        table(&["line", "id", "mailbox", "result", "detail"], &rows);
+        println!(
+            "\n{}{created} created, {updated} updated, {skipped} skipped, {invalid} invalid",
+            if dry_run {
+                "dry run, nothing stored: "
+            } else {
+                ""
+            }
+        );
+    }
+    if invalid > 0 {
+        Err(format!(
+            "{invalid} row(s) of {} are invalid (see the table); the valid rows were {}",
+            file.display(),
+            if dry_run { "checked only" } else { "stored" }
+        )
+        .into())
+    } else {
+        Ok(())
+    }
+}
+
+fn changed_fields(old: &mailconnect_core::Account, new: &mailconnect_core::Account) -> String {
+    let (Ok(serde_json::Value::Object(o)), Ok(serde_json::Value::Object(n))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return String::new();
+    };
+    let mut keys: Vec<&String> = o.keys().chain(n.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| o.get(*k) != n.get(*k))
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,141 +1,68 @@
-//! `mailconnect demo`: the sandbox round through core.
+//! `mailconnect demo`: the README's main job after the build (what `sandbox/demo.sh` runs). It
+//! brings a private sandbox up (emulator + real Dovecot/Postfix), runs the whole story through the
+//! C ABI with the libloading harness (cli/scenarios/sandbox-demo.json, built in), and brings the
+//! sandbox down again, printing what it does as it goes.
 
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::time::Instant;
 
-use mailconnect_core::oauth::DeviceCodeInfo;
-use mailconnect_core::{
-    CancellationToken, Client, ClientOptions, ConnectObserver, ConnectOptions, ConnectStage,
-    Language,
-};
-use mailconnect_sandbox::{Consent, Emulator, EmulatorConfig, ScriptedBrowser, SignIn};
+use crate::harness::{self, Source};
+use crate::sandbox;
 
-/// Plays the user: shows the device code, then signs in on the device page with the scripted browser.
-struct DemoUser {
-    browser: Arc<ScriptedBrowser>,
-    errors: Arc<Mutex<Vec<String>>>,
+const SCENARIO: &str = include_str!("../scenarios/sandbox-demo.json");
+
+fn banner(text: &str) {
+    println!("\n==== {text}");
 }
 
-impl ConnectObserver for DemoUser {
-    fn device_code(&self, info: &DeviceCodeInfo) {
-        println!("  device code shown to the user: {}", info.message);
-        println!(
-            "  (the sandbox's scripted browser now opens {} and signs in as alice@example.test)",
-            info.verification_uri
-        );
-        let (browser, errors, info) = (self.browser.clone(), self.errors.clone(), info.clone());
-        tokio::spawn(async move {
-            let script = SignIn {
-                user: "alice@example.test".into(),
-                password: "alice-password".into(),
-                mfa_code: None,
-                consent: Consent::Accept,
-                deliver_redirect: true,
-            };
-            if let Err(e) = browser
-                .complete_device_code(&info.verification_uri, &info.user_code, &script)
-                .await
-            {
-                if let Ok(mut v) = errors.lock() {
-                    v.push(e.to_string());
-                }
-            }
-        });
-    }
-
-    fn progress(&self, stage: ConnectStage) {
-        println!("  . {}", stage.as_str());
-    }
-}
-
-fn step(n: u32, text: &str) {
-    println!("\n[{n}] {text}");
-}
-
-pub async fn run(lang: Language) -> Result<(), Box<dyn std::error::Error>> {
-    let mut config = EmulatorConfig::sandbox();
-    config.tokens.device_poll_interval_secs = 1;
-    step(
-        1,
-        "Starting the Microsoft identity platform emulator on loopback",
-    );
-    let emulator = Emulator::start(config).await?;
-    println!("  emulator: {}", emulator.base_url());
-
-    let dir = tempfile::tempdir()?;
-    let store = dir.path().join("mailconnect.db");
-    let mut options = ClientOptions::new(&store);
-    options.language = lang;
-    let client = Client::open(options)?;
-    step(
-        2,
-        "Registering the app and adding the mailbox alice@example.test",
-    );
-    let registration = serde_json::json!({
-        "id": "contoso-desktop", "provider": "microsoft", "tenant": "organizations",
-        "authority_host": emulator.base_url(), "client_id": "d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90"
-    });
-    client.put_registration_json(&registration.to_string())?;
-    client.put_account_json(r#"{"id":"alice","mailbox":"alice@example.test","registration":"contoso-desktop","flow":"device_code"}"#)?;
-    println!(
-        "  store: {} (tokens encrypted with AES-256-GCM)",
-        store.display()
-    );
-
-    step(3, "Connect (device code flow)");
-    let user = DemoUser {
-        browser: Arc::new(ScriptedBrowser::new()),
-        errors: Arc::new(Mutex::new(vec![])),
-    };
-    let status = client
-        .connect(
-            "alice",
-            ConnectOptions::default(),
-            &user,
-            &CancellationToken::new(),
+pub async fn run(lib: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let lib = lib.unwrap_or_else(harness::default_lib);
+    if !lib.exists() {
+        return Err(format!(
+            "the mailconnect library is not built ({} is missing): run `cargo build -p mailconnect-ffi` first, or give --lib PATH",
+            lib.display()
         )
-        .await?;
-    if let Ok(errors) = user.errors.lock() {
-        for e in errors.iter() {
-            println!("  scripted browser: {e}");
-        }
+        .into());
+    }
+    println!("mailconnect demo: a host application links libmailconnect and reaches a Microsoft 365-like tenant");
+    println!("(everything runs locally: an emulator of the Microsoft identity platform, real Dovecot and Postfix)");
+
+    banner("1. Bring the sandbox up (mailconnect sandbox up)");
+    let dir = tempfile::Builder::new()
+        .prefix("mailconnect-demo-")
+        .tempdir_in(std::env::temp_dir())?;
+    let state = sandbox::up_in(dir.path()).await?;
+    sandbox::print(&state);
+    let up_secs = started.elapsed().as_secs_f64();
+
+    banner("2. The story through the C ABI: the harness loads the library as a host does (dlopen/LoadLibrary)");
+    let vars: Vec<String> = sandbox::harness_vars(dir.path())?
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let result = harness::run_source(
+        Source::Builtin("cli/scenarios/sandbox-demo.json", SCENARIO),
+        Some(lib),
+        vars,
+    )
+    .await;
+
+    banner("3. Bring the sandbox down (mailconnect sandbox down)");
+    let down = sandbox::down_in(dir.path());
+    match &down {
+        Ok(_) => println!("sandbox stopped"),
+        Err(e) => println!("stopping the sandbox failed: {e}"),
     }
     println!(
-        "  connected as {}",
-        status
-            .identity
-            .as_ref()
-            .and_then(|i| i.username.clone())
-            .unwrap_or_default()
+        "\nDemo finished in {:.1} s (sandbox up in {up_secs:.1} s).",
+        started.elapsed().as_secs_f64()
     );
-
-    step(4, "Status");
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&client.status("alice")?)?
-    );
-
-    step(5, "Access token for the host's own mail code (shown by length only; tokens are never printed)");
-    let token = client
-        .access_token("alice", &CancellationToken::new())
-        .await?;
-    let sasl = client
-        .sasl_xoauth2("alice", &CancellationToken::new())
-        .await?;
-    println!(
-        "  access token: {} characters, SASL XOAUTH2 string: {} characters",
-        secrecy::ExposeSecret::expose_secret(&token.token).len(),
-        secrecy::ExposeSecret::expose_secret(&sasl).len()
-    );
-
-    step(6, "Disconnect");
-    client.disconnect("alice").await?;
-    println!(
-        "  state: {}",
-        serde_json::to_value(client.status("alice")?.state)?
-    );
-
-    step(7, "Stopping the emulator");
-    emulator.shutdown().await;
-    println!("\nDemo finished.");
-    Ok(())
+    match result? {
+        true => {
+            down?;
+            Ok(())
+        }
+        false => Err("some steps of the demo failed (see the table above)".into()),
+    }
 }

@@ -16,8 +16,18 @@
 //!    {"do": "disconnect"}, {"do": "access_token", "expect": "MC_E_STATE"}]}
 //! ```
 //! `expect` is a status name (default `MC_OK`); `expect_json` a subset the returned JSON must contain.
-//! `${NAME}` is replaced by `--var NAME=VALUE` values and environment variables. A `sign_in` is
-//! completed with the sandbox's scripted browser (device code or browser flow).
+//! `${NAME}` is replaced by `--var NAME=VALUE` values, environment variables and the built-ins
+//! `TMP` (a fresh directory), `RUN_ID` (unique per run) and `MAILCONNECT` (this program). A
+//! `sign_in` is completed with the sandbox's scripted browser (device code or browser flow); with
+//! `"via": "command"` the harness runs `mailconnect sandbox sign-in` instead and shows that command.
+//!
+//! More per step:
+//! * `say`: a line printed before the step (the harness prints each step as it runs);
+//! * `explain: true`: print the error's diagnostic (code, who fixes it, en and de texts);
+//! * fetch `until_contains` (with `retry_secs`, default 10): fetch again until a message contains
+//!   the text (delivery takes a moment), else fail;
+//! * `{"do": "emulator", "post": URL}`: a request to the sandbox emulator's control API (e.g.
+//!   `${EMULATOR}/_sandbox/users/alice@example.test/revoke`), expected to answer `HTTP 200`.
 
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -43,25 +53,44 @@ struct Callbacks {
 }
 
 enum Prompt {
-    Device { code: String, uri: String },
+    Device {
+        code: String,
+        uri: String,
+        message: String,
+    },
     Url(String),
+    Stage(String),
 }
 
 unsafe extern "C" fn on_device_code(
     ud: *mut c_void,
     code: *const c_char,
     uri: *const c_char,
-    _msg: *const c_char,
+    msg: *const c_char,
 ) {
     // SAFETY: `ud` is the sender passed in `Callbacks`, alive during mc_connect; strings are valid for the call.
     let tx = unsafe { &*(ud as *const mpsc::Sender<Prompt>) };
-    let (code, uri) = unsafe {
+    let (code, uri, message) = unsafe {
         (
             CStr::from_ptr(code).to_string_lossy().into_owned(),
             CStr::from_ptr(uri).to_string_lossy().into_owned(),
+            if msg.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(msg).to_string_lossy().into_owned()
+            },
         )
     };
-    let _ = tx.send(Prompt::Device { code, uri });
+    let _ = tx.send(Prompt::Device { code, uri, message });
+}
+
+unsafe extern "C" fn on_progress(ud: *mut c_void, stage: *const c_char) {
+    // SAFETY: as above.
+    let tx = unsafe { &*(ud as *const mpsc::Sender<Prompt>) };
+    if !stage.is_null() {
+        let stage = unsafe { CStr::from_ptr(stage).to_string_lossy().into_owned() };
+        let _ = tx.send(Prompt::Stage(stage));
+    }
 }
 
 unsafe extern "C" fn on_open_url(ud: *mut c_void, url: *const c_char) -> i32 {
@@ -181,7 +210,7 @@ impl Lib {
     }
 }
 
-fn default_lib() -> PathBuf {
+pub fn default_lib() -> PathBuf {
     if let Ok(p) = std::env::var("MAILCONNECT_LIB") {
         return PathBuf::from(p);
     }
@@ -230,28 +259,183 @@ struct Row {
     note: String,
 }
 
+/// Where the scenario comes from.
+pub enum Source<'a> {
+    /// A file.
+    File(&'a Path),
+    /// Text built into this program (name, text).
+    Builtin(&'a str, &'a str),
+}
+
 /// Run a scenario file. Returns whether every step passed.
 pub async fn run(
     scenario: &Path,
     lib_path: Option<PathBuf>,
     vars: Vec<String>,
 ) -> Result<bool, Box<dyn std::error::Error>> {
+    run_source(Source::File(scenario), lib_path, vars).await
+}
+
+fn unique_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}{:x}", nanos % 0xffff_ffff_ffff, std::process::id())
+}
+
+/// One line for people about what a call returned.
+fn describe(what: &str, json: &Value) -> Option<String> {
+    let s = |v: &Value| {
+        v.as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string())
+    };
+    match what {
+        "status" => {
+            let mut line = format!("state: {}", s(&json["state"]));
+            if let Some(r) = json["reason"].as_str() {
+                line.push_str(&format!(" (reason: {r})"));
+            }
+            if let Some(u) = json["identity"]["username"].as_str() {
+                line.push_str(&format!(", signed in as {u}"));
+            }
+            if let Some(e) = json["expires_at"].as_str() {
+                let secs = json["expires_in_secs"].as_i64().unwrap_or(0);
+                line.push_str(&format!(
+                    ", access token expires {e} (in {} min {} s), refresh token: {}",
+                    secs / 60,
+                    secs % 60,
+                    if json["has_refresh_token"].as_bool() == Some(true) {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                ));
+            }
+            Some(line)
+        }
+        "test" => {
+            let mut lines = vec![format!(
+                "ok: {}, token: {}",
+                json["ok"],
+                s(&json["token"]["status"])
+            )];
+            for r in json["results"].as_array().into_iter().flatten() {
+                let mut l = format!(
+                    "{:<5} {}:{} {}",
+                    s(&r["protocol"]),
+                    s(&r["host"]),
+                    r["port"],
+                    if r["ok"].as_bool() == Some(true) {
+                        "ok"
+                    } else {
+                        "FAILED"
+                    }
+                );
+                if let Some(m) = r["mechanism_used"].as_str() {
+                    l.push_str(&format!(" {m}"));
+                }
+                if let Some(t) = r["tls_version"].as_str() {
+                    l.push_str(&format!(", {t}"));
+                }
+                if let Some(d) = r["detail"].as_str() {
+                    l.push_str(&format!(", {d}"));
+                }
+                l.push_str(&format!(", {} ms", r["elapsed_ms"]));
+                if let Some(code) = r["error"]["code"].as_str() {
+                    l.push_str(&format!(
+                        " [{code}] {}",
+                        s(&r["error"]["diagnostic"]["en"]["title"])
+                    ));
+                }
+                lines.push(l);
+            }
+            Some(lines.join("\n      "))
+        }
+        "folders" => Some(format!(
+            "folders: {}",
+            json.as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| s(&f["name"]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        "fetch" => Some(format!(
+            "{} message(s)",
+            json.as_array().map(Vec::len).unwrap_or(0)
+        )),
+        _ => None,
+    }
+}
+
+/// The diagnostic of the last error, in English and German, for people.
+fn explain(diagnostic: &str) -> String {
+    let Ok(d) = serde_json::from_str::<Value>(diagnostic) else {
+        return String::new();
+    };
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let mut out = format!(
+        "diagnostic {} (category {}, fixed by: {})",
+        s(&d["code"]),
+        s(&d["category"]),
+        s(&d["fixer"])
+    );
+    for (lang, label_fix) in [("en", "Fix"), ("de", "Abhilfe")] {
+        let t = &d[lang];
+        out.push_str(&format!(
+            "\n      {lang}: {}\n          {}\n          {label_fix}: {}",
+            s(&t["title"]),
+            s(&t["explanation"]),
+            s(&t["fix"])
+        ));
+    }
+    out
+}
+
+/// Whether a fetched message (JSON with base64 `raw`) contains `needle`.
+fn fetched_contains(json: &Value, needle: &str) -> Option<String> {
+    use base64::Engine;
+    json.as_array()?.iter().find_map(|m| {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(m["raw"].as_str().unwrap_or_default())
+            .ok()?;
+        String::from_utf8_lossy(&raw)
+            .contains(needle)
+            .then(|| m["id"].as_str().unwrap_or_default().to_string())
+    })
+}
+
+/// Run a scenario. Returns whether every step passed.
+pub async fn run_source(
+    source: Source<'_>,
+    lib_path: Option<PathBuf>,
+    vars: Vec<String>,
+) -> Result<bool, Box<dyn std::error::Error>> {
     let mut map: BTreeMap<String, String> = std::env::vars().collect();
     let tmp = tempfile::tempdir()?;
     map.insert("TMP".into(), tmp.path().display().to_string());
+    map.insert("RUN_ID".into(), unique_run_id());
+    if let Ok(exe) = std::env::current_exe() {
+        map.insert("MAILCONNECT".into(), exe.display().to_string());
+    }
     for v in vars {
         let (k, val) = v
             .split_once('=')
             .ok_or_else(|| format!("--var takes NAME=VALUE, not '{v}'"))?;
         map.insert(k.to_string(), val.to_string());
     }
-    let text = substitute(
-        &std::fs::read_to_string(scenario)
-            .map_err(|e| format!("cannot read {}: {e}", scenario.display()))?,
-        &map,
-    );
-    let sc: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not valid JSON: {e}", scenario.display()))?;
+    let (name, raw) = match source {
+        Source::File(p) => (
+            p.display().to_string(),
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+        ),
+        Source::Builtin(n, t) => (n.to_string(), t.to_string()),
+    };
+    let text = substitute(&raw, &map);
+    let sc: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{name} is not valid JSON: {e}"))?;
 
     let path = lib_path.unwrap_or_else(default_lib);
     let lib = Lib::load(&path)?;
@@ -266,6 +450,9 @@ pub async fn run(
             format!("ABI version {abi} does not match the harness's {EXPECTED_ABI}").into(),
         );
     }
+    if let Some(title) = sc["title"].as_str() {
+        println!("scenario: {title}");
+    }
 
     let opts = CString::new(sc["client"].to_string())?;
     let mut client: *mut c_void = std::ptr::null_mut();
@@ -274,14 +461,33 @@ pub async fn run(
     if rc != 0 {
         return Err(format!("mc_client_open: {} {}", lib.name(rc), lib.last().0).into());
     }
+    println!("  mc_client_open({}) -> MC_OK", sc["client"]);
     let mut rows = Vec::new();
-    if let Some(reg) = sc.get("registration") {
-        let c = CString::new(reg.to_string())?;
+    let setup: [(
+        &str,
+        Option<&Value>,
+        unsafe extern "C" fn(*mut c_void, *const c_char) -> i32,
+    ); 2] = [
+        (
+            "mc_registration_put",
+            sc.get("registration"),
+            lib.registration_put,
+        ),
+        ("mc_account_put", sc.get("account"), lib.account_put),
+    ];
+    for (call, value, f) in setup {
+        let Some(v) = value else { continue };
+        if let Some(say) = sc["say_setup"][call].as_str() {
+            println!("\n{say}");
+        }
+        let c = CString::new(v.to_string())?;
         let t = Instant::now();
-        let rc = unsafe { (lib.registration_put)(client, c.as_ptr()) };
+        // SAFETY: live client, NUL-terminated JSON.
+        let rc = unsafe { f(client, c.as_ptr()) };
+        println!("  {call}({v}) -> {}", lib.name(rc));
         rows.push(Row {
             step: 0,
-            call: "mc_registration_put".into(),
+            call: call.into(),
             expected: "MC_OK".into(),
             got: lib.name(rc),
             ms: t.elapsed().as_millis(),
@@ -291,28 +497,26 @@ pub async fn run(
     }
     let account = sc.get("account").ok_or("the scenario has no 'account'")?;
     let account_id = CString::new(account["id"].as_str().ok_or("account.id missing")?)?;
-    {
-        let c = CString::new(account.to_string())?;
-        let t = Instant::now();
-        let rc = unsafe { (lib.account_put)(client, c.as_ptr()) };
-        rows.push(Row {
-            step: 0,
-            call: "mc_account_put".into(),
-            expected: "MC_OK".into(),
-            got: lib.name(rc),
-            ms: t.elapsed().as_millis(),
-            pass: rc == 0,
-            note: if rc == 0 { String::new() } else { lib.last().0 },
-        });
-    }
 
     let steps = sc["steps"].as_array().cloned().unwrap_or_default();
     for (i, step) in steps.iter().enumerate() {
         let what = step["do"].as_str().unwrap_or("?").to_string();
-        let expected = step["expect"].as_str().unwrap_or("MC_OK").to_string();
+        let default_expect = if what == "emulator" {
+            "HTTP 200"
+        } else {
+            "MC_OK"
+        };
+        let expected = step["expect"]
+            .as_str()
+            .unwrap_or(default_expect)
+            .to_string();
+        if let Some(say) = step["say"].as_str() {
+            println!("\n[{}] {say}", i + 1);
+        }
         let t = Instant::now();
         let id = account_id.as_ptr();
         let mut out: *mut c_char = std::ptr::null_mut();
+        let mut extra_note = None;
         let (rc, json) = match what.as_str() {
             "connect" => (
                 connect(&lib, client, &account_id, step.get("sign_in")).await,
@@ -374,12 +578,57 @@ pub async fn run(
                 } else {
                     std::ptr::null()
                 };
-                let rc = unsafe { (lib.fetch)(client, id, qp, std::ptr::null_mut(), &mut out) };
-                (rc, lib.take(out))
+                let needle = step["until_contains"].as_str();
+                let deadline = Instant::now()
+                    + std::time::Duration::from_secs(step["retry_secs"].as_u64().unwrap_or(10));
+                loop {
+                    let rc = unsafe { (lib.fetch)(client, id, qp, std::ptr::null_mut(), &mut out) };
+                    let json = lib.take(out);
+                    out = std::ptr::null_mut();
+                    let Some(needle) = needle else {
+                        break (rc, json);
+                    };
+                    let parsed: Value = json
+                        .as_deref()
+                        .and_then(|j| serde_json::from_str(j).ok())
+                        .unwrap_or(Value::Null);
+                    if rc == 0 {
+                        if let Some(found) = fetched_contains(&parsed, needle) {
+                            extra_note = Some(format!("found \"{needle}\" (message {found})"));
+                            break (rc, json);
+                        }
+                    }
+                    if rc != 0 || Instant::now() > deadline {
+                        if rc == 0 {
+                            extra_note = Some(format!("no message contains \"{needle}\" (waited)"));
+                        }
+                        break (rc, json);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
             }
             "folders" => {
                 let rc = unsafe { (lib.list_folders)(client, id, std::ptr::null_mut(), &mut out) };
                 (rc, lib.take(out))
+            }
+            "emulator" => {
+                let url = step["post"].as_str().unwrap_or_default();
+                let got = match ScriptedBrowser::new().fetch(url, Some(&[])).await {
+                    Ok(f) => format!("HTTP {}", f.status),
+                    Err(e) => format!("error: {e}"),
+                };
+                let pass = got == expected;
+                println!("    POST {url} -> {got}");
+                rows.push(Row {
+                    step: i + 1,
+                    call: "emulator".into(),
+                    expected,
+                    got,
+                    ms: t.elapsed().as_millis(),
+                    pass,
+                    note: String::new(),
+                });
+                continue;
             }
             other => {
                 rows.push(Row {
@@ -395,32 +644,68 @@ pub async fn run(
             }
         };
         let got = lib.name(rc);
+        let (message, diagnostic) = if rc != 0 {
+            lib.last()
+        } else {
+            (String::new(), String::new())
+        };
         let mut pass = got == expected;
-        let mut note = if rc != 0 { lib.last().0 } else { String::new() };
+        let mut note = message.clone();
+        let parsed: Value = json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or(Value::Null);
         if let (true, Some(exp)) = (pass, step.get("expect_json")) {
-            let actual: Value = json
-                .as_deref()
-                .and_then(|j| serde_json::from_str(j).ok())
-                .unwrap_or(Value::Null);
-            if !json_contains(&actual, exp) {
+            if !json_contains(&parsed, exp) {
                 pass = false;
                 note = format!(
                     "JSON does not contain {exp}; got {}",
-                    json.unwrap_or_default()
+                    json.clone()
+                        .unwrap_or_default()
                         .chars()
                         .take(300)
                         .collect::<String>()
                 );
             }
         }
+        if let Some(n) = &extra_note {
+            if n.starts_with("no message") {
+                pass = false;
+                note = n.clone();
+            }
+        }
+        let ms = t.elapsed().as_millis();
+        println!(
+            "    mc_{what} -> {got} ({ms} ms){}",
+            if pass { "" } else { "  FAIL" }
+        );
+        if rc == 0 {
+            if let Some(d) = describe(&what, &parsed) {
+                println!("      {d}");
+            }
+            if matches!(what.as_str(), "access_token" | "sasl_xoauth2") {
+                println!(
+                    "      {} characters (never printed)",
+                    parsed["length"].as_u64().unwrap_or(0)
+                );
+            }
+        } else {
+            println!("      {message}");
+            if step["explain"].as_bool() == Some(true) {
+                println!("      {}", explain(&diagnostic));
+            }
+        }
+        if let Some(n) = extra_note {
+            println!("      {n}");
+        }
         rows.push(Row {
             step: i + 1,
             call: format!("mc_{what}"),
             expected,
             got,
-            ms: t.elapsed().as_millis(),
+            ms,
             pass,
-            note,
+            note: if pass { String::new() } else { note },
         });
     }
     // SAFETY: from mc_client_open, freed once.
@@ -449,6 +734,68 @@ pub async fn run(
     Ok(failed == 0)
 }
 
+/// Play the user for a device code or sign-in URL: with the scripted browser in this process,
+/// or (`via: command`) by running `mailconnect sandbox sign-in`, as a person would on another
+/// device, showing the command.
+async fn play_user(browser: &ScriptedBrowser, prompt: Prompt, script: &SignIn, via_command: bool) {
+    let (args, shown): (Vec<String>, String) = match &prompt {
+        Prompt::Device { code, uri, message } => {
+            println!("    the library shows the user: {message}");
+            (
+                vec![
+                    "--device-code".into(),
+                    code.clone(),
+                    "--verification-uri".into(),
+                    uri.clone(),
+                ],
+                format!("--device-code {code} --verification-uri {uri}"),
+            )
+        }
+        Prompt::Url(url) => {
+            println!("    the library opens the sign-in page: {url}");
+            (vec!["--url".into(), url.clone()], format!("--url '{url}'"))
+        }
+        Prompt::Stage(_) => return,
+    };
+    if via_command {
+        println!(
+            "    the user signs in (the sandbox plays the user):\n    $ mailconnect sandbox sign-in {shown} --user {} --password {}",
+            script.user, script.password
+        );
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("mailconnect"));
+        let out = tokio::process::Command::new(exe)
+            .args(["sandbox", "sign-in"])
+            .args(&args)
+            .args(["--user", &script.user, "--password", &script.password])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await;
+        match out {
+            Ok(o) => {
+                for l in String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .chain(String::from_utf8_lossy(&o.stderr).lines())
+                {
+                    println!("      {l}");
+                }
+            }
+            Err(e) => eprintln!("harness: cannot run the sign-in command: {e}"),
+        }
+        return;
+    }
+    let r = match prompt {
+        Prompt::Device { code, uri, .. } => browser
+            .complete_device_code(&uri, &code, script)
+            .await
+            .map(|_| ()),
+        Prompt::Url(url) => browser.sign_in(&url, script).await.map(|_| ()),
+        Prompt::Stage(_) => Ok(()),
+    };
+    if let Err(e) = r {
+        eprintln!("harness: the scripted sign-in failed: {e}");
+    }
+}
+
 async fn connect(lib: &Lib, client: *mut c_void, id: &CString, sign_in: Option<&Value>) -> i32 {
     let (tx, rx) = mpsc::channel::<Prompt>();
     let script = sign_in.map(|s| SignIn {
@@ -462,6 +809,7 @@ async fn connect(lib: &Lib, client: *mut c_void, id: &CString, sign_in: Option<&
         },
         deliver_redirect: true,
     });
+    let via_command = sign_in.is_some_and(|s| s["via"].as_str() == Some("command"));
     let connect_fn = lib.connect;
     let client_addr = client as usize;
     let id = id.clone();
@@ -472,7 +820,7 @@ async fn connect(lib: &Lib, client: *mut c_void, id: &CString, sign_in: Option<&
             user_data: &tx as *const mpsc::Sender<Prompt> as *mut c_void,
             on_open_url: Some(on_open_url),
             on_device_code: Some(on_device_code),
-            on_progress: None,
+            on_progress: Some(on_progress),
         };
         // SAFETY: the client is alive for the call; `cb` and `tx` outlive it.
         unsafe {
@@ -487,18 +835,10 @@ async fn connect(lib: &Lib, client: *mut c_void, id: &CString, sign_in: Option<&
     let browser = ScriptedBrowser::new();
     loop {
         match rx.try_recv() {
+            Ok(Prompt::Stage(stage)) => println!("    . {stage}"),
             Ok(prompt) => {
                 if let Some(script) = &script {
-                    let r = match prompt {
-                        Prompt::Device { code, uri } => browser
-                            .complete_device_code(&uri, &code, script)
-                            .await
-                            .map(|_| ()),
-                        Prompt::Url(url) => browser.sign_in(&url, script).await.map(|_| ()),
-                    };
-                    if let Err(e) = r {
-                        eprintln!("harness: the scripted sign-in failed: {e}");
-                    }
+                    play_user(&browser, prompt, script, via_command).await;
                 }
             }
             Err(mpsc::TryRecvError::Empty) => {

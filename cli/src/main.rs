@@ -1,9 +1,12 @@
-//! The `mailconnect` command. For now: `mailconnect demo`, the sandbox round that the README's
-//! main command runs. Later issues add the admin and integrator subcommands.
+//! The `mailconnect` command: admin and integrator subcommands on the same core as the C ABI,
+//! the sandbox for vendors, the libloading harness, and `demo`, the README's main job.
 
 mod admin;
 mod demo;
 mod harness;
+mod mail;
+mod progress;
+mod sandbox;
 
 use clap::{Parser, Subcommand};
 use mailconnect_core::Protocol;
@@ -26,12 +29,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start the identity-platform emulator and run connect -> status -> token -> disconnect against it.
-    Demo,
+    /// The sandbox demo: bring the sandbox up, run the whole story through the C ABI (register,
+    /// add, connect by device code, test, send, fetch over IMAP and POP3, status, a dying refresh
+    /// token, disconnect) and bring it down again. Needs root for the mail servers.
+    Demo {
+        /// The library to load (default: $MAILCONNECT_LIB, else next to this program).
+        #[arg(long)]
+        lib: Option<std::path::PathBuf>,
+    },
     /// App registrations (tenant, client id, secret) shared by many accounts.
     #[command(subcommand)]
     Registration(admin::RegistrationCommand),
-    /// Mailboxes.
+    /// Mailboxes: add, import from CSV, list, show, remove.
     #[command(subcommand)]
     Account(admin::AccountCommand),
     /// Authorize an account (browser, device code or app-only); Ctrl-C cancels.
@@ -62,11 +71,16 @@ enum Command {
         #[arg(long)]
         sasl: bool,
     },
+    /// Send a message (built from --to/--subject/--body, or an .eml file) over SMTP.
+    Send(mail::SendArgs),
+    /// List the IMAP folders.
+    Folders { account: String },
+    /// Fetch messages over IMAP (or POP3) and list them.
+    Fetch(mail::FetchArgs),
     /// Forget an account's tokens.
     Disconnect { account: String },
-    /// Sandbox helpers for tests and vendors' harnesses.
-    #[command(subcommand)]
-    Sandbox(SandboxCommand),
+    /// The local sandbox: emulator + real Dovecot/Postfix (up, status, down), and sign-in.
+    Sandbox(sandbox::SandboxArgs),
     /// Load the mailconnect library at run time (as a host does) and run a scenario file through its C ABI.
     Harness {
         /// The scenario (JSON).
@@ -77,36 +91,13 @@ enum Command {
         /// NAME=VALUE for ${NAME} in the scenario.
         #[arg(long = "var")]
         vars: Vec<String>,
+        /// Also define the running sandbox's EMULATOR, IMAP_PORT, POP3_PORT, SMTP_PORT, CA_FILE, ...
+        #[arg(long)]
+        from_sandbox: bool,
+        /// The sandbox's state directory (with --from-sandbox).
+        #[arg(long, env = "MAILCONNECT_SANDBOX_DIR")]
+        sandbox_dir: Option<std::path::PathBuf>,
     },
-}
-
-#[derive(Subcommand)]
-enum SandboxCommand {
-    /// Play the user in the sandbox: complete a device code, or sign in on an authorize URL
-    /// (following the emulator's real forms, like a browser), as USER with PASSWORD.
-    SignIn(SignInArgs),
-}
-
-#[derive(clap::Args)]
-struct SignInArgs {
-    /// The user (e.g. alice@example.test).
-    #[arg(long)]
-    user: String,
-    /// The password (sandbox users: <name>-password).
-    #[arg(long)]
-    password: String,
-    /// Device flow: the user code shown.
-    #[arg(long, requires = "verification_uri")]
-    device_code: Option<String>,
-    /// Device flow: the verification URI shown.
-    #[arg(long)]
-    verification_uri: Option<String>,
-    /// Browser flow: the authorize URL the library opened.
-    #[arg(long, conflicts_with = "device_code")]
-    url: Option<String>,
-    /// Decline the consent instead of accepting it.
-    #[arg(long)]
-    decline: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -127,7 +118,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Demo => rt.block_on(demo::run(lang)),
+        Command::Demo { lib } => rt.block_on(demo::run(lib)),
         Command::Registration(cmd) => admin::registration(cmd, &cli.store, lang),
         Command::Account(cmd) => admin::account(cmd, &cli.store, lang),
         Command::Connect { account, flow } => {
@@ -156,19 +147,40 @@ fn main() -> std::process::ExitCode {
         Command::Token { account, sasl } => {
             rt.block_on(admin::token(&cli.store, lang, account, sasl))
         }
+        Command::Send(args) => rt.block_on(mail::send(&cli.store, lang, args)),
+        Command::Folders { account } => rt.block_on(mail::folders(&cli.store, lang, account)),
+        Command::Fetch(args) => rt.block_on(mail::fetch(&cli.store, lang, args)),
         Command::Disconnect { account } => {
             rt.block_on(admin::disconnect(&cli.store, lang, account))
         }
-        Command::Sandbox(SandboxCommand::SignIn(args)) => rt.block_on(sandbox_sign_in(args)),
+        Command::Sandbox(args) => rt.block_on(sandbox::run(args, cli.store.json)),
         Command::Harness {
             scenario,
             lib,
-            vars,
-        } => match rt.block_on(harness::run(&scenario, lib, vars)) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err("some steps failed".into()),
-            Err(e) => Err(e),
-        },
+            mut vars,
+            from_sandbox,
+            sandbox_dir,
+        } => {
+            let sandbox_vars = if from_sandbox {
+                sandbox::harness_vars(&sandbox::state_dir(sandbox_dir))
+            } else {
+                Ok(vec![])
+            };
+            match sandbox_vars {
+                Err(e) => Err(e.into()),
+                Ok(sv) => {
+                    // Explicit --var values win over the sandbox's.
+                    let mut all: Vec<String> =
+                        sv.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    all.append(&mut vars);
+                    match rt.block_on(harness::run(&scenario, lib, all)) {
+                        Ok(true) => Ok(()),
+                        Ok(false) => Err("some steps failed".into()),
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -198,38 +210,4 @@ fn explain(err: &mailconnect_core::Error, lang: mailconnect_core::Language) -> S
         out.push_str(&format!("\n  server: {reply}"));
     }
     out
-}
-
-async fn sandbox_sign_in(args: SignInArgs) -> Result<(), Box<dyn std::error::Error>> {
-    use mailconnect_sandbox::{Consent, ScriptedBrowser, SignIn};
-    let SignInArgs {
-        user,
-        password,
-        device_code,
-        verification_uri,
-        url,
-        decline,
-    } = args;
-    let script = SignIn {
-        user,
-        password,
-        mfa_code: Some("123456".into()),
-        consent: if decline {
-            Consent::Decline
-        } else {
-            Consent::Accept
-        },
-        deliver_redirect: true,
-    };
-    let browser = ScriptedBrowser::new();
-    let outcome = match (device_code, verification_uri, url) {
-        (Some(code), Some(uri), None) => browser.complete_device_code(&uri, &code, &script).await?,
-        (None, None, Some(url)) => browser.sign_in(&url, &script).await?,
-        _ => return Err("give --device-code with --verification-uri, or --url".into()),
-    };
-    if let Some(page) = outcome.error_page {
-        return Err(format!("the sign-in ended on an error page: {page}").into());
-    }
-    println!("signed in as {}", outcome.signed_in_as.unwrap_or_default());
-    Ok(())
 }

@@ -32,7 +32,8 @@ use crate::transport::sasl;
 /// Options of a client. From JSON with [`ClientOptions::from_json`] (schema in the README).
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// The SQLite store file (empty for a host-owned store).
+    /// The SQLite store file, or a `postgres://` / `postgresql://` URL (feature `postgres`);
+    /// empty for a host-owned store.
     pub store_path: PathBuf,
     /// Where the store key comes from (default: a key file beside the store, `<store>.key`).
     pub key: Option<KeySource>,
@@ -277,10 +278,21 @@ fn rfc3339(t: i64) -> Option<String> {
 }
 
 impl Client {
-    /// Open the store (creating it and its key file when missing).
+    /// Open the store (creating it and its key file when missing). A `postgres://` or
+    /// `postgresql://` store is a PostgreSQL database (feature `postgres`); its key must be given.
     pub fn open(options: ClientOptions) -> Result<Client> {
         if options.store_path.as_os_str().is_empty() {
-            return Err(Error::invalid("store", "'store' must name the store file"));
+            return Err(Error::invalid(
+                "store",
+                "'store' must name the store file or a postgres:// URL",
+            ));
+        }
+        if let Some(url) = options.store_path.to_str().filter(|s| is_postgres_url(s)) {
+            let Some(key) = options.key.clone() else {
+                return Err(Error::invalid("key", "a PostgreSQL store needs 'key' ({\"file\": PATH} or {\"base64\": ...}): there is no store file beside which a key file could be kept"));
+            };
+            let store = open_postgres(url, &key, &options)?;
+            return Client::with_store(store, options);
         }
         let key = options.key.clone().unwrap_or_else(|| {
             let mut p = options.store_path.clone().into_os_string();
@@ -942,6 +954,29 @@ impl Client {
             }
         }
     }
+}
+
+/// Whether the `store` option names a PostgreSQL database rather than a SQLite file.
+fn is_postgres_url(store: &str) -> bool {
+    ["postgres://", "postgresql://"].iter().any(|p| {
+        store
+            .get(..p.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(p))
+    })
+}
+
+#[cfg(feature = "postgres")]
+fn open_postgres(url: &str, key: &KeySource, o: &ClientOptions) -> Result<Arc<dyn TokenStore>> {
+    let store = crate::store::postgres::PostgresStore::open(url, key, &o.http.tls)?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(_: &str, _: &KeySource, _: &ClientOptions) -> Result<Arc<dyn TokenStore>> {
+    Err(Error::invalid(
+        "store",
+        "this mailconnect was built without PostgreSQL support (cargo feature 'postgres')",
+    ))
 }
 
 fn not_connected(id: &str) -> Error {

@@ -138,7 +138,13 @@ impl HttpClient {
             .client
             .post(url.clone())
             .header("Accept", "application/json")
-            .form(form);
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(reqwest::Body::from(tokio_util::bytes::Bytes::from_owner(
+                form_body(form),
+            )));
         if let Some((u, p)) = basic {
             rb = rb.basic_auth(u, Some(p));
         }
@@ -181,7 +187,11 @@ impl HttpClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let mut body = Zeroizing::new(Vec::new());
+        let expected = resp
+            .content_length()
+            .map_or(16 * 1024, |n| n as usize)
+            .min(MAX_BODY);
+        let mut body = Zeroizing::new(Vec::with_capacity(expected));
         let mut resp = resp;
         loop {
             match resp.chunk().await {
@@ -192,7 +202,7 @@ impl HttpClient {
                             format!("{} sent more than {MAX_BODY} bytes", endpoint(url)),
                         ));
                     }
-                    body.extend_from_slice(&chunk);
+                    append_zeroizing(&mut body, &chunk);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -220,6 +230,30 @@ impl HttpClient {
     }
 }
 
+/// The `application/x-www-form-urlencoded` body of `form` in a buffer that is zeroized when the
+/// request is done with it (the form carries codes, refresh tokens, PKCE verifiers and client
+/// secrets). The buffer is sized for the worst case up front so no reallocation leaves a copy behind.
+fn form_body(form: &[(&str, &str)]) -> Zeroizing<Vec<u8>> {
+    let worst: usize = form.iter().map(|(k, v)| 3 * (k.len() + v.len()) + 2).sum();
+    let mut text = String::with_capacity(worst);
+    url::form_urlencoded::Serializer::new(&mut text)
+        .extend_pairs(form)
+        .finish();
+    Zeroizing::new(text.into_bytes())
+}
+
+/// Append to a zeroizing buffer; when it must grow, the old allocation is wiped, not just freed.
+fn append_zeroizing(buf: &mut Zeroizing<Vec<u8>>, more: &[u8]) {
+    if buf.capacity() - buf.len() < more.len() {
+        let mut bigger = Zeroizing::new(Vec::with_capacity(
+            (buf.len() + more.len()).max(buf.capacity() * 2),
+        ));
+        bigger.extend_from_slice(buf);
+        *buf = bigger; // the old buffer is zeroized as it is dropped
+    }
+    buf.extend_from_slice(more);
+}
+
 /// Scheme, host, port and path of a URL (never the query).
 pub fn endpoint(url: &Url) -> String {
     let mut u = url.clone();
@@ -235,10 +269,14 @@ pub fn unexpected(url: &Url, resp: &HttpResponse) -> Error {
     let ep = endpoint(url);
     let (msg, reply) = if resp.is_html() {
         let t = resp.html_title();
-        (
-            format!("{ep} answered HTTP {} with an HTML page (\"{t}\") instead of JSON; a proxy, firewall or captive portal may be in the way", resp.status),
-            t,
-        )
+        let msg = if resp.status >= 500 || resp.status == 429 {
+            // A load balancer's or a proxy's error page: the service (or the way to it) is down
+            // or busy, not blocked.
+            format!("{ep} answered HTTP {} with an HTML error page (\"{t}\") instead of JSON; the service, or a proxy on the way to it, is unavailable", resp.status)
+        } else {
+            format!("{ep} answered HTTP {} with an HTML page (\"{t}\") instead of JSON; a proxy, firewall or captive portal may be in the way", resp.status)
+        };
+        (msg, t)
     } else {
         let excerpt = sanitize(&String::from_utf8_lossy(
             &resp.body[..resp.body.len().min(200)],
@@ -287,6 +325,7 @@ fn source_chain(e: &dyn std::error::Error) -> String {
 fn map_reqwest(url: &Url, e: reqwest::Error) -> Error {
     let ep = endpoint(url);
     let timeout = e.is_timeout();
+    let connect = e.is_connect();
     let chain = source_chain(&e.without_url());
     let lower = chain.to_ascii_lowercase();
     let kind = if timeout {
@@ -297,10 +336,14 @@ fn map_reqwest(url: &Url, e: reqwest::Error) -> Error {
     } else {
         ErrorKind::Network
     };
+    // "could not be reached" means the request was never sent (callers may then repeat a
+    // single-use request such as a code redemption); a connection that broke after the request went
+    // out is reported differently, since the server may have acted on it.
     let what = match kind {
         ErrorKind::Timeout => "did not answer in time",
         ErrorKind::Tls => "failed the TLS handshake",
-        _ => "could not be reached",
+        _ if connect => "could not be reached",
+        _ => "closed the connection before answering",
     };
     Error::new(kind, format!("{ep} {what}: {chain}")).with_evidence(|ev| ev.endpoint = Some(ep))
 }
@@ -331,6 +374,34 @@ mod tests {
         };
         assert!(r.is_html());
         assert_eq!(r.html_title(), "Access Denied");
+    }
+
+    #[test]
+    fn form_bodies_are_encoded_in_place_and_growth_keeps_the_content() {
+        let b = form_body(&[("code", "a b&c=d/é"), ("x", "")]);
+        assert_eq!(b.as_slice(), b"code=a+b%26c%3Dd%2F%C3%A9&x=");
+        let worst = 3 * ("code".len() + "a b&c=d/é".len() + "x".len()) + 4;
+        assert!(b.capacity() <= worst);
+        let mut buf = Zeroizing::new(Vec::with_capacity(2));
+        append_zeroizing(&mut buf, b"ab");
+        append_zeroizing(&mut buf, b"cdefg");
+        append_zeroizing(&mut buf, b"h");
+        assert_eq!(buf.as_slice(), b"abcdefgh");
+    }
+
+    #[test]
+    fn html_error_pages_of_unavailable_services_are_not_called_blocked() {
+        let page = |status| HttpResponse {
+            status,
+            retry_after: None,
+            content_type: "text/html".into(),
+            body: Zeroizing::new(b"<html><title>502 Bad Gateway</title>".to_vec()),
+        };
+        let u = Url::parse("https://login.example/t/oauth2/v2.0/token").unwrap();
+        let e = unexpected(&u, &page(502));
+        assert!(e.message().contains("HTML error page"), "{}", e.message());
+        assert!(!e.message().contains("HTML page"), "{}", e.message());
+        assert!(unexpected(&u, &page(403)).message().contains("HTML page"));
     }
 
     #[test]

@@ -41,6 +41,6 @@ pub use emulator::config::{
     EXAMPLE_TENANT_ID, FABRIKAM_TENANT_ID, SERVICE_APP_ID, SERVICE_APP_SECRET, WEB_APP_ID,
 };
 pub use emulator::faults::{Endpoint, Fault, FaultRule};
-pub use emulator::state::{RefreshCount, Stats};
+pub use emulator::state::{IssuedSecrets, RefreshCount, Stats};
 pub use emulator::Emulator;
 pub use error::Error;

@@ -1,9 +1,10 @@
 #!/bin/sh
-# Install the Debian packages the real mail-server test stack needs (idempotent).
+# Install the Debian packages the real mail-server test stack (and the PostgreSQL store tests) need (idempotent).
 # Usage: sandbox/stack/install-deps.sh        (as root; exits 0 at once when all is installed)
 set -eu
 
-PKGS="dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-auth-lua postfix openssl curl python3 ca-certificates"
+# postgresql: the PostgreSQL store tests run initdb + postgres from /usr/lib/postgresql/*/bin.
+PKGS="dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-auth-lua postfix openssl curl python3 ca-certificates postgresql"
 
 missing=""
 for p in $PKGS; do

@@ -1,6 +1,9 @@
 //! Shared helpers for the end-to-end tests: a started emulator, a client on a fresh store, and
 //! observers that complete the sign-in with the emulator's scripted browser (real HTTP forms).
 
+pub mod faultproxy;
+pub mod pg;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 

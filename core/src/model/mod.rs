@@ -4,6 +4,7 @@
 //! happens before anything is written: a bad field gets an [`ErrorKind::InvalidArgument`] error that
 //! names the field, and the store is left unchanged.
 
+pub mod csv;
 pub(crate) mod validate;
 
 use secrecy::SecretString;

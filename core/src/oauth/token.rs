@@ -36,17 +36,19 @@ impl std::fmt::Debug for TokenGrant {
     }
 }
 
+/// The token response as sent. The secrets are read straight into [`SecretString`]s, so they are
+/// wiped when dropped, also when a later field fails to parse.
 #[derive(Deserialize)]
 struct RawGrant {
-    access_token: String,
+    access_token: SecretString,
     #[serde(default)]
     token_type: Option<String>,
     #[serde(default)]
     expires_in: Option<serde_json::Value>,
     #[serde(default)]
-    refresh_token: Option<String>,
+    refresh_token: Option<SecretString>,
     #[serde(default)]
-    id_token: Option<String>,
+    id_token: Option<SecretString>,
     #[serde(default)]
     scope: Option<String>,
 }
@@ -85,7 +87,7 @@ pub fn parse_response(
                 return Err(Error::new(ErrorKind::ProviderConfiguration, format!("the token endpoint issued a '{tt}' token; only Bearer tokens can be used for mail")));
             }
         }
-        if raw.access_token.is_empty() {
+        if raw.access_token.expose_secret().is_empty() {
             return Err(Error::new(
                 ErrorKind::ProviderUnavailable,
                 "the token endpoint answered an empty access token",
@@ -102,12 +104,9 @@ pub fn parse_response(
             None => requested_scopes.to_vec(),
         };
         return Ok(Outcome::Granted(TokenGrant {
-            access_token: SecretString::from(raw.access_token),
-            refresh_token: raw
-                .refresh_token
-                .filter(|s| !s.is_empty())
-                .map(SecretString::from),
-            id_token: raw.id_token.map(SecretString::from),
+            access_token: raw.access_token,
+            refresh_token: raw.refresh_token.filter(|s| !s.expose_secret().is_empty()),
+            id_token: raw.id_token,
             expires_in: Duration::from_secs(expires_in),
             scopes,
         }));

@@ -114,6 +114,29 @@ fn load_or_create_key_file(path: &Path) -> Result<Zeroizing<[u8; 32]>> {
     }
 }
 
+/// `value` as JSON in a zeroizing buffer allocated once at its exact size: serde_json's own
+/// `to_vec` grows its buffer as it writes, and every reallocation leaves a partial clear copy of the
+/// secrets in freed memory. Use it for whatever is sealed (token secrets, client secrets).
+pub fn json_zeroizing<T: serde::Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value)
+        .map_err(|e| Error::internal(format!("serializing secrets: {e}")))?;
+    let mut buf = Zeroizing::new(Vec::with_capacity(count.0));
+    serde_json::to_writer(&mut *buf, value)
+        .map_err(|e| Error::internal(format!("serializing secrets: {e}")))?;
+    Ok(buf)
+}
+
 /// The store cipher.
 pub struct Cipher {
     key: LessSafeKey,
@@ -138,20 +161,25 @@ impl Cipher {
         self.rng
             .fill(&mut nonce)
             .map_err(|_| Error::internal("no system randomness"))?;
-        let mut buf = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + 16);
+        // The plaintext is copied once, into the blob itself, and encrypted there in place: no
+        // other copy is made, and the buffer never grows (a reallocation would leave a clear copy
+        // in freed memory). On failure the buffer is wiped.
+        let mut buf = Zeroizing::new(Vec::with_capacity(
+            1 + NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len(),
+        ));
         buf.push(FORMAT);
         buf.extend_from_slice(&nonce);
-        let mut body = plaintext.to_vec();
-        self.key
-            .seal_in_place_append_tag(
+        buf.extend_from_slice(plaintext);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(aad.as_bytes()),
-                &mut body,
+                &mut buf[1 + NONCE_LEN..],
             )
             .map_err(|_| Error::internal("encryption failed"))?;
-        buf.extend_from_slice(&body);
-        zeroize::Zeroize::zeroize(&mut body);
-        Ok(buf)
+        buf.extend_from_slice(tag.as_ref());
+        Ok(std::mem::take(&mut *buf))
     }
 
     /// Decrypt a blob sealed for `aad`. A truncated or altered blob, or the wrong key, is an error.
@@ -187,6 +215,26 @@ mod tests {
         assert!(c.open("tokens:a", &blob[..blob.len() - 1]).is_err());
         let other = Cipher::new(&KeySource::Bytes(Zeroizing::new([8u8; 32]))).unwrap();
         assert!(other.open("tokens:a", &blob).is_err());
+    }
+
+    #[test]
+    fn sealing_never_reallocates_the_buffer_holding_the_plaintext() {
+        let c = Cipher::new(&KeySource::Bytes(Zeroizing::new([7u8; 32]))).unwrap();
+        for len in [0usize, 1, 15, 16, 17, 1000, 4096] {
+            let plain = vec![b'p'; len];
+            let blob = c.seal("tokens:a", &plain).unwrap();
+            assert_eq!(blob.len(), 1 + NONCE_LEN + len + 16);
+            assert_eq!(blob.capacity(), blob.len(), "sized once, never grown");
+            assert_eq!(c.open("tokens:a", &blob).unwrap().as_slice(), &plain[..]);
+        }
+    }
+
+    #[test]
+    fn secrets_json_is_written_into_one_exactly_sized_buffer() {
+        let v = serde_json::json!({"refresh_token": "r".repeat(5000), "access_token": "a\"b"});
+        let buf = json_zeroizing(&v).unwrap();
+        assert_eq!(buf.capacity(), buf.len());
+        assert_eq!(buf.as_slice(), serde_json::to_vec(&v).unwrap().as_slice());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 pub mod crypto;
 pub mod host;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::Duration;

@@ -55,6 +55,13 @@ pub enum Fault {
     ProxyHtmlPage,
     /// A 200 token response cut in the middle of the JSON.
     TruncatedJson,
+    /// HTTP 502 with a corporate proxy's HTML page (the proxy could not reach the server).
+    ProxyBadGateway,
+    /// A 200 token response whose connection is closed half-way through the body (the tokens
+    /// were issued; the client never gets them whole).
+    DropMidBody,
+    /// Code redemption: `invalid_grant` AADSTS54005, the code was already redeemed.
+    CodeRedeemed,
 }
 
 impl Fault {
@@ -68,6 +75,7 @@ impl Fault {
                 | Fault::ServiceUnavailable
                 | Fault::DropConnection
                 | Fault::ProxyHtmlPage
+                | Fault::ProxyBadGateway
         )
     }
 }
@@ -246,6 +254,10 @@ pub(crate) async fn transport_response(
             StatusCode::FORBIDDEN,
             "<!DOCTYPE html>\n<html><head><title>Access Denied - Corporate Web Gateway</title></head>\n<body style=\"font-family:sans-serif\"><h1>Access Denied</h1>\n<p>Your request to <b>login.microsoftonline.com</b> was blocked by the corporate web gateway according to the Internet usage policy of your organization.</p>\n<p>Category: Uncategorized URLs<br>Policy: Default outbound<br>If you believe this is an error, contact the IT service desk.</p>\n</body></html>\n",
         )),
+        Fault::ProxyBadGateway => Some(html_page(
+            StatusCode::BAD_GATEWAY,
+            "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway - Corporate Web Gateway</title></head>\n<body style=\"font-family:sans-serif\"><h1>Bad Gateway</h1>\n<p>The web gateway could not connect to <b>login.microsoftonline.com</b>. The server may be down or unreachable from this network.</p>\n<p>Error code: 502 upstream connect error<br>If the problem persists, contact the IT service desk.</p>\n</body></html>\n",
+        )),
         Fault::DropConnection => {
             if let Some(k) = kill {
                 k.0.notify_one();
@@ -265,6 +277,39 @@ fn html_page(status: StatusCode, body: &'static str) -> Response {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     r
+}
+
+/// A 200 JSON response with the full `Content-Length` whose connection is closed after half of
+/// the body was sent.
+pub(crate) fn cut_mid_body(body: &serde_json::Value, kill: Option<&ConnectionKill>) -> Response {
+    let text = body.to_string();
+    let half = bytes_of(&text[..text.len() / 2]);
+    let kill = kill.cloned();
+    let stream = futures_util::stream::unfold(0u8, move |step| {
+        let (half, kill) = (half.clone(), kill.clone());
+        async move {
+            if step == 0 {
+                return Some((Ok::<_, std::io::Error>(half), 1));
+            }
+            // Give the first half time to reach the client, then close the connection.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            if let Some(k) = kill {
+                k.0.notify_one();
+            }
+            std::future::pending::<()>().await;
+            None
+        }
+    });
+    let mut r = json_response(StatusCode::OK, &serde_json::Value::Null);
+    *r.body_mut() = Body::from_stream(stream);
+    if let Ok(v) = HeaderValue::from_str(&text.len().to_string()) {
+        r.headers_mut().insert(header::CONTENT_LENGTH, v);
+    }
+    r
+}
+
+fn bytes_of(s: &str) -> axum::body::Bytes {
+    axum::body::Bytes::copy_from_slice(s.as_bytes())
 }
 
 /// A 200 JSON response cut in the middle.

@@ -140,6 +140,25 @@ impl Emulator {
         self.shared.lock().stats.clone()
     }
 
+    /// Every access token, refresh token, authorization code and device code issued so far, the
+    /// PKCE verifiers presented, and the apps' client secrets (for leak tests).
+    pub fn issued_secrets(&self) -> state::IssuedSecrets {
+        let st = self.shared.lock();
+        state::IssuedSecrets {
+            access_tokens: st.access_tokens.keys().cloned().collect(),
+            refresh_tokens: st.refresh_tokens.keys().cloned().collect(),
+            authorization_codes: st.codes.keys().cloned().collect(),
+            device_codes: st.device_codes.keys().cloned().collect(),
+            code_verifiers: st.code_verifiers.clone(),
+            client_secrets: st
+                .config
+                .apps
+                .iter()
+                .flat_map(|a| a.secrets.iter().map(|s| s.value.clone()))
+                .collect(),
+        }
+    }
+
     /// Zero the counters.
     pub fn reset_stats(&self) {
         self.shared.lock().stats = Stats::default();

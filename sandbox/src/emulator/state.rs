@@ -294,6 +294,44 @@ pub struct State {
     pub access_tokens: HashMap<String, AccessRecord>,
     /// Per user (lowercase UPN): refresh tokens issued before this (ms) are revoked.
     pub tokens_valid_from: HashMap<String, i64>,
+    /// PKCE verifiers presented at code redemption (for leak tests).
+    pub code_verifiers: Vec<String>,
+}
+
+/// Every secret the emulator issued or was shown, for tests that search logs, files and output
+/// for leaks ([`super::Emulator::issued_secrets`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedSecrets {
+    /// Access tokens issued.
+    pub access_tokens: Vec<String>,
+    /// Refresh tokens issued.
+    pub refresh_tokens: Vec<String>,
+    /// Authorization codes issued.
+    pub authorization_codes: Vec<String>,
+    /// Device codes issued (the secret half; the user code is meant to be shown).
+    pub device_codes: Vec<String>,
+    /// PKCE verifiers presented at code redemption.
+    pub code_verifiers: Vec<String>,
+    /// Client secrets configured for the apps.
+    pub client_secrets: Vec<String>,
+}
+
+impl IssuedSecrets {
+    /// All of them, each with its kind (`access_token`, `refresh_token`, ...).
+    pub fn all(&self) -> Vec<(&'static str, &str)> {
+        let mut out = Vec::new();
+        for (kind, list) in [
+            ("access_token", &self.access_tokens),
+            ("refresh_token", &self.refresh_tokens),
+            ("authorization_code", &self.authorization_codes),
+            ("device_code", &self.device_codes),
+            ("code_verifier", &self.code_verifiers),
+            ("client_secret", &self.client_secrets),
+        ] {
+            out.extend(list.iter().map(|s| (kind, s.as_str())));
+        }
+        out
+    }
 }
 
 /// State shared by all handlers.

@@ -150,6 +150,12 @@ pub async fn token(
             {
                 return faults::truncated(&body);
             }
+            if st
+                .take_fault(&facts, |f| *f == Fault::DropMidBody)
+                .is_some()
+            {
+                return faults::cut_mid_body(&body, kill.as_ref().map(|k| &k.0));
+            }
             json_response(StatusCode::OK, &body)
         }
         Err(e) => e.into_response(&shared.base_url),
@@ -240,7 +246,14 @@ fn code_grant(
             "The authorization code was issued to a different client.",
         ));
     }
-    if rec.redeemed {
+    if let Some(v) = req.form.get("code_verifier") {
+        st.code_verifiers.push(v.clone());
+    }
+    if rec.redeemed
+        || st
+            .take_fault(req.facts, |f| *f == Fault::CodeRedeemed)
+            .is_some()
+    {
         return Err(errors::code_redeemed());
     }
     if rec.expires_at <= now() {

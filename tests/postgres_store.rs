@@ -1,0 +1,628 @@
+//! The PostgreSQL store against a real PostgreSQL server (initdb into a temporary directory):
+//! the same semantics as SQLite (each semantics test runs on both), encryption at rest checked
+//! on the raw rows, TLS, and clients connecting and refreshing through the emulator.
+
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use mailconnect_core::store::postgres::PostgresStore;
+use mailconnect_core::store::{
+    KeySource, SqliteStore, StoredState, TokenMeta, TokenRecord, TokenSecrets, TokenStore,
+};
+use mailconnect_core::tls::TlsOptions;
+use mailconnect_core::{
+    AccountState, CancellationToken, Client, ClientOptions, ConnectOptions, ErrorKind, Flow,
+    Registration,
+};
+use mailconnect_tests::pg::{expire_access_token, PgServer};
+use mailconnect_tests::*;
+use secrecy::ExposeSecret;
+
+fn key() -> KeySource {
+    KeySource::from_base64("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=").unwrap()
+}
+
+fn pg_store(url: &str) -> PostgresStore {
+    PostgresStore::open(url, &key(), &TlsOptions::default()).expect("the PostgreSQL store opens")
+}
+
+fn rec(id: &str, rt: &str) -> TokenRecord {
+    TokenRecord {
+        account_id: id.into(),
+        version: 0,
+        meta: TokenMeta {
+            state: StoredState::Connected,
+            reauth_reason: None,
+            access_expires_at: Some(1),
+            access_issued_at: None,
+            scopes: vec![],
+            identity: None,
+            tenant: None,
+            flow: Flow::Browser,
+            connected_at: 1,
+            refreshed_at: None,
+            last_error: None,
+            has_refresh_token: true,
+        },
+        secrets: TokenSecrets {
+            refresh_token: Some(rt.into()),
+            access_token: Some("at".into()),
+        },
+    }
+}
+
+fn rt_of(s: &dyn TokenStore, id: &str) -> Option<String> {
+    s.load_tokens(id)
+        .unwrap()
+        .and_then(|r| r.secrets.refresh_token.clone())
+}
+
+// ----- the semantics, run on both stores ---------------------------------------------------------
+
+fn cas_and_no_aba(s: &dyn TokenStore) {
+    let v1 = s.save_tokens(&rec("a", "rt1"), 0).unwrap().unwrap();
+    assert_eq!(
+        s.save_tokens(&rec("a", "rt-stale"), 0).unwrap(),
+        None,
+        "a second create loses"
+    );
+    let v2 = s.save_tokens(&rec("a", "rt2"), v1).unwrap().unwrap();
+    assert!(v2 > v1);
+    assert_eq!(
+        s.save_tokens(&rec("a", "rt-old"), v1).unwrap(),
+        None,
+        "a stale version loses"
+    );
+    assert_eq!(rt_of(s, "a").as_deref(), Some("rt2"));
+    assert_eq!(s.load_tokens("a").unwrap().unwrap().version, v2);
+    assert!(s.delete_tokens("a").unwrap());
+    assert!(!s.delete_tokens("a").unwrap());
+    assert!(s.load_tokens("a").unwrap().is_none());
+    let v3 = s.save_tokens(&rec("a", "rt3"), 0).unwrap().unwrap();
+    assert!(v3 > v2, "versions are never reused");
+    assert_eq!(
+        s.save_tokens(&rec("a", "rt-old"), v1).unwrap(),
+        None,
+        "no ABA"
+    );
+    assert_eq!(
+        s.save_tokens(&rec("a", "rt-old"), v2).unwrap(),
+        None,
+        "no ABA"
+    );
+    // Versions are store-wide: another account never gets a version that "a" had.
+    let vb = s.save_tokens(&rec("b", "x"), 0).unwrap().unwrap();
+    assert!(vb > v3);
+}
+
+fn leases(s: &dyn TokenStore) {
+    assert!(s.try_lease("a", "p1", Duration::from_secs(30)).unwrap());
+    assert!(
+        s.try_lease("a", "p1", Duration::from_secs(30)).unwrap(),
+        "the holder may renew"
+    );
+    assert!(!s.try_lease("a", "p2", Duration::from_secs(30)).unwrap());
+    assert!(
+        s.try_lease("b", "p2", Duration::from_secs(30)).unwrap(),
+        "leases are per account"
+    );
+    s.release_lease("a", "p2").unwrap();
+    assert!(
+        !s.try_lease("a", "p2", Duration::from_secs(30)).unwrap(),
+        "only the holder releases"
+    );
+    s.release_lease("a", "p1").unwrap();
+    assert!(s.try_lease("a", "p2", Duration::from_millis(50)).unwrap());
+    std::thread::sleep(Duration::from_millis(120));
+    assert!(
+        s.try_lease("a", "p3", Duration::from_secs(30)).unwrap(),
+        "an expired lease is taken over"
+    );
+    assert!(s.delete_tokens("a").unwrap());
+    assert!(
+        s.try_lease("a", "p4", Duration::from_secs(30)).unwrap(),
+        "deleting the tokens drops the lease"
+    );
+}
+
+fn registrations_and_accounts(s: &dyn TokenStore) {
+    let reg: Registration = serde_json::from_str(
+        r#"{"id":"r","provider":"microsoft","client_id":"c","client_secret":"s3cret-value"}"#,
+    )
+    .unwrap();
+    s.put_registration(&reg).unwrap();
+    let back = s.get_registration("r").unwrap().unwrap();
+    assert!(back.has_client_secret);
+    assert_eq!(
+        back.client_secret.as_ref().map(|x| x.expose_secret()),
+        Some("s3cret-value")
+    );
+    let update: Registration =
+        serde_json::from_str(r#"{"id":"r","provider":"microsoft","client_id":"c2"}"#).unwrap();
+    s.put_registration(&update).unwrap();
+    let back = s.get_registration("r").unwrap().unwrap();
+    assert_eq!(back.client_id, "c2");
+    assert!(
+        back.client_secret.is_some(),
+        "a put without a secret keeps the stored one"
+    );
+    let listed = s.list_registrations().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].has_client_secret && listed[0].client_secret.is_none());
+    assert!(s.get_registration("nope").unwrap().is_none());
+
+    let acc: mailconnect_core::Account = serde_json::from_str(
+        r#"{"id":"x","mailbox":"x@example.test","registration":"r","flow":"device_code"}"#,
+    )
+    .unwrap();
+    s.put_account(&acc).unwrap();
+    s.put_account(&acc).unwrap();
+    assert_eq!(s.list_accounts().unwrap().len(), 1);
+    assert_eq!(
+        s.get_account("x").unwrap().unwrap().mailbox,
+        "x@example.test"
+    );
+    let e = s.remove_registration("r").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::State, "{e}");
+    assert!(e.message().contains("still used"), "{}", e.message());
+    s.save_tokens(&rec("x", "rt"), 0).unwrap().unwrap();
+    assert!(s.remove_account("x").unwrap());
+    assert!(!s.remove_account("x").unwrap());
+    assert!(
+        s.load_tokens("x").unwrap().is_none(),
+        "removing an account removes its tokens"
+    );
+    assert!(s.remove_registration("r").unwrap());
+    assert!(!s.remove_registration("r").unwrap());
+    assert!(s.list_registrations().unwrap().is_empty());
+}
+
+/// 8 threads each add 1 to a counter kept in the refresh token, 25 times, with load + CAS and a
+/// retry on conflict: no update may be lost, and every version handed out is unique.
+fn concurrent_cas(s: Arc<dyn TokenStore>) {
+    s.save_tokens(&rec("c", "0"), 0).unwrap().unwrap();
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, barrier) = (s.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut won = vec![];
+                let mut conflicts = 0;
+                while won.len() < 25 {
+                    let cur = s.load_tokens("c").unwrap().unwrap();
+                    let n: u64 = cur
+                        .secrets
+                        .refresh_token
+                        .as_deref()
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    match s
+                        .save_tokens(&rec("c", &(n + 1).to_string()), cur.version)
+                        .unwrap()
+                    {
+                        Some(v) => won.push(v),
+                        None => conflicts += 1,
+                    }
+                }
+                (won, conflicts)
+            })
+        })
+        .collect();
+    let mut versions = vec![];
+    let mut conflicts = 0;
+    for h in handles {
+        let (w, c) = h.join().unwrap();
+        versions.extend(w);
+        conflicts += c;
+    }
+    assert_eq!(
+        rt_of(s.as_ref(), "c").as_deref(),
+        Some("200"),
+        "no lost update"
+    );
+    let n = versions.len();
+    versions.sort();
+    versions.dedup();
+    assert_eq!(versions.len(), n, "every version is unique");
+    println!("concurrent CAS: 200 updates by 8 threads, {conflicts} conflicts retried");
+}
+
+/// 16 threads ask for one lease at the same moment, 20 times: exactly one gets it each time.
+fn lease_race(s: Arc<dyn TokenStore>) {
+    for round in 0..20 {
+        let barrier = Arc::new(Barrier::new(16));
+        let account = format!("race{round}");
+        let winners: usize = (0..16)
+            .map(|i| {
+                let (s, barrier, account) = (s.clone(), barrier.clone(), account.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    s.try_lease(&account, &format!("holder{i}"), Duration::from_secs(30))
+                        .unwrap()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap() as usize)
+            .sum();
+        assert_eq!(winners, 1, "round {round}: exactly one holder");
+    }
+}
+
+fn all_semantics(s: Arc<dyn TokenStore>) {
+    cas_and_no_aba(s.as_ref());
+    leases(s.as_ref());
+    registrations_and_accounts(s.as_ref());
+    concurrent_cas(s.clone());
+    lease_race(s);
+}
+
+#[test]
+fn sqlite_semantics() {
+    let d = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&d.path().join("s.db"), &key()).unwrap();
+    all_semantics(Arc::new(s));
+}
+
+#[test]
+fn postgres_has_the_same_semantics() {
+    let pg = PgServer::start();
+    let url = pg.create_database("semantics");
+    all_semantics(Arc::new(pg_store(&url)));
+    // Two stores (two pools, as two machines would have) on one database share versions and leases.
+    let (a, b) = (pg_store(&url), pg_store(&url));
+    let v = a.save_tokens(&rec("shared", "one"), 0).unwrap().unwrap();
+    assert_eq!(b.save_tokens(&rec("shared", "two"), 0).unwrap(), None);
+    assert!(b.save_tokens(&rec("shared", "two"), v).unwrap().is_some());
+    assert_eq!(a.save_tokens(&rec("shared", "three"), v).unwrap(), None);
+    assert_eq!(rt_of(&a, "shared").as_deref(), Some("two"));
+    assert!(a
+        .try_lease("shared", "machine-a", Duration::from_secs(30))
+        .unwrap());
+    assert!(!b
+        .try_lease("shared", "machine-b", Duration::from_secs(30))
+        .unwrap());
+}
+
+#[test]
+fn postgres_schema_key_and_damage_are_checked() {
+    let pg = PgServer::start();
+    let url = pg.create_database("checks");
+    // Several processes opening a fresh database at once: one creates the schema, all succeed.
+    let openers: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || pg_store(&url).target().to_string())
+        })
+        .collect();
+    for o in openers {
+        assert!(o.join().unwrap().contains("/checks"));
+    }
+    assert_eq!(
+        pg.psql("checks", "SELECT version FROM mailconnect_schema")
+            .trim(),
+        "1"
+    );
+
+    let s = pg_store(&url);
+    s.save_tokens(&rec("a", "rt"), 0).unwrap().unwrap();
+    pg.psql(
+        "checks",
+        "UPDATE mailconnect_tokens SET secrets = substring(secrets from 1 for 20)",
+    );
+    let e = s.load_tokens("a").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Store);
+    assert!(
+        e.message().contains("incomplete") || e.message().contains("truncated"),
+        "{}",
+        e.message()
+    );
+
+    // A ciphertext copied to another account's row does not decrypt (bound to its row).
+    s.save_tokens(&rec("b", "rt-b"), 0).unwrap().unwrap();
+    s.save_tokens(&rec("c", "rt-c"), 0).unwrap().unwrap();
+    pg.psql("checks", "UPDATE mailconnect_tokens SET secrets = (SELECT secrets FROM mailconnect_tokens WHERE account_id = 'b') WHERE account_id = 'c'");
+    assert!(s.load_tokens("c").is_err());
+    assert_eq!(rt_of(&s, "b").as_deref(), Some("rt-b"));
+
+    let other = PostgresStore::open(
+        &url,
+        &KeySource::from_base64("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=").unwrap(),
+        &TlsOptions::default(),
+    );
+    let e = other.expect_err("a wrong key is refused");
+    assert!(e.message().contains("key does not open"), "{}", e.message());
+
+    pg.psql(
+        "checks",
+        "INSERT INTO mailconnect_schema (version) VALUES (99)",
+    );
+    let e = PostgresStore::open(&url, &key(), &TlsOptions::default())
+        .expect_err("a newer schema is refused");
+    assert!(e.message().contains("newer"), "{}", e.message());
+
+    // Nobody listening: a clear store error naming the server, never the password.
+    let e = PostgresStore::open(
+        "postgres://mc:hunter2-password@127.0.0.1:1/none?connect_timeout=3",
+        &key(),
+        &TlsOptions::default(),
+    )
+    .expect_err("no server");
+    assert_eq!(e.kind(), ErrorKind::Store);
+    assert!(e.message().contains("127.0.0.1:1/none"), "{}", e.message());
+    assert!(!e.message().contains("hunter2"), "{}", e.message());
+}
+
+#[test]
+fn postgres_over_tls_checks_the_server_certificate() {
+    let pg = PgServer::start_tls();
+    let url = pg.create_database("tls");
+    let trusted = TlsOptions {
+        extra_ca_pem: vec![pg.ca_pem()],
+        danger_accept_invalid_certs: false,
+    };
+    let mut open = vec![];
+    for mode in ["require", "verify-full", "prefer"] {
+        let s = PostgresStore::open(&format!("{url}?sslmode={mode}"), &key(), &trusted)
+            .unwrap_or_else(|e| panic!("sslmode={mode}: {e}"));
+        s.save_tokens(&rec(mode, "rt"), 0).unwrap().unwrap();
+        open.push(s);
+    }
+    let ssl_in_use = pg.psql(
+        "tls",
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'mailconnect' AND s.ssl",
+    );
+    assert!(
+        ssl_in_use.trim().parse::<u32>().unwrap() >= 3,
+        "the store sessions use TLS"
+    );
+    drop(open);
+    // Without the CA, TLS is refused (also with `prefer`: no silent fallback to plain text).
+    for mode in ["require", "prefer"] {
+        let e = PostgresStore::open(
+            &format!("{url}?sslmode={mode}"),
+            &key(),
+            &TlsOptions::default(),
+        )
+        .err()
+        .unwrap_or_else(|| panic!("sslmode={mode} with an unknown CA must fail"));
+        assert!(
+            e.message().to_lowercase().contains("certificate"),
+            "{mode}: {}",
+            e.message()
+        );
+    }
+    let s = PostgresStore::open(
+        &format!("{url}?sslmode=disable"),
+        &key(),
+        &TlsOptions::default(),
+    )
+    .unwrap();
+    assert!(s.load_tokens("require").unwrap().is_some());
+}
+
+// ----- through the Client ------------------------------------------------------------------------
+
+fn pg_client(url: &str, key_b64: &str) -> Client {
+    let json = serde_json::json!({"store": url, "key": {"base64": key_b64}, "no_proxy": true, "http_timeout_secs": 5});
+    Client::open(ClientOptions::from_json(&json.to_string()).unwrap()).expect("client opens")
+}
+
+const KEY_B64: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+
+fn key_b64() -> KeySource {
+    KeySource::from_base64(KEY_B64).unwrap()
+}
+
+async fn connect_alice(env: &Env, client: &Client, account: &str) {
+    let reg = serde_json::json!({"id": "desktop", "provider": "microsoft", "tenant": "organizations",
+        "authority_host": env.emulator.base_url(), "client_id": DESKTOP_APP});
+    client.put_registration_json(&reg.to_string()).unwrap();
+    client
+        .put_account_json(
+            &serde_json::json!({"id": account, "mailbox": "alice@example.test", "registration": "desktop", "flow": "device_code"})
+                .to_string(),
+        )
+        .unwrap();
+    let user = ScriptedUser::new(sign_in_as("alice@example.test"));
+    let s = client
+        .connect(
+            account,
+            ConnectOptions::default(),
+            &user,
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("connect");
+    assert_eq!(s.state, AccountState::Connected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_connects_refreshes_and_disconnects_with_nothing_in_clear_in_the_database() {
+    let pg = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
+    let url = pg.create_database("client");
+    let env = env().await;
+
+    // The store URL selects PostgreSQL; the key must be given, not a file beside the store.
+    let e = ClientOptions::from_json(&serde_json::json!({"store": url}).to_string())
+        .and_then(Client::open)
+        .err()
+        .unwrap_or_else(|| panic!("a PostgreSQL store without a key must be refused"));
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("'key'"), "{}", e.message());
+
+    let client = pg_client(&url, KEY_B64);
+    connect_alice(&env, &client, "alice").await;
+    let reg = serde_json::json!({"id":"svc","provider":"microsoft","tenant":TENANT,"authority_host":env.emulator.base_url(),
+        "client_id":SERVICE_APP,"client_secret":SERVICE_SECRET});
+    client.put_registration_json(&reg.to_string()).unwrap();
+    client.put_account_json(r#"{"id":"app","mailbox":"alice@example.test","registration":"svc","flow":"client_credentials"}"#).unwrap();
+    client
+        .connect(
+            "app",
+            ConnectOptions::default(),
+            &ScriptedUser::idle(),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("client credentials");
+
+    let t1 = client
+        .access_token("alice", &CancellationToken::new())
+        .await
+        .unwrap();
+    let store = tokio::task::block_in_place(|| pg_store_with(&url, key_b64()));
+    let rt1 = rt_of(&store, "alice").expect("a refresh token");
+    env.emulator.reset_stats();
+    assert!(expire_access_token(&store, "alice"));
+    let t2 = client
+        .access_token("alice", &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_ne!(t1.token.expose_secret(), t2.token.expose_secret());
+    assert_eq!(env.emulator.stats().refreshes_total(), 1);
+    let rt2 = rt_of(&store, "alice").expect("a refresh token");
+    assert_ne!(rt1, rt2, "the rotated refresh token is stored");
+    let app = client
+        .access_token("app", &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        client.status("alice").unwrap().state,
+        AccountState::Connected
+    );
+
+    // Every table, as pg_dump prints it (bytea as hex), and the server's files on disk.
+    let dump = pg.dump("client");
+    assert!(dump.contains("mailconnect_tokens") && dump.contains("alice@example.test"));
+    let mut secrets: Vec<(&str, String)> = vec![
+        ("access token", t1.token.expose_secret().to_string()),
+        ("access token", t2.token.expose_secret().to_string()),
+        (
+            "app-only access token",
+            app.token.expose_secret().to_string(),
+        ),
+        ("refresh token", rt1.clone()),
+        ("refresh token", rt2.clone()),
+        ("client secret", SERVICE_SECRET.to_string()),
+    ];
+    secrets.retain(|(_, s)| s.len() >= 16);
+    let mut files = Vec::new();
+    collect_files(&pg.data_dir(), &mut files);
+    let disk: Vec<u8> = files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap_or_default())
+        .collect();
+    for (what, s) in &secrets {
+        let probe = &s[..s.len().min(40)];
+        let hex: String = probe.bytes().map(|b| format!("{b:02x}")).collect();
+        assert!(!dump.contains(probe), "{what} in clear in the database");
+        assert!(
+            !dump.contains(&hex),
+            "{what} in clear (hex) in the database"
+        );
+        assert!(
+            !disk.windows(probe.len()).any(|w| w == probe.as_bytes()),
+            "{what} in clear in the server's files"
+        );
+    }
+    assert!(!dump.contains("eyJ"), "no JWT fragment in clear");
+    let raw_rows = pg.psql(
+        "client",
+        "SELECT account_id, version, meta, encode(secrets, 'escape') FROM mailconnect_tokens",
+    );
+    assert!(raw_rows.contains("alice") && !raw_rows.contains(&rt2[..40]));
+    println!(
+        "checked {} secrets against {} bytes of dump and {} bytes in {} server files",
+        secrets.len(),
+        dump.len(),
+        disk.len(),
+        files.len()
+    );
+
+    client.disconnect("alice").await.unwrap();
+    assert_eq!(
+        client.status("alice").unwrap().state,
+        AccountState::NotConnected
+    );
+    assert!(tokio::task::block_in_place(|| store.load_tokens("alice"))
+        .unwrap()
+        .is_none());
+}
+
+fn pg_store_with(url: &str, key: KeySource) -> PostgresStore {
+    PostgresStore::open(url, &key, &TlsOptions::default()).unwrap()
+}
+
+fn collect_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Two clients with their own connections on one database (as two service instances would be):
+/// what one connects the other uses, and at expiry 2 × 8 callers cause exactly one refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_share_one_database() {
+    let pg = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
+    let url = pg.create_database("two");
+    let env = env().await;
+    let a = pg_client(&url, KEY_B64);
+    let b = pg_client(&url, KEY_B64);
+    connect_alice(&env, &a, "alice").await;
+    assert_eq!(b.status("alice").unwrap().state, AccountState::Connected);
+    let ta = a
+        .access_token("alice", &CancellationToken::new())
+        .await
+        .unwrap();
+    let tb = b
+        .access_token("alice", &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(ta.token.expose_secret(), tb.token.expose_secret());
+
+    let store = tokio::task::block_in_place(|| pg_store_with(&url, key_b64()));
+    for round in 0..3 {
+        env.emulator.reset_stats();
+        assert!(tokio::task::block_in_place(|| expire_access_token(
+            &store, "alice"
+        )));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let c = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.spawn(async move {
+                c.access_token("alice", &CancellationToken::new())
+                    .await
+                    .map(|t| t.token.expose_secret().to_string())
+            });
+        }
+        let mut tokens = vec![];
+        while let Some(r) = tasks.join_next().await {
+            tokens.push(r.unwrap().expect("token"));
+        }
+        assert!(
+            tokens.iter().all(|t| t == &tokens[0]),
+            "round {round}: one token for all"
+        );
+        assert_ne!(tokens[0], ta.token.expose_secret());
+        assert_eq!(
+            env.emulator.stats().refreshes_total(),
+            1,
+            "round {round}: exactly one refresh for two clients x 8 callers"
+        );
+    }
+    // A key other than the database's is refused by the second instance.
+    let other = ClientOptions::from_json(
+        &serde_json::json!({"store": url, "key": {"base64": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}})
+            .to_string(),
+    )
+    .and_then(Client::open);
+    assert!(other.err().unwrap().message().contains("key does not open"));
+}
