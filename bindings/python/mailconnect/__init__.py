@@ -7,6 +7,11 @@
         report = c.test("sales")
         token = c.access_token("sales")
 
+Host integration (README): the host's own sign-in window (`begin_authorization`, then
+`complete_authorization` / `poll_authorization` / `wait_authorization`, or `abort_authorization`),
+events (`next_event(timeout)` and `for ev in client.events(timeout=...)`), and a host-owned store
+(`Client(options, store=SqliteStore(path))` or any `HostStore`).
+
 Threading: a Client may be used from several threads at once; calls block (run them in a thread
 to keep a UI responsive). Callbacks run on mailconnect threads; they must not call back into the
 Client. The native library is found through $MAILCONNECT_LIB, next to this package, or in the
@@ -18,17 +23,28 @@ from __future__ import annotations
 import base64
 import ctypes
 import json
+import logging
 import os
+import re
+import sqlite3
 import threading
-from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_int32, c_size_t, c_uint32, c_void_p
+import time
+from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_int32, c_int64, c_size_t, c_uint32, c_void_p
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, Union
 
-__all__ = ["Client", "Cancel", "MailconnectError", "ABI_VERSION", "PROTO_IMAP", "PROTO_POP3", "PROTO_SMTP", "library_path"]
+__all__ = [
+    "Client", "Cancel", "MailconnectError", "Authorization", "PollResult", "Event", "HostStore", "SqliteStore",
+    "ABI_VERSION", "PROTO_IMAP", "PROTO_POP3", "PROTO_SMTP", "STORE_OK", "STORE_NOT_FOUND", "STORE_CONFLICT", "library_path",
+]
 
 ABI_VERSION = 1
 PROTO_IMAP, PROTO_POP3, PROTO_SMTP = 1, 2, 4
 TEST_SEND_PROBE = 0x100
+STORE_OK, STORE_NOT_FOUND, STORE_CONFLICT = 0, 1, 2
+STORE_CALLBACKS_VERSION = 1
+_log = logging.getLogger("mailconnect")
 _PROTOS = {"imap": PROTO_IMAP, "pop3": PROTO_POP3, "smtp": PROTO_SMTP}
 
 
@@ -63,6 +79,24 @@ class _Callbacks(Structure):
     ]
 
 
+# mc_store_callbacks: load, compare_and_swap, remove, list (records are (kind, id) -> blob, version).
+STORE_LOAD = CFUNCTYPE(c_int32, c_void_p, c_char_p, c_char_p, c_void_p)
+STORE_CAS = CFUNCTYPE(c_int32, c_void_p, c_char_p, c_char_p, c_void_p, c_size_t, c_int64, c_int64)
+STORE_REMOVE = CFUNCTYPE(c_int32, c_void_p, c_char_p, c_char_p)
+STORE_LIST = CFUNCTYPE(c_int32, c_void_p, c_char_p, c_void_p)
+
+
+class _StoreCallbacks(Structure):
+    _fields_ = [
+        ("version", c_uint32),
+        ("user_data", c_void_p),
+        ("load", STORE_LOAD),
+        ("compare_and_swap", STORE_CAS),
+        ("remove", STORE_REMOVE),
+        ("list", STORE_LIST),
+    ]
+
+
 def _load() -> ctypes.CDLL:
     lib = ctypes.CDLL(str(library_path()))
     sigs: dict[str, tuple[list, Any]] = {
@@ -94,6 +128,16 @@ def _load() -> ctypes.CDLL:
         "mc_cancel_new": ([POINTER(c_void_p)], c_int32),
         "mc_cancel_trigger": ([c_void_p], None),
         "mc_cancel_free": ([c_void_p], None),
+        "mc_authorization_begin": ([c_void_p, c_char_p, c_char_p, POINTER(c_void_p)], c_int32),
+        "mc_authorization_complete": ([c_void_p, c_char_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
+        "mc_authorization_poll": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
+        "mc_authorization_wait": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
+        "mc_authorization_abort": ([c_void_p, c_char_p], c_int32),
+        "mc_events_configure": ([c_void_p, c_char_p], c_int32),
+        "mc_next_event": ([c_void_p, c_int32, POINTER(c_void_p)], c_int32),
+        "mc_client_open_with_store": ([c_char_p, POINTER(_StoreCallbacks), POINTER(c_void_p)], c_int32),
+        "mc_store_record_set": ([c_void_p, c_char_p, c_size_t, c_int64], c_int32),
+        "mc_store_list_add": ([c_void_p, c_char_p, c_char_p, c_size_t, c_int64], c_int32),
     }
     for name, (args, res) in sigs.items():
         f = getattr(lib, name)
@@ -166,21 +210,272 @@ class Cancel:
         self.close()
 
 
-class Client:
-    """A mailconnect client over one token store (see the README for the options)."""
+def _known(cls: type, d: dict) -> dict:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
 
-    def __init__(self, options: dict) -> None:
-        h = c_void_p()
-        _check(_lib.mc_client_open(_b(json.dumps(options)), ctypes.byref(h)))
-        self._h = h
+
+@dataclass(frozen=True)
+class Authorization:
+    """A sign-in begun with `Client.begin_authorization`: what the host shows.
+
+    Browser flow: show `url` (in your web view or the system browser); `loopback` says whether
+    mailconnect listens on `redirect_uri` (then `wait_authorization`) or your web view must capture
+    the redirect (then `complete_authorization` with the captured URL). Device flow (`flow ==
+    "device_code"`): show `message` (or `user_code` and `verification_uri`), then
+    `poll_authorization` / `wait_authorization`. The handle is single-use and ends at `expires_at`.
+    """
+
+    handle: str
+    account_id: str
+    flow: str
+    expires_at: str
+    expires_in_secs: int
+    url: Optional[str] = None
+    redirect_uri: Optional[str] = None
+    loopback: Optional[bool] = None
+    user_code: Optional[str] = None
+    verification_uri: Optional[str] = None
+    verification_uri_complete: Optional[str] = None
+    message: Optional[str] = None
+    interval_secs: Optional[int] = None
+
+    @classmethod
+    def from_json(cls, text: str) -> "Authorization":
+        return cls(**_known(cls, json.loads(text)))
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """One check of a device-code sign-in: `connected` with the account's `status`, or pending
+    (poll again after `retry_after` seconds)."""
+
+    connected: bool
+    retry_after: float = 0.0
+    status: Optional[dict] = None
+
+    @classmethod
+    def from_json(cls, text: str) -> "PollResult":
+        d = json.loads(text)
+        if d.get("state") == "connected":
+            return cls(True, 0.0, d.get("status"))
+        return cls(False, d.get("retry_after_ms", 1000) / 1000.0, None)
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event of the client's queue: `seq` (increasing; a gap means dropped events), `time`
+    (RFC 3339), `type` (`token_refreshed`, `needs_reauthorization`, `connect_progress`,
+    `state_changed`, `log`, `events_dropped`) and the other fields in `data` (the whole event;
+    `ev["stage"]`, `ev.get("diagnostic")`)."""
+
+    seq: int
+    time: str
+    type: str
+    data: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Event":
+        d = json.loads(text)
+        return cls(int(d.get("seq", 0)), str(d.get("time", "")), str(d.get("type", "")), d)
+
+    @property
+    def account_id(self) -> Optional[str]:
+        return self.data.get("account_id")
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+
+AuthorizationLike = Union[Authorization, str]
+
+
+def _handle(a: AuthorizationLike) -> bytes:
+    return _b(a.handle if isinstance(a, Authorization) else a)
+
+
+class HostStore:
+    """A host-owned token store: mailconnect's registrations, accounts, tokens and refresh leases
+    kept in the host's own database as opaque encrypted blobs (see `mc_store_callbacks` in the C
+    header). Records are identified by (`kind`, `id`); `kind` is `tokens`, `account`,
+    `registration` or `lease`. Implement the four methods; they run on mailconnect threads, possibly
+    several at once, so they must be thread-safe and must not call the Client.
+
+    Blobs have no size limit: store every byte and return exactly those bytes (a BLOB column). A
+    blob cut short is reported as "stored incompletely" (diagnostic MC-TOKEN-TRUNCATED). An
+    exception raised by a method never reaches mailconnect's threads: the call fails with MC_E_STORE
+    (the callback returns a negative number) and the exception goes to `on_error`.
+    """
+
+    def load(self, kind: str, id: str) -> Optional[Tuple[bytes, int]]:
+        """The record's (blob, version), or None."""
+        raise NotImplementedError
+
+    def compare_and_swap(self, kind: str, id: str, data: bytes, expected_version: int, new_version: int) -> bool:
+        """Atomically store `data` with `new_version` if the stored version is `expected_version`
+        (0: the record must not exist). False when it is not (a conflict)."""
+        raise NotImplementedError
+
+    def remove(self, kind: str, id: str) -> bool:
+        """Delete the record; False when there was none."""
+        raise NotImplementedError
+
+    def list(self, kind: str) -> Iterable[Tuple[str, bytes, int]]:
+        """Every record of `kind` as (id, blob, version)."""
+        raise NotImplementedError
+
+    def on_error(self, operation: str, kind: str, id: str, exc: BaseException) -> None:
+        """Called with an exception raised by a method (default: logged on the `mailconnect` logger)."""
+        _log.error("store callback %s(%s, %s) failed: %r", operation, kind, id, exc)
+
+
+class SqliteStore(HostStore):
+    """A `HostStore` in a table of a SQLite database (Python's sqlite3): `kind TEXT, id TEXT,
+    version INTEGER, blob BLOB`, primary key (kind, id). One connection shared by mailconnect's
+    threads under a lock."""
+
+    def __init__(self, path: Union[str, os.PathLike], table: str = "mailconnect_records") -> None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
+            raise ValueError(f"table name {table!r} is not a plain SQL identifier")
+        self.table = table
         self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        with self._lock:
+            self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (kind TEXT NOT NULL, id TEXT NOT NULL, "
+                "version INTEGER NOT NULL, blob BLOB NOT NULL, PRIMARY KEY (kind, id))"
+            )
 
     def close(self) -> None:
-        """Close the client; calls in progress on other threads end with MC_E_CANCELLED."""
         with self._lock:
-            if self._h:
-                _lib.mc_client_free(self._h)
-                self._h = c_void_p()
+            self._db.close()
+
+    def load(self, kind: str, id: str) -> Optional[Tuple[bytes, int]]:
+        with self._lock:
+            row = self._db.execute(f"SELECT blob, version FROM {self.table} WHERE kind=? AND id=?", (kind, id)).fetchone()
+        return None if row is None else (bytes(row[0]), int(row[1]))
+
+    def compare_and_swap(self, kind: str, id: str, data: bytes, expected_version: int, new_version: int) -> bool:
+        with self._lock:
+            if expected_version == 0:
+                cur = self._db.execute(
+                    f"INSERT OR IGNORE INTO {self.table} (kind, id, version, blob) VALUES (?, ?, ?, ?)",
+                    (kind, id, new_version, sqlite3.Binary(data)),
+                )
+            else:
+                cur = self._db.execute(
+                    f"UPDATE {self.table} SET blob=?, version=? WHERE kind=? AND id=? AND version=?",
+                    (sqlite3.Binary(data), new_version, kind, id, expected_version),
+                )
+            return cur.rowcount == 1
+
+    def remove(self, kind: str, id: str) -> bool:
+        with self._lock:
+            return self._db.execute(f"DELETE FROM {self.table} WHERE kind=? AND id=?", (kind, id)).rowcount == 1
+
+    def list(self, kind: str) -> Iterable[Tuple[str, bytes, int]]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT id, blob, version FROM {self.table} WHERE kind=?", (kind,)).fetchall()
+        return [(str(i), bytes(b), int(v)) for i, b, v in rows]
+
+
+# Negative results of the store callbacks (reported inside MC_E_STORE's message).
+_STORE_EXCEPTION = -1
+_STORE_BAD_RESULT = -2
+
+
+def _store_callbacks(store: HostStore) -> Tuple[_StoreCallbacks, tuple]:
+    """The C callbacks over `store`. Exceptions never unwind into C: they become a negative result."""
+
+    def guarded(op: str, kind: bytes, id_: bytes, body: Callable[[str, str], int]) -> int:
+        k, i = kind.decode("utf-8", "replace"), (id_ or b"*").decode("utf-8", "replace")
+        try:
+            return body(k, i)
+        except BaseException as e:  # noqa: BLE001 - nothing may cross into C
+            try:
+                store.on_error(op, k, i, e)
+            except BaseException:  # noqa: BLE001
+                pass
+            return _STORE_EXCEPTION
+
+    def load(_ud, kind, id_, out):
+        def body(k: str, i: str) -> int:
+            rec = store.load(k, i)
+            if rec is None:
+                return STORE_NOT_FOUND
+            data, version = rec
+            data = bytes(data)
+            return STORE_OK if _lib.mc_store_record_set(out, data, len(data), int(version)) == 0 else _STORE_BAD_RESULT
+
+        return guarded("load", kind, id_, body)
+
+    def cas(_ud, kind, id_, data, length, expected, new_version):
+        def body(k: str, i: str) -> int:
+            blob = ctypes.string_at(data, length) if length else b""
+            return STORE_OK if store.compare_and_swap(k, i, blob, int(expected), int(new_version)) else STORE_CONFLICT
+
+        return guarded("compare_and_swap", kind, id_, body)
+
+    def remove(_ud, kind, id_):
+        return guarded("remove", kind, id_, lambda k, i: STORE_OK if store.remove(k, i) else STORE_NOT_FOUND)
+
+    def list_(_ud, kind, out):
+        def body(k: str, _i: str) -> int:
+            for rid, data, version in store.list(k):
+                data = bytes(data)
+                if _lib.mc_store_list_add(out, _b(rid), data, len(data), int(version)) != 0:
+                    return _STORE_BAD_RESULT
+            return STORE_OK
+
+        return guarded("list", kind, None, body)
+
+    funcs = (STORE_LOAD(load), STORE_CAS(cas), STORE_REMOVE(remove), STORE_LIST(list_))
+    return _StoreCallbacks(STORE_CALLBACKS_VERSION, None, *funcs), funcs
+
+
+# mc_next_event is called in slices of at most this many ms, so that close() never frees the
+# client under a waiting thread (it waits for the slice to end instead).
+_EVENT_SLICE_MS = 250
+
+
+class Client:
+    """A mailconnect client over one token store (see the README for the options).
+
+    With `store` (a `HostStore`, e.g. `SqliteStore`), the registrations, accounts, tokens and
+    leases live in the host's own database as encrypted blobs; `options` then has no `store` but
+    needs a `key` (`{"base64": ...}` from your secret store, or `{"file": PATH}`).
+    """
+
+    def __init__(self, options: dict, store: Optional[HostStore] = None) -> None:
+        h = c_void_p()
+        self._store_callbacks: Optional[tuple] = None
+        if store is None:
+            _check(_lib.mc_client_open(_b(json.dumps(options)), ctypes.byref(h)))
+        else:
+            cbs, funcs = _store_callbacks(store)
+            _check(_lib.mc_client_open_with_store(_b(json.dumps(options)), ctypes.byref(cbs), ctypes.byref(h)))
+            # The C functions must stay callable until mc_client_free has returned.
+            self._store_callbacks = (cbs, funcs, store)
+        self._h = h
+        self._cond = threading.Condition()
+        self._closed = False
+        self._event_waiters = 0
+
+    def close(self) -> None:
+        """Close the client: `next_event` waits and `events()` loops on other threads end (within a
+        quarter second), calls in progress on other threads end with MC_E_CANCELLED."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            while self._event_waiters:
+                self._cond.wait()
+            h, self._h = self._h, c_void_p()
+        _lib.mc_client_free(h)
+        self._store_callbacks = None
 
     def __enter__(self) -> "Client":
         return self
@@ -285,3 +580,90 @@ class Client:
         for m in msgs:
             m["raw"] = base64.b64decode(m["raw"])
         return msgs
+
+    # host-driven sign-in
+    def begin_authorization(self, account_id: str, flow: Optional[str] = None, redirect_uri: Optional[str] = None) -> Authorization:
+        """Begin a sign-in the host shows itself. `flow`: `browser` or `device` (default: the
+        account's). `redirect_uri` (browser): a loopback URI (mailconnect listens; default the
+        registration's) or a registered URI your web view intercepts, such as
+        `https://login.microsoftonline.com/common/oauth2/nativeclient`."""
+        opts: Dict[str, str] = {}
+        if flow is not None:
+            opts["flow"] = flow
+        if redirect_uri is not None:
+            opts["redirect_uri"] = redirect_uri
+        out = c_void_p()
+        _check(_lib.mc_authorization_begin(self._h, _b(account_id), _b(json.dumps(opts)) if opts else None, ctypes.byref(out)))
+        return Authorization.from_json(_take(out))
+
+    def complete_authorization(self, authorization: AuthorizationLike, redirect: str, cancel: Optional[Cancel] = None) -> dict:
+        """Finish a browser sign-in with the redirect your web view captured (the full URL, its
+        query, or the code); returns the account's status. A URL of another sign-in or redirect URI
+        raises MC_E_STATE and the sign-in stays pending; an error redirect ends it."""
+        out = c_void_p()
+        _check(_lib.mc_authorization_complete(self._h, _handle(authorization), _b(redirect), cancel._h if cancel else None, ctypes.byref(out)))
+        return json.loads(_take(out))
+
+    def poll_authorization(self, authorization: AuthorizationLike, cancel: Optional[Cancel] = None) -> PollResult:
+        """Check a device-code sign-in once (no request before the provider's interval)."""
+        out = c_void_p()
+        _check(_lib.mc_authorization_poll(self._h, _handle(authorization), cancel._h if cancel else None, ctypes.byref(out)))
+        return PollResult.from_json(_take(out))
+
+    def wait_authorization(self, authorization: AuthorizationLike, cancel: Optional[Cancel] = None) -> dict:
+        """Block until the sign-in finishes (loopback redirect or device code entered); returns the
+        account's status. Cancelled, the sign-in stays pending."""
+        out = c_void_p()
+        _check(_lib.mc_authorization_wait(self._h, _handle(authorization), cancel._h if cancel else None, ctypes.byref(out)))
+        return json.loads(_take(out))
+
+    def abort_authorization(self, authorization: AuthorizationLike) -> None:
+        """Abandon a pending sign-in (the user closed the window)."""
+        _check(_lib.mc_authorization_abort(self._h, _handle(authorization)))
+
+    # events
+    def configure_events(self, capacity: Optional[int] = None, log_level: Optional[str] = None) -> None:
+        """Size the event queue (2..100000, default 1024) and turn log records at or above
+        `log_level` (`error` .. `trace`; default `off`) into `log` events."""
+        opts: Dict[str, Any] = {}
+        if capacity is not None:
+            opts["capacity"] = capacity
+        if log_level is not None:
+            opts["log_level"] = log_level
+        _check(_lib.mc_events_configure(self._h, _b(json.dumps(opts))))
+
+    def next_event(self, timeout: Optional[float] = None) -> Optional[Event]:
+        """The next event, waiting up to `timeout` seconds (0: do not wait; None: until one arrives
+        or the client is closed). None when none came in time or the client was closed."""
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        while True:
+            with self._cond:
+                if self._closed:
+                    return None
+                self._event_waiters += 1
+                h = self._h
+            try:
+                if deadline is None:
+                    wait_ms = _EVENT_SLICE_MS
+                else:
+                    wait_ms = max(0, min(_EVENT_SLICE_MS, int((deadline - time.monotonic()) * 1000)))
+                out = c_void_p()
+                _check(_lib.mc_next_event(h, wait_ms, ctypes.byref(out)))
+            finally:
+                with self._cond:
+                    self._event_waiters -= 1
+                    self._cond.notify_all()
+            if out:
+                return Event.from_json(_take(out))
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
+        """Iterate over events as they come: `for ev in client.events(timeout=5): ...` ends when
+        none arrived for `timeout` seconds; with None it ends when the client is closed (run it on
+        a thread of its own)."""
+        while True:
+            ev = self.next_event(timeout)
+            if ev is None:
+                return
+            yield ev

@@ -3,57 +3,14 @@ open a store, add an account, connect by device code (callback), test, access to
 string, send, fetch, disconnect, and one failing call with code, message and diagnostic."""
 
 import json
-import os
-import subprocess
-import tempfile
 import threading
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 import mailconnect
+from conftest import DESKTOP_APP, servers, sign_in
 from mailconnect import Client, MailconnectError
-
-ROOT = Path(__file__).resolve().parents[3]
-BIN = ROOT / "target" / "debug"
-DESKTOP_APP = "d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    p = subprocess.Popen([str(BIN / "mc-emulator"), "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    info = json.loads(p.stdout.readline())
-    base = info["base_url"]
-    # Poll the device code every second instead of five.
-    settings = json.loads(urllib.request.urlopen(base + "/_sandbox/token-settings").read())
-    settings["device_poll_interval_secs"] = 1
-    req = urllib.request.Request(base + "/_sandbox/token-settings", data=json.dumps(settings).encode(), headers={"Content-Type": "application/json"}, method="POST")
-    urllib.request.urlopen(req).read()
-    yield info
-    p.terminate()
-    p.wait(10)
-
-
-@pytest.fixture(scope="module")
-def stack(emulator):
-    d = tempfile.mkdtemp(prefix="mcpystack")
-    script = ROOT / "sandbox" / "stack" / "mailstack.sh"
-    subprocess.run(["bash", str(script), "up", d, "--introspect-url", emulator["introspection_url"]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    info = json.loads(Path(d, "stack.json").read_text())
-    yield info
-    subprocess.run(["bash", str(script), "down", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def sign_in(code, uri, user="alice@example.test"):
-    """Play the user: the sandbox's scripted browser completes the device code."""
-    threading.Thread(
-        target=subprocess.run,
-        args=([str(BIN / "mailconnect"), "sandbox", "sign-in", "--user", user, "--password", user.split("@")[0] + "-password", "--device-code", code, "--verification-uri", uri],),
-        kwargs={"check": True, "stdout": subprocess.DEVNULL},
-        daemon=True,
-    ).start()
 
 
 def test_version_and_abi():
@@ -62,14 +19,9 @@ def test_version_and_abi():
 
 
 def test_the_whole_story(emulator, stack, tmp_path):
-    servers = {
-        "imap": {"host": "127.0.0.1", "port": stack["imap_tls"], "security": "tls"},
-        "pop3": {"host": "127.0.0.1", "port": stack["pop3_tls"], "security": "tls"},
-        "smtp": {"host": "127.0.0.1", "port": stack["smtp_starttls"], "security": "starttls"},
-    }
     with Client({"store": str(tmp_path / "py.db"), "extra_ca_file": stack["ca_pem"]}) as c:
         c.put_registration({"id": "desktop", "provider": "microsoft", "tenant": "organizations", "authority_host": emulator["base_url"], "client_id": DESKTOP_APP})
-        c.put_account({"id": "alice", "mailbox": "alice@example.test", "registration": "desktop", "flow": "device_code", "servers": servers})
+        c.put_account({"id": "alice", "mailbox": "alice@example.test", "registration": "desktop", "flow": "device_code", "servers": servers(stack)})
         shown, stages = [], []
 
         def on_code(code, uri, message):
