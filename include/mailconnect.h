@@ -951,6 +951,67 @@ MC_API int32_t mc_list_folders(mc_client *client, const char *account_id, mc_can
 MC_API int32_t mc_fetch(mc_client *client, const char *account_id, const char *query_json, mc_cancel *cancel, char **out_json);
 
 /*
+ Start keeping every connected account's access token fresh in the background, on the client's
+ own threads, until `mc_refresher_stop` or `mc_client_free`. For a vendor's mail service: tokens
+ are ready when mail is due, and an account that needs re-authorization is reported at once as a
+ `needs_reauthorization` event (`mc_next_event`).
+
+ `options_json` (may be NULL): `{"interval_secs": 30, "ahead_secs": 600, "jitter_secs": 120,
+ "concurrency": 8, "backoff_min_secs": 30, "backoff_max_secs": 900}` — refresh tokens expiring
+ within `ahead_secs` (+ a per-account jitter), at most `concurrency` at once, checking every
+ `interval_secs`; a 429 from the provider backs off that tenant (Retry-After honoured). Several
+ processes on one store never refresh an account twice (the store's refresh lease).
+
+ # Threads
+ any thread. Returns at once.
+
+ # Errors
+ `MC_E_STATE` (already running), `MC_E_INVALID_ARGUMENT` (bad options), `MC_E_NULL_POINTER`,
+ `MC_E_INVALID_UTF8`.
+
+ # Safety
+ `client` from `mc_client_open`; `options_json` NULL or NUL-terminated.
+ */
+MC_API int32_t mc_refresher_start(mc_client *client, const char *options_json);
+
+/*
+ Stop the background refresher (a refresh in progress finishes or is cancelled cleanly; the
+ store stays consistent). Stopping a stopped refresher succeeds.
+
+ # Threads
+ any thread. Returns at once.
+
+ # Errors
+ `MC_E_NULL_POINTER`.
+
+ # Safety
+ `client` from `mc_client_open`.
+ */
+MC_API int32_t mc_refresher_stop(mc_client *client);
+
+/*
+ Run one refresher round now, on the calling thread (for hosts with their own timer, e.g. a
+ Windows service's): refresh every account that is due under `options_json` (as
+ `mc_refresher_start`; NULL = defaults). `*out_report_json`: `{"accounts", "fresh",
+ "refreshed", "failed", "needs_reauthorization", "backing_off", "not_connected"}` (counts).
+
+ # Ownership
+ `*out_report_json` is a new string; free it with `mc_string_free`.
+
+ # Threads
+ any thread except a mailconnect callback thread.
+
+ # Errors
+ `MC_E_INVALID_ARGUMENT`, `MC_E_STORE`, `MC_E_CANCELLED`, `MC_E_NULL_POINTER`,
+ `MC_E_INVALID_UTF8`. Failures of single accounts are counted in the report and raised as events.
+
+ # Safety
+ `client` from `mc_client_open`; `options_json` NULL or NUL-terminated; `cancel` NULL or
+ from `mc_cancel_new`; `out_report_json` writable.
+ */
+MC_API int32_t mc_refresh_due(mc_client *client, const char *options_json, mc_cancel *cancel, char **out_report_json);
+
+/*
  The status code of the most recent mailconnect call on this thread (`MC_OK` after a success).
 
  # Threads

@@ -258,6 +258,8 @@ pub(crate) struct Inner {
     pub(crate) pending: crate::authorize::PendingTable,
     /// Events for the host.
     pub(crate) events: Arc<EventQueue>,
+    /// Tenants the background refresher backs off (after a 429).
+    pub(crate) backoff: Arc<Mutex<crate::scheduler::Backoff>>,
 }
 
 /// A mailconnect client over one store.
@@ -337,6 +339,7 @@ impl Client {
                 smtp_opened: std::sync::atomic::AtomicU64::new(0),
                 pending: Default::default(),
                 events: Arc::new(EventQueue::default()),
+                backoff: Arc::default(),
             }),
         })
     }
@@ -742,8 +745,21 @@ impl Client {
         reject: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<(AccessToken, bool)> {
+        self.access_token_refresh(account, reject, cancel)
+            .await
+            .map(|(t, r)| (t, matches!(r, Refresh::Done)))
+    }
+
+    /// As [`Client::access_token_inner`], telling apart a refresh that failed while the current
+    /// token is still usable (the background refresher must see that failure).
+    pub(crate) async fn access_token_refresh(
+        &self,
+        account: &Account,
+        reject: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<(AccessToken, Refresh)> {
         if let Some(t) = self.fresh(account, reject).await? {
-            return Ok((t, false));
+            return Ok((t, Refresh::NotNeeded));
         }
         let lock = {
             let mut locks = self
@@ -758,7 +774,7 @@ impl Client {
             _ = cancel.cancelled() => return Err(Error::cancelled("waiting for a token refresh")),
         };
         if let Some(t) = self.fresh(account, reject).await? {
-            return Ok((t, true));
+            return Ok((t, Refresh::Done));
         }
         let deadline = Instant::now() + self.inner.lease_ttl + Duration::from_secs(10);
         loop {
@@ -771,10 +787,7 @@ impl Client {
                 .blocking(move |s| s.try_lease(&id, &holder, ttl))
                 .await?
             {
-                let result = self
-                    .refresh_with_lease(account, reject, cancel)
-                    .await
-                    .map(|t| (t, true));
+                let result = self.refresh_with_lease(account, reject, cancel).await;
                 let (id, holder) = (account.id.clone(), self.inner.holder.clone());
                 if let Err(e) = self.blocking(move |s| s.release_lease(&id, &holder)).await {
                     tracing::warn!("releasing the refresh lease failed: {}", e.message());
@@ -788,7 +801,7 @@ impl Client {
                 _ = cancel.cancelled() => return Err(Error::cancelled("waiting for a token refresh")),
             }
             if let Some(t) = self.fresh(account, reject).await? {
-                return Ok((t, true));
+                return Ok((t, Refresh::Done));
             }
             if Instant::now() > deadline {
                 return Err(Error::store(
@@ -803,13 +816,13 @@ impl Client {
         account: &Account,
         reject: Option<&str>,
         cancel: &CancellationToken,
-    ) -> Result<AccessToken> {
+    ) -> Result<(AccessToken, Refresh)> {
         let id = account.id.clone();
         let Some(rec) = self.blocking(move |s| s.load_tokens(&id)).await? else {
             return Err(not_connected(&account.id));
         };
         if let Some(t) = fresh_token(account, Some(&rec), reject)? {
-            return Ok(t);
+            return Ok((t, Refresh::Done));
         }
         let reg = self.registration(&account.registration)?;
         let profile = provider::resolve(&reg, rec.meta.tenant.as_deref(), &self.inner.http).await?;
@@ -895,11 +908,12 @@ impl Client {
                             AccountState::Connected,
                         );
                         fresh_token(account, Some(&new), None)?
+                            .map(|t| (t, Refresh::Done))
                             .ok_or_else(|| Error::internal("a just-refreshed token is not fresh"))
                     }
                     None => {
                         // Someone replaced the record meanwhile (a new connect or a disconnect): theirs wins.
-                        self.fresh(account, reject).await?.ok_or_else(|| Error::new(ErrorKind::State, "the account was disconnected or reconnected during the refresh; try again"))
+                        self.fresh(account, reject).await?.map(|t| (t, Refresh::Done)).ok_or_else(|| Error::new(ErrorKind::State, "the account was disconnected or reconnected during the refresh; try again"))
                     }
                 }
             }
@@ -914,7 +928,7 @@ impl Client {
                 } else if e.is_transient() && still_valid {
                     tracing::warn!(account = %account.id, "refresh failed ({}); using the current token until it expires", e.message());
                     if let Some(t) = token_from(account, &rec) {
-                        return Ok(t);
+                        return Ok((t, Refresh::FailedUsingCurrent(e)));
                     }
                 } else if !e.is_transient() && e.kind() != ErrorKind::Cancelled {
                     meta.state = StoredState::Error;
@@ -977,6 +991,16 @@ fn open_postgres(_: &str, _: &KeySource, _: &ClientOptions) -> Result<Arc<dyn To
         "store",
         "this mailconnect was built without PostgreSQL support (cargo feature 'postgres')",
     ))
+}
+
+/// Whether getting a token refreshed it.
+pub(crate) enum Refresh {
+    /// The stored token was fresh.
+    NotNeeded,
+    /// Refreshed (by this caller, or another thread or process meanwhile).
+    Done,
+    /// The refresh failed transiently; the current token is still valid and was returned.
+    FailedUsingCurrent(Error),
 }
 
 fn not_connected(id: &str) -> Error {

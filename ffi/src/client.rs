@@ -16,6 +16,8 @@ pub struct mc_client {
     /// Cancelled by `mc_client_free`: ends calls in progress on other threads.
     pub(crate) shutdown: CancellationToken,
     in_flight: Arc<(Mutex<usize>, Condvar)>,
+    /// The background refresher, when started.
+    pub(crate) refresher: Mutex<Option<CancellationToken>>,
 }
 
 struct InFlight(Arc<(Mutex<usize>, Condvar)>);
@@ -79,10 +81,16 @@ impl mc_client {
             runtime,
             shutdown: CancellationToken::new(),
             in_flight: Arc::new((Mutex::new(0), Condvar::new())),
+            refresher: Mutex::new(None),
         });
         // SAFETY: `out` is non-null and writable (checked by the caller).
         unsafe { *out = Box::into_raw(boxed) };
         Ok(())
+    }
+
+    /// Run `fut` in the background on the client's runtime.
+    pub(crate) fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        self.runtime.spawn(fut);
     }
 
     /// Enter the client's runtime (for calls that do not block but touch runtime resources).

@@ -14,6 +14,7 @@ mod events;
 mod guard;
 mod log;
 mod mail;
+mod service;
 mod status;
 mod store;
 
@@ -27,6 +28,7 @@ pub use events::*;
 pub use guard::mc_string_free;
 pub use log::*;
 pub use mail::*;
+pub use service::*;
 pub use status::*;
 pub use store::*;
 
