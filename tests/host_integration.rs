@@ -576,9 +576,11 @@ async fn events_report_a_refresh_and_a_needed_reauthorization_in_order() {
 
 /// The host-callback store from Rust's side of the C ABI: blobs in a host map, connect, refresh,
 /// disconnect; a host that truncates blobs gets the "stored incompletely" diagnostic.
+type Rows = HashMap<(String, String), (Vec<u8>, i64)>;
+
 #[derive(Default)]
 struct HostDb {
-    rows: Mutex<HashMap<(String, String), (Vec<u8>, i64)>>,
+    rows: Mutex<Rows>,
     truncate_tokens_to: Option<usize>,
 }
 

@@ -1,8 +1,13 @@
 // mailconnect for .NET: C# 7 source over the C ABI (include/mailconnect.h). Compiles with Mono's
 // mcs and runs on Mono and .NET 8. One SafeHandle per native object; failures throw
 // MailconnectException with Code, Status and the Diagnostic JSON; Task wrappers take a
-// CancellationToken that triggers the native mc_cancel.
+// CancellationToken that triggers the native mc_cancel. Host integration: the host's own sign-in
+// window (BeginAuthorization ...), events (EventReceived from a worker thread, NextEvent to pull),
+// and a host-owned store (IHostStore).
 using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading;
@@ -75,6 +80,36 @@ namespace Mailconnect
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_cancel_new(out CancelHandle cancel);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void mc_cancel_trigger(CancelHandle cancel);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void mc_cancel_free(IntPtr cancel);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_authorization_begin(ClientHandle c, byte[] id, byte[] optionsJson, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_authorization_complete(ClientHandle c, byte[] handle, byte[] redirect, CancelHandle cancel, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_authorization_poll(ClientHandle c, byte[] handle, CancelHandle cancel, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_authorization_wait(ClientHandle c, byte[] handle, CancelHandle cancel, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_authorization_abort(ClientHandle c, byte[] handle);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_events_configure(ClientHandle c, byte[] optionsJson);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_next_event(ClientHandle c, int timeoutMs, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_client_open_with_store(byte[] optionsJson, ref StoreCallbacks callbacks, out ClientHandle client);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_store_record_set(IntPtr rec, byte[] data, UIntPtr len, long version);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_store_list_add(IntPtr list, byte[] id, byte[] data, UIntPtr len, long version);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate int StoreLoadFn(IntPtr userData, IntPtr kind, IntPtr id, IntPtr record);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate int StoreCasFn(IntPtr userData, IntPtr kind, IntPtr id, IntPtr data, UIntPtr len, long expectedVersion, long newVersion);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate int StoreRemoveFn(IntPtr userData, IntPtr kind, IntPtr id);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate int StoreListFn(IntPtr userData, IntPtr kind, IntPtr list);
+
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct StoreCallbacks
+        {
+            public uint Version;
+            public IntPtr UserData;
+            public IntPtr Load;
+            public IntPtr CompareAndSwap;
+            public IntPtr Remove;
+            public IntPtr List;
+        }
 
         /// <summary>NUL-terminated UTF-8 (the C ABI's strings).</summary>
         internal static byte[] Utf8(string s)
@@ -114,6 +149,8 @@ namespace Mailconnect
     {
         /// <summary>An empty handle (filled by mc_client_open).</summary>
         public ClientHandle() : base(IntPtr.Zero, true) { }
+        /// <summary>Objects the native client calls into (the host store's delegates): reachable as long as the handle.</summary>
+        internal object KeepAlive;
         /// <summary>Whether no client is held.</summary>
         public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
         /// <summary>Frees the client (cancelling calls in progress on other threads first).</summary>
@@ -146,6 +183,459 @@ namespace Mailconnect
         Smtp = 4,
         /// <summary>Also send one message to the mailbox itself and find it again.</summary>
         SendProbe = 0x100,
+    }
+
+    /// <summary>A small reader for the flat JSON objects mailconnect returns (the binding targets C# 7 and
+    /// netstandard2.0 without a JSON package): top-level fields as strings, numbers and booleans, nested
+    /// objects and arrays as their raw JSON text.</summary>
+    internal sealed class JsonFields
+    {
+        private readonly Dictionary<string, object> _values = new Dictionary<string, object>();
+        private readonly Dictionary<string, string> _raw = new Dictionary<string, string>();
+
+        internal static JsonFields Parse(string json)
+        {
+            var f = new JsonFields();
+            int i = 0;
+            Ws(json, ref i);
+            Expect(json, ref i, '{');
+            Ws(json, ref i);
+            if (Peek(json, i) == '}') return f;
+            while (true)
+            {
+                Ws(json, ref i);
+                string key = ReadString(json, ref i);
+                Ws(json, ref i);
+                Expect(json, ref i, ':');
+                Ws(json, ref i);
+                int start = i;
+                object v = ReadValue(json, ref i);
+                f._values[key] = v;
+                f._raw[key] = json.Substring(start, i - start);
+                Ws(json, ref i);
+                char c = Peek(json, i);
+                i++;
+                if (c == '}') return f;
+                if (c != ',') throw new FormatException("unexpected '" + c + "' in JSON at " + (i - 1));
+            }
+        }
+
+        /// <summary>A string field, or null.</summary>
+        internal string Str(string key) { object v; return _values.TryGetValue(key, out v) ? v as string : null; }
+        /// <summary>A numeric field, or def.</summary>
+        internal long Long(string key, long def)
+        {
+            object v;
+            if (!_values.TryGetValue(key, out v)) return def;
+            if (v is long) return (long)v;
+            if (v is double) return (long)(double)v;
+            return def;
+        }
+        /// <summary>A boolean field, or def.</summary>
+        internal bool Bool(string key, bool def) { object v; return _values.TryGetValue(key, out v) && v is bool ? (bool)v : def; }
+        /// <summary>The raw JSON text of a field (for nested objects), or null.</summary>
+        internal string Raw(string key) { string v; return _raw.TryGetValue(key, out v) ? v : null; }
+        /// <summary>An RFC 3339 time field, or null.</summary>
+        internal DateTimeOffset? Time(string key)
+        {
+            DateTimeOffset t;
+            var s = Str(key);
+            return s != null && DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out t) ? t : (DateTimeOffset?)null;
+        }
+
+        /// <summary>A JSON string literal for s.</summary>
+        internal static string Quote(string s)
+        {
+            var b = new StringBuilder("\"");
+            foreach (char c in s)
+            {
+                if (c == '"' || c == '\\') b.Append('\\').Append(c);
+                else if (c < ' ') b.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                else b.Append(c);
+            }
+            return b.Append('"').ToString();
+        }
+
+        private static char Peek(string s, int i)
+        {
+            if (i >= s.Length) throw new FormatException("JSON ends early");
+            return s[i];
+        }
+
+        private static void Expect(string s, ref int i, char c)
+        {
+            if (Peek(s, i) != c) throw new FormatException("expected '" + c + "' in JSON at " + i);
+            i++;
+        }
+
+        private static void Ws(string s, ref int i)
+        {
+            while (i < s.Length && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+        }
+
+        private static string ReadString(string s, ref int i)
+        {
+            Expect(s, ref i, '"');
+            var b = new StringBuilder();
+            while (true)
+            {
+                char c = Peek(s, i++);
+                if (c == '"') return b.ToString();
+                if (c != '\\') { b.Append(c); continue; }
+                char e = Peek(s, i++);
+                switch (e)
+                {
+                    case 'b': b.Append('\b'); break;
+                    case 'f': b.Append('\f'); break;
+                    case 'n': b.Append('\n'); break;
+                    case 'r': b.Append('\r'); break;
+                    case 't': b.Append('\t'); break;
+                    case 'u':
+                        if (i + 4 > s.Length) throw new FormatException("JSON ends early");
+                        b.Append((char)int.Parse(s.Substring(i, 4), NumberStyles.HexNumber, CultureInfo.InvariantCulture));
+                        i += 4;
+                        break;
+                    default: b.Append(e); break;
+                }
+            }
+        }
+
+        private static object ReadValue(string s, ref int i)
+        {
+            char c = Peek(s, i);
+            if (c == '"') return ReadString(s, ref i);
+            if (c == '{' || c == '[')
+            {
+                int depth = 0;
+                do
+                {
+                    char d = Peek(s, i);
+                    if (d == '"') { ReadString(s, ref i); continue; }
+                    if (d == '{' || d == '[') depth++;
+                    else if (d == '}' || d == ']') depth--;
+                    i++;
+                } while (depth > 0);
+                return null;
+            }
+            foreach (var lit in new[] { "true", "false", "null" })
+            {
+                if (string.CompareOrdinal(s, i, lit, 0, lit.Length) == 0)
+                {
+                    i += lit.Length;
+                    return lit == "null" ? null : (object)(lit == "true");
+                }
+            }
+            int start = i;
+            while (i < s.Length && "+-0123456789.eE".IndexOf(s[i]) >= 0) i++;
+            if (start == i) throw new FormatException("unexpected '" + c + "' in JSON at " + i);
+            var text = s.Substring(start, i - start);
+            long l;
+            if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out l)) return l;
+            return double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture);
+        }
+    }
+
+    /// <summary>A sign-in begun with Client.BeginAuthorization: what the host shows. Browser flow: show Url
+    /// (in your web view or the system browser); Loopback says whether mailconnect listens on RedirectUri
+    /// (then WaitAuthorization) or your web view must capture the redirect (then CompleteAuthorization).
+    /// Device flow: show Message (or UserCode and VerificationUri), then PollAuthorization or
+    /// WaitAuthorization. Single-use; it ends at ExpiresAt.</summary>
+    public sealed class Authorization
+    {
+        /// <summary>The handle passed to complete, poll, wait and abort.</summary>
+        public string Handle { get; private set; }
+        /// <summary>The account being signed in.</summary>
+        public string AccountId { get; private set; }
+        /// <summary>"browser" or "device_code".</summary>
+        public string Flow { get; private set; }
+        /// <summary>Whether this is a device-code sign-in.</summary>
+        public bool IsDeviceCode { get { return Flow == "device_code"; } }
+        /// <summary>Browser flow: the sign-in page to show.</summary>
+        public string Url { get; private set; }
+        /// <summary>Browser flow: where the provider sends the browser back.</summary>
+        public string RedirectUri { get; private set; }
+        /// <summary>Browser flow: true when mailconnect listens on RedirectUri (call WaitAuthorization), false when
+        /// the host's web view must capture the redirect (call CompleteAuthorization).</summary>
+        public bool Loopback { get; private set; }
+        /// <summary>Device flow: the code the user types.</summary>
+        public string UserCode { get; private set; }
+        /// <summary>Device flow: where the user types it.</summary>
+        public string VerificationUri { get; private set; }
+        /// <summary>Device flow: the URI with the code filled in, when the provider offers one (else null).</summary>
+        public string VerificationUriComplete { get; private set; }
+        /// <summary>Device flow: the provider's ready sentence for the user.</summary>
+        public string Message { get; private set; }
+        /// <summary>Device flow: the polling interval the provider asks for.</summary>
+        public TimeSpan Interval { get; private set; }
+        /// <summary>When the sign-in stops being accepted.</summary>
+        public DateTimeOffset ExpiresAt { get; private set; }
+        /// <summary>The JSON mailconnect returned.</summary>
+        public string Json { get; private set; }
+
+        internal static Authorization FromJson(string json)
+        {
+            var f = JsonFields.Parse(json);
+            return new Authorization
+            {
+                Handle = f.Str("handle"),
+                AccountId = f.Str("account_id"),
+                Flow = f.Str("flow"),
+                Url = f.Str("url"),
+                RedirectUri = f.Str("redirect_uri"),
+                Loopback = f.Bool("loopback", false),
+                UserCode = f.Str("user_code"),
+                VerificationUri = f.Str("verification_uri"),
+                VerificationUriComplete = f.Str("verification_uri_complete"),
+                Message = f.Str("message"),
+                Interval = TimeSpan.FromSeconds(f.Long("interval_secs", 0)),
+                ExpiresAt = f.Time("expires_at") ?? DateTimeOffset.UtcNow.AddSeconds(f.Long("expires_in_secs", 0)),
+                Json = json,
+            };
+        }
+    }
+
+    /// <summary>One check of a device-code sign-in (Client.PollAuthorization).</summary>
+    public sealed class PollResult
+    {
+        /// <summary>True when the account is connected (the sign-in is finished).</summary>
+        public bool Connected { get; private set; }
+        /// <summary>Pending: wait this long before the next poll.</summary>
+        public TimeSpan RetryAfter { get; private set; }
+        /// <summary>Connected: the account's status JSON (else null).</summary>
+        public string Status { get; private set; }
+
+        internal static PollResult FromJson(string json)
+        {
+            var f = JsonFields.Parse(json);
+            bool connected = f.Str("state") == "connected";
+            return new PollResult
+            {
+                Connected = connected,
+                RetryAfter = TimeSpan.FromMilliseconds(connected ? 0 : f.Long("retry_after_ms", 1000)),
+                Status = connected ? f.Raw("status") : null,
+            };
+        }
+    }
+
+    /// <summary>What an event reports.</summary>
+    public enum EventKind
+    {
+        /// <summary>A type this binding does not know (see MailconnectEvent.Type).</summary>
+        Unknown,
+        /// <summary>A new access token was obtained (AccountId, ExpiresAt).</summary>
+        TokenRefreshed,
+        /// <summary>The account must be connected again (AccountId, Reason, Diagnostic).</summary>
+        NeedsReauthorization,
+        /// <summary>A connect or host-driven sign-in reached a stage (AccountId, Stage).</summary>
+        ConnectProgress,
+        /// <summary>The account's state changed (AccountId, From, To).</summary>
+        StateChanged,
+        /// <summary>A log record (Level, Target, Message), when enabled with ConfigureEvents.</summary>
+        Log,
+        /// <summary>Events were dropped because they were not taken fast enough (Count).</summary>
+        EventsDropped,
+    }
+
+    /// <summary>An event of the client's queue (mc_next_event). Fields that do not belong to the Kind are null or 0.</summary>
+    public sealed class MailconnectEvent
+    {
+        /// <summary>Increasing per client; a gap means events were dropped.</summary>
+        public long Seq { get; private set; }
+        /// <summary>When it happened.</summary>
+        public DateTimeOffset Time { get; private set; }
+        /// <summary>What happened.</summary>
+        public EventKind Kind { get; private set; }
+        /// <summary>The type as mailconnect names it, e.g. "token_refreshed".</summary>
+        public string Type { get; private set; }
+        /// <summary>The account, for account events.</summary>
+        public string AccountId { get; private set; }
+        /// <summary>ConnectProgress: the stage ("starting" ... "connected").</summary>
+        public string Stage { get; private set; }
+        /// <summary>StateChanged: the state before ("not_connected", "connected", "needs_reauthorization", "error").</summary>
+        public string From { get; private set; }
+        /// <summary>StateChanged: the state after.</summary>
+        public string To { get; private set; }
+        /// <summary>NeedsReauthorization: why (e.g. "refresh_token_revoked").</summary>
+        public string Reason { get; private set; }
+        /// <summary>NeedsReauthorization: the diagnostic JSON (as MailconnectException.Diagnostic).</summary>
+        public string Diagnostic { get; private set; }
+        /// <summary>TokenRefreshed: the new expiry.</summary>
+        public DateTimeOffset? ExpiresAt { get; private set; }
+        /// <summary>Log: "error", "warn", "info", "debug" or "trace".</summary>
+        public string Level { get; private set; }
+        /// <summary>Log: the module that logged.</summary>
+        public string Target { get; private set; }
+        /// <summary>Log: the text (never contains secrets).</summary>
+        public string Message { get; private set; }
+        /// <summary>EventsDropped: how many.</summary>
+        public long Count { get; private set; }
+        /// <summary>The event's JSON.</summary>
+        public string Json { get; private set; }
+
+        internal static MailconnectEvent FromJson(string json)
+        {
+            var f = JsonFields.Parse(json);
+            string type = f.Str("type");
+            EventKind kind;
+            switch (type)
+            {
+                case "token_refreshed": kind = EventKind.TokenRefreshed; break;
+                case "needs_reauthorization": kind = EventKind.NeedsReauthorization; break;
+                case "connect_progress": kind = EventKind.ConnectProgress; break;
+                case "state_changed": kind = EventKind.StateChanged; break;
+                case "log": kind = EventKind.Log; break;
+                case "events_dropped": kind = EventKind.EventsDropped; break;
+                default: kind = EventKind.Unknown; break;
+            }
+            return new MailconnectEvent
+            {
+                Seq = f.Long("seq", 0),
+                Time = f.Time("time") ?? DateTimeOffset.UtcNow,
+                Kind = kind,
+                Type = type,
+                AccountId = f.Str("account_id"),
+                Stage = f.Str("stage"),
+                From = f.Str("from"),
+                To = f.Str("to"),
+                Reason = f.Str("reason"),
+                Diagnostic = f.Raw("diagnostic"),
+                ExpiresAt = f.Time("expires_at"),
+                Level = f.Str("level"),
+                Target = f.Str("target"),
+                Message = f.Str("message"),
+                Count = f.Long("count", 0),
+                Json = json,
+            };
+        }
+
+        /// <summary>The JSON of the event.</summary>
+        public override string ToString() { return Json; }
+    }
+
+    /// <summary>The argument of Client.EventReceived.</summary>
+    public sealed class MailconnectEventArgs : EventArgs
+    {
+        /// <summary>Wraps an event.</summary>
+        public MailconnectEventArgs(MailconnectEvent e) { Event = e; }
+        /// <summary>The event.</summary>
+        public MailconnectEvent Event { get; private set; }
+    }
+
+    /// <summary>One record of a host-owned store: its id, opaque blob and version.</summary>
+    public sealed class HostRecord
+    {
+        /// <summary>A record.</summary>
+        public HostRecord(string id, byte[] blob, long version) { Id = id; Blob = blob; Version = version; }
+        /// <summary>The record's id within its kind.</summary>
+        public string Id { get; private set; }
+        /// <summary>The opaque encrypted blob, every byte of it.</summary>
+        public byte[] Blob { get; private set; }
+        /// <summary>The version stored with it (at least 1).</summary>
+        public long Version { get; private set; }
+    }
+
+    /// <summary>A host-owned store: mailconnect's registrations, accounts, tokens and refresh leases kept in the
+    /// host's own database as opaque blobs encrypted with the client's key (see mc_store_callbacks in the C header).
+    /// Records are identified by (kind, id); kind is "tokens", "account", "registration" or "lease". The methods run
+    /// on mailconnect threads, possibly several at once: they must be thread-safe and must not call the Client.
+    /// Blobs have no size limit: store every byte (varbinary(max), BLOB, bytea); a blob cut short is reported as
+    /// "stored incompletely" (MC-TOKEN-TRUNCATED). An exception thrown by a method never reaches native code: the
+    /// operation fails with MC_E_STORE and the exception goes to Trace.</summary>
+    public interface IHostStore
+    {
+        /// <summary>The record's blob and version; false when there is none.</summary>
+        bool TryLoad(string kind, string id, out byte[] blob, out long version);
+        /// <summary>Atomically store blob with newVersion if the stored version is expectedVersion (0: the record
+        /// must not exist); false on a conflict.</summary>
+        bool CompareAndSwap(string kind, string id, byte[] blob, long expectedVersion, long newVersion);
+        /// <summary>Delete the record; false when there was none.</summary>
+        bool Remove(string kind, string id);
+        /// <summary>Every record of the kind.</summary>
+        IEnumerable<HostRecord> List(string kind);
+    }
+
+    /// <summary>The native callbacks over an IHostStore; its delegates live as long as the client handle.</summary>
+    internal sealed class StoreBridge
+    {
+        private const int Ok = 0, NotFound = 1, Conflict = 2, Failed = -1, BadRecord = -2;
+        private readonly IHostStore _store;
+        private readonly Native.StoreLoadFn _load;
+        private readonly Native.StoreCasFn _cas;
+        private readonly Native.StoreRemoveFn _remove;
+        private readonly Native.StoreListFn _list;
+
+        internal StoreBridge(IHostStore store)
+        {
+            _store = store;
+            _load = Load;
+            _cas = Cas;
+            _remove = Remove;
+            _list = List;
+        }
+
+        internal Native.StoreCallbacks Callbacks()
+        {
+            return new Native.StoreCallbacks
+            {
+                Version = 1,
+                UserData = IntPtr.Zero,
+                Load = Marshal.GetFunctionPointerForDelegate(_load),
+                CompareAndSwap = Marshal.GetFunctionPointerForDelegate(_cas),
+                Remove = Marshal.GetFunctionPointerForDelegate(_remove),
+                List = Marshal.GetFunctionPointerForDelegate(_list),
+            };
+        }
+
+        private static int Fail(string op, IntPtr kind, IntPtr id, Exception e)
+        {
+            try { Trace.TraceError("mailconnect store callback {0}({1}, {2}) failed: {3}", op, Native.FromUtf8(kind), Native.FromUtf8(id), e); }
+            catch { }
+            return Failed;
+        }
+
+        private int Load(IntPtr ud, IntPtr kind, IntPtr id, IntPtr rec)
+        {
+            try
+            {
+                byte[] blob;
+                long version;
+                if (!_store.TryLoad(Native.FromUtf8(kind), Native.FromUtf8(id), out blob, out version)) return NotFound;
+                blob = blob ?? new byte[0];
+                return Native.mc_store_record_set(rec, blob, (UIntPtr)blob.Length, version) == 0 ? Ok : BadRecord;
+            }
+            catch (Exception e) { return Fail("load", kind, id, e); }
+        }
+
+        private int Cas(IntPtr ud, IntPtr kind, IntPtr id, IntPtr data, UIntPtr len, long expected, long newVersion)
+        {
+            try
+            {
+                var blob = new byte[checked((int)len.ToUInt64())];
+                if (blob.Length > 0) Marshal.Copy(data, blob, 0, blob.Length);
+                return _store.CompareAndSwap(Native.FromUtf8(kind), Native.FromUtf8(id), blob, expected, newVersion) ? Ok : Conflict;
+            }
+            catch (Exception e) { return Fail("compare_and_swap", kind, id, e); }
+        }
+
+        private int Remove(IntPtr ud, IntPtr kind, IntPtr id)
+        {
+            try { return _store.Remove(Native.FromUtf8(kind), Native.FromUtf8(id)) ? Ok : NotFound; }
+            catch (Exception e) { return Fail("remove", kind, id, e); }
+        }
+
+        private int List(IntPtr ud, IntPtr kind, IntPtr list)
+        {
+            try
+            {
+                foreach (var r in _store.List(Native.FromUtf8(kind)))
+                {
+                    var blob = r.Blob ?? new byte[0];
+                    if (Native.mc_store_list_add(list, Native.Utf8(r.Id), blob, (UIntPtr)blob.Length, r.Version) != 0) return BadRecord;
+                }
+                return Ok;
+            }
+            catch (Exception e) { return Fail("list", kind, IntPtr.Zero, e); }
+        }
     }
 
     /// <summary>A mailconnect client over one token store. Thread-safe; calls block (use the *Async wrappers in UIs).</summary>
