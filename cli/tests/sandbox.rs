@@ -150,6 +150,38 @@ fn up_status_down_round_trip() {
     assert!(o.status.success(), "{v}");
     assert_eq!(v["summary"]["created"], 4, "{v}");
 
+    // A vendor's harness run against the running sandbox takes its URLs and ports from it.
+    let exe = Path::new(env!("CARGO_BIN_EXE_mailconnect"));
+    let lib = [
+        exe.with_file_name("libmailconnect.so"),
+        exe.parent().unwrap().join("deps/libmailconnect.so"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("libmailconnect.so is built");
+    let o = Command::new(exe)
+        .args([
+            "harness",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/sandbox-demo.json"),
+            "--from-sandbox",
+            "--lib",
+        ])
+        .arg(&lib)
+        .env("MAILCONNECT_SANDBOX_DIR", &dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains(&format!("POST {emulator}/_sandbox/users/")),
+        "{text}"
+    );
+    assert!(text.contains(" 0 failed"), "{text}");
+
     // down stops everything.
     let (ok, out, err) = sandbox(&dir, &["down"]);
     assert!(ok, "{out}\n{err}");
