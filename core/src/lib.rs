@@ -9,6 +9,8 @@ pub mod check;
 pub mod connector;
 pub mod diagnose;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod http;
 pub mod i18n;
 pub mod mail;
