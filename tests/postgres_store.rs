@@ -355,6 +355,31 @@ fn postgres_schema_key_and_damage_are_checked() {
     assert!(!e.message().contains("hunter2"), "{}", e.message());
 }
 
+/// Sessions ended by the server (a restart, an admin, a proxy) are replaced without the caller
+/// seeing an error.
+#[test]
+fn postgres_replaces_connections_the_server_ended() {
+    let pg = PgServer::start();
+    let url = pg.create_database("reconnect");
+    let s = pg_store(&url);
+    let mut v = s.save_tokens(&rec("a", "0"), 0).unwrap().unwrap();
+    for i in 1..=5 {
+        let ended = pg.psql(
+            "reconnect",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'mailconnect'",
+        );
+        assert!(
+            ended.trim().parse::<u32>().unwrap() >= 1,
+            "round {i}: a session was ended"
+        );
+        v = s
+            .save_tokens(&rec("a", &i.to_string()), v)
+            .unwrap_or_else(|e| panic!("round {i}: {e}"))
+            .unwrap();
+        assert_eq!(rt_of(&s, "a"), Some(i.to_string()));
+    }
+}
+
 #[test]
 fn postgres_over_tls_checks_the_server_certificate() {
     let pg = PgServer::start_tls();

@@ -38,3 +38,8 @@ python3 -m pip install -q --target "$pytarget" ./bindings/python
 MAILCONNECT_LIB="$PWD/target/debug/libmailconnect.so" PYTHONPATH="$pytarget" python3 -c "import mailconnect; print('pip-installed binding loads library', mailconnect.VERSION)"
 rm -rf "$pytarget"
 PYTHONPATH=bindings/python python3 -m pytest -q bindings/python/tests
+
+# The README's main command, exactly as a person types it (packages and build are already done by
+# now, so this is the demo itself: sandbox up, the story through the C ABI, sandbox down).
+echo "== README main command: bash sandbox/demo.sh"
+bash sandbox/demo.sh

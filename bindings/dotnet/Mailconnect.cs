@@ -649,6 +649,20 @@ namespace Mailconnect
         }
 
         private readonly ClientHandle _h;
+        private volatile bool _disposed;
+        private readonly object _eventsGate = new object();
+        private EventWorker _worker;
+
+        /// <summary>mc_next_event is called in slices of this many ms so that stopping the worker or disposing the
+        /// client never waits longer (the native client is freed only after the slice returns).</summary>
+        private const int EventSliceMs = 250;
+
+        private sealed class EventWorker
+        {
+            public volatile bool Stop;
+            public Thread Thread;
+            public SynchronizationContext Context;
+        }
 
         /// <summary>The library version.</summary>
         public static string Version { get { return Native.FromUtf8(Native.mc_version()); } }
@@ -661,8 +675,30 @@ namespace Mailconnect
             _h = h;
         }
 
-        /// <summary>Calls in progress on other threads end with MC_E_CANCELLED; then the client is freed.</summary>
-        public void Dispose() { _h.Dispose(); }
+        /// <summary>Open a client whose registrations, accounts, tokens and leases live in the host's own database
+        /// through store (see IHostStore). optionsJson has no "store" but needs a "key" ({"base64": ...} from your
+        /// secret store, or {"file": PATH}): it encrypts every blob.</summary>
+        public Client(string optionsJson, IHostStore store)
+        {
+            if (store == null) throw new ArgumentNullException("store");
+            var bridge = new StoreBridge(store);
+            var cb = bridge.Callbacks();
+            ClientHandle h;
+            int rc = Native.mc_client_open_with_store(Native.Utf8(optionsJson), ref cb, out h);
+            Native.Check(rc);
+            // The delegates must stay callable until mc_client_free has returned: they live as long as the handle.
+            h.KeepAlive = bridge;
+            _h = h;
+        }
+
+        /// <summary>Stops the event worker, then frees the client: calls in progress on other threads end with
+        /// MC_E_CANCELLED.</summary>
+        public void Dispose()
+        {
+            _disposed = true;
+            StopEvents();
+            _h.Dispose();
+        }
 
         /// <summary>Insert or update an app registration (JSON; see the README).</summary>
         public void PutRegistration(string json) { Native.Check(Native.mc_registration_put(_h, Native.Utf8(json))); }
@@ -799,6 +835,209 @@ namespace Mailconnect
         public Task<string> FetchAsync(string id, string queryJson = null, CancellationToken ct = default(CancellationToken))
         {
             return Task.Run(() => Fetch(id, queryJson, ct));
+        }
+    
+        // ---- the host's own sign-in window ----
+
+        /// <summary>Begin a sign-in the host shows itself. flow: "browser" or "device" (null: the account's).
+        /// redirectUri (browser flow): a loopback URI (mailconnect listens; default the registration's) or a
+        /// registered URI your web view intercepts, such as https://login.microsoftonline.com/common/oauth2/nativeclient.</summary>
+        public Authorization BeginAuthorization(string accountId, string flow = null, string redirectUri = null)
+        {
+            string options = null;
+            if (flow != null || redirectUri != null)
+            {
+                var parts = new List<string>();
+                if (flow != null) parts.Add("\"flow\":" + JsonFields.Quote(flow));
+                if (redirectUri != null) parts.Add("\"redirect_uri\":" + JsonFields.Quote(redirectUri));
+                options = "{" + string.Join(",", parts.ToArray()) + "}";
+            }
+            IntPtr o;
+            Native.Check(Native.mc_authorization_begin(_h, Native.Utf8(accountId), Native.Utf8(options), out o));
+            return Authorization.FromJson(Native.Take(o));
+        }
+
+        private static byte[] HandleOf(Authorization authorization)
+        {
+            if (authorization == null) throw new ArgumentNullException("authorization");
+            return Native.Utf8(authorization.Handle);
+        }
+
+        /// <summary>Finish a browser sign-in with the redirect your web view captured (the full URL, its query, or the
+        /// code); returns the account's status JSON. A URL of another sign-in or redirect URI throws MC_E_STATE and the
+        /// sign-in stays pending; an error redirect ends it with the provider's diagnostic.</summary>
+        public string CompleteAuthorization(Authorization authorization, string redirect, CancellationToken ct = default(CancellationToken))
+        {
+            var handle = HandleOf(authorization);
+            CancellationTokenRegistration reg;
+            using (var c = NativeCancel(ct, out reg))
+            using (reg)
+            {
+                IntPtr o;
+                Native.Check(Native.mc_authorization_complete(_h, handle, Native.Utf8(redirect), c, out o));
+                return Native.Take(o);
+            }
+        }
+
+        /// <summary>Check a device-code sign-in once (no request to the provider before its interval has passed).</summary>
+        public PollResult PollAuthorization(Authorization authorization, CancellationToken ct = default(CancellationToken))
+        {
+            var handle = HandleOf(authorization);
+            CancellationTokenRegistration reg;
+            using (var c = NativeCancel(ct, out reg))
+            using (reg)
+            {
+                IntPtr o;
+                Native.Check(Native.mc_authorization_poll(_h, handle, c, out o));
+                return PollResult.FromJson(Native.Take(o));
+            }
+        }
+
+        /// <summary>Block until the sign-in finishes (the loopback redirect arrives, or the device code is entered);
+        /// returns the account's status JSON. Cancelled, the sign-in stays pending.</summary>
+        public string WaitAuthorization(Authorization authorization, CancellationToken ct = default(CancellationToken))
+        {
+            var handle = HandleOf(authorization);
+            CancellationTokenRegistration reg;
+            using (var c = NativeCancel(ct, out reg))
+            using (reg)
+            {
+                IntPtr o;
+                Native.Check(Native.mc_authorization_wait(_h, handle, c, out o));
+                return Native.Take(o);
+            }
+        }
+
+        /// <summary>WaitAuthorization on a worker thread.</summary>
+        public Task<string> WaitAuthorizationAsync(Authorization authorization, CancellationToken ct = default(CancellationToken))
+        {
+            return Task.Run(() => WaitAuthorization(authorization, ct));
+        }
+
+        /// <summary>Abandon a pending sign-in (the user closed the window); its handle is refused afterwards.</summary>
+        public void AbortAuthorization(Authorization authorization)
+        {
+            Native.Check(Native.mc_authorization_abort(_h, HandleOf(authorization)));
+        }
+
+        // ---- events ----
+
+        /// <summary>Raised for every event while the worker runs (StartEvents), on the worker thread, or posted to the
+        /// SynchronizationContext given to StartEvents. Subscribe before starting. Exceptions thrown by handlers are
+        /// caught (and traced) so the worker keeps running.</summary>
+        public event EventHandler<MailconnectEventArgs> EventReceived;
+
+        /// <summary>Size the event queue (2..100000; default 1024) and turn log records at or above logLevel ("error",
+        /// "warn", "info", "debug", "trace"; default "off") into Log events. Null keeps the default.</summary>
+        public void ConfigureEvents(int? capacity = null, string logLevel = null)
+        {
+            var parts = new List<string>();
+            if (capacity.HasValue) parts.Add("\"capacity\":" + capacity.Value.ToString(CultureInfo.InvariantCulture));
+            if (logLevel != null) parts.Add("\"log_level\":" + JsonFields.Quote(logLevel));
+            Native.Check(Native.mc_events_configure(_h, Native.Utf8("{" + string.Join(",", parts.ToArray()) + "}")));
+        }
+
+        /// <summary>Take the next event, waiting up to timeout (TimeSpan.Zero: do not wait; Timeout.InfiniteTimeSpan:
+        /// until one arrives or the client is disposed). Null when none came in time or the client was disposed
+        /// meanwhile. While the worker runs (StartEvents), events go to whichever of the two takes them first.</summary>
+        public MailconnectEvent NextEvent(TimeSpan timeout)
+        {
+            if (_disposed) throw new ObjectDisposedException("Client");
+            bool forever = timeout == Timeout.InfiniteTimeSpan;
+            var deadline = DateTime.UtcNow + (forever || timeout < TimeSpan.Zero ? TimeSpan.Zero : timeout);
+            while (true)
+            {
+                int ms = forever ? EventSliceMs : (int)Math.Max(0, Math.Min(EventSliceMs, (deadline - DateTime.UtcNow).TotalMilliseconds));
+                var ev = NextEventSlice(ms);
+                if (ev != null) return ev;
+                if (_disposed || (!forever && DateTime.UtcNow >= deadline)) return null;
+            }
+        }
+
+        /// <summary>NextEvent on a worker thread.</summary>
+        public Task<MailconnectEvent> NextEventAsync(TimeSpan timeout)
+        {
+            return Task.Run(() => NextEvent(timeout));
+        }
+
+        private MailconnectEvent NextEventSlice(int ms)
+        {
+            IntPtr o;
+            try
+            {
+                Native.Check(Native.mc_next_event(_h, ms, out o));
+            }
+            catch (ObjectDisposedException)
+            {
+                return null;
+            }
+            return o == IntPtr.Zero ? null : MailconnectEvent.FromJson(Native.Take(o));
+        }
+
+        /// <summary>Start the background worker that takes events (mc_next_event) and raises EventReceived: on the
+        /// worker thread, or posted to context (e.g. SynchronizationContext.Current on a WinForms/WPF UI thread).
+        /// Idempotent. Dispose stops it.</summary>
+        public void StartEvents(SynchronizationContext context = null)
+        {
+            if (_disposed) throw new ObjectDisposedException("Client");
+            lock (_eventsGate)
+            {
+                if (_worker != null) return;
+                var w = new EventWorker { Context = context };
+                w.Thread = new Thread(() => EventLoop(w)) { IsBackground = true, Name = "mailconnect events" };
+                _worker = w;
+                w.Thread.Start();
+            }
+        }
+
+        /// <summary>Stop the worker and wait for it (at most a quarter second plus a running handler). From a handler
+        /// on the worker thread it only asks the worker to stop.</summary>
+        public void StopEvents()
+        {
+            EventWorker w;
+            lock (_eventsGate)
+            {
+                w = _worker;
+                _worker = null;
+            }
+            if (w == null) return;
+            w.Stop = true;
+            if (Thread.CurrentThread != w.Thread) w.Thread.Join();
+        }
+
+        /// <summary>Whether the event worker runs.</summary>
+        public bool EventsRunning { get { lock (_eventsGate) return _worker != null; } }
+
+        private void EventLoop(EventWorker w)
+        {
+            while (!w.Stop)
+            {
+                MailconnectEvent ev;
+                try
+                {
+                    ev = NextEventSlice(EventSliceMs);
+                }
+                catch (Exception e)
+                {
+                    try { Trace.TraceError("mailconnect event worker: {0}", e.Message); } catch { }
+                    Thread.Sleep(EventSliceMs);
+                    continue;
+                }
+                if (ev == null) continue;
+                var handler = EventReceived;
+                if (handler == null) continue;
+                if (w.Context != null) w.Context.Post(_ => Raise(handler, ev), null);
+                else Raise(handler, ev);
+            }
+        }
+
+        private void Raise(EventHandler<MailconnectEventArgs> handler, MailconnectEvent ev)
+        {
+            try { handler(this, new MailconnectEventArgs(ev)); }
+            catch (Exception e)
+            {
+                try { Trace.TraceError("mailconnect EventReceived handler failed: {0}", e); } catch { }
+            }
         }
     }
 }

@@ -377,8 +377,13 @@ impl ConnectObserver for Terminal {
         false
     }
     fn device_code(&self, info: &DeviceCodeInfo) {
-        println!("{}", info.message);
-        let _ = std::io::stdout().flush();
+        // On stdout for people and scripts that read it; with --json stdout is JSON only.
+        if self.json {
+            eprintln!("{}", info.message);
+        } else {
+            println!("{}", info.message);
+            let _ = std::io::stdout().flush();
+        }
         if !progress::enabled(self.json) && !self.json {
             eprintln!("(waiting up to {} s; Ctrl-C cancels)", info.expires_in);
         }

@@ -600,12 +600,19 @@ fn down(dir: &Path) -> Result<bool, Box<dyn std::error::Error>> {
         if !dir.join("scripts").join("mailstack.sh").exists() {
             write_scripts(dir)?;
         }
-        let log = dir.join("stack-down.log");
-        let ok = mailstack(dir, &["down", &stack_dir.display().to_string()], &log)?;
-        if !ok.success() {
-            return Err(format!("stopping the mail servers failed:\n{}", tail(&log, 15)).into());
+        let stack = stack_dir.display().to_string();
+        // `status` exits 3 when nothing of this stack runs.
+        let running = mailstack(dir, &["status", &stack], &dir.join("stack-status.log"))?;
+        if running.code() != Some(3) {
+            let log = dir.join("stack-down.log");
+            let ok = mailstack(dir, &["down", &stack], &log)?;
+            if !ok.success() {
+                return Err(
+                    format!("stopping the mail servers failed:\n{}", tail(&log, 15)).into(),
+                );
+            }
+            stopped = true;
         }
-        stopped = true;
     }
     let pids = [
         state.as_ref().and_then(|s| s["emulator"]["pid"].as_u64()),

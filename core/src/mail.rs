@@ -690,7 +690,7 @@ impl Client {
     }
 }
 
-fn header_date(head: &[u8]) -> Option<time::Date> {
+pub(crate) fn header_date(head: &[u8]) -> Option<time::Date> {
     let (headers, _) = mailparse::parse_headers(head).ok()?;
     let value = headers
         .iter()

@@ -173,47 +173,77 @@ impl Loopback {
             Ok(r) => r?,
             Err(_) => return Ok(None),
         };
-        let Some(target) = parse_request_line(&head) else {
-            respond(&mut stream, 400, &LoopbackPage::BadRequest.render(lang)).await?;
-            return Ok(None);
-        };
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        if path != self.path {
-            respond(&mut stream, 404, &LoopbackPage::NotFound.render(lang)).await?;
-            return Ok(None);
-        }
-        let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-        if params.get("state").map(String::as_str) != Some(state) {
-            respond(&mut stream, 400, &LoopbackPage::WrongState.render(lang)).await?;
-            return Ok(None);
-        }
-        if let Some(error) = params.get("error") {
-            let e = OAuthErrorResponse {
-                error: error.clone(),
-                error_description: params.get("error_description").cloned(),
-                error_uri: params.get("error_uri").cloned(),
-                ..Default::default()
-            };
-            let text = e.summary();
-            respond(&mut stream, 200, &LoopbackPage::Failed(text).render(lang)).await?;
-            return Ok(Some(Err(errors::to_error(
-                "signing in in the browser",
-                e,
-                None,
-            ))));
-        }
-        match params.get("code") {
-            Some(code) if !code.is_empty() => {
-                respond(&mut stream, 200, &LoopbackPage::Done.render(lang)).await?;
-                Ok(Some(Ok(SecretString::from(code.clone()))))
-            }
-            _ => {
+        match parse_redirect(&head, &self.path, state) {
+            Redirect::BadRequest => {
                 respond(&mut stream, 400, &LoopbackPage::BadRequest.render(lang)).await?;
                 Ok(None)
             }
+            Redirect::NotFound => {
+                respond(&mut stream, 404, &LoopbackPage::NotFound.render(lang)).await?;
+                Ok(None)
+            }
+            Redirect::WrongState => {
+                respond(&mut stream, 400, &LoopbackPage::WrongState.render(lang)).await?;
+                Ok(None)
+            }
+            Redirect::Error(e) => {
+                let text = e.summary();
+                respond(&mut stream, 200, &LoopbackPage::Failed(text).render(lang)).await?;
+                Ok(Some(Err(errors::to_error(
+                    "signing in in the browser",
+                    e,
+                    None,
+                ))))
+            }
+            Redirect::Code(code) => {
+                respond(&mut stream, 200, &LoopbackPage::Done.render(lang)).await?;
+                Ok(Some(Ok(code)))
+            }
         }
+    }
+}
+
+/// What one request to the loopback listener is.
+#[derive(Debug)]
+pub(crate) enum Redirect {
+    /// Not a readable `GET`, or the right state without a code.
+    BadRequest,
+    /// Another path.
+    NotFound,
+    /// The redirect of another (older) sign-in.
+    WrongState,
+    /// The provider redirected with an error.
+    Error(OAuthErrorResponse),
+    /// The authorization code.
+    Code(SecretString),
+}
+
+/// Read a request head sent to the listener waiting on `expected_path` for `state`.
+pub(crate) fn parse_redirect(head: &[u8], expected_path: &str, state: &str) -> Redirect {
+    let Some(target) = parse_request_line(head) else {
+        return Redirect::BadRequest;
+    };
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path != expected_path {
+        return Redirect::NotFound;
+    }
+    let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    if params.get("state").map(String::as_str) != Some(state) {
+        return Redirect::WrongState;
+    }
+    if let Some(error) = params.get("error") {
+        return Redirect::Error(OAuthErrorResponse {
+            error: error.clone(),
+            error_description: params.get("error_description").cloned(),
+            error_uri: params.get("error_uri").cloned(),
+            ..Default::default()
+        });
+    }
+    match params.get("code") {
+        Some(code) if !code.is_empty() => Redirect::Code(SecretString::from(code.clone())),
+        _ => Redirect::BadRequest,
     }
 }
 

@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client as PgClient, Config, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -263,6 +264,8 @@ struct Lease {
     conn: Option<PgConn>,
     pool: Arc<Pool>,
     healthy: bool,
+    /// Whether the connection was kept from an earlier operation (it may have died meanwhile).
+    reused: bool,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -298,6 +301,7 @@ impl Pool {
             }
             found
         };
+        let reused = reuse.is_some();
         let conn = match reuse {
             Some(c) => c,
             None => {
@@ -318,6 +322,7 @@ impl Pool {
             conn: Some(conn),
             pool: self.clone(),
             healthy: true,
+            reused,
             _permit: permit,
         })
     }
@@ -402,7 +407,9 @@ impl PostgresStore {
                 &'c mut PgConn,
             )
                 -> std::pin::Pin<Box<dyn Future<Output = DbResult<T>> + Send + 'c>>
+            + Clone
             + Send
+            + Sync
             + 'static,
     {
         let pool = self.pool.clone();
@@ -410,18 +417,47 @@ impl PostgresStore {
         self.handle.spawn(async move {
             let target = pool.target.clone();
             let work = async {
-                let mut lease = pool.get().await?;
-                // Until the operation has finished, the connection counts as broken: when the
-                // time limit drops it halfway (a transaction open, an answer pending), it is not
-                // reused. Errors other than those the server reported (I/O, protocol) leave the
-                // session in an unknown state too.
-                lease.healthy = false;
-                let conn = lease.conn.as_mut().ok_or_else(|| {
-                    Fail::Other(Error::internal("a pooled connection is missing"))
-                })?;
-                let r = op(conn).await;
-                lease.healthy = !matches!(&r, Err(Fail::Db(e)) if e.as_db_error().is_none());
-                r
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let mut lease = pool.get().await?;
+                    // Until the operation has finished, the connection counts as broken: when the
+                    // time limit drops it halfway (a transaction open, an answer pending), it is
+                    // not reused. Errors other than those the server reported (I/O, protocol)
+                    // leave the session in an unknown state too.
+                    lease.healthy = false;
+                    let conn = lease.conn.as_mut().ok_or_else(|| {
+                        Fail::Other(Error::internal("a pooled connection is missing"))
+                    })?;
+                    let r = op.clone()(conn).await;
+                    let broken = matches!(&r, Err(Fail::Db(e)) if connection_lost(e));
+                    lease.healthy = !broken;
+                    if broken && lease.reused {
+                        // The other kept connections are likely gone too (a server restart).
+                        if let Ok(mut idle) = pool.idle.lock() {
+                            idle.clear();
+                        }
+                    }
+                    // Once more on a new connection when a kept one turned out to be dead (the
+                    // server restarted, a proxy dropped it), or on a serialization failure or
+                    // deadlock. Safe for every operation here: reads and upserts are idempotent,
+                    // and a compare-and-swap whose first attempt did commit fails the second
+                    // time, which the connector takes as "someone else wrote" and reloads.
+                    let retry = match &r {
+                        Err(Fail::Db(e)) => {
+                            (broken && lease.reused)
+                                || e.code().is_some_and(|c| {
+                                    *c == SqlState::T_R_SERIALIZATION_FAILURE
+                                        || *c == SqlState::T_R_DEADLOCK_DETECTED
+                                })
+                        }
+                        _ => false,
+                    };
+                    if !(retry && attempt < 2) {
+                        return r;
+                    }
+                    tracing::debug!("PostgreSQL store {target}: {what} is tried again");
+                }
             };
             let r = match tokio::time::timeout(OP_TIMEOUT, work).await {
                 Ok(Ok(v)) => Ok(v),
@@ -544,6 +580,15 @@ impl Drop for PostgresStore {
             rt.shutdown_background();
         }
     }
+}
+
+/// Whether the session is gone or unusable: I/O and protocol errors, and the server's own
+/// "connection exception" (08) and "operator intervention" (57P: shutdown, terminated) errors.
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    e.is_closed()
+        || e.as_db_error().is_none()
+        || e.code()
+            .is_some_and(|c| c.code().starts_with("08") || c.code().starts_with("57P"))
 }
 
 fn db_error(target: &str, what: &str, e: &tokio_postgres::Error) -> Error {

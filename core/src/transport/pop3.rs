@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::stream::{self, BoxedIo, ConnectTimings, LineConn, Security};
@@ -114,25 +113,7 @@ impl Pop3 {
             ),
             _ => Box::new(tcp),
         };
-        let mut conn = LineConn::new(io, host, timeout);
-        let greeting = match parse_reply(&conn.read_line().await?)? {
-            Reply::Ok(t) => t,
-            Reply::Err(t) | Reply::Continue(t) => {
-                return Err(Error::new(
-                    ErrorKind::MailServer,
-                    format!("the POP3 server {host} refused the connection: {t}"),
-                )
-                .with_evidence(|ev| ev.server_reply = Some(t)))
-            }
-        };
-        let mut pop = Pop3 {
-            conn,
-            greeting,
-            capabilities: vec![],
-            timings,
-            max_message: 64 * 1024 * 1024,
-        };
-        pop.capabilities = pop.capa().await.unwrap_or_default();
+        let mut pop = Pop3::start(io, host, timeout, timings).await?;
         if security == Security::Starttls {
             if !pop.has_capability("STLS") {
                 return Err(Error::new(ErrorKind::MailServer, format!("the POP3 server {host}:{port} does not offer STLS; use port 995 with implicit TLS")));
@@ -157,6 +138,35 @@ impl Pop3 {
             };
             pop.capabilities = pop.capa().await.unwrap_or_default();
         }
+        Ok(pop)
+    }
+
+    /// Read the greeting and the capabilities on a connected stream.
+    pub(crate) async fn start(
+        io: BoxedIo,
+        host: &str,
+        timeout: Duration,
+        timings: ConnectTimings,
+    ) -> Result<Pop3> {
+        let mut conn = LineConn::new(io, host, timeout);
+        let greeting = match parse_reply(&conn.read_line().await?)? {
+            Reply::Ok(t) => t,
+            Reply::Err(t) | Reply::Continue(t) => {
+                return Err(Error::new(
+                    ErrorKind::MailServer,
+                    format!("the POP3 server {host} refused the connection: {t}"),
+                )
+                .with_evidence(|ev| ev.server_reply = Some(t)))
+            }
+        };
+        let mut pop = Pop3 {
+            conn,
+            greeting,
+            capabilities: vec![],
+            timings,
+            max_message: 64 * 1024 * 1024,
+        };
+        pop.capabilities = pop.capa().await.unwrap_or_default();
         Ok(pop)
     }
 
@@ -249,10 +259,7 @@ impl Pop3 {
                 challenge: None,
             })),
             Reply::Continue(data) => {
-                let challenge = base64::engine::general_purpose::STANDARD
-                    .decode(data.trim())
-                    .ok()
-                    .map(|b| String::from_utf8_lossy(&b).into_owned());
+                let challenge = super::sasl::decode_error_challenge(&data);
                 let answer = match mechanism {
                     Mechanism::Xoauth2 => "",
                     Mechanism::Oauthbearer => "AQ==",

@@ -23,6 +23,16 @@ pub fn oauthbearer(user: &str, host: &str, port: u16, token: &SecretString) -> S
     SecretString::from(base64::engine::general_purpose::STANDARD.encode(raw.as_bytes()))
 }
 
+/// Decode a SASL error challenge (`+ <base64>` in POP3, `334 <base64>` in SMTP): the text the
+/// server encoded (Gmail sends JSON such as `{"status":"401","schemes":"bearer"}`), or `None` when
+/// the data is not base64. Invalid UTF-8 is replaced, never refused: the text is only evidence.
+pub fn decode_error_challenge(data: &str) -> Option<String> {
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use base64::Engine;
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
 use lettre::transport::smtp::extension::ClientId;
 use secrecy::{ExposeSecret, SecretString};
@@ -111,6 +110,119 @@ impl AsyncTokioStream for SmtpIo {
     }
 }
 
+/// lettre 0.11.23 panics (`split.next().unwrap()` in `ServerInfo::from_response`) when a line of
+/// the EHLO reply has text that is only whitespace (`250-  `, found by `tests/fuzz` target
+/// `smtp_session`). This reader, between the connection and lettre, empties such texts; lettre
+/// skips empty EHLO lines and nothing else changes. It cuts the server's bytes where lettre does,
+/// at CRLF, and releases a piece as soon as its CRLF arrives (or at the end of the stream).
+struct BlankReplyText {
+    inner: Box<dyn AsyncTokioStream>,
+    /// The current CRLF-terminated piece, still incomplete.
+    piece: Vec<u8>,
+    /// Bytes ready for lettre.
+    ready: Vec<u8>,
+    ready_pos: usize,
+}
+
+/// Longer pieces than lettre accepts in a whole reply are passed on as they are (lettre refuses them).
+const MAX_PIECE: usize = 100_001;
+
+impl BlankReplyText {
+    fn new(inner: Box<dyn AsyncTokioStream>) -> BlankReplyText {
+        BlankReplyText {
+            inner,
+            piece: Vec::new(),
+            ready: Vec::new(),
+            ready_pos: 0,
+        }
+    }
+
+    /// Release the current piece, without its text when that is only whitespace.
+    fn release(&mut self) {
+        let piece = std::mem::take(&mut self.piece);
+        let blank = piece.len() > 6
+            && piece.ends_with(b"\r\n")
+            && std::str::from_utf8(&piece[4..piece.len() - 2]).is_ok_and(|t| t.trim().is_empty());
+        if blank {
+            self.ready.extend_from_slice(&piece[..4]);
+            self.ready.extend_from_slice(b"\r\n");
+        } else {
+            self.ready.extend_from_slice(&piece);
+        }
+    }
+}
+
+impl fmt::Debug for BlankReplyText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BlankReplyText")
+    }
+}
+
+impl AsyncRead for BlankReplyText {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        loop {
+            if me.ready_pos < me.ready.len() {
+                let n = (me.ready.len() - me.ready_pos).min(buf.remaining());
+                buf.put_slice(&me.ready[me.ready_pos..me.ready_pos + n]);
+                me.ready_pos += n;
+                if me.ready_pos == me.ready.len() {
+                    me.ready.clear();
+                    me.ready_pos = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [0u8; 4096];
+            let mut rb = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut me.inner).poll_read(cx, &mut rb) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            }
+            if rb.filled().is_empty() {
+                // End of the stream: what is left goes out as it is.
+                if me.piece.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                me.release();
+                continue;
+            }
+            for &b in rb.filled() {
+                me.piece.push(b);
+                if (b == b'\n' && me.piece.ends_with(b"\r\n")) || me.piece.len() >= MAX_PIECE {
+                    me.release();
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for BlankReplyText {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for BlankReplyText {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.inner.peer_addr()
+    }
+}
+
 /// One line sent as is (lettre commands carry their own CRLF).
 struct Line<'a>(&'a str);
 impl fmt::Display for Line<'_> {
@@ -136,7 +248,7 @@ fn smtp_error(what: &str, e: &lettre::transport::smtp::Error) -> Error {
 }
 
 /// Read a (multi-line) SMTP reply on the plain connection: `(code, lines)`.
-async fn read_reply(conn: &mut LineConn<TcpStream>) -> Result<(u16, Vec<String>)> {
+async fn read_reply<S: stream::Io>(conn: &mut LineConn<S>) -> Result<(u16, Vec<String>)> {
     let mut lines = Vec::new();
     loop {
         let line = conn.read_line().await?;
@@ -158,6 +270,52 @@ async fn read_reply(conn: &mut LineConn<TcpStream>) -> Result<(u16, Vec<String>)
             return Ok((code, lines));
         }
     }
+}
+
+/// The plain part of STARTTLS: read the greeting, send EHLO, check that STARTTLS is offered, send
+/// it and read the go-ahead. Returns the greeting's lines.
+pub(crate) async fn starttls_preamble<S: stream::Io>(
+    conn: &mut LineConn<S>,
+    port: u16,
+    hello: &str,
+) -> Result<Vec<String>> {
+    let host = conn.host().to_string();
+    let (code, g) = read_reply(conn).await?;
+    if code != 220 {
+        return Err(Error::new(
+            ErrorKind::MailServer,
+            format!(
+                "the SMTP server {host} refused the connection: {code} {}",
+                g.join(" ")
+            ),
+        ));
+    }
+    conn.write_line(&format!("EHLO {hello}")).await?;
+    let (code, ehlo) = read_reply(conn).await?;
+    if code != 250 {
+        return Err(Error::new(
+            ErrorKind::MailServer,
+            format!(
+                "the SMTP server {host} refused EHLO: {code} {}",
+                ehlo.join(" ")
+            ),
+        ));
+    }
+    if !ehlo.iter().any(|l| l.eq_ignore_ascii_case("STARTTLS")) {
+        return Err(Error::new(ErrorKind::MailServer, format!("the SMTP server {host}:{port} does not offer STARTTLS; use port 465 with implicit TLS")));
+    }
+    conn.write_line("STARTTLS").await?;
+    let (code, text) = read_reply(conn).await?;
+    if code != 220 {
+        return Err(Error::new(
+            ErrorKind::MailServer,
+            format!(
+                "the SMTP server {host} refused STARTTLS: {code} {}",
+                text.join(" ")
+            ),
+        ));
+    }
+    Ok(g)
 }
 
 /// A connected SMTP submission session.
@@ -194,41 +352,7 @@ impl SmtpSession {
             Security::None => (SmtpIo::Plain(tcp), None),
             Security::Starttls => {
                 let mut conn = LineConn::new(tcp, host, timeout);
-                let (code, g) = read_reply(&mut conn).await?;
-                if code != 220 {
-                    return Err(Error::new(
-                        ErrorKind::MailServer,
-                        format!(
-                            "the SMTP server {host} refused the connection: {code} {}",
-                            g.join(" ")
-                        ),
-                    ));
-                }
-                conn.write_line(&format!("EHLO {hello}")).await?;
-                let (code, ehlo) = read_reply(&mut conn).await?;
-                if code != 250 {
-                    return Err(Error::new(
-                        ErrorKind::MailServer,
-                        format!(
-                            "the SMTP server {host} refused EHLO: {code} {}",
-                            ehlo.join(" ")
-                        ),
-                    ));
-                }
-                if !ehlo.iter().any(|l| l.eq_ignore_ascii_case("STARTTLS")) {
-                    return Err(Error::new(ErrorKind::MailServer, format!("the SMTP server {host}:{port} does not offer STARTTLS; use port 465 with implicit TLS")));
-                }
-                conn.write_line("STARTTLS").await?;
-                let (code, text) = read_reply(&mut conn).await?;
-                if code != 220 {
-                    return Err(Error::new(
-                        ErrorKind::MailServer,
-                        format!(
-                            "the SMTP server {host} refused STARTTLS: {code} {}",
-                            text.join(" ")
-                        ),
-                    ));
-                }
+                let g = starttls_preamble(&mut conn, port, hello).await?;
                 let plain = conn.into_inner_for_starttls()?;
                 let tls = stream::tls_handshake(plain, host, tls, timeout, &mut timings).await?;
                 (
@@ -240,10 +364,25 @@ impl SmtpSession {
                 )
             }
         };
+        SmtpSession::start(Box::new(io), host, greeting, timings, timeout, hello).await
+    }
+
+    /// Hand a secured stream to lettre: read the greeting, send EHLO and read the capabilities.
+    pub(crate) async fn start(
+        io: Box<dyn AsyncTokioStream>,
+        host: &str,
+        greeting: Option<String>,
+        timings: ConnectTimings,
+        timeout: Duration,
+        hello: &str,
+    ) -> Result<SmtpSession> {
         let client_id = ClientId::Domain(hello.to_string());
         let conn = tokio::time::timeout(
             timeout,
-            AsyncSmtpConnection::connect_with_transport(Box::new(io), &client_id),
+            AsyncSmtpConnection::connect_with_transport(
+                Box::new(BlankReplyText::new(io)),
+                &client_id,
+            ),
         )
         .await
         .map_err(|_| Error::timeout(&format!("SMTP greeting and EHLO of {host}"), timeout))?
@@ -332,10 +471,7 @@ impl SmtpSession {
         }
         if second.has_code(334) {
             let data: String = second.message().collect::<Vec<_>>().join("");
-            let challenge = base64::engine::general_purpose::STANDARD
-                .decode(data.trim())
-                .ok()
-                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            let challenge = super::sasl::decode_error_challenge(&data);
             let answer = match mechanism {
                 Mechanism::Xoauth2 => "",
                 Mechanism::Oauthbearer => "AQ==",
@@ -396,5 +532,99 @@ impl SmtpSession {
             Ok(Err(e)) => Err(smtp_error("SMTP QUIT", &e)),
             Err(_) => Err(Error::timeout("SMTP QUIT", self.timeout)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzzing::ScriptedServer;
+
+    async fn start(script: &[u8], chunk: usize) -> Result<SmtpSession> {
+        SmtpSession::start(
+            Box::new(ScriptedServer::new(script, chunk)),
+            "smtp.test",
+            None,
+            ConnectTimings::default(),
+            Duration::from_secs(5),
+            "client.test",
+        )
+        .await
+    }
+
+    /// Found by `tests/fuzz` (smtp_session): lettre panicked on an EHLO line of only whitespace.
+    #[tokio::test]
+    async fn an_ehlo_line_of_only_whitespace_is_read_not_a_panic() {
+        for chunk in [1, 3, 4096] {
+            let s = start(
+                b"220 mx.test ESMTP\r\n250-mx.test\r\n250- \t \r\n250-AUTH XOAUTH2\r\n250  \r\n\
+                  250-mx.test\r\n250- \r\n250-AUTH XOAUTH2\r\n250 \xe3\x80\x80\r\n",
+                chunk,
+            )
+            .await
+            .unwrap();
+            assert_eq!(s.sasl_mechanisms(), vec!["XOAUTH2".to_string()]);
+        }
+    }
+
+    /// The fuzzer's own input for the panic above, as it found it.
+    #[test]
+    fn the_fuzzers_ehlo_input_is_read_not_a_panic() {
+        crate::fuzzing::smtp_session(
+            b"223 623 6-?-\n\rQ223 6\n223 6-?/\n\r\n223-?-\n\rQ2\x7f\0\0\x002--?-\r2 236A\n223 6-?\n447 )D-\0\xca\x9a/\r\n223 \n\r\n22\n3-?-\n\rQ-?-\n\rQ223 6\n227 6-?/\n\r\n223-?-\n\rQ2\n*\x7f\0\0\0(/\n223 \n\r\n223-?-\n\rQ-?-\n\rQ22\x0c\n4\n4?4?4077\n\n?777236\n223?-\0\n",
+            0x0a,
+            false,
+        );
+    }
+
+    #[tokio::test]
+    async fn the_blank_text_guard_passes_ordinary_replies_through_unchanged() {
+        let script = b"220 mx.test ESMTP\r\n250-mx.test Hello\r\n250-SIZE 35882577\r\n250 AUTH LOGIN XOAUTH2 OAUTHBEARER\r\n";
+        for chunk in [1, 2, 7, 4096] {
+            let mut g = BlankReplyText::new(Box::new(ScriptedServer::new(script, chunk)));
+            let mut out = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut g, &mut out)
+                .await
+                .unwrap();
+            assert_eq!(out, script.to_vec());
+        }
+        let mut g = BlankReplyText::new(Box::new(ScriptedServer::new(
+            b"250- \r\n250-x \r\n250 \r\nno end",
+            2,
+        )));
+        let mut out = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut g, &mut out)
+            .await
+            .unwrap();
+        assert_eq!(out, b"250-\r\n250-x \r\n250 \r\nno end".to_vec());
+    }
+
+    #[tokio::test]
+    async fn multi_line_replies_before_starttls() {
+        let mut conn = LineConn::new(
+            ScriptedServer::new(
+                b"220-mx.test ESMTP\r\n220 ready\r\n250-mx.test\r\n250-STARTTLS\r\n250 SIZE 1\r\n220 go ahead\r\n",
+                5,
+            ),
+            "smtp.test",
+            Duration::from_secs(5),
+        );
+        let g = starttls_preamble(&mut conn, 587, "client.test")
+            .await
+            .unwrap();
+        assert_eq!(g, vec!["mx.test ESMTP".to_string(), "ready".to_string()]);
+        let mut conn = LineConn::new(
+            ScriptedServer::new(b"220 mx\r\n250-mx\r\n250 SIZE 1\r\n", 64),
+            "smtp.test",
+            Duration::from_secs(5),
+        );
+        let e = starttls_preamble(&mut conn, 587, "client.test")
+            .await
+            .unwrap_err();
+        assert!(
+            e.message().contains("does not offer STARTTLS"),
+            "{}",
+            e.message()
+        );
     }
 }
