@@ -1,9 +1,11 @@
 //! The .NET binding (bindings/dotnet) compiled with Mono's mcs as C# 7 and run on Mono and on a
-//! .NET 8 runtime against the sandbox and the real mail stack.
+//! .NET 8 runtime against the sandbox and the real mail stack; then its host integration part
+//! (host-driven device code, events, a host-owned store) with 4-second tokens.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use mailconnect_sandbox::TokenSettings;
 use mailconnect_tests::*;
 
 fn dotnet() -> PathBuf {
@@ -41,8 +43,24 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
         r#"{"runtimeOptions":{"tfm":"net8.0","rollForward":"LatestMajor","framework":{"name":"Microsoft.NETCore.App","version":"8.0.0"}}}"#,
     )
     .unwrap();
-    for (runtime, store) in [("mono", "mono.db"), ("dotnet8", "net8.db")] {
-        let args = binding_scenario_args(&env, &stack, &work.path().join(store));
+    let runs = [
+        ("mono", "mono.db", false),
+        ("dotnet8", "net8.db", false),
+        ("mono", "mono-host.db", true),
+        ("dotnet8", "net8-host.db", true),
+    ];
+    for (runtime, store, host) in runs {
+        if host {
+            // Tokens that need a refresh after 2 s, for the token_refreshed event.
+            env.emulator.set_token_settings(TokenSettings {
+                access_token_lifetime_secs: 4,
+                ..env.emulator.config().tokens
+            });
+        }
+        let mut args = binding_scenario_args(&env, &stack, &work.path().join(store));
+        if host {
+            args.push("host".into());
+        }
         let mut cmd = if runtime == "mono" {
             let mut c = Command::new("mono");
             c.arg(&exe);
@@ -60,10 +78,22 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
             .await
             .unwrap();
         assert!(out.contains(" 0 failed"), "{runtime}:\n{out}");
-        assert!(
-            out.contains("ok CancellationToken cancels the connect"),
-            "{runtime}:\n{out}"
-        );
+        let expected = if host {
+            [
+                "ok polling until connected (host-driven device code)",
+                "ok events in order: connect_progress, state_changed, token_refreshed",
+                "ok a truncating host gets MC-TOKEN-TRUNCATED",
+            ]
+            .as_slice()
+        } else {
+            ["ok CancellationToken cancels the connect"].as_slice()
+        };
+        for line in expected {
+            assert!(
+                out.contains(line),
+                "{runtime} (host part: {host}): {line}\n{out}"
+            );
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 // CancellationToken that triggers the native mc_cancel. Host integration: the host's own sign-in
 // window (BeginAuthorization ...), events (EventReceived from a worker thread, NextEvent to pull),
 // and a host-owned store (IHostStore).
+#define TRACE // Trace.TraceError reports failures of host callbacks and event handlers (as MSBuild builds do).
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;

@@ -1,7 +1,12 @@
 // The .NET binding's scenario against the sandbox and the real mail stack.
-// usage: Scenario.exe STORE EMULATOR_URL MAILCONNECT_BIN HOST IMAPS POP3S SMTP CA_FILE
+// usage: Scenario.exe STORE EMULATOR_URL MAILCONNECT_BIN HOST IMAPS POP3S SMTP CA_FILE [host]
+// With "host" it runs the host integration part instead (the emulator then issues 4-second tokens):
+// device code driven by the host, events (EventReceived worker and NextEvent), nativeclient
+// refusals and abort, a host-owned store (in memory) with refresh and truncation.
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
+using System.Linq;
 using System.Text;
 using System.Threading;
 using Mailconnect;
@@ -31,8 +36,255 @@ public static class Scenario
         return false;
     }
 
+    const string Key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const string NativeClient = "https://login.microsoftonline.com/common/oauth2/nativeclient";
+
+    /// <summary>Play the user with the sandbox's scripted browser (in the background).</summary>
+    static Process SignIn(string cli, string user, string code, string uri)
+    {
+        var psi = new ProcessStartInfo(cli, "sandbox sign-in --user " + user + " --password " + user.Split('@')[0] + "-password --device-code " + code + " --verification-uri " + uri);
+        psi.UseShellExecute = false;
+        psi.RedirectStandardOutput = true;
+        return Process.Start(psi);
+    }
+
+    static string Registration(string emulator)
+    {
+        return "{\"id\":\"desktop\",\"provider\":\"microsoft\",\"tenant\":\"organizations\",\"authority_host\":\"" + emulator + "\",\"client_id\":\"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90\"}";
+    }
+
+    static string Account(string id, string mailbox)
+    {
+        return "{\"id\":\"" + id + "\",\"mailbox\":\"" + mailbox + "\",\"registration\":\"desktop\",\"flow\":\"device_code\"}";
+    }
+
+    static string Describe(MailconnectEvent e)
+    {
+        switch (e.Kind)
+        {
+            case EventKind.ConnectProgress: return "progress:" + e.Stage;
+            case EventKind.StateChanged: return "state:" + e.From + "->" + e.To;
+            default: return e.Type;
+        }
+    }
+
+    /// <summary>The host's table, in memory: (kind, id) -> (blob, version), optionally cutting token blobs short.</summary>
+    sealed class MemoryStore : IHostStore
+    {
+        public readonly Dictionary<string, KeyValuePair<byte[], long>> Rows = new Dictionary<string, KeyValuePair<byte[], long>>();
+        public int TruncateTokensTo;
+        public volatile bool Failing;
+
+        public bool TryLoad(string kind, string id, out byte[] blob, out long version)
+        {
+            if (Failing && kind == "account") throw new InvalidOperationException("the vendor database is down");
+            lock (Rows)
+            {
+                KeyValuePair<byte[], long> r;
+                bool found = Rows.TryGetValue(kind + "/" + id, out r);
+                blob = found ? r.Key : null;
+                version = found ? r.Value : 0;
+                return found;
+            }
+        }
+
+        public bool CompareAndSwap(string kind, string id, byte[] blob, long expectedVersion, long newVersion)
+        {
+            lock (Rows)
+            {
+                KeyValuePair<byte[], long> r;
+                long current = Rows.TryGetValue(kind + "/" + id, out r) ? r.Value : 0;
+                if (current != expectedVersion) return false;
+                if (kind == "tokens" && TruncateTokensTo > 0 && blob.Length > TruncateTokensTo) Array.Resize(ref blob, TruncateTokensTo);
+                Rows[kind + "/" + id] = new KeyValuePair<byte[], long>(blob, newVersion);
+                return true;
+            }
+        }
+
+        public bool Remove(string kind, string id)
+        {
+            lock (Rows) return Rows.Remove(kind + "/" + id);
+        }
+
+        public IEnumerable<HostRecord> List(string kind)
+        {
+            lock (Rows)
+                return Rows.Where(r => r.Key.StartsWith(kind + "/")).Select(r => new HostRecord(r.Key.Substring(kind.Length + 1), r.Value.Key, r.Value.Value)).ToList();
+        }
+    }
+
+    static bool HasBytes(byte[] hay, string needle)
+    {
+        var n = Encoding.ASCII.GetBytes(needle);
+        for (int i = 0; i + n.Length <= hay.Length; i++)
+        {
+            int j = 0;
+            while (j < n.Length && hay[i + j] == n[j]) j++;
+            if (j == n.Length) return true;
+        }
+        return false;
+    }
+
+    static void Host(string store, string emulator, string cli)
+    {
+        var mainThread = Thread.CurrentThread.ManagedThreadId;
+        var sw = new Stopwatch();
+        using (var c = new Client("{\"store\":\"" + store + "\",\"no_proxy\":true}"))
+        {
+            c.PutRegistration(Registration(emulator));
+            c.PutAccount(Account("carol", "carol@example.test"));
+            c.ConfigureEvents(256, "info");
+            var got = new List<MailconnectEvent>();
+            var refreshed = new ManualResetEventSlim();
+            int handlerThread = 0;
+            c.EventReceived += (sender, e) =>
+            {
+                lock (got) got.Add(e.Event);
+                handlerThread = Thread.CurrentThread.ManagedThreadId;
+                if (e.Event.Kind == EventKind.TokenRefreshed) refreshed.Set();
+            };
+            c.StartEvents();
+            Check(c.EventsRunning, "event worker started");
+
+            var a = c.BeginAuthorization("carol");
+            Check(a.IsDeviceCode && a.UserCode.Length > 0 && a.Message.Contains(a.UserCode) && a.VerificationUri.StartsWith("http"), "BeginAuthorization gives the device code");
+            Check(a.ExpiresAt > DateTimeOffset.UtcNow.AddSeconds(60) && a.Interval >= TimeSpan.FromSeconds(1) && a.Url == null, "device authorization has expiry and interval");
+            var p = c.PollAuthorization(a);
+            Check(!p.Connected && p.RetryAfter > TimeSpan.Zero, "PollAuthorization is pending before the user acts");
+            SignIn(cli, "carol@example.test", a.UserCode, a.VerificationUri);
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (!p.Connected && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(p.RetryAfter);
+                p = c.PollAuthorization(a);
+            }
+            Check(p.Connected && p.Status.Contains("\"state\":\"connected\"") && p.Status.Contains("carol@example.test"), "polling until connected (host-driven device code)");
+            try
+            {
+                c.PollAuthorization(a);
+                Check(false, "a used handle is refused");
+            }
+            catch (MailconnectException e)
+            {
+                Check(e.Status == "MC_E_STATE" && e.Diagnostic.Contains("MC-SIGN-IN-NOT-PENDING"), "a used handle is refused with MC-SIGN-IN-NOT-PENDING");
+            }
+            Thread.Sleep(2600);
+            Check(c.AccessToken("carol").Length > 1000, "access token after half the lifetime (refresh)");
+            Check(refreshed.Wait(5000), "EventReceived reports token_refreshed");
+            c.StopEvents();
+            Check(!c.EventsRunning, "event worker stopped");
+            List<string> kinds;
+            lock (got) kinds = got.Where(e => e.Kind != EventKind.Log).Select(Describe).ToList();
+            Console.WriteLine("events: " + string.Join(" ", kinds.ToArray()));
+            int starting = kinds.IndexOf("progress:starting"), connected = kinds.IndexOf("progress:connected");
+            int changed = kinds.IndexOf("state:not_connected->connected"), refresh = kinds.IndexOf("token_refreshed");
+            Check(starting >= 0 && starting < connected && connected < changed && changed < refresh, "events in order: connect_progress, state_changed, token_refreshed");
+            Check(handlerThread != 0 && handlerThread != mainThread, "EventReceived runs on the worker thread");
+            lock (got)
+            {
+                Check(got.Any(e => e.Kind == EventKind.Log && e.Level == "info"), "info log records arrive as Log events");
+                Check(got.Select(e => e.Seq).SequenceEqual(got.Select(e => e.Seq).OrderBy(x => x).Distinct()), "seq increases");
+                Check(!got.Any(e => e.Json.Contains("eyJ")), "no token in any event");
+            }
+
+            // Pull: the disconnect's state change.
+            c.ConfigureEvents(null, "off");
+            c.Disconnect("carol");
+            MailconnectEvent ev;
+            do ev = c.NextEvent(TimeSpan.FromSeconds(5)); while (ev != null && ev.Kind == EventKind.Log);
+            Check(ev != null && ev.Kind == EventKind.StateChanged && ev.From == "connected" && ev.To == "not_connected" && ev.AccountId == "carol", "NextEvent pulls the disconnect's state change");
+            sw.Restart();
+            Check(c.NextEvent(TimeSpan.FromMilliseconds(300)) == null && sw.ElapsedMilliseconds >= 250, "NextEvent gives null after its timeout");
+
+            // An embedded web view's redirect URI: refusals with diagnostics, then abort.
+            var nc = c.BeginAuthorization("carol", "browser", NativeClient);
+            Check(!nc.Loopback && nc.RedirectUri == NativeClient && nc.Url.Contains("code_challenge_method=S256"), "BeginAuthorization for an embedded view");
+            try
+            {
+                c.CompleteAuthorization(nc, NativeClient + "?code=abc&state=older");
+                Check(false, "a redirect of another sign-in is refused");
+            }
+            catch (MailconnectException e)
+            {
+                Check(e.Status == "MC_E_STATE" && e.Diagnostic.Contains("MC-SIGN-IN-STATE-MISMATCH"), "a redirect of another sign-in is refused (state mismatch)");
+            }
+            c.AbortAuthorization(nc);
+            try
+            {
+                c.WaitAuthorization(nc);
+                Check(false, "an aborted sign-in is refused");
+            }
+            catch (MailconnectException e)
+            {
+                Check(e.Status == "MC_E_STATE" && e.Message.Contains("aborted"), "an aborted sign-in is refused");
+            }
+            c.StartEvents();
+            sw.Restart();
+        }
+        Check(sw.ElapsedMilliseconds < 2000, "Dispose stops a running event worker promptly (" + sw.ElapsedMilliseconds + " ms)");
+
+        // A host-owned store.
+        string options = "{\"key\":{\"base64\":\"" + Key + "\"},\"no_proxy\":true,\"http_timeout_secs\":5}";
+        var mem = new MemoryStore();
+        using (var c = new Client(options, mem))
+        {
+            c.PutRegistration(Registration(emulator));
+            c.PutAccount(Account("alice", "alice@example.test"));
+            var a = c.BeginAuthorization("alice", "device");
+            SignIn(cli, "alice@example.test", a.UserCode, a.VerificationUri);
+            var st = c.WaitAuthorizationAsync(a).Result;
+            Check(st.Contains("\"state\":\"connected\""), "host store: connected (WaitAuthorizationAsync)");
+            lock (mem.Rows)
+            {
+                Check(mem.Rows.ContainsKey("tokens/alice") && mem.Rows.ContainsKey("account/alice") && mem.Rows.ContainsKey("registration/desktop"), "host store holds tokens, account and registration");
+                Check(mem.Rows.Values.All(r => r.Value > 0 && HasBytes(r.Key, "MCB1") && !HasBytes(r.Key, "eyJ") && !HasBytes(r.Key, "alice")), "host store holds only opaque blobs");
+            }
+            Thread.Sleep(2600);
+            Check(c.AccessToken("alice").Length > 1000 && c.Status("alice").Contains("\"refreshed_at\""), "host store: refresh");
+            using (var other = new Client(options, mem))
+                Check(other.Status("alice").Contains("\"state\":\"connected\""), "a second client on the same store sees the account");
+            c.Disconnect("alice");
+            lock (mem.Rows) Check(!mem.Rows.ContainsKey("tokens/alice"), "host store: disconnect removes the tokens");
+            mem.Failing = true;
+            try
+            {
+                c.Status("alice");
+                Check(false, "a failing store callback throws");
+            }
+            catch (MailconnectException e)
+            {
+                Check(e.Status == "MC_E_STORE" && e.Message.Contains("returned -1"), "an exception in the host store becomes MC_E_STORE");
+            }
+        }
+        var cut = new MemoryStore { TruncateTokensTo = 1024 };
+        using (var c = new Client(options, cut))
+        {
+            c.PutRegistration(Registration(emulator));
+            c.PutAccount(Account("bob", "bob@example.test"));
+            try
+            {
+                var a = c.BeginAuthorization("bob", "device");
+                SignIn(cli, "bob@example.test", a.UserCode, a.VerificationUri);
+                c.WaitAuthorization(a);
+                c.AccessToken("bob");
+                Check(false, "a truncated blob is reported");
+            }
+            catch (MailconnectException e)
+            {
+                Check(e.Status == "MC_E_STORE" && e.Diagnostic.Contains("MC-TOKEN-TRUNCATED"), "a truncating host gets MC-TOKEN-TRUNCATED");
+            }
+        }
+    }
+
     public static int Main(string[] a)
     {
+        if (a.Length > 8 && a[8] == "host")
+        {
+            try { Host(a[0], a[1], a[2]); }
+            catch (Exception e) { Check(false, "unexpected exception: " + e); }
+            Console.WriteLine(passed + " passed, " + failed + " failed");
+            return failed == 0 ? 0 : 1;
+        }
         string store = a[0], emulator = a[1], cli = a[2], host = a[3], imaps = a[4], pop3s = a[5], smtp = a[6], ca = a[7];
         Check(Client.Version.Length > 0, "library version " + Client.Version);
         using (var c = new Client("{\"store\":\"" + store + "\",\"extra_ca_file\":\"" + ca + "\"}"))
