@@ -1,5 +1,9 @@
 { The Pascal unit's scenario against the sandbox and the real mail stack (Free Pascal, mode delphi).
-  usage: scenario STORE EMULATOR_URL MAILCONNECT_BIN HOST IMAPS POP3S SMTP CA_FILE }
+  usage: scenario STORE EMULATOR_URL MAILCONNECT_BIN HOST IMAPS POP3S SMTP CA_FILE [host]
+  With "host" it runs the host integration part instead (the emulator then issues 4-second
+  tokens): the device code driven by the host, events from a TMcEventThread delivered to the main
+  thread with TThread.Queue (pumped here with CheckSynchronize), NextEvent, nativeclient refusals
+  and abort. }
 program scenario;
 
 {$MODE DELPHI}{$H+}
@@ -14,6 +18,15 @@ type
     LastStage: string;
     procedure DeviceCode(const UserCode, VerificationUri, Message: string);
     procedure Progress(const Stage: string);
+  end;
+
+  { Records the events the event thread hands to the main thread. }
+  TRecorder = class
+    Seen: TStringList;
+    OffMainThread: Integer;
+    constructor Create;
+    destructor Destroy; override;
+    procedure OnEvent(const Event: TMcEvent);
   end;
 
 var
@@ -46,6 +59,164 @@ begin
   LastStage := Stage;
 end;
 
+constructor TRecorder.Create;
+begin
+  inherited Create;
+  Seen := TStringList.Create;
+end;
+
+destructor TRecorder.Destroy;
+begin
+  Seen.Free;
+  inherited Destroy;
+end;
+
+function Describe(const E: TMcEvent): string;
+begin
+  if E.EventType = 'connect_progress' then
+    Result := 'progress:' + E.Stage
+  else if E.EventType = 'state_changed' then
+    Result := 'state:' + E.FromState + '->' + E.ToState
+  else
+    Result := E.EventType;
+end;
+
+procedure TRecorder.OnEvent(const Event: TMcEvent);
+begin
+  { TThread.Queue brought us here: the main thread, where a GUI would update its controls. }
+  if GetCurrentThreadId <> MainThreadID then
+    Inc(OffMainThread);
+  if Event.EventType <> 'log' then
+    Seen.Add(Describe(Event));
+end;
+
+{ What a GUI's message loop does: run the methods other threads queued, for Ms milliseconds. }
+procedure Pump(Ms: Integer);
+var
+  Until_: QWord;
+begin
+  Until_ := GetTickCount64 + QWord(Ms);
+  while GetTickCount64 < Until_ do
+    CheckSynchronize(20);
+end;
+
+procedure StartSignIn(const Cli, User, Code, Uri: string);
+var
+  P: TProcess;
+begin
+  P := TProcess.Create(nil);
+  P.Executable := Cli;
+  P.Parameters.Add('sandbox'); P.Parameters.Add('sign-in');
+  P.Parameters.Add('--user'); P.Parameters.Add(User);
+  P.Parameters.Add('--password'); P.Parameters.Add(Copy(User, 1, Pos('@', User) - 1) + '-password');
+  P.Parameters.Add('--device-code'); P.Parameters.Add(Code);
+  P.Parameters.Add('--verification-uri'); P.Parameters.Add(Uri);
+  P.Options := [poWaitOnExit];
+  P.Execute;
+  P.Free;
+end;
+
+procedure HostPart;
+const
+  NativeClient = 'https://login.microsoftonline.com/common/oauth2/nativeclient';
+var
+  C: TMailconnectClient;
+  R: TRecorder;
+  A, Nc: TMcAuthorization;
+  P: TMcPollResult;
+  E: TMcEvent;
+  Deadline, T0: QWord;
+  Got: Boolean;
+begin
+  { The unit's JSON reader: escapes, nested values skipped and returned raw, numbers. }
+  Check((McJsonStr('{"a":"q\"}","b":{"c":[1,"]}"],"e":{}},"d":"ok\n","n":-12}', 'd') = 'ok'#10)
+    and (McJsonStr('{"a":"q\"}","b":{"c":[1,"]}"],"e":{}},"d":"ok","n":-12}', 'b') = '{"c":[1,"]}"],"e":{}}')
+    and (McJsonInt('{"a":"q\"}","b":{"c":[1,"]}"],"e":{}},"d":"ok","n":-12}', 'n') = -12)
+    and (McJsonStr('{"a":1}', 'b') = ''), 'McJsonField reads strings, nested values and numbers');
+  R := TRecorder.Create;
+  C := TMailconnectClient.Create('{"store":"' + ParamStr(1) + '","no_proxy":true}');
+  try
+    C.PutRegistration('{"id":"desktop","provider":"microsoft","tenant":"organizations","authority_host":"' + ParamStr(2) +
+      '","client_id":"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90"}');
+    C.PutAccount('{"id":"carol","mailbox":"carol@example.test","registration":"desktop","flow":"device_code"}');
+    C.ConfigureEvents(256, 'info');
+    C.StartEvents(R.OnEvent);
+    A := C.BeginAuthorization('carol');
+    Check((A.Flow = 'device_code') and (A.UserCode <> '') and (Pos(A.UserCode, A.Message) > 0) and (A.ExpiresInSecs > 60)
+      and (A.IntervalSecs >= 1) and (A.Url = ''), 'BeginAuthorization gives the device code');
+    P := C.PollAuthorization(A);
+    Check((not P.Connected) and (P.RetryAfterMs > 0), 'PollAuthorization is pending before the user acts');
+    StartSignIn(ParamStr(3), 'carol@example.test', A.UserCode, A.VerificationUri);
+    Deadline := GetTickCount64 + 30000;
+    while (not P.Connected) and (GetTickCount64 < Deadline) do
+    begin
+      Pump(P.RetryAfterMs);
+      P := C.PollAuthorization(A);
+    end;
+    Check(P.Connected and (Pos('"state":"connected"', P.Status) > 0) and (Pos('carol@example.test', P.Status) > 0),
+      'polling until connected (host-driven device code)');
+    try
+      C.PollAuthorization(A);
+      Check(False, 'a used handle is refused');
+    except
+      on X: EMailconnect do
+        Check((X.Status = 'MC_E_STATE') and (Pos('MC-SIGN-IN-NOT-PENDING', X.Diagnostic) > 0), 'a used handle is refused with MC-SIGN-IN-NOT-PENDING');
+    end;
+    Pump(2600);
+    Check(Length(C.AccessToken('carol')) > 1000, 'access token after half the lifetime (refresh)');
+    Deadline := GetTickCount64 + 5000;
+    while (R.Seen.IndexOf('token_refreshed') < 0) and (GetTickCount64 < Deadline) do
+      Pump(50);
+    C.StopEvents;
+    Pump(100);
+    WriteLn('events: ', StringReplace(Trim(R.Seen.Text), LineEnding, ' ', [rfReplaceAll]));
+    Check((R.Seen.IndexOf('progress:starting') >= 0)
+      and (R.Seen.IndexOf('progress:starting') < R.Seen.IndexOf('progress:connected'))
+      and (R.Seen.IndexOf('progress:connected') < R.Seen.IndexOf('state:not_connected->connected'))
+      and (R.Seen.IndexOf('state:not_connected->connected') < R.Seen.IndexOf('token_refreshed')),
+      'events in order: connect_progress, state_changed, token_refreshed');
+    Check(R.OffMainThread = 0, 'TThread.Queue delivers the events on the main thread');
+
+    { Pull. }
+    C.ConfigureEvents(0, 'off');
+    C.Disconnect('carol');
+    repeat
+      Got := C.NextEvent(5000, E);
+    until (not Got) or (E.EventType <> 'log');
+    Check(Got and (E.EventType = 'state_changed') and (E.FromState = 'connected') and (E.ToState = 'not_connected')
+      and (E.AccountId = 'carol'), 'NextEvent pulls the disconnect''s state change');
+    T0 := GetTickCount64;
+    Check((not C.NextEvent(300, E)) and (GetTickCount64 - T0 >= 250), 'NextEvent gives nothing after its timeout');
+
+    { An embedded web view's redirect URI: refusals with diagnostics, then abort. }
+    Nc := C.BeginAuthorization('carol', 'browser', NativeClient);
+    Check((not Nc.Loopback) and (Nc.RedirectUri = NativeClient) and (Pos('code_challenge_method=S256', Nc.Url) > 0),
+      'BeginAuthorization for an embedded view');
+    try
+      C.CompleteAuthorization(Nc, NativeClient + '?code=abc&state=older');
+      Check(False, 'a redirect of another sign-in is refused');
+    except
+      on X: EMailconnect do
+        Check((X.Status = 'MC_E_STATE') and (Pos('MC-SIGN-IN-STATE-MISMATCH', X.Diagnostic) > 0), 'a redirect of another sign-in is refused (state mismatch)');
+    end;
+    C.AbortAuthorization(Nc);
+    try
+      C.WaitAuthorization(Nc);
+      Check(False, 'an aborted sign-in is refused');
+    except
+      on X: EMailconnect do
+        Check((X.Status = 'MC_E_STATE') and (Pos('aborted', X.Message) > 0), 'an aborted sign-in is refused');
+    end;
+    C.StartEvents(R.OnEvent);
+  finally
+    T0 := GetTickCount64;
+    C.Free;
+    Check(GetTickCount64 - T0 < 2000, 'freeing the client stops its event thread promptly');
+    Pump(50);
+    R.Free;
+  end;
+end;
+
 function RawContains(const Json, Needle: string): Boolean;
 var
   At, EndAt: Integer;
@@ -73,6 +244,18 @@ var
   Servers: string;
 begin
   Passed := 0; Failed := 0;
+  if ParamStr(9) = 'host' then
+  begin
+    try
+      HostPart;
+    except
+      on X: Exception do
+        Check(False, 'unexpected exception: ' + X.Message);
+    end;
+    WriteLn(Passed, ' passed, ', Failed, ' failed');
+    if Failed > 0 then Halt(1);
+    Exit;
+  end;
   U := TUser.Create;
   U.Cli := ParamStr(3);
   C := TMailconnectClient.Create('{"store":"' + ParamStr(1) + '","extra_ca_file":"' + ParamStr(8) + '","language":"de"}');
