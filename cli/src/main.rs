@@ -7,6 +7,7 @@ mod harness;
 mod mail;
 mod progress;
 mod sandbox;
+mod service;
 
 use clap::{Parser, Subcommand};
 use mailconnect_core::Protocol;
@@ -81,6 +82,9 @@ enum Command {
     Disconnect { account: String },
     /// The local sandbox: emulator + real Dovecot/Postfix (up, status, down), and sign-in.
     Sandbox(sandbox::SandboxArgs),
+    /// Keep every connected account's token fresh in the background and report accounts that
+    /// need re-authorization (a vendor's mail service; Ctrl-C stops).
+    Service(service::ServiceArgs),
     /// Load the mailconnect library at run time (as a host does) and run a scenario file through its C ABI.
     Harness {
         /// The scenario (JSON).
@@ -154,6 +158,7 @@ fn main() -> std::process::ExitCode {
             rt.block_on(admin::disconnect(&cli.store, lang, account))
         }
         Command::Sandbox(args) => rt.block_on(sandbox::run(args, cli.store.json)),
+        Command::Service(args) => rt.block_on(service::run(&cli.store, lang, args)),
         Command::Harness {
             scenario,
             lib,

@@ -166,6 +166,16 @@ impl Refresher {
         }
     }
 
+    /// Another handle on the same refresher (same client, options and back-off table), e.g. to
+    /// move into a task.
+    pub fn clone_handle(&self) -> Refresher {
+        Refresher {
+            client: self.client.clone(),
+            options: self.options.clone(),
+            backoff: self.backoff.clone(),
+        }
+    }
+
     /// Run rounds every `interval_secs` until `cancel` fires.
     pub async fn run(&self, cancel: &CancellationToken) {
         tracing::info!(

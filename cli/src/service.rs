@@ -1,0 +1,171 @@
+//! `mailconnect service`: the background refresher in the foreground, for a vendor's mail
+//! service or a cron-less server. Prints each event (JSON lines with `--json`) until Ctrl-C.
+
+use std::time::Duration;
+
+use mailconnect_core::{CancellationToken, EventKind, Language, Refresher, RefresherOptions};
+
+use crate::admin::StoreArgs;
+
+type Res = Result<(), Box<dyn std::error::Error>>;
+
+/// Options of `mailconnect service`.
+#[derive(clap::Args)]
+pub struct ServiceArgs {
+    /// Seconds between rounds.
+    #[arg(long, default_value_t = 30)]
+    pub interval: u64,
+    /// Refresh tokens expiring within this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub ahead: u64,
+    /// Spread refreshes over up to this many extra seconds ahead.
+    #[arg(long, default_value_t = 120)]
+    pub jitter: u64,
+    /// Refreshes at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Run one round, print its report and exit (for a scheduler such as cron or a Windows task).
+    #[arg(long)]
+    pub once: bool,
+    /// Also print log records at this level (error, warn, info, debug).
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+fn human(kind: &EventKind, lang: Language) -> String {
+    let de = lang == Language::De;
+    match kind {
+        EventKind::TokenRefreshed {
+            account_id,
+            expires_at,
+        } => {
+            if de {
+                format!("{account_id}: Token erneuert, gültig bis {expires_at}")
+            } else {
+                format!("{account_id}: token refreshed, valid until {expires_at}")
+            }
+        }
+        EventKind::NeedsReauthorization {
+            account_id,
+            diagnostic,
+            ..
+        } => {
+            let t = &diagnostic[if de { "de" } else { "en" }];
+            format!(
+                "{account_id}: {} {} — {}",
+                if de {
+                    "MUSS NEU AUTORISIERT WERDEN:"
+                } else {
+                    "NEEDS RE-AUTHORIZATION:"
+                },
+                t["title"].as_str().unwrap_or_default(),
+                t["fix"].as_str().unwrap_or_default()
+            )
+        }
+        EventKind::StateChanged {
+            account_id,
+            from,
+            to,
+        } => format!(
+            "{account_id}: {} {} -> {}",
+            if de { "Zustand" } else { "state" },
+            serde_json::to_value(from)
+                .unwrap_or_default()
+                .as_str()
+                .unwrap_or_default(),
+            serde_json::to_value(to)
+                .unwrap_or_default()
+                .as_str()
+                .unwrap_or_default()
+        ),
+        EventKind::ConnectProgress { account_id, stage } => format!("{account_id}: {stage}"),
+        EventKind::Log { level, message, .. } => format!("[{level}] {message}"),
+        EventKind::EventsDropped { count } => {
+            if de {
+                format!("{count} Ereignisse verworfen")
+            } else {
+                format!("{count} events dropped")
+            }
+        }
+    }
+}
+
+/// Run the refresher until Ctrl-C (or one round with `--once`).
+pub async fn run(store: &StoreArgs, lang: Language, args: ServiceArgs) -> Res {
+    let client = crate::admin::open(store, lang)?;
+    let options = RefresherOptions::from_json(
+        &serde_json::json!({
+            "interval_secs": args.interval,
+            "ahead_secs": args.ahead,
+            "jitter_secs": args.jitter,
+            "concurrency": args.concurrency,
+        })
+        .to_string(),
+    )?;
+    let level = match args.log_level.as_deref() {
+        None => 0,
+        Some(l) => mailconnect_core::events::level_number(l).ok_or_else(|| {
+            format!("--log-level must be error, warn, info, debug or trace, not '{l}'")
+        })?,
+    };
+    client.events().configure(4096, level);
+    let refresher = Refresher::new(client.clone(), options);
+    let cancel = CancellationToken::new();
+    let print = |e: mailconnect_core::Event| {
+        if store.json {
+            println!("{}", e.to_json());
+        } else {
+            println!("{} {}", e.time, human(&e.kind, lang));
+        }
+    };
+    if args.once {
+        let report = refresher.round(&cancel).await?;
+        while let Some(e) = client.events().try_next() {
+            print(e);
+        }
+        if store.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!(
+                "{}: {} accounts, {} refreshed, {} fresh, {} failed, {} need re-authorization, {} backing off, {} not connected",
+                if lang == Language::De { "Runde" } else { "round" },
+                report.accounts, report.refreshed, report.fresh, report.failed,
+                report.needs_reauthorization, report.backing_off, report.not_connected
+            );
+        }
+        return if report.failed > 0 || report.needs_reauthorization > 0 {
+            Err("some accounts could not be refreshed (see above)".into())
+        } else {
+            Ok(())
+        };
+    }
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            c.cancel();
+        }
+    });
+    if !store.json {
+        eprintln!(
+            "{}",
+            if lang == Language::De {
+                "mailconnect-Dienst läuft (Strg-C beendet) ..."
+            } else {
+                "mailconnect service running (Ctrl-C stops) ..."
+            }
+        );
+    }
+    let r = refresher.clone_handle();
+    let runner = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { r.run(&cancel).await }
+    });
+    let events = client.events().clone();
+    while !cancel.is_cancelled() {
+        if let Some(e) = events.next(Duration::from_millis(500), &cancel).await {
+            print(e);
+        }
+    }
+    let _ = runner.await;
+    Ok(())
+}
