@@ -24,6 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use url::Url;
+use zeroize::Zeroizing;
 
 use crate::connector::{Client, EventObserver, Status};
 use crate::error::{Error, ErrorKind, Result};
@@ -264,7 +265,10 @@ fn is_loopback(uri: &str) -> bool {
 
 /// The parameters of a captured redirect: from a full URL (query or fragment), a bare query, or a
 /// bare code. Checks the URL goes to `redirect_uri` (scheme, host, port and path).
-fn redirect_params(input: &str, redirect_uri: &str) -> Result<Option<HashMap<String, String>>> {
+/// Parameter values are wiped when dropped (the code is among them).
+type Params = HashMap<String, Zeroizing<String>>;
+
+fn redirect_params(input: &str, redirect_uri: &str) -> Result<Option<Params>> {
     let input = input.trim();
     if input.is_empty() {
         return Err(Error::invalid(
@@ -272,7 +276,7 @@ fn redirect_params(input: &str, redirect_uri: &str) -> Result<Option<HashMap<Str
             "the captured redirect is empty; pass the full URL the web view was sent to",
         ));
     }
-    let query: String = if input.contains("://") {
+    let query: Zeroizing<String> = Zeroizing::new(if input.contains("://") {
         let got = Url::parse(input).map_err(|e| {
             Error::invalid(
                 "redirect",
@@ -313,10 +317,10 @@ fn redirect_params(input: &str, redirect_uri: &str) -> Result<Option<HashMap<Str
         ));
     } else {
         return Ok(None);
-    };
+    });
     Ok(Some(
         url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
+            .map(|(k, v)| (k.into_owned(), Zeroizing::new(v.into_owned())))
             .collect(),
     ))
 }
@@ -332,7 +336,7 @@ fn code_from_redirect(input: &str, redirect_uri: &str, state: &str) -> Result<Se
         ));
     }
     match params.get("state") {
-        Some(s) if s == state => {}
+        Some(s) if s.as_str() == state => {}
         Some(_) => {
             return Err(Error::new(
                 ErrorKind::State,
@@ -349,15 +353,15 @@ fn code_from_redirect(input: &str, redirect_uri: &str, state: &str) -> Result<Se
     }
     if let Some(error) = params.get("error") {
         let e = OAuthErrorResponse {
-            error: error.clone(),
-            error_description: params.get("error_description").cloned(),
-            error_uri: params.get("error_uri").cloned(),
+            error: error.to_string(),
+            error_description: params.get("error_description").map(|v| v.to_string()),
+            error_uri: params.get("error_uri").map(|v| v.to_string()),
             ..Default::default()
         };
         return Err(errors::to_error("signing in", e, None));
     }
     match params.get("code") {
-        Some(c) if !c.is_empty() => Ok(SecretString::from(c.clone())),
+        Some(c) if !c.is_empty() => Ok(SecretString::from(c.to_string())),
         _ => Err(wrong_response(
             "it has neither 'code' nor 'error'; pass the URL the web view was finally sent to"
                 .into(),

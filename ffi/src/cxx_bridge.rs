@@ -10,6 +10,53 @@ use crate::*;
 
 #[cxx::bridge(namespace = "mailconnect::ffi")]
 mod bridge {
+    /// `mc_authorization_begin`'s answer; fields of the other flow are empty.
+    struct Authorization {
+        handle: String,
+        account_id: String,
+        flow: String,
+        url: String,
+        redirect_uri: String,
+        loopback: bool,
+        user_code: String,
+        verification_uri: String,
+        verification_uri_complete: String,
+        message: String,
+        interval_secs: u64,
+        expires_at: String,
+        expires_in_secs: u64,
+        json: String,
+    }
+
+    /// `mc_authorization_poll`'s answer.
+    struct PollResult {
+        connected: bool,
+        retry_after_ms: u64,
+        /// The status JSON when connected.
+        status: String,
+    }
+
+    /// One event of `mc_next_event`; fields of other types are empty or 0.
+    struct Event {
+        seq: u64,
+        time: String,
+        /// The event's `type`.
+        kind: String,
+        account_id: String,
+        stage: String,
+        from: String,
+        to: String,
+        reason: String,
+        /// The diagnostic JSON (`needs_reauthorization`).
+        diagnostic: String,
+        expires_at: String,
+        level: String,
+        target: String,
+        message: String,
+        count: u64,
+        json: String,
+    }
+
     unsafe extern "C++" {
         include!("mailconnect-ffi/cpp/events.h");
         type Events;
@@ -33,10 +80,86 @@ mod bridge {
         fn send(self: &CxxClient, account_id: &str, message: &[u8]) -> Result<()>;
         fn fetch(self: &CxxClient, account_id: &str, query_json: &str) -> Result<String>;
         fn folders(self: &CxxClient, account_id: &str) -> Result<String>;
+
+        type CxxCancel;
+        fn cancel_new() -> Result<Box<CxxCancel>>;
+        fn trigger(self: &CxxCancel);
+
+        fn authorization_begin(
+            self: &CxxClient,
+            account_id: &str,
+            flow: &str,
+            redirect_uri: &str,
+        ) -> Result<Authorization>;
+        fn authorization_complete(
+            self: &CxxClient,
+            handle: &str,
+            redirect: &str,
+            cancel: &CxxCancel,
+        ) -> Result<String>;
+        fn authorization_poll(
+            self: &CxxClient,
+            handle: &str,
+            cancel: &CxxCancel,
+        ) -> Result<PollResult>;
+        fn authorization_wait(self: &CxxClient, handle: &str, cancel: &CxxCancel)
+            -> Result<String>;
+        fn authorization_abort(self: &CxxClient, handle: &str) -> Result<()>;
+        fn events_configure(self: &CxxClient, options_json: &str) -> Result<()>;
+        fn next_event(self: &CxxClient, timeout_ms: i32, out: &mut Event) -> Result<bool>;
     }
 }
 
-use bridge::Events;
+use bridge::{Authorization, Event, Events, PollResult};
+
+/// A cancellation token for C++ (owns an `mc_cancel`).
+pub struct CxxCancel {
+    raw: *mut mc_cancel,
+}
+
+// SAFETY: mc_cancel may be triggered from any thread (C ABI).
+unsafe impl Send for CxxCancel {}
+unsafe impl Sync for CxxCancel {}
+
+impl Drop for CxxCancel {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from mc_cancel_new and is freed once.
+        unsafe { mc_cancel_free(self.raw) };
+    }
+}
+
+fn cancel_new() -> Result<Box<CxxCancel>, String> {
+    let mut raw = null_mut();
+    // SAFETY: valid out pointer.
+    check(unsafe { mc_cancel_new(&mut raw) })?;
+    Ok(Box::new(CxxCancel { raw }))
+}
+
+impl CxxCancel {
+    fn trigger(&self) {
+        // SAFETY: a live mc_cancel.
+        unsafe { mc_cancel_trigger(self.raw) }
+    }
+}
+
+/// A JSON answer of the C ABI, read back.
+fn parse(json: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(json).map_err(|e| {
+        format!("-99\u{1f}MC_E_INTERNAL\u{1f}unreadable JSON from mailconnect: {e}\u{1f}{{}}")
+    })
+}
+
+fn text(v: &serde_json::Value, key: &str) -> String {
+    match &v[key] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn number(v: &serde_json::Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or(0)
+}
 
 /// A client for C++ (owns an `mc_client`).
 pub struct CxxClient {
@@ -198,5 +321,119 @@ impl CxxClient {
     fn folders(&self, account_id: &str) -> Result<String, String> {
         let id = c(account_id)?;
         self.out(|o| unsafe { mc_list_folders(self.raw, id.as_ptr(), null_mut(), o) })
+    }
+
+    fn authorization_begin(
+        &self,
+        account_id: &str,
+        flow: &str,
+        redirect_uri: &str,
+    ) -> Result<Authorization, String> {
+        let mut opts = serde_json::Map::new();
+        if !flow.is_empty() {
+            opts.insert("flow".into(), flow.into());
+        }
+        if !redirect_uri.is_empty() {
+            opts.insert("redirect_uri".into(), redirect_uri.into());
+        }
+        let (id, o) = (
+            c(account_id)?,
+            c(&serde_json::Value::Object(opts).to_string())?,
+        );
+        let json = self
+            .out(|out| unsafe { mc_authorization_begin(self.raw, id.as_ptr(), o.as_ptr(), out) })?;
+        let v = parse(&json)?;
+        Ok(Authorization {
+            handle: text(&v, "handle"),
+            account_id: text(&v, "account_id"),
+            flow: text(&v, "flow"),
+            url: text(&v, "url"),
+            redirect_uri: text(&v, "redirect_uri"),
+            loopback: v["loopback"].as_bool().unwrap_or(false),
+            user_code: text(&v, "user_code"),
+            verification_uri: text(&v, "verification_uri"),
+            verification_uri_complete: text(&v, "verification_uri_complete"),
+            message: text(&v, "message"),
+            interval_secs: number(&v, "interval_secs"),
+            expires_at: text(&v, "expires_at"),
+            expires_in_secs: number(&v, "expires_in_secs"),
+            json,
+        })
+    }
+
+    fn authorization_complete(
+        &self,
+        handle: &str,
+        redirect: &str,
+        cancel: &CxxCancel,
+    ) -> Result<String, String> {
+        let (h, r) = (c(handle)?, c(redirect)?);
+        self.out(|o| unsafe {
+            mc_authorization_complete(self.raw, h.as_ptr(), r.as_ptr(), cancel.raw, o)
+        })
+    }
+
+    fn authorization_poll(&self, handle: &str, cancel: &CxxCancel) -> Result<PollResult, String> {
+        let h = c(handle)?;
+        let json =
+            self.out(|o| unsafe { mc_authorization_poll(self.raw, h.as_ptr(), cancel.raw, o) })?;
+        let v = parse(&json)?;
+        let connected = v["state"] == "connected";
+        Ok(PollResult {
+            connected,
+            retry_after_ms: if connected {
+                0
+            } else {
+                v["retry_after_ms"].as_u64().unwrap_or(1000)
+            },
+            status: if connected {
+                v["status"].to_string()
+            } else {
+                String::new()
+            },
+        })
+    }
+
+    fn authorization_wait(&self, handle: &str, cancel: &CxxCancel) -> Result<String, String> {
+        let h = c(handle)?;
+        self.out(|o| unsafe { mc_authorization_wait(self.raw, h.as_ptr(), cancel.raw, o) })
+    }
+
+    fn authorization_abort(&self, handle: &str) -> Result<(), String> {
+        let h = c(handle)?;
+        check(unsafe { mc_authorization_abort(self.raw, h.as_ptr()) })
+    }
+
+    fn events_configure(&self, options_json: &str) -> Result<(), String> {
+        let o = c(options_json)?;
+        check(unsafe { mc_events_configure(self.raw, o.as_ptr()) })
+    }
+
+    fn next_event(&self, timeout_ms: i32, out: &mut Event) -> Result<bool, String> {
+        let mut p = null_mut();
+        check(unsafe { mc_next_event(self.raw, timeout_ms, &mut p) })?;
+        if p.is_null() {
+            return Ok(false);
+        }
+        let json = take(p);
+        let v = parse(&json)?;
+        *out = Event {
+            seq: number(&v, "seq"),
+            time: text(&v, "time"),
+            kind: text(&v, "type"),
+            account_id: text(&v, "account_id"),
+            stage: text(&v, "stage"),
+            from: text(&v, "from"),
+            to: text(&v, "to"),
+            reason: text(&v, "reason"),
+            diagnostic: text(&v, "diagnostic"),
+            expires_at: text(&v, "expires_at"),
+            level: text(&v, "level"),
+            target: text(&v, "target"),
+            message: text(&v, "message"),
+            count: number(&v, "count"),
+            json,
+        };
+        Ok(true)
     }
 }
