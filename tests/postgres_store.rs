@@ -355,6 +355,33 @@ fn postgres_schema_key_and_damage_are_checked() {
     assert!(!e.message().contains("hunter2"), "{}", e.message());
 }
 
+/// A lease whose holder has gone (its process died: the session ends) is free at once, long
+/// before its expiry; while the holder lives it is not.
+#[test]
+fn postgres_frees_the_lease_of_a_holder_that_is_gone() {
+    let pg = PgServer::start();
+    let url = pg.create_database("gone");
+    let (a, b) = (pg_store(&url), pg_store(&url));
+    assert!(a.try_lease("x", "A", Duration::from_secs(600)).unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!b.try_lease("x", "B", Duration::from_secs(600)).unwrap());
+    drop(a);
+    let t = std::time::Instant::now();
+    while !b.try_lease("x", "B", Duration::from_secs(600)).unwrap() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the lease of a holder that is gone stays taken"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "lease free {} ms after its holder closed",
+        t.elapsed().as_millis()
+    );
+    let c = pg_store(&url);
+    assert!(!c.try_lease("x", "C", Duration::from_secs(600)).unwrap());
+}
+
 /// Sessions ended by the server (a restart, an admin, a proxy) are replaced without the caller
 /// seeing an error.
 #[test]

@@ -471,32 +471,62 @@ impl Client {
             None => message::derive(raw, &account.mailbox)?,
         };
         let server = self.server(&account, Protocol::Smtp)?;
-        let (mut smtp, token_expires_at) = match self.take_idle_smtp(&account.id).await {
-            Some(i) => (i.session, i.token_expires_at),
-            None => {
-                let (s, info) = self
-                    .open_smtp(&account, &server, cancel)
-                    .await
-                    .map_err(|e| e.context(&what))?;
-                self.inner
-                    .smtp_opened
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                (s, info.token_expires_at)
+        let (mut smtp, mut token_expires_at, mut reused) =
+            match self.take_idle_smtp(&account.id).await {
+                Some(i) => (i.session, i.token_expires_at, true),
+                None => {
+                    let (s, t) = self.new_smtp(&account, &server, cancel, &what).await?;
+                    (s, t, false)
+                }
+            };
+        // At most once: a message is never submitted twice. The one retry is for a pooled session
+        // that turns out to be dead before anything of the message was sent.
+        loop {
+            let r = tokio::select! {
+                r = smtp.send_message(&envelope, &body) => r,
+                _ = cancel.cancelled() => return Err(Error::new(
+                    ErrorKind::Cancelled,
+                    format!("{what} was cancelled; if the message was already being transferred, the server may have accepted it"),
+                )),
+            };
+            match r {
+                Ok(reply) => {
+                    self.put_idle_smtp(
+                        &account.id,
+                        IdleSmtp {
+                            session: smtp,
+                            token_expires_at,
+                            since: std::time::Instant::now(),
+                        },
+                    );
+                    return Ok(reply);
+                }
+                Err(f) if reused && !f.maybe_accepted && f.error.kind() == ErrorKind::Network => {
+                    tracing::debug!(account = %account.id, "a pooled SMTP session was dead before anything was sent ({}); using a new one", f.error.message());
+                    (smtp, token_expires_at) =
+                        self.new_smtp(&account, &server, cancel, &what).await?;
+                    reused = false;
+                }
+                Err(f) => return Err(f.error.context(&what)),
             }
-        };
-        let reply = tokio::select! {
-            r = smtp.send(&envelope, &body) => r.map_err(|e| e.context(&what))?,
-            _ = cancel.cancelled() => return Err(Error::cancelled(&what)),
-        };
-        self.put_idle_smtp(
-            &account.id,
-            IdleSmtp {
-                session: smtp,
-                token_expires_at,
-                since: std::time::Instant::now(),
-            },
-        );
-        Ok(reply)
+        }
+    }
+
+    async fn new_smtp(
+        &self,
+        account: &Account,
+        server: &ServerConfig,
+        cancel: &CancellationToken,
+        what: &str,
+    ) -> Result<(SmtpSession, i64)> {
+        let (s, info) = self
+            .open_smtp(account, server, cancel)
+            .await
+            .map_err(|e| e.context(what))?;
+        self.inner
+            .smtp_opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok((s, info.token_expires_at))
     }
 
     /// SMTP connections this client has opened so far.
@@ -625,7 +655,15 @@ impl Client {
                     .pop3_fetch(&account, &mut pop, req, since)
                     .await
                     .map_err(|e| e.context(&what))?;
-                pop.quit().await.map_err(|e| e.context(&what))?;
+                // Deletions happen at QUIT. When the connection breaks there, the server may
+                // already have deleted what was read: return it rather than lose it. Without
+                // deletion nothing is at stake either way.
+                if let Err(e) = pop.quit().await {
+                    if e.kind() == ErrorKind::MailServer {
+                        return Err(e.context(&what));
+                    }
+                    tracing::warn!(account = %account.id, "POP3 QUIT failed ({}); returning the {} messages read (the server may or may not have deleted them)", e.message(), out.len());
+                }
                 Ok(out)
             }
             Protocol::Smtp => Err(Error::invalid(

@@ -315,8 +315,9 @@ impl Drop for PgServer {
         }
         if let Some(mut s) = self.server.take() {
             // Fast shutdown (SIGINT): open sessions are ended, the server exits cleanly.
-            let _ = Command::new("kill")
-                .args(["-INT", &s.id().to_string()])
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!("kill -INT {}", s.id()))
                 .status();
             let deadline = Instant::now() + Duration::from_secs(15);
             while s.try_wait().ok().flatten().is_none() && Instant::now() < deadline {

@@ -10,11 +10,13 @@
 //!   (`mailconnect_version_seq`), so they are unique over the store's life and a record deleted
 //!   and created again never matches an old version (no ABA).
 //! * Refresh leases are rows taken with one atomic upsert whose `ON CONFLICT DO UPDATE … WHERE`
-//!   only replaces a lease of the same holder or one that has expired. The conflicting row is
-//!   locked while the condition is evaluated, so of several machines asking at once exactly one
-//!   gets it. Expiry is measured on the **database server's clock**, so machines whose clocks
-//!   differ still agree on when a lease ends. A holder killed mid-refresh blocks the others at
-//!   most for the lease time, as with SQLite.
+//!   only replaces a lease of the same holder, one that has expired, or one whose holder is
+//!   gone. The conflicting row is locked while the condition is evaluated, so of several
+//!   machines asking at once exactly one gets it. Expiry is measured on the **database server's
+//!   clock**, so machines whose clocks differ still agree on when a lease ends. Each store keeps
+//!   one extra session open for its whole life and a lease names it (backend pid and start
+//!   time): when a holder's process dies its session ends, and its leases are free at once
+//!   instead of after the lease time (a holder that hangs still loses its lease at expiry).
 //! * The schema is created and migrated on open under an advisory lock, with its version in
 //!   `mailconnect_schema`; a database written by a newer mailconnect is refused.
 //!
@@ -53,7 +55,8 @@ use crate::tls::TlsOptions;
 
 const SCHEMA_VERSION: i32 = 1;
 const KEY_CHECK: &[u8] = b"mailconnect key check v1";
-/// Connections kept per store (callers beyond this wait for one).
+/// Connections kept per store for queries (callers beyond this wait for one); one more session
+/// marks the store as alive for its leases.
 pub const MAX_CONNECTIONS: usize = 4;
 /// The longest a single store operation may take (connecting included).
 const OP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -257,6 +260,15 @@ struct Pool {
     target: String,
     idle: Mutex<Vec<PgConn>>,
     permits: Arc<tokio::sync::Semaphore>,
+    presence: tokio::sync::Mutex<Option<Presence>>,
+}
+
+/// A session kept open for as long as the store lives. Leases record it (backend pid and start
+/// time), so others see at once when the holder's process has died: its session is gone.
+struct Presence {
+    client: PgClient,
+    pid: i32,
+    start: String,
 }
 
 /// A connection taken from the pool; it goes back when dropped unless marked broken.
@@ -282,6 +294,40 @@ impl Drop for Lease {
 }
 
 impl Pool {
+    /// This store's presence session (opened, or opened again, when needed): its backend pid
+    /// and start time.
+    async fn presence(&self) -> DbResult<(i32, String)> {
+        let mut p = self.presence.lock().await;
+        if let Some(x) = p.as_ref().filter(|x| !x.client.is_closed()) {
+            return Ok((x.pid, x.start.clone()));
+        }
+        let client = self.connect().await?;
+        let row = client
+            .query_one(
+                "SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await?;
+        let (pid, start): (i32, String) = (row.try_get(0)?, row.try_get(1)?);
+        *p = Some(Presence {
+            client,
+            pid,
+            start: start.clone(),
+        });
+        Ok((pid, start))
+    }
+
+    async fn connect(&self) -> DbResult<PgClient> {
+        let (client, connection) = self.config.connect(self.tls.clone()).await?;
+        let target = self.target.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("PostgreSQL store connection to {target} ended: {e}");
+            }
+        });
+        Ok(client)
+    }
+
     async fn get(self: &Arc<Pool>) -> DbResult<Lease> {
         let permit =
             self.permits.clone().acquire_owned().await.map_err(|_| {
@@ -304,19 +350,10 @@ impl Pool {
         let reused = reuse.is_some();
         let conn = match reuse {
             Some(c) => c,
-            None => {
-                let (client, connection) = self.config.connect(self.tls.clone()).await?;
-                let target = self.target.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!("PostgreSQL store connection to {target} ended: {e}");
-                    }
-                });
-                PgConn {
-                    client,
-                    statements: HashMap::new(),
-                }
-            }
+            None => PgConn {
+                client: self.connect().await?,
+                statements: HashMap::new(),
+            },
         };
         Ok(Lease {
             conn: Some(conn),
@@ -357,7 +394,7 @@ CREATE TABLE mailconnect_registrations (id TEXT PRIMARY KEY, json TEXT NOT NULL,
 CREATE TABLE mailconnect_accounts (id TEXT PRIMARY KEY, registration TEXT NOT NULL, json TEXT NOT NULL, updated_at BIGINT NOT NULL);
 CREATE INDEX mailconnect_accounts_registration ON mailconnect_accounts (registration);
 CREATE TABLE mailconnect_tokens (account_id TEXT PRIMARY KEY, version BIGINT NOT NULL, meta TEXT NOT NULL, secrets BYTEA NOT NULL, updated_at BIGINT NOT NULL);
-CREATE TABLE mailconnect_refresh_leases (account_id TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE mailconnect_refresh_leases (account_id TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL, session_pid INTEGER NOT NULL, session_start TEXT NOT NULL);
 CREATE SEQUENCE mailconnect_version_seq;
 ";
 
@@ -386,6 +423,7 @@ impl PostgresStore {
                 target,
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+                presence: tokio::sync::Mutex::new(None),
             }),
             cipher,
         };
@@ -399,66 +437,18 @@ impl PostgresStore {
         &self.pool.target
     }
 
-    /// Run `op` on a pooled connection in the store's runtime and wait for it here.
-    fn run<T, F>(&self, what: &'static str, op: F) -> Result<T>
+    /// Run `work` in the store's runtime and wait for it here, at most [`OP_TIMEOUT`].
+    fn wait<T>(
+        &self,
+        what: &'static str,
+        work: impl Future<Output = DbResult<T>> + Send + 'static,
+    ) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(
-                &'c mut PgConn,
-            )
-                -> std::pin::Pin<Box<dyn Future<Output = DbResult<T>> + Send + 'c>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
     {
-        let pool = self.pool.clone();
+        let target = self.pool.target.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.handle.spawn(async move {
-            let target = pool.target.clone();
-            let work = async {
-                let mut attempt = 0;
-                loop {
-                    attempt += 1;
-                    let mut lease = pool.get().await?;
-                    // Until the operation has finished, the connection counts as broken: when the
-                    // time limit drops it halfway (a transaction open, an answer pending), it is
-                    // not reused. Errors other than those the server reported (I/O, protocol)
-                    // leave the session in an unknown state too.
-                    lease.healthy = false;
-                    let conn = lease.conn.as_mut().ok_or_else(|| {
-                        Fail::Other(Error::internal("a pooled connection is missing"))
-                    })?;
-                    let r = op.clone()(conn).await;
-                    let broken = matches!(&r, Err(Fail::Db(e)) if connection_lost(e));
-                    lease.healthy = !broken;
-                    if broken && lease.reused {
-                        // The other kept connections are likely gone too (a server restart).
-                        if let Ok(mut idle) = pool.idle.lock() {
-                            idle.clear();
-                        }
-                    }
-                    // Once more on a new connection when a kept one turned out to be dead (the
-                    // server restarted, a proxy dropped it), or on a serialization failure or
-                    // deadlock. Safe for every operation here: reads and upserts are idempotent,
-                    // and a compare-and-swap whose first attempt did commit fails the second
-                    // time, which the connector takes as "someone else wrote" and reloads.
-                    let retry = match &r {
-                        Err(Fail::Db(e)) => {
-                            (broken && lease.reused)
-                                || e.code().is_some_and(|c| {
-                                    *c == SqlState::T_R_SERIALIZATION_FAILURE
-                                        || *c == SqlState::T_R_DEADLOCK_DETECTED
-                                })
-                        }
-                        _ => false,
-                    };
-                    if !(retry && attempt < 2) {
-                        return r;
-                    }
-                    tracing::debug!("PostgreSQL store {target}: {what} is tried again");
-                }
-            };
             let r = match tokio::time::timeout(OP_TIMEOUT, work).await {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(Fail::Other(e))) => Err(e),
@@ -475,6 +465,65 @@ impl PostgresStore {
         });
         rx.recv()
             .map_err(|_| Error::internal("the PostgreSQL store worker stopped"))?
+    }
+
+    /// Run `op` on a pooled connection in the store's runtime and wait for it here.
+    fn run<T, F>(&self, what: &'static str, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut PgConn,
+            )
+                -> std::pin::Pin<Box<dyn Future<Output = DbResult<T>> + Send + 'c>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+        let pool = self.pool.clone();
+        self.wait(what, async move {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut lease = pool.get().await?;
+                // Until the operation has finished, the connection counts as broken: when the
+                // time limit drops it halfway (a transaction open, an answer pending), it is
+                // not reused. Errors other than those the server reported (I/O, protocol)
+                // leave the session in an unknown state too.
+                lease.healthy = false;
+                let conn = lease.conn.as_mut().ok_or_else(|| {
+                    Fail::Other(Error::internal("a pooled connection is missing"))
+                })?;
+                let r = op.clone()(conn).await;
+                let broken = matches!(&r, Err(Fail::Db(e)) if connection_lost(e));
+                lease.healthy = !broken;
+                if broken && lease.reused {
+                    // The other kept connections are likely gone too (a server restart).
+                    if let Ok(mut idle) = pool.idle.lock() {
+                        idle.clear();
+                    }
+                }
+                // Once more on a new connection when a kept one turned out to be dead (the
+                // server restarted, a proxy dropped it), or on a serialization failure or
+                // deadlock. Safe for every operation here: reads and upserts are idempotent,
+                // and a compare-and-swap whose first attempt did commit fails the second
+                // time, which the connector takes as "someone else wrote" and reloads.
+                let retry = match &r {
+                    Err(Fail::Db(e)) => {
+                        (broken && lease.reused)
+                            || e.code().is_some_and(|c| {
+                                *c == SqlState::T_R_SERIALIZATION_FAILURE
+                                    || *c == SqlState::T_R_DEADLOCK_DETECTED
+                            })
+                    }
+                    _ => false,
+                };
+                if !(retry && attempt < 2) {
+                    return r;
+                }
+                tracing::debug!("PostgreSQL store {}: {what} is tried again", pool.target);
+            }
+        })
     }
 
     fn migrate(&self) -> Result<()> {
@@ -705,18 +754,27 @@ impl TokenStore for PostgresStore {
     }
 
     fn try_lease(&self, account_id: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let pool = self.pool.clone();
+        let (pid, start) = self.wait("opening the store's presence session", async move {
+            pool.presence().await
+        })?;
         let (id, holder) = (account_id.to_string(), holder.to_string());
         let ttl_ms = ttl.as_millis() as f64;
         self.run("taking the refresh lease", move |c| {
             Box::pin(async move {
+                // Free: no lease, our own, expired on the server's clock, or its holder's
+                // session is gone (the process died; PostgreSQL ends the session at once).
                 let row = c
                     .query_opt(
-                        "INSERT INTO mailconnect_refresh_leases AS l (account_id, holder, expires_at)
-                         VALUES ($1, $2, clock_timestamp() + $3::float8 * interval '1 millisecond')
-                         ON CONFLICT (account_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                        "INSERT INTO mailconnect_refresh_leases AS l (account_id, holder, expires_at, session_pid, session_start)
+                         VALUES ($1, $2, clock_timestamp() + $3::float8 * interval '1 millisecond', $4, $5)
+                         ON CONFLICT (account_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
+                           session_pid = excluded.session_pid, session_start = excluded.session_start
                          WHERE l.holder = excluded.holder OR l.expires_at <= clock_timestamp()
+                           OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                                          WHERE a.pid = l.session_pid AND a.backend_start::text = l.session_start)
                          RETURNING holder",
-                        &[&id, &holder, &ttl_ms],
+                        &[&id, &holder, &ttl_ms, &pid, &start],
                     )
                     .await?;
                 Ok(row.is_some())

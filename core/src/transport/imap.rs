@@ -19,7 +19,28 @@ use super::stream::{self, BoxedIo, ConnectTimings, LineConn, Security};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The stream async-imap runs on (it wants `Debug`).
-pub struct ImapStream(BoxedIo);
+///
+/// async-imap logs every line it writes at TRACE through the `log` crate, the AUTHENTICATE response
+/// included: a host that logs at that level would get the SASL string, which is as good as the
+/// token. So async-imap is given a placeholder response, and this stream puts the real one on the
+/// wire in its place ([`SaslSwap`]).
+pub struct ImapStream {
+    io: BoxedIo,
+    swap: Arc<Mutex<Option<SaslSwap>>>,
+}
+
+/// A SASL response to write instead of the placeholder async-imap writes.
+struct SaslSwap {
+    /// What async-imap writes: base64 of [`PLACEHOLDER`].
+    placeholder: String,
+    /// The real line (base64), wiped when dropped.
+    response: SecretString,
+    /// How much of it is on the wire.
+    written: usize,
+}
+
+/// The raw response async-imap sees and logs (base64-encoded) instead of the real one.
+const PLACEHOLDER: &[u8] = b"mailconnect: the SASL response is not shown to async-imap";
 
 impl std::fmt::Debug for ImapStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,7 +54,7 @@ impl AsyncRead for ImapStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0).poll_read(cx, buf)
+        Pin::new(&mut *self.io).poll_read(cx, buf)
     }
 }
 
@@ -43,13 +64,35 @@ impl AsyncWrite for ImapStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut *self.0).poll_write(cx, buf)
+        let this = &mut *self;
+        let mut guard = this.swap.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = guard.as_mut() {
+            // async-imap hands over the whole line at once (`write_all`, and again after a
+            // `Pending`, since nothing of it was accepted yet).
+            if s.written > 0 || buf == s.placeholder.as_bytes() {
+                let response = s.response.expose_secret().as_bytes();
+                while s.written < response.len() {
+                    match Pin::new(&mut *this.io).poll_write(cx, &response[s.written..]) {
+                        Poll::Ready(Ok(0)) => {
+                            return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                        }
+                        Poll::Ready(Ok(n)) => s.written += n,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                *guard = None;
+                return Poll::Ready(Ok(buf.len()));
+            }
+        }
+        drop(guard);
+        Pin::new(&mut *this.io).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0).poll_flush(cx)
+        Pin::new(&mut *self.io).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0).poll_shutdown(cx)
+        Pin::new(&mut *self.io).poll_shutdown(cx)
     }
 }
 
@@ -105,7 +148,6 @@ fn greeting_capabilities(greeting: &str) -> Vec<String> {
 }
 
 struct SaslAuthenticator {
-    initial: Zeroizing<Vec<u8>>,
     mechanism: Mechanism,
     step: usize,
     challenge: Arc<Mutex<Option<String>>>,
@@ -116,7 +158,8 @@ impl async_imap::Authenticator for &mut SaslAuthenticator {
     fn process(&mut self, challenge: &[u8]) -> Vec<u8> {
         self.step += 1;
         if self.step == 1 {
-            return self.initial.to_vec();
+            // The stream swaps in the real response (see `ImapStream`).
+            return PLACEHOLDER.to_vec();
         }
         // A second continuation is an error challenge: keep it, answer so the server finishes.
         if let Ok(mut c) = self.challenge.lock() {
@@ -132,6 +175,7 @@ impl async_imap::Authenticator for &mut SaslAuthenticator {
 /// A connected, not yet authenticated IMAP connection.
 pub struct ImapConnection {
     client: async_imap::Client<ImapStream>,
+    swap: Arc<Mutex<Option<SaslSwap>>>,
     /// The greeting.
     pub greeting: String,
     /// Capabilities announced before authentication.
@@ -187,7 +231,11 @@ impl ImapConnection {
                 )
             }
         };
-        let mut client = async_imap::Client::new(ImapStream(io));
+        let swap = Arc::new(Mutex::new(None));
+        let mut client = async_imap::Client::new(ImapStream {
+            io,
+            swap: swap.clone(),
+        });
         let greeting = match greeting {
             Some(g) => g,
             None => {
@@ -226,6 +274,7 @@ impl ImapConnection {
         let capabilities = greeting_capabilities(&greeting);
         Ok(ImapConnection {
             client,
+            swap,
             greeting,
             capabilities,
             timings,
@@ -248,16 +297,28 @@ impl ImapConnection {
         raw_initial: Zeroizing<Vec<u8>>,
     ) -> Result<std::result::Result<ImapSession, AuthFailure>> {
         let challenge = Arc::new(Mutex::new(None));
+        let response = crate::transport::sasl::base64_secret(&raw_initial);
+        drop(raw_initial);
+        let placeholder =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, PLACEHOLDER);
+        *self.swap.lock().unwrap_or_else(|p| p.into_inner()) = Some(SaslSwap {
+            placeholder,
+            response,
+            written: 0,
+        });
         let mut auth = SaslAuthenticator {
-            initial: raw_initial,
             mechanism,
             step: 0,
             challenge: challenge.clone(),
         };
         let timeout = self.timeout;
         let timings = self.timings.clone();
+        let swap = self.swap.clone();
         let fut = self.client.authenticate(mechanism.name(), &mut auth);
-        match tokio::time::timeout(timeout, fut).await {
+        let outcome = tokio::time::timeout(timeout, fut).await;
+        // Unused when the server refused before asking for the response: wipe it now.
+        *swap.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        match outcome {
             Err(_) => Err(Error::timeout("IMAP AUTHENTICATE", timeout)),
             Ok(Ok(session)) => Ok(Ok(ImapSession {
                 session,
@@ -623,21 +684,10 @@ pub fn raw_initial_response(
     port: u16,
     token: &SecretString,
 ) -> Zeroizing<Vec<u8>> {
-    Zeroizing::new(match mechanism {
-        Mechanism::Xoauth2 => format!(
-            "user={user}\x01auth=Bearer {}\x01\x01",
-            token.expose_secret()
-        )
-        .into_bytes(),
-        Mechanism::Oauthbearer => {
-            let user = user.replace('=', "=3D").replace(',', "=2C");
-            format!(
-                "n,a={user},\x01host={host}\x01port={port}\x01auth=Bearer {}\x01\x01",
-                token.expose_secret()
-            )
-            .into_bytes()
-        }
-    })
+    match mechanism {
+        Mechanism::Xoauth2 => crate::transport::sasl::xoauth2_raw(user, token),
+        Mechanism::Oauthbearer => crate::transport::sasl::oauthbearer_raw(user, host, port, token),
+    }
 }
 
 #[cfg(test)]
@@ -663,6 +713,43 @@ mod tests {
             "Internal mailbox synchronization failure."
         );
         assert_eq!(server_text("outcome: something"), "outcome: something");
+    }
+
+    #[tokio::test]
+    async fn the_stream_puts_the_real_sasl_response_where_async_imap_wrote_the_placeholder() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A tiny pipe, so the response goes out in many partial writes.
+        let (near, mut far) = tokio::io::duplex(7);
+        let swap = Arc::new(Mutex::new(None));
+        let mut s = ImapStream {
+            io: Box::new(near),
+            swap: swap.clone(),
+        };
+        let placeholder =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, PLACEHOLDER);
+        *swap.lock().unwrap() = Some(SaslSwap {
+            placeholder: placeholder.clone(),
+            response: SecretString::from("dXNlcj1hAWF1dGg9QmVhcmVyIHQBAQ==".to_string()),
+            written: 0,
+        });
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            far.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        s.write_all(b"a1 AUTHENTICATE XOAUTH2\r\n").await.unwrap();
+        s.write_all(placeholder.as_bytes()).await.unwrap();
+        s.write_all(b"\r\n").await.unwrap();
+        // Once used, the swap is gone: the same bytes again go out as they are.
+        assert!(swap.lock().unwrap().is_none());
+        s.write_all(placeholder.as_bytes()).await.unwrap();
+        s.shutdown().await.unwrap();
+        drop(s);
+        let got = String::from_utf8(reader.await.unwrap()).unwrap();
+        assert_eq!(
+            got,
+            format!("a1 AUTHENTICATE XOAUTH2\r\ndXNlcj1hAWF1dGg9QmVhcmVyIHQBAQ==\r\n{placeholder}")
+        );
     }
 
     #[test]

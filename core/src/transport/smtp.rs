@@ -247,6 +247,50 @@ fn smtp_error(what: &str, e: &lettre::transport::smtp::Error) -> Error {
     Error::new(kind, format!("{what}: {text}")).with_evidence(|ev| ev.server_reply = Some(text))
 }
 
+/// A command line given to lettre as it is.
+struct Raw<'a>(&'a str);
+impl fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// A send that failed.
+#[derive(Debug)]
+pub struct SendFailure {
+    /// What happened.
+    pub error: Error,
+    /// Whether the server may have accepted the message anyway (the connection broke or timed
+    /// out after the message data went out). `false`: it certainly did not.
+    pub maybe_accepted: bool,
+}
+
+fn build_envelope(envelope: &Envelope) -> Result<lettre::address::Envelope> {
+    let from = envelope.from.parse::<lettre::Address>().map_err(|e| {
+        Error::invalid(
+            "from",
+            format!("'{}' is not a valid sender: {e}", envelope.from),
+        )
+    })?;
+    let to = envelope
+        .to
+        .iter()
+        .map(|a| {
+            a.parse::<lettre::Address>()
+                .map_err(|e| Error::invalid("to", format!("'{a}' is not a valid recipient: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    lettre::address::Envelope::new(Some(from), to)
+        .map_err(|e| Error::invalid("to", format!("envelope: {e}")))
+}
+
+/// A connection that broke (no SMTP status): a network error naming what it means for the message.
+fn broke(what: &str, e: &lettre::transport::smtp::Error) -> Error {
+    let text = crate::http::sanitize(&e.to_string());
+    Error::new(ErrorKind::Network, format!("{what} ({text})"))
+        .with_evidence(|ev| ev.server_reply = Some(text))
+}
+
 /// Read a (multi-line) SMTP reply on the plain connection: `(code, lines)`.
 async fn read_reply<S: stream::Io>(conn: &mut LineConn<S>) -> Result<(u16, Vec<String>)> {
     let mut lines = Vec::new();
@@ -492,32 +536,110 @@ impl SmtpSession {
 
     /// Send a message. Returns the server's acceptance reply (e.g. `250 2.0.0 Ok: queued as ...`).
     pub async fn send(&mut self, envelope: &Envelope, message: &[u8]) -> Result<String> {
-        let from = envelope.from.parse::<lettre::Address>().map_err(|e| {
-            Error::invalid(
-                "from",
-                format!("'{}' is not a valid sender: {e}", envelope.from),
-            )
-        })?;
-        let to = envelope
-            .to
-            .iter()
-            .map(|a| {
-                a.parse::<lettre::Address>().map_err(|e| {
-                    Error::invalid("to", format!("'{a}' is not a valid recipient: {e}"))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let env = lettre::address::Envelope::new(Some(from), to)
-            .map_err(|e| Error::invalid("to", format!("envelope: {e}")))?;
-        let limit = self.timeout * 4;
-        match tokio::time::timeout(limit, self.conn.send(&env, message)).await {
-            Ok(Ok(r)) => Ok(reply_text(&r)),
-            Ok(Err(e)) => Err(smtp_error("sending the message", &e)),
-            Err(_) => Err(Error::timeout(
-                "sending the message (the server may or may not have accepted it)",
-                limit,
-            )),
+        self.send_message(envelope, message)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// Send a message, saying on failure whether the server may have accepted it.
+    ///
+    /// The envelope (`MAIL`, `RCPT`, `DATA`) is sent step by step, so a failure before the server's
+    /// `354` is known to have sent nothing; once the message data goes out, a broken connection or
+    /// a timeout leaves the outcome unknown (the server's `250` may have been lost on the way), and
+    /// the error says so. Success is only ever reported with the server's `2xx` for the data.
+    pub async fn send_message(
+        &mut self,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> std::result::Result<String, SendFailure> {
+        use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+        use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+        let sure = |error| SendFailure {
+            error,
+            maybe_accepted: false,
+        };
+        let env = build_envelope(envelope).map_err(sure)?;
+        let mut mail_options = vec![];
+        let info = self.conn.server_info();
+        if !envelope.from.is_ascii() || envelope.to.iter().any(|a| !a.is_ascii()) {
+            if !info.supports_feature(Extension::SmtpUtfEight) {
+                return Err(sure(Error::invalid(
+                    "to",
+                    "the addresses are not ASCII and the SMTP server does not support SMTPUTF8",
+                )));
+            }
+            mail_options.push(MailParameter::SmtpUtfEight);
         }
+        if !message.is_ascii() {
+            if !info.supports_feature(Extension::EightBitMime) {
+                return Err(sure(Error::invalid(
+                    "message",
+                    "the message is not ASCII and the SMTP server does not support 8BITMIME",
+                )));
+            }
+            mail_options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        let mut steps = vec![Mail::new(env.from().cloned(), mail_options).to_string()];
+        steps.extend(
+            env.to()
+                .iter()
+                .map(|a| Rcpt::new(a.clone(), vec![]).to_string()),
+        );
+        steps.push(Data.to_string());
+        for step in &steps {
+            let verb = step
+                .split([' ', ':'])
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let r = tokio::time::timeout(self.timeout, self.conn.command(Raw(step))).await;
+            let error = match r {
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) if e.status().is_some() => {
+                    smtp_error(&format!("the message was not sent: SMTP {verb} was refused"), &e)
+                }
+                Ok(Err(e)) => broke(
+                    &format!("the message was not sent: the connection to the SMTP server broke at {verb}"),
+                    &e,
+                ),
+                Err(_) => Error::timeout(
+                    &format!("the message was not sent: the SMTP server did not answer {verb}"),
+                    self.timeout,
+                ),
+            };
+            self.abort().await;
+            return Err(sure(error));
+        }
+        let limit = self.timeout * 4;
+        let failure = match tokio::time::timeout(limit, self.conn.message(message)).await {
+            Ok(Ok(r)) => return Ok(reply_text(&r)),
+            Ok(Err(e)) if e.status().is_some() => sure(smtp_error(
+                "the message was not sent: the SMTP server refused it",
+                &e,
+            )),
+            Ok(Err(e)) => SendFailure {
+                error: broke(
+                    "the connection to the SMTP server broke while the message was being transferred or before the server confirmed it; it may have been accepted, so check before sending it again",
+                    &e,
+                ),
+                maybe_accepted: true,
+            },
+            Err(_) => SendFailure {
+                error: Error::timeout(
+                    "waiting for the SMTP server to confirm the message (it may have been accepted, so check before sending it again)",
+                    limit,
+                ),
+                maybe_accepted: true,
+            },
+        };
+        self.abort().await;
+        Err(failure)
+    }
+
+    /// Give up on the connection (best effort `QUIT`, bounded).
+    async fn abort(&mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.conn.abort()).await;
     }
 
     /// Whether the connection still works (for reuse in bursts).

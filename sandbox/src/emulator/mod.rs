@@ -145,7 +145,7 @@ impl Emulator {
     pub fn issued_secrets(&self) -> state::IssuedSecrets {
         let st = self.shared.lock();
         state::IssuedSecrets {
-            access_tokens: st.access_tokens.keys().cloned().collect(),
+            access_tokens: st.issued_access_tokens.clone(),
             refresh_tokens: st.refresh_tokens.keys().cloned().collect(),
             authorization_codes: st.codes.keys().cloned().collect(),
             device_codes: st.device_codes.keys().cloned().collect(),

@@ -296,6 +296,8 @@ pub struct State {
     pub tokens_valid_from: HashMap<String, i64>,
     /// PKCE verifiers presented at code redemption (for leak tests).
     pub code_verifiers: Vec<String>,
+    /// Every access token issued (for leak tests; `access_tokens` is keyed by `uti`).
+    pub issued_access_tokens: Vec<String>,
 }
 
 /// Every secret the emulator issued or was shown, for tests that search logs, files and output

@@ -560,6 +560,7 @@ fn client_credentials(
         claims["roles"] = roles.into();
     }
     let access_token = sign_padded(shared, &mut claims, settings.access_token_size);
+    st.issued_access_tokens.push(access_token.clone());
     st.access_tokens.insert(
         uti,
         state::AccessRecord {
@@ -712,6 +713,7 @@ pub(crate) fn issue_delegated(
         claims["wids"] = wids.into();
     }
     let access_token = sign_padded(shared, &mut claims, settings.access_token_size);
+    st.issued_access_tokens.push(access_token.clone());
     st.access_tokens.insert(
         uti,
         state::AccessRecord {
