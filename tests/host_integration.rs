@@ -581,7 +581,8 @@ type Rows = HashMap<(String, String), (Vec<u8>, i64)>;
 #[derive(Default)]
 struct HostDb {
     rows: Mutex<Rows>,
-    truncate_tokens_to: Option<usize>,
+    /// Cut token blobs to this many bytes (0 = keep them whole).
+    truncate_tokens_to: std::sync::atomic::AtomicUsize,
 }
 
 unsafe fn s(p: *const c_char) -> String {
@@ -618,10 +619,11 @@ unsafe extern "C" fn db_cas(
         return MC_STORE_CONFLICT;
     }
     let mut d = unsafe { std::slice::from_raw_parts(data, len) }.to_vec();
-    if key.0 == "tokens" {
-        if let Some(n) = db.truncate_tokens_to {
-            d.truncate(n);
-        }
+    let cut = db
+        .truncate_tokens_to
+        .load(std::sync::atomic::Ordering::SeqCst);
+    if key.0 == "tokens" && cut > 0 {
+        d.truncate(cut);
     }
     rows.insert(key, (d, new_version));
     MC_STORE_OK
@@ -747,7 +749,7 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
 
     // A host whose column cuts blobs at 1,024 bytes.
     let short: &'static HostDb = Box::leak(Box::new(HostDb {
-        truncate_tokens_to: Some(1024),
+        truncate_tokens_to: 1024.into(),
         ..Default::default()
     }));
     let c = Arc::new(open_host(short).unwrap());
@@ -774,6 +776,22 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
         unsafe { mc_status(c.0, cs("bob").as_ptr(), &mut out) },
         MC_E_STORE
     );
+    // The vendor widens the column; connecting again repairs the account (the damaged record is
+    // replaced, not an obstacle).
+    short
+        .truncate_tokens_to
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    let st = connect_device(&c, "bob@example.test").await.unwrap();
+    assert_eq!(st["state"], "connected");
+    let c2 = c.clone();
+    let rc = blocking(move || {
+        let mut tok = null_mut();
+        let rc = unsafe { mc_access_token(c2.0, cs("bob").as_ptr(), 0, &mut tok) };
+        take(tok);
+        rc
+    })
+    .await;
+    assert_eq!(rc, MC_OK);
     // No key: refused with a clear message.
     let cb = mc_store_callbacks {
         version: MC_STORE_CALLBACKS_VERSION,

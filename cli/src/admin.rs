@@ -24,9 +24,12 @@ type Res = Result<(), Box<dyn std::error::Error>>;
 /// Where the store is.
 #[derive(Args, Clone)]
 pub struct StoreArgs {
-    /// The token store (SQLite file); created when missing.
+    /// The token store: a SQLite file (created when missing) or a postgres:// URL.
     #[arg(long, env = "MAILCONNECT_STORE", global = true)]
     pub store: Option<PathBuf>,
+    /// The store's key file (default: beside a SQLite store; required for PostgreSQL).
+    #[arg(long, env = "MAILCONNECT_KEY_FILE", global = true)]
+    pub key_file: Option<PathBuf>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -118,6 +121,10 @@ pub fn open(store: &StoreArgs, lang: Language) -> Result<Client, Box<dyn std::er
     let path = store.store.clone().unwrap_or_else(default_store);
     let mut o = ClientOptions::new(path);
     o.language = lang;
+    o.key = store
+        .key_file
+        .clone()
+        .map(mailconnect_core::store::KeySource::File);
     if let Some(ca) = &store.ca_file {
         let pem = std::fs::read(ca)
             .map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?;

@@ -30,7 +30,7 @@ use crate::tls::TlsOptions;
 use crate::transport::sasl;
 
 /// Options of a client. From JSON with [`ClientOptions::from_json`] (schema in the README).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientOptions {
     /// The SQLite store file, or a `postgres://` / `postgresql://` URL (feature `postgres`);
     /// empty for a host-owned store.
@@ -43,6 +43,26 @@ pub struct ClientOptions {
     pub http: HttpOptions,
     /// How long a refresh lease is held at most before other processes may take over.
     pub lease_ttl: Duration,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A PostgreSQL URL may carry a password.
+        let store = self.store_path.to_string_lossy();
+        let store = match (store.find("://"), store.rfind('@')) {
+            (Some(s), Some(at)) if at > s => {
+                format!("{}://[redacted]{}", &store[..s], &store[at..])
+            }
+            _ => store.into_owned(),
+        };
+        f.debug_struct("ClientOptions")
+            .field("store", &store)
+            .field("key", &self.key)
+            .field("language", &self.language)
+            .field("http", &self.http)
+            .field("lease_ttl", &self.lease_ttl)
+            .finish()
+    }
 }
 
 impl ClientOptions {
@@ -589,7 +609,16 @@ impl Client {
         let (rec, before) = self
             .blocking(move |s| {
                 for _ in 0..10 {
-                    let current = s.load_tokens(&id).ok().flatten();
+                    let current = match s.load_tokens(&id) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            // A damaged record (truncated by a host's column, altered): the new
+                            // tokens replace it, so connecting again repairs the account.
+                            tracing::warn!(account = %id, "the stored token record cannot be read ({}); replacing it", e.message());
+                            s.delete_tokens(&id)?;
+                            None
+                        }
+                    };
                     let before = status_of_state(current.as_ref());
                     let version = current.map(|r| r.version).unwrap_or(0);
                     if s.save_tokens(&rec, version)?.is_some() {
@@ -777,6 +806,7 @@ impl Client {
             return Ok((t, Refresh::Done));
         }
         let deadline = Instant::now() + self.inner.lease_ttl + Duration::from_secs(10);
+        let waiting_since = Instant::now();
         loop {
             let (id, holder, ttl) = (
                 account.id.clone(),
@@ -802,6 +832,20 @@ impl Client {
             }
             if let Some(t) = self.fresh(account, reject).await? {
                 return Ok((t, Refresh::Done));
+            }
+            // The holder is slow (or died holding the lease): a token that is still valid
+            // serves this caller meanwhile instead of stalling it until the lease expires.
+            if waiting_since.elapsed() > Duration::from_secs(2) {
+                let id = account.id.clone();
+                if let Some(rec) = self.blocking(move |s| s.load_tokens(&id)).await? {
+                    let usable = rec.meta.state == StoredState::Connected
+                        && rec.meta.access_expires_at.is_some_and(|e| e > now() + 10)
+                        && (reject.is_none() || rec.secrets.access_token.as_deref() != reject);
+                    if let Some(t) = token_from(account, &rec).filter(|_| usable) {
+                        tracing::debug!(account = %account.id, "refresh lease held elsewhere; using the still-valid token");
+                        return Ok((t, Refresh::NotNeeded));
+                    }
+                }
             }
             if Instant::now() > deadline {
                 return Err(Error::store(
