@@ -1,9 +1,12 @@
 //! The C++ binding (bindings/cpp, cxx bridge in the same library as the C ABI) built with g++ by its
-//! Makefile and run against the sandbox and the real mail stack.
+//! Makefile and run against the sandbox and the real mail stack; then its host integration part
+//! (host-driven device code, events through next_event and an EventListener thread) with 4-second
+//! tokens.
 
 use std::path::Path;
 use std::process::Command;
 
+use mailconnect_sandbox::TokenSettings;
 use mailconnect_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,4 +34,25 @@ async fn the_cpp_binding_runs_the_scenario() {
         out.contains(" 0 failed") && out.contains("ok failing call has the diagnostic"),
         "{out}"
     );
+
+    // Tokens that need a refresh after 2 s, for the token_refreshed event.
+    env.emulator.set_token_settings(TokenSettings {
+        access_token_lifetime_secs: 4,
+        ..env.emulator.config().tokens
+    });
+    let mut args = binding_scenario_args(&env, &stack, &work.path().join("cpp-host.db"));
+    args.push("host".into());
+    let mut cmd = Command::new(cpp.join("examples/scenario"));
+    cmd.args(&args);
+    let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
+        .await
+        .unwrap();
+    for line in [
+        " 0 failed",
+        "ok polling until connected (host-driven device code)",
+        "ok events in order: connect_progress, state_changed, token_refreshed",
+        "ok the listener stops promptly",
+    ] {
+        assert!(out.contains(line), "{line}:\n{out}");
+    }
 }

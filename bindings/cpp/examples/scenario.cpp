@@ -1,12 +1,18 @@
 // The C++ binding's scenario against the sandbox and the real mail stack.
-// usage: scenario STORE EMULATOR_URL MAILCONNECT_BIN HOST IMAPS POP3S SMTP CA_FILE
+// usage: scenario STORE EMULATOR_URL MAILCONNECT_BIN HOST IMAPS POP3S SMTP CA_FILE [host]
+// With "host" it runs the host integration part instead (the emulator then issues 4-second tokens):
+// the device code driven by the host, events (EventListener thread and next_event), nativeclient
+// refusals and abort.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "mailconnect.hpp"
 
@@ -44,7 +50,141 @@ static bool raw_contains(const std::string &json, const std::string &needle) {
     return false;
 }
 
+static void sign_in(const std::string &cli, const std::string &user, const std::string &code, const std::string &uri) {
+    std::string cmd = cli + " sandbox sign-in --user " + user + " --password " + user.substr(0, user.find('@')) +
+                      "-password --device-code " + code + " --verification-uri " + uri + " > /dev/null";
+    if (std::system(cmd.c_str()) != 0) std::cerr << "sign-in failed" << std::endl;
+}
+
+static std::string describe(const mailconnect::Event &e) {
+    if (e.type == "connect_progress") return "progress:" + e.stage;
+    if (e.type == "state_changed") return "state:" + e.from + "->" + e.to;
+    return e.type;
+}
+
+static bool contains(const std::string &hay, const std::string &needle) { return hay.find(needle) != std::string::npos; }
+
+static void host_part(const std::string &store, const std::string &emulator, const std::string &cli) {
+    using namespace std::chrono;
+    const std::string native_client = "https://login.microsoftonline.com/common/oauth2/nativeclient";
+    mailconnect::Client c("{\"store\":\"" + store + "\",\"no_proxy\":true}");
+    c.put_registration("{\"id\":\"desktop\",\"provider\":\"microsoft\",\"tenant\":\"organizations\",\"authority_host\":\"" + emulator +
+                       "\",\"client_id\":\"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90\"}");
+    c.put_account("{\"id\":\"carol\",\"mailbox\":\"carol@example.test\",\"registration\":\"desktop\",\"flow\":\"device_code\"}");
+    c.configure_events(256, "info");
+    std::mutex m;
+    std::vector<mailconnect::Event> got;
+    std::atomic<bool> refreshed{false}, off_main{true};
+    const auto main_id = std::this_thread::get_id();
+    {
+        mailconnect::EventListener listener(c, [&](const mailconnect::Event &e) {
+            std::lock_guard<std::mutex> g(m);
+            got.push_back(e);
+            if (std::this_thread::get_id() == main_id) off_main = false;
+            if (e.type == "token_refreshed") refreshed = true;
+        });
+        auto a = c.begin_authorization("carol");
+        check(a.is_device_code() && !a.user_code.empty() && contains(a.message, a.user_code) && a.expires_in > seconds(60) &&
+                  a.interval >= seconds(1) && a.url.empty(),
+              "begin_authorization gives the device code");
+        auto p = c.poll_authorization(a);
+        check(!p.connected && p.retry_after > milliseconds(0), "poll_authorization is pending before the user acts");
+        sign_in(cli, "carol@example.test", a.user_code, a.verification_uri);
+        auto deadline = steady_clock::now() + seconds(30);
+        while (!p.connected && steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(p.retry_after);
+            p = c.poll_authorization(a);
+        }
+        check(p.connected && contains(p.status, "\"state\":\"connected\"") && contains(p.status, "carol@example.test"),
+              "polling until connected (host-driven device code)");
+        try {
+            c.poll_authorization(a);
+            check(false, "a used handle is refused");
+        } catch (const mailconnect::Error &e) {
+            check(e.status() == "MC_E_STATE" && contains(e.diagnostic(), "MC-SIGN-IN-NOT-PENDING"), "a used handle is refused with MC-SIGN-IN-NOT-PENDING");
+        }
+        std::this_thread::sleep_for(milliseconds(2600));
+        check(c.access_token("carol").size() > 1000, "access token after half the lifetime (refresh)");
+        deadline = steady_clock::now() + seconds(5);
+        while (!refreshed && steady_clock::now() < deadline) std::this_thread::sleep_for(milliseconds(20));
+        check(refreshed, "the listener reports token_refreshed");
+        auto t0 = steady_clock::now();
+        listener.stop();
+        check(steady_clock::now() - t0 < seconds(2), "the listener stops promptly");
+    }
+    std::vector<std::string> kinds;
+    bool logs = false, no_token = true, seq_up = true;
+    for (size_t i = 0; i < got.size(); i++) {
+        if (got[i].type == "log") logs = true;
+        else kinds.push_back(describe(got[i]));
+        if (contains(got[i].json, "eyJ")) no_token = false;
+        if (i > 0 && got[i].seq <= got[i - 1].seq) seq_up = false;
+    }
+    std::string line;
+    for (auto &k : kinds) line += k + " ";
+    std::cout << "events: " << line << std::endl;
+    auto pos = [&](const std::string &k) { return std::find(kinds.begin(), kinds.end(), k) - kinds.begin(); };
+    auto n = static_cast<long>(kinds.size());
+    check(pos("progress:starting") < pos("progress:connected") && pos("progress:connected") < pos("state:not_connected->connected") &&
+              pos("state:not_connected->connected") < pos("token_refreshed") && pos("token_refreshed") < n,
+          "events in order: connect_progress, state_changed, token_refreshed");
+    check(off_main, "the listener calls back on its own thread");
+    check(logs && no_token && seq_up, "log events arrive, seq increases, no token in any event");
+
+    // Pull.
+    c.configure_events(0, "off");
+    c.disconnect("carol");
+    std::optional<mailconnect::Event> e;
+    do e = c.next_event(seconds(5));
+    while (e && e->type == "log");
+    check(e && e->type == "state_changed" && e->from == "connected" && e->to == "not_connected" && e->account_id == "carol",
+          "next_event pulls the disconnect's state change");
+    auto t0 = steady_clock::now();
+    check(!c.next_event(milliseconds(300)) && steady_clock::now() - t0 >= milliseconds(250), "next_event gives nothing after its timeout");
+
+    // An embedded web view's redirect URI: refusals with diagnostics, then abort.
+    auto nc = c.begin_authorization("carol", "browser", native_client);
+    check(!nc.loopback && nc.redirect_uri == native_client && contains(nc.url, "code_challenge_method=S256"), "begin_authorization for an embedded view");
+    try {
+        c.complete_authorization(nc, native_client + "?code=abc&state=older");
+        check(false, "a redirect of another sign-in is refused");
+    } catch (const mailconnect::Error &e) {
+        check(e.status() == "MC_E_STATE" && contains(e.diagnostic(), "MC-SIGN-IN-STATE-MISMATCH"), "a redirect of another sign-in is refused (state mismatch)");
+    }
+    // A wait cancelled from another thread: the sign-in stays pending, then it is aborted.
+    mailconnect::Cancel cancel;
+    std::thread canceller([&cancel] {
+        std::this_thread::sleep_for(milliseconds(300));
+        cancel.cancel();
+    });
+    auto browser = c.begin_authorization("carol", "browser");
+    try {
+        c.wait_authorization(browser, cancel);
+        check(false, "a cancelled wait throws");
+    } catch (const mailconnect::Error &e) {
+        check(e.status() == "MC_E_CANCELLED", "a Cancel ends wait_authorization (" + e.status() + ")");
+    }
+    canceller.join();
+    c.abort_authorization(browser);
+    c.abort_authorization(nc);
+    try {
+        c.wait_authorization(nc);
+        check(false, "an aborted sign-in is refused");
+    } catch (const mailconnect::Error &e) {
+        check(e.status() == "MC_E_STATE" && contains(e.what(), "aborted"), "an aborted sign-in is refused");
+    }
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 10 && std::string(argv[9]) == "host") {
+        try {
+            host_part(argv[1], argv[2], argv[3]);
+        } catch (const std::exception &e) {
+            check(false, std::string("unexpected exception: ") + e.what());
+        }
+        std::cout << passed << " passed, " << failed << " failed" << std::endl;
+        return failed == 0 ? 0 : 1;
+    }
     if (argc < 9) return 2;
     std::string store = argv[1], emulator = argv[2], cli = argv[3], host = argv[4];
     try {
