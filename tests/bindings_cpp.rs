@@ -51,6 +51,7 @@ async fn the_cpp_binding_runs_the_scenario() {
         " 0 failed",
         "ok polling until connected (host-driven device code)",
         "ok events in order: connect_progress, state_changed, token_refreshed",
+        "ok then needs_reauthorization and its state change, in order",
         "ok the listener stops promptly",
     ] {
         assert!(out.contains(line), "{line}:\n{out}");

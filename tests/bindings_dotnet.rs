@@ -1,6 +1,7 @@
 //! The .NET binding (bindings/dotnet) compiled with Mono's mcs as C# 7 and run on Mono and on a
 //! .NET 8 runtime against the sandbox and the real mail stack; then its host integration part
-//! (host-driven device code, events, a host-owned store) with 4-second tokens.
+//! (host-driven device code, events with a refresh and a needs-re-authorization, a host-owned
+//! store) with 4-second tokens.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -82,6 +83,7 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
             [
                 "ok polling until connected (host-driven device code)",
                 "ok events in order: connect_progress, state_changed, token_refreshed",
+                "ok then needs_reauthorization and its state change, in order",
                 "ok a truncating host gets MC-TOKEN-TRUNCATED",
             ]
             .as_slice()

@@ -51,6 +51,7 @@ async fn the_pascal_unit_runs_the_scenario() {
         " 0 failed",
         "ok polling until connected (host-driven device code)",
         "ok events in order: connect_progress, state_changed, token_refreshed",
+        "ok then needs_reauthorization and its state change, in order",
         "ok TThread.Queue delivers the events on the main thread",
     ] {
         assert!(out.contains(line), "{line}:\n{out}");

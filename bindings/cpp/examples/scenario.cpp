@@ -74,7 +74,7 @@ static void host_part(const std::string &store, const std::string &emulator, con
     c.configure_events(256, "info");
     std::mutex m;
     std::vector<mailconnect::Event> got;
-    std::atomic<bool> refreshed{false}, off_main{true};
+    std::atomic<bool> refreshed{false}, lost{false}, off_main{true};
     const auto main_id = std::this_thread::get_id();
     {
         mailconnect::EventListener listener(c, [&](const mailconnect::Event &e) {
@@ -82,6 +82,7 @@ static void host_part(const std::string &store, const std::string &emulator, con
             got.push_back(e);
             if (std::this_thread::get_id() == main_id) off_main = false;
             if (e.type == "token_refreshed") refreshed = true;
+            if (e.type == "state_changed" && e.to == "needs_reauthorization") lost = true;
         });
         auto a = c.begin_authorization("carol");
         check(a.is_device_code() && !a.user_code.empty() && contains(a.message, a.user_code) && a.expires_in > seconds(60) &&
@@ -108,6 +109,19 @@ static void host_part(const std::string &store, const std::string &emulator, con
         deadline = steady_clock::now() + seconds(5);
         while (!refreshed && steady_clock::now() < deadline) std::this_thread::sleep_for(milliseconds(20));
         check(refreshed, "the listener reports token_refreshed");
+        // An admin revokes the sessions: the next refresh fails and the events say so.
+        std::string revoke = "curl -sf -o /dev/null -X POST " + emulator + "/_sandbox/users/carol@example.test/revoke";
+        check(std::system(revoke.c_str()) == 0, "the emulator revoked carol's refresh tokens");
+        std::this_thread::sleep_for(milliseconds(2600));
+        try {
+            c.access_token("carol");
+            check(false, "a revoked refresh token throws");
+        } catch (const mailconnect::Error &e) {
+            check(e.status() == "MC_E_REAUTHORIZATION_REQUIRED", "a revoked refresh token throws MC_E_REAUTHORIZATION_REQUIRED");
+        }
+        deadline = steady_clock::now() + seconds(5);
+        while (!lost && steady_clock::now() < deadline) std::this_thread::sleep_for(milliseconds(20));
+        check(lost, "the listener reports the state change to needs_reauthorization");
         auto t0 = steady_clock::now();
         listener.stop();
         check(steady_clock::now() - t0 < seconds(2), "the listener stops promptly");
@@ -128,6 +142,13 @@ static void host_part(const std::string &store, const std::string &emulator, con
     check(pos("progress:starting") < pos("progress:connected") && pos("progress:connected") < pos("state:not_connected->connected") &&
               pos("state:not_connected->connected") < pos("token_refreshed") && pos("token_refreshed") < n,
           "events in order: connect_progress, state_changed, token_refreshed");
+    check(pos("token_refreshed") < pos("needs_reauthorization") && pos("needs_reauthorization") < pos("state:connected->needs_reauthorization") &&
+              pos("state:connected->needs_reauthorization") < n,
+          "then needs_reauthorization and its state change, in order");
+    auto reauth = std::find_if(got.begin(), got.end(), [](const mailconnect::Event &e) { return e.type == "needs_reauthorization"; });
+    check(reauth != got.end() && reauth->reason == "refresh_token_revoked" && reauth->account_id == "carol" &&
+              contains(reauth->diagnostic, "\"code\":\"MC-REFRESH-TOKEN-REVOKED\""),
+          "needs_reauthorization carries the reason and the diagnostic");
     check(off_main, "the listener calls back on its own thread");
     check(logs && no_token && seq_up, "log events arrive, seq increases, no token in any event");
 
@@ -137,7 +158,7 @@ static void host_part(const std::string &store, const std::string &emulator, con
     std::optional<mailconnect::Event> e;
     do e = c.next_event(seconds(5));
     while (e && e->type == "log");
-    check(e && e->type == "state_changed" && e->from == "connected" && e->to == "not_connected" && e->account_id == "carol",
+    check(e && e->type == "state_changed" && e->from == "needs_reauthorization" && e->to == "not_connected" && e->account_id == "carol",
           "next_event pulls the disconnect's state change");
     auto t0 = steady_clock::now();
     check(!c.next_event(milliseconds(300)) && steady_clock::now() - t0 >= milliseconds(250), "next_event gives nothing after its timeout");

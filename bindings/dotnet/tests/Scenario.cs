@@ -48,6 +48,20 @@ public static class Scenario
         return Process.Start(psi);
     }
 
+    /// <summary>The emulator's control API: the user's refresh tokens stop working.</summary>
+    static void Revoke(string emulator, string user)
+    {
+        var psi = new ProcessStartInfo("curl", "-sf -X POST " + emulator + "/_sandbox/users/" + user + "/revoke");
+        psi.UseShellExecute = false;
+        psi.RedirectStandardOutput = true;
+        using (var p = Process.Start(psi))
+        {
+            p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            Check(p.ExitCode == 0, "the emulator revoked " + user + "'s refresh tokens");
+        }
+    }
+
     static string Registration(string emulator)
     {
         return "{\"id\":\"desktop\",\"provider\":\"microsoft\",\"tenant\":\"organizations\",\"authority_host\":\"" + emulator + "\",\"client_id\":\"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90\"}";
@@ -136,12 +150,14 @@ public static class Scenario
             c.ConfigureEvents(256, "info");
             var got = new List<MailconnectEvent>();
             var refreshed = new ManualResetEventSlim();
+            var reauthorize = new ManualResetEventSlim();
             int handlerThread = 0;
             c.EventReceived += (sender, e) =>
             {
                 lock (got) got.Add(e.Event);
                 handlerThread = Thread.CurrentThread.ManagedThreadId;
                 if (e.Event.Kind == EventKind.TokenRefreshed) refreshed.Set();
+                if (e.Event.Kind == EventKind.StateChanged && e.Event.To == "needs_reauthorization") reauthorize.Set();
             };
             c.StartEvents();
             Check(c.EventsRunning, "event worker started");
@@ -171,6 +187,19 @@ public static class Scenario
             Thread.Sleep(2600);
             Check(c.AccessToken("carol").Length > 1000, "access token after half the lifetime (refresh)");
             Check(refreshed.Wait(5000), "EventReceived reports token_refreshed");
+            // An admin revokes the sessions: the next refresh fails and the events say so.
+            Revoke(emulator, "carol@example.test");
+            Thread.Sleep(2600);
+            try
+            {
+                c.AccessToken("carol");
+                Check(false, "a revoked refresh token throws");
+            }
+            catch (MailconnectException e)
+            {
+                Check(e.Status == "MC_E_REAUTHORIZATION_REQUIRED", "a revoked refresh token throws MC_E_REAUTHORIZATION_REQUIRED");
+            }
+            Check(reauthorize.Wait(5000), "EventReceived reports the state change to needs_reauthorization");
             c.StopEvents();
             Check(!c.EventsRunning, "event worker stopped");
             List<string> kinds;
@@ -178,7 +207,15 @@ public static class Scenario
             Console.WriteLine("events: " + string.Join(" ", kinds.ToArray()));
             int starting = kinds.IndexOf("progress:starting"), connected = kinds.IndexOf("progress:connected");
             int changed = kinds.IndexOf("state:not_connected->connected"), refresh = kinds.IndexOf("token_refreshed");
+            int needs = kinds.IndexOf("needs_reauthorization"), lost = kinds.IndexOf("state:connected->needs_reauthorization");
             Check(starting >= 0 && starting < connected && connected < changed && changed < refresh, "events in order: connect_progress, state_changed, token_refreshed");
+            Check(refresh < needs && needs < lost, "then needs_reauthorization and its state change, in order");
+            lock (got)
+            {
+                var n = got.FirstOrDefault(e => e.Kind == EventKind.NeedsReauthorization);
+                Check(n != null && n.Reason == "refresh_token_revoked" && n.Diagnostic.Contains("\"code\":\"MC-REFRESH-TOKEN-REVOKED\"") && n.AccountId == "carol",
+                    "needs_reauthorization carries the reason and the diagnostic");
+            }
             Check(handlerThread != 0 && handlerThread != mainThread, "EventReceived runs on the worker thread");
             lock (got)
             {
@@ -192,7 +229,7 @@ public static class Scenario
             c.Disconnect("carol");
             MailconnectEvent ev;
             do ev = c.NextEvent(TimeSpan.FromSeconds(5)); while (ev != null && ev.Kind == EventKind.Log);
-            Check(ev != null && ev.Kind == EventKind.StateChanged && ev.From == "connected" && ev.To == "not_connected" && ev.AccountId == "carol", "NextEvent pulls the disconnect's state change");
+            Check(ev != null && ev.Kind == EventKind.StateChanged && ev.From == "needs_reauthorization" && ev.To == "not_connected" && ev.AccountId == "carol", "NextEvent pulls the disconnect's state change");
             sw.Restart();
             Check(c.NextEvent(TimeSpan.FromMilliseconds(300)) == null && sw.ElapsedMilliseconds >= 250, "NextEvent gives null after its timeout");
 

@@ -24,6 +24,7 @@ type
   TRecorder = class
     Seen: TStringList;
     OffMainThread: Integer;
+    Reauth: TMcEvent;
     constructor Create;
     destructor Destroy; override;
     procedure OnEvent(const Event: TMcEvent);
@@ -88,6 +89,8 @@ begin
     Inc(OffMainThread);
   if Event.EventType <> 'log' then
     Seen.Add(Describe(Event));
+  if Event.EventType = 'needs_reauthorization' then
+    Reauth := Event;
 end;
 
 { What a GUI's message loop does: run the methods other threads queued, for Ms milliseconds. }
@@ -113,6 +116,22 @@ begin
   P.Parameters.Add('--verification-uri'); P.Parameters.Add(Uri);
   P.Options := [poWaitOnExit];
   P.Execute;
+  P.Free;
+end;
+
+{ The emulator's control API: the user's refresh tokens stop working (an admin revoked the sessions). }
+procedure Revoke(const Emulator, User: string);
+var
+  P: TProcess;
+begin
+  P := TProcess.Create(nil);
+  P.Executable := 'curl';
+  P.Parameters.Add('-sf'); P.Parameters.Add('-o'); P.Parameters.Add('/dev/null');
+  P.Parameters.Add('-X'); P.Parameters.Add('POST');
+  P.Parameters.Add(Emulator + '/_sandbox/users/' + User + '/revoke');
+  P.Options := [poWaitOnExit];
+  P.Execute;
+  Check(P.ExitStatus = 0, 'the emulator revoked the refresh tokens of ' + User);
   P.Free;
 end;
 
@@ -167,6 +186,18 @@ begin
     Deadline := GetTickCount64 + 5000;
     while (R.Seen.IndexOf('token_refreshed') < 0) and (GetTickCount64 < Deadline) do
       Pump(50);
+    Revoke(ParamStr(2), 'carol@example.test');
+    Pump(2600);
+    try
+      C.AccessToken('carol');
+      Check(False, 'a revoked refresh token raises');
+    except
+      on X: EMailconnect do
+        Check(X.Status = 'MC_E_REAUTHORIZATION_REQUIRED', 'a revoked refresh token raises MC_E_REAUTHORIZATION_REQUIRED');
+    end;
+    Deadline := GetTickCount64 + 5000;
+    while (R.Seen.IndexOf('state:connected->needs_reauthorization') < 0) and (GetTickCount64 < Deadline) do
+      Pump(50);
     C.StopEvents;
     Pump(100);
     WriteLn('events: ', StringReplace(Trim(R.Seen.Text), LineEnding, ' ', [rfReplaceAll]));
@@ -175,6 +206,12 @@ begin
       and (R.Seen.IndexOf('progress:connected') < R.Seen.IndexOf('state:not_connected->connected'))
       and (R.Seen.IndexOf('state:not_connected->connected') < R.Seen.IndexOf('token_refreshed')),
       'events in order: connect_progress, state_changed, token_refreshed');
+    Check((R.Seen.IndexOf('token_refreshed') < R.Seen.IndexOf('needs_reauthorization'))
+      and (R.Seen.IndexOf('needs_reauthorization') < R.Seen.IndexOf('state:connected->needs_reauthorization')),
+      'then needs_reauthorization and its state change, in order');
+    Check((R.Reauth.Reason = 'refresh_token_revoked') and (R.Reauth.AccountId = 'carol')
+      and (Pos('"code":"MC-REFRESH-TOKEN-REVOKED"', R.Reauth.Diagnostic) > 0),
+      'needs_reauthorization carries the reason and the diagnostic');
     Check(R.OffMainThread = 0, 'TThread.Queue delivers the events on the main thread');
 
     { Pull. }
@@ -183,7 +220,7 @@ begin
     repeat
       Got := C.NextEvent(5000, E);
     until (not Got) or (E.EventType <> 'log');
-    Check(Got and (E.EventType = 'state_changed') and (E.FromState = 'connected') and (E.ToState = 'not_connected')
+    Check(Got and (E.EventType = 'state_changed') and (E.FromState = 'needs_reauthorization') and (E.ToState = 'not_connected')
       and (E.AccountId = 'carol'), 'NextEvent pulls the disconnect''s state change');
     T0 := GetTickCount64;
     Check((not C.NextEvent(300, E)) and (GetTickCount64 - T0 >= 250), 'NextEvent gives nothing after its timeout');

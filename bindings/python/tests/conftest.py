@@ -54,6 +54,11 @@ def token_lifetime(emulator, seconds: int):
         _control(base, "/token-settings", before)
 
 
+def revoke_refresh_tokens(emulator, user: str) -> None:
+    """The user's refresh tokens stop working (an admin revoked the sessions)."""
+    _control(emulator["base_url"], "/users/%s/revoke" % user, {})
+
+
 def refreshes_total(emulator) -> int:
     """Refresh-token requests the emulator has answered so far."""
     return int(_control(emulator["base_url"], "/stats").get("token_requests", {}).get("refresh_token", 0))

@@ -1,6 +1,7 @@
 """Host integration points through the Python binding, against the sandbox emulator and the real
 Dovecot/Postfix stack: the host drives the sign-in (device code with poll, loopback with wait,
-abort), pulls events (iterator and blocking next_event, a listener thread ended by close), and keeps
+abort), pulls events (iterator and blocking next_event, a listener thread ended by close; a refresh,
+then a needs-re-authorization after the sessions are revoked, in order), and keeps
 mailconnect's blobs in its own SQLite table (connect -> Test -> refresh -> disconnect; a truncating
 host gets MC-TOKEN-TRUNCATED; a failing host callback gets MC_E_STORE, never a crash)."""
 
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import TEST_KEY, add_desktop, refreshes_total, servers, sign_in, sign_in_at, token_lifetime
+from conftest import TEST_KEY, add_desktop, refreshes_total, revoke_refresh_tokens, servers, sign_in, sign_in_at, token_lifetime
 from mailconnect import Authorization, Client, Event, MailconnectError, PollResult, SqliteStore
 
 
@@ -89,6 +90,21 @@ def test_device_flow_driven_by_the_host_and_events_in_order(emulator, tmp_path):
         assert any(e.type == "log" for e in events), "info log records arrive as events"
         assert "eyJ" not in json.dumps([e.data for e in events]), "no token in any event"
 
+        # The sessions are revoked: the next refresh fails, and the events say so, in order.
+        revoke_refresh_tokens(emulator, "carol@example.test")
+        time.sleep(2.6)
+        with pytest.raises(MailconnectError) as e:
+            c.access_token("carol")
+        assert e.value.status == "MC_E_REAUTHORIZATION_REQUIRED"
+        later = list(c.events(timeout=1.0))
+        kinds = describe(later)
+        assert "needs_reauthorization" in kinds and "state:connected->needs_reauthorization" in kinds, kinds
+        assert kinds.index("needs_reauthorization") < kinds.index("state:connected->needs_reauthorization")
+        assert min(e.seq for e in later) > max(e.seq for e in events)
+        reauth = next(e for e in later if e.type == "needs_reauthorization")
+        assert reauth.account_id == "carol" and reauth["reason"] == "refresh_token_revoked"
+        assert reauth["diagnostic"]["code"] == "MC-REFRESH-TOKEN-REVOKED" and reauth["diagnostic"]["de"]["fix"]
+
         # Blocking next_event: nothing comes, so None after the timeout; then one event wakes it.
         t0 = time.monotonic()
         assert c.next_event(timeout=0.3) is None
@@ -100,7 +116,7 @@ def test_device_flow_driven_by_the_host_and_events_in_order(emulator, tmp_path):
     # close() ended the listener's endless iteration promptly.
     listener.join(3)
     assert not listener.is_alive()
-    assert "state:connected->not_connected" in describe(heard), describe(heard)
+    assert "state:needs_reauthorization->not_connected" in describe(heard), describe(heard)
 
 
 def test_loopback_flow_driven_by_the_host_and_abort(emulator, tmp_path):
