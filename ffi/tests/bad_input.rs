@@ -325,3 +325,157 @@ fn a_wrong_callbacks_version_is_refused() {
         mc_client_free(c);
     }
 }
+
+#[test]
+fn host_integration_exports_refuse_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path());
+    let acc = CString::new("a").unwrap();
+    let bad = [0xffu8, 0xfe, 0].as_ptr() as *const c_char;
+    let mut out: *mut c_char = null_mut();
+    unsafe {
+        // Sign-in.
+        assert_eq!(
+            mc_authorization_begin(null_mut(), acc.as_ptr(), null(), &mut out),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(
+            mc_authorization_begin(c, null(), null(), &mut out),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(
+            mc_authorization_begin(c, acc.as_ptr(), null(), null_mut()),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(
+            mc_authorization_begin(c, bad, null(), &mut out),
+            MC_E_INVALID_UTF8
+        );
+        assert_eq!(
+            mc_authorization_begin(c, acc.as_ptr(), null(), &mut out),
+            MC_E_NOT_FOUND
+        );
+        let opts = CString::new(r#"{"flow":"browser","redirect":"x"}"#).unwrap();
+        assert_eq!(
+            mc_authorization_begin(c, acc.as_ptr(), opts.as_ptr(), &mut out),
+            MC_E_INVALID_ARGUMENT
+        );
+        assert!(last_message().contains("redirect"), "{}", last_message());
+        let h = CString::new("auth-nothing").unwrap();
+        let url = CString::new("https://x/?code=1&state=2").unwrap();
+        assert_eq!(
+            mc_authorization_complete(c, h.as_ptr(), null(), null_mut(), null_mut()),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(
+            mc_authorization_complete(c, h.as_ptr(), bad, null_mut(), null_mut()),
+            MC_E_INVALID_UTF8
+        );
+        assert_eq!(
+            mc_authorization_complete(c, h.as_ptr(), url.as_ptr(), null_mut(), null_mut()),
+            MC_E_STATE
+        );
+        assert_eq!(last_diagnostic()["code"], "MC-SIGN-IN-NOT-PENDING");
+        assert_eq!(
+            mc_authorization_poll(c, h.as_ptr(), null_mut(), null_mut()),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(
+            mc_authorization_poll(c, h.as_ptr(), null_mut(), &mut out),
+            MC_E_STATE
+        );
+        assert_eq!(
+            mc_authorization_wait(c, h.as_ptr(), null_mut(), null_mut()),
+            MC_E_STATE
+        );
+        assert_eq!(mc_authorization_abort(c, h.as_ptr()), MC_E_STATE);
+        let empty = CString::new("").unwrap();
+        assert_eq!(
+            mc_authorization_abort(c, empty.as_ptr()),
+            MC_E_INVALID_ARGUMENT
+        );
+        // Events.
+        assert_eq!(mc_next_event(null_mut(), 0, &mut out), MC_E_NULL_POINTER);
+        assert_eq!(mc_next_event(c, 0, null_mut()), MC_E_NULL_POINTER);
+        assert_eq!(mc_next_event(c, 0, &mut out), MC_OK);
+        assert!(out.is_null(), "no event yet");
+        for bad_opts in [
+            r#"{"capacity": 1}"#,
+            r#"{"capacity": 1000000}"#,
+            r#"{"log_level": "loud"}"#,
+            r#"{"size": 3}"#,
+            "[]",
+        ] {
+            let o = CString::new(bad_opts).unwrap();
+            assert_eq!(
+                mc_events_configure(c, o.as_ptr()),
+                MC_E_INVALID_ARGUMENT,
+                "{bad_opts}"
+            );
+        }
+        assert_eq!(mc_events_configure(c, null()), MC_E_NULL_POINTER);
+        // Refresher.
+        for bad_opts in [
+            r#"{"interval_secs": 0}"#,
+            r#"{"concurrency": 999}"#,
+            r#"{"ahead": 1}"#,
+        ] {
+            let o = CString::new(bad_opts).unwrap();
+            assert_eq!(
+                mc_refresher_start(c, o.as_ptr()),
+                MC_E_INVALID_ARGUMENT,
+                "{bad_opts}"
+            );
+        }
+        assert_eq!(mc_refresher_stop(null_mut()), MC_E_NULL_POINTER);
+        assert_eq!(mc_refresher_stop(c), MC_OK, "stopping a stopped refresher");
+        assert_eq!(
+            mc_refresh_due(c, null(), null_mut(), null_mut()),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(mc_refresh_due(c, null(), null_mut(), &mut out), MC_OK);
+        let report: serde_json::Value = serde_json::from_str(&take(out)).unwrap();
+        assert_eq!(report["accounts"], 0);
+        // Host store.
+        let key =
+            CString::new(r#"{"key":{"base64":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}}"#)
+                .unwrap();
+        let mut c2 = null_mut();
+        assert_eq!(
+            mc_client_open_with_store(key.as_ptr(), null(), &mut c2),
+            MC_E_NULL_POINTER
+        );
+        let cb = mc_store_callbacks {
+            version: 99,
+            user_data: null_mut(),
+            load: None,
+            compare_and_swap: None,
+            remove: None,
+            list: None,
+        };
+        assert_eq!(
+            mc_client_open_with_store(key.as_ptr(), &cb, &mut c2),
+            MC_E_INVALID_ARGUMENT
+        );
+        assert!(last_message().contains("version"));
+        let cb = mc_store_callbacks {
+            version: MC_STORE_CALLBACKS_VERSION,
+            ..cb
+        };
+        assert_eq!(
+            mc_client_open_with_store(key.as_ptr(), &cb, &mut c2),
+            MC_E_NULL_POINTER
+        );
+        assert!(last_message().contains("load"), "{}", last_message());
+        assert!(c2.is_null(), "nothing handed out on failure");
+        assert_eq!(
+            mc_store_record_set(null_mut(), null(), 0, 1),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(
+            mc_store_list_add(null_mut(), acc.as_ptr(), null(), 0, 1),
+            MC_E_NULL_POINTER
+        );
+        mc_client_free(c);
+    }
+}

@@ -274,6 +274,14 @@ impl Account {
 
 /// Parse JSON into `T`; the error names the field (its JSON path) and nothing else is done.
 pub fn parse_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T> {
+    // Every document is an object; serde would read a struct from an array by position.
+    if json.trim_start().starts_with('[') {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("{what} JSON must be an object ({{...}}), not an array"),
+        )
+        .with_evidence(|ev| ev.field = Some(what.to_string())));
+    }
     let de = &mut serde_json::Deserializer::from_str(json);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
