@@ -141,11 +141,12 @@ async fn refresh_faults_are_retried_a_bounded_number_of_times_and_keep_the_token
             3,
             "502 Bad Gateway - Corporate Web Gateway",
         ),
+        // A proxy refusing the request does not change in a second: reported at once.
         case(
             Fault::ProxyHtmlPage,
             ProviderUnavailable,
             "MC-PROXY-BLOCKED",
-            3,
+            1,
             "Access Denied - Corporate Web Gateway",
         ),
         case(

@@ -795,6 +795,17 @@ async fn whole_story_at_trace_level_reveals_no_secret() {
             "a token the library handed out is not in the emulator's list: the search would miss it"
         );
     }
+    println!(
+        "searched {} access tokens, {} refresh tokens, {} authorization codes, {} device codes, {} PKCE verifiers and {} client secrets in {} places ({} bytes)",
+        secrets.access_tokens.len(),
+        secrets.refresh_tokens.len(),
+        secrets.authorization_codes.len(),
+        secrets.device_codes.len(),
+        secrets.code_verifiers.len(),
+        secrets.client_secrets.len(),
+        hay.0.len(),
+        hay.0.iter().map(|(_, b)| b.len()).sum::<usize>()
+    );
     scan(
         &secrets,
         &[

@@ -312,7 +312,7 @@ impl Client {
         Fut: Future<Output = Result<(std::result::Result<S, AuthFailure>, AuthInfo)>>,
     {
         let (token, refreshed) = self.access_token_inner(account, None, cancel).await?;
-        let stale = token.token.expose_secret().to_string();
+        let stale = zeroize::Zeroizing::new(token.token.expose_secret().to_string());
         let expires = token.expires_at;
         let (first, mut info) = attempt(token).await?;
         info.refreshed = refreshed;

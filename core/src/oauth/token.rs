@@ -205,7 +205,10 @@ pub async fn request(
                 }
                 Err(e) => {
                     let explicit = resp.status == 429 || resp.status == 503;
-                    if !e.is_transient() || !(explicit || retry.after_send_failure) {
+                    // A 4xx page that is not JSON (a proxy or firewall refusing the request) does
+                    // not change in a second: report it at once.
+                    let refused = (400..500).contains(&resp.status) && resp.status != 429;
+                    if refused || !e.is_transient() || !(explicit || retry.after_send_failure) {
                         return Err(e.context(what));
                     }
                     (e.context(what), resp.retry_after)

@@ -2,99 +2,27 @@
 //! the error-challenge rule, folders with special-use flags, fetch by UID range or date, and flag
 //! changes.
 
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_imap::types::{Fetch, NameAttribute};
 use futures_util::TryStreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use zeroize::Zeroizing;
 
 use super::pop3::{AuthFailure, Mechanism};
-use super::stream::{self, BoxedIo, ConnectTimings, LineConn, Security};
+use super::stream::{self, BoxedIo, ConnectTimings, LineConn, SecretSwap, Security, SwapSlot};
 use crate::error::{Error, ErrorKind, Result};
 
-/// The stream async-imap runs on (it wants `Debug`).
-///
-/// async-imap logs every line it writes at TRACE through the `log` crate, the AUTHENTICATE response
-/// included: a host that logs at that level would get the SASL string, which is as good as the
-/// token. So async-imap is given a placeholder response, and this stream puts the real one on the
-/// wire in its place ([`SaslSwap`]).
-pub struct ImapStream {
-    io: BoxedIo,
-    swap: Arc<Mutex<Option<SaslSwap>>>,
-}
-
-/// A SASL response to write instead of the placeholder async-imap writes.
-struct SaslSwap {
-    /// What async-imap writes: base64 of [`PLACEHOLDER`].
-    placeholder: String,
-    /// The real line (base64), wiped when dropped.
-    response: SecretString,
-    /// How much of it is on the wire.
-    written: usize,
-}
+/// The stream async-imap runs on. async-imap logs every line it writes at TRACE through the
+/// `log` crate, the AUTHENTICATE response included: a host logging at that level would get the
+/// SASL string, which is as good as the token. So async-imap only ever sees [`PLACEHOLDER`], and
+/// the stream puts the real response on the wire in its place.
+pub type ImapStream = SecretSwap<BoxedIo>;
 
 /// The raw response async-imap sees and logs (base64-encoded) instead of the real one.
 const PLACEHOLDER: &[u8] = b"mailconnect: the SASL response is not shown to async-imap";
-
-impl std::fmt::Debug for ImapStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ImapStream")
-    }
-}
-
-impl AsyncRead for ImapStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.io).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ImapStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = &mut *self;
-        let mut guard = this.swap.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = guard.as_mut() {
-            // async-imap hands over the whole line at once (`write_all`, and again after a
-            // `Pending`, since nothing of it was accepted yet).
-            if s.written > 0 || buf == s.placeholder.as_bytes() {
-                let response = s.response.expose_secret().as_bytes();
-                while s.written < response.len() {
-                    match Pin::new(&mut *this.io).poll_write(cx, &response[s.written..]) {
-                        Poll::Ready(Ok(0)) => {
-                            return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
-                        }
-                        Poll::Ready(Ok(n)) => s.written += n,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                *guard = None;
-                return Poll::Ready(Ok(buf.len()));
-            }
-        }
-        drop(guard);
-        Pin::new(&mut *this.io).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.io).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.io).poll_shutdown(cx)
-    }
-}
 
 /// The server's own words from async-imap's NO/BAD text (`code: None, info: Some("…")`).
 pub(crate) fn server_text(t: &str) -> String {
@@ -175,7 +103,7 @@ impl async_imap::Authenticator for &mut SaslAuthenticator {
 /// A connected, not yet authenticated IMAP connection.
 pub struct ImapConnection {
     client: async_imap::Client<ImapStream>,
-    swap: Arc<Mutex<Option<SaslSwap>>>,
+    swap: SwapSlot,
     /// The greeting.
     pub greeting: String,
     /// Capabilities announced before authentication.
@@ -231,11 +159,8 @@ impl ImapConnection {
                 )
             }
         };
-        let swap = Arc::new(Mutex::new(None));
-        let mut client = async_imap::Client::new(ImapStream {
-            io,
-            swap: swap.clone(),
-        });
+        let swap = SwapSlot::default();
+        let mut client = async_imap::Client::new(SecretSwap::new(io, swap.clone()));
         let greeting = match greeting {
             Some(g) => g,
             None => {
@@ -301,11 +226,11 @@ impl ImapConnection {
         drop(raw_initial);
         let placeholder =
             base64::Engine::encode(&base64::engine::general_purpose::STANDARD, PLACEHOLDER);
-        *self.swap.lock().unwrap_or_else(|p| p.into_inner()) = Some(SaslSwap {
-            placeholder,
-            response,
-            written: 0,
-        });
+        self.swap.arm(
+            placeholder.as_bytes(),
+            Zeroizing::new(response.expose_secret().as_bytes().to_vec()),
+        );
+        drop(response);
         let mut auth = SaslAuthenticator {
             mechanism,
             step: 0,
@@ -317,7 +242,7 @@ impl ImapConnection {
         let fut = self.client.authenticate(mechanism.name(), &mut auth);
         let outcome = tokio::time::timeout(timeout, fut).await;
         // Unused when the server refused before asking for the response: wipe it now.
-        *swap.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        swap.disarm();
         match outcome {
             Err(_) => Err(Error::timeout("IMAP AUTHENTICATE", timeout)),
             Ok(Ok(session)) => Ok(Ok(ImapSession {
@@ -713,43 +638,6 @@ mod tests {
             "Internal mailbox synchronization failure."
         );
         assert_eq!(server_text("outcome: something"), "outcome: something");
-    }
-
-    #[tokio::test]
-    async fn the_stream_puts_the_real_sasl_response_where_async_imap_wrote_the_placeholder() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        // A tiny pipe, so the response goes out in many partial writes.
-        let (near, mut far) = tokio::io::duplex(7);
-        let swap = Arc::new(Mutex::new(None));
-        let mut s = ImapStream {
-            io: Box::new(near),
-            swap: swap.clone(),
-        };
-        let placeholder =
-            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, PLACEHOLDER);
-        *swap.lock().unwrap() = Some(SaslSwap {
-            placeholder: placeholder.clone(),
-            response: SecretString::from("dXNlcj1hAWF1dGg9QmVhcmVyIHQBAQ==".to_string()),
-            written: 0,
-        });
-        let reader = tokio::spawn(async move {
-            let mut got = Vec::new();
-            far.read_to_end(&mut got).await.unwrap();
-            got
-        });
-        s.write_all(b"a1 AUTHENTICATE XOAUTH2\r\n").await.unwrap();
-        s.write_all(placeholder.as_bytes()).await.unwrap();
-        s.write_all(b"\r\n").await.unwrap();
-        // Once used, the swap is gone: the same bytes again go out as they are.
-        assert!(swap.lock().unwrap().is_none());
-        s.write_all(placeholder.as_bytes()).await.unwrap();
-        s.shutdown().await.unwrap();
-        drop(s);
-        let got = String::from_utf8(reader.await.unwrap()).unwrap();
-        assert_eq!(
-            got,
-            format!("a1 AUTHENTICATE XOAUTH2\r\ndXNlcj1hAWF1dGg9QmVhcmVyIHQBAQ==\r\n{placeholder}")
-        );
     }
 
     #[test]

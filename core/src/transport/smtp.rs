@@ -23,10 +23,11 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
+use zeroize::Zeroizing;
 
 use super::message::Envelope;
 use super::pop3::{AuthFailure, Mechanism};
-use super::stream::{self, ConnectTimings, LineConn, Security};
+use super::stream::{self, ConnectTimings, LineConn, SecretSwap, Security, SwapSlot};
 use crate::error::{Error, ErrorKind, Result};
 
 const SYNTHETIC_GREETING: &[u8] = b"220 mailconnect: TLS established after STARTTLS\r\n";
@@ -223,6 +224,16 @@ impl AsyncTokioStream for BlankReplyText {
     }
 }
 
+impl<S: AsyncTokioStream> AsyncTokioStream for SecretSwap<S> {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.get_ref().peer_addr()
+    }
+}
+
+/// What lettre is given to send instead of the SASL response (it turns every command into a
+/// `String` it never wipes); the stream sends the real response in its place.
+const SASL_PLACEHOLDER: &str = "mailconnect-sasl-response-withheld";
+
 /// One line sent as is (lettre commands carry their own CRLF).
 struct Line<'a>(&'a str);
 impl fmt::Display for Line<'_> {
@@ -372,6 +383,7 @@ pub struct SmtpSession {
     /// Connection timings.
     pub timings: ConnectTimings,
     timeout: Duration,
+    swap: SwapSlot,
 }
 
 impl SmtpSession {
@@ -421,10 +433,11 @@ impl SmtpSession {
         hello: &str,
     ) -> Result<SmtpSession> {
         let client_id = ClientId::Domain(hello.to_string());
+        let swap = SwapSlot::default();
         let conn = tokio::time::timeout(
             timeout,
             AsyncSmtpConnection::connect_with_transport(
-                Box::new(BlankReplyText::new(io)),
+                Box::new(SecretSwap::new(BlankReplyText::new(io), swap.clone())),
                 &client_id,
             ),
         )
@@ -437,6 +450,7 @@ impl SmtpSession {
             capabilities: vec![],
             timings,
             timeout,
+            swap,
         };
         let ehlo = session
             .command(&format!("EHLO {hello}"), "SMTP EHLO")
@@ -506,7 +520,15 @@ impl SmtpSession {
                 format!("SMTP AUTH answered {} instead of 334", reply_text(&first)),
             ));
         }
-        let second = match self.auth_step(initial_response.expose_secret()).await? {
+        let secret = initial_response.expose_secret().as_bytes();
+        let mut line = Zeroizing::new(Vec::with_capacity(secret.len() + 2));
+        line.extend_from_slice(secret);
+        line.extend_from_slice(b"\r\n");
+        self.swap
+            .arm(format!("{SASL_PLACEHOLDER}\r\n").as_bytes(), line);
+        let second = self.auth_step(SASL_PLACEHOLDER).await;
+        self.swap.disarm();
+        let second = match second? {
             Ok(r) => r,
             Err(f) => return Ok(Err(f)),
         };

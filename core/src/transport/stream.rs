@@ -1,14 +1,17 @@
 //! Connections for the mail protocols: TCP with timeouts, implicit TLS or STARTTLS on the one
 //! rustls configuration, and a line reader with a length limit.
 
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -221,5 +224,146 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> LineConn<S> {
             ));
         }
         Ok(self.inner.into_inner())
+    }
+}
+
+/// A stream that puts a secret on the wire where the protocol library above it writes a
+/// placeholder, so the library never holds the secret: async-imap logs every line it writes at
+/// TRACE (through the `log` crate) and lettre turns every command into a `String` it does not wipe.
+///
+/// [`SwapSlot::arm`] sets the placeholder and its replacement; the first write whose buffer is
+/// exactly the placeholder sends the replacement instead (libraries hand a line over in one
+/// `write_all`, and hand the same buffer again after a `Pending`). The replacement is wiped when
+/// written or disarmed.
+pub struct SecretSwap<S> {
+    io: S,
+    slot: SwapSlot,
+}
+
+/// The shared handle that arms a [`SecretSwap`].
+#[derive(Clone, Default)]
+pub struct SwapSlot(Arc<Mutex<Option<Armed>>>);
+
+struct Armed {
+    placeholder: Vec<u8>,
+    replacement: Zeroizing<Vec<u8>>,
+    written: usize,
+}
+
+impl SwapSlot {
+    /// Write `replacement` where `placeholder` is written next.
+    pub fn arm(&self, placeholder: &[u8], replacement: Zeroizing<Vec<u8>>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(Armed {
+            placeholder: placeholder.to_vec(),
+            replacement,
+            written: 0,
+        });
+    }
+
+    /// Forget (and wipe) a replacement that was not used.
+    pub fn disarm(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Whether a replacement is waiting.
+    pub fn is_armed(&self) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+}
+
+impl<S> SecretSwap<S> {
+    /// Wrap `io`; arm it through `slot`.
+    pub fn new(io: S, slot: SwapSlot) -> SecretSwap<S> {
+        SecretSwap { io, slot }
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+}
+
+impl<S> std::fmt::Debug for SecretSwap<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretSwap")
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for SecretSwap<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SecretSwap<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let mut guard = this.slot.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = guard.as_mut() {
+            if a.written > 0 || buf == a.placeholder.as_slice() {
+                while a.written < a.replacement.len() {
+                    match Pin::new(&mut this.io).poll_write(cx, &a.replacement[a.written..]) {
+                        Poll::Ready(Ok(0)) => {
+                            return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                        }
+                        Poll::Ready(Ok(n)) => a.written += n,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                *guard = None;
+                return Poll::Ready(Ok(buf.len()));
+            }
+        }
+        drop(guard);
+        Pin::new(&mut this.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn the_secret_goes_out_where_the_placeholder_was_written_in_partial_writes() {
+        // A tiny pipe, so the replacement goes out in many partial writes.
+        let (near, mut far) = tokio::io::duplex(7);
+        let slot = SwapSlot::default();
+        let mut s = SecretSwap::new(near, slot.clone());
+        slot.arm(
+            b"PLACEHOLDER\r\n",
+            Zeroizing::new(b"the-real-secret-line\r\n".to_vec()),
+        );
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            far.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        s.write_all(b"AUTH XOAUTH2\r\n").await.unwrap();
+        assert!(slot.is_armed(), "other lines pass as they are");
+        s.write_all(b"PLACEHOLDER\r\n").await.unwrap();
+        assert!(!slot.is_armed(), "used once, then gone");
+        s.write_all(b"PLACEHOLDER\r\n").await.unwrap();
+        s.shutdown().await.unwrap();
+        drop(s);
+        assert_eq!(
+            String::from_utf8(reader.await.unwrap()).unwrap(),
+            "AUTH XOAUTH2\r\nthe-real-secret-line\r\nPLACEHOLDER\r\n"
+        );
     }
 }
