@@ -437,7 +437,7 @@ impl Client {
                         login_hint: Some(account.expected_login()),
                         select_account: account.options.select_account,
                     },
-                );
+                )?;
                 out.url = Some(req.url.to_string());
                 out.redirect_uri = Some(redirect_uri);
                 out.loopback = Some(loopback.is_some());
@@ -804,7 +804,7 @@ impl Client {
             ("grant_type", "authorization_code"),
             ("code", code.expose_secret()),
             ("redirect_uri", req.redirect_uri.as_str()),
-            ("code_verifier", req.verifier.secret().as_str()),
+            ("code_verifier", req.verifier.expose_secret()),
             ("scope", scope.as_str()),
         ];
         let g = token::request(

@@ -97,8 +97,16 @@ pub(crate) fn out_arg<T>(p: *mut T, name: &str) -> Result<(), FfiError> {
 /// # Safety
 /// `out` must be a valid, writable pointer (checked for NULL by the caller with [`out_arg`]).
 pub(crate) unsafe fn give_string(out: *mut *mut c_char, s: String) -> Result<(), FfiError> {
-    let c =
-        CString::new(s).map_err(|_| FfiError::new(MC_E_INTERNAL, "output contains a NUL byte"))?;
+    if s.as_bytes().contains(&0) {
+        return Err(FfiError::new(MC_E_INTERNAL, "output contains a NUL byte"));
+    }
+    // Room for the NUL first, so CString::new does not reallocate and leave an unwiped copy of a
+    // token behind.
+    let mut bytes = Vec::with_capacity(s.len() + 1);
+    bytes.extend_from_slice(s.as_bytes());
+    zeroize::Zeroize::zeroize(&mut s.into_bytes());
+    // SAFETY: checked above that there is no interior NUL.
+    let c = unsafe { CString::from_vec_unchecked(bytes) };
     // SAFETY: `out` is non-null and writable per the contract.
     unsafe { *out = c.into_raw() };
     Ok(())

@@ -115,6 +115,11 @@ struct HostLayer;
 impl<S: Subscriber> Layer<S> for HostLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let level = level_num(event.metadata().level());
+        // async-imap traces every line it decodes: mail headers and bodies. Private, so never
+        // forwarded to hosts (its protocol lines at DEBUG still are).
+        if level == MC_LOG_TRACE && event.metadata().target().starts_with("async_imap") {
+            return;
+        }
         let queues: Vec<Arc<EventQueue>> = QUEUES
             .lock()
             .map(|qs| {

@@ -8,12 +8,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use oauth2::{CsrfToken, PkceCodeChallenge, PkceCodeVerifier};
-use secrecy::SecretString;
+use base64::Engine as _;
+use oauth2::CsrfToken;
+use ring::rand::SecureRandom;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use url::Url;
+use zeroize::Zeroizing;
 
 use super::errors::{self, OAuthErrorResponse};
 use super::ConnectObserver;
@@ -29,8 +32,8 @@ pub struct AuthorizationRequest {
     pub redirect_uri: String,
     /// The `state` value.
     pub state: CsrfToken,
-    /// The PKCE verifier.
-    pub verifier: PkceCodeVerifier,
+    /// The PKCE verifier (wiped when dropped).
+    pub verifier: SecretString,
     /// The OpenID `nonce`.
     pub nonce: CsrfToken,
 }
@@ -47,9 +50,26 @@ pub struct AuthorizeParams<'a> {
     pub select_account: bool,
 }
 
+/// A PKCE S256 pair (RFC 7636 §4.1-4.2): a verifier of 43 base64url characters from 32 random
+/// bytes, and its challenge. Our own rather than `oauth2`'s so the verifier is wiped after use.
+pub fn pkce_pair() -> Result<(SecretString, String)> {
+    let mut raw = Zeroizing::new([0u8; 32]);
+    ring::rand::SystemRandom::new()
+        .fill(raw.as_mut())
+        .map_err(|_| Error::internal("no system randomness for PKCE"))?;
+    let verifier =
+        SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_ref()));
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.expose_secret().as_bytes());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
+    Ok((verifier, challenge))
+}
+
 /// Build an authorization request for `profile`.
-pub fn authorization_request(profile: &Profile, p: &AuthorizeParams<'_>) -> AuthorizationRequest {
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+pub fn authorization_request(
+    profile: &Profile,
+    p: &AuthorizeParams<'_>,
+) -> Result<AuthorizationRequest> {
+    let (verifier, challenge) = pkce_pair()?;
     let state = CsrfToken::new_random();
     let nonce = CsrfToken::new_random();
     let mut url = profile.endpoints.authorize.clone();
@@ -62,7 +82,7 @@ pub fn authorization_request(profile: &Profile, p: &AuthorizeParams<'_>) -> Auth
             .append_pair("scope", &profile.delegated_scope_string())
             .append_pair("state", state.secret())
             .append_pair("nonce", nonce.secret())
-            .append_pair("code_challenge", challenge.as_str())
+            .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256");
         if let Some(h) = p.login_hint {
             q.append_pair("login_hint", h);
@@ -74,13 +94,13 @@ pub fn authorization_request(profile: &Profile, p: &AuthorizeParams<'_>) -> Auth
             q.append_pair(k, v);
         }
     }
-    AuthorizationRequest {
+    Ok(AuthorizationRequest {
         url,
         redirect_uri: p.redirect_uri.to_string(),
         state,
         verifier,
         nonce,
-    }
+    })
 }
 
 /// The loopback listener for one sign-in.
@@ -227,36 +247,40 @@ pub(crate) fn parse_redirect(head: &[u8], expected_path: &str, state: &str) -> R
     if path != expected_path {
         return Redirect::NotFound;
     }
-    let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
+    // Values are wiped when dropped: the code is among them.
+    let params: HashMap<String, Zeroizing<String>> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), Zeroizing::new(v.into_owned())))
         .collect();
-    if params.get("state").map(String::as_str) != Some(state) {
+    if params.get("state").map(|s| s.as_str()) != Some(state) {
         return Redirect::WrongState;
     }
     if let Some(error) = params.get("error") {
         return Redirect::Error(OAuthErrorResponse {
-            error: error.clone(),
-            error_description: params.get("error_description").cloned(),
-            error_uri: params.get("error_uri").cloned(),
+            error: error.to_string(),
+            error_description: params.get("error_description").map(|v| v.to_string()),
+            error_uri: params.get("error_uri").map(|v| v.to_string()),
             ..Default::default()
         });
     }
     match params.get("code") {
-        Some(code) if !code.is_empty() => Redirect::Code(SecretString::from(code.clone())),
+        Some(code) if !code.is_empty() => Redirect::Code(SecretString::from(code.to_string())),
         _ => Redirect::BadRequest,
     }
 }
 
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(2048);
-    let mut chunk = [0u8; 2048];
+/// The request head (it carries the code: wiped when dropped; allocated once so growing it leaves
+/// no copies behind).
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    const MAX: usize = 32 * 1024;
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX + 2048));
+    let mut chunk = Zeroizing::new([0u8; 2048]);
     loop {
-        let n = stream.read(&mut chunk).await?;
+        let n = stream.read(chunk.as_mut()).await?;
         if n == 0 {
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() > 32 * 1024 {
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() > MAX {
             break;
         }
     }
@@ -406,5 +430,27 @@ mod tests {
             .await
             .contains("Sign-in complete"));
         waiter.await.unwrap().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod pkce_tests {
+    use super::*;
+
+    #[test]
+    fn pkce_pairs_follow_rfc_7636() {
+        let (a, ca) = pkce_pair().unwrap();
+        let (b, _) = pkce_pair().unwrap();
+        assert_eq!(a.expose_secret().len(), 43);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        assert!(a
+            .expose_secret()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        let d = ring::digest::digest(&ring::digest::SHA256, a.expose_secret().as_bytes());
+        assert_eq!(
+            ca,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
+        );
     }
 }

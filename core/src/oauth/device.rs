@@ -17,7 +17,7 @@ const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 #[derive(Deserialize)]
 struct RawDeviceAuthorization {
-    device_code: String,
+    device_code: SecretString,
     user_code: String,
     #[serde(default)]
     verification_uri: Option<String>,
@@ -40,6 +40,8 @@ pub struct DeviceAuthorization {
     pub info: DeviceCodeInfo,
     interval: Duration,
     started: Instant,
+    /// The provider's last failure while polling, if the last poll failed (429, 5xx, network).
+    last_failure: Option<Error>,
 }
 
 /// Start a device authorization at `url` for `scope`.
@@ -85,7 +87,7 @@ pub async fn start(
         format!("To sign in, use a web browser to open the page {uri} and enter the code {} to authenticate.", raw.user_code)
     });
     Ok(DeviceAuthorization {
-        device_code: SecretString::from(raw.device_code),
+        device_code: raw.device_code,
         info: DeviceCodeInfo {
             user_code: raw.user_code,
             verification_uri: uri,
@@ -95,6 +97,7 @@ pub async fn start(
         },
         interval: Duration::from_secs(raw.interval.unwrap_or(5).clamp(1, 60)),
         started: Instant::now(),
+        last_failure: None,
     })
 }
 
@@ -138,6 +141,7 @@ impl DeviceAuthorization {
             r = token::call_once(ep, form, scopes) => r,
             _ = cancel.cancelled() => return Err(Error::cancelled("the device-code sign-in")),
         };
+        self.last_failure = None;
         match outcome {
             Ok(Outcome::Granted(g)) => Ok(Step::Granted(g)),
             Ok(Outcome::Refused(e, status)) => match e.error.as_str() {
@@ -158,12 +162,14 @@ impl DeviceAuthorization {
                 _ if status == 429 || status >= 500 => {
                     tracing::debug!("device polling: provider busy (HTTP {status}); polling on");
                     self.interval += Duration::from_secs(5);
+                    self.last_failure = Some(errors::to_error(what, e, Some(status)));
                     Ok(Step::SlowDown)
                 }
                 _ => Err(errors::to_error(what, e, Some(status))),
             },
             Err(e) if e.is_transient() => {
                 tracing::debug!("device polling: {}; polling on", e.message());
+                self.last_failure = Some(e.context(what));
                 Ok(Step::Pending)
             }
             Err(e) => Err(e.context(what)),
@@ -204,7 +210,14 @@ pub async fn poll(
             return Err(expired(what, None));
         }
         if next > deadline {
-            return Err(Error::timeout(what, timeout));
+            // A provider that kept failing is the cause, not the user: report its error.
+            return Err(match da.last_failure.take() {
+                Some(e) => e.context(format!(
+                    "the sign-in did not finish within {} s while the sign-in service was failing",
+                    timeout.as_secs()
+                )),
+                None => Error::timeout(what, timeout),
+            });
         }
         tokio::select! {
             _ = tokio::time::sleep(da.interval) => {}

@@ -164,9 +164,7 @@ impl<B: RecordBackend> HostStore<B> {
         value: &T,
         expected: i64,
     ) -> Result<Option<i64>> {
-        let plain = Zeroizing::new(
-            serde_json::to_vec(value).map_err(|e| Error::internal(format!("JSON: {e}")))?,
-        );
+        let plain = super::crypto::json_zeroizing(value)?;
         let blob = self.seal(kind, id, &plain)?;
         let v = new_version();
         Ok(self

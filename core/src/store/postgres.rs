@@ -45,7 +45,6 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client as PgClient, Config, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
-use zeroize::Zeroizing;
 
 use super::crypto::{Cipher, KeySource};
 use super::{TokenMeta, TokenRecord, TokenSecrets, TokenStore};
@@ -613,9 +612,9 @@ impl PostgresStore {
         let mut r: Registration = serde_json::from_value(v).map_err(damaged)?;
         if let Some(blob) = secret {
             let plain = self.cipher.open(&secret_aad(id), &blob)?;
-            let s = String::from_utf8(plain.to_vec())
+            let s = std::str::from_utf8(&plain)
                 .map_err(|_| Error::store("client secret is not UTF-8"))?;
-            r.client_secret = Some(SecretString::from(s));
+            r.client_secret = Some(SecretString::from(s.to_string()));
             r.has_client_secret = true;
         }
         Ok(r)
@@ -697,10 +696,7 @@ impl TokenStore for PostgresStore {
     fn save_tokens(&self, rec: &TokenRecord, expected: i64) -> Result<Option<i64>> {
         let meta = serde_json::to_string(&rec.meta)
             .map_err(|e| Error::internal(format!("token meta: {e}")))?;
-        let plain = Zeroizing::new(
-            serde_json::to_vec(&rec.secrets)
-                .map_err(|e| Error::internal(format!("token secrets: {e}")))?,
-        );
+        let plain = super::crypto::json_zeroizing(&rec.secrets)?;
         let blob = self.cipher.seal(&token_aad(&rec.account_id), &plain)?;
         let id = rec.account_id.clone();
         self.run("saving tokens", move |c| {

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use secrecy::{ExposeSecret, SecretString};
-use zeroize::Zeroizing;
 
 use super::crypto::{Cipher, KeySource};
 use super::{TokenMeta, TokenRecord, TokenSecrets, TokenStore};
@@ -172,9 +171,9 @@ impl SqliteStore {
         let mut r: Registration = serde_json::from_value(v).map_err(damaged)?;
         if let Some(blob) = secret {
             let plain = self.cipher.open(&Self::secret_aad(id), &blob)?;
-            let s = String::from_utf8(plain.to_vec())
+            let s = std::str::from_utf8(&plain)
                 .map_err(|_| Error::store("client secret is not UTF-8"))?;
-            r.client_secret = Some(SecretString::from(s));
+            r.client_secret = Some(SecretString::from(s.to_string()));
             r.has_client_secret = true;
         }
         Ok(r)
@@ -211,10 +210,7 @@ impl TokenStore for SqliteStore {
     fn save_tokens(&self, rec: &TokenRecord, expected: i64) -> Result<Option<i64>> {
         let meta = serde_json::to_string(&rec.meta)
             .map_err(|e| Error::internal(format!("token meta: {e}")))?;
-        let plain = Zeroizing::new(
-            serde_json::to_vec(&rec.secrets)
-                .map_err(|e| Error::internal(format!("token secrets: {e}")))?,
-        );
+        let plain = super::crypto::json_zeroizing(&rec.secrets)?;
         let blob = self
             .cipher
             .seal(&Self::token_aad(&rec.account_id), &plain)?;
@@ -548,7 +544,7 @@ mod tests {
         );
         let other = SqliteStore::open(
             &d.path().join("s.db"),
-            &KeySource::Bytes(Zeroizing::new([1; 32])),
+            &KeySource::Bytes(zeroize::Zeroizing::new([1; 32])),
         );
         assert!(other.err().unwrap().message().contains("key does not open"));
     }
