@@ -110,6 +110,10 @@ pub struct SignInArgs {
     /// Decline the consent instead of accepting it.
     #[arg(long)]
     decline: bool,
+    /// Browser flow: stop at the app's redirect and print it as `REDIRECT <url>` instead of
+    /// loading it (what a host's embedded web view captures, e.g. the nativeclient URL).
+    #[arg(long, requires = "url")]
+    capture_redirect: bool,
 }
 
 /// The state directory: `--dir`, else `$MAILCONNECT_SANDBOX_DIR`, else under /tmp.
@@ -852,6 +856,7 @@ async fn sign_in(args: SignInArgs) -> Res {
         verification_uri,
         url,
         decline,
+        capture_redirect,
     } = args;
     let script = SignIn {
         user,
@@ -862,7 +867,7 @@ async fn sign_in(args: SignInArgs) -> Res {
         } else {
             Consent::Accept
         },
-        deliver_redirect: true,
+        deliver_redirect: !capture_redirect,
     };
     let browser = ScriptedBrowser::new();
     let outcome = match (device_code, verification_uri, url) {
@@ -874,5 +879,11 @@ async fn sign_in(args: SignInArgs) -> Res {
         return Err(format!("the sign-in ended on an error page: {page}").into());
     }
     println!("signed in as {}", outcome.signed_in_as.unwrap_or_default());
+    if capture_redirect {
+        let url = outcome
+            .redirect_url
+            .ok_or("the sign-in did not end at the app's redirect URI")?;
+        println!("REDIRECT {url}");
+    }
     Ok(())
 }

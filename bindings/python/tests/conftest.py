@@ -105,3 +105,13 @@ def sign_in_at(url: str, user: str) -> subprocess.Popen:
 def add_desktop(client, emulator, account_id: str, mailbox: str, flow: str = "device_code", **extra) -> None:
     client.put_registration({"id": "desktop", "provider": "microsoft", "tenant": "organizations", "authority_host": emulator["base_url"], "client_id": DESKTOP_APP})
     client.put_account(dict({"id": account_id, "mailbox": mailbox, "registration": "desktop", "flow": flow}, **extra))
+
+
+def capture_redirect(url: str, user: str) -> str:
+    """Play the user in an embedded web view: sign in at `url` and return the final redirect URL the
+    view would intercept (e.g. the nativeclient URL with code and state), without loading it."""
+    out = subprocess.run(_sign_in_args(user) + ["--url", url, "--capture-redirect"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = [l for l in out.stdout.splitlines() if l.startswith("REDIRECT ")]
+    assert lines, out.stdout
+    return lines[-1][len("REDIRECT "):]

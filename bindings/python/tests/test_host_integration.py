@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import TEST_KEY, add_desktop, refreshes_total, revoke_refresh_tokens, servers, sign_in, sign_in_at, token_lifetime
+from conftest import TEST_KEY, add_desktop, capture_redirect, refreshes_total, revoke_refresh_tokens, servers, sign_in, sign_in_at, token_lifetime
 from mailconnect import Authorization, Client, Event, MailconnectError, PollResult, SqliteStore
 
 
@@ -147,7 +147,14 @@ def test_loopback_flow_driven_by_the_host_and_abort(emulator, tmp_path):
         with pytest.raises(MailconnectError) as e:
             c.complete_authorization(nc, "https://login.microsoftonline.com/common/oauth2/nativeclient?code=abc&state=older")
         assert e.value.diagnostic["code"] == "MC-SIGN-IN-STATE-MISMATCH", e.value
-        c.abort_authorization(nc.handle)
+        # The embedded view signs in and the host hands over the URL it intercepted.
+        captured = capture_redirect(nc.url, "bob@example.test")
+        assert captured.startswith(nc.redirect_uri + "?") and "code=" in captured
+        status = c.complete_authorization(nc, captured)
+        assert status["state"] == "connected" and status["identity"]["username"] == "bob@example.test"
+        with pytest.raises(MailconnectError) as e:
+            c.complete_authorization(nc, captured)
+        assert e.value.diagnostic["code"] == "MC-SIGN-IN-NOT-PENDING" and "completed" in e.value.message
 
 
 def open_host_client(store, **extra) -> Client:
