@@ -69,17 +69,69 @@ impl HttpResponse {
         }
     }
 
-    /// The `<title>` of an HTML body, or its first words.
+    /// The `<title>` of an HTML body, or its first words (never past a secret's name).
     pub fn html_title(&self) -> String {
         let text = String::from_utf8_lossy(&self.body);
         let lower = text.to_ascii_lowercase();
         if let (Some(a), Some(b)) = (lower.find("<title>"), lower.find("</title>")) {
             if b > a + 7 {
-                return sanitize(&text[a + 7..b]);
+                return sanitize(before_secret(&text[a + 7..b]));
             }
         }
-        sanitize(&text.chars().take(120).collect::<String>())
+        sanitize(before_secret(&text.chars().take(120).collect::<String>()))
     }
+}
+
+/// Names whose values are secrets (a token response; a request a server echoes back).
+const SECRET_NAMES: [&str; 7] = [
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "device_code",
+    "code_verifier",
+    "client_assertion",
+];
+
+/// `text` up to the first secret's name, or JSON escape (which could spell one).
+fn before_secret(text: &str) -> &str {
+    let lower = text.to_ascii_lowercase();
+    let cut = SECRET_NAMES
+        .iter()
+        .filter_map(|n| lower.find(n))
+        .chain(lower.find("\\u"))
+        .min()
+        .unwrap_or(text.len());
+    &text[..cut]
+}
+
+fn redact_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if SECRET_NAMES.iter().any(|n| k.eq_ignore_ascii_case(n)) {
+                    *x = serde_json::Value::String("[redacted]".into());
+                } else {
+                    redact_json(x);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_json),
+        _ => {}
+    }
+}
+
+/// A short excerpt of an unexpected body for the evidence: JSON with the values of secret fields
+/// redacted (a grant sent with an error status must not end up in a report), anything else up to
+/// the first secret's name.
+fn body_excerpt(body: &[u8]) -> String {
+    if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) {
+        redact_json(&mut v);
+        return sanitize(&v.to_string());
+    }
+    sanitize(before_secret(&String::from_utf8_lossy(
+        &body[..body.len().min(200)],
+    )))
 }
 
 /// Collapse whitespace and cut to a short, printable excerpt.
@@ -278,9 +330,7 @@ pub fn unexpected(url: &Url, resp: &HttpResponse) -> Error {
         };
         (msg, t)
     } else {
-        let excerpt = sanitize(&String::from_utf8_lossy(
-            &resp.body[..resp.body.len().min(200)],
-        ));
+        let excerpt = body_excerpt(&resp.body);
         (
             format!(
                 "{ep} answered HTTP {} with an unexpected response",
@@ -374,6 +424,68 @@ mod tests {
         };
         assert!(r.is_html());
         assert_eq!(r.html_title(), "Access Denied");
+    }
+
+    fn url() -> Url {
+        Url::parse("https://login.example/t/oauth2/v2.0/token").unwrap()
+    }
+
+    fn shown(status: u16, ct: &str, body: &str) -> String {
+        let r = HttpResponse {
+            status,
+            retry_after: None,
+            content_type: ct.into(),
+            body: Zeroizing::new(body.as_bytes().to_vec()),
+        };
+        let e = unexpected(&url(), &r);
+        format!("{} {:?}", e.message(), e.evidence())
+    }
+
+    /// Found by `tests/fuzz` (token_response): the excerpt of an unreadable non-200 body carried
+    /// the access token of a grant in it into the error's evidence.
+    #[test]
+    fn excerpts_of_unexpected_bodies_never_carry_tokens() {
+        let s = shown(
+            400,
+            "application/json",
+            r#"{"error": "x", "access_token": "eyJ0eXAiOiJKV1QiLCJub25d_client", "error_description": "a", "error_description": "b"}"#,
+        );
+        assert!(!s.contains("eyJ0eXAiOiJKV1QiLCJub25d_client"), "{s}");
+        // A grant with an unexpected status: readable JSON, secrets redacted, the rest kept.
+        let s = shown(
+            201,
+            "application/json",
+            r#"{"token_type":"Bearer","Access_Token":"AT-secret-123","refresh_token":"RT-secret-456","nested":[{"id_token":"ID-secret-789"}]}"#,
+        );
+        for secret in ["AT-secret-123", "RT-secret-456", "ID-secret-789"] {
+            assert!(!s.contains(secret), "{s}");
+        }
+        assert!(s.contains("Bearer") && s.contains("[redacted]"), "{s}");
+        // Truncated or escaped JSON: cut before the first secret's name.
+        let s = shown(
+            502,
+            "",
+            r#"{"token_type":"Bearer","refresh_token":"RT-secret-456","#,
+        );
+        assert!(
+            !s.contains("RT-secret-456") && s.contains("token_type"),
+            "{s}"
+        );
+        let s = shown(502, "", r#"{"a":1,"refresh_token":"RT-secret-456""#);
+        assert!(!s.contains("RT-secret-456"), "{s}");
+        // HTML pages: the title, or the first words, also stop before a secret's name.
+        let s = shown(
+            200,
+            "text/html",
+            "<html><body>access_token=AT-secret-123&expires_in=3600</body></html>",
+        );
+        assert!(
+            !s.contains("AT-secret-123") && s.contains("HTML page"),
+            "{s}"
+        );
+        // Ordinary bodies are shown as before.
+        let s = shown(500, "text/plain", "upstream  connect error");
+        assert!(s.contains("upstream connect error"), "{s}");
     }
 
     #[test]
