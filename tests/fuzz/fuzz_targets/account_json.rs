@@ -1,0 +1,9 @@
+//! Account JSON (with an inline registration or a registration id) and registration JSON.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(json) = std::str::from_utf8(data) {
+        mailconnect_core::fuzzing::account_json(json);
+    }
+});

@@ -1,0 +1,19 @@
+//! A POP3 server's side of a session. Input: a control byte (read chunk size, mechanism), then
+//! everything the server sends.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let [ctl, script @ ..] = data else { return };
+    let chunk = if ctl & 0x3f == 0 {
+        1 << 16
+    } else {
+        usize::from(ctl & 0x3f)
+    };
+    mailconnect_core::fuzzing::pop3_session(script, chunk, ctl & 0x40 != 0);
+    if let Ok(text) = std::str::from_utf8(script) {
+        for line in text.split("\r\n").take(8) {
+            mailconnect_core::fuzzing::pop3_reply(line);
+        }
+    }
+});

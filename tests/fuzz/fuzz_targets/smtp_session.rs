@@ -1,0 +1,15 @@
+//! An SMTP server's side of a submission session on lettre (greeting, EHLO, AUTH with the 334
+//! challenge, MAIL/RCPT/DATA, QUIT). Input: a control byte (read chunk, mechanism), then everything
+//! the server sends.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let [ctl, script @ ..] = data else { return };
+    let chunk = if ctl & 0x3f == 0 {
+        1 << 16
+    } else {
+        usize::from(ctl & 0x3f)
+    };
+    mailconnect_core::fuzzing::smtp_session(script, chunk, ctl & 0x40 != 0);
+});
