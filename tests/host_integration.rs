@@ -5,52 +5,18 @@
 //! (`tests/c_program.rs`) and in `host_store_*` below.
 
 use std::collections::HashMap;
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CStr};
 use std::ptr::null_mut;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mailconnect::*;
 use mailconnect_sandbox::{Fault, FaultRule, ScriptedBrowser, TokenSettings};
+use mailconnect_tests::cabi::*;
 use mailconnect_tests::*;
 use serde_json::{json, Value};
 
 const NATIVECLIENT: &str = "https://login.microsoftonline.com/common/oauth2/nativeclient";
-
-struct C(*mut mc_client);
-unsafe impl Send for C {}
-unsafe impl Sync for C {}
-impl Drop for C {
-    fn drop(&mut self) {
-        unsafe { mc_client_free(self.0) }
-    }
-}
-
-fn cs(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn take(p: *mut c_char) -> Option<String> {
-    if p.is_null() {
-        return None;
-    }
-    let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
-    unsafe { mc_string_free(p) };
-    Some(s)
-}
-
-fn last_error() -> (i32, String, Value) {
-    unsafe {
-        (
-            mc_last_error_code(),
-            CStr::from_ptr(mc_last_error_message())
-                .to_string_lossy()
-                .into_owned(),
-            serde_json::from_str(&CStr::from_ptr(mc_last_error_diagnostic()).to_string_lossy())
-                .unwrap(),
-        )
-    }
-}
 
 /// A client on a fresh SQLite store with the desktop registration and one account for `user`.
 fn client(dir: &std::path::Path, env: &Env, user: &str, extra: Value) -> C {
@@ -85,7 +51,7 @@ fn put_account(c: &C, env: &Env, user: &str, extra: Value) {
 
 async fn begin(c: &Arc<C>, account: &str, opts: Option<Value>) -> Value {
     let (c, account) = (c.clone(), account.to_string());
-    blocking(move || {
+    on_host_thread(move || {
         let o = opts.map(|v| cs(&v.to_string()));
         let mut out = null_mut();
         let rc = unsafe {
@@ -129,19 +95,6 @@ fn status(c: &C, account: &str) -> Value {
     serde_json::from_str(&take(out).unwrap()).unwrap()
 }
 
-/// Run blocking C ABI calls on a thread of the host's own (not a runtime thread: mailconnect
-/// refuses blocking calls from threads inside a Tokio runtime, as it does from its callbacks).
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-    });
-    match rx.await.expect("the host thread ends") {
-        Ok(v) => v,
-        Err(p) => std::panic::resume_unwind(p),
-    }
-}
-
 /// The embedded web view: the sign-in ends at the `nativeclient` URL, which the host captures
 /// (the scripted browser stops there instead of loading it) and passes to complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +116,7 @@ async fn embedded_view_with_the_nativeclient_redirect() {
     // Waiting is refused: nobody can listen on the nativeclient URI.
     let h = handle.clone();
     let c2 = c.clone();
-    let rc = blocking(move || unsafe {
+    let rc = on_host_thread(move || unsafe {
         mc_authorization_wait(c2.0, cs(&h).as_ptr(), null_mut(), null_mut())
     })
     .await;
@@ -186,7 +139,7 @@ async fn embedded_view_with_the_nativeclient_redirect() {
     let other = captured.replacen(NATIVECLIENT, "https://evil.example/cb", 1);
     let c2 = c.clone();
     let h = handle.clone();
-    let (wrong, stale) = blocking(move || {
+    let (wrong, stale) = on_host_thread(move || {
         let stale_url = {
             let mut u = url::Url::parse(&captured).unwrap();
             let pairs: Vec<(String, String)> = u
@@ -230,7 +183,7 @@ async fn embedded_view_with_the_nativeclient_redirect() {
 /// The diagnostic code of the last error, read on a blocking thread (last errors are per thread).
 async fn last_error_on_blocking_thread(c: &Arc<C>, handle: &str) -> String {
     let (c, h) = (c.clone(), handle.to_string());
-    blocking(move || {
+    on_host_thread(move || {
         let rc = unsafe { mc_authorization_wait(c.0, cs(&h).as_ptr(), null_mut(), null_mut()) };
         assert_ne!(rc, MC_OK);
         last_error().2["code"].as_str().unwrap().to_string()
@@ -269,7 +222,7 @@ async fn error_redirects_other_flows_and_expiry_are_refused_clearly() {
     let captured = outcome.redirect_url.unwrap().to_string();
     assert!(captured.contains("error="), "{captured}");
     let (c2, h) = (c.clone(), a["handle"].as_str().unwrap().to_string());
-    let declined = blocking(move || complete(&c2, &h, &captured).unwrap_err()).await;
+    let declined = on_host_thread(move || complete(&c2, &h, &captured).unwrap_err()).await;
     assert_eq!(declined.0, MC_E_AUTHORIZATION_DENIED, "{}", declined.1);
     assert_eq!(declined.2["code"], "MC-CONSENT-DECLINED");
     assert!(!declined.2["de"]["title"].as_str().unwrap().is_empty());
@@ -278,7 +231,7 @@ async fn error_redirects_other_flows_and_expiry_are_refused_clearly() {
     let d = begin(&c, "alice", Some(json!({"flow": "device"}))).await;
     assert!(d["user_code"].is_string() && d["verification_uri"].is_string());
     let (c2, h) = (c.clone(), d["handle"].as_str().unwrap().to_string());
-    let wrong = blocking(move || {
+    let wrong = on_host_thread(move || {
         complete(&c2, &h, &format!("{NATIVECLIENT}?code=abc&state=x")).unwrap_err()
     })
     .await;
@@ -287,7 +240,7 @@ async fn error_redirects_other_flows_and_expiry_are_refused_clearly() {
     // Expired (the account's interactive timeout is 2 s).
     tokio::time::sleep(Duration::from_millis(2300)).await;
     let (c2, h) = (c.clone(), d["handle"].as_str().unwrap().to_string());
-    let (rc, msg) = blocking(move || {
+    let (rc, msg) = on_host_thread(move || {
         let mut out = null_mut();
         let rc = unsafe { mc_authorization_poll(c2.0, cs(&h).as_ptr(), null_mut(), &mut out) };
         (rc, last_error())
@@ -305,7 +258,7 @@ async fn error_redirects_other_flows_and_expiry_are_refused_clearly() {
         MC_E_NULL_POINTER
     );
     let c2 = c.clone();
-    blocking(move || {
+    on_host_thread(move || {
         let mut out = null_mut();
         let rc = unsafe {
             mc_authorization_begin(c2.0, cs("nobody").as_ptr(), std::ptr::null(), &mut out)
@@ -345,7 +298,7 @@ async fn loopback_flow_driven_by_the_host() {
             .unwrap()
     });
     let (c2, h) = (c.clone(), a["handle"].as_str().unwrap().to_string());
-    let st = blocking(move || {
+    let st = on_host_thread(move || {
         let mut out = null_mut();
         let rc = unsafe { mc_authorization_wait(c2.0, cs(&h).as_ptr(), null_mut(), &mut out) };
         assert_eq!(rc, MC_OK, "{:?}", last_error());
@@ -381,7 +334,7 @@ async fn device_flow_driven_by_the_host() {
     let (c2, h) = (c.clone(), a["handle"].as_str().unwrap().to_string());
     // Before the user acts: pending, and a poll inside the interval makes no request.
     let before = env.emulator.stats();
-    let first = blocking(move || {
+    let first = on_host_thread(move || {
         let mut out = null_mut();
         assert_eq!(
             unsafe { mc_authorization_poll(c2.0, cs(&h).as_ptr(), null_mut(), &mut out) },
@@ -407,7 +360,7 @@ async fn device_flow_driven_by_the_host() {
         .await
         .unwrap();
     let (c2, h) = (c.clone(), a["handle"].as_str().unwrap().to_string());
-    let done = blocking(move || {
+    let done = on_host_thread(move || {
         for _ in 0..30 {
             let mut out = null_mut();
             let rc = unsafe { mc_authorization_poll(c2.0, cs(&h).as_ptr(), null_mut(), &mut out) };
@@ -483,7 +436,7 @@ async fn events_report_a_refresh_and_a_needed_reauthorization_in_order() {
         .await
         .unwrap();
     let (c2, h) = (c.clone(), a["handle"].as_str().unwrap().to_string());
-    let events = blocking(move || {
+    let events = on_host_thread(move || {
         let rc = unsafe { mc_authorization_wait(c2.0, cs(&h).as_ptr(), null_mut(), null_mut()) };
         assert_eq!(rc, MC_OK, "{:?}", last_error());
         std::thread::sleep(Duration::from_millis(2600));
@@ -500,7 +453,7 @@ async fn events_report_a_refresh_and_a_needed_reauthorization_in_order() {
         .revoke_user_refresh_tokens("alice@example.test");
     let c2 = c.clone();
     let mut events = events;
-    let (rc, err, more) = blocking(move || {
+    let (rc, err, more) = on_host_thread(move || {
         std::thread::sleep(Duration::from_millis(2600));
         let mut tok = null_mut();
         let rc = unsafe { mc_access_token(c2.0, cs("alice").as_ptr(), 0, &mut tok) };
@@ -559,7 +512,7 @@ async fn events_report_a_refresh_and_a_needed_reauthorization_in_order() {
     let all = serde_json::to_string(&events).unwrap();
     assert!(!all.contains("eyJ"), "no token in any event");
     // Waiting with nothing to come returns NULL after the timeout.
-    blocking(move || {
+    on_host_thread(move || {
         while take({
             let mut o = null_mut();
             unsafe { mc_next_event(c.0, 0, &mut o) };
@@ -683,7 +636,7 @@ async fn connect_device(c: &Arc<C>, user: &str) -> Result<Value, (i32, String, V
         .await
         .unwrap();
     let (c2, h) = (c.clone(), a["handle"].as_str().unwrap().to_string());
-    blocking(move || {
+    on_host_thread(move || {
         let mut out = null_mut();
         match unsafe { mc_authorization_wait(c2.0, cs(&h).as_ptr(), null_mut(), &mut out) } {
             MC_OK => Ok(serde_json::from_str(&take(out).unwrap()).unwrap()),
@@ -725,7 +678,7 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
     }
     // Refresh through the host store, then a second client (another process of the vendor) sees it.
     let c2 = c.clone();
-    blocking(move || {
+    on_host_thread(move || {
         std::thread::sleep(Duration::from_millis(2600));
         let mut tok = null_mut();
         assert_eq!(
@@ -743,7 +696,7 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
     assert!(status(&other, "alice")["refreshed_at"].is_string());
     drop(other);
     let c2 = c.clone();
-    let rc = blocking(move || unsafe { mc_disconnect(c2.0, cs("alice").as_ptr()) }).await;
+    let rc = on_host_thread(move || unsafe { mc_disconnect(c2.0, cs("alice").as_ptr()) }).await;
     assert_eq!(rc, MC_OK);
     assert!(!db.rows.lock().unwrap().keys().any(|k| k.0 == "tokens"));
 
@@ -759,7 +712,7 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
     let e = match err {
         Ok(_) => {
             let c2 = c.clone();
-            blocking(move || {
+            on_host_thread(move || {
                 let mut tok = null_mut();
                 let rc = unsafe { mc_access_token(c2.0, cs("bob").as_ptr(), 0, &mut tok) };
                 assert_eq!(rc, MC_E_STORE);
@@ -784,7 +737,7 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
     let st = connect_device(&c, "bob@example.test").await.unwrap();
     assert_eq!(st["state"], "connected");
     let c2 = c.clone();
-    let rc = blocking(move || {
+    let rc = on_host_thread(move || {
         let mut tok = null_mut();
         let rc = unsafe { mc_access_token(c2.0, cs("bob").as_ptr(), 0, &mut tok) };
         take(tok);

@@ -3,7 +3,6 @@
 //! events, and back off a throttling tenant.
 
 use std::collections::HashMap;
-use std::ffi::{c_char, CStr, CString};
 use std::ptr::null_mut;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,42 +10,9 @@ use std::time::Duration;
 use mailconnect::*;
 use mailconnect_core::{CancellationToken, ConnectOptions};
 use mailconnect_sandbox::{Endpoint, Fault, FaultRule, TokenSettings};
+use mailconnect_tests::cabi::*;
 use mailconnect_tests::*;
 use serde_json::Value;
-
-struct C(*mut mc_client);
-unsafe impl Send for C {}
-unsafe impl Sync for C {}
-impl Drop for C {
-    fn drop(&mut self) {
-        unsafe { mc_client_free(self.0) }
-    }
-}
-
-fn cs(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn take(p: *mut c_char) -> Option<String> {
-    if p.is_null() {
-        return None;
-    }
-    let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
-    unsafe { mc_string_free(p) };
-    Some(s)
-}
-
-/// Run blocking C ABI calls on a host thread (not a Tokio thread).
-async fn host<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-    });
-    match rx.await.unwrap() {
-        Ok(v) => v,
-        Err(p) => std::panic::resume_unwind(p),
-    }
-}
 
 fn open(store: &std::path::Path) -> C {
     let opts = cs(
@@ -129,7 +95,7 @@ async fn two_instances_keep_accounts_fresh_once_per_expiry_and_report_reauthoriz
     // Two token lifetimes: each account's token is replaced about every 3 seconds.
     tokio::time::sleep(Duration::from_secs(12)).await;
     let (a2, b2) = (a.clone(), b.clone());
-    let events = host(move || {
+    let events = on_host_thread(move || {
         let mut e = drain(&a2, 0);
         e.extend(drain(&b2, 0));
         e
@@ -171,7 +137,7 @@ async fn two_instances_keep_accounts_fresh_once_per_expiry_and_report_reauthoriz
         .revoke_user_refresh_tokens("alice@example.test");
     tokio::time::sleep(Duration::from_secs(6)).await;
     let (a2, b2) = (a.clone(), b.clone());
-    let events = host(move || {
+    let events = on_host_thread(move || {
         let mut e = drain(&a2, 0);
         e.extend(drain(&b2, 0));
         assert_eq!(unsafe { mc_refresher_stop(a2.0) }, MC_OK);
@@ -223,7 +189,7 @@ async fn a_throttling_tenant_is_backed_off_and_tokens_are_kept() {
     env.emulator.reset_stats();
     let c = Arc::new(open(&env.store_path()));
     let c2 = c.clone();
-    let (first, second) = host(move || {
+    let (first, second) = on_host_thread(move || {
         let round = |c: &C| -> Value {
             let mut out = null_mut();
             let rc = unsafe {

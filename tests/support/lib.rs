@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: a started emulator, a client on a fresh store, and
 //! observers that complete the sign-in with the emulator's scripted browser (real HTTP forms).
 
+pub mod cabi;
 pub mod faultproxy;
 pub mod pg;
 
