@@ -136,3 +136,29 @@ pub trait TokenStore: Send + Sync {
     /// Remove an account and its tokens.
     fn remove_account(&self, id: &str) -> Result<bool>;
 }
+
+/// A registration as stored: its JSON (without the output-only `has_client_secret`) and its
+/// client secret sealed for `secret_aad`. Shared by the SQLite and PostgreSQL stores.
+pub(crate) fn decode_registration(
+    cipher: &crypto::Cipher,
+    json: &str,
+    secret: Option<Vec<u8>>,
+    id: &str,
+    secret_aad: &str,
+) -> Result<Registration> {
+    let damaged =
+        |e: serde_json::Error| crate::Error::store(format!("registration '{id}' is damaged: {e}"));
+    let mut v: serde_json::Value = serde_json::from_str(json).map_err(damaged)?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("has_client_secret");
+    }
+    let mut r: Registration = serde_json::from_value(v).map_err(damaged)?;
+    if let Some(blob) = secret {
+        let plain = cipher.open(secret_aad, &blob)?;
+        let s = std::str::from_utf8(&plain)
+            .map_err(|_| crate::Error::store("client secret is not UTF-8"))?;
+        r.client_secret = Some(secrecy::SecretString::from(s.to_string()));
+        r.has_client_secret = true;
+    }
+    Ok(r)
+}

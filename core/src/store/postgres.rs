@@ -39,7 +39,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -603,21 +603,7 @@ impl PostgresStore {
         secret: Option<Vec<u8>>,
         id: &str,
     ) -> Result<Registration> {
-        let damaged =
-            |e: serde_json::Error| Error::store(format!("registration '{id}' is damaged: {e}"));
-        let mut v: serde_json::Value = serde_json::from_str(json).map_err(damaged)?;
-        if let Some(o) = v.as_object_mut() {
-            o.remove("has_client_secret");
-        }
-        let mut r: Registration = serde_json::from_value(v).map_err(damaged)?;
-        if let Some(blob) = secret {
-            let plain = self.cipher.open(&secret_aad(id), &blob)?;
-            let s = std::str::from_utf8(&plain)
-                .map_err(|_| Error::store("client secret is not UTF-8"))?;
-            r.client_secret = Some(SecretString::from(s.to_string()));
-            r.has_client_secret = true;
-        }
-        Ok(r)
+        super::decode_registration(&self.cipher, json, secret, id, &secret_aad(id))
     }
 }
 

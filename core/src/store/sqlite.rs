@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 use super::crypto::{Cipher, KeySource};
 use super::{TokenMeta, TokenRecord, TokenSecrets, TokenStore};
@@ -162,21 +162,7 @@ impl SqliteStore {
         secret: Option<Vec<u8>>,
         id: &str,
     ) -> Result<Registration> {
-        let damaged =
-            |e: serde_json::Error| Error::store(format!("registration '{id}' is damaged: {e}"));
-        let mut v: serde_json::Value = serde_json::from_str(json).map_err(damaged)?;
-        if let Some(o) = v.as_object_mut() {
-            o.remove("has_client_secret");
-        }
-        let mut r: Registration = serde_json::from_value(v).map_err(damaged)?;
-        if let Some(blob) = secret {
-            let plain = self.cipher.open(&Self::secret_aad(id), &blob)?;
-            let s = std::str::from_utf8(&plain)
-                .map_err(|_| Error::store("client secret is not UTF-8"))?;
-            r.client_secret = Some(SecretString::from(s.to_string()));
-            r.has_client_secret = true;
-        }
-        Ok(r)
+        super::decode_registration(&self.cipher, json, secret, id, &Self::secret_aad(id))
     }
 }
 
