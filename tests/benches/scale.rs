@@ -20,7 +20,9 @@
 //! CARGO_TARGET_DIR=target-bench CARGO_PROFILE_BENCH_STRIP=false \
 //!     cargo bench -p mailconnect-tests --bench scale [-- SECTION...]
 //! ```
-//! Sections: `access_token refresh idle size dlopen imap` (default: all). Measuring processes
+//! Sections: `access_token refresh idle size dlopen imap` (default: all); `MC_BENCH_REFRESH_N`
+//! changes the 10,000 of section 2 for a quick look. Needs root (the Dovecot/Postfix stack),
+//! openssl, cc, binutils (strip, readelf); hyperfine is optional. Measuring processes
 //! (refresh, idle) are this binary started again with `--child ...`, so their RSS is theirs alone.
 //! A benchmark, not a test: it checks that every call succeeded, never a time.
 
@@ -42,8 +44,13 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 const SECTIONS: [&str; 6] = ["access_token", "refresh", "idle", "size", "dlopen", "imap"];
-/// Accounts refreshed in section 2.
-const REFRESH_N: usize = 10_000;
+/// Accounts refreshed in section 2 (`MC_BENCH_REFRESH_N` overrides it for quick looks).
+fn refresh_n() -> usize {
+    std::env::var("MC_BENCH_REFRESH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
 /// Refreshes in flight at once (every peer gets the same bound).
 const CONCURRENCY: usize = 16;
 /// Cached-token calls timed per peer in section 1.
@@ -63,6 +70,16 @@ fn status_kb(field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("{field} not in /proc/self/status"))
+}
+
+/// User + system CPU seconds of a process (`/proc/PID/stat`, clock ticks of 1/100 s).
+fn cpu_secs(pid: &str) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    let after = s.rsplit_once(')').map(|(_, r)| r).expect("stat");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5) are utime and stime; `after` starts at field 3.
+    let tick = |i: usize| f[i - 3].parse::<f64>().expect("ticks") / 100.0;
+    tick(14) + tick(15)
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -397,34 +414,41 @@ fn seed_store(path: &Path, base_url: &str, template: &TokenRecord, n: usize, exp
 async fn child_refresh(store: &str, ca: &str, n: usize) {
     let client = Client::open(client_options(Path::new(store), &[Path::new(ca)])).expect("client");
     let base = status_kb("VmRSS");
-    let sem = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    // At most CONCURRENCY tasks exist at once: finished ones are joined (and freed) before the
+    // next starts, so the process holds no more than the work in flight.
     let mut set = tokio::task::JoinSet::new();
-    let t = Instant::now();
-    for i in 0..n {
-        let permit = sem.clone().acquire_owned().await.expect("semaphore");
-        let c = client.clone();
-        set.spawn(async move {
-            let r = c
-                .access_token(&format!("m{i:05}"), &CancellationToken::new())
-                .await;
-            drop(permit);
-            r.map_err(|e| e.message().to_string())
-        });
-    }
     let mut ok = 0;
     let mut first_err = None;
-    while let Some(r) = set.join_next().await {
-        match r.expect("task") {
-            Ok(_) => ok += 1,
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
+    let mut tally = |r: Result<Result<(), String>, tokio::task::JoinError>| match r.expect("task") {
+        Ok(()) => ok += 1,
+        Err(e) => {
+            first_err.get_or_insert(e);
         }
+    };
+    let t = Instant::now();
+    for i in 0..n {
+        if set.len() >= CONCURRENCY {
+            tally(set.join_next().await.expect("a task"));
+        }
+        let c = client.clone();
+        set.spawn(async move {
+            c.access_token(&format!("m{i:05}"), &CancellationToken::new())
+                .await
+                .map(drop)
+                .map_err(|e| e.message().to_string())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        tally(r);
     }
     let secs = t.elapsed().as_secs_f64();
     println!(
         "{}",
-        json!({"secs": secs, "ok": ok, "first_error": first_err, "rss_base_kb": base, "hwm_kb": status_kb("VmHWM")})
+        json!({"secs": secs, "ok": ok, "first_error": first_err, "rss_base_kb": base,
+               "hwm_kb": status_kb("VmHWM"), "rss_end_kb": status_kb("VmRSS"),
+               "threads": status_kb("Threads"), "cpu_s": cpu_secs("self"),
+               "rss_anon_kb": status_kb("RssAnon"), "rss_file_kb": status_kb("RssFile"),
+               "rss_shmem_kb": status_kb("RssShmem")})
     );
 }
 
@@ -445,11 +469,13 @@ async fn child_http_floor(token_url: &str, ca: &str, n: usize) {
     let url = url::Url::parse(token_url).expect("url");
     let scope = "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/POP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access openid profile email";
     let base = status_kb("VmRSS");
-    let sem = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
     let mut set = tokio::task::JoinSet::new();
+    let mut ok = 0;
     let t = Instant::now();
     for _ in 0..n {
-        let permit = sem.clone().acquire_owned().await.expect("semaphore");
+        if set.len() >= CONCURRENCY {
+            ok += set.join_next().await.expect("a task").expect("task") as usize;
+        }
         let (http, url, rt) = (http.clone(), url.clone(), rt.clone());
         set.spawn(async move {
             let form = [
@@ -458,22 +484,23 @@ async fn child_http_floor(token_url: &str, ca: &str, n: usize) {
                 ("refresh_token", rt.as_str()),
                 ("scope", scope),
             ];
-            let r = http.post_form(&url, &form, None).await;
-            drop(permit);
-            r.ok()
+            http.post_form(&url, &form, None)
+                .await
+                .ok()
                 .filter(|r| r.status == 200)
                 .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok())
                 .is_some_and(|v| v["access_token"].is_string())
         });
     }
-    let mut ok = 0;
     while let Some(r) = set.join_next().await {
         ok += r.expect("task") as usize;
     }
     let secs = t.elapsed().as_secs_f64();
     println!(
         "{}",
-        json!({"secs": secs, "ok": ok, "rss_base_kb": base, "hwm_kb": status_kb("VmHWM")})
+        json!({"secs": secs, "ok": ok, "rss_base_kb": base, "hwm_kb": status_kb("VmHWM"),
+               "rss_end_kb": status_kb("VmRSS"), "threads": status_kb("Threads"),
+               "cpu_s": cpu_secs("self")})
     );
 }
 
@@ -760,74 +787,73 @@ fn section_access_token(run: &Run) {
 }
 
 fn section_refresh(run: &Run) {
+    let n = refresh_n();
     let template = run.record("alice");
     let store = run.dir.path().join("refresh.db");
     let t = Instant::now();
-    seed_store(&store, &run.emu.base_url, &template, REFRESH_N, true);
-    eprintln!(
-        "seeded {REFRESH_N} accounts in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    seed_store(&store, &run.emu.base_url, &template, n, true);
+    eprintln!("seeded {n} accounts in {:.1} s", t.elapsed().as_secs_f64());
     let rt_secret = template.secrets.refresh_token.clone().expect("RT");
     let exe = std::env::current_exe().expect("exe");
 
-    let before = run.refreshes();
-    let ours = json_out(
+    let emu_pid = run.emu.child.id().to_string();
+    // Run one peer in its own process; also count the emulator's refreshes and CPU meanwhile.
+    let measure = |cmd: &mut Command| {
+        let (count0, cpu0) = (run.refreshes(), cpu_secs(&emu_pid));
+        let v = json_out(cmd);
+        eprintln!("refresh peer: {v}");
+        let (count, cpu) = (run.refreshes() - count0, cpu_secs(&emu_pid) - cpu0);
+        assert_eq!(v["ok"].as_u64(), Some(n as u64), "refreshes failed: {v}");
+        assert_eq!(count, n as u64, "the emulator saw every refresh");
+        (v, count, cpu)
+    };
+    let ours = measure(
         Command::new(&exe)
             .args(["--child", "refresh"])
             .arg(&store)
             .arg(&run.certs.ca)
-            .arg(REFRESH_N.to_string()),
+            .arg(n.to_string()),
     );
-    let ours_count = run.refreshes() - before;
-    assert_eq!(
-        ours["ok"].as_u64(),
-        Some(REFRESH_N as u64),
-        "refreshes failed: {ours}"
-    );
-
-    let before = run.refreshes();
-    let floor = json_out(
+    let floor = measure(
         Command::new(&exe)
             .args(["--child", "http-floor"])
             .arg(format!("{}/oauth2/v2.0/token", run.emu.authority()))
             .arg(&run.certs.ca)
-            .arg(REFRESH_N.to_string())
+            .arg(n.to_string())
             .env("MC_BENCH_RT", &rt_secret),
     );
-    let floor_count = run.refreshes() - before;
-    assert_eq!(floor["ok"].as_u64(), Some(REFRESH_N as u64), "{floor}");
-
-    let before = run.refreshes();
-    let msal = json_out(
+    let msal = measure(
         run.python("refresh")
-            .env("N", REFRESH_N.to_string())
+            .env("N", n.to_string())
             .env("CONC", CONCURRENCY.to_string())
             .env("MC_BENCH_RT", &rt_secret),
     );
-    let msal_count = run.refreshes() - before;
-    assert_eq!(msal["ok"].as_u64(), Some(REFRESH_N as u64), "{msal}");
-
-    let row = |who: &str, v: &Value, count: u64| {
+    let per = |secs: f64| format!("{:.2} ms", secs * 1000.0 / n as f64);
+    let row = |who: &str, (v, count, emu_cpu): &(Value, u64, f64)| {
+        let secs = v["secs"].as_f64().expect("secs");
         vec![
             who.to_string(),
-            format!(
-                "{:.0}/s",
-                REFRESH_N as f64 / v["secs"].as_f64().expect("secs")
-            ),
-            format!("{:.1} s", v["secs"].as_f64().expect("secs")),
+            format!("{:.0}/s", n as f64 / secs),
+            format!("{secs:.1} s"),
+            per(v["cpu_s"].as_f64().expect("cpu")),
+            per(*emu_cpu),
             mib(kb(v, "hwm_kb")),
-            mib(kb(v, "rss_base_kb")),
+            format!(
+                "{} / {}",
+                mib(kb(v, "rss_base_kb")),
+                mib(kb(v, "rss_end_kb"))
+            ),
+            kb(v, "threads").to_string(),
             count.to_string(),
         ]
     };
     print_table(
-        &format!("2. Refreshing {REFRESH_N} accounts with expired access tokens, {CONCURRENCY} in flight (each in its own process)"),
-        &["who", "refreshes/s", "wall", "peak RSS (VmHWM)", "RSS before the run", "refreshes the emulator counted"],
+        &format!("2. Refreshing {n} accounts with expired access tokens, {CONCURRENCY} in flight (each in its own process)"),
+        &["who", "refreshes/s", "wall", "client CPU per refresh", "emulator CPU per refresh", "peak RSS (VmHWM)", "RSS before / after the run", "threads at the end", "refreshes the emulator counted"],
         &[
-            row("mailconnect core `Client::access_token` (SQLite store: lease, AES-GCM, compare-and-swap per account)", &ours, ours_count),
-            row("HTTP floor: the same reqwest/rustls client POSTing the grant, no store", &floor, floor_count),
-            row("MSAL Python `acquire_token_by_refresh_token` (thread pool, in-memory cache)", &msal, msal_count),
+            row("mailconnect core `Client::access_token` (SQLite store: lease, AES-GCM, compare-and-swap per account)", &ours),
+            row("HTTP floor: the same reqwest/rustls client POSTing the grant, no store", &floor),
+            row("MSAL Python `acquire_token_by_refresh_token` (thread pool, in-memory cache)", &msal),
         ],
     );
 }
@@ -1066,6 +1092,9 @@ fn section_dlopen(run: &Run) {
             dir.join(format!("fresh-{i}.db")).display().to_string(),
         ]
     });
+    let existing = dir.join("existing.db");
+    let existing_s = existing.display().to_string();
+    let reopen = time_runs(&|_| vec![so_s.clone(), "open".into(), existing_s.clone()]);
     let curl = time_runs(&|_| vec!["libcurl.so.4".into(), "sym".into(), "curl_version".into()]);
     let msal: Vec<u64> = {
         let mut v: Vec<u64> = (0..20)
@@ -1101,6 +1130,7 @@ fn section_dlopen(run: &Run) {
         &[
             row("mailconnect: dlopen + `mc_version()`", &version, hfs(0)),
             row("mailconnect: dlopen + `mc_client_open()` on a store that does not exist yet (creates SQLite file + key, starts the runtime)", &open, String::new()),
+            row("mailconnect: dlopen + `mc_client_open()` on an existing store (the usual start of an application)", &reopen, String::new()),
             row("peer: dlopen libcurl.so.4 + `curl_version()`", &curl, hfs(1)),
             row("peer: Python `import msal` (20 runs; interpreter start not included)", &msal, format!("{} (`python -c pass`: {})", hfs(2), hfs(3))),
         ],
@@ -1378,9 +1408,10 @@ fn machine_notes() {
         .unwrap_or_default();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!(
-        "machine: {cpu}, {cores} cores, {}, Linux {}",
+        "machine: {cpu}, {cores} cores, {}, Linux {}; load average at the start: {}",
         mem.split_whitespace().skip(1).collect::<Vec<_>>().join(" "),
-        kernel.trim()
+        kernel.trim(),
+        loadavg()
     );
 }
 
@@ -1450,4 +1481,12 @@ fn main() {
         }
         eprintln!("[{s}: {:.0} s]", t.elapsed().as_secs_f64());
     }
+    println!("\nload average at the end: {}", loadavg());
+}
+
+/// `/proc/loadavg`: the machine is shared; this says how busy it was.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }

@@ -120,7 +120,12 @@ def refresh():
         for good in ex.map(one, range(n)):
             ok += good
     secs = time.perf_counter() - t
-    out({"secs": secs, "ok": ok, "rss_base_kb": base, "hwm_kb": status_kb("VmHWM")})
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    out({"secs": secs, "ok": ok, "rss_base_kb": base, "hwm_kb": status_kb("VmHWM"),
+         "rss_end_kb": status_kb("VmRSS"), "threads": status_kb("Threads"),
+         "cpu_s": ru.ru_utime + ru.ru_stime})
 
 
 def b64url(obj):
