@@ -38,6 +38,37 @@ fn distinct_secrets(input: &str, secrets: Vec<String>) -> Vec<String> {
         .collect()
 }
 
+/// The text of an error as a report shows it: the message and the evidence.
+fn shown(err: &Error) -> String {
+    format!("{} {:?}", err.message(), err.evidence())
+}
+
+/// Panic if `text`, the error text for `input`, shows one of `secrets` because the input held it.
+/// A secret counts as leaked when the error text for the same input with that secret's value
+/// overwritten no longer shows it; text that shows it either way is the library's own (a field
+/// name in a list of expected fields, say), which the fuzzer happened to pick as a secret.
+fn assert_no_leak(
+    input: &[u8],
+    secrets: &[String],
+    text: &str,
+    again: impl Fn(&[u8]) -> String,
+    what: &str,
+) {
+    for s in secrets {
+        if !text.contains(s.as_str()) {
+            continue;
+        }
+        let mut other = input.to_vec();
+        if let Some(at) = input.windows(s.len()).position(|w| w == s.as_bytes()) {
+            other[at..at + s.len()].fill(b'Q');
+        }
+        assert!(
+            again(&other).contains(s.as_str()),
+            "{what}: a secret from the input appears in the error: {text}"
+        );
+    }
+}
+
 /// Panic if `err` (message or evidence) contains any of `secrets`.
 fn assert_no_secret(err: &Error, secrets: &[&str], what: &str) {
     let text = format!("{} {:?}", err.message(), err.evidence());
@@ -67,14 +98,6 @@ fn diagnose_all(err: &Error) {
 
 /// A token endpoint answer: `token::parse_response`, then what `token::request` does with it.
 pub fn token_response(status: u16, content_type: &str, body: &[u8], retry_after: Option<u64>) {
-    let url = Url::parse("https://login.example.test/tenant/oauth2/v2.0/token")
-        .unwrap_or_else(|_| unreachable!());
-    let resp = HttpResponse {
-        status,
-        retry_after: retry_after.map(Duration::from_secs),
-        content_type: content_type.to_ascii_lowercase(),
-        body: Zeroizing::new(body.to_vec()),
-    };
     // Any token-like string value in a JSON body is a secret.
     let secrets: Vec<String> = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
@@ -87,7 +110,29 @@ pub fn token_response(status: u16, content_type: &str, body: &[u8], retry_after:
         })
         .unwrap_or_default();
     let secrets = distinct_secrets(&String::from_utf8_lossy(body), secrets);
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    if let Some(text) = token_outcome(status, content_type, body, retry_after, &secrets) {
+        let again =
+            |b: &[u8]| token_outcome(status, content_type, b, retry_after, &[]).unwrap_or_default();
+        assert_no_leak(body, &secrets, &text, again, "token response");
+    }
+}
+
+/// Read a token response; the error text, if it is an error.
+fn token_outcome(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    retry_after: Option<u64>,
+    secrets: &[String],
+) -> Option<String> {
+    let url = Url::parse("https://login.example.test/tenant/oauth2/v2.0/token")
+        .unwrap_or_else(|_| unreachable!());
+    let resp = HttpResponse {
+        status,
+        retry_after: retry_after.map(Duration::from_secs),
+        content_type: content_type.to_ascii_lowercase(),
+        body: Zeroizing::new(body.to_vec()),
+    };
     let scopes = ["https://outlook.office.com/IMAP.AccessAsUser.All".to_string()];
     match token::parse_response(&url, &resp, &scopes) {
         Ok(token::Outcome::Granted(g)) => {
@@ -97,24 +142,22 @@ pub fn token_response(status: u16, content_type: &str, body: &[u8], retry_after:
                 .refresh_token
                 .as_ref()
                 .is_none_or(|r| !r.expose_secret().is_empty()));
-            let shown = format!("{g:?}");
-            for s in &secrets {
-                assert!(
-                    s.len() < MIN_SECRET || !shown.contains(s),
-                    "a token in the grant's Debug output"
-                );
+            let debug = format!("{g:?}");
+            for s in secrets {
+                assert!(!debug.contains(s), "a token in the grant's Debug output");
             }
+            None
         }
         Ok(token::Outcome::Refused(e, st)) => {
             assert_eq!(st, status);
             assert!(!e.error.is_empty());
             let err = errors::to_error("fuzzing", e, Some(st));
-            assert_no_secret(&err, &secrets, "refused token response");
             diagnose_all(&err);
+            Some(shown(&err))
         }
         Err(err) => {
-            assert_no_secret(&err, &secrets, "unreadable token response");
             diagnose_all(&err);
+            Some(shown(&err))
         }
     }
 }
@@ -472,24 +515,32 @@ pub fn account_json(json: &str) {
         strings_at(&v, "client_secret", &mut secrets);
     }
     let secrets = distinct_secrets(json, secrets);
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let check = |r: crate::Result<()>| {
-        if let Err(err) = r {
+    let text = account_errors(json, &secrets);
+    let again = |b: &[u8]| account_errors(&String::from_utf8_lossy(b), &[]);
+    assert_no_leak(json.as_bytes(), &secrets, &text, again, "account JSON");
+}
+
+/// The error texts of reading `json` as an account and as a registration.
+fn account_errors(json: &str, secrets: &[String]) -> String {
+    let text = |r: crate::Result<()>| match r {
+        Ok(()) => String::new(),
+        Err(err) => {
             assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{}", err.message());
-            assert_no_secret(&err, &secrets, "account JSON");
+            shown(&err)
         }
     };
-    check(put_account_json(json));
-    check(
+    let account = text(put_account_json(json));
+    let registration = text(
         model::parse_json::<Registration>("registration", json).and_then(|reg| {
             model::validate_registration(&reg)?;
-            let shown = format!("{reg:?}");
-            for s in &secrets {
-                assert!(s.len() < MIN_SECRET || !shown.contains(s));
+            let debug = format!("{reg:?}");
+            for s in secrets {
+                assert!(!debug.contains(s), "a client secret in the Debug output");
             }
             Ok(())
         }),
     );
+    account + &registration
 }
 
 /// The parsing and validation steps of `Client::put_account_json`, in its order.
@@ -535,10 +586,25 @@ pub fn client_options_json(json: &str) {
         strings_at(&v, "base64", &mut secrets);
     }
     let secrets = distinct_secrets(json, secrets);
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    if let Err(err) = crate::ClientOptions::from_json(json) {
-        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{}", err.message());
-        assert_no_secret(&err, &secrets, "client options JSON");
+    let text = options_error(json);
+    let again = |b: &[u8]| options_error(&String::from_utf8_lossy(b));
+    assert_no_leak(
+        json.as_bytes(),
+        &secrets,
+        &text,
+        again,
+        "client options JSON",
+    );
+}
+
+/// The error text of reading `json` as client options.
+fn options_error(json: &str) -> String {
+    match crate::ClientOptions::from_json(json) {
+        Ok(_) => String::new(),
+        Err(err) => {
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{}", err.message());
+            shown(&err)
+        }
     }
 }
 
@@ -606,5 +672,7 @@ mod tests {
         client_options_json(
             r#"{"log_lsfitor+++++str,log_le+": "mc.db", "key": {"base64": "+++++str,log_le+"}, "luage": "en"}"#,
         );
+        // ... and a "key" that is the name of an option, quoted in the list of expected fields.
+        client_options_json(r#"{"sry": {"base64": "extra_ca_file"}, "languge": "en"}"#);
     }
 }
