@@ -165,6 +165,28 @@ impl ClientOptions {
             o.http.timeout = Duration::from_secs(t);
         }
         if let Some(ca) = raw.extra_ca_file {
+            // A PEM bundle is a regular file of at most a few hundred KiB; refuse devices and
+            // pipes (which could block or never end) and anything absurdly large.
+            const MAX_CA: u64 = 4 * 1024 * 1024;
+            match std::fs::metadata(&ca) {
+                Ok(m) if !m.is_file() => {
+                    return Err(Error::invalid(
+                        "extra_ca_file",
+                        format!("'{}' is not a regular file", ca.display()),
+                    ))
+                }
+                Ok(m) if m.len() > MAX_CA => {
+                    return Err(Error::invalid(
+                        "extra_ca_file",
+                        format!(
+                            "'{}' is {} bytes; a CA bundle is at most 4 MiB",
+                            ca.display(),
+                            m.len()
+                        ),
+                    ))
+                }
+                _ => {}
+            }
             let pem = std::fs::read(&ca).map_err(|e| {
                 Error::invalid(
                     "extra_ca_file",
@@ -1178,4 +1200,43 @@ fn status_of(account: &Account, rec: Option<&TokenRecord>) -> Status {
     s.refreshed_at = m.refreshed_at.and_then(rfc3339);
     s.last_error = m.last_error.clone();
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_extra_ca_file_must_be_a_regular_file_of_sane_size() {
+        let e = ClientOptions::from_json(r#"{"store": "s.db", "extra_ca_file": "/dev/zero"}"#)
+            .unwrap_err();
+        assert!(
+            e.message().contains("not a regular file"),
+            "{}",
+            e.message()
+        );
+        let e = ClientOptions::from_json(
+            r#"{"store": "s.db", "extra_ca_file": "/nonexistent/ca.pem"}"#,
+        )
+        .unwrap_err();
+        assert!(e.message().contains("cannot read"), "{}", e.message());
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.pem");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(5 * 1024 * 1024)
+            .unwrap();
+        let e = ClientOptions::from_json(
+            &serde_json::json!({"store": "s.db", "extra_ca_file": big}).to_string(),
+        )
+        .unwrap_err();
+        assert!(e.message().contains("at most 4 MiB"), "{}", e.message());
+    }
+
+    #[test]
+    fn debug_output_hides_a_password_in_the_store_url() {
+        let o = ClientOptions::new("postgres://mc:hunter2@db.example:5432/mail");
+        let d = format!("{o:?}");
+        assert!(!d.contains("hunter2") && d.contains("db.example"), "{d}");
+    }
 }
