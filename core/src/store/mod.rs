@@ -162,3 +162,39 @@ pub(crate) fn decode_registration(
     }
     Ok(r)
 }
+
+/// A token record as the SQL stores keep it: metadata JSON in clear and the secrets sealed for
+/// `aad`. Shared by the SQLite and PostgreSQL stores.
+pub(crate) fn encode_tokens(
+    cipher: &crypto::Cipher,
+    aad: &str,
+    rec: &TokenRecord,
+) -> Result<(String, Vec<u8>)> {
+    let meta = serde_json::to_string(&rec.meta)
+        .map_err(|e| crate::Error::internal(format!("token meta: {e}")))?;
+    let plain = crypto::json_zeroizing(&rec.secrets)?;
+    Ok((meta, cipher.seal(aad, &plain)?))
+}
+
+/// The inverse of [`encode_tokens`].
+pub(crate) fn decode_tokens(
+    cipher: &crypto::Cipher,
+    aad: &str,
+    account_id: &str,
+    version: i64,
+    meta: &str,
+    blob: &[u8],
+) -> Result<TokenRecord> {
+    let meta: TokenMeta = serde_json::from_str(meta).map_err(|e| {
+        crate::Error::store(format!("token record of '{account_id}' is damaged: {e}"))
+    })?;
+    let plain = cipher.open(aad, blob)?;
+    let secrets: TokenSecrets = serde_json::from_slice(&plain)
+        .map_err(|_| crate::Error::store(format!("token secrets of '{account_id}' are damaged")))?;
+    Ok(TokenRecord {
+        account_id: account_id.to_string(),
+        version,
+        meta,
+        secrets,
+    })
+}

@@ -47,7 +47,7 @@ use tokio_postgres::{Client as PgClient, Config, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::crypto::{Cipher, KeySource};
-use super::{TokenMeta, TokenRecord, TokenSecrets, TokenStore};
+use super::{TokenRecord, TokenStore};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Account, Registration};
 use crate::tls::TlsOptions;
@@ -666,24 +666,19 @@ impl TokenStore for PostgresStore {
         let Some((version, meta, blob)) = row else {
             return Ok(None);
         };
-        let meta: TokenMeta = serde_json::from_str(&meta)
-            .map_err(|e| Error::store(format!("token record of '{account_id}' is damaged: {e}")))?;
-        let plain = self.cipher.open(&token_aad(account_id), &blob)?;
-        let secrets: TokenSecrets = serde_json::from_slice(&plain)
-            .map_err(|_| Error::store(format!("token secrets of '{account_id}' are damaged")))?;
-        Ok(Some(TokenRecord {
-            account_id: account_id.to_string(),
+        super::decode_tokens(
+            &self.cipher,
+            &token_aad(account_id),
+            account_id,
             version,
-            meta,
-            secrets,
-        }))
+            &meta,
+            &blob,
+        )
+        .map(Some)
     }
 
     fn save_tokens(&self, rec: &TokenRecord, expected: i64) -> Result<Option<i64>> {
-        let meta = serde_json::to_string(&rec.meta)
-            .map_err(|e| Error::internal(format!("token meta: {e}")))?;
-        let plain = super::crypto::json_zeroizing(&rec.secrets)?;
-        let blob = self.cipher.seal(&token_aad(&rec.account_id), &plain)?;
+        let (meta, blob) = super::encode_tokens(&self.cipher, &token_aad(&rec.account_id), rec)?;
         let id = rec.account_id.clone();
         self.run("saving tokens", move |c| {
             Box::pin(async move {

@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use secrecy::ExposeSecret;
 
 use super::crypto::{Cipher, KeySource};
-use super::{TokenMeta, TokenRecord, TokenSecrets, TokenStore};
+use super::{TokenRecord, TokenStore};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Account, Registration};
 
@@ -180,26 +180,20 @@ impl TokenStore for SqliteStore {
         let Some((version, meta, blob)) = row else {
             return Ok(None);
         };
-        let meta: TokenMeta = serde_json::from_str(&meta)
-            .map_err(|e| Error::store(format!("token record of '{account_id}' is damaged: {e}")))?;
-        let plain = self.cipher.open(&Self::token_aad(account_id), &blob)?;
-        let secrets: TokenSecrets = serde_json::from_slice(&plain)
-            .map_err(|_| Error::store(format!("token secrets of '{account_id}' are damaged")))?;
-        Ok(Some(TokenRecord {
-            account_id: account_id.to_string(),
+        super::decode_tokens(
+            &self.cipher,
+            &Self::token_aad(account_id),
+            account_id,
             version,
-            meta,
-            secrets,
-        }))
+            &meta,
+            &blob,
+        )
+        .map(Some)
     }
 
     fn save_tokens(&self, rec: &TokenRecord, expected: i64) -> Result<Option<i64>> {
-        let meta = serde_json::to_string(&rec.meta)
-            .map_err(|e| Error::internal(format!("token meta: {e}")))?;
-        let plain = super::crypto::json_zeroizing(&rec.secrets)?;
-        let blob = self
-            .cipher
-            .seal(&Self::token_aad(&rec.account_id), &plain)?;
+        let (meta, blob) =
+            super::encode_tokens(&self.cipher, &Self::token_aad(&rec.account_id), rec)?;
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current: i64 = tx
@@ -412,7 +406,7 @@ impl TokenStore for SqliteStore {
 mod tests {
     use super::*;
     use crate::model::Flow;
-    use crate::store::StoredState;
+    use crate::store::{StoredState, TokenMeta, TokenSecrets};
 
     fn store(dir: &Path) -> SqliteStore {
         SqliteStore::open(&dir.join("s.db"), &KeySource::File(dir.join("s.key"))).unwrap()
