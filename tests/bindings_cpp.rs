@@ -6,7 +6,6 @@
 use std::path::Path;
 use std::process::Command;
 
-use mailconnect_sandbox::TokenSettings;
 use mailconnect_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,10 +35,7 @@ async fn the_cpp_binding_runs_the_scenario() {
     );
 
     // Tokens that need a refresh after 2 s, for the token_refreshed event.
-    env.emulator.set_token_settings(TokenSettings {
-        access_token_lifetime_secs: 4,
-        ..env.emulator.config().tokens
-    });
+    token_lifetime(&env.emulator, 4);
     let mut args = binding_scenario_args(&env, &stack, &work.path().join("cpp-host.db"));
     args.push("host".into());
     let mut cmd = Command::new(cpp.join("examples/scenario"));

@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mailconnect_sandbox::TokenSettings;
 use mailconnect_tests::*;
 
 fn dotnet() -> PathBuf {
@@ -53,10 +52,7 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
     for (runtime, store, host) in runs {
         if host {
             // Tokens that need a refresh after 2 s, for the token_refreshed event.
-            env.emulator.set_token_settings(TokenSettings {
-                access_token_lifetime_secs: 4,
-                ..env.emulator.config().tokens
-            });
+            token_lifetime(&env.emulator, 4);
         }
         let mut args = binding_scenario_args(&env, &stack, &work.path().join(store));
         if host {

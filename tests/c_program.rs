@@ -146,11 +146,7 @@ async fn the_c_program_is_clean_under_address_sanitizer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_c_host_keeps_tokens_in_its_own_table_through_the_store_callbacks() {
     let env = env().await;
-    env.emulator
-        .set_token_settings(mailconnect_sandbox::TokenSettings {
-            access_token_lifetime_secs: 4,
-            ..env.emulator.config().tokens
-        });
+    token_lifetime(&env.emulator, 4);
     let stack = MailStack::up(&env.emulator.introspection_url(), &[]);
     let exe = compile_program("host_store", true, &["-lsqlite3", "-pthread"]);
     let db = env.dir.path().join("vendor.db");

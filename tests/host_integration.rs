@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mailconnect::*;
-use mailconnect_sandbox::{Fault, FaultRule, ScriptedBrowser, TokenSettings};
+use mailconnect_sandbox::{Fault, FaultRule, ScriptedBrowser};
 use mailconnect_tests::cabi::*;
 use mailconnect_tests::*;
 use serde_json::{json, Value};
@@ -401,10 +401,7 @@ fn next_events(c: &C, until_type: &str, limit: Duration) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_report_a_refresh_and_a_needed_reauthorization_in_order() {
     let env = env().await;
-    env.emulator.set_token_settings(TokenSettings {
-        access_token_lifetime_secs: 4,
-        ..env.emulator.config().tokens
-    });
+    token_lifetime(&env.emulator, 4);
     let dir = tempfile::tempdir().unwrap();
     let c = Arc::new(client(
         dir.path(),
@@ -652,10 +649,7 @@ async fn connect_device(c: &Arc<C>, user: &str) -> Result<Value, (i32, String, V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
     let env = env().await;
-    env.emulator.set_token_settings(TokenSettings {
-        access_token_lifetime_secs: 4,
-        ..env.emulator.config().tokens
-    });
+    token_lifetime(&env.emulator, 4);
     let db: &'static HostDb = Box::leak(Box::default());
     let c = Arc::new(open_host(db).unwrap());
     put_account(&c, &env, "alice@example.test", json!({}));

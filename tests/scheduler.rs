@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mailconnect::*;
 use mailconnect_core::{CancellationToken, ConnectOptions};
-use mailconnect_sandbox::{Endpoint, Fault, FaultRule, TokenSettings};
+use mailconnect_sandbox::{Endpoint, Fault, FaultRule};
 use mailconnect_tests::cabi::*;
 use mailconnect_tests::*;
 use serde_json::Value;
@@ -37,10 +37,7 @@ fn drain(c: &C, wait_ms: i32) -> Vec<Value> {
 
 /// Eight accounts (all signed in as alice), connected with 6-second tokens.
 async fn eight_connected(env: &Env) -> Vec<String> {
-    env.emulator.set_token_settings(TokenSettings {
-        access_token_lifetime_secs: 6,
-        ..env.emulator.config().tokens
-    });
+    token_lifetime(&env.emulator, 6);
     let ids: Vec<String> = (0..8).map(|i| format!("acct{i}")).collect();
     for id in &ids {
         add_account(

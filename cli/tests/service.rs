@@ -6,7 +6,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use mailconnect_core::{CancellationToken, ConnectOptions};
-use mailconnect_sandbox::TokenSettings;
 use mailconnect_tests::*;
 
 fn cli(store: &std::path::Path) -> Command {
@@ -19,10 +18,7 @@ fn cli(store: &std::path::Path) -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_round_refreshes_and_reports_reauthorization() {
     let env = env().await;
-    env.emulator.set_token_settings(TokenSettings {
-        access_token_lifetime_secs: 8,
-        ..env.emulator.config().tokens
-    });
+    token_lifetime(&env.emulator, 8);
     add_account(
         &env,
         "alice",

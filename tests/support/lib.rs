@@ -340,3 +340,12 @@ pub fn binding_scenario_args(env: &Env, stack: &MailStack, store: &Path) -> Vec<
         stack.info["ca_pem"].as_str().expect("ca_pem").to_string(),
     ]
 }
+
+/// Make the emulator issue access tokens that live `secs` seconds (refreshes become due after
+/// half of that), keeping its other token settings.
+pub fn token_lifetime(emulator: &Emulator, secs: u64) {
+    emulator.set_token_settings(mailconnect_sandbox::TokenSettings {
+        access_token_lifetime_secs: secs,
+        ..emulator.config().tokens
+    });
+}
