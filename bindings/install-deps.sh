@@ -1,9 +1,10 @@
 #!/bin/sh
 # Toolchains the binding tests run with: Mono (mcs + runtime) and a .NET 8 runtime for C#, Free
-# Pascal for the Delphi unit, pytest for Python. Idempotent; needs root for apt-get.
+# Pascal for the Delphi unit, pytest for Python, and SQLite's C headers for the C host that keeps
+# mailconnect's blobs in its own table (tests/c/host_store.c). Idempotent; needs root for apt-get.
 set -eu
 need=""
-for p in mono-mcs mono-runtime fp-compiler fp-units-rtl fp-units-fcl; do
+for p in mono-mcs mono-runtime fp-compiler fp-units-rtl fp-units-fcl libsqlite3-dev g++; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
     [ "$st" = "installed" ] || need="$need $p"
 done
