@@ -1,5 +1,13 @@
 //! Generates the C header into OUT_DIR; a test compares it with the committed
 //! `include/mailconnect.h`. Set `MAILCONNECT_WRITE_HEADER=1` to write the committed header.
+//!
+//! The header is cbindgen's output with one addition cbindgen cannot make: the calling convention
+//! `MC_CALL` (`__cdecl` on Windows) on every function and every callback type, so a host compiled
+//! with another default convention (MSVC `/Gz`, GCC `-mrtd`, Delphi's `register`) still calls the
+//! library, and is called back by it, the way the Rust side expects (`extern "C"` is cdecl on x86).
+//!
+//! For Windows targets it also links a version resource (file and product version, product name,
+//! copyright) into the DLL, from `windows/version.rc` (embed-resource runs MinGW's windres).
 
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
@@ -14,7 +22,7 @@ fn main() {
     let patch = std::env::var("CARGO_PKG_VERSION_PATCH").unwrap_or_default();
     let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
     let extra = format!(
-        "\n#define MAILCONNECT_VERSION_MAJOR {major}\n#define MAILCONNECT_VERSION_MINOR {minor}\n#define MAILCONNECT_VERSION_PATCH {patch}\n#define MAILCONNECT_VERSION \"{version}\"\n\n#if defined(_WIN32) && !defined(MAILCONNECT_STATIC)\n#  ifdef MAILCONNECT_BUILD\n#    define MC_API __declspec(dllexport)\n#  else\n#    define MC_API __declspec(dllimport)\n#  endif\n#elif defined(__GNUC__)\n#  define MC_API __attribute__((visibility(\"default\")))\n#else\n#  define MC_API\n#endif\n"
+        "\n#define MAILCONNECT_VERSION_MAJOR {major}\n#define MAILCONNECT_VERSION_MINOR {minor}\n#define MAILCONNECT_VERSION_PATCH {patch}\n#define MAILCONNECT_VERSION \"{version}\"\n\n#if defined(_WIN32) && !defined(MAILCONNECT_STATIC)\n#  ifdef MAILCONNECT_BUILD\n#    define MC_API __declspec(dllexport)\n#  else\n#    define MC_API __declspec(dllimport)\n#  endif\n#elif defined(__GNUC__)\n#  define MC_API __attribute__((visibility(\"default\")))\n#else\n#  define MC_API\n#endif\n\n/* The calling convention of every function and callback: cdecl on Windows (it matters on x86,\n   where Delphi needs `cdecl;` and .NET `CallingConvention.Cdecl`), the platform's C convention\n   elsewhere. Callbacks you pass must be declared with MC_CALL too. */\n#if defined(_WIN32)\n#  define MC_CALL __cdecl\n#else\n#  define MC_CALL\n#endif\n"
     );
     config.after_includes = Some(format!(
         "{}{}",
@@ -26,7 +34,10 @@ fn main() {
         .with_config(config)
         .generate()
         .expect("cbindgen could not generate the header");
-    bindings.write_to_file(format!("{out}/mailconnect.h"));
+    let mut raw = Vec::new();
+    bindings.write(&mut raw);
+    let header = with_calling_convention(&String::from_utf8(raw).expect("UTF-8 header"));
+    std::fs::write(format!("{out}/mailconnect.h"), &header).expect("write header");
     #[cfg(feature = "cxx")]
     {
         println!("cargo:rerun-if-changed=cpp/events.h");
@@ -35,6 +46,32 @@ fn main() {
             .compile("mailconnect_cxxbridge");
     }
     if std::env::var("MAILCONNECT_WRITE_HEADER").is_ok_and(|v| v == "1") {
-        bindings.write_to_file(format!("{dir}/../include/mailconnect.h"));
+        std::fs::write(format!("{dir}/../include/mailconnect.h"), &header)
+            .expect("write include/mailconnect.h");
     }
+    link_version_resource("windows/version.rc", "VFT_DLL", "mailconnect.dll", true);
+}
+
+include!("windows/resource.rs");
+
+/// Insert `MC_CALL` before the name of every exported function (`MC_API int32_t MC_CALL mc_x(`)
+/// and inside every function-pointer declarator (`int32_t (MC_CALL *load)(`).
+fn with_calling_convention(header: &str) -> String {
+    let mut out = String::with_capacity(header.len() + 4096);
+    for line in header.split_inclusive('\n') {
+        let mut line = line.to_string();
+        if line.starts_with("MC_API ") {
+            if let Some(paren) = line.find('(') {
+                let name_start = line[..paren]
+                    .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .map_or(0, |i| i + 1);
+                line.insert_str(name_start, "MC_CALL ");
+            }
+        }
+        if !line.trim_start().starts_with("/*") && !line.trim_start().starts_with('*') {
+            line = line.replace("(*", "(MC_CALL *");
+        }
+        out.push_str(&line);
+    }
+    out
 }

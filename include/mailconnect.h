@@ -54,6 +54,15 @@
 #  define MC_API
 #endif
 
+/* The calling convention of every function and callback: cdecl on Windows (it matters on x86,
+   where Delphi needs `cdecl;` and .NET `CallingConvention.Cdecl`), the platform's C convention
+   elsewhere. Callbacks you pass must be declared with MC_CALL too. */
+#if defined(_WIN32)
+#  define MC_CALL __cdecl
+#else
+#  define MC_CALL
+#endif
+
 
 /*
  The ABI version. Bindings check it when they load: a library with another value is incompatible.
@@ -259,17 +268,17 @@ typedef struct {
    Show the sign-in page `url`. Return nonzero when the host opened it (e.g. in its own web
    view), zero to let mailconnect open the system browser.
    */
-  int32_t (*on_open_url)(void *user_data, const char *url);
+  int32_t (MC_CALL *on_open_url)(void *user_data, const char *url);
   /*
    Show the device code: what to type (`user_code`), where (`verification_uri`) and the
    provider's ready sentence (`message`).
    */
-  void (*on_device_code)(void *user_data, const char *user_code, const char *verification_uri, const char *message);
+  void (MC_CALL *on_device_code)(void *user_data, const char *user_code, const char *verification_uri, const char *message);
   /*
    A connect stage was reached (`starting`, `opening_browser`, `waiting_for_browser`,
    `waiting_for_device_code`, `requesting_tokens`, `checking_identity`, `storing`, `connected`).
    */
-  void (*on_progress)(void *user_data, const char *stage);
+  void (MC_CALL *on_progress)(void *user_data, const char *stage);
 } mc_connect_callbacks;
 
 /*
@@ -277,7 +286,7 @@ typedef struct {
  never contains tokens, codes or secrets). Strings are valid during the call only. Called on the
  thread that logs (often a mailconnect thread); must not call back into mailconnect.
  */
-typedef void (*mc_log_fn)(void *user_data, int32_t level, const char *target, const char *message);
+typedef void (MC_CALL *mc_log_fn)(void *user_data, int32_t level, const char *target, const char *message);
 
 /*
  Callbacks of a host-owned store. The host keeps records of four kinds (`"tokens"`,
@@ -312,20 +321,20 @@ typedef struct {
    Load (kind, id): call `mc_store_record_set(out, ...)` and return `MC_STORE_OK`, or return
    `MC_STORE_NOT_FOUND`.
    */
-  int32_t (*load)(void *user_data, const char *kind, const char *id, mc_store_record *out);
+  int32_t (MC_CALL *load)(void *user_data, const char *kind, const char *id, mc_store_record *out);
   /*
    Write `len` bytes at `data` with `new_version` if the stored version is `expected_version`
    (0 = no record): `MC_STORE_OK`, or `MC_STORE_CONFLICT`.
    */
-  int32_t (*compare_and_swap)(void *user_data, const char *kind, const char *id, const uint8_t *data, size_t len, int64_t expected_version, int64_t new_version);
+  int32_t (MC_CALL *compare_and_swap)(void *user_data, const char *kind, const char *id, const uint8_t *data, size_t len, int64_t expected_version, int64_t new_version);
   /*
    Delete (kind, id): `MC_STORE_OK` or `MC_STORE_NOT_FOUND`.
    */
-  int32_t (*remove)(void *user_data, const char *kind, const char *id);
+  int32_t (MC_CALL *remove)(void *user_data, const char *kind, const char *id);
   /*
    Every record of `kind`: call `mc_store_list_add(out, ...)` for each, return `MC_STORE_OK`.
    */
-  int32_t (*list)(void *user_data, const char *kind, mc_store_list *out);
+  int32_t (MC_CALL *list)(void *user_data, const char *kind, mc_store_list *out);
 } mc_store_callbacks;
 
 #ifdef __cplusplus
@@ -338,7 +347,7 @@ extern "C" {
  # Threads
  any thread. Errors: none.
  */
-MC_API uint32_t mc_abi_version(void);
+MC_API uint32_t MC_CALL mc_abi_version(void);
 
 /*
  The library version, e.g. `"0.1.0"`.
@@ -346,7 +355,7 @@ MC_API uint32_t mc_abi_version(void);
  # Ownership
  static; do not free. Threads: any thread. Errors: none.
  */
-MC_API const char *mc_version(void);
+MC_API const char *MC_CALL mc_version(void);
 
 /*
  The name of a status code (`"MC_E_TIMEOUT"`); unknown codes give `"MC_E_INTERNAL"`.
@@ -354,7 +363,7 @@ MC_API const char *mc_version(void);
  # Ownership
  static; do not free. Threads: any thread. Errors: none.
  */
-MC_API const char *mc_status_name(int32_t code);
+MC_API const char *MC_CALL mc_status_name(int32_t code);
 
 /*
  Begin a sign-in for an account and get what to show, for hosts that show the sign-in
@@ -389,7 +398,7 @@ MC_API const char *mc_status_name(int32_t code);
  `client` from `mc_client_open`; strings NUL-terminated (`options_json` may be NULL);
  `out_json` writable.
  */
-MC_API int32_t mc_authorization_begin(mc_client *client, const char *account_id, const char *options_json, char **out_json);
+MC_API int32_t MC_CALL mc_authorization_begin(mc_client *client, const char *account_id, const char *options_json, char **out_json);
 
 /*
  Complete a browser sign-in with the redirect the host captured: the full URL the web view was
@@ -419,7 +428,7 @@ MC_API int32_t mc_authorization_begin(mc_client *client, const char *account_id,
  `client` from `mc_client_open`; strings NUL-terminated; `cancel` NULL or from
  `mc_cancel_new`; `out_status_json` NULL or writable.
  */
-MC_API int32_t mc_authorization_complete(mc_client *client, const char *handle, const char *redirect, mc_cancel *cancel, char **out_status_json);
+MC_API int32_t MC_CALL mc_authorization_complete(mc_client *client, const char *handle, const char *redirect, mc_cancel *cancel, char **out_status_json);
 
 /*
  Check a device-code sign-in once. Returns at once when the provider's polling interval has not
@@ -443,7 +452,7 @@ MC_API int32_t mc_authorization_complete(mc_client *client, const char *handle, 
  `client` from `mc_client_open`; `handle` NUL-terminated; `cancel` NULL or from
  `mc_cancel_new`; `out_json` writable.
  */
-MC_API int32_t mc_authorization_poll(mc_client *client, const char *handle, mc_cancel *cancel, char **out_json);
+MC_API int32_t MC_CALL mc_authorization_poll(mc_client *client, const char *handle, mc_cancel *cancel, char **out_json);
 
 /*
  Wait until a sign-in finishes: the browser coming back to mailconnect's loopback listener, or
@@ -464,7 +473,7 @@ MC_API int32_t mc_authorization_poll(mc_client *client, const char *handle, mc_c
  `client` from `mc_client_open`; `handle` NUL-terminated; `cancel` NULL or from
  `mc_cancel_new`; `out_status_json` NULL or writable.
  */
-MC_API int32_t mc_authorization_wait(mc_client *client, const char *handle, mc_cancel *cancel, char **out_status_json);
+MC_API int32_t MC_CALL mc_authorization_wait(mc_client *client, const char *handle, mc_cancel *cancel, char **out_status_json);
 
 /*
  Abandon a pending sign-in (the user closed the window): its loopback listener closes and the
@@ -479,7 +488,7 @@ MC_API int32_t mc_authorization_wait(mc_client *client, const char *handle, mc_c
  # Safety
  `client` from `mc_client_open`; `handle` NUL-terminated.
  */
-MC_API int32_t mc_authorization_abort(mc_client *client, const char *handle);
+MC_API int32_t MC_CALL mc_authorization_abort(mc_client *client, const char *handle);
 
 /*
  Create a cancellation token. Pass it to blocking calls (`mc_connect`, `mc_test`, ...) and call
@@ -498,7 +507,7 @@ MC_API int32_t mc_authorization_abort(mc_client *client, const char *handle);
  # Safety
  `out` must be writable.
  */
-MC_API int32_t mc_cancel_new(mc_cancel **out);
+MC_API int32_t MC_CALL mc_cancel_new(mc_cancel **out);
 
 /*
  Trigger the token. NULL is ignored. Idempotent.
@@ -509,7 +518,7 @@ MC_API int32_t mc_cancel_new(mc_cancel **out);
  # Safety
  `cancel` must be NULL or a live pointer from `mc_cancel_new`.
  */
-MC_API void mc_cancel_trigger(mc_cancel *cancel);
+MC_API void MC_CALL mc_cancel_trigger(mc_cancel *cancel);
 
 /*
  Free the token. NULL is allowed.
@@ -523,7 +532,7 @@ MC_API void mc_cancel_trigger(mc_cancel *cancel);
  # Safety
  `cancel` must be NULL or a pointer from `mc_cancel_new` not yet freed.
  */
-MC_API void mc_cancel_free(mc_cancel *cancel);
+MC_API void MC_CALL mc_cancel_free(mc_cancel *cancel);
 
 /*
  Open a client on a token store.
@@ -545,7 +554,7 @@ MC_API void mc_cancel_free(mc_cancel *cancel);
  # Safety
  `options_json` must be a NUL-terminated string; `out` a writable pointer.
  */
-MC_API int32_t mc_client_open(const char *options_json, mc_client **out);
+MC_API int32_t MC_CALL mc_client_open(const char *options_json, mc_client **out);
 
 /*
  Close a client. NULL is allowed.
@@ -563,7 +572,7 @@ MC_API int32_t mc_client_open(const char *options_json, mc_client **out);
  # Safety
  `client` must be NULL or a pointer from `mc_client_open` not yet freed.
  */
-MC_API void mc_client_free(mc_client *client);
+MC_API void MC_CALL mc_client_free(mc_client *client);
 
 /*
  Insert or update an account (JSON, README "Accounts and registrations"). `registration` may be
@@ -582,7 +591,7 @@ MC_API void mc_client_free(mc_client *client);
  # Safety
  `client` from `mc_client_open`; `account_json` NUL-terminated.
  */
-MC_API int32_t mc_account_put(mc_client *client, const char *account_json);
+MC_API int32_t MC_CALL mc_account_put(mc_client *client, const char *account_json);
 
 /*
  The account as JSON.
@@ -599,7 +608,7 @@ MC_API int32_t mc_account_put(mc_client *client, const char *account_json);
  # Safety
  `client` from `mc_client_open`; `account_id` NUL-terminated; `out_json` writable.
  */
-MC_API int32_t mc_account_get(mc_client *client, const char *account_id, char **out_json);
+MC_API int32_t MC_CALL mc_account_get(mc_client *client, const char *account_id, char **out_json);
 
 /*
  All accounts as a JSON array.
@@ -616,7 +625,7 @@ MC_API int32_t mc_account_get(mc_client *client, const char *account_id, char **
  # Safety
  `client` from `mc_client_open`; `out_json` writable.
  */
-MC_API int32_t mc_account_list(mc_client *client, char **out_json);
+MC_API int32_t MC_CALL mc_account_list(mc_client *client, char **out_json);
 
 /*
  Remove an account and its tokens.
@@ -630,7 +639,7 @@ MC_API int32_t mc_account_list(mc_client *client, char **out_json);
  # Safety
  `client` from `mc_client_open`; `account_id` NUL-terminated.
  */
-MC_API int32_t mc_account_remove(mc_client *client, const char *account_id);
+MC_API int32_t MC_CALL mc_account_remove(mc_client *client, const char *account_id);
 
 /*
  Insert or update an app registration (JSON). A registration put without `client_secret`
@@ -645,7 +654,7 @@ MC_API int32_t mc_account_remove(mc_client *client, const char *account_id);
  # Safety
  `client` from `mc_client_open`; `registration_json` NUL-terminated.
  */
-MC_API int32_t mc_registration_put(mc_client *client, const char *registration_json);
+MC_API int32_t MC_CALL mc_registration_put(mc_client *client, const char *registration_json);
 
 /*
  All registrations as a JSON array (secrets are shown as `has_client_secret` only).
@@ -662,7 +671,7 @@ MC_API int32_t mc_registration_put(mc_client *client, const char *registration_j
  # Safety
  `client` from `mc_client_open`; `out_json` writable.
  */
-MC_API int32_t mc_registration_list(mc_client *client, char **out_json);
+MC_API int32_t MC_CALL mc_registration_list(mc_client *client, char **out_json);
 
 /*
  Remove a registration (refused with `MC_E_STATE` while accounts use it).
@@ -676,7 +685,7 @@ MC_API int32_t mc_registration_list(mc_client *client, char **out_json);
  # Safety
  `client` from `mc_client_open`; `registration_id` NUL-terminated.
  */
-MC_API int32_t mc_registration_remove(mc_client *client, const char *registration_id);
+MC_API int32_t MC_CALL mc_registration_remove(mc_client *client, const char *registration_id);
 
 /*
  The status of an account as JSON (README, "Status"). Never contacts a server.
@@ -693,7 +702,7 @@ MC_API int32_t mc_registration_remove(mc_client *client, const char *registratio
  # Safety
  `client` from `mc_client_open`; `account_id` NUL-terminated; `out_json` writable.
  */
-MC_API int32_t mc_status(mc_client *client, const char *account_id, char **out_json);
+MC_API int32_t MC_CALL mc_status(mc_client *client, const char *account_id, char **out_json);
 
 /*
  Authorize an account: the browser sign-in (or device code, or app-only, per the account's
@@ -717,7 +726,7 @@ MC_API int32_t mc_status(mc_client *client, const char *account_id, char **out_j
  `client` from `mc_client_open`; `account_id` NUL-terminated; `callbacks` NULL or valid
  with callbacks callable from any thread until the call returns; `cancel` NULL or from `mc_cancel_new`.
  */
-MC_API int32_t mc_connect(mc_client *client, const char *account_id, const mc_connect_callbacks *callbacks, mc_cancel *cancel);
+MC_API int32_t MC_CALL mc_connect(mc_client *client, const char *account_id, const mc_connect_callbacks *callbacks, mc_cancel *cancel);
 
 /*
  Forget the account's tokens (revoking them where the provider offers revocation; Microsoft does
@@ -732,7 +741,7 @@ MC_API int32_t mc_connect(mc_client *client, const char *account_id, const mc_co
  # Safety
  `client` from `mc_client_open`; `account_id` NUL-terminated.
  */
-MC_API int32_t mc_disconnect(mc_client *client, const char *account_id);
+MC_API int32_t MC_CALL mc_disconnect(mc_client *client, const char *account_id);
 
 /*
  Test the account: the token, then IMAP, POP3 and SMTP concurrently (`protocols` bits; 0 = all
@@ -755,7 +764,7 @@ MC_API int32_t mc_disconnect(mc_client *client, const char *account_id);
  `client` from `mc_client_open`; `account_id` NUL-terminated; `cancel` NULL or from
  `mc_cancel_new`; `out_report_json` writable.
  */
-MC_API int32_t mc_test(mc_client *client, const char *account_id, uint32_t protocols, mc_cancel *cancel, char **out_report_json);
+MC_API int32_t MC_CALL mc_test(mc_client *client, const char *account_id, uint32_t protocols, mc_cancel *cancel, char **out_report_json);
 
 /*
  Configure the client's event queue. `options_json`: `{"capacity": N, "log_level": LEVEL}`;
@@ -780,7 +789,7 @@ MC_API int32_t mc_test(mc_client *client, const char *account_id, uint32_t proto
  # Safety
  `client` from `mc_client_open`; `options_json` NUL-terminated.
  */
-MC_API int32_t mc_events_configure(mc_client *client, const char *options_json);
+MC_API int32_t MC_CALL mc_events_configure(mc_client *client, const char *options_json);
 
 /*
  Take the next event of the client, waiting up to `timeout_ms` milliseconds for one (0 = do not
@@ -811,7 +820,7 @@ MC_API int32_t mc_events_configure(mc_client *client, const char *options_json);
  # Safety
  `client` from `mc_client_open`; `out_event_json` writable.
  */
-MC_API int32_t mc_next_event(mc_client *client, int32_t timeout_ms, char **out_event_json);
+MC_API int32_t MC_CALL mc_next_event(mc_client *client, int32_t timeout_ms, char **out_event_json);
 
 /*
  Free a string that mailconnect returned through a `char **` out-parameter. NULL is allowed.
@@ -826,7 +835,7 @@ MC_API int32_t mc_next_event(mc_client *client, int32_t timeout_ms, char **out_e
  # Safety
  `s` must be NULL or a pointer returned by mailconnect and not yet freed.
  */
-MC_API void mc_string_free(char *s);
+MC_API void MC_CALL mc_string_free(char *s);
 
 /*
  Receive mailconnect's log records at or above `max_level` (`MC_LOG_ERROR` .. `MC_LOG_TRACE`;
@@ -848,7 +857,7 @@ MC_API void mc_string_free(char *s);
  # Safety
  `cb` must stay callable (and `user_data` valid) until replaced or the process ends.
  */
-MC_API int32_t mc_set_log_callback(mc_log_fn cb, void *user_data, int32_t max_level);
+MC_API int32_t MC_CALL mc_set_log_callback(mc_log_fn cb, void *user_data, int32_t max_level);
 
 /*
  A valid access token for the account, refreshed ahead of expiry (single-flight across threads
@@ -870,7 +879,7 @@ MC_API int32_t mc_set_log_callback(mc_log_fn cb, void *user_data, int32_t max_le
  # Safety
  `client` from `mc_client_open`; `account_id` NUL-terminated; `out_token` writable.
  */
-MC_API int32_t mc_access_token(mc_client *client, const char *account_id, uint32_t protocol, char **out_token);
+MC_API int32_t MC_CALL mc_access_token(mc_client *client, const char *account_id, uint32_t protocol, char **out_token);
 
 /*
  The ready SASL XOAUTH2 initial response (base64 of `user=<mailbox>^Aauth=Bearer <token>^A^A`)
@@ -888,7 +897,7 @@ MC_API int32_t mc_access_token(mc_client *client, const char *account_id, uint32
  # Safety
  `client` from `mc_client_open`; `account_id` NUL-terminated; `out_base64` writable.
  */
-MC_API int32_t mc_sasl_xoauth2(mc_client *client, const char *account_id, uint32_t protocol, char **out_base64);
+MC_API int32_t MC_CALL mc_sasl_xoauth2(mc_client *client, const char *account_id, uint32_t protocol, char **out_base64);
 
 /*
  Send a raw RFC 5322 message over SMTP. The envelope comes from the header (`Sender`/`From`,
@@ -909,7 +918,7 @@ MC_API int32_t mc_sasl_xoauth2(mc_client *client, const char *account_id, uint32
  # Safety
  `rfc5322` must point to `len` readable bytes (may be NULL only when `len` is 0).
  */
-MC_API int32_t mc_send(mc_client *client, const char *account_id, const uint8_t *rfc5322, size_t len, mc_cancel *cancel);
+MC_API int32_t MC_CALL mc_send(mc_client *client, const char *account_id, const uint8_t *rfc5322, size_t len, mc_cancel *cancel);
 
 /*
  The account's IMAP folders as JSON: `[{"name","delimiter","special_use":"inbox|sent|drafts|junk|trash|archive|all|flagged","selectable"}]`.
@@ -927,7 +936,7 @@ MC_API int32_t mc_send(mc_client *client, const char *account_id, const uint8_t 
  `client` from `mc_client_open`; `account_id` NUL-terminated; `cancel` NULL or from
  `mc_cancel_new`; `out_json` writable.
  */
-MC_API int32_t mc_list_folders(mc_client *client, const char *account_id, mc_cancel *cancel, char **out_json);
+MC_API int32_t MC_CALL mc_list_folders(mc_client *client, const char *account_id, mc_cancel *cancel, char **out_json);
 
 /*
  Fetch messages. `query_json` (may be NULL for the defaults): `{"protocol":"imap"|"pop3",
@@ -948,7 +957,7 @@ MC_API int32_t mc_list_folders(mc_client *client, const char *account_id, mc_can
  # Safety
  as `mc_list_folders`; `query_json` NULL or NUL-terminated.
  */
-MC_API int32_t mc_fetch(mc_client *client, const char *account_id, const char *query_json, mc_cancel *cancel, char **out_json);
+MC_API int32_t MC_CALL mc_fetch(mc_client *client, const char *account_id, const char *query_json, mc_cancel *cancel, char **out_json);
 
 /*
  Start keeping every connected account's access token fresh in the background, on the client's
@@ -972,7 +981,7 @@ MC_API int32_t mc_fetch(mc_client *client, const char *account_id, const char *q
  # Safety
  `client` from `mc_client_open`; `options_json` NULL or NUL-terminated.
  */
-MC_API int32_t mc_refresher_start(mc_client *client, const char *options_json);
+MC_API int32_t MC_CALL mc_refresher_start(mc_client *client, const char *options_json);
 
 /*
  Stop the background refresher (a refresh in progress finishes or is cancelled cleanly; the
@@ -987,7 +996,7 @@ MC_API int32_t mc_refresher_start(mc_client *client, const char *options_json);
  # Safety
  `client` from `mc_client_open`.
  */
-MC_API int32_t mc_refresher_stop(mc_client *client);
+MC_API int32_t MC_CALL mc_refresher_stop(mc_client *client);
 
 /*
  Run one refresher round now, on the calling thread (for hosts with their own timer, e.g. a
@@ -1009,7 +1018,7 @@ MC_API int32_t mc_refresher_stop(mc_client *client);
  `client` from `mc_client_open`; `options_json` NULL or NUL-terminated; `cancel` NULL or
  from `mc_cancel_new`; `out_report_json` writable.
  */
-MC_API int32_t mc_refresh_due(mc_client *client, const char *options_json, mc_cancel *cancel, char **out_report_json);
+MC_API int32_t MC_CALL mc_refresh_due(mc_client *client, const char *options_json, mc_cancel *cancel, char **out_report_json);
 
 /*
  The status code of the most recent mailconnect call on this thread (`MC_OK` after a success).
@@ -1017,7 +1026,7 @@ MC_API int32_t mc_refresh_due(mc_client *client, const char *options_json, mc_ca
  # Threads
  per thread. Errors: none.
  */
-MC_API int32_t mc_last_error_code(void);
+MC_API int32_t MC_CALL mc_last_error_code(void);
 
 /*
  The message of the most recent failed call on this thread: what was being done and why, in
@@ -1029,7 +1038,7 @@ MC_API int32_t mc_last_error_code(void);
  # Threads
  per thread.
  */
-MC_API const char *mc_last_error_message(void);
+MC_API const char *MC_CALL mc_last_error_message(void);
 
 /*
  The diagnostic of the most recent failed call on this thread as JSON: `status` (the code's
@@ -1042,7 +1051,7 @@ MC_API const char *mc_last_error_message(void);
  # Threads
  per thread.
  */
-MC_API const char *mc_last_error_diagnostic(void);
+MC_API const char *MC_CALL mc_last_error_diagnostic(void);
 
 /*
  Give mailconnect the blob and version of a record from inside the `load` callback. The bytes
@@ -1057,7 +1066,7 @@ MC_API const char *mc_last_error_diagnostic(void);
  # Safety
  `rec` from the running `load` callback; `data` valid for `len` bytes (may be NULL when `len` is 0).
  */
-MC_API int32_t mc_store_record_set(mc_store_record *rec, const uint8_t *data, size_t len, int64_t version);
+MC_API int32_t MC_CALL mc_store_record_set(mc_store_record *rec, const uint8_t *data, size_t len, int64_t version);
 
 /*
  Add one record to the list being built inside the `list` callback. The bytes are copied.
@@ -1071,7 +1080,7 @@ MC_API int32_t mc_store_record_set(mc_store_record *rec, const uint8_t *data, si
  # Safety
  `list` from the running `list` callback; `id` NUL-terminated; `data` valid for `len` bytes.
  */
-MC_API int32_t mc_store_list_add(mc_store_list *list, const char *id, const uint8_t *data, size_t len, int64_t version);
+MC_API int32_t MC_CALL mc_store_list_add(mc_store_list *list, const char *id, const uint8_t *data, size_t len, int64_t version);
 
 /*
  Open a client whose registrations, accounts, tokens and refresh leases live in the host's own
@@ -1093,7 +1102,7 @@ MC_API int32_t mc_store_list_add(mc_store_list *list, const char *id, const uint
  # Safety
  `options_json` NUL-terminated; `callbacks` valid for the call; `out` writable.
  */
-MC_API int32_t mc_client_open_with_store(const char *options_json, const mc_store_callbacks *callbacks, mc_client **out);
+MC_API int32_t MC_CALL mc_client_open_with_store(const char *options_json, const mc_store_callbacks *callbacks, mc_client **out);
 
 #ifdef __cplusplus
 }  // extern "C"

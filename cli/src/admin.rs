@@ -30,6 +30,11 @@ pub struct StoreArgs {
     /// The store's key file (default: beside a SQLite store; required for PostgreSQL).
     #[arg(long, env = "MAILCONNECT_KEY_FILE", global = true)]
     pub key_file: Option<PathBuf>,
+    /// Windows: protect the key file with DPAPI for this user (`user`, the default without
+    /// --key-file), for every process on this computer (`machine`: a program and a Windows service
+    /// sharing the store), or not at all (`none`, the default with --key-file).
+    #[arg(long, env = "MAILCONNECT_KEY_PROTECTION", global = true, value_parser = ["user", "machine", "none"])]
+    pub key_protection: Option<String>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -109,22 +114,57 @@ pub enum AccountCommand {
     Remove { id: String },
 }
 
-fn default_store() -> PathBuf {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("mailconnect").join("mailconnect.db")
+/// The store when `--store` is not given: `%LOCALAPPDATA%\mailconnect\mailconnect.db` on Windows
+/// (`%ProgramData%\mailconnect\…` with `--key-protection machine`), else
+/// `$XDG_DATA_HOME/mailconnect/mailconnect.db` (`~/.local/share/…`).
+pub(crate) fn default_store(store: &StoreArgs) -> PathBuf {
+    let var = |v: &str| std::env::var_os(v).map(PathBuf::from);
+    let base = if cfg!(windows) {
+        if store.key_protection.as_deref() == Some("machine") {
+            var("ProgramData")
+        } else {
+            var("LOCALAPPDATA")
+        }
+    } else {
+        var("XDG_DATA_HOME").or_else(|| var("HOME").map(|h| h.join(".local/share")))
+    };
+    base.unwrap_or_else(|| PathBuf::from("."))
+        .join("mailconnect")
+        .join("mailconnect.db")
+}
+
+/// The store path and key source the arguments name.
+pub(crate) fn store_and_key(
+    store: &StoreArgs,
+) -> (PathBuf, Option<mailconnect_core::store::KeySource>) {
+    use mailconnect_core::store::{key::default_key_file, DpapiScope, KeySource};
+    let path = store.store.clone().unwrap_or_else(|| default_store(store));
+    let file = || {
+        store
+            .key_file
+            .clone()
+            .unwrap_or_else(|| default_key_file(&path))
+    };
+    let key = match store.key_protection.as_deref() {
+        Some("user") => Some(KeySource::Dpapi {
+            file: file(),
+            scope: DpapiScope::User,
+        }),
+        Some("machine") => Some(KeySource::Dpapi {
+            file: file(),
+            scope: DpapiScope::Machine,
+        }),
+        Some(_) => Some(KeySource::File(file())),
+        None => store.key_file.clone().map(KeySource::File),
+    };
+    (path, key)
 }
 
 pub fn open(store: &StoreArgs, lang: Language) -> Result<Client, Box<dyn std::error::Error>> {
-    let path = store.store.clone().unwrap_or_else(default_store);
+    let (path, key) = store_and_key(store);
     let mut o = ClientOptions::new(path);
     o.language = lang;
-    o.key = store
-        .key_file
-        .clone()
-        .map(mailconnect_core::store::KeySource::File);
+    o.key = key;
     if let Some(ca) = &store.ca_file {
         let pem = std::fs::read(ca)
             .map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?;

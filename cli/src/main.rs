@@ -2,12 +2,17 @@
 //! the sandbox for vendors, the libloading harness, and `demo`, the README's main job.
 
 mod admin;
+#[cfg(unix)]
 mod demo;
+#[cfg(unix)]
 mod harness;
 mod mail;
 mod progress;
+#[cfg(unix)]
 mod sandbox;
 mod service;
+#[cfg(windows)]
+mod winservice;
 
 use clap::{Parser, Subcommand};
 use mailconnect_core::Protocol;
@@ -33,6 +38,7 @@ enum Command {
     /// The sandbox demo: bring the sandbox up, run the whole story through the C ABI (register,
     /// add, connect by device code, test, send, fetch over IMAP and POP3, status, a dying refresh
     /// token, disconnect) and bring it down again. Needs root for the mail servers.
+    #[cfg(unix)]
     Demo {
         /// The library to load (default: $MAILCONNECT_LIB, else next to this program).
         #[arg(long)]
@@ -81,11 +87,13 @@ enum Command {
     /// Forget an account's tokens.
     Disconnect { account: String },
     /// The local sandbox: emulator + real Dovecot/Postfix (up, status, down), and sign-in.
+    #[cfg(unix)]
     Sandbox(sandbox::SandboxArgs),
     /// Keep every connected account's token fresh in the background and report accounts that
     /// need re-authorization (a vendor's mail service; Ctrl-C stops).
     Service(service::ServiceArgs),
     /// Load the mailconnect library at run time (as a host does) and run a scenario file through its C ABI.
+    #[cfg(unix)]
     Harness {
         /// The scenario (JSON).
         scenario: std::path::PathBuf,
@@ -122,6 +130,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
+        #[cfg(unix)]
         Command::Demo { lib } => rt.block_on(demo::run(lib)),
         Command::Registration(cmd) => admin::registration(cmd, &cli.store, lang),
         Command::Account(cmd) => admin::account(cmd, &cli.store, lang),
@@ -157,8 +166,10 @@ fn main() -> std::process::ExitCode {
         Command::Disconnect { account } => {
             rt.block_on(admin::disconnect(&cli.store, lang, account))
         }
+        #[cfg(unix)]
         Command::Sandbox(args) => rt.block_on(sandbox::run(args, cli.store.json)),
-        Command::Service(args) => rt.block_on(service::run(&cli.store, lang, args)),
+        Command::Service(args) => service::dispatch(&rt, &cli.store, lang, args),
+        #[cfg(unix)]
         Command::Harness {
             scenario,
             lib,

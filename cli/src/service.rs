@@ -30,6 +30,49 @@ pub struct ServiceArgs {
     /// Also print log records at this level (error, warn, info, debug).
     #[arg(long)]
     pub log_level: Option<String>,
+    /// Windows: manage the Windows service that runs this refresher in the background.
+    #[cfg(windows)]
+    #[command(subcommand)]
+    pub action: Option<crate::winservice::Action>,
+    /// Run under the Windows service control manager as the service of this name (what
+    /// `service install` records; not for people).
+    #[cfg(windows)]
+    #[arg(long, hide = true)]
+    pub as_windows_service: Option<String>,
+    /// Windows service: write the event lines to this file (default: beside the store,
+    /// `<store>.service.log`).
+    #[cfg(windows)]
+    #[arg(long)]
+    pub log_file: Option<std::path::PathBuf>,
+}
+
+/// `mailconnect service …`: a Windows service action, the service itself under the service
+/// control manager, or the refresher in the foreground.
+pub fn dispatch(
+    rt: &tokio::runtime::Runtime,
+    store: &StoreArgs,
+    lang: Language,
+    #[allow(unused_mut)] mut args: ServiceArgs,
+) -> Res {
+    #[cfg(windows)]
+    {
+        if let Some(action) = args.action.take() {
+            return crate::winservice::manage(action, store, lang, &args);
+        }
+        if let Some(name) = args.as_windows_service.clone() {
+            return crate::winservice::run_as_service(name, store.clone(), lang, args);
+        }
+    }
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            c.cancel();
+        }
+    });
+    rt.block_on(run(store, lang, args, cancel, &|line: &str| {
+        println!("{line}")
+    }))
 }
 
 fn human(kind: &EventKind, lang: Language) -> String {
@@ -90,8 +133,14 @@ fn human(kind: &EventKind, lang: Language) -> String {
     }
 }
 
-/// Run the refresher until Ctrl-C (or one round with `--once`).
-pub async fn run(store: &StoreArgs, lang: Language, args: ServiceArgs) -> Res {
+/// Run the refresher until `cancel` (or one round with `--once`), writing each line to `out`.
+pub async fn run(
+    store: &StoreArgs,
+    lang: Language,
+    args: ServiceArgs,
+    cancel: CancellationToken,
+    out: &(dyn Fn(&str) + Sync),
+) -> Res {
     let client = crate::admin::open(store, lang)?;
     let options = RefresherOptions::from_json(
         &serde_json::json!({
@@ -110,12 +159,11 @@ pub async fn run(store: &StoreArgs, lang: Language, args: ServiceArgs) -> Res {
     };
     client.events().configure(4096, level);
     let refresher = Refresher::new(client.clone(), options);
-    let cancel = CancellationToken::new();
     let print = |e: mailconnect_core::Event| {
         if store.json {
-            println!("{}", e.to_json());
+            out(&e.to_json());
         } else {
-            println!("{} {}", e.time, human(&e.kind, lang));
+            out(&format!("{} {}", e.time, human(&e.kind, lang)));
         }
     };
     if args.once {
@@ -124,14 +172,14 @@ pub async fn run(store: &StoreArgs, lang: Language, args: ServiceArgs) -> Res {
             print(e);
         }
         if store.json {
-            println!("{}", serde_json::to_string(&report)?);
+            out(&serde_json::to_string(&report)?);
         } else {
-            println!(
+            out(&format!(
                 "{}: {} accounts, {} refreshed, {} fresh, {} failed, {} need re-authorization, {} backing off, {} not connected",
                 if lang == Language::De { "Runde" } else { "round" },
                 report.accounts, report.refreshed, report.fresh, report.failed,
                 report.needs_reauthorization, report.backing_off, report.not_connected
-            );
+            ));
         }
         return if report.failed > 0 || report.needs_reauthorization > 0 {
             Err("some accounts could not be refreshed (see above)".into())
@@ -139,12 +187,6 @@ pub async fn run(store: &StoreArgs, lang: Language, args: ServiceArgs) -> Res {
             Ok(())
         };
     }
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            c.cancel();
-        }
-    });
     if !store.json {
         eprintln!(
             "{}",

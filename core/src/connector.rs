@@ -86,6 +86,8 @@ impl ClientOptions {
             file: Option<PathBuf>,
             #[serde(default)]
             base64: Option<String>,
+            #[serde(default)]
+            dpapi: Option<String>,
         }
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -116,15 +118,37 @@ impl ClientOptions {
             Some(KeyJson {
                 file: Some(f),
                 base64: None,
+                dpapi: None,
             }) => Some(KeySource::File(f)),
             Some(KeyJson {
                 file: None,
                 base64: Some(b),
+                dpapi: None,
             }) => Some(KeySource::from_base64(&b)?),
+            Some(KeyJson {
+                file,
+                base64: None,
+                dpapi: Some(scope),
+            }) => {
+                let scope = crate::store::DpapiScope::parse(&scope)?;
+                let file = match (file, o.store_path.to_str()) {
+                    (Some(f), _) => f,
+                    (None, Some(s)) if !s.is_empty() && !is_postgres_url(s) => {
+                        crate::store::key::default_key_file(&o.store_path)
+                    }
+                    _ => {
+                        return Err(Error::invalid(
+                            "key",
+                            "'key': {'dpapi': ...} needs 'file' unless the store is a SQLite file (the key file then sits beside it)",
+                        ))
+                    }
+                };
+                Some(KeySource::Dpapi { file, scope })
+            }
             Some(_) => {
                 return Err(Error::invalid(
                     "key",
-                    "'key' must have exactly one of 'file' or 'base64'",
+                    "'key' must have exactly one of 'file', 'base64' or 'dpapi' (with 'dpapi', 'file' may name the key file)",
                 ))
             }
         };
@@ -338,11 +362,10 @@ impl Client {
             let store = open_postgres(url, &key, &options)?;
             return Client::with_store(store, options);
         }
-        let key = options.key.clone().unwrap_or_else(|| {
-            let mut p = options.store_path.clone().into_os_string();
-            p.push(".key");
-            KeySource::File(PathBuf::from(p))
-        });
+        let key = options
+            .key
+            .clone()
+            .unwrap_or_else(|| KeySource::default_for(&options.store_path));
         let store = SqliteStore::open(&options.store_path, &key)?;
         Client::with_store(Arc::new(store), options)
     }

@@ -9,6 +9,7 @@ use url::Url;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::sysproxy::SystemProxy;
 use crate::tls::{self, TlsOptions};
 
 /// Maximum response body we read (token responses are a few KB; discovery documents tens of KB).
@@ -17,9 +18,11 @@ const MAX_BODY: usize = 1 << 20;
 /// HTTP settings.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// Proxy URL (`http://proxy:3128`); `None` = the `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` environment.
+    /// Proxy URL (`http://proxy:3128`); `None` = the `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`
+    /// environment, else the operating system's settings (Windows: Internet Options with PAC and
+    /// WPAD, then the WinHTTP proxy; see [`crate::sysproxy`]).
     pub proxy: Option<String>,
-    /// Ignore proxy settings and environment entirely.
+    /// Ignore the proxy option, the environment and the system settings: always connect directly.
     pub no_proxy: bool,
     /// Connect timeout.
     pub connect_timeout: Duration,
@@ -153,6 +156,9 @@ pub fn sanitize(s: &str) -> String {
 #[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
+    /// The operating system's proxy settings when neither the options nor the environment name a
+    /// proxy (Windows; see [`crate::sysproxy`]).
+    system_proxy: Option<std::sync::Arc<SystemProxy>>,
 }
 
 impl HttpClient {
@@ -165,6 +171,9 @@ impl HttpClient {
             .connect_timeout(opts.connect_timeout)
             .timeout(opts.timeout)
             .user_agent(concat!("mailconnect/", env!("CARGO_PKG_VERSION")));
+        // Precedence: no_proxy, then the host's proxy, then the environment (reqwest reads
+        // HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY itself), then the operating system's settings.
+        let mut system_proxy = None;
         if opts.no_proxy {
             b = b.no_proxy();
         } else if let Some(p) = &opts.proxy {
@@ -172,11 +181,21 @@ impl HttpClient {
                 Error::invalid("proxy", format!("'proxy' is not a valid proxy URL: {e}"))
             })?;
             b = b.proxy(proxy);
+        } else if !crate::sysproxy::environment_has_proxy() {
+            if let Some(sys) = SystemProxy::detect() {
+                tracing::debug!("using the system proxy settings: {:?}", sys.settings());
+                let s = sys.clone();
+                b = b.proxy(reqwest::Proxy::custom(move |u| s.proxy_for(u)));
+                system_proxy = Some(sys);
+            }
         }
         let client = b
             .build()
             .map_err(|e| Error::internal(format!("HTTP client: {e}")))?;
-        Ok(HttpClient { client })
+        Ok(HttpClient {
+            client,
+            system_proxy,
+        })
     }
 
     /// POST a form, optionally with HTTP Basic client authentication.
@@ -226,6 +245,9 @@ impl HttpClient {
     }
 
     async fn send(&self, url: &Url, rb: reqwest::RequestBuilder) -> Result<HttpResponse> {
+        if let Some(sys) = &self.system_proxy {
+            sys.prepare(url).await;
+        }
         let resp = rb.send().await.map_err(|e| map_reqwest(url, e))?;
         let status = resp.status().as_u16();
         let retry_after = resp

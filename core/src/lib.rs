@@ -18,9 +18,11 @@ pub mod i18n;
 pub mod mail;
 pub mod model;
 pub mod oauth;
+pub mod platform;
 pub mod provider;
 pub mod scheduler;
 pub mod store;
+pub mod sysproxy;
 pub mod tls;
 pub mod transport;
 

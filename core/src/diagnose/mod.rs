@@ -304,6 +304,9 @@ pub fn code_for(err: &Error, ctx: Context) -> &'static str {
         {
             "MC-TOKEN-TRUNCATED"
         }
+        ErrorKind::Store if m.contains("dpapi") && m.contains("cannot be unlocked") => {
+            "MC-STORE-KEY-PROTECTED"
+        }
         ErrorKind::Store if m.contains("key") => "MC-STORE-KEY",
         ErrorKind::Store if m.contains("locked") => "MC-STORE-LOCKED",
         ErrorKind::Store => "MC-STORE-FAILED",

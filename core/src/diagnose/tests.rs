@@ -98,6 +98,7 @@ fn samples() -> Vec<(Error, Context, &'static str)> {
         (kind(ErrorKind::Network, "reading from 127.0.0.1: the server closed the connection"), none, "MC-CONNECTION-CLOSED"),
         (kind(ErrorKind::Store, "the stored secret for tokens:a is incomplete or damaged (20 bytes); it was not stored completely"), none, "MC-TOKEN-TRUNCATED"),
         (kind(ErrorKind::Store, "the key does not open the store /x.db (was the key file replaced or another key given?)"), none, "MC-STORE-KEY"),
+        (kind(ErrorKind::Store, "the store key file C:\\mc.db.key is protected with Windows DPAPI (user scope) for another Windows installation (created by PC\\j); it cannot be unlocked here"), none, "MC-STORE-KEY-PROTECTED"),
         (kind(ErrorKind::Store, "the token store is locked by another process for too long"), none, "MC-STORE-LOCKED"),
         (kind(ErrorKind::Store, "cannot create the store /readonly/x.db: Permission denied"), none, "MC-STORE-FAILED"),
         (kind(ErrorKind::State, "account 'a' is not connected; connect it first"), none, "MC-NOT-CONNECTED"),

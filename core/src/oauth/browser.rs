@@ -368,7 +368,7 @@ pub async fn open(observer: &dyn ConnectObserver, url: &str) -> Result<()> {
         return Ok(());
     }
     let u = url.to_string();
-    let opened = tokio::task::spawn_blocking(move || webbrowser::open(&u))
+    let opened = tokio::task::spawn_blocking(move || crate::platform::open_browser(&u))
         .await
         .map_err(|e| Error::internal(format!("browser thread: {e}")))?;
     opened.map_err(|e| {

@@ -3,116 +3,14 @@
 //!
 //! Blob layout: `0x01 || nonce (12) || ciphertext || tag (16)`.
 
-use std::io::Write;
-use std::path::Path;
-
-use base64::Engine;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
+use super::key::KeySource;
 use crate::error::{Error, Result};
 
 const FORMAT: u8 = 1;
-
-/// Where the store key comes from.
-#[derive(Clone)]
-pub enum KeySource {
-    /// A key file (created with owner-only permissions when missing).
-    File(std::path::PathBuf),
-    /// 32 key bytes handed over by the host (e.g. from its own secret storage).
-    Bytes(Zeroizing<[u8; 32]>),
-}
-
-impl std::fmt::Debug for KeySource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KeySource::File(p) => f.debug_tuple("File").field(p).finish(),
-            KeySource::Bytes(_) => f.write_str("Bytes([redacted])"),
-        }
-    }
-}
-
-impl KeySource {
-    /// Parse a base64 key of exactly 32 bytes.
-    pub fn from_base64(s: &str) -> Result<KeySource> {
-        let bytes = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(s.trim())
-                .map_err(|_| Error::invalid("key", "'key' must be base64 of 32 random bytes"))?,
-        );
-        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-            Error::invalid(
-                "key",
-                format!("'key' must decode to 32 bytes, not {}", bytes.len()),
-            )
-        })?;
-        Ok(KeySource::Bytes(Zeroizing::new(arr)))
-    }
-
-    fn load(&self) -> Result<Zeroizing<[u8; 32]>> {
-        match self {
-            KeySource::Bytes(b) => Ok(b.clone()),
-            KeySource::File(p) => load_or_create_key_file(p),
-        }
-    }
-}
-
-fn load_or_create_key_file(path: &Path) -> Result<Zeroizing<[u8; 32]>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let text = Zeroizing::new(text);
-            match KeySource::from_base64(&text) {
-                Ok(KeySource::Bytes(b)) => Ok(b),
-                _ => Err(Error::store(format!(
-                    "the key file {} is damaged (it must hold base64 of 32 bytes)",
-                    path.display()
-                ))),
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = Zeroizing::new([0u8; 32]);
-            SystemRandom::new()
-                .fill(key.as_mut())
-                .map_err(|_| Error::internal("no system randomness"))?;
-            let text =
-                Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.as_ref()));
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            match opts.open(path) {
-                Ok(mut f) => {
-                    f.write_all(text.as_bytes())
-                        .and_then(|_| f.write_all(b"\n"))
-                        .and_then(|_| f.sync_all())
-                        .map_err(|e| {
-                            Error::store(format!(
-                                "cannot write the key file {}: {e}",
-                                path.display()
-                            ))
-                        })?;
-                    Ok(key)
-                }
-                // Another process created it first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    load_or_create_key_file(path)
-                }
-                Err(e) => Err(Error::store(format!(
-                    "cannot create the key file {}: {e}",
-                    path.display()
-                ))),
-            }
-        }
-        Err(e) => Err(Error::store(format!(
-            "cannot read the key file {}: {e}",
-            path.display()
-        ))),
-    }
-}
 
 /// `value` as JSON in a zeroizing buffer allocated once at its exact size: serde_json's own
 /// `to_vec` grows its buffer as it writes, and every reallocation leaves a partial clear copy of the
@@ -235,23 +133,5 @@ mod tests {
         let buf = json_zeroizing(&v).unwrap();
         assert_eq!(buf.capacity(), buf.len());
         assert_eq!(buf.as_slice(), serde_json::to_vec(&v).unwrap().as_slice());
-    }
-
-    #[test]
-    fn key_file_is_created_owner_only_and_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("k");
-        let a = load_or_create_key_file(&p).unwrap();
-        let b = load_or_create_key_file(&p).unwrap();
-        assert_eq!(a.as_ref(), b.as_ref());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
-        }
-        assert!(KeySource::from_base64("c2hvcnQ=").is_err());
     }
 }

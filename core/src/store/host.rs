@@ -17,7 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::crypto::{Cipher, KeySource};
+use super::crypto::Cipher;
+use super::KeySource;
 use super::{TokenMeta, TokenRecord, TokenSecrets, TokenStore};
 use crate::error::{Error, Result};
 use crate::model::{Account, Registration};

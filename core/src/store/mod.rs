@@ -7,6 +7,7 @@
 
 pub mod crypto;
 pub mod host;
+pub mod key;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
@@ -21,8 +22,8 @@ use crate::model::{Account, Flow, Registration};
 use crate::oauth::errors::ReauthReason;
 use crate::oauth::Identity;
 
-pub use crypto::KeySource;
 pub use host::{HostStore, RecordBackend};
+pub use key::{DpapiScope, KeySource};
 pub use sqlite::SqliteStore;
 
 /// Stored connection state.

@@ -46,7 +46,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client as PgClient, Config, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::crypto::{Cipher, KeySource};
+use super::crypto::Cipher;
+use super::KeySource;
 use super::{TokenRecord, TokenStore};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Account, Registration};

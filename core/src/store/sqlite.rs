@@ -13,7 +13,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use secrecy::ExposeSecret;
 
-use super::crypto::{Cipher, KeySource};
+use super::crypto::Cipher;
+use super::KeySource;
 use super::{TokenRecord, TokenStore};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Account, Registration};
@@ -37,7 +38,7 @@ fn now_s() -> i64 {
 }
 
 /// Create the database file with owner-only permissions if it does not exist.
-fn create_private(path: &Path) -> Result<()> {
+fn create_private(path: &Path, access: crate::platform::FileAccess) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
@@ -49,23 +50,15 @@ fn create_private(path: &Path) -> Result<()> {
             ))
         })?;
     }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
-        .map_err(|e| Error::store(format!("cannot create the store {}: {e}", path.display())))?;
-    Ok(())
+    crate::platform::create_if_missing(path, access)
+        .map_err(|e| Error::store(format!("cannot create the store {}: {e}", path.display())))
 }
 
 impl SqliteStore {
     /// Open (or create) the store at `path` with the key from `key`.
     pub fn open(path: &Path, key: &KeySource) -> Result<SqliteStore> {
+        create_private(path, key.file_access())?;
         let cipher = Cipher::new(key)?;
-        create_private(path)?;
         let conn = Connection::open(path)
             .map_err(|e| Error::store(format!("cannot open the store {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(15))?;
