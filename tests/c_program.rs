@@ -183,3 +183,22 @@ async fn a_c_host_keeps_tokens_in_its_own_table_through_the_store_callbacks() {
     assert!(out.contains("PASS 0 failures"), "{out}");
     let _ = std::fs::remove_file(exe);
 }
+
+/// Bad input through the C ABI from a C host (tests/c/bad_input.c), under ASan: NULL pointers,
+/// invalid UTF-8, 2 MiB strings, bad JSON and options, unknown accounts and handles, wrong hosts,
+/// NULL-safe frees; after each failure the last error matches the returned code. No sandbox: every
+/// case is refused before any server would be contacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_c_abi_refuses_bad_input_from_a_c_host_under_address_sanitizer() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exe = compile_program("bad_input", true, &[]);
+    let store = dir.path().join("bad-input.db");
+    let out = run(&exe, &[store.to_str().unwrap()], true).await;
+    assert!(out.contains("PASS 0 failures"), "{out}");
+    assert!(out.contains("ok mc_status_name of unknown codes"), "{out}");
+    assert!(
+        out.contains("ok mc_store_list_add invalid UTF-8 id -> MC_E_INVALID_UTF8"),
+        "the store-callback probes ran:\n{out}"
+    );
+    let _ = std::fs::remove_file(exe);
+}

@@ -5,8 +5,16 @@
  *   MODE connect-device  : put a registration and an account, connect with the device-code callback
  *   MODE connect-browser : the same with the open-URL callback (the host "opens its own web view")
  *   MODE mail HOST IMAPS POP3S SMTP CA_FILE : test, access token, SASL string, send to self, fetch, folders
+ *   MODE connect-system-browser : the same without an open-URL callback: mailconnect opens the
+ *                          system browser (on Windows the registered http handler, ShellExecute)
  *   MODE check-connected : reopen the store (a second process) and find the account connected
+ *   MODE refresh         : take the access token, wait until it has expired, take it again: a new one
  *   MODE disconnect      : disconnect twice and check the state
+ *
+ * The store may be a Windows path (C:\Users\J\u00fcrgen\...): it is JSON-escaped into the options.
+ * MC_OPTIONS_EXTRA, when set, is appended to the options object (e.g. ,"key":{"dpapi":"machine"}).
+ * Portable C11 for gcc and MinGW (also the 32-bit build with -mrtd, where stdcall is the default:
+ * every callback is declared MC_CALL, as the header asks).
  *
  * The driver (tests/c_program.rs) reads our stdout: on "DEVICE <user_code> <uri>" or "OPEN <url>" it
  * completes the sign-in in the sandbox with its scripted browser. Every other line is a log line.
@@ -18,6 +26,46 @@
 #include <time.h>
 
 #include "mailconnect.h"
+
+#ifdef _WIN32
+#include <wchar.h>
+__declspec(dllimport) void __stdcall Sleep(unsigned long milliseconds);
+__declspec(dllimport) wchar_t *__stdcall GetCommandLineW(void);
+__declspec(dllimport) wchar_t **__stdcall CommandLineToArgvW(const wchar_t *command_line, int *argc);
+__declspec(dllimport) int __stdcall WideCharToMultiByte(unsigned code_page, unsigned long flags, const wchar_t *wide, int wide_len,
+                                                        char *out, int out_len, const char *default_char, int *used_default);
+static void sleep_ms(unsigned ms) { Sleep(ms); }
+
+/* Windows gives main() its arguments in the ANSI code page (Windows-1252 for "Jürgen"), but
+   mailconnect takes UTF-8, as a Windows host must give it every string: take the UTF-16 command
+   line and convert it (WideCharToMultiByte with CP_UTF8, 65001). */
+static char **utf8_arguments(int *argc) {
+    wchar_t **wide = CommandLineToArgvW(GetCommandLineW(), argc);
+    char **out = (char **)calloc((size_t)*argc + 1, sizeof(char *));
+    for (int i = 0; wide && out && i < *argc; i++) {
+        int n = WideCharToMultiByte(65001, 0, wide[i], -1, NULL, 0, NULL, NULL);
+        out[i] = (char *)calloc((size_t)n + 1, 1);
+        if (out[i]) WideCharToMultiByte(65001, 0, wide[i], -1, out[i], n, NULL, NULL);
+    }
+    return out;
+}
+#else
+static void sleep_ms(unsigned ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+#endif
+
+/* s as the inside of a JSON string (backslashes and quotes escaped). */
+static const char *json_escape(const char *s, char *out, size_t cap) {
+    size_t o = 0;
+    for (; s && *s && o + 2 < cap; s++) {
+        if (*s == '\\' || *s == '"') out[o++] = '\\';
+        out[o++] = *s;
+    }
+    out[o] = 0;
+    return out;
+}
 
 static int failures = 0;
 
@@ -33,7 +81,7 @@ static int failures = 0;
         }                                                                                          \
     } while (0)
 
-static void on_device_code(void *user_data, const char *user_code, const char *uri, const char *message) {
+static void MC_CALL on_device_code(void *user_data, const char *user_code, const char *uri, const char *message) {
     (void)message;
     int *seen = (int *)user_data;
     *seen += 1;
@@ -41,7 +89,7 @@ static void on_device_code(void *user_data, const char *user_code, const char *u
     fflush(stdout);
 }
 
-static int32_t on_open_url(void *user_data, const char *url) {
+static int32_t MC_CALL on_open_url(void *user_data, const char *url) {
     int *seen = (int *)user_data;
     *seen += 1;
     printf("OPEN %s\n", url);
@@ -49,22 +97,25 @@ static int32_t on_open_url(void *user_data, const char *url) {
     return 1; /* the host handles it (its own web view) */
 }
 
-static void on_progress(void *user_data, const char *stage) {
+static void MC_CALL on_progress(void *user_data, const char *stage) {
     (void)user_data;
     printf("progress %s\n", stage);
 }
 
-static void on_log(void *user_data, int32_t level, const char *target, const char *message) {
+static void MC_CALL on_log(void *user_data, int32_t level, const char *target, const char *message) {
     (void)user_data;
     fprintf(stderr, "log %d %s: %s\n", level, target, message);
 }
 
 static mc_client *open_client(const char *store, const char *ca_file) {
-    char opts[4096];
-    if (ca_file)
-        snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"language\":\"de\",\"http_timeout_secs\":10,\"extra_ca_file\":\"%s\"}", store, ca_file);
+    char opts[4096], store_json[1024], ca_json[1024];
+    const char *extra = getenv("MC_OPTIONS_EXTRA");
+    json_escape(store, store_json, sizeof store_json);
+    if (ca_file && *ca_file)
+        snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"language\":\"de\",\"http_timeout_secs\":10,\"extra_ca_file\":\"%s\"%s}", store_json,
+                 json_escape(ca_file, ca_json, sizeof ca_json), extra ? extra : "");
     else
-        snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"language\":\"de\",\"http_timeout_secs\":10}", store);
+        snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"language\":\"de\",\"http_timeout_secs\":10%s}", store_json, extra ? extra : "");
     mc_client *c = NULL;
     int32_t rc = mc_client_open(opts, &c);
     CHECK(rc == MC_OK && c != NULL, "mc_client_open");
@@ -112,6 +163,7 @@ static int raw_contains(const char *json, const char *needle) {
     return 0;
 }
 
+/* browser: 0 device code, 1 the host's open-URL callback, 2 the system browser (no callback). */
 static int connect_mode(const char *store, const char *emulator, int browser) {
     mc_client *c = open_client(store, NULL);
     if (!c) return 1;
@@ -136,13 +188,16 @@ static int connect_mode(const char *store, const char *emulator, int browser) {
     cb.version = MC_CONNECT_CALLBACKS_VERSION;
     cb.user_data = &seen;
     cb.on_device_code = on_device_code;
-    cb.on_open_url = on_open_url;
+    cb.on_open_url = browser == 2 ? NULL : on_open_url;
     cb.on_progress = on_progress;
     mc_cancel *cancel = NULL;
     CHECK(mc_cancel_new(&cancel) == MC_OK, "mc_cancel_new");
     int32_t rc = mc_connect(c, "alice", &cb, cancel);
     CHECK(rc == MC_OK, "mc_connect");
-    CHECK(seen == 1, browser ? "the open-URL callback ran once" : "the device-code callback ran once");
+    if (browser == 2)
+        CHECK(seen == 0, "no callback ran: the system browser showed the sign-in");
+    else
+        CHECK(seen == 1, browser ? "the open-URL callback ran once" : "the device-code callback ran once");
     mc_cancel_free(cancel);
 
     CHECK(mc_status(c, "alice", &json) == MC_OK && contains(json, "\"state\":\"connected\""), "mc_status connected");
@@ -195,10 +250,7 @@ static int mail_mode(const char *store, const char *host, const char *imaps, con
             found = raw_contains(json, "Subject: from the C program");
         }
         mc_string_free(json);
-        if (!found) {
-            struct timespec ts = {0, 250 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
+        if (!found) sleep_ms(250);
     }
     CHECK(found, "mc_fetch over IMAP finds the message sent from C");
     char *pop = NULL;
@@ -221,6 +273,29 @@ static int check_connected_mode(const char *store) {
     return failures ? 1 : 0;
 }
 
+/* The token in use expires (the driver made the emulator issue short-lived ones); the next call
+   refreshes it with the refresh token. */
+static int refresh_mode(const char *store) {
+    mc_client *c = open_client(store, NULL);
+    if (!c) return 1;
+    char *first = NULL, *status = NULL;
+    CHECK(mc_access_token(c, "alice", 0, &first) == MC_OK && first, "access token before expiry");
+    int refreshed = 0;
+    for (int i = 0; i < 240 && !refreshed; i++) { /* up to a minute: tokens last a few seconds */
+        char *now = NULL;
+        if (mc_access_token(c, "alice", 0, &now) == MC_OK && now && first && strcmp(now, first) != 0) refreshed = 1;
+        mc_string_free(now);
+        if (!refreshed) sleep_ms(250);
+    }
+    CHECK(refreshed, "a new access token after the first expired (refreshed with the refresh token)");
+    CHECK(mc_status(c, "alice", &status) == MC_OK && contains(status, "\"state\":\"connected\""), "still connected after the refresh");
+    if (status) printf("status %s\n", status);
+    mc_string_free(status);
+    mc_string_free(first);
+    mc_client_free(c);
+    return failures ? 1 : 0;
+}
+
 static int disconnect_mode(const char *store) {
     mc_client *c = open_client(store, NULL);
     if (!c) return 1;
@@ -236,6 +311,10 @@ static int disconnect_mode(const char *store) {
 }
 
 int main(int argc, char **argv) {
+#ifdef _WIN32
+    argv = utf8_arguments(&argc);
+    if (!argv) return 2;
+#endif
     if (mc_abi_version() != MC_ABI_VERSION) {
         fprintf(stderr, "ABI mismatch: library %u, header %u\n", mc_abi_version(), (unsigned)MC_ABI_VERSION);
         return 2;
@@ -249,7 +328,9 @@ int main(int argc, char **argv) {
     int rc;
     if (strcmp(mode, "connect-device") == 0 && argc >= 4) rc = connect_mode(store, argv[3], 0);
     else if (strcmp(mode, "connect-browser") == 0 && argc >= 4) rc = connect_mode(store, argv[3], 1);
-    else if (strcmp(mode, "mail") == 0 && argc >= 8) rc = mail_mode(store, argv[3], argv[4], argv[5], argv[6], argv[7]);
+    else if (strcmp(mode, "connect-system-browser") == 0 && argc >= 4) rc = connect_mode(store, argv[3], 2);
+    else if (strcmp(mode, "refresh") == 0) rc = refresh_mode(store);
+    else if (strcmp(mode, "mail") == 0 && argc >= 7) rc = mail_mode(store, argv[3], argv[4], argv[5], argv[6], argc >= 8 ? argv[7] : NULL);
     else if (strcmp(mode, "check-connected") == 0) rc = check_connected_mode(store);
     else if (strcmp(mode, "disconnect") == 0) rc = disconnect_mode(store);
     else {

@@ -4,6 +4,7 @@
 pub mod cabi;
 pub mod faultproxy;
 pub mod pg;
+pub mod wine;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,883 @@
+/*
+ * Bad input through the C ABI, from a host written only against include/mailconnect.h: what
+ * ffi/tests/bad_input.rs checks from Rust, checked again from C.
+ *
+ * usage: bad_input STORE_PATH
+ *   STORE_PATH : a fresh token store file (may be a Windows path such as C:\x\y.db; it is
+ *                JSON-escaped into the options). Nothing here contacts a server: every account
+ *                used is unknown, not connected, or the call is refused before any I/O.
+ *
+ * Covered, for every function of the header: NULL client, NULL out pointers, NULL and invalid
+ * UTF-8 string arguments; plus empty and 2 MiB strings, JSON that is not an object or not JSON,
+ * unknown option fields, values out of range, wrong hosts, unknown accounts / registrations /
+ * sign-in handles, wrong callback versions, missing callbacks, unknown protocol bits, a cancel
+ * triggered before the call, the NULL-safe frees, mc_status_name of unknown codes and the ABI
+ * version. After every failing call: mc_last_error_code() is the returned code,
+ * mc_last_error_message() is non-NULL and non-empty, mc_last_error_diagnostic() is JSON naming the
+ * status, and out pointers are left NULL.
+ *
+ * Portable ISO C11 (gcc, MinGW-w64 64- and 32-bit; the 32-bit build uses -mrtd, where stdcall is
+ * the default: every callback is declared MC_CALL, as the header asks). No POSIX.
+ * Prints "ok <what>" per passing check and "FAIL ..." to stderr; ends with "PASS 0 failures" or
+ * "FAIL n failures". Exit status 0 = every check passed.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mailconnect.h"
+
+static int failures = 0;
+
+#define CHECK(cond, what)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d %s: %s (%s) %s\n", __FILE__, __LINE__, what,               \
+                    mc_status_name(mc_last_error_code()), mc_last_error_message(),                 \
+                    mc_last_error_diagnostic());                                                   \
+            failures++;                                                                            \
+        } else {                                                                                   \
+            printf("ok %s\n", what);                                                              \
+        }                                                                                          \
+    } while (0)
+
+static int contains(const char *hay, const char *needle) { return hay && needle && strstr(hay, needle) != NULL; }
+
+/* s as the inside of a JSON string (backslashes and quotes escaped). */
+static const char *json_escape(const char *s, char *out, size_t cap) {
+    size_t o = 0;
+    for (; s && *s && o + 2 < cap; s++) {
+        if (*s == '\\' || *s == '"') out[o++] = '\\';
+        out[o++] = *s;
+    }
+    out[o] = 0;
+    return out;
+}
+
+static char *copy_of(const char *s) {
+    if (!s) return NULL;
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (c) memcpy(c, s, n);
+    return c;
+}
+
+/* Check a failing call, right after it: it returned `want`, the thread's last error code is the
+ * same, the message is non-NULL and non-empty (and contains msg_needle when given), and the
+ * diagnostic is JSON naming the status (and contains diag_needle when given). The borrowed
+ * strings are copied before any other mailconnect call. */
+static void expect_at(int line, int32_t rc, int32_t want, const char *what, const char *msg_needle, const char *diag_needle) {
+    int32_t last = mc_last_error_code();
+    const char *m = mc_last_error_message();
+    int msg_null = m == NULL;
+    char *msg = copy_of(m);
+    const char *d = mc_last_error_diagnostic();
+    int diag_null = d == NULL;
+    char *diag = copy_of(d);
+    char status[96];
+    snprintf(status, sizeof status, "\"status\":\"%s\"", mc_status_name(want));
+    const char *problem = NULL;
+    if (rc != want) problem = "wrong return code";
+    else if (last != rc) problem = "mc_last_error_code() differs from the returned code";
+    else if (msg_null) problem = "mc_last_error_message() is NULL";
+    else if (!msg || !*msg) problem = "mc_last_error_message() is empty";
+    else if (msg_needle && !contains(msg, msg_needle)) problem = "the message does not name what is wrong";
+    else if (diag_null) problem = "mc_last_error_diagnostic() is NULL";
+    else if (!diag || diag[0] != '{' || !contains(diag, status)) problem = "the diagnostic does not name the status";
+    else if (diag_needle && !contains(diag, diag_needle)) problem = "the diagnostic lacks the expected evidence";
+    if (problem) {
+        /* Messages may quote a 2 MiB argument: print their beginning only. */
+        fprintf(stderr, "FAIL %s:%d %s: %s: returned %d (%s), want %d (%s); last code %d; message '%.400s'%s%s%s; diagnostic %.4000s%s%s\n",
+                __FILE__, line, what, problem, (int)rc, mc_status_name(rc), (int)want, mc_status_name(want), (int)last,
+                msg_null ? "(NULL)" : (msg ? msg : "?"), msg_needle ? " (want '" : "", msg_needle ? msg_needle : "",
+                msg_needle ? "')" : "", diag_null ? "(NULL)" : (diag ? diag : "?"), diag_needle ? " want " : "",
+                diag_needle ? diag_needle : "");
+        failures++;
+    } else {
+        printf("ok %s -> %s\n", what, mc_status_name(want));
+    }
+    free(msg);
+    free(diag);
+}
+
+#define EXPECT(call, want, what) expect_at(__LINE__, (call), (want), (what), NULL, NULL)
+#define EXPECT_MSG(call, want, what, needle) expect_at(__LINE__, (call), (want), (what), (needle), NULL)
+#define EXPECT_DIAG(call, want, what, needle) expect_at(__LINE__, (call), (want), (what), NULL, (needle))
+
+/* A failed call must not hand out a string: *out is still NULL. Frees whatever was handed out. */
+static void out_left_null_at(int line, char **out, const char *what) {
+    if (*out != NULL) {
+        fprintf(stderr, "FAIL %s:%d %s: *out was set on failure\n", __FILE__, line, what);
+        failures++;
+    } else {
+        printf("ok %s leaves *out NULL\n", what);
+    }
+    mc_string_free(*out);
+    *out = NULL;
+}
+#define OUT_NULL(out, what) out_left_null_at(__LINE__, &(out), (what))
+
+/* A failing call with a string out-parameter: the code, the last error, and *out left NULL. */
+#define EXPECT_OUT(call, want, what, out)                                                          \
+    do {                                                                                           \
+        EXPECT(call, want, what);                                                                  \
+        OUT_NULL(out, what);                                                                       \
+    } while (0)
+
+/* After a success the last error is cleared. */
+static void cleared_at(int line, const char *what) {
+    int32_t last = mc_last_error_code();
+    const char *m = mc_last_error_message();
+    int ok = last == MC_OK && m != NULL && m[0] == 0;
+    const char *d = mc_last_error_diagnostic();
+    ok = ok && d != NULL && strcmp(d, "{}") == 0;
+    if (!ok) {
+        fprintf(stderr, "FAIL %s:%d %s: last error not cleared after a success: code %d, message '%s', diagnostic %s\n",
+                __FILE__, line, what, (int)last, m ? m : "(NULL)", d ? d : "(NULL)");
+        failures++;
+    } else {
+        printf("ok %s clears the last error\n", what);
+    }
+}
+#define CLEARED(what) cleared_at(__LINE__, (what))
+
+static const char BAD_UTF8[] = "\xff\xfe";   /* never valid UTF-8 */
+static const char TRUNCATED_UTF8[] = "caf\xc3"; /* a sequence cut short */
+#define HUGE_LEN ((size_t)2 * 1024 * 1024)    /* 2 MiB */
+
+static const char REG[] = "{\"id\":\"r\",\"provider\":\"microsoft\",\"client_id\":\"c\",\"authority_host\":\"http://127.0.0.1:9\"}";
+static const char ACC[] = "{\"id\":\"a\",\"mailbox\":\"alice@example.test\",\"registration\":\"r\"}";
+static const char KEY_OPTS[] = "{\"key\":{\"base64\":\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"}}";
+
+/* ---- callbacks (never expected to be called where they would matter; all MC_CALL) ---------- */
+
+static void MC_CALL on_log(void *user_data, int32_t level, const char *target, const char *message) {
+    (void)user_data;
+    fprintf(stderr, "log %d %s: %s\n", (int)level, target ? target : "", message ? message : "");
+}
+
+static int32_t MC_CALL on_open_url(void *user_data, const char *url) {
+    int *calls = (int *)user_data;
+    *calls += 1;
+    printf("unexpected open-URL callback: %s\n", url);
+    return 1;
+}
+
+static void MC_CALL on_device_code(void *user_data, const char *user_code, const char *uri, const char *message) {
+    int *calls = (int *)user_data;
+    (void)message;
+    *calls += 1;
+    printf("unexpected device-code callback: %s %s\n", user_code, uri);
+}
+
+static void MC_CALL on_progress(void *user_data, const char *stage) {
+    int *calls = (int *)user_data;
+    *calls += 1;
+    printf("progress %s\n", stage);
+}
+
+/* ---- a host-owned store that is always empty, probing the record/list exports from inside ---- */
+
+#define PROBES 6
+typedef struct {
+    int load_calls, list_calls;
+    int load_probed, list_probed;
+    int32_t rc[2][PROBES];   /* [0] load probes, [1] list probes: returned code */
+    int32_t last[2][PROBES]; /* mc_last_error_code() right after */
+    int msg_ok[2][PROBES];   /* mc_last_error_message() non-NULL and non-empty */
+    int32_t ok_rc;           /* a valid mc_store_record_set inside load */
+} store_probe;
+
+static void record_probe(store_probe *p, int which, int i, int32_t rc) {
+    const char *m;
+    p->rc[which][i] = rc;
+    p->last[which][i] = mc_last_error_code();
+    m = mc_last_error_message();
+    p->msg_ok[which][i] = m != NULL && m[0] != 0;
+}
+
+static int32_t MC_CALL st_load(void *user_data, const char *kind, const char *id, mc_store_record *out) {
+    store_probe *p = (store_probe *)user_data;
+    static const uint8_t blob[4] = {1, 2, 3, 4};
+    (void)kind;
+    (void)id;
+    p->load_calls++;
+    if (!p->load_probed) {
+        p->load_probed = 1;
+        record_probe(p, 0, 0, mc_store_record_set(NULL, blob, sizeof blob, 1));
+        record_probe(p, 0, 1, mc_store_record_set(out, NULL, 5, 1));
+        record_probe(p, 0, 2, mc_store_record_set(out, blob, sizeof blob, 0));
+        record_probe(p, 0, 3, mc_store_record_set(out, blob, sizeof blob, -1));
+        record_probe(p, 0, 4, mc_store_record_set(out, blob, sizeof blob, INT64_MIN));
+        record_probe(p, 0, 5, mc_store_record_set(out, NULL, 0, 0));
+        /* A valid set; the record is then reported as not found, so it is ignored. */
+        p->ok_rc = mc_store_record_set(out, blob, sizeof blob, 1);
+    }
+    return MC_STORE_NOT_FOUND;
+}
+
+static int32_t MC_CALL st_cas(void *user_data, const char *kind, const char *id, const uint8_t *data, size_t len,
+                              int64_t expected_version, int64_t new_version) {
+    (void)user_data, (void)kind, (void)id, (void)data, (void)len, (void)expected_version, (void)new_version;
+    return -7; /* this host's database is read-only: never expected to be called */
+}
+
+static int32_t MC_CALL st_remove(void *user_data, const char *kind, const char *id) {
+    (void)user_data, (void)kind, (void)id;
+    return MC_STORE_NOT_FOUND;
+}
+
+static int32_t MC_CALL st_list(void *user_data, const char *kind, mc_store_list *out) {
+    store_probe *p = (store_probe *)user_data;
+    static const uint8_t blob[4] = {1, 2, 3, 4};
+    (void)kind;
+    p->list_calls++;
+    if (!p->list_probed) {
+        p->list_probed = 1;
+        record_probe(p, 1, 0, mc_store_list_add(NULL, "x", blob, sizeof blob, 1));
+        record_probe(p, 1, 1, mc_store_list_add(out, NULL, blob, sizeof blob, 1));
+        record_probe(p, 1, 2, mc_store_list_add(out, BAD_UTF8, blob, sizeof blob, 1));
+        record_probe(p, 1, 3, mc_store_list_add(out, "x", NULL, 5, 1));
+        record_probe(p, 1, 4, mc_store_list_add(out, "x", blob, sizeof blob, 0));
+        record_probe(p, 1, 5, mc_store_list_add(out, "x", blob, sizeof blob, -3));
+    }
+    return MC_STORE_OK; /* nothing was added: an empty list */
+}
+
+static void check_probe_at(int line, const store_probe *p, int which, int i, int32_t want, const char *what) {
+    int32_t rc = p->rc[which][i], last = p->last[which][i];
+    if (rc != want || last != rc || !p->msg_ok[which][i]) {
+        fprintf(stderr, "FAIL %s:%d %s: returned %d (%s), want %d (%s); last code %d; message %s\n", __FILE__, line, what,
+                (int)rc, mc_status_name(rc), (int)want, mc_status_name(want), (int)last,
+                p->msg_ok[which][i] ? "ok" : "NULL or empty");
+        failures++;
+    } else {
+        printf("ok %s -> %s\n", what, mc_status_name(want));
+    }
+}
+
+/* ---- the checks -------------------------------------------------------------------------------- */
+
+static void versions_and_names(void) {
+    CHECK(mc_abi_version() == MC_ABI_VERSION, "mc_abi_version() == MC_ABI_VERSION");
+    CHECK(mc_version() != NULL && strcmp(mc_version(), MAILCONNECT_VERSION) == 0, "mc_version() == MAILCONNECT_VERSION");
+    static const struct {
+        int32_t code;
+        const char *name;
+    } known[] = {
+#define NAME(c) {c, #c}
+        NAME(MC_OK), NAME(MC_E_INVALID_ARGUMENT), NAME(MC_E_NULL_POINTER), NAME(MC_E_INVALID_UTF8),
+        NAME(MC_E_NOT_FOUND), NAME(MC_E_STATE), NAME(MC_E_REAUTHORIZATION_REQUIRED),
+        NAME(MC_E_PROVIDER_CONFIGURATION), NAME(MC_E_AUTHORIZATION_DENIED), NAME(MC_E_PROVIDER_UNAVAILABLE),
+        NAME(MC_E_NETWORK), NAME(MC_E_TLS), NAME(MC_E_MAIL_SERVER), NAME(MC_E_STORE), NAME(MC_E_CANCELLED),
+        NAME(MC_E_TIMEOUT), NAME(MC_E_INTERNAL),
+#undef NAME
+    };
+    int all = 1;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        const char *n = mc_status_name(known[i].code);
+        if (!n || strcmp(n, known[i].name) != 0) {
+            fprintf(stderr, "FAIL mc_status_name(%d) = %s, want %s\n", (int)known[i].code, n ? n : "(NULL)", known[i].name);
+            all = 0;
+        }
+    }
+    CHECK(all, "mc_status_name names every code of the header");
+    static const int32_t unknown[] = {1, 2, 12345, -4, -9, -12, -24, -32, -41, -51, -62, -98, -100, INT32_MIN, INT32_MAX};
+    all = 1;
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        const char *n = mc_status_name(unknown[i]);
+        if (!n || strcmp(n, "MC_E_INTERNAL") != 0) {
+            fprintf(stderr, "FAIL mc_status_name(%d) = %s, want MC_E_INTERNAL\n", (int)unknown[i], n ? n : "(NULL)");
+            all = 0;
+        }
+    }
+    CHECK(all, "mc_status_name of unknown codes (1, 12345, -4, INT32_MIN, INT32_MAX, ...) is \"MC_E_INTERNAL\"");
+}
+
+static void log_callback(void) {
+    EXPECT_MSG(mc_set_log_callback(on_log, NULL, 6), MC_E_INVALID_ARGUMENT, "mc_set_log_callback level 6", "max_level");
+    EXPECT(mc_set_log_callback(on_log, NULL, -1), MC_E_INVALID_ARGUMENT, "mc_set_log_callback level -1");
+    EXPECT(mc_set_log_callback(on_log, NULL, INT32_MIN), MC_E_INVALID_ARGUMENT, "mc_set_log_callback level INT32_MIN");
+    CHECK(mc_set_log_callback(NULL, NULL, MC_LOG_WARN) == MC_OK, "mc_set_log_callback with a NULL callback (stops forwarding)");
+    CLEARED("mc_set_log_callback(NULL, ...)");
+    CHECK(mc_set_log_callback(on_log, NULL, MC_LOG_WARN) == MC_OK, "mc_set_log_callback with an MC_CALL callback");
+}
+
+static void client_options(const char *store_json, const char *huge) {
+    char opts[4096];
+    mc_client *c = NULL;
+    EXPECT_MSG(mc_client_open(NULL, &c), MC_E_NULL_POINTER, "mc_client_open NULL options", "options_json");
+    CHECK(c == NULL, "mc_client_open NULL options leaves *out NULL");
+    snprintf(opts, sizeof opts, "{\"store\":\"%s\"}", store_json);
+    EXPECT_MSG(mc_client_open(opts, NULL), MC_E_NULL_POINTER, "mc_client_open NULL out", "out");
+    EXPECT_MSG(mc_client_open(BAD_UTF8, &c), MC_E_INVALID_UTF8, "mc_client_open invalid UTF-8 options", "UTF-8");
+    EXPECT(mc_client_open(TRUNCATED_UTF8, &c), MC_E_INVALID_UTF8, "mc_client_open truncated UTF-8 options");
+    static const char *const not_objects[] = {"[]", "[1,2]", "42", "\"store\"", "null", "true", "", "   ", "{not json", "{\"store\":", "{}}"};
+    for (size_t i = 0; i < sizeof not_objects / sizeof not_objects[0]; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "mc_client_open options '%s' (not a JSON object)", not_objects[i]);
+        EXPECT(mc_client_open(not_objects[i], &c), MC_E_INVALID_ARGUMENT, what);
+    }
+    snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"colour\":\"red\"}", store_json);
+    EXPECT_DIAG(mc_client_open(opts, &c), MC_E_INVALID_ARGUMENT, "mc_client_open unknown option field 'colour'", "\"field\":\"colour\"");
+    snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"language\":\"fr\"}", store_json);
+    EXPECT_DIAG(mc_client_open(opts, &c), MC_E_INVALID_ARGUMENT, "mc_client_open language 'fr'", "\"field\":\"language\"");
+    snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"log_level\":\"loud\"}", store_json);
+    EXPECT_DIAG(mc_client_open(opts, &c), MC_E_INVALID_ARGUMENT, "mc_client_open log_level 'loud'", "\"field\":\"log_level\"");
+    snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"http_timeout_secs\":0}", store_json);
+    EXPECT_DIAG(mc_client_open(opts, &c), MC_E_INVALID_ARGUMENT, "mc_client_open http_timeout_secs 0", "\"field\":\"http_timeout_secs\"");
+    snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"http_timeout_secs\":-5}", store_json);
+    EXPECT(mc_client_open(opts, &c), MC_E_INVALID_ARGUMENT, "mc_client_open http_timeout_secs -5");
+    snprintf(opts, sizeof opts, "{\"store\":42}");
+    EXPECT(mc_client_open(opts, &c), MC_E_INVALID_ARGUMENT, "mc_client_open store 42 (wrong type)");
+    snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"key\":{}}", store_json);
+    EXPECT_DIAG(mc_client_open(opts, &c), MC_E_INVALID_ARGUMENT, "mc_client_open key {} (no source)", "\"field\":\"key\"");
+    snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"key\":{\"base64\":\"not base64!\"}}", store_json);
+    EXPECT(mc_client_open(opts, &c), MC_E_INVALID_ARGUMENT, "mc_client_open key base64 that is not base64");
+    snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"extra_ca_file\":\".\"}", store_json);
+    EXPECT_DIAG(mc_client_open(opts, &c), MC_E_INVALID_ARGUMENT, "mc_client_open extra_ca_file a directory", "\"field\":\"extra_ca_file\"");
+    EXPECT(mc_client_open(huge, &c), MC_E_INVALID_ARGUMENT, "mc_client_open 2 MiB options (not JSON)");
+    CHECK(c == NULL, "mc_client_open failures leave *out NULL");
+    if (c) mc_client_free(c);
+}
+
+/* Every failure of a host-owned store's open, then an empty host store probing the record exports. */
+static void host_store(void) {
+    store_probe probe;
+    memset(&probe, 0, sizeof probe);
+    mc_store_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.version = MC_STORE_CALLBACKS_VERSION;
+    cb.user_data = &probe;
+    cb.load = st_load;
+    cb.compare_and_swap = st_cas;
+    cb.remove = st_remove;
+    cb.list = st_list;
+    mc_client *c = NULL;
+
+    EXPECT_MSG(mc_client_open_with_store(KEY_OPTS, &cb, NULL), MC_E_NULL_POINTER, "mc_client_open_with_store NULL out", "out");
+    EXPECT_MSG(mc_client_open_with_store(KEY_OPTS, NULL, &c), MC_E_NULL_POINTER, "mc_client_open_with_store NULL callbacks", "callbacks");
+    EXPECT_MSG(mc_client_open_with_store(NULL, &cb, &c), MC_E_NULL_POINTER, "mc_client_open_with_store NULL options", "options_json");
+    EXPECT(mc_client_open_with_store(BAD_UTF8, &cb, &c), MC_E_INVALID_UTF8, "mc_client_open_with_store invalid UTF-8 options");
+    EXPECT(mc_client_open_with_store("[]", &cb, &c), MC_E_INVALID_ARGUMENT, "mc_client_open_with_store options '[]'");
+    EXPECT(mc_client_open_with_store("{\"key\":", &cb, &c), MC_E_INVALID_ARGUMENT, "mc_client_open_with_store options not JSON");
+    EXPECT_DIAG(mc_client_open_with_store("{}", &cb, &c), MC_E_INVALID_ARGUMENT, "mc_client_open_with_store without a key", "\"field\":\"key\"");
+    EXPECT_MSG(mc_client_open_with_store("{\"store\":\"x.db\",\"key\":{\"base64\":\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"}}", &cb, &c),
+               MC_E_INVALID_ARGUMENT, "mc_client_open_with_store with a 'store'", "store");
+    EXPECT_DIAG(mc_client_open_with_store("{\"key\":{\"base64\":\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"},\"colour\":1}", &cb, &c),
+                MC_E_INVALID_ARGUMENT, "mc_client_open_with_store unknown option field", "\"field\":\"colour\"");
+    cb.version = 99;
+    EXPECT_MSG(mc_client_open_with_store(KEY_OPTS, &cb, &c), MC_E_INVALID_ARGUMENT, "mc_client_open_with_store callbacks version 99", "version");
+    cb.version = 0;
+    EXPECT_MSG(mc_client_open_with_store(KEY_OPTS, &cb, &c), MC_E_INVALID_ARGUMENT, "mc_client_open_with_store callbacks version 0", "version");
+    cb.version = MC_STORE_CALLBACKS_VERSION;
+    cb.load = NULL;
+    EXPECT_MSG(mc_client_open_with_store(KEY_OPTS, &cb, &c), MC_E_NULL_POINTER, "mc_client_open_with_store without load", "load");
+    cb.load = st_load;
+    cb.compare_and_swap = NULL;
+    EXPECT_MSG(mc_client_open_with_store(KEY_OPTS, &cb, &c), MC_E_NULL_POINTER, "mc_client_open_with_store without compare_and_swap", "compare_and_swap");
+    cb.compare_and_swap = st_cas;
+    cb.remove = NULL;
+    EXPECT_MSG(mc_client_open_with_store(KEY_OPTS, &cb, &c), MC_E_NULL_POINTER, "mc_client_open_with_store without remove", "remove");
+    cb.remove = st_remove;
+    cb.list = NULL;
+    EXPECT_MSG(mc_client_open_with_store(KEY_OPTS, &cb, &c), MC_E_NULL_POINTER, "mc_client_open_with_store without list", "list");
+    cb.list = st_list;
+    CHECK(c == NULL, "mc_client_open_with_store failures leave *out NULL");
+    CHECK(probe.load_calls == 0 && probe.list_calls == 0, "no store callback ran for a refused open");
+
+    /* Outside a callback, NULL record / list pointers. */
+    EXPECT_MSG(mc_store_record_set(NULL, NULL, 0, 1), MC_E_NULL_POINTER, "mc_store_record_set NULL rec", "rec");
+    EXPECT_MSG(mc_store_list_add(NULL, "x", NULL, 0, 1), MC_E_NULL_POINTER, "mc_store_list_add NULL list", "list");
+
+    CHECK(mc_client_open_with_store(KEY_OPTS, &cb, &c) == MC_OK && c != NULL, "mc_client_open_with_store on an empty host store");
+    if (!c) return;
+    char *out = NULL;
+    CHECK(mc_account_list(c, &out) == MC_OK && out && strcmp(out, "[]") == 0, "mc_account_list on the empty host store is []");
+    mc_string_free(out);
+    out = NULL;
+    CHECK(probe.list_probed, "the list callback ran (and probed mc_store_list_add)");
+    if (probe.list_probed) {
+        check_probe_at(__LINE__, &probe, 1, 0, MC_E_NULL_POINTER, "mc_store_list_add NULL list (inside list)");
+        check_probe_at(__LINE__, &probe, 1, 1, MC_E_NULL_POINTER, "mc_store_list_add NULL id");
+        check_probe_at(__LINE__, &probe, 1, 2, MC_E_INVALID_UTF8, "mc_store_list_add invalid UTF-8 id");
+        check_probe_at(__LINE__, &probe, 1, 3, MC_E_NULL_POINTER, "mc_store_list_add NULL data with len 5");
+        check_probe_at(__LINE__, &probe, 1, 4, MC_E_INVALID_ARGUMENT, "mc_store_list_add version 0");
+        check_probe_at(__LINE__, &probe, 1, 5, MC_E_INVALID_ARGUMENT, "mc_store_list_add version -3");
+    }
+    EXPECT_OUT(mc_account_get(c, "nobody", &out), MC_E_NOT_FOUND, "mc_account_get unknown account on the host store", out);
+    CHECK(probe.load_probed, "the load callback ran (and probed mc_store_record_set)");
+    if (probe.load_probed) {
+        check_probe_at(__LINE__, &probe, 0, 0, MC_E_NULL_POINTER, "mc_store_record_set NULL rec (inside load)");
+        check_probe_at(__LINE__, &probe, 0, 1, MC_E_NULL_POINTER, "mc_store_record_set NULL data with len 5");
+        check_probe_at(__LINE__, &probe, 0, 2, MC_E_INVALID_ARGUMENT, "mc_store_record_set version 0");
+        check_probe_at(__LINE__, &probe, 0, 3, MC_E_INVALID_ARGUMENT, "mc_store_record_set version -1");
+        check_probe_at(__LINE__, &probe, 0, 4, MC_E_INVALID_ARGUMENT, "mc_store_record_set version INT64_MIN");
+        check_probe_at(__LINE__, &probe, 0, 5, MC_E_INVALID_ARGUMENT, "mc_store_record_set NULL data, len 0, version 0");
+        CHECK(probe.ok_rc == MC_OK, "mc_store_record_set with valid arguments inside load succeeds");
+    }
+    EXPECT_OUT(mc_status(c, "nobody", &out), MC_E_NOT_FOUND, "mc_status unknown account on the host store", out);
+    mc_client_free(c);
+}
+
+static void events(mc_client *c, const char *huge) {
+    char *ev = NULL;
+    EXPECT_OUT(mc_next_event(NULL, 0, &ev), MC_E_NULL_POINTER, "mc_next_event NULL client", ev);
+    EXPECT_MSG(mc_next_event(c, 0, NULL), MC_E_NULL_POINTER, "mc_next_event NULL out", "out_event_json");
+    EXPECT(mc_next_event(NULL, 10, NULL), MC_E_NULL_POINTER, "mc_next_event NULL client and out");
+    /* A fresh client has no event yet: success with *out set to NULL (even if it held garbage). */
+    static char sentinel[] = "not an event";
+    ev = sentinel;
+    CHECK(mc_next_event(c, 0, &ev) == MC_OK && ev == NULL, "mc_next_event on a fresh client: MC_OK and *out NULL");
+    if (ev != sentinel) mc_string_free(ev);
+    ev = NULL;
+    CLEARED("mc_next_event");
+
+    EXPECT(mc_events_configure(NULL, "{}"), MC_E_NULL_POINTER, "mc_events_configure NULL client");
+    EXPECT_MSG(mc_events_configure(c, NULL), MC_E_NULL_POINTER, "mc_events_configure NULL options", "options_json");
+    EXPECT_MSG(mc_events_configure(c, BAD_UTF8), MC_E_INVALID_UTF8, "mc_events_configure invalid UTF-8", "UTF-8");
+    static const char *const bad[] = {"{\"capacity\": 1}", "{\"capacity\": 100001}", "{\"capacity\": -1}", "{\"capacity\": \"big\"}",
+                                      "{\"log_level\": \"loud\"}", "{\"log_level\": 3}", "{\"size\": 3}", "[]", "", "nonsense", "{"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "mc_events_configure '%s'", bad[i]);
+        EXPECT(mc_events_configure(c, bad[i]), MC_E_INVALID_ARGUMENT, what);
+    }
+    EXPECT_DIAG(mc_events_configure(c, "{\"size\": 3}"), MC_E_INVALID_ARGUMENT, "mc_events_configure unknown field names it", "\"field\":\"size\"");
+    EXPECT(mc_events_configure(c, huge), MC_E_INVALID_ARGUMENT, "mc_events_configure 2 MiB string");
+    CHECK(mc_events_configure(c, "{\"capacity\": 2}") == MC_OK, "mc_events_configure capacity 2 (the lower bound) is accepted");
+    CLEARED("mc_events_configure");
+    CHECK(mc_events_configure(c, "{}") == MC_OK, "mc_events_configure {} restores the defaults");
+}
+
+static void registrations_and_accounts(mc_client *c, const char *huge) {
+    char *out = NULL;
+    /* Registrations. */
+    EXPECT(mc_registration_put(NULL, REG), MC_E_NULL_POINTER, "mc_registration_put NULL client");
+    EXPECT_MSG(mc_registration_put(c, NULL), MC_E_NULL_POINTER, "mc_registration_put NULL json", "registration_json");
+    EXPECT_MSG(mc_registration_put(c, BAD_UTF8), MC_E_INVALID_UTF8, "mc_registration_put invalid UTF-8", "UTF-8");
+    static const struct {
+        const char *json, *field, *what;
+    } bad_regs[] = {
+        {"[]", NULL, "mc_registration_put '[]'"},
+        {"", NULL, "mc_registration_put empty string"},
+        {"{not json", NULL, "mc_registration_put not JSON"},
+        {"{\"id\":\"r\",\"provider\":\"microsoft\",\"client_id\":\"c\",\"colour\":1}", "colour", "mc_registration_put unknown field"},
+        {"{\"id\":\"r\",\"provider\":\"carrier-pigeon\",\"client_id\":\"c\"}", "provider", "mc_registration_put unknown provider"},
+        {"{\"id\":\"\",\"provider\":\"microsoft\",\"client_id\":\"c\"}", "id", "mc_registration_put empty id"},
+        {"{\"id\":\"r\",\"provider\":\"microsoft\",\"client_id\":\"\"}", "client_id", "mc_registration_put empty client_id"},
+        {"{\"id\":\"r\",\"provider\":\"microsoft\",\"client_id\":\"c\",\"authority_host\":\"http://login.example.com\"}", "authority_host",
+         "mc_registration_put wrong host: http authority on a non-loopback host"},
+        {"{\"id\":\"r\",\"provider\":\"microsoft\",\"client_id\":\"c\",\"authority_host\":\"ftp://127.0.0.1\"}", "authority_host",
+         "mc_registration_put wrong host: ftp authority"},
+        {"{\"id\":\"r\",\"provider\":\"microsoft\",\"client_id\":\"c\",\"authority_host\":\"not a url\"}", "authority_host",
+         "mc_registration_put wrong host: not a URL"},
+        {"{\"id\":\"r\",\"provider\":\"microsoft\",\"client_id\":\"c\",\"authority_host\":\"https://login.example.com/tenant/path\"}",
+         "authority_host", "mc_registration_put wrong host: authority with a path"},
+        {"{\"id\":\"r\",\"provider\":\"microsoft\",\"client_id\":\"c\",\"tenant\":\"a b\"}", "tenant", "mc_registration_put bad tenant"},
+        {"{\"id\":\"r\",\"provider\":\"microsoft\",\"client_id\":\"c\",\"cloud\":\"mars\"}", "cloud", "mc_registration_put unknown cloud"},
+    };
+    for (size_t i = 0; i < sizeof bad_regs / sizeof bad_regs[0]; i++) {
+        char needle[96];
+        if (bad_regs[i].field) {
+            snprintf(needle, sizeof needle, "\"field\":\"%s\"", bad_regs[i].field);
+            EXPECT_DIAG(mc_registration_put(c, bad_regs[i].json), MC_E_INVALID_ARGUMENT, bad_regs[i].what, needle);
+        } else {
+            EXPECT(mc_registration_put(c, bad_regs[i].json), MC_E_INVALID_ARGUMENT, bad_regs[i].what);
+        }
+    }
+    EXPECT(mc_registration_put(c, huge), MC_E_INVALID_ARGUMENT, "mc_registration_put 2 MiB string");
+    EXPECT_OUT(mc_registration_list(NULL, &out), MC_E_NULL_POINTER, "mc_registration_list NULL client", out);
+    EXPECT_MSG(mc_registration_list(c, NULL), MC_E_NULL_POINTER, "mc_registration_list NULL out", "out_json");
+    CHECK(mc_registration_list(c, &out) == MC_OK && out && strcmp(out, "[]") == 0, "no registration was written by the refused puts");
+    mc_string_free(out);
+    out = NULL;
+    EXPECT(mc_registration_remove(NULL, "r"), MC_E_NULL_POINTER, "mc_registration_remove NULL client");
+    EXPECT_MSG(mc_registration_remove(c, NULL), MC_E_NULL_POINTER, "mc_registration_remove NULL id", "registration_id");
+    EXPECT(mc_registration_remove(c, BAD_UTF8), MC_E_INVALID_UTF8, "mc_registration_remove invalid UTF-8");
+    EXPECT(mc_registration_remove(c, ""), MC_E_INVALID_ARGUMENT, "mc_registration_remove empty id");
+    EXPECT_MSG(mc_registration_remove(c, "nobody"), MC_E_NOT_FOUND, "mc_registration_remove unknown registration", "nobody");
+    EXPECT(mc_registration_remove(c, huge), MC_E_NOT_FOUND, "mc_registration_remove 2 MiB id");
+    CHECK(mc_registration_put(c, REG) == MC_OK, "mc_registration_put (valid)");
+    CLEARED("mc_registration_put");
+
+    /* Accounts. */
+    EXPECT(mc_account_put(NULL, ACC), MC_E_NULL_POINTER, "mc_account_put NULL client");
+    EXPECT_MSG(mc_account_put(c, NULL), MC_E_NULL_POINTER, "mc_account_put NULL json", "account_json");
+    EXPECT_MSG(mc_account_put(c, BAD_UTF8), MC_E_INVALID_UTF8, "mc_account_put invalid UTF-8", "UTF-8");
+    EXPECT(mc_account_put(c, TRUNCATED_UTF8), MC_E_INVALID_UTF8, "mc_account_put truncated UTF-8");
+    static const struct {
+        const char *json, *field, *what;
+    } bad_accs[] = {
+        {"[]", NULL, "mc_account_put '[]'"},
+        {"", NULL, "mc_account_put empty string"},
+        {"{not json", NULL, "mc_account_put not JSON"},
+        {"42", NULL, "mc_account_put a number"},
+        {"{\"id\":\"a\",\"mailbox\":42,\"registration\":\"r\"}", "mailbox", "mc_account_put mailbox 42"},
+        {"{\"id\":\"a\",\"mailbox\":\"alice@example.test\",\"registration\":\"r\",\"flow\":\"telepathy\"}", "flow", "mc_account_put flow 'telepathy'"},
+        {"{\"id\":\"a\",\"mailbox\":\"alice@example.test\",\"registration\":\"missing\"}", "registration", "mc_account_put unknown registration"},
+        {"{\"id\":\"a\",\"mailbox\":\"alice@example.test\",\"registration\":\"r\",\"colour\":1}", "colour", "mc_account_put unknown field"},
+        {"{\"id\":\"a\",\"mailbox\":\"not an address\",\"registration\":\"r\"}", "mailbox", "mc_account_put mailbox not an address"},
+        {"{\"id\":\"\",\"mailbox\":\"alice@example.test\",\"registration\":\"r\"}", "id", "mc_account_put empty id"},
+        {"{\"id\":\"a\",\"mailbox\":\"alice@example.test\",\"registration\":\"r\",\"servers\":{\"imap\":{\"host\":\"bad host!\",\"port\":993,"
+         "\"security\":\"tls\"}}}",
+         "servers.imap.host", "mc_account_put wrong host: IMAP host 'bad host!'"},
+        {"{\"id\":\"a\",\"mailbox\":\"alice@example.test\",\"registration\":\"r\",\"servers\":{\"smtp\":{\"host\":\"mail.example.com\","
+         "\"port\":25,\"security\":\"none\"}}}",
+         "servers.smtp.security", "mc_account_put wrong host: cleartext SMTP to a non-loopback host"},
+        {"{\"id\":\"a\",\"mailbox\":\"alice@example.test\",\"registration\":\"r\",\"servers\":{\"pop3\":{\"host\":\"mail.example.com\","
+         "\"port\":0,\"security\":\"tls\"}}}",
+         "servers.pop3.port", "mc_account_put POP3 port 0"},
+        {"{\"id\":\"a\",\"mailbox\":\"alice@example.test\",\"registration\":\"r\",\"options\":{\"interactive_timeout_secs\":0}}",
+         "options.interactive_timeout_secs", "mc_account_put interactive_timeout_secs 0"},
+    };
+    for (size_t i = 0; i < sizeof bad_accs / sizeof bad_accs[0]; i++) {
+        char needle[96];
+        if (bad_accs[i].field) {
+            snprintf(needle, sizeof needle, "\"field\":\"%s\"", bad_accs[i].field);
+            EXPECT_DIAG(mc_account_put(c, bad_accs[i].json), MC_E_INVALID_ARGUMENT, bad_accs[i].what, needle);
+        } else {
+            EXPECT(mc_account_put(c, bad_accs[i].json), MC_E_INVALID_ARGUMENT, bad_accs[i].what);
+        }
+    }
+    EXPECT(mc_account_put(c, huge), MC_E_INVALID_ARGUMENT, "mc_account_put 2 MiB string");
+    EXPECT_OUT(mc_account_list(NULL, &out), MC_E_NULL_POINTER, "mc_account_list NULL client", out);
+    EXPECT_MSG(mc_account_list(c, NULL), MC_E_NULL_POINTER, "mc_account_list NULL out", "out_json");
+    CHECK(mc_account_list(c, &out) == MC_OK && out && strcmp(out, "[]") == 0, "no account was written by the refused puts");
+    mc_string_free(out);
+    out = NULL;
+    CHECK(mc_account_put(c, ACC) == MC_OK, "mc_account_put (valid)");
+    CLEARED("mc_account_put");
+
+    EXPECT_OUT(mc_account_get(NULL, "a", &out), MC_E_NULL_POINTER, "mc_account_get NULL client", out);
+    EXPECT_OUT(mc_account_get(c, NULL, &out), MC_E_NULL_POINTER, "mc_account_get NULL id", out);
+    EXPECT_MSG(mc_account_get(c, "a", NULL), MC_E_NULL_POINTER, "mc_account_get NULL out", "out_json");
+    EXPECT_OUT(mc_account_get(c, BAD_UTF8, &out), MC_E_INVALID_UTF8, "mc_account_get invalid UTF-8 id", out);
+    EXPECT_OUT(mc_account_get(c, "", &out), MC_E_INVALID_ARGUMENT, "mc_account_get empty id", out);
+    EXPECT_OUT(mc_account_get(c, "nobody", &out), MC_E_NOT_FOUND, "mc_account_get unknown account", out);
+    EXPECT_OUT(mc_account_get(c, huge, &out), MC_E_NOT_FOUND, "mc_account_get 2 MiB id", out);
+
+    EXPECT(mc_account_remove(NULL, "a"), MC_E_NULL_POINTER, "mc_account_remove NULL client");
+    EXPECT_MSG(mc_account_remove(c, NULL), MC_E_NULL_POINTER, "mc_account_remove NULL id", "account_id");
+    EXPECT(mc_account_remove(c, BAD_UTF8), MC_E_INVALID_UTF8, "mc_account_remove invalid UTF-8 id");
+    EXPECT(mc_account_remove(c, ""), MC_E_INVALID_ARGUMENT, "mc_account_remove empty id");
+    EXPECT_MSG(mc_account_remove(c, "nobody"), MC_E_NOT_FOUND, "mc_account_remove unknown account", "nobody");
+
+    EXPECT_MSG(mc_registration_remove(c, "r"), MC_E_STATE, "mc_registration_remove of a registration in use", "r");
+}
+
+static void status_and_tokens(mc_client *c, const char *huge) {
+    char *out = NULL;
+    EXPECT_OUT(mc_status(NULL, "a", &out), MC_E_NULL_POINTER, "mc_status NULL client", out);
+    EXPECT_OUT(mc_status(c, NULL, &out), MC_E_NULL_POINTER, "mc_status NULL id", out);
+    EXPECT_MSG(mc_status(c, "a", NULL), MC_E_NULL_POINTER, "mc_status NULL out", "out_json");
+    EXPECT_OUT(mc_status(c, BAD_UTF8, &out), MC_E_INVALID_UTF8, "mc_status invalid UTF-8 id", out);
+    EXPECT_OUT(mc_status(c, "", &out), MC_E_INVALID_ARGUMENT, "mc_status empty id", out);
+    EXPECT_OUT(mc_status(c, "nobody", &out), MC_E_NOT_FOUND, "mc_status unknown account", out);
+    EXPECT_OUT(mc_status(c, huge, &out), MC_E_NOT_FOUND, "mc_status 2 MiB id", out);
+    CHECK(mc_status(c, "a", &out) == MC_OK && contains(out, "\"state\":\"not_connected\""), "mc_status of the new account: not_connected");
+    mc_string_free(out);
+    out = NULL;
+
+    /* mc_access_token and mc_sasl_xoauth2 share their checks; both are run. */
+    for (int sasl = 0; sasl < 2; sasl++) {
+        int32_t (MC_CALL *fn)(mc_client *, const char *, uint32_t, char **) = sasl ? mc_sasl_xoauth2 : mc_access_token;
+        const char *name = sasl ? "mc_sasl_xoauth2" : "mc_access_token";
+        const char *out_name = sasl ? "out_base64" : "out_token";
+        char what[160];
+#define W(s) (snprintf(what, sizeof what, "%s %s", name, s), what)
+        EXPECT_OUT(fn(NULL, "a", 0, &out), MC_E_NULL_POINTER, W("NULL client"), out);
+        EXPECT_OUT(fn(c, NULL, 0, &out), MC_E_NULL_POINTER, W("NULL id"), out);
+        EXPECT_MSG(fn(c, "a", 0, NULL), MC_E_NULL_POINTER, W("NULL out"), out_name);
+        EXPECT_OUT(fn(c, BAD_UTF8, 0, &out), MC_E_INVALID_UTF8, W("invalid UTF-8 id"), out);
+        EXPECT_OUT(fn(c, "", 0, &out), MC_E_INVALID_ARGUMENT, W("empty id"), out);
+        EXPECT_OUT(fn(c, "nobody", MC_PROTO_IMAP, &out), MC_E_NOT_FOUND, W("unknown account"), out);
+        EXPECT_OUT(fn(c, huge, 0, &out), MC_E_NOT_FOUND, W("2 MiB id"), out);
+        EXPECT_OUT(fn(c, "a", 0xff, &out), MC_E_INVALID_ARGUMENT, W("protocol 0xff (unknown bits)"), out);
+        EXPECT_OUT(fn(c, "a", MC_PROTO_IMAP | MC_PROTO_SMTP, &out), MC_E_INVALID_ARGUMENT, W("two protocol bits"), out);
+        EXPECT_OUT(fn(c, "a", MC_TEST_SEND_PROBE, &out), MC_E_INVALID_ARGUMENT, W("protocol MC_TEST_SEND_PROBE"), out);
+        expect_at(__LINE__, fn(c, "a", MC_PROTO_SMTP, &out), MC_E_STATE, W("of an account that is not connected"), "not connected", NULL);
+        OUT_NULL(out, what);
+#undef W
+    }
+}
+
+static void connect_and_test(mc_client *c, const char *huge) {
+    int calls = 0;
+    mc_connect_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.version = MC_CONNECT_CALLBACKS_VERSION;
+    cb.user_data = &calls;
+    cb.on_open_url = on_open_url;
+    cb.on_device_code = on_device_code;
+    cb.on_progress = on_progress;
+
+    EXPECT_MSG(mc_connect(NULL, "a", &cb, NULL), MC_E_NULL_POINTER, "mc_connect NULL client", "client");
+    EXPECT_MSG(mc_connect(c, NULL, &cb, NULL), MC_E_NULL_POINTER, "mc_connect NULL id", "account_id");
+    EXPECT(mc_connect(c, NULL, NULL, NULL), MC_E_NULL_POINTER, "mc_connect NULL id and callbacks");
+    EXPECT(mc_connect(c, BAD_UTF8, &cb, NULL), MC_E_INVALID_UTF8, "mc_connect invalid UTF-8 id");
+    EXPECT(mc_connect(c, "", &cb, NULL), MC_E_INVALID_ARGUMENT, "mc_connect empty id");
+    EXPECT_MSG(mc_connect(c, "nobody", &cb, NULL), MC_E_NOT_FOUND, "mc_connect unknown account", "nobody");
+    EXPECT(mc_connect(c, "nobody", NULL, NULL), MC_E_NOT_FOUND, "mc_connect unknown account, NULL callbacks");
+    EXPECT(mc_connect(c, huge, &cb, NULL), MC_E_NOT_FOUND, "mc_connect 2 MiB id");
+    cb.version = 99;
+    EXPECT_MSG(mc_connect(c, "a", &cb, NULL), MC_E_INVALID_ARGUMENT, "mc_connect callbacks version 99", "version");
+    cb.version = 0;
+    EXPECT_MSG(mc_connect(c, "a", &cb, NULL), MC_E_INVALID_ARGUMENT, "mc_connect callbacks version 0", "version");
+    cb.version = MC_CONNECT_CALLBACKS_VERSION;
+
+    mc_cancel *cancel = NULL;
+    EXPECT_MSG(mc_cancel_new(NULL), MC_E_NULL_POINTER, "mc_cancel_new NULL out", "out");
+    CHECK(mc_cancel_new(&cancel) == MC_OK && cancel != NULL, "mc_cancel_new");
+    CLEARED("mc_cancel_new");
+    mc_cancel_trigger(NULL);
+    CHECK(1, "mc_cancel_trigger(NULL) is harmless");
+    mc_cancel_trigger(cancel);
+    mc_cancel_trigger(cancel);
+    CHECK(1, "mc_cancel_trigger twice is harmless");
+    time_t t0 = time(NULL);
+    EXPECT(mc_connect(c, "a", &cb, cancel), MC_E_CANCELLED, "mc_connect with a cancel triggered before the call");
+    CHECK(difftime(time(NULL), t0) <= 2.0, "the cancelled mc_connect returned at once");
+    char *out = NULL;
+    EXPECT_OUT(mc_test(c, "a", 0, cancel, &out), MC_E_CANCELLED, "mc_test with a cancel triggered before the call", out);
+    CHECK(calls == 0, "no connect callback ran for refused or cancelled calls");
+
+    /* Disconnect. */
+    EXPECT(mc_disconnect(NULL, "a"), MC_E_NULL_POINTER, "mc_disconnect NULL client");
+    EXPECT_MSG(mc_disconnect(c, NULL), MC_E_NULL_POINTER, "mc_disconnect NULL id", "account_id");
+    EXPECT(mc_disconnect(c, BAD_UTF8), MC_E_INVALID_UTF8, "mc_disconnect invalid UTF-8 id");
+    EXPECT(mc_disconnect(c, ""), MC_E_INVALID_ARGUMENT, "mc_disconnect empty id");
+    EXPECT_MSG(mc_disconnect(c, "nobody"), MC_E_NOT_FOUND, "mc_disconnect unknown account", "nobody");
+    EXPECT(mc_disconnect(c, huge), MC_E_NOT_FOUND, "mc_disconnect 2 MiB id");
+    CHECK(mc_disconnect(c, "a") == MC_OK, "mc_disconnect of a not-connected account");
+    CHECK(mc_disconnect(c, "a") == MC_OK, "mc_disconnect again (idempotent)");
+    CLEARED("mc_disconnect");
+
+    /* Test. */
+    EXPECT_OUT(mc_test(NULL, "a", 0, NULL, &out), MC_E_NULL_POINTER, "mc_test NULL client", out);
+    EXPECT_OUT(mc_test(c, NULL, 0, NULL, &out), MC_E_NULL_POINTER, "mc_test NULL id", out);
+    EXPECT_MSG(mc_test(c, "a", 0, NULL, NULL), MC_E_NULL_POINTER, "mc_test NULL out", "out_report_json");
+    EXPECT_OUT(mc_test(c, BAD_UTF8, 0, NULL, &out), MC_E_INVALID_UTF8, "mc_test invalid UTF-8 id", out);
+    EXPECT_OUT(mc_test(c, "", 0, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_test empty id", out);
+    EXPECT_OUT(mc_test(c, "nobody", 0, NULL, &out), MC_E_NOT_FOUND, "mc_test unknown account", out);
+    EXPECT_OUT(mc_test(c, huge, 0, NULL, &out), MC_E_NOT_FOUND, "mc_test 2 MiB id", out);
+    EXPECT_OUT(mc_test(c, "a", 0x8000, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_test unknown protocol bits 0x8000", out);
+    EXPECT_OUT(mc_test(c, "a", 0xffffffffu, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_test protocol bits 0xffffffff", out);
+    CHECK(mc_test(c, "a", 0, NULL, &out) == MC_OK && contains(out, "\"ok\":false") && contains(out, "not_connected"),
+          "mc_test of a not-connected account: a report with ok false and not_connected");
+    mc_string_free(out);
+    out = NULL;
+
+    /* The host-driven sign-in. */
+    EXPECT_OUT(mc_authorization_begin(NULL, "a", NULL, &out), MC_E_NULL_POINTER, "mc_authorization_begin NULL client", out);
+    EXPECT_OUT(mc_authorization_begin(c, NULL, NULL, &out), MC_E_NULL_POINTER, "mc_authorization_begin NULL id", out);
+    EXPECT_MSG(mc_authorization_begin(c, "a", NULL, NULL), MC_E_NULL_POINTER, "mc_authorization_begin NULL out", "out_json");
+    EXPECT_OUT(mc_authorization_begin(c, BAD_UTF8, NULL, &out), MC_E_INVALID_UTF8, "mc_authorization_begin invalid UTF-8 id", out);
+    EXPECT_OUT(mc_authorization_begin(c, "a", BAD_UTF8, &out), MC_E_INVALID_UTF8, "mc_authorization_begin invalid UTF-8 options", out);
+    EXPECT_OUT(mc_authorization_begin(c, "", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_authorization_begin empty id", out);
+    EXPECT_OUT(mc_authorization_begin(c, "nobody", NULL, &out), MC_E_NOT_FOUND, "mc_authorization_begin unknown account", out);
+    EXPECT_OUT(mc_authorization_begin(c, huge, NULL, &out), MC_E_NOT_FOUND, "mc_authorization_begin 2 MiB id", out);
+    EXPECT_OUT(mc_authorization_begin(c, "a", "[]", &out), MC_E_INVALID_ARGUMENT, "mc_authorization_begin options '[]'", out);
+    EXPECT_OUT(mc_authorization_begin(c, "a", "{\"flow\":", &out), MC_E_INVALID_ARGUMENT, "mc_authorization_begin options not JSON", out);
+    EXPECT_OUT(mc_authorization_begin(c, "a", "{\"flow\":\"carrier-pigeon\"}", &out), MC_E_INVALID_ARGUMENT,
+               "mc_authorization_begin unknown flow", out);
+    expect_at(__LINE__, mc_authorization_begin(c, "a", "{\"flow\":\"browser\",\"redirect\":\"x\"}", &out), MC_E_INVALID_ARGUMENT,
+              "mc_authorization_begin unknown option field 'redirect'", "redirect", NULL);
+    OUT_NULL(out, "mc_authorization_begin unknown option field");
+    EXPECT_OUT(mc_authorization_begin(c, "a", huge, &out), MC_E_INVALID_ARGUMENT, "mc_authorization_begin 2 MiB options", out);
+
+    const char *h = "auth-nothing", *url = "https://x/?code=1&state=2";
+    EXPECT_OUT(mc_authorization_complete(NULL, h, url, NULL, &out), MC_E_NULL_POINTER, "mc_authorization_complete NULL client", out);
+    EXPECT_OUT(mc_authorization_complete(c, NULL, url, NULL, &out), MC_E_NULL_POINTER, "mc_authorization_complete NULL handle", out);
+    EXPECT_OUT(mc_authorization_complete(c, h, NULL, NULL, &out), MC_E_NULL_POINTER, "mc_authorization_complete NULL redirect", out);
+    EXPECT(mc_authorization_complete(c, h, NULL, NULL, NULL), MC_E_NULL_POINTER, "mc_authorization_complete NULL redirect and out");
+    EXPECT_OUT(mc_authorization_complete(c, BAD_UTF8, url, NULL, &out), MC_E_INVALID_UTF8, "mc_authorization_complete invalid UTF-8 handle", out);
+    EXPECT_OUT(mc_authorization_complete(c, h, BAD_UTF8, NULL, &out), MC_E_INVALID_UTF8, "mc_authorization_complete invalid UTF-8 redirect", out);
+    EXPECT_OUT(mc_authorization_complete(c, "", url, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_authorization_complete empty handle", out);
+    EXPECT_DIAG(mc_authorization_complete(c, h, url, NULL, &out), MC_E_STATE, "mc_authorization_complete unknown handle",
+                "\"code\":\"MC-SIGN-IN-NOT-PENDING\"");
+    OUT_NULL(out, "mc_authorization_complete unknown handle");
+    EXPECT(mc_authorization_complete(c, h, url, NULL, NULL), MC_E_STATE, "mc_authorization_complete unknown handle, NULL out");
+    EXPECT_OUT(mc_authorization_complete(c, huge, url, NULL, &out), MC_E_STATE, "mc_authorization_complete 2 MiB handle", out);
+    EXPECT_OUT(mc_authorization_complete(c, h, huge, NULL, &out), MC_E_STATE, "mc_authorization_complete 2 MiB redirect", out);
+
+    EXPECT_OUT(mc_authorization_poll(NULL, h, NULL, &out), MC_E_NULL_POINTER, "mc_authorization_poll NULL client", out);
+    EXPECT_OUT(mc_authorization_poll(c, NULL, NULL, &out), MC_E_NULL_POINTER, "mc_authorization_poll NULL handle", out);
+    EXPECT_MSG(mc_authorization_poll(c, h, NULL, NULL), MC_E_NULL_POINTER, "mc_authorization_poll NULL out", "out_json");
+    EXPECT_OUT(mc_authorization_poll(c, BAD_UTF8, NULL, &out), MC_E_INVALID_UTF8, "mc_authorization_poll invalid UTF-8 handle", out);
+    EXPECT_OUT(mc_authorization_poll(c, "", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_authorization_poll empty handle", out);
+    EXPECT_OUT(mc_authorization_poll(c, h, NULL, &out), MC_E_STATE, "mc_authorization_poll unknown handle", out);
+
+    EXPECT_OUT(mc_authorization_wait(NULL, h, NULL, &out), MC_E_NULL_POINTER, "mc_authorization_wait NULL client", out);
+    EXPECT_OUT(mc_authorization_wait(c, NULL, NULL, &out), MC_E_NULL_POINTER, "mc_authorization_wait NULL handle", out);
+    EXPECT_OUT(mc_authorization_wait(c, BAD_UTF8, NULL, &out), MC_E_INVALID_UTF8, "mc_authorization_wait invalid UTF-8 handle", out);
+    EXPECT_OUT(mc_authorization_wait(c, "", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_authorization_wait empty handle", out);
+    EXPECT_OUT(mc_authorization_wait(c, h, NULL, &out), MC_E_STATE, "mc_authorization_wait unknown handle", out);
+    EXPECT(mc_authorization_wait(c, h, NULL, NULL), MC_E_STATE, "mc_authorization_wait unknown handle, NULL out");
+
+    EXPECT(mc_authorization_abort(NULL, h), MC_E_NULL_POINTER, "mc_authorization_abort NULL client");
+    EXPECT_MSG(mc_authorization_abort(c, NULL), MC_E_NULL_POINTER, "mc_authorization_abort NULL handle", "handle");
+    EXPECT(mc_authorization_abort(c, BAD_UTF8), MC_E_INVALID_UTF8, "mc_authorization_abort invalid UTF-8 handle");
+    EXPECT(mc_authorization_abort(c, ""), MC_E_INVALID_ARGUMENT, "mc_authorization_abort empty handle");
+    EXPECT(mc_authorization_abort(c, h), MC_E_STATE, "mc_authorization_abort unknown handle");
+    EXPECT(mc_authorization_abort(c, huge), MC_E_STATE, "mc_authorization_abort 2 MiB handle");
+
+    mc_cancel_free(cancel);
+}
+
+static void mail(mc_client *c, const char *huge) {
+    char *out = NULL;
+    const char *msg = "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: x\r\n\r\nbody\r\n";
+    const char *no_rcpt = "From: alice@example.test\r\nSubject: x\r\n\r\nbody\r\n";
+    size_t len = strlen(msg);
+
+    EXPECT(mc_send(NULL, "a", (const uint8_t *)msg, len, NULL), MC_E_NULL_POINTER, "mc_send NULL client");
+    EXPECT_MSG(mc_send(c, NULL, (const uint8_t *)msg, len, NULL), MC_E_NULL_POINTER, "mc_send NULL id", "account_id");
+    EXPECT_MSG(mc_send(c, "a", NULL, 10, NULL), MC_E_NULL_POINTER, "mc_send NULL message with len 10", "rfc5322");
+    EXPECT(mc_send(c, "nobody", NULL, 10, NULL), MC_E_NULL_POINTER, "mc_send NULL message with len 10, unknown account");
+    EXPECT(mc_send(c, BAD_UTF8, (const uint8_t *)msg, len, NULL), MC_E_INVALID_UTF8, "mc_send invalid UTF-8 id");
+    EXPECT(mc_send(c, "", (const uint8_t *)msg, len, NULL), MC_E_INVALID_ARGUMENT, "mc_send empty id");
+    EXPECT_MSG(mc_send(c, "nobody", (const uint8_t *)msg, len, NULL), MC_E_NOT_FOUND, "mc_send unknown account", "nobody");
+    EXPECT(mc_send(c, huge, (const uint8_t *)msg, len, NULL), MC_E_NOT_FOUND, "mc_send 2 MiB id");
+    EXPECT_DIAG(mc_send(c, "a", (const uint8_t *)no_rcpt, strlen(no_rcpt), NULL), MC_E_INVALID_ARGUMENT, "mc_send a message without recipients",
+                "\"field\":\"message\"");
+    EXPECT(mc_send(c, "a", NULL, 0, NULL), MC_E_INVALID_ARGUMENT, "mc_send an empty message (NULL, 0)");
+    EXPECT(mc_send(c, "a", (const uint8_t *)huge, HUGE_LEN, NULL), MC_E_INVALID_ARGUMENT, "mc_send a 2 MiB message of 'a' (no header)");
+
+    EXPECT_OUT(mc_list_folders(NULL, "a", NULL, &out), MC_E_NULL_POINTER, "mc_list_folders NULL client", out);
+    EXPECT_OUT(mc_list_folders(c, NULL, NULL, &out), MC_E_NULL_POINTER, "mc_list_folders NULL id", out);
+    EXPECT_MSG(mc_list_folders(c, "a", NULL, NULL), MC_E_NULL_POINTER, "mc_list_folders NULL out", "out_json");
+    EXPECT_OUT(mc_list_folders(c, BAD_UTF8, NULL, &out), MC_E_INVALID_UTF8, "mc_list_folders invalid UTF-8 id", out);
+    EXPECT_OUT(mc_list_folders(c, "", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_list_folders empty id", out);
+    EXPECT_OUT(mc_list_folders(c, "nobody", NULL, &out), MC_E_NOT_FOUND, "mc_list_folders unknown account", out);
+    EXPECT_OUT(mc_list_folders(c, huge, NULL, &out), MC_E_NOT_FOUND, "mc_list_folders 2 MiB id", out);
+
+    EXPECT_OUT(mc_fetch(NULL, "a", NULL, NULL, &out), MC_E_NULL_POINTER, "mc_fetch NULL client", out);
+    EXPECT_OUT(mc_fetch(c, NULL, NULL, NULL, &out), MC_E_NULL_POINTER, "mc_fetch NULL id", out);
+    EXPECT_MSG(mc_fetch(c, "a", NULL, NULL, NULL), MC_E_NULL_POINTER, "mc_fetch NULL out", "out_json");
+    EXPECT_OUT(mc_fetch(c, BAD_UTF8, NULL, NULL, &out), MC_E_INVALID_UTF8, "mc_fetch invalid UTF-8 id", out);
+    EXPECT_OUT(mc_fetch(c, "a", BAD_UTF8, NULL, &out), MC_E_INVALID_UTF8, "mc_fetch invalid UTF-8 query", out);
+    EXPECT_OUT(mc_fetch(c, "", NULL, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch empty id", out);
+    EXPECT_OUT(mc_fetch(c, "nobody", NULL, NULL, &out), MC_E_NOT_FOUND, "mc_fetch unknown account", out);
+    EXPECT_OUT(mc_fetch(c, "nobody", "{\"protocol\":\"imap\"}", NULL, &out), MC_E_NOT_FOUND, "mc_fetch unknown account with a query", out);
+    EXPECT_OUT(mc_fetch(c, huge, NULL, NULL, &out), MC_E_NOT_FOUND, "mc_fetch 2 MiB id", out);
+    EXPECT_OUT(mc_fetch(c, "a", "[]", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch query '[]'", out);
+    EXPECT_OUT(mc_fetch(c, "a", "", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch query ''", out);
+    EXPECT_OUT(mc_fetch(c, "a", "{\"limit\":", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch query not JSON", out);
+    EXPECT_DIAG(mc_fetch(c, "a", "{\"colour\":1}", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch unknown query field", "\"field\":\"colour\"");
+    OUT_NULL(out, "mc_fetch unknown query field");
+    EXPECT_DIAG(mc_fetch(c, "a", "{\"protocol\":\"carrier-pigeon\"}", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch unknown protocol",
+                "\"field\":\"protocol\"");
+    OUT_NULL(out, "mc_fetch unknown protocol");
+    EXPECT_DIAG(mc_fetch(c, "a", "{\"limit\":-1}", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch limit -1", "\"field\":\"limit\"");
+    OUT_NULL(out, "mc_fetch limit -1");
+    EXPECT_OUT(mc_fetch(c, "a", huge, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch 2 MiB query", out);
+}
+
+static void refresher(mc_client *c, const char *huge) {
+    char *out = NULL;
+    EXPECT(mc_refresher_start(NULL, NULL), MC_E_NULL_POINTER, "mc_refresher_start NULL client");
+    EXPECT(mc_refresher_start(c, BAD_UTF8), MC_E_INVALID_UTF8, "mc_refresher_start invalid UTF-8 options");
+    static const char *const bad[] = {"[]", "{", "42", "{\"interval_secs\": 0}", "{\"interval_secs\": 86401}", "{\"concurrency\": 0}",
+                                      "{\"concurrency\": 999}", "{\"backoff_min_secs\": 0}", "{\"backoff_min_secs\": 60, \"backoff_max_secs\": 30}",
+                                      "{\"ahead\": 1}", "{\"interval_secs\": -1}", "{\"interval_secs\": \"often\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char what[160];
+        snprintf(what, sizeof what, "mc_refresher_start '%s'", bad[i]);
+        EXPECT(mc_refresher_start(c, bad[i]), MC_E_INVALID_ARGUMENT, what);
+        snprintf(what, sizeof what, "mc_refresh_due '%s'", bad[i]);
+        EXPECT_OUT(mc_refresh_due(c, bad[i], NULL, &out), MC_E_INVALID_ARGUMENT, what, out);
+    }
+    EXPECT_DIAG(mc_refresher_start(c, "{\"ahead\": 1}"), MC_E_INVALID_ARGUMENT, "mc_refresher_start unknown field names it", "\"field\":\"ahead\"");
+    EXPECT(mc_refresher_start(c, huge), MC_E_INVALID_ARGUMENT, "mc_refresher_start 2 MiB options");
+    EXPECT(mc_refresher_stop(NULL), MC_E_NULL_POINTER, "mc_refresher_stop NULL client");
+    CHECK(mc_refresher_stop(c) == MC_OK, "mc_refresher_stop of a stopped refresher");
+    CLEARED("mc_refresher_stop");
+    CHECK(mc_refresher_start(c, "{\"interval_secs\": 3600}") == MC_OK, "mc_refresher_start (valid)");
+    EXPECT_MSG(mc_refresher_start(c, NULL), MC_E_STATE, "mc_refresher_start while running", "already running");
+    CHECK(mc_refresher_stop(c) == MC_OK, "mc_refresher_stop");
+    CHECK(mc_refresher_stop(c) == MC_OK, "mc_refresher_stop again");
+
+    EXPECT_OUT(mc_refresh_due(NULL, NULL, NULL, &out), MC_E_NULL_POINTER, "mc_refresh_due NULL client", out);
+    EXPECT_MSG(mc_refresh_due(c, NULL, NULL, NULL), MC_E_NULL_POINTER, "mc_refresh_due NULL out", "out_report_json");
+    EXPECT_OUT(mc_refresh_due(c, BAD_UTF8, NULL, &out), MC_E_INVALID_UTF8, "mc_refresh_due invalid UTF-8 options", out);
+    EXPECT_OUT(mc_refresh_due(c, huge, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_refresh_due 2 MiB options", out);
+    CHECK(mc_refresh_due(c, NULL, NULL, &out) == MC_OK && contains(out, "\"accounts\":1") && contains(out, "\"not_connected\":1"),
+          "mc_refresh_due (defaults): one account, not connected");
+    if (out) printf("report %s\n", out);
+    mc_string_free(out);
+}
+
+/* A 2 MiB string that turns invalid at its very end: the whole string is checked, and the
+   message says where. */
+static void huge_invalid_utf8(mc_client *c, char *huge) {
+    char *out = NULL;
+    huge[HUGE_LEN - 1] = (char)0xff;
+    expect_at(__LINE__, mc_status(c, huge, &out), MC_E_INVALID_UTF8, "mc_status 2 MiB id with an invalid last byte", "2097151", NULL);
+    OUT_NULL(out, "mc_status 2 MiB invalid id");
+    EXPECT(mc_account_put(c, huge), MC_E_INVALID_UTF8, "mc_account_put 2 MiB JSON with an invalid last byte");
+    huge[HUGE_LEN - 1] = 'a';
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s STORE_PATH\n", argc > 0 ? argv[0] : "bad_input");
+        return 2;
+    }
+    char store_json[2048], opts[4096];
+    if (strlen(argv[1]) >= sizeof store_json / 2) {
+        fprintf(stderr, "store path too long\n");
+        return 2;
+    }
+    json_escape(argv[1], store_json, sizeof store_json);
+
+    char *huge = malloc(HUGE_LEN + 1);
+    if (!huge) {
+        fprintf(stderr, "FAIL cannot allocate 2 MiB\n");
+        printf("FAIL 1 failures\n");
+        return 1;
+    }
+    memset(huge, 'a', HUGE_LEN);
+    huge[HUGE_LEN] = 0;
+
+    versions_and_names();
+    log_callback();
+    client_options(store_json, huge);
+    host_store();
+
+    snprintf(opts, sizeof opts, "{\"store\":\"%s\",\"http_timeout_secs\":5}", store_json);
+    mc_client *c = NULL;
+    CHECK(mc_client_open(opts, &c) == MC_OK && c != NULL, "mc_client_open on a fresh store");
+    if (c) {
+        CLEARED("mc_client_open");
+        events(c, huge);
+        registrations_and_accounts(c, huge);
+        status_and_tokens(c, huge);
+        connect_and_test(c, huge);
+        mail(c, huge);
+        refresher(c, huge);
+        huge_invalid_utf8(c, huge);
+        char *out = NULL;
+        CHECK(mc_account_list(c, &out) == MC_OK && contains(out, "\"id\":\"a\"") && !contains(out, "\"id\":\"nobody\""),
+              "after all that, the store holds exactly what was put");
+        mc_string_free(out);
+        mc_client_free(c);
+    }
+
+    /* The NULL-safe releases. */
+    mc_string_free(NULL);
+    CHECK(1, "mc_string_free(NULL) is harmless");
+    mc_client_free(NULL);
+    CHECK(1, "mc_client_free(NULL) is harmless");
+    mc_cancel_free(NULL);
+    CHECK(1, "mc_cancel_free(NULL) is harmless");
+    mc_cancel_trigger(NULL);
+    CHECK(1, "mc_cancel_trigger(NULL) is harmless");
+
+    free(huge);
+    mc_set_log_callback(NULL, NULL, MC_LOG_OFF);
+    printf("%s %d failures\n", failures == 0 ? "PASS" : "FAIL", failures);
+    return failures == 0 ? 0 : 1;
+}

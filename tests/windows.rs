@@ -1,0 +1,766 @@
+//! mailconnect.dll and mailconnect.exe, built for Windows by ffi/windows/build.sh, run under Wine
+//! against the sandbox on loopback (the emulator, real Dovecot and Postfix), driven by MinGW-built C
+//! hosts written only from include/mailconnect.h. The 32-bit host is compiled with `-mrtd` (stdcall
+//! as the default calling convention, as some Delphi and Visual C++ projects have), so it only
+//! works if the header's `MC_CALL` (cdecl) annotations are right.
+//!
+//! Skipped (with a message) when the Windows build is missing; `bash tests/windows/run.sh` builds
+//! it and runs this with MAILCONNECT_REQUIRE_WINDOWS=1, where a missing build fails.
+//! Wine is not Windows: docs/integration.md says what these tests prove and what needs a real one.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mailconnect_sandbox::ScriptedBrowser;
+use mailconnect_tests::wine::{self, Arch, Prefix};
+use mailconnect_tests::*;
+
+/// What a Windows program did.
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Run `cmd`, playing the user for every sign-in it asks for: a `DEVICE code uri` or `OPEN url` line
+/// on its stdout, or a URL the stand-in browser (`wincheck browse`) wrote to `browse_log`.
+async fn drive(mut cmd: Command, browse_log: Option<PathBuf>) -> Run {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("the Windows program starts under Wine");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            s.push_str(&line);
+            s.push('\n');
+        }
+        s
+    });
+    if let Some(log) = browse_log {
+        // The stand-in browser's log: each URL the system browser was asked to open.
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(600) {
+                if let Ok(text) = std::fs::read_to_string(&log) {
+                    if let Some(url) = text.lines().next() {
+                        let _ = tx2.send(format!("BROWSER {url}"));
+                        return;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+    } else {
+        drop(tx2);
+    }
+    let browser = ScriptedBrowser::new();
+    let mut out = String::new();
+    while let Some(line) = rx.recv().await {
+        if let Some(rest) = line.strip_prefix("DEVICE ") {
+            let (code, uri) = rest.split_once(' ').expect("DEVICE code uri");
+            browser
+                .complete_device_code(uri, code, &sign_in_as("alice@example.test"))
+                .await
+                .expect("device sign-in");
+        } else if let Some(url) = line
+            .strip_prefix("OPEN ")
+            .or_else(|| line.strip_prefix("BROWSER "))
+        {
+            let o = browser
+                .sign_in(url, &sign_in_as("alice@example.test"))
+                .await
+                .expect("browser sign-in");
+            assert!(
+                o.delivered.is_some(),
+                "the redirect reached the library's loopback listener"
+            );
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    Run {
+        ok: status.success(),
+        stdout: out,
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
+/// Run a C host that must pass every check.
+async fn pass(cmd: Command, what: &str) -> String {
+    let r = drive(cmd, None).await;
+    assert!(
+        r.ok && r.stdout.contains("PASS 0 failures"),
+        "{what} failed under Wine:\n{}",
+        r.all()
+    );
+    r.stdout
+}
+
+/// Run mailconnect.exe; return its output (asserting success when `must_succeed`).
+fn cli(prefix: &Prefix, arch: Arch, args: &[&str], must_succeed: bool) -> String {
+    let exe = wine::artifacts(arch).join("mailconnect.exe");
+    let out = prefix
+        .command(arch, &exe)
+        .args(args)
+        .output()
+        .expect("mailconnect.exe runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if must_succeed {
+        assert!(
+            out.status.success(),
+            "mailconnect.exe {args:?} failed:\n{text}"
+        );
+    }
+    text
+}
+
+fn scenario_exe(arch: Arch) -> PathBuf {
+    let flags: &[&str] = match arch {
+        // stdcall by default: only MC_CALL in the header keeps calls and callbacks cdecl.
+        Arch::X86 => &["-mrtd"],
+        Arch::X64 => &[],
+    };
+    wine::compile(arch, "tests/c/mc_scenario.c", flags, &["-lshell32"])
+}
+
+fn wincheck(arch: Arch) -> PathBuf {
+    wine::compile(
+        arch,
+        "tests/windows/wincheck.c",
+        &[],
+        &["-lversion", "-lcrypt32"],
+    )
+}
+
+/// The key file of a store, parsed.
+fn key_file(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("key file");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("the key file is not JSON ({e}): {text}"))
+}
+
+/// Connect by device code, Test over IMAP/POP3/SMTP against Dovecot and Postfix, send, fetch over
+/// IMAP and POP3, a refresh, a second process, the command line (status, token, test, service
+/// --once), disconnect; in a store under a user folder with a non-ASCII name and a space.
+async fn the_whole_story(arch: Arch) {
+    if wine::windows_dir().is_none() {
+        return;
+    }
+    let env = env().await;
+    // Short-lived access tokens: the refresh step sees one expire.
+    token_lifetime(&env.emulator, 8);
+    let stack = MailStack::up(&env.emulator.introspection_url(), &[]);
+    let prefix = Prefix::new(&format!("story-{}", arch.name()));
+    let exe = scenario_exe(arch);
+    let store = r"C:\Users\Jürgen\AppData\Local\Acme Mail\mailconnect.db";
+    let url = env.emulator.base_url().to_string();
+    let ca = wine::z_path(Path::new(stack.info["ca_pem"].as_str().expect("ca_pem")));
+    let (imaps, pop3s, smtp) = (
+        stack.port("imap_tls").to_string(),
+        stack.port("pop3_tls").to_string(),
+        stack.port("smtp_starttls").to_string(),
+    );
+    let host = |args: &[&str]| {
+        let mut c = prefix.command(arch, &exe);
+        c.args(args);
+        c
+    };
+    let out = pass(host(&["connect-device", store, &url]), "connect-device").await;
+    assert!(out.contains("ok the device-code callback ran once"), "{out}");
+    let out = pass(
+        host(&["mail", store, "127.0.0.1", &imaps, &pop3s, &smtp, &ca]),
+        "mail",
+    )
+    .await;
+    for step in [
+        "ok mc_test all protocols ok",
+        "ok mc_send",
+        "ok mc_fetch over IMAP finds the message sent from C",
+        "ok mc_fetch over POP3",
+    ] {
+        assert!(out.contains(step), "missing '{step}':\n{out}");
+    }
+    let out = pass(host(&["refresh", store]), "refresh").await;
+    assert!(out.contains("ok a new access token"), "{out}");
+    let out = pass(host(&["check-connected", store]), "check-connected").await;
+    assert!(
+        out.contains("second process finds the account connected"),
+        "{out}"
+    );
+
+    // The files: the store under the non-ASCII folder, the key protected with DPAPI (user scope).
+    let dir = prefix.c_drive("users/Jürgen/AppData/Local/Acme Mail");
+    assert!(dir.join("mailconnect.db").exists(), "the store is where the path says");
+    let key = key_file(&dir.join("mailconnect.db.key"));
+    assert_eq!(key["protection"], "dpapi", "{key}");
+    assert_eq!(key["scope"], "user", "{key}");
+    assert!(key["machine"].as_str().is_some_and(|m| m.len() == 16), "{key}");
+
+    // The command line on the same store.
+    let status = cli(&prefix, arch, &["--store", store, "--json", "status"], true);
+    assert!(status.contains("\"state\":\"connected\""), "{status}");
+    let token = cli(&prefix, arch, &["--store", store, "token", "alice"], true);
+    assert!(token.trim().len() > 500, "a token on stdout: {token}");
+    let sasl = cli(&prefix, arch, &["--store", store, "token", "alice", "--sasl"], true);
+    assert!(sasl.starts_with("dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB"), "{sasl}");
+    let test = cli(
+        &prefix,
+        arch,
+        &["--store", store, "--ca-file", &ca, "--lang", "de", "test", "alice"],
+        true,
+    );
+    assert!(
+        test.contains("imap") && test.contains("pop3") && test.contains("smtp") && !test.contains("failed"),
+        "{test}"
+    );
+    let round = cli(&prefix, arch, &["--store", store, "--lang", "en", "service", "--once"], true);
+    assert!(round.contains("round: 1 accounts"), "{round}");
+
+    let out = pass(host(&["disconnect", store]), "disconnect").await;
+    assert!(out.contains("ok status not_connected"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_story_through_the_64_bit_dll() {
+    the_whole_story(Arch::X64).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_story_through_the_32_bit_dll_from_a_stdcall_default_host() {
+    the_whole_story(Arch::X86).await;
+}
+
+/// The C bad-input checks (tests/c/bad_input.c) against the Windows DLLs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_from_c_hosts_on_both_architectures() {
+    if wine::windows_dir().is_none() {
+        return;
+    }
+    let prefix = Prefix::new("bad-input");
+    for arch in [Arch::X64, Arch::X86] {
+        let flags: &[&str] = if arch == Arch::X86 { &["-mrtd"] } else { &[] };
+        let exe = wine::compile(arch, "tests/c/bad_input.c", flags, &[]);
+        let store = format!(r"C:\bad-input-{}\store.db", arch.name());
+        let mut c = prefix.command(arch, &exe);
+        c.arg(&store);
+        pass(c, &format!("bad_input ({})", arch.name())).await;
+    }
+}
+
+/// A store written by a 64-bit process is read by a 32-bit one (the DPAPI key and the machine
+/// id read from the registry's 64-bit view); the same files on another Windows installation
+/// cannot be opened and the error says why (MC-STORE-KEY-PROTECTED), in the host's language.
+/// A plain key file where the default DPAPI one belongs is protected on first use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dpapi_store_is_shared_by_processes_but_refused_on_another_computer() {
+    if wine::windows_dir().is_none() {
+        return;
+    }
+    let env = env().await;
+    let prefix = Prefix::new("dpapi");
+    let store = r"C:\ProgramData\Acme\mailconnect.db";
+    let url = env.emulator.base_url().to_string();
+    let mut c = prefix.command(Arch::X64, &scenario_exe(Arch::X64));
+    c.args(["connect-device", store, &url]);
+    pass(c, "connect-device (64-bit)").await;
+    let mut c = prefix.command(Arch::X86, &scenario_exe(Arch::X86));
+    c.args(["check-connected", store]);
+    let out = pass(c, "check-connected (32-bit)").await;
+    assert!(out.contains("second process gets a token"), "{out}");
+
+    let other = Prefix::other_computer("dpapi-other");
+    let from = prefix.c_drive("ProgramData/Acme");
+    let to = other.c_drive("ProgramData/Acme");
+    std::fs::create_dir_all(&to).expect("dir");
+    for f in ["mailconnect.db", "mailconnect.db.key"] {
+        std::fs::copy(from.join(f), to.join(f)).expect("copy the store");
+    }
+    let mut c = other.command(Arch::X64, &scenario_exe(Arch::X64));
+    c.args(["check-connected", store]);
+    let r = drive(c, None).await;
+    assert!(!r.ok, "a copied store must not open:\n{}", r.all());
+    let all = r.all();
+    assert!(
+        all.contains("MC-STORE-KEY-PROTECTED")
+            && all.contains("DPAPI")
+            && all.contains("another computer"),
+        "the refusal names the cause:\n{all}"
+    );
+    let text = cli(&other, Arch::X64, &["--store", store, "--lang", "de", "status"], false);
+    assert!(
+        text.contains("Der Tokenspeicher gehört zu einem anderen Computer")
+            && text.contains("MC-STORE-KEY-PROTECTED"),
+        "the command explains it in German:\n{text}"
+    );
+
+    // Machine scope (a program and its service) and the upgrade of a plain key file.
+    let plain = prefix.c_drive("Acme2/mailconnect.db.key");
+    std::fs::create_dir_all(plain.parent().expect("dir")).expect("dir");
+    std::fs::write(&plain, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").expect("plain key");
+    cli(
+        &prefix,
+        Arch::X64,
+        &["--store", r"C:\Acme2\mailconnect.db", "--key-protection", "machine", "status"],
+        true,
+    );
+    let key = key_file(&plain);
+    assert_eq!(key["scope"], "machine", "{key}");
+    assert!(
+        !key.to_string().contains("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"),
+        "the plain key is gone from the file"
+    );
+    // The service's account opens it (under Wine every process is the same user; on Windows
+    // machine scope is what lets LocalSystem open what the program's user created).
+    cli(
+        &prefix,
+        Arch::X86,
+        &["--store", r"C:\Acme2\mailconnect.db", "--key-protection", "machine", "status"],
+        true,
+    );
+}
+
+/// Owner-only files: the store and the key file refuse other users. Wine maps the protected DACL
+/// with the user's SID alone to Unix mode bits (no group/other read); on Windows it is that DACL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_and_key_files_are_owner_only() {
+    if wine::windows_dir().is_none() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let prefix = Prefix::new("acl");
+    cli(&prefix, Arch::X64, &["--store", r"C:\acl\mc.db", "status"], true);
+    let check = wincheck(Arch::X64);
+    let sid = {
+        let out = prefix.command(Arch::X64, &check).arg("sid").output().expect("sid");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .strip_prefix("SID ")
+            .expect("SID line")
+            .to_string()
+    };
+    // A file Windows creates with its defaults, for comparison.
+    std::fs::write(prefix.c_drive("acl/plain.txt"), "x").expect("plain file");
+    for f in ["mc.db", "mc.db.key"] {
+        let path = prefix.c_drive(&format!("acl/{f}"));
+        let mode = std::fs::metadata(&path).expect("file").permissions().mode();
+        assert_eq!(mode & 0o077 & !0o050, 0, "{f}: mode {mode:o}");
+        assert_eq!(mode & 0o007, 0, "{f}: others have no access (mode {mode:o})");
+        let out = prefix
+            .command(Arch::X64, &check)
+            .args(["acl", &format!(r"C:\acl\{f}")])
+            .output()
+            .expect("acl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&sid), "{f}: the owner has access: {text}");
+        assert!(
+            !text.contains(";;;WD)") && !text.contains(";;;BU)") && !text.contains(";;;AU)"),
+            "{f}: no entry for Everyone, Users or Authenticated Users: {text}"
+        );
+    }
+    let plain = std::fs::metadata(prefix.c_drive("acl/plain.txt"))
+        .expect("plain")
+        .permissions()
+        .mode();
+    assert_ne!(plain & 0o004, 0, "the comparison file is world-readable ({plain:o})");
+}
+
+/// rustls-platform-verifier on Windows: a CA imported into the machine's Trusted Root store (as
+/// a corporate policy would) is trusted without `extra_ca_file`; before the import it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_in_the_windows_certificate_store_is_trusted_without_extra_ca_file() {
+    if wine::windows_dir().is_none() {
+        return;
+    }
+    let env = env().await;
+    let stack = MailStack::up(&env.emulator.introspection_url(), &[]);
+    let prefix = Prefix::new("certstore");
+    let exe = scenario_exe(Arch::X64);
+    let store = r"C:\certs\mc.db";
+    let url = env.emulator.base_url().to_string();
+    let (imaps, pop3s, smtp) = (
+        stack.port("imap_tls").to_string(),
+        stack.port("pop3_tls").to_string(),
+        stack.port("smtp_starttls").to_string(),
+    );
+    let mut c = prefix.command(Arch::X64, &exe);
+    c.args(["connect-device", store, &url]);
+    pass(c, "connect-device").await;
+    let mail = || {
+        let mut c = prefix.command(Arch::X64, &exe);
+        c.args(["mail", store, "127.0.0.1", &imaps, &pop3s, &smtp]);
+        c
+    };
+    let before = drive(mail(), None).await;
+    assert!(!before.ok, "the stack's CA is not trusted yet:\n{}", before.all());
+    assert!(
+        before.all().contains("MC-TLS-UNTRUSTED"),
+        "the Test report names the untrusted certificate:\n{}",
+        before.all()
+    );
+    let ca = wine::z_path(Path::new(stack.info["ca_pem"].as_str().expect("ca_pem")));
+    let out = prefix
+        .command(Arch::X64, &wincheck(Arch::X64))
+        .args(["import-ca", &ca])
+        .output()
+        .expect("import-ca");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ADDED 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = pass(mail(), "mail after importing the CA").await;
+    assert!(out.contains("ok mc_test all protocols ok"), "{out}");
+}
+
+/// The browser flow without a host callback: mailconnect asks the shell to open the sign-in page
+/// (ShellExecute runs the handler registered for http links, here a stand-in browser that records
+/// the URL), listens on 127.0.0.1 only, and the redirect completes the sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_system_browser_is_the_registered_http_handler_and_the_listener_is_loopback_only() {
+    if wine::windows_dir().is_none() {
+        return;
+    }
+    let env = env().await;
+    let prefix = Prefix::new("browser");
+    let tools = prefix.c_drive("tools");
+    std::fs::create_dir_all(&tools).expect("tools dir");
+    std::fs::copy(wincheck(Arch::X64), tools.join("wincheck.exe")).expect("copy wincheck");
+    std::fs::copy(
+        wine::artifacts(Arch::X64).join("mailconnect.dll"),
+        tools.join("mailconnect.dll"),
+    )
+    .expect("copy DLL");
+    for key in [r"HKCU\Software\Classes\http\shell\open\command", r"HKCU\Software\Classes\https\shell\open\command"] {
+        prefix.reg_add(key, "", "REG_SZ", r#""C:\tools\wincheck.exe" browse "%1""#);
+    }
+    let log = prefix.dir.join("browse.log");
+    let mut c = prefix.command(Arch::X64, &scenario_exe(Arch::X64));
+    c.args(["connect-system-browser", r"C:\browser\mc.db", env.emulator.base_url()])
+        .env("WINCHECK_BROWSE_LOG", wine::z_path(&log));
+    // Watch the listener while the sign-in page is open.
+    let watch_log = log.clone();
+    let listener = std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(300) {
+            if let Some(url) = std::fs::read_to_string(&watch_log)
+                .ok()
+                .and_then(|t| t.lines().next().map(str::to_string))
+            {
+                let port = url::Url::parse(&url)
+                    .ok()
+                    .and_then(|u| {
+                        u.query_pairs()
+                            .find(|(k, _)| k == "redirect_uri")
+                            .map(|(_, v)| v.into_owned())
+                    })
+                    .and_then(|r| url::Url::parse(&r).ok())
+                    .and_then(|r| r.port());
+                let ss = Command::new("ss").args(["-ltnH"]).output().ok();
+                return (url, port, ss.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the stand-in browser was never started");
+    });
+    let r = drive(c, Some(log)).await;
+    assert!(
+        r.ok && r.stdout.contains("PASS 0 failures"),
+        "connect through the system browser:\n{}",
+        r.all()
+    );
+    assert!(
+        r.stdout.contains("ok no callback ran: the system browser showed the sign-in"),
+        "{}",
+        r.stdout
+    );
+    let (url, port, ss) = listener.join().expect("watcher");
+    assert!(url.contains("/oauth2/v2.0/authorize?"), "{url}");
+    let port = port.expect("the redirect URI has the listener's port");
+    let ss = ss.expect("ss runs");
+    let lines: Vec<&str> = ss.lines().filter(|l| l.contains(&format!(":{port} "))).collect();
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.contains(&format!("127.0.0.1:{port}"))),
+        "the listener is bound to 127.0.0.1:{port} only (no firewall prompt on Windows):\n{ss}"
+    );
+}
+
+/// An HTTP proxy (tinyproxy) on loopback.
+struct Tinyproxy {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tinyproxy {
+    fn start() -> Tinyproxy {
+        let dir = tempfile::tempdir().expect("dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let log = dir.path().join("tinyproxy.log");
+        let conf = dir.path().join("tinyproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 60\nLogFile \"{}\"\nLogLevel Info\nMaxClients 20\nAllow 127.0.0.1\nDisableViaHeader Yes\n",
+                log.display()
+            ),
+        )
+        .expect("conf");
+        let child = Command::new("tinyproxy")
+            .args(["-d", "-c"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tinyproxy starts (tests/windows/run.sh installs it)");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(30), "tinyproxy listens");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Tinyproxy {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Internet Options' `DefaultConnectionSettings` (what the Internet Options dialog writes and
+/// WinHTTP reads): flags 2 = proxy server, 4 = automatic configuration script, 8 = detect.
+fn connection_settings(flags: u32, proxy: &str, bypass: &str, pac: &str) -> String {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0x46u32.to_le_bytes());
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend_from_slice(&(flags | 1).to_le_bytes());
+    for s in [proxy, bypass, pac] {
+        b.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        b.extend_from_slice(s.as_bytes());
+    }
+    b.extend_from_slice(&[0u8; 32]);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A PAC file server on loopback.
+fn serve_pac(script: String) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut s = stream;
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-ns-proxy-autoconfig\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{script}",
+                script.len()
+            );
+            let _ = std::io::Write::write_all(&mut s, reply.as_bytes());
+        }
+    });
+    port
+}
+
+/// No proxy in the options or the environment: the identity provider is reached through the proxy
+/// Internet Options name, first as a fixed proxy server, then through a PAC script WinHTTP runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_windows_system_proxy_is_used_when_nothing_else_names_one() {
+    if wine::windows_dir().is_none() {
+        return;
+    }
+    let env = env().await;
+    let emulator_port = url::Url::parse(env.emulator.base_url())
+        .expect("url")
+        .port()
+        .expect("port");
+    let key = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Internet Settings\Connections";
+    let url = env.emulator.base_url().to_string();
+
+    // 1. "Use a proxy server" with "<-loopback>": the emulator on 127.0.0.1 goes through it too.
+    let proxy = Tinyproxy::start();
+    let prefix = Prefix::new("proxy-fixed");
+    let proxy_addr = format!("127.0.0.1:{}", proxy.port);
+    prefix.reg_add(
+        key,
+        "DefaultConnectionSettings",
+        "REG_BINARY",
+        &connection_settings(2, &proxy_addr, "<-loopback>", ""),
+    );
+    let mut c = prefix.command(Arch::X64, &scenario_exe(Arch::X64));
+    c.args(["connect-device", r"C:\proxy\mc.db", &url]);
+    pass(c, "connect-device through the Internet Options proxy").await;
+    let log = proxy.log();
+    assert!(
+        log.contains(&format!("127.0.0.1:{emulator_port}")),
+        "the token requests went through the proxy:\n{log}"
+    );
+
+    // 2. "Use automatic configuration script": the PAC script sends everything to the proxy.
+    let proxy2 = Tinyproxy::start();
+    let pac_port = serve_pac(format!(
+        "function FindProxyForURL(url, host) {{ return \"PROXY 127.0.0.1:{}\"; }}",
+        proxy2.port
+    ));
+    let prefix = Prefix::new("proxy-pac");
+    prefix.reg_add(
+        key,
+        "DefaultConnectionSettings",
+        "REG_BINARY",
+        &connection_settings(4, "", "", &format!("http://127.0.0.1:{pac_port}/proxy.pac")),
+    );
+    let mut c = prefix.command(Arch::X64, &scenario_exe(Arch::X64));
+    c.args(["connect-device", r"C:\proxy\mc.db", &url]);
+    pass(c, "connect-device through the PAC script's proxy").await;
+    let log = proxy2.log();
+    assert!(
+        log.contains(&format!("127.0.0.1:{emulator_port}")),
+        "the PAC script's proxy carried the token requests:\n{log}"
+    );
+
+    // 3. The host's own setting wins: no_proxy goes direct although Internet Options name a proxy.
+    let before = proxy2.log().len();
+    let mut c = prefix.command(Arch::X64, &scenario_exe(Arch::X64));
+    c.args(["connect-device", r"C:\proxy\direct.db", &url])
+        .env("MC_OPTIONS_EXTRA", ",\"no_proxy\":true");
+    pass(c, "connect-device with no_proxy").await;
+    assert!(
+        !proxy2.log()[before..].contains(&format!("127.0.0.1:{emulator_port}")),
+        "no_proxy: true bypasses the system proxy"
+    );
+}
+
+/// `mailconnect service install|start|status|stop|uninstall` through the service control manager:
+/// the installed service refreshes the tokens of a store it shares (machine scope) with a program.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresher_runs_as_a_windows_service() {
+    if wine::windows_dir().is_none() {
+        return;
+    }
+    let env = env().await;
+    token_lifetime(&env.emulator, 8);
+    let prefix = Prefix::new("service");
+    let store = r"C:\ProgramData\Acme\mailconnect.db";
+    let mut c = prefix.command(Arch::X64, &scenario_exe(Arch::X64));
+    c.args(["connect-device", store, env.emulator.base_url()])
+        .env("MC_OPTIONS_EXTRA", ",\"key\":{\"dpapi\":\"machine\"}");
+    pass(c, "connect-device (machine scope)").await;
+    let base = ["--store", store, "--key-protection", "machine"];
+    let with = |rest: &[&'static str]| -> Vec<&str> { base.iter().chain(rest).copied().collect() };
+    let out = cli(
+        &prefix,
+        Arch::X64,
+        &with(&["service", "--interval", "2", "--ahead", "6", "--jitter", "0", "install", "--name", "mcsvc", "--manual"]),
+        true,
+    );
+    assert!(out.contains("service installed"), "{out}");
+    let out = cli(&prefix, Arch::X64, &with(&["service", "start", "--name", "mcsvc"]), true);
+    assert!(out.contains("mcsvc: running"), "{out}");
+    let status = cli(&prefix, Arch::X64, &with(&["service", "status", "--name", "mcsvc"]), true);
+    assert!(status.contains("mcsvc: running (pid"), "{status}");
+    let log = prefix.c_drive("ProgramData/Acme/mailconnect.db.service.log");
+    let start = Instant::now();
+    let mut text = String::new();
+    while start.elapsed() < Duration::from_secs(180) {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("alice: token refreshed") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        text.contains("service 'mcsvc' started") && text.contains("alice: token refreshed"),
+        "the service refreshed the token:\n{text}"
+    );
+    let out = cli(&prefix, Arch::X64, &with(&["service", "stop", "--name", "mcsvc"]), true);
+    assert!(out.contains("mcsvc: stopped"), "{out}");
+    let out = cli(&prefix, Arch::X64, &with(&["service", "uninstall", "--name", "mcsvc"]), true);
+    assert!(out.contains("service removed"), "{out}");
+    let out = cli(&prefix, Arch::X64, &with(&["service", "status", "--name", "mcsvc"]), false);
+    assert!(out.contains("not installed"), "{out}");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("service 'mcsvc' stopped"), "{text}");
+}
+
+/// What Explorer's Properties and installers read: the version resource of the DLL and the exe,
+/// and the import libraries and header beside them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_resources_and_the_files_a_host_ships() {
+    let Some(dir) = wine::windows_dir() else {
+        return;
+    };
+    let prefix = Prefix::new("version");
+    let version = env!("CARGO_PKG_VERSION");
+    for arch in [Arch::X64, Arch::X86] {
+        let a = dir.join(arch.name());
+        for f in [
+            "mailconnect.dll",
+            "libmailconnect.dll.a",
+            "mailconnect.def",
+            "mailconnect.lib",
+            "mailconnect.exe",
+            "mailconnect.h",
+        ] {
+            assert!(a.join(f).exists(), "{}/{f}", arch.name());
+        }
+        let check = wincheck(arch);
+        for (file, kind) in [("mailconnect.dll", "dll"), ("mailconnect.exe", "app")] {
+            let out = prefix
+                .command(arch, &check)
+                .args(["version", &wine::z_path(&a.join(file))])
+                .output()
+                .expect("wincheck version");
+            let text = String::from_utf8_lossy(&out.stdout);
+            for want in [
+                format!("FILEVERSION {version}.0"),
+                format!("FILETYPE {kind}"),
+                "ProductName mailconnect".to_string(),
+                format!("ProductVersion {version}"),
+                format!("OriginalFilename {file}"),
+                "LegalCopyright Copyright (C) 2026 mailconnect developers".to_string(),
+            ] {
+                assert!(text.contains(&want), "{}/{file}: missing '{want}':\n{text}", arch.name());
+            }
+        }
+        let def = std::fs::read_to_string(a.join("mailconnect.def")).expect("def");
+        assert!(def.contains("    mc_client_open\n") && def.starts_with("LIBRARY mailconnect.dll"), "{def}");
+    }
+}
