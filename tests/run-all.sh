@@ -39,6 +39,13 @@ MAILCONNECT_LIB="$PWD/target/debug/libmailconnect.so" PYTHONPATH="$pytarget" pyt
 rm -rf "$pytarget"
 PYTHONPATH=bindings/python python3 -m pytest -q bindings/python/tests
 
+# Windows (issue 13): mailconnect.dll (x64, x86), its import libraries and mailconnect.exe built
+# here with MinGW and Debian's Rust (-Zbuild-std), then C hosts and mailconnect.exe under Wine 8
+# against the sandbox (tests/windows.rs). Installs its packages; the build cache is kept in
+# ~/.cache/mailconnect/windows, so a second run rebuilds only what changed.
+echo "== Windows: build and tests under Wine (tests/windows/run.sh)"
+bash tests/windows/run.sh
+
 # Fuzzing (issue 8, hostile input): every cargo-fuzz target in tests/fuzz (token and error
 # responses, id_token claims, the loopback redirect, POP3 and SMTP server replies, SASL challenges,
 # account/options JSON, CSV import) for FUZZ_SECONDS each (default 20), two at a time, after one

@@ -146,16 +146,12 @@ fn scenario_exe(arch: Arch) -> PathBuf {
         Arch::X86 => &["-mrtd"],
         Arch::X64 => &[],
     };
-    wine::compile(arch, "tests/c/mc_scenario.c", flags, &["-lshell32"])
+    // -municode: the program starts at wmain and gets its arguments in UTF-16.
+    wine::compile(arch, "tests/c/mc_scenario.c", flags, &["-municode"])
 }
 
 fn wincheck(arch: Arch) -> PathBuf {
-    wine::compile(
-        arch,
-        "tests/windows/wincheck.c",
-        &[],
-        &["-lversion", "-lcrypt32"],
-    )
+    wine::compile(arch, "tests/windows/wincheck.c", &[], &["-lversion"])
 }
 
 /// The key file of a store, parsed.
@@ -191,7 +187,10 @@ async fn the_whole_story(arch: Arch) {
         c
     };
     let out = pass(host(&["connect-device", store, &url]), "connect-device").await;
-    assert!(out.contains("ok the device-code callback ran once"), "{out}");
+    assert!(
+        out.contains("ok the device-code callback ran once"),
+        "{out}"
+    );
     let out = pass(
         host(&["mail", store, "127.0.0.1", &imaps, &pop3s, &smtp, &ca]),
         "mail",
@@ -215,30 +214,61 @@ async fn the_whole_story(arch: Arch) {
 
     // The files: the store under the non-ASCII folder, the key protected with DPAPI (user scope).
     let dir = prefix.c_drive("users/Jürgen/AppData/Local/Acme Mail");
-    assert!(dir.join("mailconnect.db").exists(), "the store is where the path says");
+    assert!(
+        dir.join("mailconnect.db").exists(),
+        "the store is where the path says"
+    );
     let key = key_file(&dir.join("mailconnect.db.key"));
     assert_eq!(key["protection"], "dpapi", "{key}");
     assert_eq!(key["scope"], "user", "{key}");
-    assert!(key["machine"].as_str().is_some_and(|m| m.len() == 16), "{key}");
+    assert!(
+        key["machine"].as_str().is_some_and(|m| m.len() == 16),
+        "{key}"
+    );
 
     // The command line on the same store.
     let status = cli(&prefix, arch, &["--store", store, "--json", "status"], true);
     assert!(status.contains("\"state\":\"connected\""), "{status}");
     let token = cli(&prefix, arch, &["--store", store, "token", "alice"], true);
     assert!(token.trim().len() > 500, "a token on stdout: {token}");
-    let sasl = cli(&prefix, arch, &["--store", store, "token", "alice", "--sasl"], true);
-    assert!(sasl.starts_with("dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB"), "{sasl}");
-    let test = cli(
+    let sasl = cli(
         &prefix,
         arch,
-        &["--store", store, "--ca-file", &ca, "--lang", "de", "test", "alice"],
+        &["--store", store, "token", "alice", "--sasl"],
         true,
     );
     assert!(
-        test.contains("imap") && test.contains("pop3") && test.contains("smtp") && !test.contains("failed"),
+        sasl.starts_with("dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB"),
+        "{sasl}"
+    );
+    let test = cli(
+        &prefix,
+        arch,
+        &[
+            "--store",
+            store,
+            "--ca-file",
+            &ca,
+            "--lang",
+            "de",
+            "test",
+            "alice",
+        ],
+        true,
+    );
+    assert!(
+        test.contains("imap")
+            && test.contains("pop3")
+            && test.contains("smtp")
+            && !test.contains("failed"),
         "{test}"
     );
-    let round = cli(&prefix, arch, &["--store", store, "--lang", "en", "service", "--once"], true);
+    let round = cli(
+        &prefix,
+        arch,
+        &["--store", store, "--lang", "en", "service", "--once"],
+        true,
+    );
     assert!(round.contains("round: 1 accounts"), "{round}");
 
     let out = pass(host(&["disconnect", store]), "disconnect").await;
@@ -311,7 +341,12 @@ async fn a_dpapi_store_is_shared_by_processes_but_refused_on_another_computer() 
             && all.contains("another computer"),
         "the refusal names the cause:\n{all}"
     );
-    let text = cli(&other, Arch::X64, &["--store", store, "--lang", "de", "status"], false);
+    let text = cli(
+        &other,
+        Arch::X64,
+        &["--store", store, "--lang", "de", "status"],
+        false,
+    );
     assert!(
         text.contains("Der Tokenspeicher gehört zu einem anderen Computer")
             && text.contains("MC-STORE-KEY-PROTECTED"),
@@ -325,13 +360,20 @@ async fn a_dpapi_store_is_shared_by_processes_but_refused_on_another_computer() 
     cli(
         &prefix,
         Arch::X64,
-        &["--store", r"C:\Acme2\mailconnect.db", "--key-protection", "machine", "status"],
+        &[
+            "--store",
+            r"C:\Acme2\mailconnect.db",
+            "--key-protection",
+            "machine",
+            "status",
+        ],
         true,
     );
     let key = key_file(&plain);
     assert_eq!(key["scope"], "machine", "{key}");
     assert!(
-        !key.to_string().contains("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"),
+        !key.to_string()
+            .contains("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"),
         "the plain key is gone from the file"
     );
     // The service's account opens it (under Wine every process is the same user; on Windows
@@ -339,24 +381,67 @@ async fn a_dpapi_store_is_shared_by_processes_but_refused_on_another_computer() 
     cli(
         &prefix,
         Arch::X86,
-        &["--store", r"C:\Acme2\mailconnect.db", "--key-protection", "machine", "status"],
+        &[
+            "--store",
+            r"C:\Acme2\mailconnect.db",
+            "--key-protection",
+            "machine",
+            "status",
+        ],
         true,
     );
 }
 
 /// Owner-only files: the store and the key file refuse other users. Wine maps the protected DACL
 /// with the user's SID alone to Unix mode bits (no group/other read); on Windows it is that DACL.
+/// Paths as Windows users write them: a UNC share and forward slashes (the non-ASCII user folder is
+/// in the story tests).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_and_key_files_are_owner_only() {
+async fn store_paths_and_owner_only_files() {
     if wine::windows_dir().is_none() {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
     let prefix = Prefix::new("acl");
-    cli(&prefix, Arch::X64, &["--store", r"C:\acl\mc.db", "status"], true);
+    // \\fileserver\acme is a share Wine maps to a folder (dosdevices/unc/SERVER/SHARE).
+    let share = prefix.dir.join("share");
+    std::fs::create_dir_all(prefix.dir.join("dosdevices/unc/fileserver")).expect("unc dir");
+    std::fs::create_dir_all(&share).expect("share");
+    std::os::unix::fs::symlink(&share, prefix.dir.join("dosdevices/unc/fileserver/acme"))
+        .expect("share link");
+    cli(
+        &prefix,
+        Arch::X64,
+        &["--store", r"\\fileserver\acme\Mail Store\mc.db", "status"],
+        true,
+    );
+    assert!(share.join("Mail Store/mc.db").exists() && share.join("Mail Store/mc.db.key").exists());
+    cli(
+        &prefix,
+        Arch::X86,
+        &["--store", r"\\fileserver\acme\Mail Store\mc.db", "status"],
+        true,
+    );
+    cli(
+        &prefix,
+        Arch::X64,
+        &["--store", "C:/forward/slashes/mc.db", "status"],
+        true,
+    );
+    assert!(prefix.c_drive("forward/slashes/mc.db.key").exists());
+    cli(
+        &prefix,
+        Arch::X64,
+        &["--store", r"C:\acl\mc.db", "status"],
+        true,
+    );
     let check = wincheck(Arch::X64);
     let sid = {
-        let out = prefix.command(Arch::X64, &check).arg("sid").output().expect("sid");
+        let out = prefix
+            .command(Arch::X64, &check)
+            .arg("sid")
+            .output()
+            .expect("sid");
         String::from_utf8_lossy(&out.stdout)
             .trim()
             .strip_prefix("SID ")
@@ -369,7 +454,11 @@ async fn store_and_key_files_are_owner_only() {
         let path = prefix.c_drive(&format!("acl/{f}"));
         let mode = std::fs::metadata(&path).expect("file").permissions().mode();
         assert_eq!(mode & 0o077 & !0o050, 0, "{f}: mode {mode:o}");
-        assert_eq!(mode & 0o007, 0, "{f}: others have no access (mode {mode:o})");
+        assert_eq!(
+            mode & 0o007,
+            0,
+            "{f}: others have no access (mode {mode:o})"
+        );
         let out = prefix
             .command(Arch::X64, &check)
             .args(["acl", &format!(r"C:\acl\{f}")])
@@ -386,54 +475,72 @@ async fn store_and_key_files_are_owner_only() {
         .expect("plain")
         .permissions()
         .mode();
-    assert_ne!(plain & 0o004, 0, "the comparison file is world-readable ({plain:o})");
+    assert_ne!(
+        plain & 0o004,
+        0,
+        "the comparison file is world-readable ({plain:o})"
+    );
 }
 
-/// rustls-platform-verifier on Windows: a CA imported into the machine's Trusted Root store (as
-/// a corporate policy would) is trusted without `extra_ca_file`; before the import it is not.
+/// rustls-platform-verifier on Windows verifies through crypt32's chain engine and the system's
+/// Trusted Root store: a CA the system trusts is trusted without `extra_ca_file`; before, it is not.
+/// Wine 8 fills that Root store from the host's CA bundle once per Wine session (wineserver) and
+/// keeps nothing added to it through the certificate store API, so the CA is added where Wine's Root
+/// store comes from: the host bundle, in a private mount namespace seen only by the Wine session
+/// started for it. The servers are named `localhost` (in the certificate's SAN): Wine's SSL policy
+/// does not match IP-address SANs, which Windows does, and it wants a revocation answer (it ignores
+/// CERT_CHAIN_POLICY_IGNORE_ALL_REV_UNKNOWN_FLAGS): the stack's certificate names a CRL, served here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ca_in_the_windows_certificate_store_is_trusted_without_extra_ca_file() {
+async fn a_ca_the_windows_root_store_trusts_needs_no_extra_ca_file() {
     if wine::windows_dir().is_none() {
         return;
     }
     let env = env().await;
-    let stack = MailStack::up(&env.emulator.introspection_url(), &[]);
+    let (crl, crl_port) = loopback_listener();
+    let stack = MailStack::up_with(
+        &env.emulator.introspection_url(),
+        &[],
+        &["--crl-url", &format!("http://127.0.0.1:{crl_port}/ca.crl")],
+    );
+    serve(
+        crl,
+        std::fs::read(stack.dir.path().join("tls/ca.crl")).expect("the stack's CRL"),
+        "application/pkix-crl",
+    );
     let prefix = Prefix::new("certstore");
     let exe = scenario_exe(Arch::X64);
     let store = r"C:\certs\mc.db";
     let url = env.emulator.base_url().to_string();
-    let (imaps, pop3s, smtp) = (
+    let args = [
+        "mail".to_string(),
+        store.to_string(),
+        "localhost".to_string(),
         stack.port("imap_tls").to_string(),
         stack.port("pop3_tls").to_string(),
         stack.port("smtp_starttls").to_string(),
-    );
+    ];
     let mut c = prefix.command(Arch::X64, &exe);
     c.args(["connect-device", store, &url]);
     pass(c, "connect-device").await;
-    let mail = || {
-        let mut c = prefix.command(Arch::X64, &exe);
-        c.args(["mail", store, "127.0.0.1", &imaps, &pop3s, &smtp]);
-        c
-    };
-    let before = drive(mail(), None).await;
-    assert!(!before.ok, "the stack's CA is not trusted yet:\n{}", before.all());
+    let mut c = prefix.command(Arch::X64, &exe);
+    c.args(&args);
+    let before = drive(c, None).await;
+    assert!(
+        !before.ok,
+        "the stack's CA is not trusted yet:\n{}",
+        before.all()
+    );
     assert!(
         before.all().contains("MC-TLS-UNTRUSTED"),
         "the Test report names the untrusted certificate:\n{}",
         before.all()
     );
-    let ca = wine::z_path(Path::new(stack.info["ca_pem"].as_str().expect("ca_pem")));
-    let out = prefix
-        .command(Arch::X64, &wincheck(Arch::X64))
-        .args(["import-ca", &ca])
-        .output()
-        .expect("import-ca");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("ADDED 1"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let out = pass(mail(), "mail after importing the CA").await;
+    let system = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+    let bundle = prefix.dir.join("roots.pem");
+    std::fs::write(&bundle, [system, stack.ca_pem()].concat()).expect("bundle");
+    prefix.end_session();
+    let c = prefix.command_with_system_roots(Arch::X64, &exe, &bundle, &args);
+    let out = pass(c, "mail with the CA in the system's Root store").await;
     assert!(out.contains("ok mc_test all protocols ok"), "{out}");
 }
 
@@ -455,13 +562,22 @@ async fn the_system_browser_is_the_registered_http_handler_and_the_listener_is_l
         tools.join("mailconnect.dll"),
     )
     .expect("copy DLL");
-    for key in [r"HKCU\Software\Classes\http\shell\open\command", r"HKCU\Software\Classes\https\shell\open\command"] {
+    // The handler registered for web links machine-wide (what a browser installed for all users
+    // writes; Wine's shell, unlike Windows 10's, does not read HKCU's per-user choice).
+    for key in [
+        r"HKLM\Software\Classes\http\shell\open\command",
+        r"HKLM\Software\Classes\https\shell\open\command",
+    ] {
         prefix.reg_add(key, "", "REG_SZ", r#""C:\tools\wincheck.exe" browse "%1""#);
     }
     let log = prefix.dir.join("browse.log");
     let mut c = prefix.command(Arch::X64, &scenario_exe(Arch::X64));
-    c.args(["connect-system-browser", r"C:\browser\mc.db", env.emulator.base_url()])
-        .env("WINCHECK_BROWSE_LOG", wine::z_path(&log));
+    c.args([
+        "connect-system-browser",
+        r"C:\browser\mc.db",
+        env.emulator.base_url(),
+    ])
+    .env("WINCHECK_BROWSE_LOG", wine::z_path(&log));
     // Watch the listener while the sign-in page is open.
     let watch_log = log.clone();
     let listener = std::thread::spawn(move || {
@@ -481,7 +597,11 @@ async fn the_system_browser_is_the_registered_http_handler_and_the_listener_is_l
                     .and_then(|r| url::Url::parse(&r).ok())
                     .and_then(|r| r.port());
                 let ss = Command::new("ss").args(["-ltnH"]).output().ok();
-                return (url, port, ss.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()));
+                return (
+                    url,
+                    port,
+                    ss.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()),
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -494,7 +614,8 @@ async fn the_system_browser_is_the_registered_http_handler_and_the_listener_is_l
         r.all()
     );
     assert!(
-        r.stdout.contains("ok no callback ran: the system browser showed the sign-in"),
+        r.stdout
+            .contains("ok no callback ran: the system browser showed the sign-in"),
         "{}",
         r.stdout
     );
@@ -502,9 +623,15 @@ async fn the_system_browser_is_the_registered_http_handler_and_the_listener_is_l
     assert!(url.contains("/oauth2/v2.0/authorize?"), "{url}");
     let port = port.expect("the redirect URI has the listener's port");
     let ss = ss.expect("ss runs");
-    let lines: Vec<&str> = ss.lines().filter(|l| l.contains(&format!(":{port} "))).collect();
+    let lines: Vec<&str> = ss
+        .lines()
+        .filter(|l| l.contains(&format!(":{port} ")))
+        .collect();
     assert!(
-        !lines.is_empty() && lines.iter().all(|l| l.contains(&format!("127.0.0.1:{port}"))),
+        !lines.is_empty()
+            && lines
+                .iter()
+                .all(|l| l.contains(&format!("127.0.0.1:{port}"))),
         "the listener is bound to 127.0.0.1:{port} only (no firewall prompt on Windows):\n{ss}"
     );
 }
@@ -543,7 +670,10 @@ impl Tinyproxy {
             .expect("tinyproxy starts (tests/windows/run.sh installs it)");
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "tinyproxy listens");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "tinyproxy listens"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Tinyproxy {
@@ -581,23 +711,27 @@ fn connection_settings(flags: u32, proxy: &str, bypass: &str, pac: &str) -> Stri
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// A PAC file server on loopback.
-fn serve_pac(script: String) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+/// Answer every HTTP request on `listener` with `body` (a PAC script, a CRL).
+fn serve(listener: std::net::TcpListener, body: Vec<u8>, content_type: &'static str) {
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let mut s = stream;
             let mut buf = [0u8; 4096];
             let _ = std::io::Read::read(&mut s, &mut buf);
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/x-ns-proxy-autoconfig\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{script}",
-                script.len()
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
             );
-            let _ = std::io::Write::write_all(&mut s, reply.as_bytes());
+            let _ = std::io::Write::write_all(&mut s, head.as_bytes());
+            let _ = std::io::Write::write_all(&mut s, &body);
         }
     });
-    port
+}
+
+fn loopback_listener() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    (listener, port)
 }
 
 /// No proxy in the options or the environment: the identity provider is reached through the proxy
@@ -636,10 +770,16 @@ async fn the_windows_system_proxy_is_used_when_nothing_else_names_one() {
 
     // 2. "Use automatic configuration script": the PAC script sends everything to the proxy.
     let proxy2 = Tinyproxy::start();
-    let pac_port = serve_pac(format!(
-        "function FindProxyForURL(url, host) {{ return \"PROXY 127.0.0.1:{}\"; }}",
-        proxy2.port
-    ));
+    let (pac, pac_port) = loopback_listener();
+    serve(
+        pac,
+        format!(
+            "function FindProxyForURL(url, host) {{ return \"PROXY 127.0.0.1:{}\"; }}",
+            proxy2.port
+        )
+        .into_bytes(),
+        "application/x-ns-proxy-autoconfig",
+    );
     let prefix = Prefix::new("proxy-pac");
     prefix.reg_add(
         key,
@@ -683,20 +823,55 @@ async fn the_refresher_runs_as_a_windows_service() {
     c.args(["connect-device", store, env.emulator.base_url()])
         .env("MC_OPTIONS_EXTRA", ",\"key\":{\"dpapi\":\"machine\"}");
     pass(c, "connect-device (machine scope)").await;
+    // Wine ends the services of a prefix when its last program exits (Windows keeps them running
+    // without anyone logged in): a long-running program stands in for the logged-on desktop.
+    let mut session = prefix
+        .command(Arch::X64, &wincheck(Arch::X64))
+        .args(["sleep", "600"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("a session program");
     let base = ["--store", store, "--key-protection", "machine"];
     let with = |rest: &[&'static str]| -> Vec<&str> { base.iter().chain(rest).copied().collect() };
     let out = cli(
         &prefix,
         Arch::X64,
-        &with(&["service", "--interval", "2", "--ahead", "6", "--jitter", "0", "install", "--name", "mcsvc", "--manual"]),
+        &with(&[
+            "service",
+            "--interval",
+            "2",
+            "--ahead",
+            "6",
+            "--jitter",
+            "0",
+            "install",
+            "--name",
+            "mcsvc",
+            "--manual",
+        ]),
         true,
     );
     assert!(out.contains("service installed"), "{out}");
-    let out = cli(&prefix, Arch::X64, &with(&["service", "start", "--name", "mcsvc"]), true);
+    let out = cli(
+        &prefix,
+        Arch::X64,
+        &with(&["service", "start", "--name", "mcsvc"]),
+        true,
+    );
     assert!(out.contains("mcsvc: running"), "{out}");
-    let status = cli(&prefix, Arch::X64, &with(&["service", "status", "--name", "mcsvc"]), true);
-    assert!(status.contains("mcsvc: running (pid"), "{status}");
     let log = prefix.c_drive("ProgramData/Acme/mailconnect.db.service.log");
+    let status = cli(
+        &prefix,
+        Arch::X64,
+        &with(&["service", "status", "--name", "mcsvc"]),
+        true,
+    );
+    assert!(
+        status.contains("mcsvc: running (pid"),
+        "{status}\nservice log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     let start = Instant::now();
     let mut text = String::new();
     while start.elapsed() < Duration::from_secs(180) {
@@ -710,14 +885,31 @@ async fn the_refresher_runs_as_a_windows_service() {
         text.contains("service 'mcsvc' started") && text.contains("alice: token refreshed"),
         "the service refreshed the token:\n{text}"
     );
-    let out = cli(&prefix, Arch::X64, &with(&["service", "stop", "--name", "mcsvc"]), true);
+    let out = cli(
+        &prefix,
+        Arch::X64,
+        &with(&["service", "stop", "--name", "mcsvc"]),
+        true,
+    );
     assert!(out.contains("mcsvc: stopped"), "{out}");
-    let out = cli(&prefix, Arch::X64, &with(&["service", "uninstall", "--name", "mcsvc"]), true);
+    let out = cli(
+        &prefix,
+        Arch::X64,
+        &with(&["service", "uninstall", "--name", "mcsvc"]),
+        true,
+    );
     assert!(out.contains("service removed"), "{out}");
-    let out = cli(&prefix, Arch::X64, &with(&["service", "status", "--name", "mcsvc"]), false);
+    let out = cli(
+        &prefix,
+        Arch::X64,
+        &with(&["service", "status", "--name", "mcsvc"]),
+        false,
+    );
     assert!(out.contains("not installed"), "{out}");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("service 'mcsvc' stopped"), "{text}");
+    let _ = session.kill();
+    let _ = session.wait();
 }
 
 /// What Explorer's Properties and installers read: the version resource of the DLL and the exe,
@@ -757,10 +949,73 @@ async fn version_resources_and_the_files_a_host_ships() {
                 format!("OriginalFilename {file}"),
                 "LegalCopyright Copyright (C) 2026 mailconnect developers".to_string(),
             ] {
-                assert!(text.contains(&want), "{}/{file}: missing '{want}':\n{text}", arch.name());
+                assert!(
+                    text.contains(&want),
+                    "{}/{file}: missing '{want}':\n{text}",
+                    arch.name()
+                );
             }
         }
         let def = std::fs::read_to_string(a.join("mailconnect.def")).expect("def");
-        assert!(def.contains("    mc_client_open\n") && def.starts_with("LIBRARY mailconnect.dll"), "{def}");
+        assert!(
+            def.contains("    mc_client_open\n") && def.starts_with("LIBRARY mailconnect.dll"),
+            "{def}"
+        );
+    }
+}
+
+/// Figures for BENCHMARKS.md (informative: Wine is not Windows): the stripped DLL sizes, and under
+/// Wine the time from LoadLibrary to the first call and of mc_client_open on an existing store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "figures for BENCHMARKS.md; tests/windows/run.sh prints them"]
+async fn load_figures() {
+    let Some(dir) = wine::windows_dir() else {
+        return;
+    };
+    let prefix = Prefix::new("figures");
+    println!("| arch | stripped mailconnect.dll | mailconnect.exe | LoadLibrary -> first call | mc_client_open (existing store), best / mean of 20 | peer: LoadLibrary(winhttp.dll) -> WinHttpOpen |");
+    println!("|---|---|---|---|---|---|");
+    for arch in [Arch::X64, Arch::X86] {
+        let a = dir.join(arch.name());
+        let store = format!(r"C:\figures\{}\mc.db", arch.name());
+        cli(&prefix, arch, &["--store", &store, "status"], true);
+        let opts = serde_json::json!({ "store": store }).to_string();
+        let check = wincheck(arch);
+        // A first run warms Wine's own caches (its DLLs, the registry); the second is measured.
+        let mut text = String::new();
+        for _ in 0..2 {
+            let out = prefix
+                .command(arch, &check)
+                .args([
+                    "load",
+                    &wine::z_path(&a.join("mailconnect.dll")),
+                    &opts,
+                    "20",
+                ])
+                .output()
+                .expect("wincheck load");
+            text = String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().parse::<f64>().unwrap_or(f64::NAN))
+                .unwrap_or_else(|| panic!("no {k} in:\n{text}"))
+        };
+        let mib = |f: &str| {
+            std::fs::metadata(a.join(f))
+                .map(|m| m.len() as f64 / 1048576.0)
+                .unwrap_or(0.0)
+        };
+        println!(
+            "| {} | {:.2} MiB | {:.2} MiB | {:.1} ms | {:.1} ms / {:.1} ms | {:.1} ms |",
+            arch.name(),
+            mib("mailconnect.dll"),
+            mib("mailconnect.exe"),
+            get("LOAD_FIRST_CALL_US ") / 1000.0,
+            get("CLIENT_OPEN_BEST_US ") / 1000.0,
+            get("CLIENT_OPEN_MEAN_US ") / 1000.0,
+            get("PEER_WINHTTP_US ") / 1000.0
+        );
     }
 }

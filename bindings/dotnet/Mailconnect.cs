@@ -38,6 +38,46 @@ namespace Mailconnect
         internal const string Lib = "mailconnect";
         internal const uint AbiVersion = 1;
 
+        // Every export of mailconnect.dll is cdecl (the header's MC_CALL); on 32-bit Windows a
+        // DllImport or callback without CallingConvention.Cdecl would be stdcall and break the stack.
+
+        static Native()
+        {
+            Preload();
+        }
+
+        [DllImport("kernel32", CharSet = CharSet.Unicode, SetLastError = true)]
+        private static extern IntPtr LoadLibraryW(string path);
+
+        /// <summary>Windows: when mailconnect.dll is not beside the application, load it from
+        /// runtimes\&lt;rid&gt;\native\ (where a NuGet package puts it) for this process's architecture, so the
+        /// DllImports below bind to it. .NET Core finds it there by itself; .NET Framework does not. Elsewhere the
+        /// platform's own search applies (LD_LIBRARY_PATH, Mono's dllmap).</summary>
+        private static void Preload()
+        {
+            if (Environment.OSVersion.Platform != PlatformID.Win32NT)
+                return;
+            string rid;
+            switch (RuntimeInformation.ProcessArchitecture)
+            {
+                case Architecture.X64: rid = "win-x64"; break;
+                case Architecture.X86: rid = "win-x86"; break;
+                case Architecture.Arm64: rid = "win-arm64"; break;
+                default: return;
+            }
+            var dirs = new List<string> { AppDomain.CurrentDomain.BaseDirectory };
+            string own = System.IO.Path.GetDirectoryName(typeof(Native).Assembly.Location);
+            if (!string.IsNullOrEmpty(own)) dirs.Add(own);
+            foreach (string dir in dirs)
+            {
+                if (string.IsNullOrEmpty(dir) || System.IO.File.Exists(System.IO.Path.Combine(dir, "mailconnect.dll")))
+                    return; // beside the application: Windows' own search finds it first
+                string candidate = System.IO.Path.Combine(dir, "runtimes", rid, "native", "mailconnect.dll");
+                if (System.IO.File.Exists(candidate) && LoadLibraryW(candidate) != IntPtr.Zero)
+                    return;
+            }
+        }
+
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate int OpenUrlFn(IntPtr userData, IntPtr url);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]

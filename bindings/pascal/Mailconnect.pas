@@ -18,6 +18,10 @@ uses
 
 const
 {$IFDEF MSWINDOWS}
+  { Win32 and Win64: the x86 or x64 mailconnect.dll (target/windows/<arch>/) beside the .exe; a 32-bit
+    program loads the x86 DLL on 64-bit Windows too. Every external and callback type below is cdecl,
+    as the C header's MC_CALL says: Delphi's default (register) or stdcall would break the stack on
+    Win32. Strings cross as UTF-8 (UTF8String), never as AnsiString in the code page. }
   MailconnectLib = 'mailconnect.dll';
 {$ELSE}
   MailconnectLib = 'libmailconnect.so';

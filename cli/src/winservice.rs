@@ -399,7 +399,12 @@ fn service_main(_arguments: Vec<OsString>) {
         p.push(".service.log");
         PathBuf::from(p)
     });
-    let log = LogFile::new(log_path);
+    let log = std::sync::Arc::new(LogFile::new(log_path));
+    // A service has no console: a panic is written to its log before the process ends.
+    let panic_log = log.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        panic_log.line(&format!("the service failed: {info}"));
+    }));
     let cancel = CancellationToken::new();
     let c = cancel.clone();
     let handler = move |control| match control {

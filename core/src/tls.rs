@@ -62,31 +62,113 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>> {
             .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
             .with_no_client_auth()
     } else {
-        match rustls_platform_verifier::Verifier::new_with_extra_roots(
-            extra.clone(),
-            provider.clone(),
-        ) {
-            Ok(v) => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(v))
-                .with_no_client_auth(),
-            Err(e) => {
-                tracing::debug!(
-                    "platform certificate verifier unavailable ({e}); using Mozilla roots"
-                );
-                let mut roots = RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                };
-                for c in extra {
-                    roots.add(c).map_err(|e| {
-                        Error::invalid("extra_ca", format!("CA certificate rejected: {e}"))
-                    })?;
-                }
-                builder.with_root_certificates(roots).with_no_client_auth()
-            }
-        }
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier(extra, provider)?)
+            .with_no_client_auth()
     };
     Ok(Arc::new(config))
+}
+
+/// The platform's verifier (Windows: crypt32's chain engine and the Trusted Root store; macOS:
+/// the keychain; Linux: the system's CA bundle) with the extra CAs. Where the platform cannot take
+/// extra roots (Wine's crypt32 refuses the chain-engine configuration that carries them), the
+/// system's roots still go through the platform and the extra CAs through webpki. Where there is no
+/// platform verifier at all, Mozilla's roots (webpki-roots) plus the extra CAs.
+fn verifier(
+    extra: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>> {
+    use rustls_platform_verifier::Verifier;
+    let platform = if extra.is_empty() {
+        Verifier::new(provider.clone())
+    } else {
+        Verifier::new_with_extra_roots(extra.clone(), provider.clone())
+    };
+    match platform {
+        Ok(v) => Ok(Arc::new(v)),
+        Err(e) => match (extra.is_empty(), Verifier::new(provider.clone())) {
+            (false, Ok(system)) => {
+                tracing::debug!(
+                    "the platform verifier cannot add extra roots ({e}); the extra CAs are checked on their own"
+                );
+                let extra = webpki(RootCertStore::empty(), extra, provider)?;
+                Ok(Arc::new(SystemOrExtra { system, extra }))
+            }
+            _ => {
+                tracing::warn!("no platform certificate verifier ({e}); using Mozilla's roots");
+                let mozilla = RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                webpki(mozilla, extra, provider)
+            }
+        },
+    }
+}
+
+/// A webpki verifier over `roots` plus `extra`.
+fn webpki(
+    mut roots: RootCertStore,
+    extra: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>> {
+    for c in extra {
+        roots
+            .add(c)
+            .map_err(|e| Error::invalid("extra_ca", format!("CA certificate rejected: {e}")))?;
+    }
+    let v = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Tls, format!("TLS verifier: {e}")))?;
+    Ok(v)
+}
+
+/// The system's roots through the platform, then the extra CAs: a certificate the platform does
+/// not know the issuer of is checked again against the extra CAs alone.
+#[derive(Debug)]
+struct SystemOrExtra {
+    system: rustls_platform_verifier::Verifier,
+    extra: Arc<dyn ServerCertVerifier>,
+}
+
+impl ServerCertVerifier for SystemOrExtra {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self
+            .system
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => self
+                .extra
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now),
+            other => other,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.system.verify_tls12_signature(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.system.verify_tls13_signature(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.system.supported_verify_schemes()
+    }
 }
 
 #[derive(Debug)]

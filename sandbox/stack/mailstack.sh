@@ -4,7 +4,7 @@
 #
 #   mailstack.sh up DIR --introspect-url URL [--domain example.test]
 #                       [--deny-imap user@dom]... [--deny-pop3 user@dom]... [--deny-smtp user@dom]...
-#                       [--passdb lua|oauth2] [--debug]
+#                       [--passdb lua|oauth2] [--crl-url URL] [--debug]
 #   mailstack.sh down DIR
 #   mailstack.sh status DIR
 #
@@ -181,6 +181,18 @@ subjectAltName = DNS:localhost,IP:127.0.0.1,IP:127.0.0.2
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 EOF
+        # --crl-url: the certificate names where its CA's (empty) CRL is published, as certificates
+        # from real CAs do, and tls/ca.crl (DER) is that CRL, for the caller to serve there:
+        # verifiers that insist on a revocation answer (Wine's crypt32) can then give one.
+        if [ -n "$CRL_URL" ]; then
+            echo "crlDistributionPoints = URI:$CRL_URL" >>server.ext
+            printf '[ca]\ndefault_ca = c\n[c]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 30\n' >ca.cnf
+            : >index.txt
+            echo 01 >crlnumber
+            openssl ca -config ca.cnf -gencrl -keyfile ca.key -cert ca.pem -out crl.pem 2>/dev/null
+            openssl crl -in crl.pem -outform DER -out ca.crl 2>/dev/null
+            chmod 0644 ca.crl
+        fi
         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 8)" \
             -days 30 -sha256 -extfile server.ext -out server.pem 2>/dev/null
         cat server.pem ca.pem >server-chain.pem
@@ -521,6 +533,7 @@ do_up() {
     PASSDB=lua
     SEND_AUTH_HEADERS=${MAILSTACK_SEND_AUTH_HEADERS:-no}
     DENY_IMAP=(); DENY_POP3=(); DENY_SMTP=()
+    CRL_URL=""
     while [ $# -gt 0 ]; do
         case "$1" in
             --introspect-url) INTROSPECT_URL=${2:?}; shift 2 ;;
@@ -533,6 +546,8 @@ do_up() {
             --debug) DEBUG=1; shift ;;
             --passdb) PASSDB=${2:?}; shift 2 ;;
             --passdb=*) PASSDB=${1#*=}; shift ;;
+            --crl-url) CRL_URL=${2:?}; shift 2 ;;
+            --crl-url=*) CRL_URL=${1#*=}; shift ;;
             *) die "unknown option '$1'" ;;
         esac
     done

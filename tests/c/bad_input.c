@@ -821,7 +821,13 @@ static void huge_invalid_utf8(mc_client *c, char *huge) {
     huge[HUGE_LEN - 1] = 'a';
 }
 
-int main(int argc, char **argv) {
+#ifdef _WIN32
+#define MAIN_CALL __cdecl /* the C runtime calls main cdecl, also under -mrtd */
+#else
+#define MAIN_CALL
+#endif
+
+int MAIN_CALL main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s STORE_PATH\n", argc > 0 ? argv[0] : "bad_input");
         return 2;

@@ -30,23 +30,25 @@
 #ifdef _WIN32
 #include <wchar.h>
 __declspec(dllimport) void __stdcall Sleep(unsigned long milliseconds);
-__declspec(dllimport) wchar_t *__stdcall GetCommandLineW(void);
-__declspec(dllimport) wchar_t **__stdcall CommandLineToArgvW(const wchar_t *command_line, int *argc);
-__declspec(dllimport) int __stdcall WideCharToMultiByte(unsigned code_page, unsigned long flags, const wchar_t *wide, int wide_len,
-                                                        char *out, int out_len, const char *default_char, int *used_default);
 static void sleep_ms(unsigned ms) { Sleep(ms); }
 
-/* Windows gives main() its arguments in the ANSI code page (Windows-1252 for "Jürgen"), but
-   mailconnect takes UTF-8, as a Windows host must give it every string: take the UTF-16 command
-   line and convert it (WideCharToMultiByte with CP_UTF8, 65001). */
-static char **utf8_arguments(int *argc) {
-    wchar_t **wide = CommandLineToArgvW(GetCommandLineW(), argc);
-    char **out = (char **)calloc((size_t)*argc + 1, sizeof(char *));
-    for (int i = 0; wide && out && i < *argc; i++) {
-        int n = WideCharToMultiByte(65001, 0, wide[i], -1, NULL, 0, NULL, NULL);
-        out[i] = (char *)calloc((size_t)n + 1, 1);
-        if (out[i]) WideCharToMultiByte(65001, 0, wide[i], -1, out[i], n, NULL, NULL);
+/* UTF-16 (with surrogate pairs) to UTF-8. Windows gives main() its arguments in the ANSI code
+   page (Windows-1252 for "Jürgen"), but mailconnect takes UTF-8, as a Windows host must give it
+   every string: the program starts at wmain (-municode) and converts, as WideCharToMultiByte with
+   CP_UTF8 would. */
+static char *utf8_from_wide(const wchar_t *w) {
+    size_t n = wcslen(w);
+    char *out = (char *)malloc(n * 3 + 1), *o = out;
+    for (size_t i = 0; out && i < n; i++) {
+        unsigned long c = (unsigned short)w[i];
+        if (c >= 0xD800 && c < 0xDC00 && i + 1 < n && (unsigned short)w[i + 1] >= 0xDC00 && (unsigned short)w[i + 1] < 0xE000)
+            c = 0x10000 + ((c - 0xD800) << 10) + ((unsigned short)w[++i] - 0xDC00);
+        if (c < 0x80) *o++ = (char)c;
+        else if (c < 0x800) { *o++ = (char)(0xC0 | (c >> 6)); *o++ = (char)(0x80 | (c & 0x3F)); }
+        else if (c < 0x10000) { *o++ = (char)(0xE0 | (c >> 12)); *o++ = (char)(0x80 | ((c >> 6) & 0x3F)); *o++ = (char)(0x80 | (c & 0x3F)); }
+        else { *o++ = (char)(0xF0 | (c >> 18)); *o++ = (char)(0x80 | ((c >> 12) & 0x3F)); *o++ = (char)(0x80 | ((c >> 6) & 0x3F)); *o++ = (char)(0x80 | (c & 0x3F)); }
     }
+    if (out) *o = 0;
     return out;
 }
 #else
@@ -310,11 +312,7 @@ static int disconnect_mode(const char *store) {
     return failures ? 1 : 0;
 }
 
-int main(int argc, char **argv) {
-#ifdef _WIN32
-    argv = utf8_arguments(&argc);
-    if (!argv) return 2;
-#endif
+static int run(int argc, char **argv) {
     if (mc_abi_version() != MC_ABI_VERSION) {
         fprintf(stderr, "ABI mismatch: library %u, header %u\n", mc_abi_version(), (unsigned)MC_ABI_VERSION);
         return 2;
@@ -341,3 +339,13 @@ int main(int argc, char **argv) {
     printf("%s %d failures\n", rc == 0 ? "PASS" : "FAIL", failures);
     return rc;
 }
+
+#ifdef _WIN32
+int __cdecl wmain(int argc, wchar_t **wargv) { /* the C runtime calls it cdecl, also under -mrtd */
+    char **argv = (char **)calloc((size_t)argc + 1, sizeof(char *));
+    for (int i = 0; argv && i < argc; i++) argv[i] = utf8_from_wide(wargv[i]);
+    return argv ? run(argc, argv) : 2;
+}
+#else
+int main(int argc, char **argv) { return run(argc, argv); }
+#endif

@@ -213,6 +213,11 @@ pub struct MailStack {
 impl MailStack {
     /// Start a stack validating tokens against `introspect_url`; `deny_pop3` users may not use POP3.
     pub fn up(introspect_url: &str, deny_pop3: &[&str]) -> MailStack {
+        MailStack::up_with(introspect_url, deny_pop3, &[])
+    }
+
+    /// [`MailStack::up`] with more of mailstack.sh's options (`--crl-url URL`, ...).
+    pub fn up_with(introspect_url: &str, deny_pop3: &[&str], options: &[&str]) -> MailStack {
         let dir = tempfile::Builder::new()
             .prefix("mcstack")
             .tempdir()
@@ -227,6 +232,7 @@ impl MailStack {
         for u in deny_pop3 {
             cmd.arg("--deny-pop3").arg(u);
         }
+        cmd.args(options);
         let log = dir.path().join("up.log");
         let f = std::fs::File::create(&log).expect("log file");
         let status = cmd

@@ -55,13 +55,21 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// The Windows build's output folder (`MAILCONNECT_WINDOWS_DIR`, default `target/windows`), or
-/// `None` (the test then says it was skipped) when it has not been built. With
-/// `MAILCONNECT_REQUIRE_WINDOWS=1` (what tests/windows/run.sh sets) a missing build fails instead.
+/// The Windows build's output folder (`MAILCONNECT_WINDOWS_DIR`, default `target/windows`) when the
+/// Windows tests are asked for: by `MAILCONNECT_REQUIRE_WINDOWS=1` (what tests/windows/run.sh sets,
+/// after building; a missing build then fails the test) or by naming the folder. Otherwise `None`,
+/// and the test says it was skipped: `cargo test --workspace` leaves them to tests/windows/run.sh,
+/// which builds the DLLs they test first.
 pub fn windows_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("MAILCONNECT_WINDOWS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/windows"));
+    let named = std::env::var_os("MAILCONNECT_WINDOWS_DIR").map(PathBuf::from);
+    let required = std::env::var("MAILCONNECT_REQUIRE_WINDOWS").is_ok_and(|v| v == "1");
+    if named.is_none() && !required {
+        eprintln!(
+            "skipped: the Windows tests run from tests/windows/run.sh (it builds the DLLs first)"
+        );
+        return None;
+    }
+    let dir = named.unwrap_or_else(|| workspace().join("target/windows"));
     let built = [Arch::X64, Arch::X86]
         .iter()
         .all(|a| dir.join(a.name()).join("mailconnect.dll").exists())
@@ -69,7 +77,7 @@ pub fn windows_dir() -> Option<PathBuf> {
     if built {
         return Some(dir);
     }
-    if std::env::var("MAILCONNECT_REQUIRE_WINDOWS").is_ok_and(|v| v == "1") {
+    if required {
         panic!(
             "the Windows build is missing in {} (run bash ffi/windows/build.sh) or Wine is not installed",
             dir.display()
@@ -97,8 +105,29 @@ fn scratch() -> PathBuf {
 
 /// Compile a C host with MinGW (`-std=c11 -Wall -Wextra -Werror`, plus `flags`) against the
 /// committed header and the build's import library, into a folder of its own with a copy of
-/// `mailconnect.dll` beside it. `source` is relative to the workspace.
+/// `mailconnect.dll` beside it. `source` is relative to the workspace. Each program is compiled
+/// once per test process (tests running in parallel share it; none sees a half-written file).
 pub fn compile(arch: Arch, source: &str, flags: &[&str], libs: &[&str]) -> PathBuf {
+    type Built = std::collections::HashMap<String, PathBuf>;
+    static BUILT: std::sync::Mutex<Option<Built>> = std::sync::Mutex::new(None);
+    let key = format!(
+        "{}|{source}|{}|{}",
+        arch.name(),
+        flags.join(" "),
+        libs.join(" ")
+    );
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(exe) = built.get_or_insert_with(Built::new).get(&key) {
+        return exe.clone();
+    }
+    let exe = compile_now(arch, source, flags, libs);
+    built
+        .get_or_insert_with(Built::new)
+        .insert(key, exe.clone());
+    exe
+}
+
+fn compile_now(arch: Arch, source: &str, flags: &[&str], libs: &[&str]) -> PathBuf {
     let stem = Path::new(source)
         .file_stem()
         .expect("source name")
@@ -261,6 +290,48 @@ impl Prefix {
         c
     }
 
+    /// Like [`Self::command`] with `args`, but the program sees `bundle` as the host's CA bundle
+    /// (`/etc/ssl/certs/ca-certificates.crt`, bind-mounted in a mount namespace of its own: needs
+    /// root), which is where Wine's crypt32 builds the Windows Trusted Root store from.
+    pub fn command_with_system_roots(
+        &self,
+        arch: Arch,
+        exe: &Path,
+        bundle: &Path,
+        args: &[String],
+    ) -> Command {
+        let c = self.command(arch, exe);
+        let mut wrapped = Command::new("unshare");
+        wrapped
+            .args(["--mount", "sh", "-c"])
+            .arg("mount --bind \"$1\" /etc/ssl/certs/ca-certificates.crt && shift && exec \"$@\"")
+            .arg("sh")
+            .arg(bundle)
+            .arg(arch.loader())
+            .arg(exe)
+            .args(args);
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => wrapped.env(k, v),
+                None => wrapped.env_remove(k),
+            };
+        }
+        wrapped
+    }
+
+    /// End this prefix's Wine session: stop its wineserver and the programs in it (the next program
+    /// starts a new one).
+    pub fn end_session(&self) {
+        let _ = Command::new("/usr/lib/wine/wineserver")
+            .arg("-k")
+            .env("WINEPREFIX", &self.dir)
+            .status();
+        let _ = Command::new("/usr/lib/wine/wineserver")
+            .arg("-w")
+            .env("WINEPREFIX", &self.dir)
+            .status();
+    }
+
     /// `reg add KEY /v NAME /t TYPE /d DATA /f` in this prefix (`name` empty: the default value).
     pub fn reg_add(&self, key: &str, name: &str, kind: &str, data: &str) {
         let mut c = Command::new(Arch::X64.loader());
@@ -289,10 +360,7 @@ impl Prefix {
 
 impl Drop for Prefix {
     fn drop(&mut self) {
-        let _ = Command::new("/usr/lib/wine/wineserver")
-            .arg("-k")
-            .env("WINEPREFIX", &self.dir)
-            .status();
+        self.end_session();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

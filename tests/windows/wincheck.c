@@ -4,9 +4,9 @@
  *
  *   wincheck sid                 the SID of the user this process runs as
  *   wincheck acl PATH            the file's DACL in SDDL, and whether it is protected (no inheritance)
- *   wincheck import-ca PEM       add the PEM's certificates to the machine's Trusted Root store
  *   wincheck version DLL         the DLL's version resource (what Explorer's Properties show)
  *   wincheck browse URL          a stand-in browser: appends URL to the file in %WINCHECK_BROWSE_LOG%
+ *   wincheck sleep SECONDS       a program that stays (Wine ends services when the session's last ends)
  *   wincheck load DLL OPTS N     LoadLibrary -> first call, then mc_client_open(OPTS) N times (µs)
  *
  * Exit status 0 on success; results on stdout as "key value" lines.
@@ -16,7 +16,6 @@
 #include <windows.h>
 #include <aclapi.h>
 #include <sddl.h>
-#include <wincrypt.h>
 
 #include <stdint.h>
 #include <stdio.h>
@@ -83,45 +82,6 @@ static int acl(const char *path) {
     return 0;
 }
 
-static int import_ca(const char *pem_path) {
-    FILE *f = fopen(pem_path, "rb");
-    if (!f) {
-        printf("ERROR cannot open %s\n", pem_path);
-        return 1;
-    }
-    static char pem[1 << 20];
-    size_t n = fread(pem, 1, sizeof pem - 1, f);
-    fclose(f);
-    pem[n] = 0;
-    HCERTSTORE store = CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0, CERT_SYSTEM_STORE_LOCAL_MACHINE, L"ROOT");
-    if (!store) {
-        printf("ERROR CertOpenStore %lu\n", (unsigned long)GetLastError());
-        return 1;
-    }
-    int added = 0;
-    const char *p = pem;
-    while ((p = strstr(p, "-----BEGIN CERTIFICATE-----")) != NULL) {
-        const char *end = strstr(p, "-----END CERTIFICATE-----");
-        if (!end) break;
-        end += strlen("-----END CERTIFICATE-----");
-        DWORD der_len = 0;
-        if (!CryptStringToBinaryA(p, (DWORD)(end - p), CRYPT_STRING_BASE64HEADER, NULL, &der_len, NULL, NULL)) break;
-        BYTE *der = (BYTE *)malloc(der_len);
-        if (!der) break;
-        if (CryptStringToBinaryA(p, (DWORD)(end - p), CRYPT_STRING_BASE64HEADER, der, &der_len, NULL, NULL) &&
-            CertAddEncodedCertificateToStore(store, X509_ASN_ENCODING, der, der_len, CERT_STORE_ADD_REPLACE_EXISTING, NULL)) {
-            added++;
-        } else {
-            printf("ERROR CertAddEncodedCertificateToStore %lu\n", (unsigned long)GetLastError());
-        }
-        free(der);
-        p = end;
-    }
-    CertCloseStore(store, 0);
-    printf("ADDED %d\n", added);
-    return added > 0 ? 0 : 1;
-}
-
 static int version(const char *dll) {
     wchar_t *w = widen(dll);
     DWORD handle = 0;
@@ -182,7 +142,19 @@ static double now_us(void) {
     return (double)t.QuadPart * 1e6 / (double)freq.QuadPart;
 }
 
+typedef void *(WINAPI *winhttp_open_fn)(const wchar_t *, DWORD, const wchar_t *, const wchar_t *, DWORD);
+typedef BOOL(WINAPI *winhttp_close_fn)(void *);
+
 static int load(const char *dll, const char *options, int n) {
+    /* The peer, first: Windows' own HTTP client, LoadLibrary("winhttp.dll") -> WinHttpOpen. */
+    double p0 = now_us();
+    HMODULE winhttp = LoadLibraryW(L"winhttp.dll");
+    winhttp_open_fn wopen = winhttp ? (winhttp_open_fn)(void (*)(void))GetProcAddress(winhttp, "WinHttpOpen") : NULL;
+    winhttp_close_fn wclose = winhttp ? (winhttp_close_fn)(void (*)(void))GetProcAddress(winhttp, "WinHttpCloseHandle") : NULL;
+    void *session = wopen ? wopen(L"wincheck", 1, NULL, NULL, 0) : NULL;
+    double p1 = now_us();
+    if (session && wclose) wclose(session);
+    if (session) printf("PEER_WINHTTP_US %.0f\n", p1 - p0);
     wchar_t *w = widen(dll);
     double t0 = now_us();
     HMODULE lib = LoadLibraryW(w);
@@ -221,10 +193,13 @@ static int load(const char *dll, const char *options, int n) {
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "sid") == 0) return sid();
     if (argc >= 3 && strcmp(argv[1], "acl") == 0) return acl(argv[2]);
-    if (argc >= 3 && strcmp(argv[1], "import-ca") == 0) return import_ca(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "version") == 0) return version(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "browse") == 0) return browse(argv[2]);
+    if (argc >= 3 && strcmp(argv[1], "sleep") == 0) {
+        Sleep((DWORD)atoi(argv[2]) * 1000u);
+        return 0;
+    }
     if (argc >= 5 && strcmp(argv[1], "load") == 0) return load(argv[2], argv[3], atoi(argv[4]));
-    fprintf(stderr, "usage: wincheck sid|acl PATH|import-ca PEM|version DLL|browse URL|load DLL OPTIONS_JSON N\n");
+    fprintf(stderr, "usage: wincheck sid|acl PATH|version DLL|browse URL|sleep SECONDS|load DLL OPTIONS_JSON N\n");
     return 2;
 }
