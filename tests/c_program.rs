@@ -75,22 +75,7 @@ async fn run(exe: &Path, args: &[&str], asan: bool) -> String {
     let browser = ScriptedBrowser::new();
     let mut out = String::new();
     while let Some(line) = rx.recv().await {
-        if let Some(rest) = line.strip_prefix("DEVICE ") {
-            let (code, uri) = rest.split_once(' ').unwrap();
-            browser
-                .complete_device_code(uri, code, &sign_in_as("alice@example.test"))
-                .await
-                .expect("device sign-in");
-        } else if let Some(url) = line.strip_prefix("OPEN ") {
-            let o = browser
-                .sign_in(url, &sign_in_as("alice@example.test"))
-                .await
-                .expect("browser sign-in");
-            assert!(
-                o.delivered.is_some(),
-                "the redirect reached the library's loopback listener"
-            );
-        }
+        play_sign_in_line(&browser, &line).await;
         out.push_str(&line);
         out.push('\n');
     }

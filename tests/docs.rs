@@ -273,6 +273,8 @@ fn command_lines(markdown: &str) -> Vec<Vec<String>> {
 struct Help {
     commands: BTreeSet<String>,
     options: BTreeSet<String>,
+    /// Options that take a value (`--interval <INTERVAL>`).
+    valued: BTreeSet<String>,
 }
 
 fn parse_help(text: &str) -> Help {
@@ -307,9 +309,13 @@ fn parse_help(text: &str) -> Help {
                 if t.starts_with('-') {
                     // The option's own spelling ends where the description starts (two spaces).
                     let spelling = t.split("  ").next().unwrap_or(t);
+                    let takes_value = spelling.contains('<');
                     for word in spelling.split([' ', ',', '=']) {
                         if let Some(name) = word.strip_prefix("--") {
                             help.options.insert(name.to_string());
+                            if takes_value {
+                                help.valued.insert(name.to_string());
+                            }
                         }
                     }
                 }
@@ -323,7 +329,13 @@ fn parse_help(text: &str) -> Help {
 /// What is wrong with one command line, asking `help(path)` for each level.
 fn command_problems(args: &[String], help: &mut dyn FnMut(&[String]) -> Help) -> Vec<String> {
     // Global options that take a value (they may stand before the subcommand).
-    const VALUE_GLOBALS: [&str; 2] = ["--store", "--lang"];
+    const VALUE_GLOBALS: [&str; 5] = [
+        "--store",
+        "--lang",
+        "--key-file",
+        "--key-protection",
+        "--ca-file",
+    ];
     let line = format!("mailconnect {}", args.join(" "));
     let mut problems = Vec::new();
     let mut path: Vec<String> = Vec::new();
@@ -336,7 +348,9 @@ fn command_problems(args: &[String], help: &mut dyn FnMut(&[String]) -> Help) ->
             if t.starts_with("--") && !level.options.contains(name) {
                 problems.push(format!("`{line}`: option --{name} does not exist"));
             }
-            i += if VALUE_GLOBALS.contains(&t.as_str()) {
+            i += if (VALUE_GLOBALS.contains(&t.as_str()) || level.valued.contains(name))
+                && !t.contains('=')
+            {
                 2
             } else {
                 1
@@ -471,10 +485,12 @@ fn the_command_check_notices_unknown_subcommands_and_options() {
     let top = Help {
         commands: ["account", "test", "connect"].map(String::from).into(),
         options: ["store", "json", "help"].map(String::from).into(),
+        valued: BTreeSet::new(),
     };
     let leaf = |opts: &[&str]| Help {
         commands: BTreeSet::new(),
         options: opts.iter().map(|s| s.to_string()).collect(),
+        valued: BTreeSet::new(),
     };
     let mut help = |path: &[String]| match path.first().map(String::as_str) {
         None => top.clone(),

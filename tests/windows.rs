@@ -8,7 +8,6 @@
 //! it and runs this with MAILCONNECT_REQUIRE_WINDOWS=1, where a missing build fails.
 //! Wine is not Windows: docs/integration.md says what these tests prove and what needs a real one.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,79 +31,68 @@ impl Run {
 
 /// Run `cmd`, playing the user for every sign-in it asks for: a `DEVICE code uri` or `OPEN url` line
 /// on its stdout, or a URL the stand-in browser (`wincheck browse`) wrote to `browse_log`.
+///
+/// Output goes to files, not pipes: the first program of a Wine session starts the wineserver and
+/// Wine's system processes, which inherit its standard handles and may outlive it (a pipe would
+/// then never reach its end). The files are read as the program writes them.
 async fn drive(mut cmd: Command, browse_log: Option<PathBuf>) -> Run {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let dir = tempfile::tempdir().expect("output dir");
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    cmd.stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"));
     let mut child = cmd.spawn().expect("the Windows program starts under Wine");
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            s.push_str(&line);
-            s.push('\n');
-        }
-        s
-    });
-    if let Some(log) = browse_log {
-        // The stand-in browser's log: each URL the system browser was asked to open.
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(600) {
-                if let Ok(text) = std::fs::read_to_string(&log) {
-                    if let Some(url) = text.lines().next() {
-                        let _ = tx2.send(format!("BROWSER {url}"));
-                        return;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-    } else {
-        drop(tx2);
-    }
     let browser = ScriptedBrowser::new();
     let mut out = String::new();
-    while let Some(line) = rx.recv().await {
-        if let Some(rest) = line.strip_prefix("DEVICE ") {
-            let (code, uri) = rest.split_once(' ').expect("DEVICE code uri");
-            browser
-                .complete_device_code(uri, code, &sign_in_as("alice@example.test"))
-                .await
-                .expect("device sign-in");
-        } else if let Some(url) = line
-            .strip_prefix("OPEN ")
-            .or_else(|| line.strip_prefix("BROWSER "))
-        {
-            let o = browser
-                .sign_in(url, &sign_in_as("alice@example.test"))
-                .await
-                .expect("browser sign-in");
-            assert!(
-                o.delivered.is_some(),
-                "the redirect reached the library's loopback listener"
-            );
+    let mut consumed = 0;
+    let mut browsed = browse_log.is_none();
+    let status = loop {
+        // Whether it has ended is asked before reading, so the last read sees all it wrote.
+        let ended = child.try_wait().expect("wait");
+        let text = std::fs::read(&out_path).unwrap_or_default();
+        while let Some(nl) = text[consumed..].iter().position(|b| *b == b'\n') {
+            let line = String::from_utf8_lossy(&text[consumed..consumed + nl]).into_owned();
+            consumed += nl + 1;
+            play_sign_in_line(&browser, &line).await;
+            out.push_str(&line);
+            out.push('\n');
         }
-        out.push_str(&line);
-        out.push('\n');
-    }
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
+        if let (false, Some(log)) = (browsed, &browse_log) {
+            if let Some(url) = std::fs::read_to_string(log)
+                .ok()
+                .and_then(|t| t.lines().next().map(str::to_string))
+            {
+                play_sign_in_line(&browser, &format!("BROWSER {url}")).await;
+                out.push_str(&format!("BROWSER {url}\n"));
+                browsed = true;
+            }
+        }
+        if let Some(status) = ended {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     Run {
         ok: status.success(),
         stdout: out,
-        stderr: err_reader.join().unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
     }
+}
+
+/// Run `cmd` to its end with its output in files (see [`drive`]): (success, stdout + stderr).
+fn run_to_end(cmd: &mut Command) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("output dir");
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let status = cmd
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .status()
+        .expect("the Windows program starts under Wine");
+    let text = format!(
+        "{}{}",
+        std::fs::read_to_string(&out_path).unwrap_or_default(),
+        std::fs::read_to_string(&err_path).unwrap_or_default()
+    );
+    (status.success(), text)
 }
 
 /// Run a C host that must pass every check.
@@ -121,21 +109,9 @@ async fn pass(cmd: Command, what: &str) -> String {
 /// Run mailconnect.exe; return its output (asserting success when `must_succeed`).
 fn cli(prefix: &Prefix, arch: Arch, args: &[&str], must_succeed: bool) -> String {
     let exe = wine::artifacts(arch).join("mailconnect.exe");
-    let out = prefix
-        .command(arch, &exe)
-        .args(args)
-        .output()
-        .expect("mailconnect.exe runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text) = run_to_end(prefix.command(arch, &exe).args(args));
     if must_succeed {
-        assert!(
-            out.status.success(),
-            "mailconnect.exe {args:?} failed:\n{text}"
-        );
+        assert!(ok, "mailconnect.exe {args:?} failed:\n{text}");
     }
     text
 }
@@ -437,13 +413,8 @@ async fn store_paths_and_owner_only_files() {
     );
     let check = wincheck(Arch::X64);
     let sid = {
-        let out = prefix
-            .command(Arch::X64, &check)
-            .arg("sid")
-            .output()
-            .expect("sid");
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
+        let (_, out) = run_to_end(prefix.command(Arch::X64, &check).arg("sid"));
+        out.trim()
             .strip_prefix("SID ")
             .expect("SID line")
             .to_string()
@@ -459,12 +430,11 @@ async fn store_paths_and_owner_only_files() {
             0,
             "{f}: others have no access (mode {mode:o})"
         );
-        let out = prefix
-            .command(Arch::X64, &check)
-            .args(["acl", &format!(r"C:\acl\{f}")])
-            .output()
-            .expect("acl");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let (_, text) = run_to_end(
+            prefix
+                .command(Arch::X64, &check)
+                .args(["acl", &format!(r"C:\acl\{f}")]),
+        );
         assert!(text.contains(&sid), "{f}: the owner has access: {text}");
         assert!(
             !text.contains(";;;WD)") && !text.contains(";;;BU)") && !text.contains(";;;AU)"),
@@ -935,12 +905,11 @@ async fn version_resources_and_the_files_a_host_ships() {
         }
         let check = wincheck(arch);
         for (file, kind) in [("mailconnect.dll", "dll"), ("mailconnect.exe", "app")] {
-            let out = prefix
-                .command(arch, &check)
-                .args(["version", &wine::z_path(&a.join(file))])
-                .output()
-                .expect("wincheck version");
-            let text = String::from_utf8_lossy(&out.stdout);
+            let (_, text) = run_to_end(
+                prefix
+                    .command(arch, &check)
+                    .args(["version", &wine::z_path(&a.join(file))]),
+            );
             for want in [
                 format!("FILEVERSION {version}.0"),
                 format!("FILETYPE {kind}"),
@@ -984,17 +953,14 @@ async fn load_figures() {
         // A first run warms Wine's own caches (its DLLs, the registry); the second is measured.
         let mut text = String::new();
         for _ in 0..2 {
-            let out = prefix
-                .command(arch, &check)
-                .args([
-                    "load",
-                    &wine::z_path(&a.join("mailconnect.dll")),
-                    &opts,
-                    "20",
-                ])
-                .output()
-                .expect("wincheck load");
-            text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let mut cmd = prefix.command(arch, &check);
+            cmd.args([
+                "load",
+                &wine::z_path(&a.join("mailconnect.dll")),
+                &opts,
+                "20",
+            ]);
+            text = run_to_end(&mut cmd).1;
         }
         let get = |k: &str| {
             text.lines()

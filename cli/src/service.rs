@@ -31,19 +31,62 @@ pub struct ServiceArgs {
     #[arg(long)]
     pub log_level: Option<String>,
     /// Windows: manage the Windows service that runs this refresher in the background.
-    #[cfg(windows)]
     #[command(subcommand)]
-    pub action: Option<crate::winservice::Action>,
+    pub action: Option<Action>,
     /// Run under the Windows service control manager as the service of this name (what
     /// `service install` records; not for people).
-    #[cfg(windows)]
     #[arg(long, hide = true)]
     pub as_windows_service: Option<String>,
     /// Windows service: write the event lines to this file (default: beside the store,
     /// `<store>.service.log`).
-    #[cfg(windows)]
     #[arg(long)]
     pub log_file: Option<std::path::PathBuf>,
+}
+
+/// The default Windows service name.
+pub const DEFAULT_NAME: &str = "mailconnect";
+
+/// What to do with the Windows service (Windows only; elsewhere run `mailconnect service` from
+/// systemd, launchd or cron).
+#[derive(clap::Subcommand)]
+pub enum Action {
+    /// Install the service (as LocalSystem unless --account), recording the store and the
+    /// refresher settings given with it. Needs an administrator.
+    Install {
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+        #[arg(long, default_value = "mailconnect token refresher")]
+        display_name: String,
+        /// The account to run as (`NT AUTHORITY\LocalService`, `.\svc-mail`); default LocalSystem.
+        #[arg(long)]
+        account: Option<String>,
+        /// The account's password, from this environment variable.
+        #[arg(long)]
+        password_env: Option<String>,
+        /// Start on demand instead of automatically with Windows.
+        #[arg(long)]
+        manual: bool,
+    },
+    /// Stop (when running) and remove the service.
+    Uninstall {
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+    },
+    /// Start the service.
+    Start {
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+    },
+    /// Stop the service and wait until it has stopped.
+    Stop {
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+    },
+    /// Print whether the service is installed and running.
+    Status {
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+    },
 }
 
 /// `mailconnect service …`: a Windows service action, the service itself under the service
@@ -52,7 +95,7 @@ pub fn dispatch(
     rt: &tokio::runtime::Runtime,
     store: &StoreArgs,
     lang: Language,
-    #[allow(unused_mut)] mut args: ServiceArgs,
+    mut args: ServiceArgs,
 ) -> Res {
     #[cfg(windows)]
     {
@@ -62,6 +105,10 @@ pub fn dispatch(
         if let Some(name) = args.as_windows_service.clone() {
             return crate::winservice::run_as_service(name, store.clone(), lang, args);
         }
+    }
+    #[cfg(not(windows))]
+    if args.action.take().is_some() || args.as_windows_service.is_some() {
+        return Err("Windows services exist only on Windows; here run `mailconnect service` from systemd, launchd or cron (`--once` for a scheduler)".into());
     }
     let cancel = CancellationToken::new();
     let c = cancel.clone();

@@ -25,54 +25,9 @@ use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 use windows_service::{define_windows_service, service_dispatcher};
 
 use crate::admin::StoreArgs;
-use crate::service::ServiceArgs;
+use crate::service::{Action, ServiceArgs};
 
 type Res = Result<(), Box<dyn std::error::Error>>;
-
-/// The default service name.
-pub const DEFAULT_NAME: &str = "mailconnect";
-
-/// What to do with the Windows service.
-#[derive(clap::Subcommand)]
-pub enum Action {
-    /// Install the service (as LocalSystem unless --account), recording the store and the
-    /// refresher settings given with it. Needs an administrator.
-    Install {
-        #[arg(long, default_value = DEFAULT_NAME)]
-        name: String,
-        #[arg(long, default_value = "mailconnect token refresher")]
-        display_name: String,
-        /// The account to run as (`NT AUTHORITY\LocalService`, `.\svc-mail`); default LocalSystem.
-        #[arg(long)]
-        account: Option<String>,
-        /// The account's password, from this environment variable.
-        #[arg(long)]
-        password_env: Option<String>,
-        /// Start on demand instead of automatically with Windows.
-        #[arg(long)]
-        manual: bool,
-    },
-    /// Stop (when running) and remove the service.
-    Uninstall {
-        #[arg(long, default_value = DEFAULT_NAME)]
-        name: String,
-    },
-    /// Start the service.
-    Start {
-        #[arg(long, default_value = DEFAULT_NAME)]
-        name: String,
-    },
-    /// Stop the service and wait until it has stopped.
-    Stop {
-        #[arg(long, default_value = DEFAULT_NAME)]
-        name: String,
-    },
-    /// Print whether the service is installed and running.
-    Status {
-        #[arg(long, default_value = DEFAULT_NAME)]
-        name: String,
-    },
-}
 
 fn manager(access: ServiceManagerAccess) -> Result<ServiceManager, Box<dyn std::error::Error>> {
     ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT | access).map_err(

@@ -28,33 +28,8 @@
 #include <time.h>
 
 #include "mailconnect.h"
+#include "check.h"
 
-static int failures = 0;
-
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d %s: %s (%s) %s\n", __FILE__, __LINE__, what,               \
-                    mc_status_name(mc_last_error_code()), mc_last_error_message(),                 \
-                    mc_last_error_diagnostic());                                                   \
-            failures++;                                                                            \
-        } else {                                                                                   \
-            printf("ok %s\n", what);                                                              \
-        }                                                                                          \
-    } while (0)
-
-static int contains(const char *hay, const char *needle) { return hay && needle && strstr(hay, needle) != NULL; }
-
-/* s as the inside of a JSON string (backslashes and quotes escaped). */
-static const char *json_escape(const char *s, char *out, size_t cap) {
-    size_t o = 0;
-    for (; s && *s && o + 2 < cap; s++) {
-        if (*s == '\\' || *s == '"') out[o++] = '\\';
-        out[o++] = *s;
-    }
-    out[o] = 0;
-    return out;
-}
 
 static char *copy_of(const char *s) {
     if (!s) return NULL;

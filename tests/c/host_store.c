@@ -19,23 +19,9 @@
 #include <time.h>
 
 #include "mailconnect.h"
+#include "check.h"
 
-static int failures = 0;
 static int truncate_blobs = 0;
-
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d %s: %s (%s) %s\n", __FILE__, __LINE__, what,               \
-                    mc_status_name(mc_last_error_code()), mc_last_error_message(),                 \
-                    mc_last_error_diagnostic());                                                   \
-            failures++;                                                                            \
-        } else {                                                                                   \
-            printf("ok %s\n", what);                                                              \
-        }                                                                                          \
-    } while (0)
-
-static int contains(const char *hay, const char *needle) { return hay && needle && strstr(hay, needle) != NULL; }
 
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "mailconnect.h"
+#include "check.h"
 
 #ifdef _WIN32
 #include <wchar.h>
@@ -58,30 +59,6 @@ static void sleep_ms(unsigned ms) {
 }
 #endif
 
-/* s as the inside of a JSON string (backslashes and quotes escaped). */
-static const char *json_escape(const char *s, char *out, size_t cap) {
-    size_t o = 0;
-    for (; s && *s && o + 2 < cap; s++) {
-        if (*s == '\\' || *s == '"') out[o++] = '\\';
-        out[o++] = *s;
-    }
-    out[o] = 0;
-    return out;
-}
-
-static int failures = 0;
-
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d %s: %s (%s) %s\n", __FILE__, __LINE__, what,               \
-                    mc_status_name(mc_last_error_code()), mc_last_error_message(),                 \
-                    mc_last_error_diagnostic());                                                   \
-            failures++;                                                                            \
-        } else {                                                                                   \
-            printf("ok %s\n", what);                                                              \
-        }                                                                                          \
-    } while (0)
 
 static void MC_CALL on_device_code(void *user_data, const char *user_code, const char *uri, const char *message) {
     (void)message;
@@ -123,8 +100,6 @@ static mc_client *open_client(const char *store, const char *ca_file) {
     CHECK(rc == MC_OK && c != NULL, "mc_client_open");
     return c;
 }
-
-static int contains(const char *hay, const char *needle) { return hay && needle && strstr(hay, needle) != NULL; }
 
 /* Decode standard base64 (with padding) into out; returns the length. */
 static size_t b64decode(const char *in, size_t n, char *out) {

@@ -356,3 +356,28 @@ pub fn token_lifetime(emulator: &Emulator, secs: u64) {
         ..emulator.config().tokens
     });
 }
+
+/// Play alice for a line a C host printed: `DEVICE <user_code> <uri>` (the device-code flow) or
+/// `OPEN <url>` / `BROWSER <url>` (the sign-in page, in the host's view or the system browser; the
+/// redirect must reach the library's loopback listener). Other lines are left alone.
+pub async fn play_sign_in_line(browser: &ScriptedBrowser, line: &str) {
+    if let Some(rest) = line.strip_prefix("DEVICE ") {
+        let (code, uri) = rest.split_once(' ').expect("DEVICE <code> <uri>");
+        browser
+            .complete_device_code(uri, code, &sign_in_as("alice@example.test"))
+            .await
+            .expect("device sign-in");
+    } else if let Some(url) = line
+        .strip_prefix("OPEN ")
+        .or_else(|| line.strip_prefix("BROWSER "))
+    {
+        let o = browser
+            .sign_in(url, &sign_in_as("alice@example.test"))
+            .await
+            .expect("browser sign-in");
+        assert!(
+            o.delivered.is_some(),
+            "the redirect reached the library's loopback listener"
+        );
+    }
+}
