@@ -2,7 +2,7 @@
 //! who reads the emulator's real HTML pages and submits their real forms. It has no back door:
 //! whatever it does, a person with a browser could do.
 
-mod html;
+pub mod html;
 
 use std::sync::Arc;
 

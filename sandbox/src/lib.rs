@@ -34,7 +34,7 @@ mod browser;
 mod emulator;
 mod error;
 
-pub use browser::{Consent, Fetched, ScriptedBrowser, SignIn, SignInOutcome};
+pub use browser::{html, Consent, Fetched, ScriptedBrowser, SignIn, SignInOutcome};
 pub use emulator::config::{
     AppConfig, ClientSecret, ConsentGrant, EmulatorConfig, Platform, RedirectUri, SignInAudience,
     TenantConfig, TlsConfig, TokenSettings, UserConfig, CONSUMER_TENANT_ID, DESKTOP_APP_ID,

@@ -3,6 +3,7 @@
 
 pub mod cabi;
 pub mod faultproxy;
+pub mod oidc;
 pub mod pg;
 pub mod wine;
 
