@@ -6,10 +6,10 @@
 //! browser and the device flow, userinfo, rotation, revocation.
 
 use mailconnect_core::store::{KeySource, SqliteStore, TokenStore};
-use secrecy::ExposeSecret;
 use mailconnect_core::{AccountState, CancellationToken, Client, ConnectOptions, ErrorKind};
 use mailconnect_tests::oidc::{OidcObserver, OidcServer, CLIENT_ID};
 use mailconnect_tests::*;
+use secrecy::ExposeSecret;
 
 fn no_cancel() -> CancellationToken {
     CancellationToken::new()
@@ -84,8 +84,8 @@ async fn refresh_at_server(server: &OidcServer, refresh_token: &str) -> (u16, se
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_browser_flow_with_default_options_connects_with_a_refresh_token_and_the_right_identity()
-{
+async fn the_browser_flow_with_default_options_connects_with_a_refresh_token_and_the_right_identity(
+) {
     let s = setup(3600, "browser", None);
     let user = OidcObserver::new("alice");
     let status = s
@@ -240,7 +240,10 @@ async fn without_a_refresh_token_the_access_token_is_used_until_it_expires() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     rec.meta.access_issued_at = Some(now - 3500);
     rec.meta.access_expires_at = Some(now + 100);
-    store.save_tokens(&rec, rec.version).expect("save").expect("cas");
+    store
+        .save_tokens(&rec, rec.version)
+        .expect("save")
+        .expect("cas");
     let again = s
         .client
         .access_token("alice", &no_cancel())
@@ -256,7 +259,10 @@ async fn without_a_refresh_token_the_access_token_is_used_until_it_expires() {
     // Expired: now re-authorization is needed.
     let mut rec = store.load_tokens("alice").expect("load").expect("record");
     rec.meta.access_expires_at = Some(now - 1);
-    store.save_tokens(&rec, rec.version).expect("save").expect("cas");
+    store
+        .save_tokens(&rec, rec.version)
+        .expect("save")
+        .expect("cas");
     let e = s
         .client
         .access_token("alice", &no_cancel())

@@ -9,7 +9,9 @@ echo "== system packages (Dovecot, Postfix, curl, python3; installed when missin
 sh sandbox/stack/install-deps.sh
 echo "== binding toolchains (Mono, .NET 8 runtime, Free Pascal, pytest)"
 sh bindings/install-deps.sh
-for tool in gcc g++ make cargo python3 curl mcs mono fpc; do
+echo "== the independent OpenID Connect server of the interop tests (oidc-provider from npm)"
+sh tests/oidc/install.sh
+for tool in gcc g++ make cargo python3 curl mcs mono fpc node npm; do
   command -v "$tool" >/dev/null || { echo "run-all: '$tool' is missing" >&2; exit 1; }
 done
 

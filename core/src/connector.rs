@@ -159,7 +159,10 @@ impl ClientOptions {
                 other => {
                     return Err(Error::invalid(
                         "language",
-                        format!("'language' must be 'en' or 'de', not '{other}'"),
+                        format!(
+                            "'language' must be 'en' or 'de', not '{}'",
+                            crate::error::quote(other)
+                        ),
                     ))
                 }
             };
@@ -172,7 +175,8 @@ impl ClientOptions {
                 return Err(Error::invalid(
                     "log_level",
                     format!(
-                        "'log_level' must be error, warn, info, debug, trace or off, not '{l}'"
+                        "'log_level' must be error, warn, info, debug, trace or off, not '{}'",
+                        crate::error::quote(&l)
                     ),
                 ));
             }
@@ -279,6 +283,23 @@ pub struct Status {
     /// Last refresh error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Connected, but signing in again will be needed when the access token expires (the
+    /// provider issued no refresh token): when, and the diagnostic code that explains it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reauthorization_due: Option<ReauthorizationDue>,
+    /// Whether the account that signed in was checked against the account's login (`false` only
+    /// for registrations with `"verify_identity": false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_checked: Option<bool>,
+}
+
+/// When an account will need signing in again although nothing failed yet.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReauthorizationDue {
+    /// When the access token expires (RFC 3339).
+    pub at: Option<String>,
+    /// The diagnostic code (`MC-NO-REFRESH-TOKEN`).
+    pub code: &'static str,
 }
 
 /// An access token ready for use.
@@ -565,7 +586,7 @@ impl Client {
         cancel: &CancellationToken,
     ) -> Result<Status> {
         let account = self.account(id)?;
-        let what = format!("connecting account '{id}'");
+        let what = format!("connecting account '{}'", crate::error::quote(id));
         self.connect_inner(&account, opts, observer, cancel)
             .await
             .map_err(|e| e.context(&what))
@@ -615,7 +636,9 @@ impl Client {
         observer: &dyn ConnectObserver,
     ) -> Result<Status> {
         observer.progress(ConnectStage::CheckingIdentity);
-        let identity = self.check_identity(account, reg, profile, grant, nonce, flow)?;
+        let identity = self
+            .check_identity(account, reg, profile, grant, nonce, flow)
+            .await?;
         observer.progress(ConnectStage::Storing);
         let tenant = match (reg.provider, &identity) {
             (ProviderKind::Microsoft, Some(Identity { tid: Some(tid), .. })) => Some(tid.clone()),
@@ -681,7 +704,10 @@ impl Client {
         Ok(status_of(account, Some(&rec)))
     }
 
-    fn check_identity(
+    /// Who signed in: the id_token's names, else (an id_token with only `sub`, or none) the
+    /// userinfo endpoint's, checked against the account's login. An identity that cannot be
+    /// established refuses the sign-in unless the registration says `"verify_identity": false`.
+    async fn check_identity(
         &self,
         account: &Account,
         reg: &Registration,
@@ -693,15 +719,49 @@ impl Client {
         if flow == Flow::ClientCredentials {
             return Ok(None);
         }
-        let Some(id_token) = &grant.id_token else {
-            if profile.kind == ProviderKind::Microsoft {
-                tracing::warn!(account = %account.id, "no id_token was issued; the signed-in account cannot be checked (is 'openid' among the scopes?)");
-            }
-            return Ok(None);
+        let mut identity = match &grant.id_token {
+            Some(t) => Some(identity::read_id_token(t, &reg.client_id, nonce)?),
+            None => None,
         };
-        let identity = identity::read_id_token(id_token, &reg.client_id, nonce)?;
-        identity::check_identity(&identity, account.expected_login(), &account.login_aliases)?;
-        Ok(Some(identity))
+        let mut userinfo_error = None;
+        if identity.as_ref().is_none_or(|i| i.names.is_empty()) {
+            if let Some(url) = &profile.endpoints.userinfo {
+                match self
+                    .inner
+                    .http
+                    .get_json_bearer::<serde_json::Value>(url, &grant.access_token)
+                    .await
+                {
+                    Ok(info) => identity = Some(identity::merge_userinfo(identity, info)?),
+                    Err(e) => userinfo_error = Some(e),
+                }
+            }
+        }
+        match identity {
+            Some(i) if !i.names.is_empty() => {
+                identity::check_identity(&i, account.expected_login(), &account.login_aliases)?;
+                Ok(Some(i))
+            }
+            other if !reg.verify_identity => {
+                tracing::warn!(account = %account.id, "the signed-in account is not checked ('verify_identity' is false)");
+                Ok(other)
+            }
+            _ => {
+                let why = match (&grant.id_token, &userinfo_error, &profile.endpoints.userinfo) {
+                    (None, _, None) => "the provider issued no id_token (is 'openid' among the scopes?) and names no userinfo endpoint".to_string(),
+                    (_, Some(e), _) => format!("the id_token names no account and the userinfo endpoint failed: {}", e.message()),
+                    (_, None, None) => "the id_token names no account (only 'sub') and the provider names no userinfo endpoint".to_string(),
+                    (_, None, Some(_)) => "neither the id_token nor the userinfo endpoint names the account (is 'email' among the scopes?)".to_string(),
+                };
+                Err(Error::new(
+                    ErrorKind::AuthorizationDenied,
+                    format!(
+                        "the account that signed in cannot be identified: {why}. Nothing was stored. Add 'openid' and 'email' to the registration's scopes, or set \"verify_identity\": false in the registration if this provider tells no account name (then any account that signs in is taken for '{}')",
+                        account.expected_login()
+                    ),
+                ))
+            }
+        }
     }
 
     async fn client_credentials(
@@ -792,7 +852,10 @@ impl Client {
     /// A valid access token, refreshed ahead of expiry, single-flight across threads and processes.
     pub async fn access_token(&self, id: &str, cancel: &CancellationToken) -> Result<AccessToken> {
         let account = self.account(id)?;
-        let what = format!("getting an access token for account '{id}'");
+        let what = format!(
+            "getting an access token for account '{}'",
+            crate::error::quote(id)
+        );
         self.access_token_inner(&account, None, cancel)
             .await
             .map(|(t, _)| t)
@@ -996,9 +1059,13 @@ impl Client {
                             status_of_state(Some(&rec)),
                             AccountState::Connected,
                         );
-                        fresh_token(account, Some(&new), None)?
+                        // The new token is handed out as it is: on a busy machine its short life
+                        // may already be inside the refresh margin, which is no reason to fail.
+                        token_from(account, &new)
                             .map(|t| (t, Refresh::Done))
-                            .ok_or_else(|| Error::internal("a just-refreshed token is not fresh"))
+                            .ok_or_else(|| {
+                                Error::internal("the refreshed record has no access token")
+                            })
                     }
                     None => {
                         // Someone replaced the record meanwhile (a new connect or a disconnect): theirs wins.
@@ -1144,6 +1211,14 @@ fn fresh_token(
     if reject.is_some() && rec.secrets.access_token.as_deref() == reject {
         return Ok(None);
     }
+    // Nothing can renew it: it serves until it expires (the status says re-authorization is due).
+    if !rec.meta.has_refresh_token && rec.meta.flow != Flow::ClientCredentials {
+        return Ok(if exp > now() {
+            token_from(account, rec)
+        } else {
+            None
+        });
+    }
     let lifetime = rec
         .meta
         .access_issued_at
@@ -1204,6 +1279,8 @@ fn status_of(account: &Account, rec: Option<&TokenRecord>) -> Status {
         connected_at: None,
         refreshed_at: None,
         last_error: None,
+        reauthorization_due: None,
+        identity_checked: None,
     };
     let Some(rec) = rec else { return s };
     let m = &rec.meta;
@@ -1222,6 +1299,15 @@ fn status_of(account: &Account, rec: Option<&TokenRecord>) -> Status {
     s.connected_at = rfc3339(m.connected_at);
     s.refreshed_at = m.refreshed_at.and_then(rfc3339);
     s.last_error = m.last_error.clone();
+    if m.flow != Flow::ClientCredentials {
+        s.identity_checked = Some(m.identity.as_ref().is_some_and(|i| !i.names.is_empty()));
+        if m.state == StoredState::Connected && !m.has_refresh_token {
+            s.reauthorization_due = Some(ReauthorizationDue {
+                at: s.expires_at.clone(),
+                code: "MC-NO-REFRESH-TOKEN",
+            });
+        }
+    }
     s
 }
 

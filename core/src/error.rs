@@ -86,12 +86,43 @@ pub struct Error {
 /// Result alias for core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The longest error message (bytes). A message that quotes a huge input is cut, and says so.
+pub const MAX_MESSAGE: usize = 4096;
+
+/// `text` (an input quoted in a message) cut to about 200 characters, marked when cut: a host that
+/// passes a megabyte gets a readable error, not its megabyte back.
+pub fn quote(text: &str) -> String {
+    const MAX: usize = 200;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut cut = MAX;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… [cut: {} bytes in all]", &text[..cut], text.len())
+}
+
+fn capped(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let total = message.len();
+        let mut cut = MAX_MESSAGE - 64;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str(&format!("… [cut: {total} bytes in all]"));
+    }
+    message
+}
+
 impl Error {
-    /// A new error of `kind` with a message (which must not contain secrets).
+    /// A new error of `kind` with a message (which must not contain secrets). Messages longer than
+    /// [`MAX_MESSAGE`] are cut.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
-            message: message.into(),
+            message: capped(message.into()),
             evidence: Box::default(),
         }
     }
@@ -106,7 +137,10 @@ impl Error {
 
     /// A not-found error.
     pub fn not_found(what: &str, id: &str) -> Self {
-        Error::new(ErrorKind::NotFound, format!("{what} '{id}' does not exist"))
+        Error::new(
+            ErrorKind::NotFound,
+            format!("{what} '{}' does not exist", quote(id)),
+        )
     }
 
     /// A store error.
@@ -140,7 +174,7 @@ impl Error {
 
     /// Prefix the message with what was being done ("refreshing token for account 'sales': ...").
     pub fn context(mut self, what: impl fmt::Display) -> Self {
-        self.message = format!("{what}: {}", self.message);
+        self.message = capped(format!("{what}: {}", self.message));
         self
     }
 

@@ -224,10 +224,31 @@ impl HttpClient {
 
     /// GET a JSON document.
     pub async fn get_json<T: DeserializeOwned>(&self, url: &Url) -> Result<T> {
-        let rb = self
+        self.get_json_with(url, None).await
+    }
+
+    /// GET a JSON document with an access token (`Authorization: Bearer`), e.g. OpenID Connect's
+    /// userinfo.
+    pub async fn get_json_bearer<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        token: &secrecy::SecretString,
+    ) -> Result<T> {
+        self.get_json_with(url, Some(token)).await
+    }
+
+    async fn get_json_with<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        bearer: Option<&secrecy::SecretString>,
+    ) -> Result<T> {
+        let mut rb = self
             .client
             .get(url.clone())
             .header("Accept", "application/json");
+        if let Some(t) = bearer {
+            rb = rb.bearer_auth(secrecy::ExposeSecret::expose_secret(t));
+        }
         let resp = self.send(url, rb).await?;
         if resp.status != 200 {
             return Err(unexpected(url, &resp));

@@ -214,7 +214,10 @@ fn parse_date(s: &str) -> Result<time::Date> {
     time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).map_err(|_| {
         Error::invalid(
             "since",
-            format!("'since' must be a date like 2026-11-23, not '{s}'"),
+            format!(
+                "'since' must be a date like 2026-11-23, not '{}'",
+                crate::error::quote(s)
+            ),
         )
     })
 }
@@ -465,7 +468,7 @@ impl Client {
         cancel: &CancellationToken,
     ) -> Result<String> {
         let account = self.account(id)?;
-        let what = format!("sending mail for account '{id}'");
+        let what = format!("sending mail for account '{}'", crate::error::quote(id));
         let (envelope, body) = match envelope {
             Some(e) => (e, raw.to_vec()),
             None => message::derive(raw, &account.mailbox)?,
@@ -590,7 +593,10 @@ impl Client {
     /// The IMAP folders of an account.
     pub async fn list_folders(&self, id: &str, cancel: &CancellationToken) -> Result<Vec<Folder>> {
         let account = self.account(id)?;
-        let what = format!("listing the folders of account '{id}'");
+        let what = format!(
+            "listing the folders of account '{}'",
+            crate::error::quote(id)
+        );
         let server = self.server(&account, Protocol::Imap)?;
         let (mut s, _) = self
             .open_imap(&account, &server, cancel)
@@ -609,7 +615,7 @@ impl Client {
         cancel: &CancellationToken,
     ) -> Result<Vec<FetchedMessage>> {
         let account = self.account(id)?;
-        let what = format!("fetching mail for account '{id}'");
+        let what = format!("fetching mail for account '{}'", crate::error::quote(id));
         let since = req.since.as_deref().map(parse_date).transpose()?;
         match req.protocol.unwrap_or(Protocol::Imap) {
             Protocol::Imap => {

@@ -81,8 +81,18 @@ pub(crate) unsafe fn id_arg<'a>(p: *const c_char, name: &str) -> Result<&'a str,
     Ok(s)
 }
 
-/// A required out-pointer.
-pub(crate) fn out_arg<T>(p: *mut T, name: &str) -> Result<(), FfiError> {
+/// A required out-parameter, set to NULL before anything else can fail (libgit2's convention): a
+/// host that looks at the pointer instead of the status never finds a stale value in it. Every
+/// export checks its out-parameter first.
+pub(crate) fn out_arg<T>(p: *mut *mut T, name: &str) -> Result<(), FfiError> {
+    nonnull_arg(p, name)?;
+    // SAFETY: non-null, and writable per every export's contract.
+    unsafe { *p = std::ptr::null_mut() };
+    Ok(())
+}
+
+/// A required pointer argument that is not an out-parameter.
+pub(crate) fn nonnull_arg<T>(p: *mut T, name: &str) -> Result<(), FfiError> {
     if p.is_null() {
         return Err(FfiError::new(
             MC_E_NULL_POINTER,

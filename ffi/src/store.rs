@@ -6,7 +6,7 @@ use mailconnect_core::store::host::{Blob, RecordBackend};
 use mailconnect_core::{Client, ClientOptions, Error};
 
 use crate::client::mc_client;
-use crate::guard::{call, out_arg, str_arg};
+use crate::guard::{call, nonnull_arg, out_arg, str_arg};
 use crate::status::{FfiError, MC_E_INVALID_ARGUMENT, MC_E_NULL_POINTER};
 
 /// The version of `mc_store_callbacks` this header describes.
@@ -215,7 +215,7 @@ pub unsafe extern "C" fn mc_store_record_set(
     version: i64,
 ) -> i32 {
     call(|| {
-        out_arg(rec, "rec")?;
+        nonnull_arg(rec, "rec")?;
         // SAFETY: contract of this export.
         let bytes = unsafe { bytes_arg(data, len)? };
         if version < 1 {
@@ -256,7 +256,7 @@ pub unsafe extern "C" fn mc_store_list_add(
     version: i64,
 ) -> i32 {
     call(|| {
-        out_arg(list, "list")?;
+        nonnull_arg(list, "list")?;
         // SAFETY: contract of this export.
         let (id, bytes) = unsafe { (str_arg(id, "id")?, bytes_arg(data, len)?) };
         if version < 1 {

@@ -54,6 +54,7 @@ const provider = new Provider(issuer, {
     userinfo: { enabled: true },
   },
   rotateRefreshToken: true,
+  cookies: { keys: ['mailconnect-interop-tests-only'] },
   ttl: {
     AccessToken: accessTtl,
     AuthorizationCode: 300,

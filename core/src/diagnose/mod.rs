@@ -242,6 +242,7 @@ pub fn code_for(err: &Error, ctx: Context) -> &'static str {
             ("authorization_declined" | "access_denied", _) => return "MC-CONSENT-DECLINED",
             ("expired_token", _) => return "MC-DEVICE-CODE-EXPIRED",
             ("temporarily_unavailable" | "server_error", _) => return "MC-IDP-UNAVAILABLE",
+            ("invalid_request", _) => return "MC-REQUEST-REFUSED",
             _ => {}
         }
     }
@@ -296,6 +297,9 @@ pub fn code_for(err: &Error, ctx: Context) -> &'static str {
         ErrorKind::ProviderUnavailable if ev.http_status == Some(429) => "MC-IDP-THROTTLED",
         ErrorKind::ProviderUnavailable => "MC-IDP-UNAVAILABLE",
         ErrorKind::AuthorizationDenied if m.contains("signed in as") => "MC-WRONG-ACCOUNT",
+        ErrorKind::AuthorizationDenied if m.contains("cannot be identified") => {
+            "MC-IDENTITY-UNKNOWN"
+        }
         ErrorKind::AuthorizationDenied => "MC-CONSENT-DECLINED",
         ErrorKind::Store
             if m.contains("incomplete")

@@ -71,6 +71,8 @@ fn samples() -> Vec<(Error, Context, &'static str)> {
         (kind(ErrorKind::ProviderUnavailable, "x answered a token response that could not be read (truncated or not JSON: EOF)"), none, "MC-IDP-RESPONSE-UNREADABLE"),
         (kind(ErrorKind::Timeout, "waiting for the device-code sign-in: the device code expired before the sign-in was completed"), none, "MC-DEVICE-CODE-EXPIRED"),
         (kind(ErrorKind::AuthorizationDenied, "signed in as 'admin@example.test', but this account is set up for 'bob@example.test'"), none, "MC-WRONG-ACCOUNT"),
+        (kind(ErrorKind::AuthorizationDenied, "the account that signed in cannot be identified: the id_token names no account (only 'sub') and the provider names no userinfo endpoint"), none, "MC-IDENTITY-UNKNOWN"),
+        (to_error("signing in in the browser", OAuthErrorResponse { error: "invalid_request".into(), error_description: Some("unsupported prompt value requested".into()), ..Default::default() }, None), none, "MC-REQUEST-REFUSED"),
         (kind(ErrorKind::Timeout, "waiting for the sign-in in the browser timed out after 300 s"), none, "MC-BROWSER-TIMEOUT"),
         (kind(ErrorKind::State, "no web browser could be opened (No valid browsers detected)"), none, "MC-NO-BROWSER"),
         (mail("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information."), none, "MC-SMTP-AUTH-DISABLED-TENANT"),

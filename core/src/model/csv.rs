@@ -511,7 +511,10 @@ fn read_row(
         Some(f) if !f.is_empty() => parse_flow(f).ok_or_else(|| {
             invalid(
                 Some("flow"),
-                format!("the flow must be browser, device_code or client_credentials, not '{f}'"),
+                format!(
+                    "the flow must be browser, device_code or client_credentials, not '{}'",
+                    crate::error::quote(f)
+                ),
             )
         })?,
         _ => defaults.flow.unwrap_or_default(),

@@ -51,6 +51,14 @@ impl Flow {
     }
 }
 
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
 /// An app registration (Azure "App registration" or another provider's OAuth client), shared by many accounts.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +100,15 @@ pub struct Registration {
     /// Generic: revocation endpoint (RFC 7009), used on disconnect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_endpoint: Option<String>,
+    /// Generic: OpenID Connect userinfo endpoint (instead of discovery), asked for the signed-in
+    /// account's names when the id_token carries only `sub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<String>,
+    /// Check that the account that signed in is the account's login (default `true`). `false`
+    /// only for providers that tell no account name at all; the status then says
+    /// `"identity_checked": false`.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub verify_identity: bool,
     /// Scopes to request instead of the provider's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,

@@ -3,7 +3,7 @@
 use url::Url;
 
 use super::{Account, ProviderKind, Registration};
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 
 const MAX_ID: usize = 256;
 
@@ -52,7 +52,7 @@ fn check_address(field: &str, s: &str) -> Result<()> {
     if !is_address(s) {
         return Err(Error::invalid(
             field,
-            format!("'{field}' is not a valid mailbox address: '{s}'"),
+            format!("'{field}' is not a valid mailbox address: '{}'", quote(s)),
         ));
     }
     Ok(())
@@ -68,18 +68,82 @@ pub(crate) fn check_endpoint_url(field: &str, s: &str) -> Result<Url> {
         "http" if loopback => Ok(url),
         "http" => Err(Error::invalid(
             field,
-            format!("'{field}' must use https (http is allowed only for loopback): {s}"),
+            format!(
+                "'{field}' must use https (http is allowed only for loopback): {}",
+                quote(s)
+            ),
         )),
         other => Err(Error::invalid(
             field,
-            format!("'{field}' has unsupported scheme '{other}'"),
+            format!("'{field}' has unsupported scheme '{}'", quote(other)),
         )),
     }
 }
 
-/// Validate a registration.
+/// Longest URL accepted in a registration (issuer, endpoints, authority host, redirect URI).
+pub const MAX_URL: usize = 2048;
+/// Longest client secret accepted (Entra ID's are 40 characters; certificates are not secrets).
+pub const MAX_SECRET: usize = 1024;
+/// Most scopes, and the longest scope.
+pub const MAX_SCOPES: usize = 64;
+/// The longest scope.
+pub const MAX_SCOPE: usize = 512;
+
+/// A length check that names the field and the limit (before the value is parsed or quoted).
+fn check_len(field: &str, value: &str, max: usize) -> Result<()> {
+    if value.len() > max {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "'{field}' is {} bytes long; at most {max} are accepted",
+                value.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Validate a registration: lengths first (naming the field and the limit), then values.
 pub fn validate_registration(r: &Registration) -> Result<()> {
     check_id("id", &r.id)?;
+    for (field, v) in [
+        ("authority_host", &r.authority_host),
+        ("redirect_uri", &r.redirect_uri),
+        ("issuer", &r.issuer),
+        ("authorization_endpoint", &r.authorization_endpoint),
+        ("token_endpoint", &r.token_endpoint),
+        (
+            "device_authorization_endpoint",
+            &r.device_authorization_endpoint,
+        ),
+        ("revocation_endpoint", &r.revocation_endpoint),
+        ("userinfo_endpoint", &r.userinfo_endpoint),
+    ] {
+        if let Some(v) = v {
+            check_len(field, v, MAX_URL)?;
+        }
+    }
+    if let Some(secret) = &r.client_secret {
+        check_len(
+            "client_secret",
+            secrecy::ExposeSecret::expose_secret(secret),
+            MAX_SECRET,
+        )?;
+    }
+    if let Some(scopes) = &r.scopes {
+        if scopes.len() > MAX_SCOPES {
+            return Err(Error::invalid(
+                "scopes",
+                format!(
+                    "'scopes' has {} entries; at most {MAX_SCOPES} are accepted",
+                    scopes.len()
+                ),
+            ));
+        }
+        for s in scopes {
+            check_len("scopes", s, MAX_SCOPE)?;
+        }
+    }
     if r.client_id.trim().is_empty() {
         return Err(Error::invalid(
             "client_id",
@@ -102,14 +166,17 @@ pub fn validate_registration(r: &Registration) -> Result<()> {
             && t.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
         if !ok {
-            return Err(Error::invalid("tenant", format!("'tenant' must be a tenant id, a domain, 'organizations', 'consumers' or 'common', not '{t}'")));
+            return Err(Error::invalid("tenant", format!("'tenant' must be a tenant id, a domain, 'organizations', 'consumers' or 'common', not '{}'", quote(t))));
         }
     }
     if let Some(c) = &r.cloud {
         if !matches!(c.as_str(), "global" | "usgov" | "china") {
             return Err(Error::invalid(
                 "cloud",
-                format!("'cloud' must be 'global', 'usgov' or 'china', not '{c}'"),
+                format!(
+                    "'cloud' must be 'global', 'usgov' or 'china', not '{}'",
+                    quote(c)
+                ),
             ));
         }
     }
@@ -142,6 +209,7 @@ pub fn validate_registration(r: &Registration) -> Result<()> {
             &r.device_authorization_endpoint,
         ),
         ("revocation_endpoint", &r.revocation_endpoint),
+        ("userinfo_endpoint", &r.userinfo_endpoint),
     ] {
         if let Some(v) = v {
             check_endpoint_url(field, v)?;
@@ -210,7 +278,10 @@ pub fn validate_account(a: &Account) -> Result<()> {
             if !host_ok {
                 return Err(Error::invalid(
                     format!("{field}.host"),
-                    format!("'{field}.host' is not a valid host name: '{}'", s.host),
+                    format!(
+                        "'{field}.host' is not a valid host name: '{}'",
+                        quote(&s.host)
+                    ),
                 ));
             }
             if s.port == 0 {

@@ -46,7 +46,7 @@ pub struct AuthorizeParams<'a> {
     pub redirect_uri: &'a str,
     /// `login_hint`.
     pub login_hint: Option<&'a str>,
-    /// Send `prompt=select_account`.
+    /// Ask for the account picker (`prompt=select_account`) where the provider has one.
     pub select_account: bool,
 }
 
@@ -87,8 +87,8 @@ pub fn authorization_request(
         if let Some(h) = p.login_hint {
             q.append_pair("login_hint", h);
         }
-        if p.select_account {
-            q.append_pair("prompt", "select_account");
+        if let Some(prompt) = profile.prompt(p.select_account) {
+            q.append_pair("prompt", &prompt);
         }
         for (k, v) in &profile.extra_authorize_params {
             q.append_pair(k, v);
@@ -122,7 +122,7 @@ impl Loopback {
         if !loopback {
             return Err(Error::invalid(
                 "redirect_uri",
-                format!("the browser flow needs a loopback redirect URI such as http://localhost; '{registered}' must be handled by the host's own web view"),
+                format!("the browser flow needs a loopback redirect URI such as http://localhost; '{}' must be handled by the host's own web view", crate::error::quote(registered)),
             ));
         }
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| {

@@ -185,16 +185,76 @@ pub fn to_error(what: &str, e: OAuthErrorResponse, http_status: Option<u16>) -> 
         Classification::Request => (ErrorKind::ProviderConfiguration, None),
     };
     let message = format!("{what}: the identity provider answered {}", e.summary());
+    let field = (e.error == "invalid_request")
+        .then(|| refused_parameter(e.error_description.as_deref().unwrap_or_default()))
+        .flatten();
     Error::new(kind, message).with_evidence(|ev| {
         ev.oauth = Some(e);
         ev.http_status = http_status;
         ev.reauth_reason = reason;
+        ev.field = field.map(String::from);
     })
+}
+
+/// The request parameter an `invalid_request` description names ("unsupported prompt value
+/// requested" -> `prompt`), if it names one of those mailconnect sends.
+fn refused_parameter(description: &str) -> Option<&'static str> {
+    const PARAMS: [&str; 17] = [
+        "code_challenge_method",
+        "code_challenge",
+        "code_verifier",
+        "redirect_uri",
+        "response_type",
+        "response_mode",
+        "client_id",
+        "login_hint",
+        "grant_type",
+        "prompt",
+        "scope",
+        "nonce",
+        "state",
+        "resource",
+        "claims",
+        "code",
+        "client_secret",
+    ];
+    let d = description.to_ascii_lowercase();
+    let words: Vec<&str> = d
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+    PARAMS.into_iter().find(|p| words.contains(p))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invalid_request_names_the_refused_parameter() {
+        assert_eq!(
+            refused_parameter("unsupported prompt value requested"),
+            Some("prompt")
+        );
+        assert_eq!(
+            refused_parameter("redirect_uri did not match any of the client's registered"),
+            Some("redirect_uri")
+        );
+        assert_eq!(refused_parameter("something else"), None);
+        let e = to_error(
+            "signing in",
+            OAuthErrorResponse {
+                error: "invalid_request".into(),
+                error_description: Some("unsupported prompt value requested".into()),
+                ..Default::default()
+            },
+            None,
+        );
+        assert_eq!(e.evidence().field.as_deref(), Some("prompt"));
+        assert_eq!(
+            crate::diagnose::diagnose(&e, Default::default()).code,
+            "MC-REQUEST-REFUSED"
+        );
+    }
 
     fn err(error: &str, codes: &[i64], sub: Option<&str>) -> OAuthErrorResponse {
         OAuthErrorResponse {

@@ -27,10 +27,15 @@ pub struct Identity {
     /// All names the account has in the token (preferred_username, upn, email), lowercased.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
+    /// The subject (`sub`), the provider's stable id of the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Claims {
+    #[serde(default)]
+    sub: Option<String>,
     #[serde(default)]
     aud: Option<serde_json::Value>,
     #[serde(default)]
@@ -110,6 +115,10 @@ pub fn read_id_token(
             ));
         }
     }
+    Ok(identity_of(c))
+}
+
+fn identity_of(c: Claims) -> Identity {
     let mut names = Vec::new();
     for n in [&c.preferred_username, &c.upn, &c.email]
         .into_iter()
@@ -120,13 +129,44 @@ pub fn read_id_token(
             names.push(l);
         }
     }
-    Ok(Identity {
+    Identity {
         username: c.preferred_username.or(c.upn).or(c.email),
         name: c.name,
         tid: c.tid,
         oid: c.oid,
         names,
-    })
+        sub: c.sub,
+    }
+}
+
+/// Add what a userinfo response (OpenID Connect Core §5.3) says to `identity` (from an id_token
+/// that had only `sub`, or none). Its `sub` must be the id_token's (§5.3.2), else it describes
+/// someone else and is refused.
+pub fn merge_userinfo(identity: Option<Identity>, userinfo: serde_json::Value) -> Result<Identity> {
+    let c: Claims = serde_json::from_value(userinfo).map_err(|e| {
+        Error::new(
+            ErrorKind::ProviderUnavailable,
+            format!("the userinfo response could not be read: {e}"),
+        )
+    })?;
+    let from_userinfo = identity_of(c);
+    let Some(mut id) = identity else {
+        return Ok(from_userinfo);
+    };
+    if id.sub.is_some() && from_userinfo.sub != id.sub {
+        return Err(Error::new(
+            ErrorKind::ProviderConfiguration,
+            "the userinfo endpoint described another account than the id_token (its 'sub' differs); nothing was stored",
+        ));
+    }
+    for n in from_userinfo.names {
+        if !id.names.contains(&n) {
+            id.names.push(n);
+        }
+    }
+    id.username = id.username.or(from_userinfo.username);
+    id.name = id.name.or(from_userinfo.name);
+    Ok(id)
 }
 
 /// Check that `identity` is the expected login (or one of its aliases), case-insensitively.

@@ -16,15 +16,22 @@ struct RawMetadata {
     device_authorization_endpoint: Option<String>,
     #[serde(default)]
     revocation_endpoint: Option<String>,
+    #[serde(default)]
+    userinfo_endpoint: Option<String>,
+    #[serde(default)]
+    prompt_values_supported: Option<Vec<String>>,
 }
 
-/// The endpoints found by discovery.
+/// What discovery found.
 #[derive(Debug)]
 pub(super) struct Metadata {
     pub authorization_endpoint: Option<Url>,
     pub token_endpoint: Url,
     pub device_authorization_endpoint: Option<Url>,
     pub revocation_endpoint: Option<Url>,
+    pub userinfo_endpoint: Option<Url>,
+    /// `prompt_values_supported` (OpenID Connect Prompt Create; many servers do not publish it).
+    pub prompt_values_supported: Option<Vec<String>>,
 }
 
 /// The discovery URLs for `issuer`, in the order RFC 8414 §3.1 and OIDC Discovery §4 give them.
@@ -73,6 +80,8 @@ pub(super) async fn discover(http: &HttpClient, issuer: &str) -> Result<Metadata
                         m.device_authorization_endpoint,
                     )?,
                     revocation_endpoint: opt("revocation_endpoint", m.revocation_endpoint)?,
+                    userinfo_endpoint: opt("userinfo_endpoint", m.userinfo_endpoint)?,
+                    prompt_values_supported: m.prompt_values_supported,
                 });
             }
             Err(e) => last = Some(e),

@@ -97,10 +97,13 @@ pub(super) fn profile(reg: &Registration, tenant_override: Option<&str>) -> Resu
             token: ep("token")?,
             device: Some(ep("devicecode")?),
             revocation: None,
+            // Entra ID's id_tokens always carry preferred_username.
+            userinfo: None,
         },
         delegated_scopes: delegated,
         app_scopes: vec![format!("{}/.default", cloud.app_resource)],
         extra_authorize_params: vec![],
+        prompt_values: super::oidc_prompts(),
     })
 }
 

@@ -26,6 +26,9 @@ pub struct Endpoints {
     pub device: Option<Url>,
     /// Token revocation endpoint (RFC 7009), if the provider has one (Microsoft has none).
     pub revocation: Option<Url>,
+    /// OpenID Connect userinfo endpoint, asked for the account's names when the id_token has
+    /// only `sub` (generic providers).
+    pub userinfo: Option<Url>,
 }
 
 /// Everything the flows need to know about a provider for one registration.
@@ -41,6 +44,9 @@ pub struct Profile {
     pub app_scopes: Vec<String>,
     /// Extra authorize parameters the provider needs (Google: `access_type=offline`).
     pub extra_authorize_params: Vec<(String, String)>,
+    /// The `prompt` values the provider accepts: Microsoft and Google all of OpenID Connect's;
+    /// a generic provider what its discovery document lists (`None`: it lists nothing).
+    pub prompt_values: Option<Vec<String>>,
 }
 
 impl Profile {
@@ -48,6 +54,43 @@ impl Profile {
     pub fn delegated_scope_string(&self) -> String {
         self.delegated_scopes.join(" ")
     }
+
+    /// The `prompt` of an interactive sign-in, or `None`:
+    /// * `select_account` when `select_account` is wanted and the provider accepts it (Microsoft,
+    ///   Google; a generic provider only when its discovery lists it: servers that do not know the
+    ///   value refuse the whole request, and the identity check still catches a wrong account);
+    /// * `consent` for a generic provider when `offline_access` is requested, because OpenID
+    ///   Connect Core §11 lets a server ignore `offline_access` (and issue no refresh token)
+    ///   without it; sent unless the server's published list leaves it out.
+    pub fn prompt(&self, select_account: bool) -> Option<String> {
+        let accepts = |v: &str| match &self.prompt_values {
+            Some(list) => list.iter().any(|p| p == v),
+            None => self.kind != ProviderKind::Generic,
+        };
+        let mut prompts = Vec::new();
+        if select_account && accepts("select_account") {
+            prompts.push("select_account");
+        }
+        if self.kind == ProviderKind::Generic
+            && self.delegated_scopes.iter().any(|s| s == "offline_access")
+            && self
+                .prompt_values
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|p| p == "consent"))
+        {
+            prompts.push("consent");
+        }
+        (!prompts.is_empty()).then(|| prompts.join(" "))
+    }
+}
+
+/// Every `prompt` value of OpenID Connect Core §3.1.2.1 (what Microsoft and Google accept).
+fn oidc_prompts() -> Option<Vec<String>> {
+    Some(
+        ["none", "login", "consent", "select_account"]
+            .map(String::from)
+            .to_vec(),
+    )
 }
 
 /// Resolve the profile of `reg`. `tenant_override` replaces the registration's tenant (used for
@@ -118,6 +161,7 @@ fn google(reg: &Registration) -> Result<Profile> {
             token: u("https://oauth2.googleapis.com/token")?,
             device: Some(u("https://oauth2.googleapis.com/device/code")?),
             revocation: Some(u("https://oauth2.googleapis.com/revoke")?),
+            userinfo: Some(u("https://openidconnect.googleapis.com/v1/userinfo")?),
         },
         delegated_scopes: reg.scopes.clone().unwrap_or_else(|| {
             vec![
@@ -128,6 +172,7 @@ fn google(reg: &Registration) -> Result<Profile> {
         }),
         app_scopes: vec!["https://mail.google.com/".into()],
         extra_authorize_params: vec![("access_type".into(), "offline".into())],
+        prompt_values: oidc_prompts(),
     })
 }
 
@@ -152,6 +197,12 @@ async fn generic(reg: &Registration, http: &HttpClient) -> Result<Profile> {
         .as_deref()
         .map(|s| parse("revocation_endpoint", s))
         .transpose()?;
+    let mut userinfo = reg
+        .userinfo_endpoint
+        .as_deref()
+        .map(|s| parse("userinfo_endpoint", s))
+        .transpose()?;
+    let mut prompt_values = None;
     if let Some(issuer) = &reg.issuer {
         if authorize.is_none() || token.is_none() {
             let meta = discovery::discover(http, issuer).await?;
@@ -159,6 +210,8 @@ async fn generic(reg: &Registration, http: &HttpClient) -> Result<Profile> {
             token = token.or(Some(meta.token_endpoint));
             device = device.or(meta.device_authorization_endpoint);
             revocation = revocation.or(meta.revocation_endpoint);
+            userinfo = userinfo.or(meta.userinfo_endpoint);
+            prompt_values = meta.prompt_values_supported;
         }
     }
     let token = token.ok_or_else(|| {
@@ -182,6 +235,7 @@ async fn generic(reg: &Registration, http: &HttpClient) -> Result<Profile> {
             token,
             device,
             revocation,
+            userinfo,
         },
         delegated_scopes: scopes.clone(),
         app_scopes: scopes
@@ -189,5 +243,6 @@ async fn generic(reg: &Registration, http: &HttpClient) -> Result<Profile> {
             .filter(|s| s != "offline_access" && s != "openid")
             .collect(),
         extra_authorize_params: vec![],
+        prompt_values,
     })
 }

@@ -44,7 +44,10 @@ impl DpapiScope {
             "machine" => Ok(DpapiScope::Machine),
             other => Err(Error::invalid(
                 "key",
-                format!("'dpapi' must be 'user' or 'machine', not '{other}'"),
+                format!(
+                    "'dpapi' must be 'user' or 'machine', not '{}'",
+                    crate::error::quote(other)
+                ),
             )),
         }
     }

@@ -85,8 +85,12 @@ pub async fn tls_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     t: &mut ConnectTimings,
 ) -> Result<tokio_rustls::client::TlsStream<S>> {
     let started = Instant::now();
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|_| Error::invalid("host", format!("'{host}' is not a valid server name")))?;
+    let name = ServerName::try_from(host.to_string()).map_err(|_| {
+        Error::invalid(
+            "host",
+            format!("'{}' is not a valid server name", crate::error::quote(host)),
+        )
+    })?;
     let what = format!("TLS handshake with {host}");
     let tls = match tokio::time::timeout(timeout, TlsConnector::from(config).connect(name, stream))
         .await
