@@ -18,6 +18,8 @@
  *      caller and released with mc_string_free(). Borrowed strings (const char* results) stay
  *      valid until the next call on the same thread.
  *   3. Objects are opaque, created into an **out and released with their _free (NULL-safe).
+ *      Every out-parameter is set to NULL when the call starts, before anything can fail, and
+ *      receives a value only with MC_OK: a failed call never leaves a stale pointer in it.
  *   4. Every pointer is checked (MC_E_NULL_POINTER), every string validated (MC_E_INVALID_UTF8);
  *      a panic never crosses the boundary (MC_E_INTERNAL).
  *   5. Calls block. Pass an mc_cancel to end them from any thread (MC_E_CANCELLED).

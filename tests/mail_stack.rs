@@ -291,6 +291,24 @@ async fn pop3_disabled_for_one_user_is_diagnosed_as_such() {
         "MC-PROTOCOL-DISABLED",
         "{json}"
     );
+    // The report tells what happened although the login failed: connected, TLS, the mechanisms
+    // offered, two authentications (the stored token, then a refreshed one).
+    assert!(
+        pop.phases_ms.connect.is_some() && pop.phases_ms.tls.is_some(),
+        "{json}"
+    );
+    assert!(
+        pop.phases_ms.auth.is_some() && pop.phases_ms.check.is_none(),
+        "{json}"
+    );
+    assert!(
+        pop.mechanisms_offered.iter().any(|m| m == "XOAUTH2"),
+        "{json}"
+    );
+    assert_eq!(pop.mechanism_used.as_deref(), Some("XOAUTH2"), "{json}");
+    assert!(pop.retried_with_refreshed_token, "{json}");
+    assert_eq!(pop.auth_attempts, 2, "{json}");
+    assert_eq!(imap.auth_attempts, 1, "{json}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

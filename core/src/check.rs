@@ -14,11 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connector::Client;
 use crate::error::{Error, ErrorKind};
-use crate::mail::{AuthInfo, FetchRequest};
+use crate::mail::{AttemptLog, FetchRequest};
 use crate::model::{Account, Protocol, ServerConfig};
 use crate::oauth::errors::ReauthReason;
 use crate::transport::message::Envelope;
-use crate::transport::stream::{ConnectTimings, Security};
+use crate::transport::stream::Security;
 
 /// The report's schema version.
 pub const REPORT_SCHEMA: u32 = 1;
@@ -128,8 +128,11 @@ pub struct ProtocolResult {
     /// Mechanism used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mechanism_used: Option<String>,
-    /// Whether a refreshed token was needed after the server refused the stored one.
+    /// Whether the server refused the stored token and a refreshed one was tried (whether or not
+    /// the second one was accepted).
     pub retried_with_refreshed_token: bool,
+    /// Authentication attempts made (0 when the session failed before authenticating).
+    pub auth_attempts: u32,
     /// Phase times.
     pub phases_ms: Phases,
     /// What the check found ("12 folders", "3 messages, 48213 octets").
@@ -323,34 +326,16 @@ impl Client {
             return (r, None);
         };
         let mut r = ProtocolResult {
-            protocol: p,
-            host: server.host.clone(),
-            port: server.port,
-            security: server.security,
-            ok: false,
-            tls_version: None,
-            mechanisms_offered: vec![],
-            mechanism_used: None,
-            retried_with_refreshed_token: false,
-            phases_ms: Phases::default(),
             detail: None,
-            error: None,
-            elapsed_ms: 0,
+            ..skipped(p, &server)
         };
-        let fill = |r: &mut ProtocolResult, t: &ConnectTimings, a: &AuthInfo| {
-            r.phases_ms.connect = Some(t.connect_ms);
-            r.phases_ms.tls = t.tls_ms;
-            r.tls_version = t.tls_version.clone();
-            r.phases_ms.auth = Some(a.auth_ms);
-            r.mechanisms_offered = a.mechanisms_offered.clone();
-            r.mechanism_used = Some(a.mechanism_used.clone());
-            r.retried_with_refreshed_token = a.retried_with_refreshed_token;
-        };
+        // Filled in as the session is opened, so a refused login still shows the phases it
+        // got through, the mechanisms and the retry with a refreshed token.
+        let log = AttemptLog::default();
         let outcome: crate::Result<()> = async {
             match p {
                 Protocol::Imap => {
-                    let (mut s, info) = self.open_imap(account, &server, cancel).await?;
-                    fill(&mut r, &s.timings, &info);
+                    let (mut s, _) = self.open_imap(account, &server, cancel, &log).await?;
                     let c = Instant::now();
                     let folders = s.list_folders().await?;
                     r.phases_ms.check = Some(ms(c.elapsed()));
@@ -358,8 +343,7 @@ impl Client {
                     let _ = s.logout().await;
                 }
                 Protocol::Pop3 => {
-                    let (mut pop, info) = self.open_pop3(account, &server, cancel).await?;
-                    fill(&mut r, &pop.timings, &info);
+                    let (mut pop, _) = self.open_pop3(account, &server, cancel, &log).await?;
                     let c = Instant::now();
                     let (n, size) = pop.stat().await?;
                     r.phases_ms.check = Some(ms(c.elapsed()));
@@ -367,8 +351,7 @@ impl Client {
                     let _ = pop.quit().await;
                 }
                 Protocol::Smtp => {
-                    let (smtp, info) = self.open_smtp(account, &server, cancel).await?;
-                    fill(&mut r, &smtp.timings, &info);
+                    let (smtp, _) = self.open_smtp(account, &server, cancel, &log).await?;
                     r.detail = Some("authenticated; no mail sent".into());
                     let _ = smtp.quit().await;
                 }
@@ -376,6 +359,16 @@ impl Client {
             Ok(())
         }
         .await;
+        if let Ok(a) = log.lock() {
+            r.phases_ms.connect = a.connect_ms;
+            r.phases_ms.tls = a.tls_ms;
+            r.tls_version = a.tls_version.clone();
+            r.phases_ms.auth = a.auth_ms;
+            r.mechanisms_offered = a.mechanisms_offered.clone();
+            r.mechanism_used = a.mechanism_used.clone();
+            r.retried_with_refreshed_token = a.retried_with_refreshed_token;
+            r.auth_attempts = a.auth_attempts;
+        }
         r.elapsed_ms = ms(started.elapsed());
         match outcome {
             Ok(()) => {
@@ -499,6 +492,7 @@ fn skipped(p: Protocol, s: &ServerConfig) -> ProtocolResult {
         mechanisms_offered: vec![],
         mechanism_used: None,
         retried_with_refreshed_token: false,
+        auth_attempts: 0,
         phases_ms: Phases::default(),
         detail: Some("not tried: no usable token".into()),
         error: None,

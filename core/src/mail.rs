@@ -37,6 +37,62 @@ pub struct AuthInfo {
     pub token_expires_at: i64,
 }
 
+/// What happened while opening a mail session, kept whether it worked or not: Test reports the
+/// phases it got through, the mechanisms, and the retry with a refreshed token even when the
+/// server refused both tokens.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Attempt {
+    /// TCP connect time (ms).
+    pub connect_ms: Option<u64>,
+    /// TLS handshake time (ms).
+    pub tls_ms: Option<u64>,
+    /// The negotiated TLS version.
+    pub tls_version: Option<String>,
+    /// SASL mechanisms the server offered.
+    pub mechanisms_offered: Vec<String>,
+    /// The mechanism used.
+    pub mechanism_used: Option<String>,
+    /// Time of the authentications (ms, all attempts together).
+    pub auth_ms: Option<u64>,
+    /// Authentication attempts made (2 when the first token was refused and a refreshed one tried).
+    pub auth_attempts: u32,
+    /// Whether the server refused the first token and a refreshed one was tried.
+    pub retried_with_refreshed_token: bool,
+}
+
+/// An [`Attempt`] filled in as a session is opened.
+pub(crate) type AttemptLog = std::sync::Arc<std::sync::Mutex<Attempt>>;
+
+fn note(log: &AttemptLog, f: impl FnOnce(&mut Attempt)) {
+    if let Ok(mut a) = log.lock() {
+        f(&mut a);
+    }
+}
+
+/// Note the connection and the mechanism chosen (before authenticating).
+fn note_connected(
+    log: &AttemptLog,
+    timings: &crate::transport::stream::ConnectTimings,
+    offered: &[String],
+    mechanism: &str,
+) {
+    note(log, |a| {
+        a.connect_ms = Some(timings.connect_ms);
+        a.tls_ms = timings.tls_ms;
+        a.tls_version = timings.tls_version.clone();
+        a.mechanisms_offered = offered.to_vec();
+        a.mechanism_used = Some(mechanism.to_string());
+    });
+}
+
+/// Note one authentication of `ms` milliseconds.
+fn note_auth(log: &AttemptLog, ms: u64) {
+    note(log, |a| {
+        a.auth_ms = Some(a.auth_ms.unwrap_or(0) + ms);
+        a.auth_attempts += 1;
+    });
+}
+
 /// An authenticated SMTP session kept for reuse.
 pub(crate) struct IdleSmtp {
     session: SmtpSession,
@@ -80,7 +136,7 @@ impl ManagedImap<'_> {
         }
         let (s, info) = self
             .client
-            .open_imap(&self.account, &self.server, cancel)
+            .open_imap(&self.account, &self.server, cancel, &AttemptLog::default())
             .await?;
         self.session = Some(s);
         self.token_expires_at = info.token_expires_at;
@@ -308,6 +364,7 @@ impl Client {
         protocol: Protocol,
         server: &ServerConfig,
         cancel: &CancellationToken,
+        log: &AttemptLog,
         mut attempt: F,
     ) -> Result<(S, AuthInfo)>
     where
@@ -327,6 +384,7 @@ impl Client {
                 tracing::info!(account = %account.id, protocol = protocol.as_str(), "the server refused the stored token ({}); refreshing once", crate::http::sanitize(&f.reply))
             }
         }
+        note(log, |a| a.retried_with_refreshed_token = true);
         let (token, _) = self
             .access_token_inner(account, Some(&stale), cancel)
             .await?;
@@ -346,11 +404,12 @@ impl Client {
         account: &Account,
         server: &ServerConfig,
         cancel: &CancellationToken,
+        log: &AttemptLog,
     ) -> Result<(ImapSession, AuthInfo)> {
         let tls = self.tls_for(server)?;
         let timeout = Duration::from_secs(account.options.mail_timeout_secs);
-        self.with_token_retry(account, Protocol::Imap, server, cancel, |t| {
-            let (tls, server) = (tls.clone(), server.clone());
+        self.with_token_retry(account, Protocol::Imap, server, cancel, log, |t| {
+            let (tls, server, log) = (tls.clone(), server.clone(), log.clone());
             let user = account.mailbox.clone();
             async move {
                 let conn = ImapConnection::connect(
@@ -363,10 +422,12 @@ impl Client {
                 .await?;
                 let offered = conn.sasl_mechanisms();
                 let mech = choose_mechanism(&server, &offered);
+                note_connected(&log, &conn.timings, &offered, mech.name());
                 let raw =
                     imap::raw_initial_response(mech, &user, &server.host, server.port, &t.token);
                 let started = std::time::Instant::now();
                 let r = conn.authenticate(mech, raw).await?;
+                note_auth(&log, started.elapsed().as_millis() as u64);
                 let info = AuthInfo {
                     mechanisms_offered: offered,
                     mechanism_used: mech.name().into(),
@@ -384,12 +445,13 @@ impl Client {
         account: &Account,
         server: &ServerConfig,
         cancel: &CancellationToken,
+        log: &AttemptLog,
     ) -> Result<(Pop3, AuthInfo)> {
         let tls = self.tls_for(server)?;
         let timeout = Duration::from_secs(account.options.mail_timeout_secs);
         let max = account.options.pop3.max_message_bytes;
-        self.with_token_retry(account, Protocol::Pop3, server, cancel, |t| {
-            let (tls, server) = (tls.clone(), server.clone());
+        self.with_token_retry(account, Protocol::Pop3, server, cancel, log, |t| {
+            let (tls, server, log) = (tls.clone(), server.clone(), log.clone());
             let user = account.mailbox.clone();
             async move {
                 let mut pop =
@@ -397,10 +459,12 @@ impl Client {
                 pop.max_message = max;
                 let offered = pop.sasl_mechanisms();
                 let mech = choose_mechanism(&server, &offered);
+                note_connected(&log, &pop.timings, &offered, mech.name());
                 let started = std::time::Instant::now();
                 let r = pop
                     .authenticate(mech, &initial_b64(mech, &user, &server, &t))
                     .await?;
+                note_auth(&log, started.elapsed().as_millis() as u64);
                 let info = AuthInfo {
                     mechanisms_offered: offered,
                     mechanism_used: mech.name().into(),
@@ -418,6 +482,7 @@ impl Client {
         account: &Account,
         server: &ServerConfig,
         cancel: &CancellationToken,
+        log: &AttemptLog,
     ) -> Result<(SmtpSession, AuthInfo)> {
         let tls = self.tls_for(server)?;
         let timeout = Duration::from_secs(account.options.mail_timeout_secs);
@@ -426,8 +491,8 @@ impl Client {
             .login
             .clone()
             .unwrap_or_else(|| account.mailbox.clone());
-        self.with_token_retry(account, Protocol::Smtp, server, cancel, |t| {
-            let (tls, server, user) = (tls.clone(), server.clone(), user.clone());
+        self.with_token_retry(account, Protocol::Smtp, server, cancel, log, |t| {
+            let (tls, server, user, log) = (tls.clone(), server.clone(), user.clone(), log.clone());
             async move {
                 let mut smtp = SmtpSession::connect(
                     &server.host,
@@ -440,10 +505,12 @@ impl Client {
                 .await?;
                 let offered = smtp.sasl_mechanisms();
                 let mech = choose_mechanism(&server, &offered);
+                note_connected(&log, &smtp.timings, &offered, mech.name());
                 let started = std::time::Instant::now();
                 let r = smtp
                     .authenticate(mech, &initial_b64(mech, &user, &server, &t))
                     .await?;
+                note_auth(&log, started.elapsed().as_millis() as u64);
                 let info = AuthInfo {
                     mechanisms_offered: offered,
                     mechanism_used: mech.name().into(),
@@ -523,7 +590,7 @@ impl Client {
         what: &str,
     ) -> Result<(SmtpSession, i64)> {
         let (s, info) = self
-            .open_smtp(account, server, cancel)
+            .open_smtp(account, server, cancel, &AttemptLog::default())
             .await
             .map_err(|e| e.context(what))?;
         self.inner
@@ -599,7 +666,7 @@ impl Client {
         );
         let server = self.server(&account, Protocol::Imap)?;
         let (mut s, _) = self
-            .open_imap(&account, &server, cancel)
+            .open_imap(&account, &server, cancel, &AttemptLog::default())
             .await
             .map_err(|e| e.context(&what))?;
         let folders = s.list_folders().await.map_err(|e| e.context(&what))?;
@@ -621,7 +688,7 @@ impl Client {
             Protocol::Imap => {
                 let server = self.server(&account, Protocol::Imap)?;
                 let (mut s, _) = self
-                    .open_imap(&account, &server, cancel)
+                    .open_imap(&account, &server, cancel, &AttemptLog::default())
                     .await
                     .map_err(|e| e.context(&what))?;
                 let q = FetchQuery {
@@ -654,7 +721,7 @@ impl Client {
             Protocol::Pop3 => {
                 let server = self.server(&account, Protocol::Pop3)?;
                 let (mut pop, _) = self
-                    .open_pop3(&account, &server, cancel)
+                    .open_pop3(&account, &server, cancel, &AttemptLog::default())
                     .await
                     .map_err(|e| e.context(&what))?;
                 let out = self

@@ -140,9 +140,14 @@ pub async fn token(
         }
     })();
     match result {
-        Ok(body) => {
+        Ok(mut body) => {
             if let Some(g) = &grant {
                 *st.stats.tokens_issued.entry(short_grant(g)).or_default() += 1;
+            }
+            if form.get("client_info").map(String::as_str) == Some("1") {
+                if let Some(info) = client_info(&body) {
+                    body["client_info"] = info.into();
+                }
             }
             if st
                 .take_fault(&facts, |f| *f == Fault::TruncatedJson)
@@ -160,6 +165,26 @@ pub async fn token(
         }
         Err(e) => e.into_response(&shared.base_url),
     }
+}
+
+/// Entra ID's `client_info` (sent when the request has `client_info=1`, as MSAL's do): base64url
+/// of `{"uid": <object id>, "utid": <tenant id>}` of the signed-in user, from which MSAL builds the
+/// home account id `<uid>.<utid>`. `None` for app-only tokens (no user).
+fn client_info(body: &serde_json::Value) -> Option<String> {
+    use base64::Engine;
+    let at = body["access_token"].as_str()?;
+    let payload = at.split('.').nth(1)?;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?,
+    )
+    .ok()?;
+    if claims["idtyp"] != "user" {
+        return None;
+    }
+    let info = serde_json::json!({"uid": claims["oid"], "utid": claims["tid"]});
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(info.to_string()))
 }
 
 /// A parsed token request.
