@@ -36,6 +36,9 @@ async fn msal_python_signs_in_and_keys_the_account_by_object_and_tenant_id() {
         )
         .env("CLIENT_ID", DESKTOP_APP)
         .env("CA", &ca)
+        // requests lets these override the session's own CA file (requests issue 3829).
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -11,6 +11,8 @@ echo "== binding toolchains (Mono, .NET 8 runtime, Free Pascal, pytest)"
 sh bindings/install-deps.sh
 echo "== the independent OpenID Connect server of the interop tests (oidc-provider from npm)"
 sh tests/oidc/install.sh
+echo "== Microsoft's MSAL for Python (PyPI), for the emulator's interop test"
+sh tests/msal/install.sh
 for tool in gcc g++ make cargo python3 curl mcs mono fpc node npm; do
   command -v "$tool" >/dev/null || { echo "run-all: '$tool' is missing" >&2; exit 1; }
 done

@@ -479,3 +479,122 @@ fn host_integration_exports_refuse_bad_input_clearly() {
         mc_client_free(c);
     }
 }
+
+/// A megabyte argument is not echoed back: every message stays within 4 KiB and a quoted input is
+/// cut (and says so) after a few hundred bytes.
+#[test]
+fn huge_arguments_give_short_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path());
+    let reg = CString::new(REG).unwrap();
+    assert_eq!(unsafe { mc_registration_put(c, reg.as_ptr()) }, MC_OK);
+    let mb = "x".repeat(1 << 20);
+    let cases = [
+        (
+            "mailbox",
+            serde_json::json!({"id":"a","mailbox": format!("{mb}@example.test"),"registration":"r"}),
+        ),
+        (
+            "host",
+            serde_json::json!({"id":"a","mailbox":"alice@example.test","registration":"r",
+                "servers":{"imap":{"host": mb,"port":993,"security":"tls"}}}),
+        ),
+    ];
+    for (what, json) in cases {
+        let j = CString::new(json.to_string()).unwrap();
+        assert_eq!(
+            unsafe { mc_account_put(c, j.as_ptr()) },
+            MC_E_INVALID_ARGUMENT,
+            "{what}"
+        );
+        let m = last_message();
+        assert!(m.len() <= 4096, "{what}: {} bytes", m.len());
+        let d = unsafe { CStr::from_ptr(mc_last_error_diagnostic()) }
+            .to_bytes()
+            .len();
+        assert!(d < 16 * 1024, "{what}: the diagnostic is {d} bytes");
+    }
+    let id = CString::new(mb.clone()).unwrap();
+    let mut out = null_mut();
+    assert_eq!(
+        unsafe { mc_status(c, id.as_ptr(), &mut out) },
+        MC_E_NOT_FOUND
+    );
+    let m = last_message();
+    assert!(
+        m.len() <= 4096 && m.contains("[cut: 1048576 bytes in all]"),
+        "{m}"
+    );
+    // Registration fields have limits, named with the field.
+    for (field, json) in [
+        (
+            "issuer",
+            serde_json::json!({"id":"g","provider":"generic","client_id":"c","issuer": format!("https://{mb}")}),
+        ),
+        (
+            "client_secret",
+            serde_json::json!({"id":"g","provider":"microsoft","client_id":"c","client_secret": mb}),
+        ),
+        (
+            "scopes",
+            serde_json::json!({"id":"g","provider":"microsoft","client_id":"c","scopes": [mb]}),
+        ),
+    ] {
+        let j = CString::new(json.to_string()).unwrap();
+        assert_eq!(
+            unsafe { mc_registration_put(c, j.as_ptr()) },
+            MC_E_INVALID_ARGUMENT,
+            "{field}"
+        );
+        let m = last_message();
+        assert!(
+            m.contains(&format!("'{field}'")) && m.contains("at most") && m.len() < 300,
+            "{field}: {m}"
+        );
+        assert_eq!(last_diagnostic()["evidence"]["field"], field);
+    }
+    unsafe { mc_client_free(c) };
+}
+
+/// Every out-parameter is set to NULL when a call starts: a host that checks the pointer instead
+/// of the status never finds its own stale value there.
+#[test]
+fn out_parameters_are_cleared_at_entry() {
+    let stale = std::ptr::dangling_mut::<mc_client>();
+    let mut c = stale;
+    let bad = CString::new("{not json").unwrap();
+    assert_eq!(
+        unsafe { mc_client_open(bad.as_ptr(), &mut c) },
+        MC_E_INVALID_ARGUMENT
+    );
+    assert!(c.is_null(), "mc_client_open left the host's value");
+    let mut c = stale;
+    assert_eq!(unsafe { mc_client_open(null(), &mut c) }, MC_E_NULL_POINTER);
+    assert!(
+        c.is_null(),
+        "a NULL argument checked after the out-parameter"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let client = open(dir.path());
+    let stale_str = std::ptr::dangling_mut::<c_char>();
+    let unknown = CString::new("nobody").unwrap();
+    let mut s = stale_str;
+    assert_eq!(
+        unsafe { mc_status(client, unknown.as_ptr(), &mut s) },
+        MC_E_NOT_FOUND
+    );
+    assert!(s.is_null());
+    let mut s = stale_str;
+    assert_eq!(
+        unsafe { mc_access_token(client, unknown.as_ptr(), 0, &mut s) },
+        MC_E_NOT_FOUND
+    );
+    assert!(s.is_null());
+    let mut s = stale_str;
+    assert_eq!(
+        unsafe { mc_account_get(null_mut(), unknown.as_ptr(), &mut s) },
+        MC_E_NULL_POINTER
+    );
+    assert!(s.is_null(), "cleared even when the client is NULL");
+    unsafe { mc_client_free(client) };
+}

@@ -212,21 +212,8 @@ struct Certs {
 }
 
 fn make_certs(dir: &Path) -> Certs {
-    let sh = r#"set -e
-openssl ecparam -name prime256v1 -genkey -noout -out ca.key
-openssl req -x509 -new -key ca.key -sha256 -days 2 -subj "/CN=mailconnect bench CA" -out ca.pem
-openssl ecparam -name prime256v1 -genkey -noout -out emu.key.ec
-openssl pkcs8 -topk8 -nocrypt -in emu.key.ec -out emu.key
-openssl req -new -key emu.key -subj "/CN=localhost" -out emu.csr
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > emu.ext
-openssl x509 -req -in emu.csr -CA ca.pem -CAkey ca.key -set_serial 0x$(openssl rand -hex 8) -days 2 -sha256 -extfile emu.ext -out emu.pem
-"#;
-    run_ok_quiet(Command::new("sh").arg("-c").arg(sh).current_dir(dir));
-    Certs {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("emu.pem"),
-        key: dir.join("emu.key"),
-    }
+    let (ca, cert, key) = mailconnect_tests::localhost_certs(dir);
+    Certs { ca, cert, key }
 }
 
 /// The emulator in its own process (this binary, `--child emulator`); stopped on drop.

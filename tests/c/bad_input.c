@@ -285,6 +285,10 @@ static void client_options(const char *store_json, const char *huge) {
     mc_client *c = NULL;
     EXPECT_MSG(mc_client_open(NULL, &c), MC_E_NULL_POINTER, "mc_client_open NULL options", "options_json");
     CHECK(c == NULL, "mc_client_open NULL options leaves *out NULL");
+    c = (mc_client *)(uintptr_t)0x1; /* a host's stale value: cleared at entry, not kept */
+    EXPECT(mc_client_open("{not json", &c), MC_E_INVALID_ARGUMENT, "mc_client_open with garbage in *out");
+    CHECK(c == NULL, "mc_client_open sets *out to NULL before failing (no stale pointer kept)");
+    c = NULL;
     snprintf(opts, sizeof opts, "{\"store\":\"%s\"}", store_json);
     EXPECT_MSG(mc_client_open(opts, NULL), MC_E_NULL_POINTER, "mc_client_open NULL out", "out");
     EXPECT_MSG(mc_client_open(BAD_UTF8, &c), MC_E_INVALID_UTF8, "mc_client_open invalid UTF-8 options", "UTF-8");

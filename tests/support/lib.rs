@@ -384,15 +384,16 @@ pub async fn play_sign_in_line(browser: &ScriptedBrowser, line: &str) {
 }
 
 /// A throw-away CA and a server certificate for `127.0.0.1` and `localhost` signed by it, made with
-/// openssl in `dir`: (CA PEM, certificate PEM, PKCS#8 key PEM).
+/// openssl in `dir`: (CA PEM, certificate PEM, PKCS#8 key PEM). With the key usages and key
+/// identifiers strict verifiers want (urllib3 2 checks X509_STRICT).
 pub fn localhost_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let sh = r#"set -e
 openssl ecparam -name prime256v1 -genkey -noout -out ca.key
-openssl req -x509 -new -key ca.key -sha256 -days 2 -subj "/CN=mailconnect test CA" -out ca.pem
+openssl req -x509 -new -key ca.key -sha256 -days 2 -subj "/CN=mailconnect test CA" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" -addext "subjectKeyIdentifier=hash" -out ca.pem
 openssl ecparam -name prime256v1 -genkey -noout -out server.key.ec
 openssl pkcs8 -topk8 -nocrypt -in server.key.ec -out server.key
 openssl req -new -key server.key -subj "/CN=localhost" -out server.csr
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > server.ext
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' > server.ext
 openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 0x$(openssl rand -hex 8) -days 2 -sha256 -extfile server.ext -out server.pem
 "#;
     let out = std::process::Command::new("sh")
