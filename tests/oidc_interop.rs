@@ -6,7 +6,9 @@
 //! browser and the device flow, userinfo, rotation, revocation.
 
 use mailconnect_core::store::{KeySource, SqliteStore, TokenStore};
-use mailconnect_core::{AccountState, CancellationToken, Client, ConnectOptions, ErrorKind};
+use mailconnect_core::{
+    AccountState, CancellationToken, Client, ConnectOptions, ErrorKind, Refresher, RefresherOptions,
+};
 use mailconnect_tests::oidc::{OidcObserver, OidcServer, CLIENT_ID};
 use mailconnect_tests::*;
 use secrecy::ExposeSecret;
@@ -252,6 +254,14 @@ async fn without_a_refresh_token_the_access_token_is_used_until_it_expires() {
     assert_eq!(again.token.expose_secret(), first.token.expose_secret());
     let st = serde_json::to_value(s.client.status("alice").expect("status")).expect("json");
     assert_eq!(st["state"], "connected", "{st}");
+    // The background refresher leaves it alone: nothing to refresh it with, nothing failed.
+    let refresher = Refresher::new(s.client.clone(), RefresherOptions::default());
+    let round = refresher.round(&no_cancel()).await.expect("round");
+    assert_eq!(
+        (round.fresh, round.refreshed, round.failed),
+        (1, 0, 0),
+        "{round:?}"
+    );
     assert!(
         st["reauthorization_due"]["code"] == "MC-NO-REFRESH-TOKEN",
         "the status says sign-in will be needed, and why: {st}"
@@ -273,4 +283,10 @@ async fn without_a_refresh_token_the_access_token_is_used_until_it_expires() {
         mailconnect_core::diagnose::diagnose(&e, Default::default()).code,
         "MC-NO-REFRESH-TOKEN"
     );
+    assert_eq!(
+        s.client.status("alice").expect("status").state,
+        AccountState::NeedsReauthorization
+    );
+    let round = refresher.round(&no_cancel()).await.expect("round");
+    assert_eq!(round.needs_reauthorization, 1, "{round:?}");
 }

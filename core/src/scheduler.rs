@@ -240,6 +240,17 @@ impl Refresher {
                 report.not_connected += 1;
                 continue;
             };
+            // Nothing can renew a token without a refresh token: it serves until it expires (the
+            // status says re-authorization is due); an expired one goes to the refresh path,
+            // which records that the account needs signing in again.
+            if !meta.has_refresh_token
+                && meta.flow != Flow::ClientCredentials
+                && meta.state == StoredState::Connected
+                && exp > now
+            {
+                report.fresh += 1;
+                continue;
+            }
             let lifetime = meta.access_issued_at.map_or(i64::MAX, |i| exp - i);
             let ahead =
                 self.options.ahead_secs as i64 + jitter(&account.id, exp, self.options.jitter_secs);
