@@ -31,6 +31,18 @@ impl Setup {
         SqliteStore::open(&p, &KeySource::File(key.into())).expect("store")
     }
 
+    /// Connect alice's account with `login` playing the user at the server's pages.
+    async fn connect_as(&self, login: &str) -> mailconnect_core::Result<mailconnect_core::Status> {
+        self.client
+            .connect(
+                "alice",
+                ConnectOptions::default(),
+                &OidcObserver::new(login),
+                &no_cancel(),
+            )
+            .await
+    }
+
     fn refresh_token(&self, account: &str) -> Option<String> {
         self.store()
             .load_tokens(account)
@@ -136,15 +148,7 @@ async fn the_device_flow_connects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_refresh_tokens_are_kept_twice_and_the_old_ones_are_dead() {
     let s = setup(3600, "browser", None);
-    s.client
-        .connect(
-            "alice",
-            ConnectOptions::default(),
-            &OidcObserver::new("alice"),
-            &no_cancel(),
-        )
-        .await
-        .expect("connect");
+    s.connect_as("alice").await.expect("connect");
     let mut seen = vec![s.refresh_token("alice").expect("a refresh token")];
     for round in 1..=2 {
         assert!(
@@ -171,16 +175,7 @@ async fn rotated_refresh_tokens_are_kept_twice_and_the_old_ones_are_dead() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_as_someone_else_is_refused_when_the_id_token_names_only_sub() {
     let s = setup(3600, "browser", None);
-    let e = s
-        .client
-        .connect(
-            "alice",
-            ConnectOptions::default(),
-            &OidcObserver::new("bob"),
-            &no_cancel(),
-        )
-        .await
-        .expect_err("bob is not alice");
+    let e = s.connect_as("bob").await.expect_err("bob is not alice");
     assert_eq!(e.kind(), ErrorKind::AuthorizationDenied, "{e}");
     assert!(
         e.message().contains("bob@example.test") && e.message().contains("alice@example.test"),
@@ -198,15 +193,7 @@ async fn signing_in_as_someone_else_is_refused_when_the_id_token_names_only_sub(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_revokes_the_refresh_token_at_the_server() {
     let s = setup(3600, "browser", None);
-    s.client
-        .connect(
-            "alice",
-            ConnectOptions::default(),
-            &OidcObserver::new("alice"),
-            &no_cancel(),
-        )
-        .await
-        .expect("connect");
+    s.connect_as("alice").await.expect("connect");
     let rt = s.refresh_token("alice").expect("a refresh token");
     s.client.disconnect("alice").await.expect("disconnect");
     let (status, body) = refresh_at_server(&s.server, &rt).await;
@@ -220,16 +207,7 @@ async fn disconnect_revokes_the_refresh_token_at_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_refresh_token_the_access_token_is_used_until_it_expires() {
     let s = setup(3600, "browser", Some(&["openid", "email"]));
-    let status = s
-        .client
-        .connect(
-            "alice",
-            ConnectOptions::default(),
-            &OidcObserver::new("alice"),
-            &no_cancel(),
-        )
-        .await
-        .expect("connect");
+    let status = s.connect_as("alice").await.expect("connect");
     assert!(!status.has_refresh_token);
     let first = s
         .client

@@ -103,12 +103,9 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
-/// Validate a registration: lengths first (naming the field and the limit), then values.
-pub fn validate_registration(r: &Registration) -> Result<()> {
-    check_id("id", &r.id)?;
-    for (field, v) in [
-        ("authority_host", &r.authority_host),
-        ("redirect_uri", &r.redirect_uri),
+/// The issuer and endpoint fields of a generic provider, with their names.
+fn generic_endpoints(r: &Registration) -> [(&'static str, &Option<String>); 6] {
+    [
         ("issuer", &r.issuer),
         ("authorization_endpoint", &r.authorization_endpoint),
         ("token_endpoint", &r.token_endpoint),
@@ -118,7 +115,17 @@ pub fn validate_registration(r: &Registration) -> Result<()> {
         ),
         ("revocation_endpoint", &r.revocation_endpoint),
         ("userinfo_endpoint", &r.userinfo_endpoint),
-    ] {
+    ]
+}
+
+/// Validate a registration: lengths first (naming the field and the limit), then values.
+pub fn validate_registration(r: &Registration) -> Result<()> {
+    check_id("id", &r.id)?;
+    let urls = [
+        ("authority_host", &r.authority_host),
+        ("redirect_uri", &r.redirect_uri),
+    ];
+    for (field, v) in urls.into_iter().chain(generic_endpoints(r)) {
         if let Some(v) = v {
             check_len(field, v, MAX_URL)?;
         }
@@ -200,17 +207,7 @@ pub fn validate_registration(r: &Registration) -> Result<()> {
             ));
         }
     }
-    for (field, v) in [
-        ("issuer", &r.issuer),
-        ("authorization_endpoint", &r.authorization_endpoint),
-        ("token_endpoint", &r.token_endpoint),
-        (
-            "device_authorization_endpoint",
-            &r.device_authorization_endpoint,
-        ),
-        ("revocation_endpoint", &r.revocation_endpoint),
-        ("userinfo_endpoint", &r.userinfo_endpoint),
-    ] {
+    for (field, v) in generic_endpoints(r) {
         if let Some(v) = v {
             check_endpoint_url(field, v)?;
         }
