@@ -11,8 +11,6 @@ pub mod connector;
 pub mod diagnose;
 pub mod error;
 pub mod events;
-#[cfg(any(test, feature = "fuzzing"))]
-pub mod fuzzing;
 pub mod http;
 pub mod i18n;
 pub mod mail;

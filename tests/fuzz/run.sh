@@ -3,8 +3,9 @@
 # committed seeds (seeds/<target>/) and the corpus a previous run left (corpus/<target>/, not
 # committed). Prints target / executions / corpus size / crashes, writes the table to LAST_RUN.md,
 # and exits non-zero if any target crashed, hung or ran out of memory. The input that did it is in
-# artifacts/<target>/ and printed as base64 below the table: turn it into a regression unit test in
-# core (see core/src/transport/smtp.rs, tests) and fix the parser.
+# artifacts/<target>/ and printed as base64 below the table: replay it in
+# tests/fuzz-support/tests/regressions.rs, fix the parser, and give the fix a unit test beside it in
+# core (see core/src/transport/smtp.rs, tests).
 #
 # Environment:
 #   FUZZ_SECONDS    seconds per target (default 20; `FUZZ_SECONDS=300` for a long local run)

@@ -681,8 +681,70 @@ impl SmtpSession {
 
 #[cfg(test)]
 mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use lettre::transport::smtp::client::AsyncTokioStream;
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
     use super::*;
-    use crate::fuzzing::ScriptedServer;
+
+    /// An SMTP server played from a script, in memory: reads return the script in pieces of at
+    /// most `chunk` bytes, then the end of the stream; writes are accepted and dropped.
+    #[derive(Debug)]
+    struct ScriptedServer {
+        script: Vec<u8>,
+        pos: usize,
+        chunk: usize,
+    }
+
+    impl ScriptedServer {
+        fn new(script: &[u8], chunk: usize) -> ScriptedServer {
+            ScriptedServer {
+                script: script.to_vec(),
+                pos: 0,
+                chunk: chunk.max(1),
+            }
+        }
+    }
+
+    impl AsyncRead for ScriptedServer {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let me = self.get_mut();
+            let n = (me.script.len() - me.pos)
+                .min(me.chunk)
+                .min(buf.remaining());
+            buf.put_slice(&me.script[me.pos..me.pos + n]);
+            me.pos += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for ScriptedServer {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncTokioStream for ScriptedServer {
+        fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+            Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 587)))
+        }
+    }
 
     async fn start(script: &[u8], chunk: usize) -> Result<SmtpSession> {
         SmtpSession::start(
@@ -711,14 +773,15 @@ mod tests {
         }
     }
 
-    /// The fuzzer's own input for the panic above, as it found it.
-    #[test]
-    fn the_fuzzers_ehlo_input_is_read_not_a_panic() {
-        crate::fuzzing::smtp_session(
+    /// The fuzzer's own input for the panic above, as it found it (tests/fuzz smtp_session, read
+    /// in pieces of 10 bytes; the oracle in tests/fuzz-support replays it over TCP too).
+    #[tokio::test]
+    async fn the_fuzzers_ehlo_input_is_read_not_a_panic() {
+        let _ = start(
             b"223 623 6-?-\n\rQ223 6\n223 6-?/\n\r\n223-?-\n\rQ2\x7f\0\0\x002--?-\r2 236A\n223 6-?\n447 )D-\0\xca\x9a/\r\n223 \n\r\n22\n3-?-\n\rQ-?-\n\rQ223 6\n227 6-?/\n\r\n223-?-\n\rQ2\n*\x7f\0\0\0(/\n223 \n\r\n223-?-\n\rQ-?-\n\rQ22\x0c\n4\n4?4?4077\n\n?777236\n223?-\0\n",
             0x0a,
-            false,
-        );
+        )
+        .await;
     }
 
     #[tokio::test]

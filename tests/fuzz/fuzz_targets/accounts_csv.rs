@@ -12,6 +12,6 @@ fuzz_target!(|data: &[u8]| {
         _ => None,
     };
     if let Ok(text) = std::str::from_utf8(rest) {
-        mailconnect_core::fuzzing::accounts_csv(text, flow);
+        mailconnect_fuzz_support::accounts_csv(text, flow);
     }
 });

@@ -4,6 +4,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(json) = std::str::from_utf8(data) {
-        mailconnect_core::fuzzing::client_options_json(json);
+        mailconnect_fuzz_support::client_options_json(json);
     }
 });

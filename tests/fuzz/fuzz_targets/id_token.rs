@@ -9,9 +9,9 @@ fuzz_target!(|data: &[u8]| {
     let expected = "alice@example.test";
     if mode & 1 == 0 {
         if let Ok(jwt) = std::str::from_utf8(rest) {
-            mailconnect_core::fuzzing::id_token(jwt, "client-1", nonce, expected);
+            mailconnect_fuzz_support::id_token(jwt, "client-1", nonce, expected);
         }
     } else {
-        mailconnect_core::fuzzing::id_token_claims(rest, "client-1", nonce, expected);
+        mailconnect_fuzz_support::id_token_claims(rest, "client-1", nonce, expected);
     }
 });

@@ -1,4 +1,4 @@
-//! A request to the browser flow's loopback listener (the head as read from the socket).
+//! A request to the browser flow's loopback listener, sent to it over TCP.
 //! Input: path selector byte, then the request head.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -6,5 +6,5 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let [sel, head @ ..] = data else { return };
     let path = if sel & 1 == 0 { "/" } else { "/cb" };
-    mailconnect_core::fuzzing::loopback_request(head, path, "st4te-fuzz");
+    mailconnect_fuzz_support::loopback_request(head, path, "st4te-fuzz");
 });

@@ -49,7 +49,7 @@ fn pick<'a>(sel: u8, list: &[&'a str], other: &'a str) -> &'a str {
 fuzz_target!(|data: &[u8]| {
     let [mode, rest @ ..] = data else { return };
     if *mode == b'J' {
-        mailconnect_core::fuzzing::oauth_error_json(rest);
+        mailconnect_fuzz_support::oauth_error_json(rest);
         return;
     }
     let Ok(f) = Fields::arbitrary(&mut Unstructured::new(rest)) else {
@@ -67,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
         )),
         (d, _) => d,
     };
-    mailconnect_core::fuzzing::oauth_error(OAuthErrorResponse {
+    mailconnect_fuzz_support::oauth_error(OAuthErrorResponse {
         error: pick(f.error.0, &ERRORS, &f.error.1).to_string(),
         error_description: description,
         error_codes: codes,

@@ -1,5 +1,5 @@
-//! A POP3 server's side of a session. Input: a control byte (read chunk size, mechanism), then
-//! everything the server sends.
+//! A POP3 server's side of a session, played by a scripted server on 127.0.0.1. Input: a control
+//! byte (the server's write size, the mechanism), then everything the server sends.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -10,10 +10,10 @@ fuzz_target!(|data: &[u8]| {
     } else {
         usize::from(ctl & 0x3f)
     };
-    mailconnect_core::fuzzing::pop3_session(script, chunk, ctl & 0x40 != 0);
+    mailconnect_fuzz_support::pop3_session(script, chunk, ctl & 0x40 != 0);
     if let Ok(text) = std::str::from_utf8(script) {
         for line in text.split("\r\n").take(8) {
-            mailconnect_core::fuzzing::pop3_reply(line);
+            mailconnect_fuzz_support::pop3_reply(line);
         }
     }
 });

@@ -7,5 +7,5 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (challenge, reply) = text.split_once('\n').unwrap_or((text, ""));
-    mailconnect_core::fuzzing::sasl_challenge(challenge, reply);
+    mailconnect_fuzz_support::sasl_challenge(challenge, reply);
 });

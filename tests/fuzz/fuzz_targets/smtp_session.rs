@@ -1,6 +1,6 @@
 //! An SMTP server's side of a submission session on lettre (greeting, EHLO, AUTH with the 334
-//! challenge, MAIL/RCPT/DATA, QUIT). Input: a control byte (read chunk, mechanism), then everything
-//! the server sends.
+//! challenge, MAIL/RCPT/DATA, QUIT), played by a scripted server on 127.0.0.1. Input: a control
+//! byte (the server's write size, the mechanism), then everything the server sends.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -11,5 +11,5 @@ fuzz_target!(|data: &[u8]| {
     } else {
         usize::from(ctl & 0x3f)
     };
-    mailconnect_core::fuzzing::smtp_session(script, chunk, ctl & 0x40 != 0);
+    mailconnect_fuzz_support::smtp_session(script, chunk, ctl & 0x40 != 0);
 });

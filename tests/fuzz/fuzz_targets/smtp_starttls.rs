@@ -1,5 +1,6 @@
 //! An SMTP server's side of the plain STARTTLS exchange (multi-line replies read by our own
-//! parser). Input: a read-chunk byte, then everything the server sends.
+//! parser), played by a scripted server on 127.0.0.1. Input: the server's write size, then
+//! everything the server sends.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -10,5 +11,5 @@ fuzz_target!(|data: &[u8]| {
     } else {
         usize::from(*ctl)
     };
-    mailconnect_core::fuzzing::smtp_starttls(script, chunk);
+    mailconnect_fuzz_support::smtp_starttls(script, chunk);
 });

@@ -18,5 +18,5 @@ fuzz_target!(|data: &[u8]| {
     let status = STATUS[*s as usize % STATUS.len()];
     let ct = CONTENT_TYPE[*c as usize % CONTENT_TYPE.len()];
     let retry_after = (*r != 0).then_some(u64::from(*r));
-    mailconnect_core::fuzzing::token_response(status, ct, body, retry_after);
+    mailconnect_fuzz_support::token_response(status, ct, body, retry_after);
 });
