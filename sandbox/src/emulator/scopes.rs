@@ -1,6 +1,6 @@
-//! Scope strings and resources (MICROSOFT.md §2): a scope without a resource prefix is a Graph
-//! scope; Exchange Online is reached through `outlook.office.com`, `outlook.office365.com` or
-//! `ps.outlook.com`; the token leg names one resource.
+//! Scope strings and resources (docs/provider-facts.md#scopes-and-resources): a scope without a
+//! resource prefix is a Graph scope; Exchange Online is reached through `outlook.office.com`,
+//! `outlook.office365.com` or `ps.outlook.com`; the token leg names one resource.
 
 use super::errors::{self, AadError};
 
