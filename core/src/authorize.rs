@@ -161,13 +161,20 @@ fn not_pending(handle: &str, how: Option<&str>) -> Error {
         ErrorKind::State,
         format!("no pending sign-in '{handle}': {why}; begin a new authorization"),
     )
+    .with_code(NOT_PENDING)
 }
+
+/// The code of a sign-in handle that is not (or no longer) waiting to be completed.
+const NOT_PENDING: &str = "MC-SIGN-IN-NOT-PENDING";
+/// The code of a redirect whose `state` is not this sign-in's.
+const STATE_MISMATCH: &str = "MC-SIGN-IN-STATE-MISMATCH";
 
 fn wrong_response(msg: String) -> Error {
     Error::new(
         ErrorKind::State,
         format!("the response does not belong to this sign-in: {msg}"),
     )
+    .with_code("MC-SIGN-IN-WRONG-RESPONSE")
 }
 
 impl PendingTable {
@@ -209,7 +216,8 @@ impl PendingTable {
             Some(Slot::Busy) => Err(Error::new(
                 ErrorKind::State,
                 format!("sign-in '{handle}' is being finished by another call right now"),
-            )),
+            )
+            .with_code(NOT_PENDING)),
             Some(slot) => {
                 let Slot::Idle(p) = std::mem::replace(slot, Slot::Busy) else {
                     return Err(Error::internal("sign-in slot changed under its lock"));
@@ -221,7 +229,8 @@ impl PendingTable {
                     return Err(Error::new(
                         ErrorKind::Timeout,
                         format!("the sign-in '{handle}' expired before it was completed; begin a new authorization"),
-                    ));
+                    )
+                    .with_code(NOT_PENDING));
                 }
                 Ok(p)
             }
@@ -341,13 +350,15 @@ fn code_from_redirect(input: &str, redirect_uri: &str, state: &str) -> Result<Se
             return Err(Error::new(
                 ErrorKind::State,
                 "state mismatch: the redirect belongs to another (older) sign-in; use the page of the newest sign-in",
-            ))
+            )
+            .with_code(STATE_MISMATCH))
         }
         None if params.contains_key("code") => {
             return Err(Error::new(
                 ErrorKind::State,
                 "state mismatch: the redirect carries no 'state'; pass the full URL the web view was sent to",
-            ))
+            )
+            .with_code(STATE_MISMATCH))
         }
         None => {}
     }

@@ -759,7 +759,8 @@ impl Client {
                         "the account that signed in cannot be identified: {why}. Nothing was stored. Add 'openid' and 'email' to the registration's scopes, or set \"verify_identity\": false in the registration if this provider tells no account name (then any account that signs in is taken for '{}')",
                         account.expected_login()
                     ),
-                ))
+                )
+                .with_code("MC-IDENTITY-UNKNOWN"))
             }
         }
     }
@@ -1164,6 +1165,7 @@ fn not_connected(id: &str) -> Error {
         ErrorKind::State,
         format!("account '{id}' is not connected; connect it first"),
     )
+    .with_code("MC-NOT-CONNECTED")
 }
 
 fn token_from(account: &Account, rec: &TokenRecord) -> Option<AccessToken> {

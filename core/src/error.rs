@@ -4,13 +4,15 @@
 //! was being done and never contains a secret, and the raw [`Evidence`] it was built from (provider
 //! error fields, HTTP status, server reply) so diagnostics can explain it and support staff can quote
 //! trace and correlation ids.
+//!
+//! The diagnostic code (`MC-...`, see `diagnose`) is attached where an error is raised
+//! ([`Error::with_code`]) when the kind and evidence alone do not determine it; nothing reads the
+//! message to find it. This module is a leaf: it depends on nothing else in core.
 
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
-
-use crate::oauth::errors::{OAuthErrorResponse, ReauthReason};
+use serde::{Deserialize, Serialize};
 
 /// What kind of failure this is. Stable; the C ABI maps each kind to a status code group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,6 +82,7 @@ pub struct Evidence {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    code: Option<&'static str>,
     evidence: Box<Evidence>,
 }
 
@@ -123,6 +126,7 @@ impl Error {
         Error {
             kind,
             message: capped(message.into()),
+            code: None,
             evidence: Box::default(),
         }
     }
@@ -166,6 +170,18 @@ impl Error {
         )
     }
 
+    /// Name the diagnostic catalog entry (`MC-...`) that explains this error, where the raise
+    /// site knows it better than the kind and evidence do (a test checks every code exists).
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// The catalog code named where the error was raised, if any.
+    pub fn code(&self) -> Option<&'static str> {
+        self.code
+    }
+
     /// Attach evidence.
     pub fn with_evidence(mut self, f: impl FnOnce(&mut Evidence)) -> Self {
         f(&mut self.evidence);
@@ -198,29 +214,6 @@ impl Error {
         self.evidence.reauth_reason
     }
 
-    /// The diagnostic as JSON: the catalog entry (stable code, category, who fixes it, title,
-    /// explanation and fix in every language, links), the kind, the message and the evidence
-    /// (the C ABI's `mc_last_error_diagnostic`).
-    pub fn diagnostic_json(&self) -> serde_json::Value {
-        self.diagnostic_json_with(crate::diagnose::Context::default())
-    }
-
-    /// As [`Error::diagnostic_json`] with more context (from a Test run).
-    pub fn diagnostic_json_with(&self, ctx: crate::diagnose::Context) -> serde_json::Value {
-        let d = crate::diagnose::diagnose(self, ctx);
-        serde_json::json!({
-            "code": d.code,
-            "category": d.category,
-            "fixer": d.fixer,
-            "kind": self.kind,
-            "message": self.message,
-            "evidence": &*self.evidence,
-            "en": d.en,
-            "de": d.de,
-            "links": d.links,
-        })
-    }
-
     /// Whether retrying later may succeed without any change (network, 5xx, throttling).
     pub fn is_transient(&self) -> bool {
         matches!(
@@ -248,6 +241,122 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Whether `e` or one of its sources is an I/O error saying the peer closed or reset the
+/// connection (read by type, not by message).
+pub fn is_closed_connection(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            );
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// An error body from a token, device-code or authorize endpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OAuthErrorResponse {
+    /// The RFC 6749 error code (`invalid_grant`, `invalid_client`, ...).
+    pub error: String,
+    /// Human-readable text; Microsoft starts it with `AADSTSnnnnn:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+    /// Microsoft: the numeric AADSTS codes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_codes: Vec<i64>,
+    /// Microsoft: a finer classification (`consent_required`, `basic_action`, `bad_token`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suberror: Option<String>,
+    /// Microsoft: when the error happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// Microsoft: quote this id in support cases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// Microsoft: quote this id in support cases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// A page about the error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_uri: Option<String>,
+}
+
+impl OAuthErrorResponse {
+    /// The AADSTS code: the first of `error_codes`, else parsed from the description.
+    pub fn aadsts(&self) -> Option<i64> {
+        if let Some(c) = self.error_codes.first() {
+            return Some(*c);
+        }
+        let d = self.error_description.as_deref()?;
+        let rest = d.split("AADSTS").nth(1)?;
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        digits.parse().ok()
+    }
+
+    /// The first line of the description, without Microsoft's trailing trace/correlation/timestamp lines.
+    pub fn summary(&self) -> String {
+        let d = self.error_description.as_deref().unwrap_or("");
+        let first = d.split(['\r', '\n']).next().unwrap_or("");
+        let cut = first
+            .find(" Trace ID:")
+            .map(|i| &first[..i])
+            .unwrap_or(first);
+        if cut.is_empty() {
+            self.error.clone()
+        } else {
+            format!("{} ({})", cut.trim(), self.error)
+        }
+    }
+}
+
+/// Why an account must be authorized again interactively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReauthReason {
+    /// The refresh token expired (inactivity, AADSTS700082 / 70008).
+    RefreshTokenExpired,
+    /// The grant was revoked (password change or admin revoke, AADSTS50173).
+    RefreshTokenRevoked,
+    /// Consent is missing or was withdrawn (AADSTS65001).
+    ConsentRequired,
+    /// Multi-factor authentication or another interaction is required (AADSTS50076, 50079, `interaction_required`).
+    InteractionRequired,
+    /// Blocked by Conditional Access (AADSTS53003, 53000).
+    ConditionalAccess,
+    /// The sign-in frequency policy ended the session (AADSTS70043).
+    SignInFrequency,
+    /// The user account is disabled (AADSTS50057).
+    AccountDisabled,
+    /// The refresh token is invalid for another reason.
+    RefreshTokenInvalid,
+    /// The provider issued no refresh token (e.g. `offline_access` missing), so the session cannot be extended.
+    NoRefreshToken,
+}
+
+impl ReauthReason {
+    /// A stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReauthReason::RefreshTokenExpired => "refresh_token_expired",
+            ReauthReason::RefreshTokenRevoked => "refresh_token_revoked",
+            ReauthReason::ConsentRequired => "consent_required",
+            ReauthReason::InteractionRequired => "interaction_required",
+            ReauthReason::ConditionalAccess => "conditional_access",
+            ReauthReason::SignInFrequency => "sign_in_frequency",
+            ReauthReason::AccountDisabled => "account_disabled",
+            ReauthReason::RefreshTokenInvalid => "refresh_token_invalid",
+            ReauthReason::NoRefreshToken => "no_refresh_token",
+        }
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         let busy = matches!(
@@ -258,8 +367,37 @@ impl From<rusqlite::Error> for Error {
             Error::store(format!(
                 "the token store is locked by another process for too long: {e}"
             ))
+            .with_code("MC-STORE-LOCKED")
         } else {
             Error::store(format!("token store: {e}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_connection_is_recognised_by_type_through_sources() {
+        #[derive(Debug)]
+        struct Wrapper(std::io::Error);
+        impl fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("wrapped")
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let reset = Wrapper(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(is_closed_connection(&reset));
+        let refused = Wrapper(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(!is_closed_connection(&refused));
+        // The words do not matter, only the kind.
+        let worded = std::io::Error::other("connection reset, closed, eof");
+        assert!(!is_closed_connection(&worded));
     }
 }

@@ -261,6 +261,7 @@ impl HttpClient {
                     endpoint(url)
                 ),
             )
+            .with_code("MC-IDP-RESPONSE-UNREADABLE")
             .with_evidence(|ev| ev.endpoint = Some(endpoint(url)))
         })
     }
@@ -309,6 +310,7 @@ impl HttpClient {
                         source_chain(&e)
                     ),
                     )
+                    .with_code("MC-CONNECTION-CLOSED")
                     .with_evidence(|ev| {
                         ev.http_status = Some(status);
                         ev.endpoint = Some(endpoint(url));
@@ -362,16 +364,16 @@ pub fn endpoint(url: &Url) -> String {
 /// An error for a response that is not what was expected.
 pub fn unexpected(url: &Url, resp: &HttpResponse) -> Error {
     let ep = endpoint(url);
-    let (msg, reply) = if resp.is_html() {
+    let (msg, reply, code) = if resp.is_html() {
         let t = resp.html_title();
-        let msg = if resp.status >= 500 || resp.status == 429 {
+        let (msg, code) = if resp.status >= 500 || resp.status == 429 {
             // A load balancer's or a proxy's error page: the service (or the way to it) is down
             // or busy, not blocked.
-            format!("{ep} answered HTTP {} with an HTML error page (\"{t}\") instead of JSON; the service, or a proxy on the way to it, is unavailable", resp.status)
+            (format!("{ep} answered HTTP {} with an HTML error page (\"{t}\") instead of JSON; the service, or a proxy on the way to it, is unavailable", resp.status), None)
         } else {
-            format!("{ep} answered HTTP {} with an HTML page (\"{t}\") instead of JSON; a proxy, firewall or captive portal may be in the way", resp.status)
+            (format!("{ep} answered HTTP {} with an HTML page (\"{t}\") instead of JSON; a proxy, firewall or captive portal may be in the way", resp.status), Some("MC-PROXY-BLOCKED"))
         };
-        (msg, t)
+        (msg, t, code)
     } else {
         let excerpt = body_excerpt(&resp.body);
         (
@@ -380,9 +382,15 @@ pub fn unexpected(url: &Url, resp: &HttpResponse) -> Error {
                 resp.status
             ),
             excerpt,
+            None,
         )
     };
-    Error::new(ErrorKind::ProviderUnavailable, msg).with_evidence(|ev| {
+    let e = Error::new(ErrorKind::ProviderUnavailable, msg);
+    let e = match code {
+        Some(c) => e.with_code(c),
+        None => e,
+    };
+    e.with_evidence(|ev| {
         ev.http_status = Some(resp.status);
         ev.retry_after_secs = resp.retry_after.map(|d| d.as_secs());
         ev.server_reply = Some(reply);
@@ -432,13 +440,27 @@ fn map_reqwest(url: &Url, e: reqwest::Error) -> Error {
     // "could not be reached" means the request was never sent (callers may then repeat a
     // single-use request such as a code redemption); a connection that broke after the request went
     // out is reported differently, since the server may have acted on it.
-    let what = match kind {
-        ErrorKind::Timeout => "did not answer in time",
-        ErrorKind::Tls => "failed the TLS handshake",
-        _ if connect => "could not be reached",
-        _ => "closed the connection before answering",
+    let (what, code) = match kind {
+        ErrorKind::Timeout => ("did not answer in time", "MC-TIMEOUT"),
+        ErrorKind::Tls => ("failed the TLS handshake", "MC-TLS-UNTRUSTED"),
+        _ if connect => ("could not be reached", NOT_REACHED),
+        _ => (
+            "closed the connection before answering",
+            "MC-CONNECTION-CLOSED",
+        ),
     };
-    Error::new(kind, format!("{ep} {what}: {chain}")).with_evidence(|ev| ev.endpoint = Some(ep))
+    Error::new(kind, format!("{ep} {what}: {chain}"))
+        .with_code(code)
+        .with_evidence(|ev| ev.endpoint = Some(ep))
+}
+
+/// The code of a request that never reached the server (so repeating even a single-use request,
+/// such as a code redemption, is safe).
+pub const NOT_REACHED: &str = "MC-NETWORK-UNREACHABLE";
+
+/// Whether `e` says the request never reached the server.
+pub fn never_sent(e: &Error) -> bool {
+    e.kind() == ErrorKind::Network && e.code() == Some(NOT_REACHED)
 }
 
 #[cfg(test)]

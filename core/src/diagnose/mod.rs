@@ -2,18 +2,23 @@
 //! explanation plus the fix an admin can act on, in English and German.
 //!
 //! The catalog is data (`catalog.json`: code, category, who fixes it, links, and per language the
-//! title, explanation and fix); the matchers below map evidence to entries: OAuth error responses
-//! (AADSTS codes, `error`, `suberror`), SMTP/IMAP/POP3 replies, SASL error challenges, TLS, network
-//! and timeout errors, and local causes. Unknown evidence gives `MC-UNKNOWN`, which still carries
-//! the raw reply. Adding a language means adding its texts to every entry (a test enforces this).
+//! title, explanation and fix), and so is the AADSTS table ([`aadsts`]). [`code_for`] picks the
+//! entry in this order: the code the raise site attached ([`Error::with_code`]); the OAuth error
+//! response (AADSTS code, then `error` / `suberror`); the re-authorization reason; the mail
+//! server's reply or SASL challenge (with what a Test run knows, [`Context`]); else the error's
+//! kind. It never reads the error's message. Unknown evidence gives `MC-UNKNOWN`, which still
+//! carries the raw reply. Adding a language means adding its texts to every entry (a test enforces
+//! this).
 
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ReauthReason;
 use crate::error::{Error, ErrorKind};
 use crate::i18n::Language;
-use crate::oauth::errors::ReauthReason;
+
+pub mod aadsts;
 
 /// Texts of an entry in one language.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,38 +138,6 @@ pub struct Context {
     pub delegate: bool,
 }
 
-fn aadsts_code(code: i64) -> Option<&'static str> {
-    Some(match code {
-        65001 => "MC-CONSENT-REQUIRED",
-        90094 | 90095 => "MC-ADMIN-CONSENT-REQUIRED",
-        65004 => "MC-CONSENT-DECLINED",
-        700016 | 700011 => "MC-APP-NOT-FOUND",
-        50194 | 9002332 | 500208 | 50020 | 9001023 => "MC-WRONG-AUTHORITY",
-        54005 | 9002313 | 90014 | 900144 | 700054 | 70018 | 500112 | 501481 => {
-            "MC-REQUEST-REJECTED"
-        }
-        50126 | 50134 => "MC-INVALID-CREDENTIALS",
-        7000215 => "MC-CLIENT-SECRET-INVALID",
-        7000222 => "MC-CLIENT-SECRET-EXPIRED",
-        7000218 => "MC-PUBLIC-CLIENT-FLOWS-DISABLED",
-        700025 => "MC-PUBLIC-CLIENT-SENT-SECRET",
-        50011 | 500113 => "MC-REDIRECT-URI-MISMATCH",
-        500011 => "MC-EXCHANGE-NOT-AVAILABLE",
-        650057 | 65005 | 650056 | 70011 | 700022 => "MC-PERMISSIONS-NOT-CONFIGURED",
-        50076 | 50079 | 50074 | 50078 | 50158 => "MC-MFA-REQUIRED",
-        53003 | 53000 | 53001 => "MC-CONDITIONAL-ACCESS-BLOCKED",
-        530035 => "MC-SECURITY-DEFAULTS",
-        700082 | 70008 | 700084 => "MC-REFRESH-TOKEN-EXPIRED",
-        50173 => "MC-REFRESH-TOKEN-REVOKED",
-        70043 => "MC-SIGN-IN-FREQUENCY",
-        50057 => "MC-ACCOUNT-DISABLED",
-        50105 => "MC-USER-NOT-ASSIGNED",
-        90055 | 50196 => "MC-IDP-THROTTLED",
-        70019 => "MC-DEVICE-CODE-EXPIRED",
-        _ => return None,
-    })
-}
-
 fn reply_code(reply: &str, ctx: Context) -> Option<&'static str> {
     let r = reply.to_ascii_lowercase();
     let has = |s: &str| r.contains(s);
@@ -229,10 +202,13 @@ fn reply_code(reply: &str, ctx: Context) -> Option<&'static str> {
 
 /// The catalog code for an error.
 pub fn code_for(err: &Error, ctx: Context) -> &'static str {
+    if let Some(code) = err.code() {
+        return code;
+    }
     let ev = err.evidence();
     if let Some(o) = &ev.oauth {
-        if let Some(c) = o.aadsts().and_then(aadsts_code) {
-            return c;
+        if let Some(row) = o.aadsts().and_then(aadsts::lookup) {
+            return row.diagnostic;
         }
         match (o.error.as_str(), o.suberror.as_deref()) {
             (_, Some("consent_required")) => return "MC-CONSENT-REQUIRED",
@@ -272,59 +248,14 @@ pub fn code_for(err: &Error, ctx: Context) -> &'static str {
             };
         }
     }
-    let m = err.message().to_ascii_lowercase();
     match err.kind() {
         ErrorKind::Tls => "MC-TLS-UNTRUSTED",
-        ErrorKind::Network
-            if m.contains("closed")
-                || m.contains("reset")
-                || m.contains("broke")
-                || m.contains("eof") =>
-        {
-            "MC-CONNECTION-CLOSED"
-        }
         ErrorKind::Network => "MC-NETWORK-UNREACHABLE",
-        ErrorKind::Timeout if m.contains("begin a new authorization") => "MC-SIGN-IN-NOT-PENDING",
-        ErrorKind::Timeout if m.contains("browser") => "MC-BROWSER-TIMEOUT",
-        ErrorKind::Timeout if m.contains("device code") => "MC-DEVICE-CODE-EXPIRED",
         ErrorKind::Timeout => "MC-TIMEOUT",
-        ErrorKind::ProviderUnavailable if m.contains("html page") => "MC-PROXY-BLOCKED",
-        ErrorKind::ProviderUnavailable
-            if m.contains("truncated") || m.contains("could not be read") =>
-        {
-            "MC-IDP-RESPONSE-UNREADABLE"
-        }
         ErrorKind::ProviderUnavailable if ev.http_status == Some(429) => "MC-IDP-THROTTLED",
         ErrorKind::ProviderUnavailable => "MC-IDP-UNAVAILABLE",
-        ErrorKind::AuthorizationDenied if m.contains("signed in as") => "MC-WRONG-ACCOUNT",
-        ErrorKind::AuthorizationDenied if m.contains("cannot be identified") => {
-            "MC-IDENTITY-UNKNOWN"
-        }
         ErrorKind::AuthorizationDenied => "MC-CONSENT-DECLINED",
-        ErrorKind::Store
-            if m.contains("incomplete")
-                || m.contains("truncated")
-                || m.contains("not stored completely") =>
-        {
-            "MC-TOKEN-TRUNCATED"
-        }
-        ErrorKind::Store if m.contains("dpapi") && m.contains("cannot be unlocked") => {
-            "MC-STORE-KEY-PROTECTED"
-        }
-        ErrorKind::Store if m.contains("key") => "MC-STORE-KEY",
-        ErrorKind::Store if m.contains("locked") => "MC-STORE-LOCKED",
         ErrorKind::Store => "MC-STORE-FAILED",
-        ErrorKind::State if m.contains("state mismatch") => "MC-SIGN-IN-STATE-MISMATCH",
-        ErrorKind::State
-            if m.contains("no pending sign-in") || m.contains("being finished by another call") =>
-        {
-            "MC-SIGN-IN-NOT-PENDING"
-        }
-        ErrorKind::State if m.contains("does not belong to this sign-in") => {
-            "MC-SIGN-IN-WRONG-RESPONSE"
-        }
-        ErrorKind::State if m.contains("not connected") => "MC-NOT-CONNECTED",
-        ErrorKind::State if m.contains("browser") => "MC-NO-BROWSER",
         ErrorKind::InvalidArgument | ErrorKind::NotFound => "MC-INVALID-SETTING",
         ErrorKind::Cancelled => "MC-CANCELLED",
         _ => "MC-UNKNOWN",
@@ -359,6 +290,31 @@ pub fn diagnose(err: &Error, ctx: Context) -> Diagnosis {
         en: &e.en,
         de: &e.de,
         links: &e.links,
+    }
+}
+
+impl Error {
+    /// The diagnostic as JSON: the catalog entry (stable code, category, who fixes it, title,
+    /// explanation and fix in every language, links), the kind, the message and the evidence
+    /// (the C ABI's `mc_last_error_diagnostic`).
+    pub fn diagnostic_json(&self) -> serde_json::Value {
+        self.diagnostic_json_with(Context::default())
+    }
+
+    /// As [`Error::diagnostic_json`] with more context (from a Test run).
+    pub fn diagnostic_json_with(&self, ctx: Context) -> serde_json::Value {
+        let d = diagnose(self, ctx);
+        serde_json::json!({
+            "code": d.code,
+            "category": d.category,
+            "fixer": d.fixer,
+            "kind": self.kind(),
+            "message": self.message(),
+            "evidence": self.evidence(),
+            "en": d.en,
+            "de": d.de,
+            "links": d.links,
+        })
     }
 }
 

@@ -67,14 +67,14 @@ fn samples() -> Vec<(Error, Context, &'static str)> {
         (Error::new(ErrorKind::ReauthorizationRequired, "no refresh token is stored").with_evidence(|e| e.reauth_reason = Some(ReauthReason::NoRefreshToken)), none, "MC-NO-REFRESH-TOKEN"),
         (oauth("temporarily_unavailable", 90055, None, "The request is throttled temporarily."), none, "MC-IDP-THROTTLED"),
         (kind(ErrorKind::ProviderUnavailable, "https://login.microsoftonline.com/x/oauth2/v2.0/token answered HTTP 503 with an unexpected response").with_evidence(|e| e.http_status = Some(503)), none, "MC-IDP-UNAVAILABLE"),
-        (kind(ErrorKind::ProviderUnavailable, "x answered HTTP 403 with an HTML page (\"Access Denied\") instead of JSON"), none, "MC-PROXY-BLOCKED"),
-        (kind(ErrorKind::ProviderUnavailable, "x answered a token response that could not be read (truncated or not JSON: EOF)"), none, "MC-IDP-RESPONSE-UNREADABLE"),
-        (kind(ErrorKind::Timeout, "waiting for the device-code sign-in: the device code expired before the sign-in was completed"), none, "MC-DEVICE-CODE-EXPIRED"),
-        (kind(ErrorKind::AuthorizationDenied, "signed in as 'admin@example.test', but this account is set up for 'bob@example.test'"), none, "MC-WRONG-ACCOUNT"),
-        (kind(ErrorKind::AuthorizationDenied, "the account that signed in cannot be identified: the id_token names no account (only 'sub') and the provider names no userinfo endpoint"), none, "MC-IDENTITY-UNKNOWN"),
+        (kind(ErrorKind::ProviderUnavailable, "x answered HTTP 403 with an HTML page (\"Access Denied\") instead of JSON").with_code("MC-PROXY-BLOCKED"), none, "MC-PROXY-BLOCKED"),
+        (kind(ErrorKind::ProviderUnavailable, "x answered a token response that could not be read (truncated or not JSON: EOF)").with_code("MC-IDP-RESPONSE-UNREADABLE"), none, "MC-IDP-RESPONSE-UNREADABLE"),
+        (kind(ErrorKind::Timeout, "waiting for the device-code sign-in: the device code expired before the sign-in was completed").with_code("MC-DEVICE-CODE-EXPIRED"), none, "MC-DEVICE-CODE-EXPIRED"),
+        (kind(ErrorKind::AuthorizationDenied, "signed in as 'admin@example.test', but this account is set up for 'bob@example.test'").with_code("MC-WRONG-ACCOUNT"), none, "MC-WRONG-ACCOUNT"),
+        (kind(ErrorKind::AuthorizationDenied, "the account that signed in cannot be identified: the id_token names no account (only 'sub') and the provider names no userinfo endpoint").with_code("MC-IDENTITY-UNKNOWN"), none, "MC-IDENTITY-UNKNOWN"),
         (to_error("signing in in the browser", OAuthErrorResponse { error: "invalid_request".into(), error_description: Some("unsupported prompt value requested".into()), ..Default::default() }, None), none, "MC-REQUEST-REFUSED"),
-        (kind(ErrorKind::Timeout, "waiting for the sign-in in the browser timed out after 300 s"), none, "MC-BROWSER-TIMEOUT"),
-        (kind(ErrorKind::State, "no web browser could be opened (No valid browsers detected)"), none, "MC-NO-BROWSER"),
+        (kind(ErrorKind::Timeout, "waiting for the sign-in in the browser timed out after 300 s").with_code("MC-BROWSER-TIMEOUT"), none, "MC-BROWSER-TIMEOUT"),
+        (kind(ErrorKind::State, "no web browser could be opened (No valid browsers detected)").with_code("MC-NO-BROWSER"), none, "MC-NO-BROWSER"),
         (mail("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information."), none, "MC-SMTP-AUTH-DISABLED-TENANT"),
         (mail("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information."), none, "MC-SMTP-AUTH-DISABLED-MAILBOX"),
         (mail("535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to be authenticated successfully. Contact your administrator."), none, "MC-SMTP-AUTH-POLICY"),
@@ -97,17 +97,17 @@ fn samples() -> Vec<(Error, Context, &'static str)> {
         (kind(ErrorKind::Tls, "TLS handshake with imap.example.test: the server's certificate is not trusted (invalid peer certificate: UnknownIssuer)"), none, "MC-TLS-UNTRUSTED"),
         (kind(ErrorKind::Network, "connecting to outlook.office365.com:993: Connection refused (os error 111)"), none, "MC-NETWORK-UNREACHABLE"),
         (kind(ErrorKind::Timeout, "waiting for smtp.office365.com timed out after 30 s"), none, "MC-TIMEOUT"),
-        (kind(ErrorKind::Network, "reading from 127.0.0.1: the server closed the connection"), none, "MC-CONNECTION-CLOSED"),
-        (kind(ErrorKind::Store, "the stored secret for tokens:a is incomplete or damaged (20 bytes); it was not stored completely"), none, "MC-TOKEN-TRUNCATED"),
-        (kind(ErrorKind::Store, "the key does not open the store /x.db (was the key file replaced or another key given?)"), none, "MC-STORE-KEY"),
-        (kind(ErrorKind::Store, "the store key file C:\\mc.db.key is protected with Windows DPAPI (user scope) for another Windows installation (created by PC\\j); it cannot be unlocked here"), none, "MC-STORE-KEY-PROTECTED"),
-        (kind(ErrorKind::Store, "the token store is locked by another process for too long"), none, "MC-STORE-LOCKED"),
+        (kind(ErrorKind::Network, "reading from 127.0.0.1: the server closed the connection").with_code("MC-CONNECTION-CLOSED"), none, "MC-CONNECTION-CLOSED"),
+        (kind(ErrorKind::Store, "the stored secret for tokens:a is incomplete or damaged (20 bytes); it was not stored completely").with_code("MC-TOKEN-TRUNCATED"), none, "MC-TOKEN-TRUNCATED"),
+        (kind(ErrorKind::Store, "the key does not open the store /x.db (was the key file replaced or another key given?)").with_code("MC-STORE-KEY"), none, "MC-STORE-KEY"),
+        (kind(ErrorKind::Store, "the store key file C:\\mc.db.key is protected with Windows DPAPI (user scope) for another Windows installation (created by PC\\j); it cannot be unlocked here").with_code("MC-STORE-KEY-PROTECTED"), none, "MC-STORE-KEY-PROTECTED"),
+        (kind(ErrorKind::Store, "the token store is locked by another process for too long").with_code("MC-STORE-LOCKED"), none, "MC-STORE-LOCKED"),
         (kind(ErrorKind::Store, "cannot create the store /readonly/x.db: Permission denied"), none, "MC-STORE-FAILED"),
-        (kind(ErrorKind::State, "account 'a' is not connected; connect it first"), none, "MC-NOT-CONNECTED"),
-        (kind(ErrorKind::State, "state mismatch: the redirect belongs to another (older) sign-in; use the page of the newest sign-in"), none, "MC-SIGN-IN-STATE-MISMATCH"),
-        (kind(ErrorKind::State, "no pending sign-in 'auth-1': it was already completed; begin a new authorization"), none, "MC-SIGN-IN-NOT-PENDING"),
-        (kind(ErrorKind::Timeout, "the sign-in 'auth-1' expired before it was completed; begin a new authorization"), none, "MC-SIGN-IN-NOT-PENDING"),
-        (kind(ErrorKind::State, "the response does not belong to this sign-in: it went to 'https://evil.example/'"), none, "MC-SIGN-IN-WRONG-RESPONSE"),
+        (kind(ErrorKind::State, "account 'a' is not connected; connect it first").with_code("MC-NOT-CONNECTED"), none, "MC-NOT-CONNECTED"),
+        (kind(ErrorKind::State, "state mismatch: the redirect belongs to another (older) sign-in; use the page of the newest sign-in").with_code("MC-SIGN-IN-STATE-MISMATCH"), none, "MC-SIGN-IN-STATE-MISMATCH"),
+        (kind(ErrorKind::State, "no pending sign-in 'auth-1': it was already completed; begin a new authorization").with_code("MC-SIGN-IN-NOT-PENDING"), none, "MC-SIGN-IN-NOT-PENDING"),
+        (kind(ErrorKind::Timeout, "the sign-in 'auth-1' expired before it was completed; begin a new authorization").with_code("MC-SIGN-IN-NOT-PENDING"), none, "MC-SIGN-IN-NOT-PENDING"),
+        (kind(ErrorKind::State, "the response does not belong to this sign-in: it went to 'https://evil.example/'").with_code("MC-SIGN-IN-WRONG-RESPONSE"), none, "MC-SIGN-IN-WRONG-RESPONSE"),
         (Error::invalid("mailbox", "'mailbox' is not a valid mailbox address"), none, "MC-INVALID-SETTING"),
         (Error::cancelled("the connect"), none, "MC-CANCELLED"),
         (oauth("invalid_grant", 54005, None, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token."), none, "MC-REQUEST-REJECTED"),
@@ -180,4 +180,37 @@ fn unknown_evidence_keeps_the_raw_reply() {
         err.evidence().server_reply.as_deref(),
         Some("599 something nobody has seen")
     );
+}
+
+#[test]
+fn every_code_named_in_the_sources_is_in_the_catalog() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![root];
+    let mut named = BTreeSet::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for piece in text.split("\"MC-").skip(1) {
+                    let code: String = piece
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || *c == '-')
+                        .collect();
+                    if !code.is_empty() && piece[code.len()..].starts_with('"') {
+                        named.insert(format!("MC-{code}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(named.len() > 40, "{named:?}");
+    for code in named {
+        assert!(
+            catalog().iter().any(|e| e.code == code),
+            "{code} is named in core/src but not in the catalog"
+        );
+    }
 }

@@ -167,6 +167,7 @@ impl Loopback {
                     Err(e) => { tracing::debug!("loopback accept failed: {e}"); continue; }
                 },
                 _ = &mut deadline => return Err(Error::timeout("waiting for the sign-in in the browser", timeout)
+                    .with_code("MC-BROWSER-TIMEOUT")
                     .with_evidence(|ev| ev.server_reply = Some("browser sign-in not completed".into()))),
                 _ = cancel.cancelled() => return Err(Error::cancelled("the sign-in in the browser")),
             };
@@ -376,6 +377,7 @@ pub async fn open(observer: &dyn ConnectObserver, url: &str) -> Result<()> {
             ErrorKind::State,
             format!("no web browser could be opened ({e}); let the application show the sign-in page itself, or use the device-code flow"),
         )
+        .with_code("MC-NO-BROWSER")
     })
 }
 

@@ -73,6 +73,7 @@ pub async fn start(
             ErrorKind::ProviderUnavailable,
             format!("{what}: the device authorization response could not be read: {e}"),
         )
+        .with_code("MC-IDP-RESPONSE-UNREADABLE")
     })?;
     let uri = raw
         .verification_uri
@@ -181,7 +182,8 @@ fn expired(what: &str, evidence: Option<(OAuthErrorResponse, u16)>) -> Error {
     let e = Error::new(
         ErrorKind::Timeout,
         format!("{what}: the device code expired before the sign-in was completed"),
-    );
+    )
+    .with_code("MC-DEVICE-CODE-EXPIRED");
     match evidence {
         Some((o, status)) => e.with_evidence(|ev| {
             ev.oauth = Some(o);

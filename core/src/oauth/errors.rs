@@ -4,152 +4,20 @@
 //! branch on `error`; we branch on `error` first and refine with `error_codes` and `suberror`
 //! (MICROSOFT.md §1.1, §12.6).
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::diagnose::aadsts::Classification;
 use crate::error::{Error, ErrorKind};
-
-/// An error body from a token, device-code or authorize endpoint.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct OAuthErrorResponse {
-    /// The RFC 6749 error code (`invalid_grant`, `invalid_client`, ...).
-    pub error: String,
-    /// Human-readable text; Microsoft starts it with `AADSTSnnnnn:`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_description: Option<String>,
-    /// Microsoft: the numeric AADSTS codes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub error_codes: Vec<i64>,
-    /// Microsoft: a finer classification (`consent_required`, `basic_action`, `bad_token`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suberror: Option<String>,
-    /// Microsoft: when the error happened.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<String>,
-    /// Microsoft: quote this id in support cases.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
-    /// Microsoft: quote this id in support cases.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub correlation_id: Option<String>,
-    /// A page about the error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_uri: Option<String>,
-}
-
-impl OAuthErrorResponse {
-    /// The AADSTS code: the first of `error_codes`, else parsed from the description.
-    pub fn aadsts(&self) -> Option<i64> {
-        if let Some(c) = self.error_codes.first() {
-            return Some(*c);
-        }
-        let d = self.error_description.as_deref()?;
-        let rest = d.split("AADSTS").nth(1)?;
-        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-        digits.parse().ok()
-    }
-
-    /// The first line of the description, without Microsoft's trailing trace/correlation/timestamp lines.
-    pub fn summary(&self) -> String {
-        let d = self.error_description.as_deref().unwrap_or("");
-        let first = d.split(['\r', '\n']).next().unwrap_or("");
-        let cut = first
-            .find(" Trace ID:")
-            .map(|i| &first[..i])
-            .unwrap_or(first);
-        if cut.is_empty() {
-            self.error.clone()
-        } else {
-            format!("{} ({})", cut.trim(), self.error)
-        }
-    }
-}
-
-/// Why an account must be authorized again interactively.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReauthReason {
-    /// The refresh token expired (inactivity, AADSTS700082 / 70008).
-    RefreshTokenExpired,
-    /// The grant was revoked (password change or admin revoke, AADSTS50173).
-    RefreshTokenRevoked,
-    /// Consent is missing or was withdrawn (AADSTS65001).
-    ConsentRequired,
-    /// Multi-factor authentication or another interaction is required (AADSTS50076, 50079, `interaction_required`).
-    InteractionRequired,
-    /// Blocked by Conditional Access (AADSTS53003, 53000).
-    ConditionalAccess,
-    /// The sign-in frequency policy ended the session (AADSTS70043).
-    SignInFrequency,
-    /// The user account is disabled (AADSTS50057).
-    AccountDisabled,
-    /// The refresh token is invalid for another reason.
-    RefreshTokenInvalid,
-    /// The provider issued no refresh token (e.g. `offline_access` missing), so the session cannot be extended.
-    NoRefreshToken,
-}
-
-impl ReauthReason {
-    /// A stable lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReauthReason::RefreshTokenExpired => "refresh_token_expired",
-            ReauthReason::RefreshTokenRevoked => "refresh_token_revoked",
-            ReauthReason::ConsentRequired => "consent_required",
-            ReauthReason::InteractionRequired => "interaction_required",
-            ReauthReason::ConditionalAccess => "conditional_access",
-            ReauthReason::SignInFrequency => "sign_in_frequency",
-            ReauthReason::AccountDisabled => "account_disabled",
-            ReauthReason::RefreshTokenInvalid => "refresh_token_invalid",
-            ReauthReason::NoRefreshToken => "no_refresh_token",
-        }
-    }
-}
-
-/// How an OAuth error response should be handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Classification {
-    /// Sign in again interactively; never retry automatically.
-    Reauthorize(ReauthReason),
-    /// The app registration or tenant configuration is wrong; an admin or the vendor must fix it.
-    Configuration,
-    /// The user declined or was denied.
-    Denied,
-    /// Retry later.
-    Transient,
-    /// A request the library should not have made; a bug or an unsupported provider.
-    Request,
-}
+pub use crate::error::{OAuthErrorResponse, ReauthReason};
 
 /// Classify an error response from a token request for an existing grant (refresh or code redemption).
 pub fn classify(e: &OAuthErrorResponse) -> Classification {
-    let code = e.aadsts();
-    let sub = e.suberror.as_deref();
-    match code {
-        Some(700082) | Some(70008) | Some(700084) => {
-            return Classification::Reauthorize(ReauthReason::RefreshTokenExpired)
-        }
-        Some(50173) => return Classification::Reauthorize(ReauthReason::RefreshTokenRevoked),
-        Some(65001) | Some(90094) | Some(90095) => {
-            return Classification::Reauthorize(ReauthReason::ConsentRequired)
-        }
-        Some(50076) | Some(50079) | Some(50074) | Some(50078) | Some(50158) => {
-            return Classification::Reauthorize(ReauthReason::InteractionRequired)
-        }
-        Some(53003) | Some(53000) | Some(53001) | Some(530035) => {
-            return Classification::Reauthorize(ReauthReason::ConditionalAccess)
-        }
-        Some(70043) => return Classification::Reauthorize(ReauthReason::SignInFrequency),
-        Some(50057) => return Classification::Reauthorize(ReauthReason::AccountDisabled),
-        Some(65004) => return Classification::Denied,
-        Some(700016) | Some(700011) | Some(7000215) | Some(7000222) | Some(7000218)
-        | Some(700025) | Some(50011) | Some(500113) | Some(50194) | Some(9002332)
-        | Some(500011) | Some(650057) | Some(65005) | Some(650056) | Some(70011) | Some(700022)
-        | Some(9001023) | Some(50105) | Some(500208) | Some(50020) => {
-            return Classification::Configuration
-        }
-        Some(90055) | Some(50196) => return Classification::Transient,
-        _ => {}
+    if let Some(handling) = e
+        .aadsts()
+        .and_then(crate::diagnose::aadsts::lookup)
+        .and_then(|r| r.handling)
+    {
+        return handling;
     }
+    let sub = e.suberror.as_deref();
     match (e.error.as_str(), sub) {
         (_, Some("consent_required")) => Classification::Reauthorize(ReauthReason::ConsentRequired),
         (_, Some("basic_action")) | (_, Some("additional_action")) | (_, Some("message_only")) => {

@@ -63,6 +63,7 @@ pub fn jwt_payload(jwt: &str) -> Result<serde_json::Value> {
             ErrorKind::ProviderUnavailable,
             format!("the id_token could not be read: {why}"),
         )
+        .with_code("MC-IDP-RESPONSE-UNREADABLE")
     };
     let mut parts = jwt.split('.');
     let (_, Some(payload), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
@@ -148,6 +149,7 @@ pub fn merge_userinfo(identity: Option<Identity>, userinfo: serde_json::Value) -
             ErrorKind::ProviderUnavailable,
             format!("the userinfo response could not be read: {e}"),
         )
+        .with_code("MC-IDP-RESPONSE-UNREADABLE")
     })?;
     let from_userinfo = identity_of(c);
     let Some(mut id) = identity else {
@@ -187,7 +189,8 @@ pub fn check_identity(identity: &Identity, expected: &str, aliases: &[String]) -
         format!(
             "signed in as '{got}', but this account is set up for '{expected}'. Nothing was stored. Connect again and choose '{expected}' in the account picker (use \"Use another account\" if the browser is already signed in as '{got}')"
         ),
-    ))
+    )
+    .with_code("MC-WRONG-ACCOUNT"))
 }
 
 #[cfg(test)]

@@ -76,6 +76,7 @@ pub fn parse_response(
                     ErrorKind::ProviderUnavailable,
                     format!("{} answered a token response that could not be read (truncated or not JSON: {e})", http::endpoint(url)),
                 )
+                .with_code("MC-IDP-RESPONSE-UNREADABLE")
                 .with_evidence(|ev| {
                     ev.http_status = Some(200);
                     ev.endpoint = Some(http::endpoint(url));
@@ -215,8 +216,7 @@ pub async fn request(
                 }
             },
             Err(e) => {
-                let before_send =
-                    e.kind() == ErrorKind::Network && e.message().contains("could not be reached");
+                let before_send = http::never_sent(&e);
                 if !e.is_transient() || !(before_send || retry.after_send_failure) {
                     return Err(e.context(what));
                 }

@@ -8,6 +8,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use super::key::KeySource;
+use super::TRUNCATED;
 use crate::error::{Error, Result};
 
 const FORMAT: u8 = 1;
@@ -83,7 +84,7 @@ impl Cipher {
     /// Decrypt a blob sealed for `aad`. A truncated or altered blob, or the wrong key, is an error.
     pub fn open(&self, aad: &str, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         if blob.len() < 1 + NONCE_LEN + 16 || blob[0] != FORMAT {
-            return Err(Error::store(format!("the stored secret for {aad} is incomplete or damaged ({} bytes); it was not stored completely", blob.len())));
+            return Err(Error::store(format!("the stored secret for {aad} is incomplete or damaged ({} bytes); it was not stored completely", blob.len())).with_code(TRUNCATED));
         }
         let nonce: [u8; NONCE_LEN] = blob[1..1 + NONCE_LEN]
             .try_into()
@@ -92,7 +93,7 @@ impl Cipher {
         let len = self
             .key
             .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad.as_bytes()), body.as_mut_slice())
-            .map_err(|_| Error::store(format!("the stored secret for {aad} cannot be decrypted: the store key does not match or the value was altered or truncated")))?
+            .map_err(|_| Error::store(format!("the stored secret for {aad} cannot be decrypted: the store key does not match or the value was altered or truncated")).with_code(TRUNCATED))?
             .len();
         body.truncate(len);
         Ok(body)

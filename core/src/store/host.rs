@@ -128,18 +128,19 @@ impl<B: RecordBackend> HostStore<B> {
         let what = format!("the {kind} record '{id}' in the application's database");
         if blob.len() < 8 || &blob[..4] != MAGIC {
             let short = blob.len() < 8 && MAGIC.starts_with(&blob[..blob.len().min(4)]);
-            return Err(Error::store(if short {
-                format!("{what} was stored incompletely: only {} bytes came back (the whole blob must be stored; check the column size)", blob.len())
+            return Err(if short {
+                Error::store(format!("{what} was stored incompletely: only {} bytes came back (the whole blob must be stored; check the column size)", blob.len())).with_code(super::TRUNCATED)
             } else {
-                format!("{what} is not a mailconnect blob ({} bytes); it was altered, or the column does not keep binary data unchanged", blob.len())
-            }));
+                Error::store(format!("{what} is not a mailconnect blob ({} bytes); it was altered, or the column does not keep binary data unchanged", blob.len()))
+            });
         }
         let total = u32::from_be_bytes([blob[4], blob[5], blob[6], blob[7]]) as usize;
         if blob.len() != total {
             return Err(Error::store(format!(
                 "{what} was stored incompletely: {} of {total} bytes came back (truncated; the whole blob must be stored, with no length limit)",
                 blob.len()
-            )));
+            ))
+            .with_code(super::TRUNCATED));
         }
         self.cipher.open(&Self::aad(kind, id), &blob[8..])
     }

@@ -133,8 +133,16 @@ impl KeySource {
         }
     }
 
-    /// The key bytes (creating the key file when missing).
+    /// The key bytes (creating the key file when missing). A key file that cannot be read,
+    /// created or unlocked is explained by `MC-STORE-KEY` unless a more precise code was named.
     pub(crate) fn load(&self) -> Result<Zeroizing<[u8; 32]>> {
+        self.load_uncoded().map_err(|e| match e.code() {
+            None if e.kind() == crate::error::ErrorKind::Store => e.with_code(super::WRONG_KEY),
+            _ => e,
+        })
+    }
+
+    fn load_uncoded(&self) -> Result<Zeroizing<[u8; 32]>> {
         match self {
             KeySource::Bytes(b) => Ok(b.clone()),
             KeySource::File(p) => load_or_create(p, None),
@@ -377,15 +385,15 @@ fn unprotect(path: &Path, p: &Protected, blob: &[u8]) -> Result<Zeroizing<[u8; 3
         if !same_machine {
             Error::store(format!(
                 "the store key file {file} is protected with Windows DPAPI ({scope} scope) for another computer or Windows installation (it was created by {owner} there; this process is {me} on a computer with another machine id): it cannot be unlocked here. A store copied from another computer, or restored onto a reinstalled Windows, cannot be decrypted: connect the accounts again with a new store, or use the store where it was created"
-            ))
+            )).with_code(super::KEY_PROTECTED)
         } else if p.scope == DpapiScope::User {
             Error::store(format!(
                 "the store key file {file} is protected with Windows DPAPI for the Windows user {owner} (user scope) and cannot be unlocked by {me} ({e}). Run the program as that user or connect the accounts again; a program and a Windows service that share one store need \"key\": {{\"dpapi\": \"machine\"}}"
-            ))
+            )).with_code(super::KEY_PROTECTED)
         } else {
             Error::store(format!(
                 "the store key file {file} is protected with Windows DPAPI (machine scope, by {owner}) and cannot be unlocked on this computer ({e}); connect the accounts again with a new store"
-            ))
+            )).with_code(super::KEY_PROTECTED)
         }
     })?;
     let key: [u8; 32] = clear.as_slice().try_into().map_err(|_| {
@@ -404,7 +412,8 @@ fn unprotect(path: &Path, p: &Protected, _: &[u8]) -> Result<Zeroizing<[u8; 32]>
         path.display(),
         p.scope.name(),
         p.owner
-    )))
+    ))
+    .with_code(super::KEY_PROTECTED))
 }
 
 #[cfg(test)]

@@ -23,6 +23,13 @@ use crate::oauth::errors::ReauthReason;
 use crate::oauth::Identity;
 
 pub use host::{HostStore, RecordBackend};
+
+/// Diagnostic code of a record that came back shorter than it was stored, or altered.
+pub(crate) const TRUNCATED: &str = "MC-TOKEN-TRUNCATED";
+/// Diagnostic code of a key that does not open the store, or a key file that cannot be used.
+pub(crate) const WRONG_KEY: &str = "MC-STORE-KEY";
+/// Diagnostic code of a key file protected with DPAPI for another user or computer.
+pub(crate) const KEY_PROTECTED: &str = "MC-STORE-KEY-PROTECTED";
 pub use key::{DpapiScope, KeySource};
 pub use sqlite::SqliteStore;
 

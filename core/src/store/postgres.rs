@@ -580,7 +580,7 @@ impl PostgresStore {
                 let row = c
                     .query_opt("SELECT value FROM mailconnect_meta WHERE key = 'key_check'", &[])
                     .await?
-                    .ok_or_else(|| Fail::Other(Error::store("the store's key check vanished")))?;
+                    .ok_or_else(|| Fail::Other(Error::store("the store's key check vanished").with_code(super::WRONG_KEY)))?;
                 Ok(row.try_get(0)?)
             })
         })?;
@@ -593,7 +593,8 @@ impl PostgresStore {
             return Err(Error::store(format!(
                 "the key does not open the PostgreSQL store {} (was another key given than the one it was created with?)",
                 self.pool.target
-            )));
+            ))
+            .with_code(super::WRONG_KEY));
         }
         Ok(())
     }

@@ -126,7 +126,8 @@ impl SqliteStore {
                     return Err(Error::new(
                         ErrorKind::Store,
                         format!("the key does not open the store {} (was the key file replaced or another key given?)", self.path.display()),
-                    ));
+                    )
+                    .with_code(super::WRONG_KEY));
                 }
             }
             None => {

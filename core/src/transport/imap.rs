@@ -61,8 +61,19 @@ fn imap_error(what: &str, e: async_imap::error::Error) -> Error {
         ),
         other => (ErrorKind::MailServer, other.to_string()),
     };
+    let closed = match &e {
+        async_imap::error::Error::Io(io) => crate::error::is_closed_connection(io),
+        async_imap::error::Error::ConnectionLost => true,
+        _ => false,
+    };
     let reply = crate::http::sanitize(&reply);
-    Error::new(kind, format!("{what}: {reply}")).with_evidence(|ev| ev.server_reply = Some(reply))
+    let err = Error::new(kind, format!("{what}: {reply}"));
+    let err = if closed {
+        err.with_code(stream::CLOSED)
+    } else {
+        err
+    };
+    err.with_evidence(|ev| ev.server_reply = Some(reply))
 }
 
 /// Parse `[CAPABILITY ...]` out of a greeting.
@@ -181,6 +192,7 @@ impl ImapConnection {
                             ErrorKind::Network,
                             format!("{host} closed the connection before greeting"),
                         )
+                        .with_code(stream::CLOSED)
                     })?;
                 String::from_utf8_lossy(resp.borrow_owner())
                     .trim_end()

@@ -255,7 +255,13 @@ fn smtp_error(what: &str, e: &lettre::transport::smtp::Error) -> Error {
     } else {
         ErrorKind::Network
     };
-    Error::new(kind, format!("{what}: {text}")).with_evidence(|ev| ev.server_reply = Some(text))
+    let err = Error::new(kind, format!("{what}: {text}"));
+    let err = if kind == ErrorKind::Network && crate::error::is_closed_connection(e) {
+        err.with_code(stream::CLOSED)
+    } else {
+        err
+    };
+    err.with_evidence(|ev| ev.server_reply = Some(text))
 }
 
 /// A command line given to lettre as it is.
@@ -299,6 +305,7 @@ fn build_envelope(envelope: &Envelope) -> Result<lettre::address::Envelope> {
 fn broke(what: &str, e: &lettre::transport::smtp::Error) -> Error {
     let text = crate::http::sanitize(&e.to_string());
     Error::new(ErrorKind::Network, format!("{what} ({text})"))
+        .with_code(stream::CLOSED)
         .with_evidence(|ev| ev.server_reply = Some(text))
 }
 

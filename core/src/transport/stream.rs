@@ -46,9 +46,17 @@ pub struct ConnectTimings {
 }
 
 fn io_error(kind: ErrorKind, what: String, e: std::io::Error) -> Error {
-    Error::new(kind, format!("{what}: {e}"))
-        .with_evidence(|ev| ev.server_reply = Some(e.to_string()))
+    let err = Error::new(kind, format!("{what}: {e}"));
+    let err = if kind == ErrorKind::Network && crate::error::is_closed_connection(&e) {
+        err.with_code(CLOSED)
+    } else {
+        err
+    };
+    err.with_evidence(|ev| ev.server_reply = Some(e.to_string()))
 }
+
+/// The diagnostic code of a connection the server closed or reset.
+pub const CLOSED: &str = "MC-CONNECTION-CLOSED";
 
 /// Connect TCP to `host:port` within `timeout`.
 pub async fn connect_tcp(
