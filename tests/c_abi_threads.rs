@@ -33,23 +33,9 @@ fn open(store: &std::path::Path, emulator: &str) -> *mut mc_client {
 async fn sixteen_threads_share_one_client_for_tokens_and_tests() {
     let env = env().await;
     // Connect through core on the same store; the C ABI client then uses it.
-    add_account(
-        &env,
-        "alice",
-        "alice@example.test",
-        "device_code",
-        serde_json::json!({}),
-    );
-    let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    env.client
-        .connect(
-            "alice",
-            mailconnect_core::ConnectOptions::default(),
-            &user,
-            &mailconnect_core::CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    env.connected("alice", "alice@example.test")
+        .flow("device_code")
+        .await;
     let c = Shared(open(&env.store_path(), env.emulator.base_url()));
     let c = std::sync::Arc::new(c);
     let results = tokio::task::spawn_blocking(move || {

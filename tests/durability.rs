@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mailconnect_core::store::postgres::PostgresStore;
 use mailconnect_core::store::{KeySource, SqliteStore, StoredState, TokenStore};
 use mailconnect_core::tls::TlsOptions;
-use mailconnect_core::{AccountState, CancellationToken, Client, ClientOptions, ConnectOptions};
+use mailconnect_core::{AccountState, CancellationToken, Client, ClientOptions};
 use mailconnect_sandbox::{Emulator, EmulatorConfig, Fault, FaultRule};
 use mailconnect_tests::pg::{expire_access_token, PgServer};
 use mailconnect_tests::*;
@@ -134,34 +134,18 @@ async fn setup(store: &str, accounts: &[String]) -> (Emulator, Client) {
             .await
             .unwrap()
             .expect("client opens");
-    let reg = serde_json::json!({"id": "desktop", "provider": "microsoft", "tenant": "organizations",
-        "authority_host": emulator.base_url(), "client_id": DESKTOP_APP});
-    client.put_registration_json(&reg.to_string()).unwrap();
     let mut connects = tokio::task::JoinSet::new();
     for id in accounts {
-        client
-            .put_account_json(
-                &serde_json::json!({"id": id, "mailbox": "alice@example.test",
-                    "registration": "desktop", "flow": "device_code"})
-                .to_string(),
-            )
-            .unwrap();
-        let (client, id) = (client.clone(), id.clone());
+        let (client, id, registration) = (client.clone(), id.clone(), desktop(&emulator));
         connects.spawn(async move {
-            let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-            client
-                .connect(
-                    &id,
-                    ConnectOptions::default(),
-                    &user,
-                    &CancellationToken::new(),
-                )
-                .await
-                .map(|s| s.state)
+            let (s, _) = connected(&client, registration, &id, "alice@example.test")
+                .flow("device_code")
+                .await;
+            s.state
         });
     }
     while let Some(r) = connects.join_next().await {
-        assert_eq!(r.unwrap().expect("connect"), AccountState::Connected);
+        assert_eq!(r.unwrap(), AccountState::Connected);
     }
     (emulator, client)
 }

@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use mailconnect_core::check::TestOptions;
 use mailconnect_core::mail::FetchRequest;
-use mailconnect_core::{
-    AccountState, CancellationToken, Client, ConnectOptions, ErrorKind, Protocol,
-};
+use mailconnect_core::{AccountState, CancellationToken, Client, ErrorKind, Protocol};
 use mailconnect_tests::*;
 
 fn nc() -> CancellationToken {
@@ -28,24 +26,35 @@ async fn world_with(deny_pop3: &[&str], access_token_lifetime: u64) -> World {
     let env = env_with(|c| c.tokens.access_token_lifetime_secs = access_token_lifetime).await;
     let stack = MailStack::up(&env.emulator.introspection_url(), deny_pop3);
     let client = open_client_with_ca(&env.dir.path().join("mail.db"), stack.ca_pem());
-    let reg = serde_json::json!({"id":"desktop","provider":"microsoft","tenant":"organizations",
-        "authority_host": env.emulator.base_url(), "client_id": DESKTOP_APP});
-    client.put_registration_json(&reg.to_string()).unwrap();
     World { env, stack, client }
 }
 
 impl World {
+    /// Connect account `id` by browser, signed in as `login` (else as `mailbox`), with this
+    /// stack's servers and `options`.
     async fn account(&self, id: &str, mailbox: &str, login: Option<&str>) {
-        let mut a = serde_json::json!({"id": id, "mailbox": mailbox, "registration": "desktop", "flow": "browser", "servers": self.stack.servers()});
+        self.account_with(id, mailbox, login, serde_json::json!({}))
+            .await;
+    }
+
+    async fn account_with(
+        &self,
+        id: &str,
+        mailbox: &str,
+        login: Option<&str>,
+        options: serde_json::Value,
+    ) {
+        let mut fields = serde_json::json!({"servers": self.stack.servers()});
         if let Some(l) = login {
-            a["login"] = serde_json::Value::String(l.into());
+            fields["login"] = l.into();
         }
-        self.client.put_account_json(&a.to_string()).unwrap();
-        let user = ScriptedUser::new(sign_in_as(login.unwrap_or(mailbox)));
-        self.client
-            .connect(id, ConnectOptions::default(), &user, &nc())
-            .await
-            .expect("connect");
+        if options.as_object().is_some_and(|o| !o.is_empty()) {
+            fields["options"] = options;
+        }
+        connected(&self.client, desktop(&self.env.emulator), id, mailbox)
+            .flow("browser")
+            .with(fields)
+            .await;
     }
 }
 
@@ -395,18 +404,13 @@ async fn a_burst_of_messages_reuses_one_smtp_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_imap_session_reauthenticates_before_its_token_expires() {
     let w = world_with(&[], 4).await;
-    let acc = serde_json::json!({"id": "alice", "mailbox": "alice@example.test", "registration": "desktop", "flow": "browser",
-        "servers": w.stack.servers(), "options": {"refresh_margin_secs": 1}});
-    w.client.put_account_json(&acc.to_string()).unwrap();
-    w.client
-        .connect(
-            "alice",
-            ConnectOptions::default(),
-            &ScriptedUser::new(sign_in_as("alice@example.test")),
-            &nc(),
-        )
-        .await
-        .unwrap();
+    w.account_with(
+        "alice",
+        "alice@example.test",
+        None,
+        serde_json::json!({"refresh_margin_secs": 1}),
+    )
+    .await;
     let mut session = w.client.imap_session("alice", &nc()).await.unwrap();
     let q = mailconnect_core::transport::imap::FetchQuery::default();
     session.fetch(&q, &nc()).await.unwrap();

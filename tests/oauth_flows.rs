@@ -95,15 +95,7 @@ async fn the_loopback_page_speaks_german_when_the_host_asks() {
     o.http.no_proxy = true;
     let client = mailconnect_core::Client::open(o).unwrap();
     let reg = serde_json::json!({"id":"d","provider":"microsoft","authority_host":env.emulator.base_url(),"client_id":DESKTOP_APP});
-    client.put_registration_json(&reg.to_string()).unwrap();
-    client
-        .put_account_json(r#"{"id":"a","mailbox":"alice@example.test","registration":"d"}"#)
-        .unwrap();
-    let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    client
-        .connect("a", ConnectOptions::default(), &user, &no_cancel())
-        .await
-        .unwrap();
+    let (_, user) = connected(&client, reg, "a", "alice@example.test").await;
     let (_, body) = user.outcome().unwrap().unwrap().delivered.unwrap();
     assert!(body.contains("Fenster schließen"), "{body}");
 }
@@ -111,19 +103,12 @@ async fn the_loopback_page_speaks_german_when_the_host_asks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_with_another_account_is_refused_naming_both_and_nothing_is_stored() {
     let env = env().await;
-    add_account(
-        &env,
-        "alice",
-        "alice@example.test",
-        "browser",
-        serde_json::json!({}),
-    );
-    let user = ScriptedUser::new(sign_in_as("bob@example.test"));
     let e = env
-        .client
-        .connect("alice", ConnectOptions::default(), &user, &no_cancel())
-        .await
-        .unwrap_err();
+        .connected("alice", "alice@example.test")
+        .flow("browser")
+        .signing_in_as("bob@example.test")
+        .refused()
+        .await;
     assert_eq!(e.kind(), ErrorKind::AuthorizationDenied);
     assert!(
         e.message().contains("bob@example.test") && e.message().contains("alice@example.test"),
@@ -139,37 +124,23 @@ async fn signing_in_with_another_account_is_refused_naming_both_and_nothing_is_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alias_of_the_login_is_accepted() {
     let env = env().await;
-    add_account(
-        &env,
-        "a",
-        "alice.smith@example.test",
-        "browser",
-        serde_json::json!({"login_aliases": ["ALICE@example.test"]}),
-    );
-    let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    let s = env
-        .client
-        .connect("a", ConnectOptions::default(), &user, &no_cancel())
-        .await
-        .unwrap();
+    let (s, _) = env
+        .connected("a", "alice.smith@example.test")
+        .flow("browser")
+        .with(serde_json::json!({"login_aliases": ["ALICE@example.test"]}))
+        .signing_in_as("alice@example.test")
+        .await;
     assert_eq!(s.state, AccountState::Connected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_mailbox_is_connected_by_its_delegate() {
     let env = env().await;
-    add_account(
-        &env,
-        "sales",
-        "sales@example.test",
-        "browser",
-        serde_json::json!({"login": "alice@example.test"}),
-    );
-    let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    env.client
-        .connect("sales", ConnectOptions::default(), &user, &no_cancel())
-        .await
-        .unwrap();
+    // The scripted user signs in as the account's login, alice.
+    env.connected("sales", "sales@example.test")
+        .flow("browser")
+        .with(serde_json::json!({"login": "alice@example.test"}))
+        .await;
     let t = env
         .client
         .access_token("sales", &no_cancel())
@@ -184,19 +155,10 @@ async fn a_shared_mailbox_is_connected_by_its_delegate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mfa_users_complete_the_second_factor_in_the_browser() {
     let env = env().await;
-    add_account(
-        &env,
-        "carol",
-        "carol@example.test",
-        "browser",
-        serde_json::json!({}),
-    );
-    let user = ScriptedUser::new(sign_in_as("carol@example.test"));
-    let s = env
-        .client
-        .connect("carol", ConnectOptions::default(), &user, &no_cancel())
-        .await
-        .unwrap();
+    let (s, _) = env
+        .connected("carol", "carol@example.test")
+        .flow("browser")
+        .await;
     assert_eq!(s.state, AccountState::Connected);
 }
 
@@ -205,32 +167,22 @@ async fn a_browser_session_of_another_user_does_not_authorize_the_wrong_account(
     // The admin signs in for several users in one browser. mailconnect sends login_hint and
     // prompt=select_account, so the picker appears and the right account is chosen.
     let env = env().await;
-    add_account(
-        &env,
-        "admin",
-        "admin@example.test",
-        "browser",
-        serde_json::json!({}),
-    );
-    add_account(
-        &env,
-        "bob",
-        "bob@example.test",
-        "browser",
-        serde_json::json!({}),
-    );
     let browser = Arc::new(ScriptedBrowser::new());
-    let as_admin = ScriptedUser::with_browser(browser.clone(), sign_in_as("admin@example.test"));
-    env.client
-        .connect("admin", ConnectOptions::default(), &as_admin, &no_cancel())
-        .await
-        .unwrap();
-    let as_bob = ScriptedUser::with_browser(browser.clone(), sign_in_as("bob@example.test"));
-    let s = env
-        .client
-        .connect("bob", ConnectOptions::default(), &as_bob, &no_cancel())
-        .await
-        .unwrap();
+    env.connected("admin", "admin@example.test")
+        .flow("browser")
+        .user(ScriptedUser::with_browser(
+            browser.clone(),
+            sign_in_as("admin@example.test"),
+        ))
+        .await;
+    let (s, _) = env
+        .connected("bob", "bob@example.test")
+        .flow("browser")
+        .user(ScriptedUser::with_browser(
+            browser.clone(),
+            sign_in_as("bob@example.test"),
+        ))
+        .await;
     assert_eq!(
         s.identity.unwrap().username.as_deref(),
         Some("bob@example.test")
@@ -243,32 +195,23 @@ async fn login_hint_alone_keeps_a_signed_in_browser_from_picking_the_wrong_accou
     // mailconnect always sends login_hint, so even with select_account off the browser session's
     // admin is not used silently: the provider asks for bob.
     let env = env().await;
-    add_account(
-        &env,
-        "admin",
-        "admin@example.test",
-        "browser",
-        serde_json::json!({}),
-    );
-    add_account(
-        &env,
-        "bob",
-        "bob@example.test",
-        "browser",
-        serde_json::json!({"options": {"select_account": false}}),
-    );
     let browser = Arc::new(ScriptedBrowser::new());
-    let as_admin = ScriptedUser::with_browser(browser.clone(), sign_in_as("admin@example.test"));
-    env.client
-        .connect("admin", ConnectOptions::default(), &as_admin, &no_cancel())
-        .await
-        .unwrap();
-    let as_bob = ScriptedUser::with_browser(browser.clone(), sign_in_as("bob@example.test"));
-    let s = env
-        .client
-        .connect("bob", ConnectOptions::default(), &as_bob, &no_cancel())
-        .await
-        .unwrap();
+    env.connected("admin", "admin@example.test")
+        .flow("browser")
+        .user(ScriptedUser::with_browser(
+            browser.clone(),
+            sign_in_as("admin@example.test"),
+        ))
+        .await;
+    let (s, _) = env
+        .connected("bob", "bob@example.test")
+        .flow("browser")
+        .with(serde_json::json!({"options": {"select_account": false}}))
+        .user(ScriptedUser::with_browser(
+            browser.clone(),
+            sign_in_as("bob@example.test"),
+        ))
+        .await;
     assert_eq!(
         s.identity.unwrap().username.as_deref(),
         Some("bob@example.test")
@@ -283,21 +226,14 @@ async fn a_declined_consent_in_the_browser_is_reported_as_denied() {
         }
     })
     .await;
-    add_account(
-        &env,
-        "bob",
-        "bob@example.test",
-        "browser",
-        serde_json::json!({}),
-    );
     let mut script = sign_in_as("bob@example.test");
     script.consent = Consent::Decline;
-    let user = ScriptedUser::new(script);
     let e = env
-        .client
-        .connect("bob", ConnectOptions::default(), &user, &no_cancel())
-        .await
-        .unwrap_err();
+        .connected("bob", "bob@example.test")
+        .flow("browser")
+        .user(ScriptedUser::new(script))
+        .refused()
+        .await;
     assert_eq!(e.kind(), ErrorKind::AuthorizationDenied, "{e}");
     assert!(e.message().contains("65004"), "{}", e.message());
 }
@@ -305,32 +241,15 @@ async fn a_declined_consent_in_the_browser_is_reported_as_denied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_step_times_out_and_can_be_cancelled_from_another_thread() {
     let env = env().await;
-    add_account(
-        &env,
-        "alice",
-        "alice@example.test",
-        "browser",
-        serde_json::json!({"options": {"interactive_timeout_secs": 1}}),
-    );
     let e = env
-        .client
-        .connect(
-            "alice",
-            ConnectOptions::default(),
-            &ScriptedUser::idle(),
-            &no_cancel(),
-        )
-        .await
-        .unwrap_err();
+        .connected("alice", "alice@example.test")
+        .flow("browser")
+        .with(serde_json::json!({"options": {"interactive_timeout_secs": 1}}))
+        .user(ScriptedUser::idle())
+        .refused()
+        .await;
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
 
-    add_account(
-        &env,
-        "bob",
-        "bob@example.test",
-        "browser",
-        serde_json::json!({}),
-    );
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
     std::thread::spawn(move || {
@@ -339,15 +258,12 @@ async fn the_browser_step_times_out_and_can_be_cancelled_from_another_thread() {
     });
     let started = std::time::Instant::now();
     let e = env
-        .client
-        .connect(
-            "bob",
-            ConnectOptions::default(),
-            &ScriptedUser::idle(),
-            &cancel,
-        )
-        .await
-        .unwrap_err();
+        .connected("bob", "bob@example.test")
+        .flow("browser")
+        .user(ScriptedUser::idle())
+        .cancel(cancel)
+        .refused()
+        .await;
     assert_eq!(e.kind(), ErrorKind::Cancelled);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(
@@ -359,19 +275,10 @@ async fn the_browser_step_times_out_and_can_be_cancelled_from_another_thread() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_code_pending_then_approved() {
     let env = env().await;
-    add_account(
-        &env,
-        "bob",
-        "bob@example.test",
-        "device_code",
-        serde_json::json!({}),
-    );
-    let user = ScriptedUser::new(sign_in_as("bob@example.test"));
-    let s = env
-        .client
-        .connect("bob", ConnectOptions::default(), &user, &no_cancel())
-        .await
-        .unwrap();
+    let (s, user) = env
+        .connected("bob", "bob@example.test")
+        .flow("device_code")
+        .await;
     assert_eq!(s.state, AccountState::Connected);
     assert_eq!(s.flow, Some(Flow::DeviceCode));
     let info = user
@@ -389,25 +296,14 @@ async fn device_code_pending_then_approved() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_code_declined_and_expired() {
     let env = env_with(|c| c.tokens.device_code_lifetime_secs = 3).await;
-    add_account(
-        &env,
-        "bob",
-        "bob@example.test",
-        "device_code",
-        serde_json::json!({}),
-    );
     let mut script = sign_in_as("bob@example.test");
     script.consent = Consent::Decline;
     let e = env
-        .client
-        .connect(
-            "bob",
-            ConnectOptions::default(),
-            &ScriptedUser::new(script),
-            &no_cancel(),
-        )
-        .await
-        .unwrap_err();
+        .connected("bob", "bob@example.test")
+        .flow("device_code")
+        .user(ScriptedUser::new(script))
+        .refused()
+        .await;
     assert_eq!(e.kind(), ErrorKind::AuthorizationDenied, "{e}");
 
     let e = env
@@ -428,22 +324,10 @@ async fn device_code_declined_and_expired() {
 async fn device_code_on_an_app_without_public_client_flows_names_the_setting() {
     let env = env().await;
     let reg = serde_json::json!({"id":"web","provider":"microsoft","tenant":TENANT,"authority_host":env.emulator.base_url(),"client_id":WEB_APP});
-    env.client.put_registration_json(&reg.to_string()).unwrap();
-    env.client
-        .put_account_json(
-            r#"{"id":"w","mailbox":"bob@example.test","registration":"web","flow":"device_code"}"#,
-        )
-        .unwrap();
-    let e = env
-        .client
-        .connect(
-            "w",
-            ConnectOptions::default(),
-            &ScriptedUser::new(sign_in_as("bob@example.test")),
-            &no_cancel(),
-        )
-        .await
-        .unwrap_err();
+    let e = connected(&env.client, reg, "w", "bob@example.test")
+        .flow("device_code")
+        .refused()
+        .await;
     assert_eq!(e.kind(), ErrorKind::ProviderConfiguration, "{e}");
     assert!(e.message().contains("7000218"), "{}", e.message());
 }
@@ -453,18 +337,10 @@ async fn client_credentials_get_an_app_only_token_and_renew_it_without_a_refresh
     let env = env().await;
     let reg = serde_json::json!({"id":"svc","provider":"microsoft","tenant":TENANT,"authority_host":env.emulator.base_url(),
         "client_id":SERVICE_APP,"client_secret":SERVICE_SECRET});
-    env.client.put_registration_json(&reg.to_string()).unwrap();
-    env.client.put_account_json(r#"{"id":"app","mailbox":"alice@example.test","registration":"svc","flow":"client_credentials"}"#).unwrap();
-    let s = env
-        .client
-        .connect(
-            "app",
-            ConnectOptions::default(),
-            &ScriptedUser::idle(),
-            &no_cancel(),
-        )
-        .await
-        .unwrap();
+    let (s, _) = connected(&env.client, reg, "app", "alice@example.test")
+        .flow("client_credentials")
+        .user(ScriptedUser::idle())
+        .await;
     assert_eq!(s.state, AccountState::Connected);
     assert!(!s.has_refresh_token);
     assert!(s.identity.is_none());
@@ -479,18 +355,11 @@ async fn client_credentials_get_an_app_only_token_and_renew_it_without_a_refresh
     // A wrong secret is a configuration error naming AADSTS7000215.
     let bad = serde_json::json!({"id":"svc2","provider":"microsoft","tenant":TENANT,"authority_host":env.emulator.base_url(),
         "client_id":SERVICE_APP,"client_secret":"the-secret-id-not-the-value"});
-    env.client.put_registration_json(&bad.to_string()).unwrap();
-    env.client.put_account_json(r#"{"id":"app2","mailbox":"alice@example.test","registration":"svc2","flow":"client_credentials"}"#).unwrap();
-    let e = env
-        .client
-        .connect(
-            "app2",
-            ConnectOptions::default(),
-            &ScriptedUser::idle(),
-            &no_cancel(),
-        )
-        .await
-        .unwrap_err();
+    let e = connected(&env.client, bad, "app2", "alice@example.test")
+        .flow("client_credentials")
+        .user(ScriptedUser::idle())
+        .refused()
+        .await;
     assert_eq!(e.kind(), ErrorKind::ProviderConfiguration);
     assert!(e.message().contains("7000215"), "{}", e.message());
     assert!(!e.message().contains("the-secret-id-not-the-value"));
@@ -502,22 +371,9 @@ async fn a_standard_oauth_server_works_through_the_generic_provider_with_discove
     let issuer = format!("{}/{}/v2.0", env.emulator.base_url(), TENANT);
     let reg = serde_json::json!({"id":"gen","provider":"generic","issuer":issuer,"client_id":DESKTOP_APP,
         "scopes":["https://outlook.office.com/IMAP.AccessAsUser.All","offline_access","openid","email"]});
-    env.client.put_registration_json(&reg.to_string()).unwrap();
-    env.client
-        .put_account_json(
-            r#"{"id":"g","mailbox":"bob@example.test","registration":"gen","flow":"device_code"}"#,
-        )
-        .unwrap();
-    let s = env
-        .client
-        .connect(
-            "g",
-            ConnectOptions::default(),
-            &ScriptedUser::new(sign_in_as("bob@example.test")),
-            &no_cancel(),
-        )
-        .await
-        .unwrap();
+    let (s, _) = connected(&env.client, reg, "g", "bob@example.test")
+        .flow("device_code")
+        .await;
     assert_eq!(s.state, AccountState::Connected);
     assert!(s.has_refresh_token);
 }

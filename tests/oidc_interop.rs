@@ -7,7 +7,7 @@
 
 use mailconnect_core::store::{KeySource, SqliteStore, TokenStore};
 use mailconnect_core::{
-    AccountState, CancellationToken, Client, ConnectOptions, ErrorKind, Refresher, RefresherOptions,
+    AccountState, CancellationToken, Client, ErrorKind, Refresher, RefresherOptions,
 };
 use mailconnect_tests::oidc::{OidcObserver, OidcServer, CLIENT_ID};
 use mailconnect_tests::*;
@@ -21,6 +21,10 @@ struct Setup {
     server: OidcServer,
     client: Client,
     dir: tempfile::TempDir,
+    /// The server's registration (with the test's scopes).
+    registration: serde_json::Value,
+    /// The account's flow.
+    flow: &'static str,
 }
 
 impl Setup {
@@ -31,16 +35,22 @@ impl Setup {
         SqliteStore::open(&p, &KeySource::File(key.into())).expect("store")
     }
 
-    /// Connect alice's account with `login` playing the user at the server's pages.
+    /// Put the registration and alice's account (mailbox alice@example.test), to be connected
+    /// with `login` playing the user at the server's pages.
+    fn connecting(&self, login: &str) -> Connect<'_, OidcObserver> {
+        connected(
+            &self.client,
+            self.registration.clone(),
+            "alice",
+            "alice@example.test",
+        )
+        .flow(self.flow)
+        .user(OidcObserver::new(login))
+    }
+
+    /// Connect alice's account with `login` playing the user.
     async fn connect_as(&self, login: &str) -> mailconnect_core::Result<mailconnect_core::Status> {
-        self.client
-            .connect(
-                "alice",
-                ConnectOptions::default(),
-                &OidcObserver::new(login),
-                &no_cancel(),
-            )
-            .await
+        self.connecting(login).attempt().await.0
     }
 
     fn refresh_token(&self, account: &str) -> Option<String> {
@@ -51,29 +61,22 @@ impl Setup {
     }
 }
 
-/// The server, a client on a fresh store, the registration (`scopes` when given) and alice's
-/// account (mailbox alice@example.test) with `flow`.
-fn setup(access_ttl: u64, flow: &str, scopes: Option<&[&str]>) -> Setup {
+/// The server, a client on a fresh store, and the registration (`scopes` when given) and flow of
+/// alice's account, put when it is connected ([`Setup::connecting`]).
+fn setup(access_ttl: u64, flow: &'static str, scopes: Option<&[&str]>) -> Setup {
     let server = OidcServer::start(access_ttl);
     let dir = tempfile::tempdir().expect("dir");
     let client = open_client(&dir.path().join("mailconnect.db"));
-    let mut reg = server.registration("oidc");
+    let mut registration = server.registration("oidc");
     if let Some(s) = scopes {
-        reg["scopes"] = serde_json::json!(s);
+        registration["scopes"] = serde_json::json!(s);
     }
-    client
-        .put_registration_json(&reg.to_string())
-        .expect("registration");
-    client
-        .put_account_json(
-            &serde_json::json!({"id":"alice","mailbox":"alice@example.test","registration":"oidc","flow":flow})
-                .to_string(),
-        )
-        .expect("account");
     Setup {
         server,
         client,
         dir,
+        registration,
+        flow,
     }
 }
 
@@ -101,12 +104,7 @@ async fn refresh_at_server(server: &OidcServer, refresh_token: &str) -> (u16, se
 async fn the_browser_flow_with_default_options_connects_with_a_refresh_token_and_the_right_identity(
 ) {
     let s = setup(3600, "browser", None);
-    let user = OidcObserver::new("alice");
-    let status = s
-        .client
-        .connect("alice", ConnectOptions::default(), &user, &no_cancel())
-        .await
-        .unwrap_or_else(|e| panic!("connect: {e}\n{:?}", e.evidence()));
+    let (status, user) = s.connecting("alice").await;
     assert_eq!(status.state, AccountState::Connected);
     assert!(
         status.has_refresh_token,
@@ -131,12 +129,7 @@ async fn the_browser_flow_with_default_options_connects_with_a_refresh_token_and
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_device_flow_connects() {
     let s = setup(3600, "device_code", None);
-    let user = OidcObserver::new("alice");
-    let status = s
-        .client
-        .connect("alice", ConnectOptions::default(), &user, &no_cancel())
-        .await
-        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let (status, user) = s.connecting("alice").await;
     assert_eq!(status.state, AccountState::Connected);
     assert!(status.has_refresh_token, "{status:?}");
     assert!(

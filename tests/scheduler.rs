@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailconnect::*;
-use mailconnect_core::{CancellationToken, ConnectOptions};
 use mailconnect_sandbox::{Endpoint, Fault, FaultRule};
 use mailconnect_tests::cabi::*;
 use mailconnect_tests::*;
@@ -39,32 +38,17 @@ fn drain(c: &C, wait_ms: i32) -> Vec<Value> {
 async fn eight_connected(env: &Env) -> Vec<String> {
     token_lifetime(&env.emulator, 6);
     let ids: Vec<String> = (0..8).map(|i| format!("acct{i}")).collect();
-    for id in &ids {
-        add_account(
-            env,
-            id,
-            "alice@example.test",
-            "device_code",
-            serde_json::json!({}),
-        );
-    }
     let mut connects = tokio::task::JoinSet::new();
     for id in ids.clone() {
-        let client = env.client.clone();
+        let (client, registration) = (env.client.clone(), desktop(&env.emulator));
         connects.spawn(async move {
-            let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-            client
-                .connect(
-                    &id,
-                    ConnectOptions::default(),
-                    &user,
-                    &CancellationToken::new(),
-                )
-                .await
+            connected(&client, registration, &id, "alice@example.test")
+                .flow("device_code")
+                .await;
         });
     }
     while let Some(r) = connects.join_next().await {
-        r.unwrap().unwrap();
+        r.unwrap();
     }
     ids
 }

@@ -832,22 +832,10 @@ fn mode(p: &Path) -> u32 {
 async fn the_key_file_and_the_database_are_created_owner_only() {
     let _ = trace_log();
     let env = env().await;
-    add_account(
-        &env,
-        "alice",
-        "alice@example.test",
-        "device_code",
-        serde_json::json!({}),
-    );
-    env.client
-        .connect(
-            "alice",
-            ConnectOptions::default(),
-            &CliUser("alice@example.test"),
-            &nc(),
-        )
-        .await
-        .unwrap();
+    env.connected("alice", "alice@example.test")
+        .flow("device_code")
+        .user(CliUser("alice@example.test"))
+        .await;
     let db = env.store_path();
     let mut key = db.as_os_str().to_owned();
     key.push(".key");

@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mailconnect_core::{CancellationToken, ConnectOptions};
+use mailconnect_core::CancellationToken;
 use mailconnect_tests::*;
 use secrecy::ExposeSecret;
 
@@ -65,24 +65,11 @@ fn child() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_refresh_across_processes_and_threads() {
     let env = env_with(|c| c.tokens.access_token_lifetime_secs = 6).await;
-    add_account(
-        &env,
-        "alice",
-        "alice@example.test",
-        "device_code",
-        serde_json::json!({"options": {"refresh_margin_secs": 1}}),
-    );
-    let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    env.client
-        .connect(
-            "alice",
-            ConnectOptions::default(),
-            &user,
-            &CancellationToken::new(),
-        )
-        .await
-        .unwrap();
-    let status = env.client.status("alice").unwrap();
+    let (status, _) = env
+        .connected("alice", "alice@example.test")
+        .flow("device_code")
+        .with(serde_json::json!({"options": {"refresh_margin_secs": 1}}))
+        .await;
     env.emulator.reset_stats();
 
     // Start both children at the moment the token enters the refresh margin.

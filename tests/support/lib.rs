@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use mailconnect_core::oauth::DeviceCodeInfo;
-use mailconnect_core::{Client, ClientOptions, ConnectObserver, ConnectStage};
+use mailconnect_core::{
+    CancellationToken, Client, ClientOptions, ConnectObserver, ConnectOptions, ConnectStage, Status,
+};
 use mailconnect_sandbox::{
     Consent, Emulator, EmulatorConfig, ScriptedBrowser, SignIn, SignInOutcome,
 };
@@ -72,14 +74,11 @@ pub fn open_client(store: &std::path::Path) -> Client {
     Client::open(o).expect("client opens")
 }
 
-/// Add the desktop-app registration (tenant `organizations` unless given) and an account.
+/// Add the desktop-app registration ([`desktop`]) and an account, without connecting it (for tests
+/// that look at something before the connect; [`connected`] does both and connects).
 pub fn add_account(env: &Env, id: &str, mailbox: &str, flow: &str, extra: serde_json::Value) {
-    let reg = serde_json::json!({
-        "id": "desktop", "provider": "microsoft", "tenant": "organizations",
-        "authority_host": env.emulator.base_url(), "client_id": DESKTOP_APP
-    });
     env.client
-        .put_registration_json(&reg.to_string())
+        .put_registration_json(&desktop(&env.emulator).to_string())
         .expect("registration");
     let mut acc =
         serde_json::json!({"id": id, "mailbox": mailbox, "registration": "desktop", "flow": flow});
@@ -91,6 +90,172 @@ pub fn add_account(env: &Env, id: &str, mailbox: &str, flow: &str, extra: serde_
     env.client
         .put_account_json(&acc.to_string())
         .expect("account");
+}
+
+/// The sandbox's desktop-app registration (`id` "desktop", tenant `organizations`) at `emulator`,
+/// as [`add_account`] puts it.
+pub fn desktop(emulator: &Emulator) -> serde_json::Value {
+    serde_json::json!({
+        "id": "desktop", "provider": "microsoft", "tenant": "organizations",
+        "authority_host": emulator.base_url(), "client_id": DESKTOP_APP
+    })
+}
+
+/// Put `registration` (its JSON; the account uses its `id`) and the account `id` for `mailbox` on
+/// `client`, then connect the account with a scripted user: the sequence most tests start with.
+///
+/// By default the user signs in with a fresh browser as the account's `login` (or its mailbox),
+/// accepting consent; the account has no `flow` (the library's default), and the connect is never
+/// cancelled. The builder methods change that. Awaiting the returned
+/// [`Connect`] connects and panics naming the account when that fails, giving the status and the
+/// user (to look at what it saw); [`Connect::attempt`] and [`Connect::refused`] are for connects
+/// that may or must fail.
+///
+/// ```ignore
+/// let (status, user) = connected(&env.client, desktop(&env.emulator), "alice", "alice@example.test")
+///     .flow("browser")
+///     .await;
+/// ```
+pub fn connected<'a>(
+    client: &'a Client,
+    registration: serde_json::Value,
+    id: &str,
+    mailbox: &str,
+) -> Connect<'a, ScriptedUser> {
+    let account = serde_json::json!({
+        "id": id, "mailbox": mailbox,
+        "registration": registration["id"].as_str().expect("the registration has an id"),
+    });
+    Connect {
+        client,
+        registration,
+        account,
+        login: None,
+        user: Box::new(|login: &str| ScriptedUser::new(sign_in_as(login))),
+        cancel: CancellationToken::new(),
+    }
+}
+
+impl Env {
+    /// [`connected`] on this environment's client with the desktop registration at its emulator.
+    pub fn connected(&self, id: &str, mailbox: &str) -> Connect<'_, ScriptedUser> {
+        connected(&self.client, desktop(&self.emulator), id, mailbox)
+    }
+}
+
+/// A connect being set up by [`connected`]; `U` is who plays the user.
+pub struct Connect<'a, U: ConnectObserver> {
+    client: &'a Client,
+    registration: serde_json::Value,
+    account: serde_json::Value,
+    /// Whom the default scripted user signs in as (else the account's login, else its mailbox).
+    login: Option<String>,
+    /// Who plays the user, made when connecting from the login to sign in as.
+    user: Box<dyn FnOnce(&str) -> U + Send + 'a>,
+    cancel: CancellationToken,
+}
+
+impl<'a, U: ConnectObserver> Connect<'a, U> {
+    /// The account's `flow` (`browser`, `device_code`, `client_credentials`).
+    pub fn flow(mut self, flow: &str) -> Self {
+        self.account["flow"] = flow.into();
+        self
+    }
+
+    /// More account fields (`servers`, `options`, `login`, ...), replacing those of the same name.
+    pub fn with(mut self, fields: serde_json::Value) -> Self {
+        if let (Some(a), Some(f)) = (self.account.as_object_mut(), fields.as_object()) {
+            for (k, v) in f {
+                a.insert(k.clone(), v.clone());
+            }
+        }
+        self
+    }
+
+    /// The scripted user signs in as `login` (accepting consent) instead of the account's login.
+    pub fn signing_in_as(mut self, login: &str) -> Self {
+        self.login = Some(login.to_string());
+        self
+    }
+
+    /// Another user: a scripted user with its own script or a shared browser, an idle one, or any
+    /// other observer (then [`Connect::signing_in_as`] has no effect).
+    pub fn user<V: ConnectObserver + 'a>(self, user: V) -> Connect<'a, V> {
+        Connect {
+            client: self.client,
+            registration: self.registration,
+            account: self.account,
+            login: self.login,
+            user: Box::new(move |_: &str| user),
+            cancel: self.cancel,
+        }
+    }
+
+    /// Connect with this cancellation token.
+    pub fn cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// The account's id.
+    fn id(&self) -> String {
+        self.account["id"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Put the registration and the account, then connect: the outcome and the user.
+    pub async fn attempt(self) -> (mailconnect_core::Result<Status>, U) {
+        let id = self.id();
+        self.client
+            .put_registration_json(&self.registration.to_string())
+            .unwrap_or_else(|e| panic!("registration for '{id}': {e}"));
+        self.client
+            .put_account_json(&self.account.to_string())
+            .unwrap_or_else(|e| panic!("account '{id}': {e}"));
+        let login = self.login.unwrap_or_else(|| {
+            self.account["login"]
+                .as_str()
+                .or(self.account["mailbox"].as_str())
+                .unwrap_or_default()
+                .to_string()
+        });
+        let user = (self.user)(&login);
+        let r = self
+            .client
+            .connect(&id, ConnectOptions::default(), &user, &self.cancel)
+            .await;
+        (r, user)
+    }
+
+    /// Like [`Connect::attempt`] for a connect that must fail: its error (panics when it connected).
+    pub async fn refused(self) -> mailconnect_core::Error {
+        let id = self.id();
+        match self.attempt().await {
+            (Ok(s), _) => panic!(
+                "account '{id}' connected ({:?}); expected a refusal",
+                s.state
+            ),
+            (Err(e), _) => e,
+        }
+    }
+}
+
+impl<'a, U> std::future::IntoFuture for Connect<'a, U>
+where
+    U: ConnectObserver + 'a,
+{
+    type Output = (Status, U);
+    type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = (Status, U)> + Send + 'a>>;
+
+    /// Connect; panics naming the account and the error when it fails.
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let id = self.id();
+            match self.attempt().await {
+                (Ok(s), u) => (s, u),
+                (Err(e), _) => panic!("connecting account '{id}': {e}\n{:?}", e.evidence()),
+            }
+        })
+    }
 }
 
 /// The password of a sandbox user (`alice@example.test` -> `alice-password`).
