@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mailconnect_core::check::TestOptions;
 use mailconnect_core::diagnose::{code_for, diagnose, Context};
-use mailconnect_core::{CancellationToken, ConnectOptions, Protocol};
+use mailconnect_core::{CancellationToken, Protocol};
 use mailconnect_sandbox::{Endpoint, Fault, FaultRule, ScriptedBrowser};
 use mailconnect_tests::*;
 
@@ -34,24 +34,14 @@ async fn connect_error(
     if let Some(f) = fault {
         env.emulator.add_fault(f);
     }
-    if secret_reg {
+    let connect = if secret_reg {
         let reg = serde_json::json!({"id":"svc","provider":"microsoft","tenant":TENANT,"authority_host":env.emulator.base_url(),"client_id":SERVICE_APP,"client_secret":"wrong-value"});
-        env.client.put_registration_json(&reg.to_string()).unwrap();
-        env.client.put_account_json(r#"{"id":"a","mailbox":"alice@example.test","registration":"svc","flow":"client_credentials"}"#).unwrap();
+        connected(&env.client, reg, "a", "alice@example.test")
     } else {
-        add_account(
-            &env,
-            "a",
-            "alice@example.test",
-            flow,
-            serde_json::json!({"options": {"interactive_timeout_secs": 5}}),
-        );
-    }
-    let u = ScriptedUser::new(sign_in_as(user));
-    env.client
-        .connect("a", ConnectOptions::default(), &u, &nc())
-        .await
-        .unwrap_err()
+        env.connected("a", "alice@example.test")
+            .with(serde_json::json!({"options": {"interactive_timeout_secs": 5}}))
+    };
+    connect.flow(flow).signing_in_as(user).refused().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,11 +80,11 @@ async fn connect_failures_get_their_codes() {
         eprintln!("case {want}");
         let e = connect_error(fault, flow, user, secret).await;
         let d = diagnose(&e, Context::default());
-        assert_eq!(d.code, want, "{e}");
-        assert!(!d.de.fix.is_empty() && !d.en.fix.is_empty());
+        assert_eq!(d.code, want, "case {want}: {e}");
+        assert!(!d.de.fix.is_empty() && !d.en.fix.is_empty(), "case {want}");
         let json = e.diagnostic_json();
-        assert_eq!(json["code"], want);
-        assert!(json["de"]["title"].is_string());
+        assert_eq!(json["code"], want, "case {want}");
+        assert!(json["de"]["title"].is_string(), "case {want}");
     }
 }
 
@@ -107,35 +97,27 @@ async fn refresh_failures_get_their_codes() {
         (Fault::ConsentRequired, "MC-CONSENT-REQUIRED"),
     ] {
         let env = env_with(|c| c.tokens.access_token_lifetime_secs = 2).await;
-        add_account(
-            &env,
-            "a",
-            "alice@example.test",
-            "device_code",
-            serde_json::json!({"options": {"refresh_margin_secs": 1}}),
-        );
-        env.client
-            .connect(
-                "a",
-                ConnectOptions::default(),
-                &ScriptedUser::new(sign_in_as("alice@example.test")),
-                &nc(),
-            )
-            .await
-            .unwrap();
+        env.connected("a", "alice@example.test")
+            .flow("device_code")
+            .with(serde_json::json!({"options": {"refresh_margin_secs": 1}}))
+            .await;
         env.emulator
             .add_fault(rule(fault, None, Some("refresh_token")));
         tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
-        let e = env.client.access_token("a", &nc()).await.unwrap_err();
-        assert_eq!(code_for(&e, Context::default()), want, "{e}");
+        let e = env.client.access_token("a", &nc()).await.expect_err(want);
+        assert_eq!(code_for(&e, Context::default()), want, "case {want}: {e}");
         // And the Test report of the account says the same.
         let report = env
             .client
             .test("a", &[], TestOptions::default(), &nc())
             .await
-            .unwrap();
-        assert_eq!(report.token.status, "needs_reauthorization");
-        assert_eq!(report.token.error.as_ref().unwrap().code, want);
+            .expect(want);
+        assert_eq!(report.token.status, "needs_reauthorization", "case {want}");
+        assert_eq!(
+            report.token.error.as_ref().expect(want).code,
+            want,
+            "case {want}"
+        );
     }
 }
 
@@ -145,39 +127,27 @@ async fn a_silent_sign_on_as_the_wrong_account_is_mc_wrong_account_and_the_disab
     let env = env().await;
     let stack = MailStack::up(&env.emulator.introspection_url(), &["bob@example.test"]);
     let client = open_client_with_ca(&env.dir.path().join("d.db"), stack.ca_pem());
-    let reg = serde_json::json!({"id":"desktop","provider":"microsoft","tenant":"organizations","authority_host":env.emulator.base_url(),"client_id":DESKTOP_APP});
-    client.put_registration_json(&reg.to_string()).unwrap();
-    for (id, mailbox, extra) in [
-        ("admin", "admin@example.test", serde_json::json!({})),
-        (
-            "bob",
-            "bob@example.test",
-            serde_json::json!({"select_account": false}),
-        ),
-    ] {
-        let acc = serde_json::json!({"id": id, "mailbox": mailbox, "registration": "desktop", "servers": stack.servers(), "options": extra});
-        client.put_account_json(&acc.to_string()).unwrap();
-    }
     let browser = Arc::new(ScriptedBrowser::new());
-    client
-        .connect(
-            "admin",
-            ConnectOptions::default(),
-            &ScriptedUser::with_browser(browser.clone(), sign_in_as("admin@example.test")),
-            &nc(),
-        )
-        .await
-        .unwrap();
+    connected(
+        &client,
+        desktop(&env.emulator),
+        "admin",
+        "admin@example.test",
+    )
+    .with(serde_json::json!({"servers": stack.servers(), "options": {}}))
+    .user(ScriptedUser::with_browser(
+        browser.clone(),
+        sign_in_as("admin@example.test"),
+    ))
+    .await;
     // login_hint keeps the browser session's admin from being used for bob.
-    let s = client
-        .connect(
-            "bob",
-            ConnectOptions::default(),
-            &ScriptedUser::with_browser(browser.clone(), sign_in_as("bob@example.test")),
-            &nc(),
-        )
-        .await
-        .unwrap();
+    let (s, _) = connected(&client, desktop(&env.emulator), "bob", "bob@example.test")
+        .with(serde_json::json!({"servers": stack.servers(), "options": {"select_account": false}}))
+        .user(ScriptedUser::with_browser(
+            browser.clone(),
+            sign_in_as("bob@example.test"),
+        ))
+        .await;
     assert_eq!(
         s.identity.unwrap().username.as_deref(),
         Some("bob@example.test")

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mailconnect_core::mail::FetchRequest;
-use mailconnect_core::{CancellationToken, Client, ConnectOptions, Error, ErrorKind, Protocol};
+use mailconnect_core::{CancellationToken, Client, Error, ErrorKind, Protocol};
 use mailconnect_tests::faultproxy::{Direction, Fault, FaultProxy};
 use mailconnect_tests::*;
 
@@ -45,22 +45,20 @@ async fn world(options: serde_json::Value) -> World {
         FaultProxy::start(&stack, "pop3_tls").await,
         FaultProxy::start(&stack, "smtp_tls").await,
     );
-    let reg = serde_json::json!({"id":"desktop","provider":"microsoft","tenant":"organizations",
-        "authority_host": env.emulator.base_url(), "client_id": DESKTOP_APP});
-    client.put_registration_json(&reg.to_string()).unwrap();
     let servers = serde_json::json!({
         "imap": {"host": "127.0.0.1", "port": imap.port(), "security": "tls"},
         "pop3": {"host": "127.0.0.1", "port": pop3.port(), "security": "tls"},
         "smtp": {"host": "127.0.0.1", "port": smtp.port(), "security": "tls"}
     });
-    let a = serde_json::json!({"id": "alice", "mailbox": "alice@example.test", "registration": "desktop",
-        "flow": "browser", "servers": servers, "options": options});
-    client.put_account_json(&a.to_string()).unwrap();
-    let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    client
-        .connect("alice", ConnectOptions::default(), &user, &nc())
-        .await
-        .expect("connect");
+    connected(
+        &client,
+        desktop(&env.emulator),
+        "alice",
+        "alice@example.test",
+    )
+    .flow("browser")
+    .with(serde_json::json!({"servers": servers, "options": options}))
+    .await;
     World {
         env,
         stack,
@@ -154,34 +152,62 @@ fn assert_cut(e: &Error, what: &str) {
     );
 }
 
+/// A one-shot fetch cut while the server streams the second of three messages fails cleanly (a
+/// network error naming the fetch), and the next fetch returns each message exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn imap_reset_mid_fetch_fails_cleanly_and_a_long_session_reconnects_once_without_duplicates()
-{
+async fn a_fetch_cut_mid_message_fails_cleanly_and_the_next_returns_each_message_once() {
+    let w = world(serde_json::json!({})).await;
+    // (protocol, where the cut falls, its proxy, the messages' tags; the cut is in the second)
+    let cases = [
+        (
+            Protocol::Imap,
+            "mid-FETCH",
+            &w.imap,
+            ["imap-a", "imap-b", "imap-c"],
+        ),
+        (
+            Protocol::Pop3,
+            "mid-RETR",
+            &w.pop3,
+            ["pop-a", "pop-b", "pop-c"],
+        ),
+    ];
+    for (protocol, cut, proxy, tags) in cases {
+        let what = format!("{protocol:?} fetch cut {cut}");
+        w.seed(&tags).await;
+        let resets = proxy.resets();
+        proxy.add(Fault::before(
+            proxy.next(),
+            Direction::FromServer,
+            &format!("Subject: {}", tags[1]),
+        ));
+        let e = w.fetch(protocol).await.expect_err(&what);
+        assert_cut(&e, &what);
+        assert!(
+            e.message().contains("fetching mail for account 'alice'"),
+            "{what}: {e}"
+        );
+        assert_eq!(proxy.resets(), resets + 1, "{what}");
+        let msgs = w
+            .fetch(protocol)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: the next fetch fails: {e}"));
+        for t in tags {
+            assert_eq!(count_tag(&msgs, t), 1, "{what}: {t} exactly once");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_imap_session_reconnects_once_after_a_cut_without_duplicates() {
     let w = world(serde_json::json!({})).await;
     let tags = ["imap-a", "imap-b", "imap-c"];
     w.seed(&tags).await;
 
-    // One-shot fetch: cut while the server streams the second message.
-    w.imap.add(Fault::before(
-        w.imap.next(),
-        Direction::FromServer,
-        "Subject: imap-b",
-    ));
-    let e = w.fetch(Protocol::Imap).await.unwrap_err();
-    assert_cut(&e, "fetch cut mid-FETCH");
-    assert!(
-        e.message().contains("fetching mail for account 'alice'"),
-        "{e}"
-    );
-    assert_eq!(w.imap.resets(), 1);
-    let msgs = w.fetch(Protocol::Imap).await.expect("the next fetch works");
-    for t in tags {
-        assert_eq!(count_tag(&msgs, t), 1, "{t} exactly once");
-    }
-
     // A long session: the cut connection is replaced once and the fetch succeeds.
     let mut s = w.client.imap_session("alice", &nc()).await.unwrap();
     let conn = w.imap.connections();
+    let resets = w.imap.resets();
     w.imap.add(Fault::before(
         conn,
         Direction::FromServer,
@@ -190,7 +216,7 @@ async fn imap_reset_mid_fetch_fails_cleanly_and_a_long_session_reconnects_once_w
     let q = mailconnect_core::transport::imap::FetchQuery::default();
     let msgs = s.fetch(&q, &nc()).await.expect("reconnected once");
     assert_eq!(s.reconnects(), 1);
-    assert_eq!(w.imap.resets(), 2);
+    assert_eq!(w.imap.resets(), resets + 1);
     assert_eq!(w.imap.connections(), conn + 1, "one new connection");
     for t in tags {
         let n = msgs
@@ -222,26 +248,9 @@ async fn imap_reset_mid_fetch_fails_cleanly_and_a_long_session_reconnects_once_w
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pop3_reset_mid_retr_loses_and_duplicates_nothing() {
+async fn a_pop3_fetch_cut_anywhere_is_a_network_error_and_loses_nothing() {
     let w = world(serde_json::json!({})).await;
-    let tags = ["pop-a", "pop-b", "pop-c"];
-    w.seed(&tags).await;
-
-    w.pop3.add(Fault::before(
-        w.pop3.next(),
-        Direction::FromServer,
-        "Subject: pop-b",
-    ));
-    let e = w.fetch(Protocol::Pop3).await.unwrap_err();
-    assert_cut(&e, "fetch cut mid-RETR");
-    assert!(
-        e.message().contains("fetching mail for account 'alice'"),
-        "{e}"
-    );
-    let msgs = w.fetch(Protocol::Pop3).await.expect("the next fetch works");
-    for t in tags {
-        assert_eq!(count_tag(&msgs, t), 1, "{t} exactly once");
-    }
+    w.seed(&["pop-a", "pop-b", "pop-c"]).await;
     // Cut after N bytes of the server's answers, wherever that falls.
     for bytes in [40, 400, 1200] {
         w.pop3.add(Fault::after_bytes(

@@ -40,20 +40,12 @@ fn impatient_client(env: &Env) -> Client {
 }
 
 /// Alice connected by device code; access tokens live `lifetime` s, refresh margin 1 s.
-async fn connected(lifetime: u64) -> Env {
+async fn alice_connected(lifetime: u64) -> Env {
     let env = env_with(|c| c.tokens.access_token_lifetime_secs = lifetime).await;
-    add_account(
-        &env,
-        "alice",
-        "alice@example.test",
-        "device_code",
-        serde_json::json!({"options": {"refresh_margin_secs": 1, "interactive_timeout_secs": 20}}),
-    );
-    let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    env.client
-        .connect("alice", ConnectOptions::default(), &user, &nc())
-        .await
-        .expect("connect");
+    env.connected("alice", "alice@example.test")
+        .flow("device_code")
+        .with(serde_json::json!({"options": {"refresh_margin_secs": 1, "interactive_timeout_secs": 20}}))
+        .await;
     env
 }
 
@@ -118,7 +110,7 @@ fn case(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_faults_are_retried_a_bounded_number_of_times_and_keep_the_tokens() {
     use ErrorKind::*;
-    let env = connected(2).await;
+    let env = alice_connected(2).await;
     let cases = [
         case(
             Fault::ServerError,
@@ -242,7 +234,7 @@ async fn refresh_faults_are_retried_a_bounded_number_of_times_and_keep_the_token
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_slower_than_the_http_timeout_times_out_three_times_then_the_token_still_works() {
-    let env = connected(2).await;
+    let env = alice_connected(2).await;
     let client = impatient_client(&env);
     wait_for_expiry(&env).await;
     env.emulator.reset_stats();
@@ -271,7 +263,7 @@ async fn a_refresh_slower_than_the_http_timeout_times_out_three_times_then_the_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_transient_refresh_fault_is_absorbed_by_a_retry() {
-    let env = connected(2).await;
+    let env = alice_connected(2).await;
     for fault in [
         Fault::ServerError,
         Fault::ServiceUnavailable,
@@ -294,7 +286,7 @@ async fn one_transient_refresh_fault_is_absorbed_by_a_retry() {
             "{what}"
         );
         let s = env.client.status("alice").unwrap();
-        assert_eq!(s.state, AccountState::Connected);
+        assert_eq!(s.state, AccountState::Connected, "{what}");
         assert!(s.last_error.is_none(), "{what}: {s:?}");
     }
 }
@@ -314,7 +306,7 @@ async fn reconnect_with_browser(client: &Client) -> Result<(), Error> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_redemption_faults_never_repeat_a_code_the_server_may_have_used() {
     use ErrorKind::*;
-    let env = connected(2).await;
+    let env = alice_connected(2).await;
     let impatient = impatient_client(&env);
     let grant = "authorization_code";
     // (fault, expected outcome, requests): a code is single-use, so it is sent again only when the
@@ -454,7 +446,7 @@ async fn reconnect_by_device_code(env: &Env) -> Result<(), Error> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_code_polling_rides_out_transient_faults() {
-    let env = connected(2).await;
+    let env = alice_connected(2).await;
     for fault in [
         Fault::ServiceUnavailable,
         Fault::ProxyBadGateway,
@@ -473,7 +465,8 @@ async fn device_code_polling_rides_out_transient_faults() {
         assert!((3..=12).contains(&polls), "{what}: {polls} polls");
         assert_eq!(
             env.emulator.stats().tokens_issued.get("device_code"),
-            Some(&1)
+            Some(&1),
+            "{what}"
         );
         assert_tokens_kept(&env, &what).await;
     }
@@ -481,7 +474,7 @@ async fn device_code_polling_rides_out_transient_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_device_code_answer_ends_with_one_clear_invalid_grant_not_a_loop() {
-    let env = connected(2).await;
+    let env = alice_connected(2).await;
     for (fault, says) in [
         (Fault::TruncatedJson, "54005"),
         (Fault::DropMidBody, "54005"),
@@ -490,7 +483,7 @@ async fn a_lost_device_code_answer_ends_with_one_clear_invalid_grant_not_a_loop(
         env.emulator.reset_stats();
         // Applies to the first successful poll: the tokens are issued and the code is spent.
         env.emulator.add_fault(on(fault, "device_code", Some(1)));
-        let e = reconnect_by_device_code(&env).await.unwrap_err();
+        let e = reconnect_by_device_code(&env).await.expect_err(&what);
         assert!(e.message().contains(says), "{what}: {}", e.message());
         assert!(
             e.evidence()
@@ -509,7 +502,8 @@ async fn a_lost_device_code_answer_ends_with_one_clear_invalid_grant_not_a_loop(
         );
         assert_eq!(
             env.emulator.stats().tokens_issued.get("device_code"),
-            Some(&1)
+            Some(&1),
+            "{what}"
         );
         assert_tokens_kept(&env, &what).await;
     }
@@ -517,7 +511,7 @@ async fn a_lost_device_code_answer_ends_with_one_clear_invalid_grant_not_a_loop(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_code_polling_against_a_provider_that_stays_down_ends_at_the_timeout() {
-    let env = connected(2).await;
+    let env = alice_connected(2).await;
     let acc = serde_json::json!({"id": "alice", "mailbox": "alice@example.test", "registration": "desktop",
         "flow": "device_code", "options": {"refresh_margin_secs": 1, "interactive_timeout_secs": 6}});
     env.client.put_account_json(&acc.to_string()).unwrap();
@@ -549,7 +543,7 @@ async fn device_code_polling_against_a_provider_that_stays_down_ends_at_the_time
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_device_code_start_is_reported_without_polling() {
-    let env = connected(2).await;
+    let env = alice_connected(2).await;
     env.emulator.reset_stats();
     let mut r = FaultRule::always(Fault::Throttled {
         retry_after_secs: 5,

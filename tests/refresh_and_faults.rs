@@ -13,20 +13,12 @@ fn no_cancel() -> CancellationToken {
 }
 
 /// Connect alice by device code with access tokens living `lifetime` seconds and a 1 s margin.
-async fn connected(lifetime: u64) -> Env {
+async fn alice_connected(lifetime: u64) -> Env {
     let env = env_with(|c| c.tokens.access_token_lifetime_secs = lifetime).await;
-    add_account(
-        &env,
-        "alice",
-        "alice@example.test",
-        "device_code",
-        serde_json::json!({"options": {"refresh_margin_secs": 1}}),
-    );
-    let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    env.client
-        .connect("alice", ConnectOptions::default(), &user, &no_cancel())
-        .await
-        .expect("connect");
+    env.connected("alice", "alice@example.test")
+        .flow("device_code")
+        .with(serde_json::json!({"options": {"refresh_margin_secs": 1}}))
+        .await;
     env
 }
 
@@ -49,7 +41,7 @@ async fn wait_for_expiry(env: &Env) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_refreshed_ahead_of_expiry_with_rotation() {
-    let env = connected(3).await;
+    let env = alice_connected(3).await;
     let first = env
         .client
         .access_token("alice", &no_cancel())
@@ -91,102 +83,95 @@ async fn tokens_are_refreshed_ahead_of_expiry_with_rotation() {
     assert!(s.refreshed_at.is_some());
 }
 
-async fn expect_reauth(fault: Fault, reason: ReauthReason, aadsts: &str) {
-    let env = connected(2).await;
-    env.emulator.add_fault(rule(fault));
-    wait_for_expiry(&env).await;
-    let e = env
-        .client
-        .access_token("alice", &no_cancel())
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::ReauthorizationRequired, "{e}");
-    assert_eq!(e.reauth_reason(), Some(reason));
-    assert!(e.message().contains(aadsts), "{}", e.message());
-    let oauth = e.evidence().oauth.clone().expect("provider error kept");
-    assert!(oauth.trace_id.is_some() && oauth.correlation_id.is_some());
-    let s = env.client.status("alice").unwrap();
-    assert_eq!(s.state, AccountState::NeedsReauthorization);
-    assert_eq!(s.reason, Some(reason));
-
-    // invalid_grant is never retried: further calls fail without asking the provider.
-    let before = env.emulator.stats().refreshes_total();
-    for _ in 0..3 {
+/// The provider's answers to a refresh that only a new sign-in can fix: (fault, the reason the
+/// library reports, the AADSTS code its message must name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_answers_that_need_reauthorization() {
+    let cases = [
+        (
+            Fault::RefreshTokenExpired,
+            ReauthReason::RefreshTokenExpired,
+            "700082",
+        ),
+        (
+            Fault::RefreshTokenRevoked,
+            ReauthReason::RefreshTokenRevoked,
+            "50173",
+        ),
+        // Withdrawn consent.
+        (
+            Fault::ConsentRequired,
+            ReauthReason::ConsentRequired,
+            "65001",
+        ),
+        // MFA required at refresh.
+        (
+            Fault::MfaRequired,
+            ReauthReason::InteractionRequired,
+            "50076",
+        ),
+        (
+            Fault::ConditionalAccessBlocked,
+            ReauthReason::ConditionalAccess,
+            "53003",
+        ),
+    ];
+    for (fault, reason, aadsts) in cases {
+        let what = format!("{fault:?}");
+        let env = alice_connected(2).await;
+        env.emulator.add_fault(rule(fault));
+        wait_for_expiry(&env).await;
         let e = env
             .client
             .access_token("alice", &no_cancel())
             .await
             .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::ReauthorizationRequired);
+        assert_eq!(e.kind(), ErrorKind::ReauthorizationRequired, "{what}: {e}");
+        assert_eq!(e.reauth_reason(), Some(reason), "{what}");
+        assert!(e.message().contains(aadsts), "{what}: {}", e.message());
+        let oauth = e
+            .evidence()
+            .oauth
+            .clone()
+            .unwrap_or_else(|| panic!("{what}: provider error kept"));
+        assert!(
+            oauth.trace_id.is_some() && oauth.correlation_id.is_some(),
+            "{what}"
+        );
+        let s = env.client.status("alice").unwrap();
+        assert_eq!(s.state, AccountState::NeedsReauthorization, "{what}");
+        assert_eq!(s.reason, Some(reason), "{what}");
+
+        // invalid_grant is never retried: further calls fail without asking the provider.
+        let before = env.emulator.stats().refreshes_total();
+        for _ in 0..3 {
+            let e = env
+                .client
+                .access_token("alice", &no_cancel())
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ReauthorizationRequired, "{what}");
+        }
+        assert_eq!(env.emulator.stats().refreshes_total(), before, "{what}");
+
+        // Connecting again clears it.
+        env.emulator.clear_faults();
+        let user = ScriptedUser::new(sign_in_as("alice@example.test"));
+        env.client
+            .connect("alice", ConnectOptions::default(), &user, &no_cancel())
+            .await
+            .unwrap_or_else(|e| panic!("{what}: connecting again: {e}"));
+        assert_eq!(
+            env.client.status("alice").unwrap().state,
+            AccountState::Connected,
+            "{what}"
+        );
     }
-    assert_eq!(env.emulator.stats().refreshes_total(), before);
-
-    // Connecting again clears it.
-    env.emulator.clear_faults();
-    let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    env.client
-        .connect("alice", ConnectOptions::default(), &user, &no_cancel())
-        .await
-        .unwrap();
-    assert_eq!(
-        env.client.status("alice").unwrap().state,
-        AccountState::Connected
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_refresh_token_needs_reauthorization() {
-    expect_reauth(
-        Fault::RefreshTokenExpired,
-        ReauthReason::RefreshTokenExpired,
-        "700082",
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_refresh_token_needs_reauthorization() {
-    expect_reauth(
-        Fault::RefreshTokenRevoked,
-        ReauthReason::RefreshTokenRevoked,
-        "50173",
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn withdrawn_consent_needs_reauthorization() {
-    expect_reauth(
-        Fault::ConsentRequired,
-        ReauthReason::ConsentRequired,
-        "65001",
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mfa_required_at_refresh_needs_reauthorization() {
-    expect_reauth(
-        Fault::MfaRequired,
-        ReauthReason::InteractionRequired,
-        "50076",
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conditional_access_needs_reauthorization() {
-    expect_reauth(
-        Fault::ConditionalAccessBlocked,
-        ReauthReason::ConditionalAccess,
-        "53003",
-    )
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_change_revokes_the_refresh_token() {
-    let env = connected(2).await;
+    let env = alice_connected(2).await;
     env.emulator
         .revoke_user_refresh_tokens("alice@example.test");
     wait_for_expiry(&env).await;
@@ -204,7 +189,7 @@ async fn a_password_change_revokes_the_refresh_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_removed_from_the_tenant_is_a_configuration_error() {
-    let env = connected(2).await;
+    let env = alice_connected(2).await;
     env.emulator.add_fault(rule(Fault::AppNotFound));
     wait_for_expiry(&env).await;
     let e = env
@@ -221,33 +206,38 @@ async fn an_app_removed_from_the_tenant_is_a_configuration_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_server_errors_are_retried_with_bounds_and_keep_the_tokens() {
-    let env = connected(2).await;
-    wait_for_expiry(&env).await;
-    // One 429 with Retry-After: 1, then success.
-    let mut r = rule(Fault::Throttled {
-        retry_after_secs: 1,
-    });
-    r.times = Some(1);
-    env.emulator.add_fault(r);
-    let started = std::time::Instant::now();
-    env.client
-        .access_token("alice", &no_cancel())
-        .await
-        .expect("retried after Retry-After");
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "Retry-After honoured"
-    );
-
-    // A 500 then success.
-    wait_for_expiry(&env).await;
-    let mut r = rule(Fault::ServerError);
-    r.times = Some(1);
-    env.emulator.add_fault(r);
-    env.client
-        .access_token("alice", &no_cancel())
-        .await
-        .expect("retried after 500");
+    let env = alice_connected(2).await;
+    // One fault, then success: (fault, how long the retry waits at least: the Retry-After).
+    let once = [
+        // A 429 with Retry-After: 1.
+        (
+            Fault::Throttled {
+                retry_after_secs: 1,
+            },
+            Some(Duration::from_millis(900)),
+        ),
+        // A 500.
+        (Fault::ServerError, None),
+    ];
+    for (fault, waits) in once {
+        let what = format!("{fault:?} once");
+        wait_for_expiry(&env).await;
+        let mut r = rule(fault);
+        r.times = Some(1);
+        env.emulator.add_fault(r);
+        let started = std::time::Instant::now();
+        env.client
+            .access_token("alice", &no_cancel())
+            .await
+            .unwrap_or_else(|e| panic!("{what}: not retried: {e}"));
+        if let Some(waits) = waits {
+            assert!(
+                started.elapsed() >= waits,
+                "{what}: Retry-After honoured ({:?})",
+                started.elapsed()
+            );
+        }
+    }
 
     // 503 for good: bounded attempts, transient error, tokens kept (state stays connected).
     wait_for_expiry(&env).await;
@@ -276,41 +266,40 @@ async fn throttling_and_server_errors_are_retried_with_bounds_and_keep_the_token
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_pages_truncated_json_and_dropped_connections_get_clear_errors() {
-    let env = connected(2).await;
+    let env = alice_connected(2).await;
     wait_for_expiry(&env).await;
-    env.emulator.add_fault(rule(Fault::ProxyHtmlPage));
-    let e = env
-        .client
-        .access_token("alice", &no_cancel())
-        .await
-        .unwrap_err();
-    assert!(e.message().contains("HTML page"), "{}", e.message());
-    assert!(e.evidence().server_reply.is_some());
-    env.emulator.clear_faults();
-
-    env.emulator.add_fault(rule(Fault::TruncatedJson));
-    let e = env
-        .client
-        .access_token("alice", &no_cancel())
-        .await
-        .unwrap_err();
-    assert!(e.message().contains("truncated"), "{}", e.message());
-    env.emulator.clear_faults();
-
-    env.emulator.add_fault(rule(Fault::DropConnection));
-    let e = env
-        .client
-        .access_token("alice", &no_cancel())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            e.kind(),
-            ErrorKind::Network | ErrorKind::ProviderUnavailable
+    use ErrorKind::{Network, ProviderUnavailable};
+    // (fault, what the message says, the kinds it may have (any when empty), whether the
+    // server's reply is kept as evidence)
+    let cases: [(Fault, Option<&str>, &[ErrorKind], bool); 3] = [
+        (Fault::ProxyHtmlPage, Some("HTML page"), &[], true),
+        (Fault::TruncatedJson, Some("truncated"), &[], false),
+        (
+            Fault::DropConnection,
+            None,
+            &[Network, ProviderUnavailable],
+            false,
         ),
-        "{e}"
-    );
-    env.emulator.clear_faults();
+    ];
+    for (fault, says, kinds, reply_kept) in cases {
+        let what = format!("{fault:?}");
+        env.emulator.add_fault(rule(fault));
+        let e = env
+            .client
+            .access_token("alice", &no_cancel())
+            .await
+            .expect_err(&what);
+        if let Some(says) = says {
+            assert!(e.message().contains(says), "{what}: {}", e.message());
+        }
+        if !kinds.is_empty() {
+            assert!(kinds.contains(&e.kind()), "{what}: {e}");
+        }
+        if reply_kept {
+            assert!(e.evidence().server_reply.is_some(), "{what}: {e}");
+        }
+        env.emulator.clear_faults();
+    }
 
     assert_eq!(
         env.client.status("alice").unwrap().state,
@@ -324,7 +313,7 @@ async fn proxy_pages_truncated_json_and_dropped_connections_get_clear_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_token_endpoint_times_out() {
-    let env = connected(2).await;
+    let env = alice_connected(2).await;
     wait_for_expiry(&env).await;
     env.emulator.add_fault(rule(Fault::Slow { millis: 8000 }));
     let e = env
@@ -337,7 +326,7 @@ async fn a_slow_token_endpoint_times_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_file_holds_no_token_or_secret_in_clear() {
-    let env = connected(3600).await;
+    let env = alice_connected(3600).await;
     let reg = serde_json::json!({"id":"svc","provider":"microsoft","tenant":TENANT,"authority_host":env.emulator.base_url(),
         "client_id":SERVICE_APP,"client_secret":SERVICE_SECRET});
     env.client.put_registration_json(&reg.to_string()).unwrap();
