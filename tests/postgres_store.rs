@@ -1,19 +1,15 @@
 //! The PostgreSQL store against a real PostgreSQL server (initdb into a temporary directory):
-//! the same semantics as SQLite (each semantics test runs on both), encryption at rest checked
-//! on the raw rows, TLS, and clients connecting and refreshing through the emulator.
+//! schema, key and damage checks, leases of holders that are gone, reconnection, encryption at rest
+//! checked on the raw rows, TLS, and clients connecting and refreshing through the emulator. The
+//! semantics it shares with the other stores are checked by tests/store_conformance.rs.
 
-use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use mailconnect_core::store::postgres::PostgresStore;
-use mailconnect_core::store::{
-    KeySource, SqliteStore, StoredState, TokenMeta, TokenRecord, TokenSecrets, TokenStore,
-};
+use mailconnect_core::store::{KeySource, TokenStore};
 use mailconnect_core::tls::TlsOptions;
-use mailconnect_core::{
-    AccountState, CancellationToken, Client, ClientOptions, ConnectOptions, ErrorKind, Flow,
-    Registration,
-};
+use mailconnect_core::{AccountState, CancellationToken, Client, ClientOptions, ErrorKind};
+use mailconnect_tests::conformance::{rec, rt_of};
 use mailconnect_tests::pg::{expire_access_token, PgServer};
 use mailconnect_tests::*;
 use secrecy::ExposeSecret;
@@ -26,265 +22,9 @@ fn pg_store(url: &str) -> PostgresStore {
     PostgresStore::open(url, &key(), &TlsOptions::default()).expect("the PostgreSQL store opens")
 }
 
-fn rec(id: &str, rt: &str) -> TokenRecord {
-    TokenRecord {
-        account_id: id.into(),
-        version: 0,
-        meta: TokenMeta {
-            state: StoredState::Connected,
-            reauth_reason: None,
-            access_expires_at: Some(1),
-            access_issued_at: None,
-            scopes: vec![],
-            identity: None,
-            tenant: None,
-            flow: Flow::Browser,
-            connected_at: 1,
-            refreshed_at: None,
-            last_error: None,
-            has_refresh_token: true,
-        },
-        secrets: TokenSecrets {
-            refresh_token: Some(rt.into()),
-            access_token: Some("at".into()),
-        },
-    }
-}
-
-fn rt_of(s: &dyn TokenStore, id: &str) -> Option<String> {
-    s.load_tokens(id)
-        .unwrap()
-        .and_then(|r| r.secrets.refresh_token.clone())
-}
-
-// ----- the semantics, run on both stores ---------------------------------------------------------
-
-fn cas_and_no_aba(s: &dyn TokenStore) {
-    let v1 = s.save_tokens(&rec("a", "rt1"), 0).unwrap().unwrap();
-    assert_eq!(
-        s.save_tokens(&rec("a", "rt-stale"), 0).unwrap(),
-        None,
-        "a second create loses"
-    );
-    let v2 = s.save_tokens(&rec("a", "rt2"), v1).unwrap().unwrap();
-    assert!(v2 > v1);
-    assert_eq!(
-        s.save_tokens(&rec("a", "rt-old"), v1).unwrap(),
-        None,
-        "a stale version loses"
-    );
-    assert_eq!(rt_of(s, "a").as_deref(), Some("rt2"));
-    assert_eq!(s.load_tokens("a").unwrap().unwrap().version, v2);
-    assert!(s.delete_tokens("a").unwrap());
-    assert!(!s.delete_tokens("a").unwrap());
-    assert!(s.load_tokens("a").unwrap().is_none());
-    let v3 = s.save_tokens(&rec("a", "rt3"), 0).unwrap().unwrap();
-    assert!(v3 > v2, "versions are never reused");
-    assert_eq!(
-        s.save_tokens(&rec("a", "rt-old"), v1).unwrap(),
-        None,
-        "no ABA"
-    );
-    assert_eq!(
-        s.save_tokens(&rec("a", "rt-old"), v2).unwrap(),
-        None,
-        "no ABA"
-    );
-    // Versions are store-wide: another account never gets a version that "a" had.
-    let vb = s.save_tokens(&rec("b", "x"), 0).unwrap().unwrap();
-    assert!(vb > v3);
-}
-
-fn leases(s: &dyn TokenStore) {
-    assert!(s.try_lease("a", "p1", Duration::from_secs(30)).unwrap());
-    assert!(
-        s.try_lease("a", "p1", Duration::from_secs(30)).unwrap(),
-        "the holder may renew"
-    );
-    assert!(!s.try_lease("a", "p2", Duration::from_secs(30)).unwrap());
-    assert!(
-        s.try_lease("b", "p2", Duration::from_secs(30)).unwrap(),
-        "leases are per account"
-    );
-    s.release_lease("a", "p2").unwrap();
-    assert!(
-        !s.try_lease("a", "p2", Duration::from_secs(30)).unwrap(),
-        "only the holder releases"
-    );
-    s.release_lease("a", "p1").unwrap();
-    assert!(s.try_lease("a", "p2", Duration::from_millis(50)).unwrap());
-    std::thread::sleep(Duration::from_millis(120));
-    assert!(
-        s.try_lease("a", "p3", Duration::from_secs(30)).unwrap(),
-        "an expired lease is taken over"
-    );
-    assert!(s.delete_tokens("a").unwrap());
-    assert!(
-        s.try_lease("a", "p4", Duration::from_secs(30)).unwrap(),
-        "deleting the tokens drops the lease"
-    );
-}
-
-fn registrations_and_accounts(s: &dyn TokenStore) {
-    let reg: Registration = serde_json::from_str(
-        r#"{"id":"r","provider":"microsoft","client_id":"c","client_secret":"s3cret-value"}"#,
-    )
-    .unwrap();
-    s.put_registration(&reg).unwrap();
-    let back = s.get_registration("r").unwrap().unwrap();
-    assert!(back.has_client_secret);
-    assert_eq!(
-        back.client_secret.as_ref().map(|x| x.expose_secret()),
-        Some("s3cret-value")
-    );
-    let update: Registration =
-        serde_json::from_str(r#"{"id":"r","provider":"microsoft","client_id":"c2"}"#).unwrap();
-    s.put_registration(&update).unwrap();
-    let back = s.get_registration("r").unwrap().unwrap();
-    assert_eq!(back.client_id, "c2");
-    assert!(
-        back.client_secret.is_some(),
-        "a put without a secret keeps the stored one"
-    );
-    let listed = s.list_registrations().unwrap();
-    assert_eq!(listed.len(), 1);
-    assert!(listed[0].has_client_secret && listed[0].client_secret.is_none());
-    assert!(s.get_registration("nope").unwrap().is_none());
-
-    let acc: mailconnect_core::Account = serde_json::from_str(
-        r#"{"id":"x","mailbox":"x@example.test","registration":"r","flow":"device_code"}"#,
-    )
-    .unwrap();
-    s.put_account(&acc).unwrap();
-    s.put_account(&acc).unwrap();
-    assert_eq!(s.list_accounts().unwrap().len(), 1);
-    assert_eq!(
-        s.get_account("x").unwrap().unwrap().mailbox,
-        "x@example.test"
-    );
-    let e = s.remove_registration("r").unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::State, "{e}");
-    assert!(e.message().contains("still used"), "{}", e.message());
-    s.save_tokens(&rec("x", "rt"), 0).unwrap().unwrap();
-    assert!(s.remove_account("x").unwrap());
-    assert!(!s.remove_account("x").unwrap());
-    assert!(
-        s.load_tokens("x").unwrap().is_none(),
-        "removing an account removes its tokens"
-    );
-    assert!(s.remove_registration("r").unwrap());
-    assert!(!s.remove_registration("r").unwrap());
-    assert!(s.list_registrations().unwrap().is_empty());
-}
-
-/// 8 threads each add 1 to a counter kept in the refresh token, 25 times, with load + CAS and a
-/// retry on conflict: no update may be lost, and every version handed out is unique.
-fn concurrent_cas(s: Arc<dyn TokenStore>) {
-    s.save_tokens(&rec("c", "0"), 0).unwrap().unwrap();
-    let barrier = Arc::new(Barrier::new(8));
-    let handles: Vec<_> = (0..8)
-        .map(|_| {
-            let (s, barrier) = (s.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                let mut won = vec![];
-                let mut conflicts = 0;
-                while won.len() < 25 {
-                    let cur = s.load_tokens("c").unwrap().unwrap();
-                    let n: u64 = cur
-                        .secrets
-                        .refresh_token
-                        .as_deref()
-                        .unwrap()
-                        .parse()
-                        .unwrap();
-                    match s
-                        .save_tokens(&rec("c", &(n + 1).to_string()), cur.version)
-                        .unwrap()
-                    {
-                        Some(v) => won.push(v),
-                        None => conflicts += 1,
-                    }
-                }
-                (won, conflicts)
-            })
-        })
-        .collect();
-    let mut versions = vec![];
-    let mut conflicts = 0;
-    for h in handles {
-        let (w, c) = h.join().unwrap();
-        versions.extend(w);
-        conflicts += c;
-    }
-    assert_eq!(
-        rt_of(s.as_ref(), "c").as_deref(),
-        Some("200"),
-        "no lost update"
-    );
-    let n = versions.len();
-    versions.sort();
-    versions.dedup();
-    assert_eq!(versions.len(), n, "every version is unique");
-    println!("concurrent CAS: 200 updates by 8 threads, {conflicts} conflicts retried");
-}
-
-/// 16 threads ask for one lease at the same moment, 20 times: exactly one gets it each time.
-fn lease_race(s: Arc<dyn TokenStore>) {
-    for round in 0..20 {
-        let barrier = Arc::new(Barrier::new(16));
-        let account = format!("race{round}");
-        let winners: usize = (0..16)
-            .map(|i| {
-                let (s, barrier, account) = (s.clone(), barrier.clone(), account.clone());
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    s.try_lease(&account, &format!("holder{i}"), Duration::from_secs(30))
-                        .unwrap()
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|h| h.join().unwrap() as usize)
-            .sum();
-        assert_eq!(winners, 1, "round {round}: exactly one holder");
-    }
-}
-
-fn all_semantics(s: Arc<dyn TokenStore>) {
-    cas_and_no_aba(s.as_ref());
-    leases(s.as_ref());
-    registrations_and_accounts(s.as_ref());
-    concurrent_cas(s.clone());
-    lease_race(s);
-}
-
-#[test]
-fn sqlite_semantics() {
-    let d = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(&d.path().join("s.db"), &key()).unwrap();
-    all_semantics(Arc::new(s));
-}
-
-#[test]
-fn postgres_has_the_same_semantics() {
-    let pg = PgServer::start();
-    let url = pg.create_database("semantics");
-    all_semantics(Arc::new(pg_store(&url)));
-    // Two stores (two pools, as two machines would have) on one database share versions and leases.
-    let (a, b) = (pg_store(&url), pg_store(&url));
-    let v = a.save_tokens(&rec("shared", "one"), 0).unwrap().unwrap();
-    assert_eq!(b.save_tokens(&rec("shared", "two"), 0).unwrap(), None);
-    assert!(b.save_tokens(&rec("shared", "two"), v).unwrap().is_some());
-    assert_eq!(a.save_tokens(&rec("shared", "three"), v).unwrap(), None);
-    assert_eq!(rt_of(&a, "shared").as_deref(), Some("two"));
-    assert!(a
-        .try_lease("shared", "machine-a", Duration::from_secs(30))
-        .unwrap());
-    assert!(!b
-        .try_lease("shared", "machine-b", Duration::from_secs(30))
-        .unwrap());
-}
+// The store's semantics (compare-and-swap, leases, registrations, accounts, two pools on one
+// database, concurrency) are checked on every backend by tests/store_conformance.rs; here: what
+// only PostgreSQL has.
 
 #[test]
 fn postgres_schema_key_and_damage_are_checked() {
@@ -469,25 +209,14 @@ fn key_b64() -> KeySource {
 }
 
 async fn connect_alice(env: &Env, client: &Client, account: &str) {
-    let reg = serde_json::json!({"id": "desktop", "provider": "microsoft", "tenant": "organizations",
-        "authority_host": env.emulator.base_url(), "client_id": DESKTOP_APP});
-    client.put_registration_json(&reg.to_string()).unwrap();
-    client
-        .put_account_json(
-            &serde_json::json!({"id": account, "mailbox": "alice@example.test", "registration": "desktop", "flow": "device_code"})
-                .to_string(),
-        )
-        .unwrap();
-    let user = ScriptedUser::new(sign_in_as("alice@example.test"));
-    let s = client
-        .connect(
-            account,
-            ConnectOptions::default(),
-            &user,
-            &CancellationToken::new(),
-        )
-        .await
-        .expect("connect");
+    let (s, _) = connected(
+        client,
+        desktop(&env.emulator),
+        account,
+        "alice@example.test",
+    )
+    .flow("device_code")
+    .await;
     assert_eq!(s.state, AccountState::Connected);
 }
 
@@ -509,17 +238,10 @@ async fn a_client_connects_refreshes_and_disconnects_with_nothing_in_clear_in_th
     connect_alice(&env, &client, "alice").await;
     let reg = serde_json::json!({"id":"svc","provider":"microsoft","tenant":TENANT,"authority_host":env.emulator.base_url(),
         "client_id":SERVICE_APP,"client_secret":SERVICE_SECRET});
-    client.put_registration_json(&reg.to_string()).unwrap();
-    client.put_account_json(r#"{"id":"app","mailbox":"alice@example.test","registration":"svc","flow":"client_credentials"}"#).unwrap();
-    client
-        .connect(
-            "app",
-            ConnectOptions::default(),
-            &ScriptedUser::idle(),
-            &CancellationToken::new(),
-        )
-        .await
-        .expect("client credentials");
+    connected(&client, reg, "app", "alice@example.test")
+        .flow("client_credentials")
+        .user(ScriptedUser::idle())
+        .await;
 
     let t1 = client
         .access_token("alice", &CancellationToken::new())

@@ -2,6 +2,7 @@
 //! observers that complete the sign-in with the emulator's scripted browser (real HTTP forms).
 
 pub mod cabi;
+pub mod conformance;
 pub mod faultproxy;
 pub mod oidc;
 pub mod pg;
