@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::Client;
+use crate::client::Client;
 use crate::error::{Error, ErrorKind};
 use crate::mail::{AttemptLog, FetchRequest};
 use crate::model::{Account, Protocol, ServerConfig};

@@ -16,8 +16,9 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::AccountState;
-use crate::oauth::errors::ReauthReason;
+use crate::account_state::AccountState;
+use crate::error::ReauthReason;
+use crate::oauth::{ConnectObserver, ConnectStage};
 
 /// What happened.
 #[derive(Debug, Clone, Serialize)]
@@ -249,6 +250,29 @@ fn now_rfc3339() -> String {
         .unwrap_or(t);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+/// Forwards to the host's observer and records progress events.
+pub(crate) struct EventObserver<'a> {
+    pub(crate) host: &'a dyn ConnectObserver,
+    pub(crate) events: &'a EventQueue,
+    pub(crate) account_id: &'a str,
+}
+
+impl ConnectObserver for EventObserver<'_> {
+    fn open_url(&self, url: &str) -> bool {
+        self.host.open_url(url)
+    }
+    fn device_code(&self, info: &crate::oauth::DeviceCodeInfo) {
+        self.host.device_code(info)
+    }
+    fn progress(&self, stage: ConnectStage) {
+        self.events.push(EventKind::ConnectProgress {
+            account_id: self.account_id.to_string(),
+            stage: stage.as_str(),
+        });
+        self.host.progress(stage)
+    }
 }
 
 #[cfg(test)]

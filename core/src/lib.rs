@@ -5,9 +5,10 @@
 //! secrets. The C ABI (`ffi/`), the bindings and the `mailconnect` command all go through
 //! [`Client`], so they behave the same.
 
+pub mod account_state;
 pub mod authorize;
 pub mod check;
-pub mod connector;
+pub mod client;
 pub mod diagnose;
 pub mod error;
 pub mod events;
@@ -22,14 +23,17 @@ pub mod scheduler;
 pub mod store;
 pub mod sysproxy;
 pub mod tls;
+pub mod tokens;
 pub mod transport;
 
-pub use authorize::{Authorization, BeginOptions, PollResult};
-pub use connector::{AccessToken, AccountState, Client, ClientOptions, ConnectOptions, Status};
+pub use account_state::{AccountState, Status};
+pub use authorize::{Authorization, BeginOptions, ConnectOptions, PollResult};
+pub use client::{Client, ClientOptions};
 pub use error::{Error, ErrorKind, Evidence, Result};
 pub use events::{Event, EventKind, EventQueue};
 pub use i18n::Language;
 pub use model::{Account, Flow, Protocol, ProviderKind, Registration};
 pub use oauth::{ConnectObserver, ConnectStage, DefaultObserver, DeviceCodeInfo};
 pub use scheduler::{Refresher, RefresherOptions, RoundReport};
+pub use tokens::AccessToken;
 pub use tokio_util::sync::CancellationToken;

@@ -9,10 +9,11 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::{AccessToken, Client};
+use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Account, Protocol, ServerConfig, Servers};
 use crate::provider;
+use crate::tokens::AccessToken;
 use crate::transport::imap::{self, FetchQuery, Folder, ImapConnection, ImapSession};
 use crate::transport::message::{self, Envelope};
 use crate::transport::pop3::{AuthFailure, Mechanism, Pop3};
@@ -93,8 +94,16 @@ fn note_auth(log: &AttemptLog, ms: u64) {
     });
 }
 
+/// A client's authenticated SMTP sessions kept for bursts (per account), and how many SMTP
+/// connections it has opened (for hosts' metrics and tests).
+#[derive(Default)]
+struct SmtpPool {
+    idle: std::sync::Mutex<std::collections::HashMap<String, Vec<IdleSmtp>>>,
+    opened: std::sync::atomic::AtomicU64,
+}
+
 /// An authenticated SMTP session kept for reuse.
-pub(crate) struct IdleSmtp {
+struct IdleSmtp {
     session: SmtpSession,
     token_expires_at: i64,
     since: std::time::Instant,
@@ -593,24 +602,24 @@ impl Client {
             .open_smtp(account, server, cancel, &AttemptLog::default())
             .await
             .map_err(|e| e.context(what))?;
-        self.inner
-            .smtp_opened
+        self.feature::<SmtpPool>()
+            .opened
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok((s, info.token_expires_at))
     }
 
     /// SMTP connections this client has opened so far.
     pub fn smtp_connections_opened(&self) -> u64 {
-        self.inner
-            .smtp_opened
+        self.feature::<SmtpPool>()
+            .opened
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn take_idle_smtp(&self, id: &str) -> Option<IdleSmtp> {
         loop {
             let mut c = self
-                .inner
-                .smtp_idle
+                .feature::<SmtpPool>()
+                .idle
                 .lock()
                 .ok()
                 .and_then(|mut m| m.get_mut(id).and_then(Vec::pop))?;
@@ -626,7 +635,7 @@ impl Client {
     }
 
     fn put_idle_smtp(&self, id: &str, s: IdleSmtp) {
-        if let Ok(mut m) = self.inner.smtp_idle.lock() {
+        if let Ok(mut m) = self.feature::<SmtpPool>().idle.lock() {
             let v = m.entry(id.to_string()).or_default();
             if v.len() < 2 {
                 v.push(s);

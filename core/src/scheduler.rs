@@ -20,10 +20,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::{Client, Refresh};
+use crate::client::Client;
 use crate::error::{ErrorKind, Result};
 use crate::model::{self, Flow};
 use crate::store::StoredState;
+use crate::tokens::Refresh;
 
 /// Options of the refresher (JSON: the field names below; all optional).
 #[derive(Debug, Clone, Deserialize)]
@@ -158,7 +159,7 @@ pub struct Refresher {
 impl Refresher {
     /// A refresher over `client`.
     pub fn new(client: Client, options: RefresherOptions) -> Refresher {
-        let backoff = client.inner.backoff.clone();
+        let backoff = client.feature::<std::sync::Mutex<Backoff>>();
         Refresher {
             client,
             options,

@@ -19,8 +19,8 @@
 //! Any other column makes the whole file invalid (a misspelt `login` must not silently provision
 //! shared mailboxes for the wrong identity). The function never panics, whatever the input.
 
+use super::Security;
 use super::{validate_account, Account, AccountOptions, Flow, ServerConfig, Servers};
-use crate::transport::stream::Security;
 
 /// What every imported account gets unless its row says otherwise.
 #[derive(Debug, Clone, Default)]

@@ -168,7 +168,7 @@ pub struct ServerConfig {
     /// Port.
     pub port: u16,
     /// `tls` (implicit), `starttls` or `none` (loopback test servers only).
-    pub security: crate::transport::stream::Security,
+    pub security: Security,
     /// Force a SASL mechanism (`xoauth2`, `oauthbearer`); default: XOAUTH2 when offered, else OAUTHBEARER.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mechanism: Option<String>,
@@ -319,4 +319,16 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Res
         )
         .with_evidence(|ev| ev.field = Some(field))
     })
+}
+
+/// How a connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Security {
+    /// TLS from the first byte (IMAP 993, POP3 995, SMTP 465).
+    Tls,
+    /// Plain first, then STARTTLS/STLS (IMAP 143, POP3 110, SMTP 587). Refused if the server does not offer it.
+    Starttls,
+    /// No TLS. Only for loopback test servers; tokens would cross the network in clear.
+    None,
 }

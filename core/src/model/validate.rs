@@ -287,7 +287,7 @@ pub fn validate_account(a: &Account) -> Result<()> {
                     format!("'{field}.port' must be 1-65535"),
                 ));
             }
-            if s.security == crate::transport::stream::Security::None
+            if s.security == super::Security::None
                 && !matches!(s.host.as_str(), "127.0.0.1" | "localhost" | "::1")
             {
                 return Err(Error::invalid(format!("{field}.security"), format!("'{field}.security' = none is only allowed for loopback servers: tokens would cross the network in clear")));

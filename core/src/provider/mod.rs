@@ -110,8 +110,8 @@ pub async fn resolve(
 /// The mail servers a provider uses when the account names none. `tid` is the signed-in tenant
 /// (personal Microsoft accounts submit through another SMTP host).
 pub fn default_servers(reg: &Registration, tid: Option<&str>) -> crate::model::Servers {
+    use crate::model::Security;
     use crate::model::{ServerConfig, Servers};
-    use crate::transport::stream::Security;
     let s = |host: &str, port: u16, security: Security| {
         Some(ServerConfig {
             host: host.to_string(),

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -15,17 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// How a connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Security {
-    /// TLS from the first byte (IMAP 993, POP3 995, SMTP 465).
-    Tls,
-    /// Plain first, then STARTTLS/STLS (IMAP 143, POP3 110, SMTP 587). Refused if the server does not offer it.
-    Starttls,
-    /// No TLS. Only for loopback test servers; tokens would cross the network in clear.
-    None,
-}
+pub use crate::model::Security;
 
 /// A byte stream the protocols run on.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}

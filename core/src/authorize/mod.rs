@@ -26,13 +26,19 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 use zeroize::Zeroizing;
 
-use crate::connector::{Client, EventObserver, Status};
+mod connect;
+
+pub use connect::ConnectOptions;
+
+use crate::account_state::Status;
+use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::EventObserver;
 use crate::model::{self, Account, Flow, Registration};
 use crate::oauth::browser::{self, AuthorizationRequest, AuthorizeParams, Loopback};
 use crate::oauth::device::{self, DeviceAuthorization, Step};
 use crate::oauth::errors::{self, OAuthErrorResponse};
-use crate::oauth::token::{self, Retry, TokenEndpoint, TokenGrant};
+use crate::oauth::token::{self, Retry, TokenGrant};
 use crate::oauth::{ClientAuth, ConnectObserver, ConnectStage, DefaultObserver};
 use crate::provider::{self, Profile};
 
@@ -485,7 +491,7 @@ impl Client {
         };
         out.expires_at = rfc3339_in(lifetime);
         out.expires_in_secs = lifetime.as_secs();
-        self.inner.pending.insert(
+        self.feature::<PendingTable>().insert(
             handle,
             Pending {
                 account,
@@ -507,7 +513,7 @@ impl Client {
         redirect: &str,
         cancel: &CancellationToken,
     ) -> Result<Status> {
-        let p = self.inner.pending.take(handle)?;
+        let p = self.feature::<PendingTable>().take(handle)?;
         let what = format!("completing the sign-in of account '{}'", p.account.id);
         let code = match &p.kind {
             Kind::Code { req, .. } => {
@@ -521,16 +527,16 @@ impl Client {
             Ok(c) => c,
             Err(e) if matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::State) => {
                 // Not this sign-in's answer (another redirect, a stale tab, a typo): keep it pending.
-                self.inner.pending.put_back(handle, p);
+                self.feature::<PendingTable>().put_back(handle, p);
                 return Err(e.context(&what));
             }
             Err(e) => {
-                self.inner.pending.finish(handle, "failed");
+                self.feature::<PendingTable>().finish(handle, "failed");
                 return Err(e.context(&what));
             }
         };
         let result = self.finish_code(&p, &code, &DefaultObserver, cancel).await;
-        self.inner.pending.finish(
+        self.feature::<PendingTable>().finish(
             handle,
             if result.is_ok() {
                 "completed"
@@ -548,13 +554,13 @@ impl Client {
         handle: &str,
         cancel: &CancellationToken,
     ) -> Result<PollResult> {
-        let mut p = self.inner.pending.take(handle)?;
+        let mut p = self.feature::<PendingTable>().take(handle)?;
         let what = format!("checking the sign-in of account '{}'", p.account.id);
         let now = Instant::now();
         let step = match &mut p.kind {
             Kind::Device { next_poll, .. } if *next_poll > now => {
                 let ms = (*next_poll - now).as_millis() as u64;
-                self.inner.pending.put_back(handle, p);
+                self.feature::<PendingTable>().put_back(handle, p);
                 return Ok(PollResult::Pending {
                     retry_after_ms: ms.max(1),
                 });
@@ -573,11 +579,11 @@ impl Client {
             Kind::Code {
                 loopback: Some(_), ..
             } => {
-                self.inner.pending.put_back(handle, p);
+                self.feature::<PendingTable>().put_back(handle, p);
                 return Err(wrong_response(format!("'{handle}' is a browser sign-in; mailconnect listens for its redirect: call wait, or complete with the URL you captured")).context(&what));
             }
             Kind::Code { loopback: None, .. } => {
-                self.inner.pending.put_back(handle, p);
+                self.feature::<PendingTable>().put_back(handle, p);
                 return Err(wrong_response(format!("'{handle}' is a browser sign-in with a redirect URI mailconnect cannot listen on: pass the URL your web view captured to complete")).context(&what));
             }
         };
@@ -587,7 +593,7 @@ impl Client {
                     Kind::Device { da, .. } => da.interval().as_millis() as u64,
                     Kind::Code { .. } => 1000,
                 };
-                self.inner.pending.put_back(handle, p);
+                self.feature::<PendingTable>().put_back(handle, p);
                 Ok(PollResult::Pending { retry_after_ms: ms })
             }
             Ok(Step::Granted(g)) => {
@@ -602,8 +608,7 @@ impl Client {
                         &self.observer(&DefaultObserver, &p.account.id),
                     )
                     .await;
-                self.inner
-                    .pending
+                self.feature::<PendingTable>()
                     .finish(handle, if r.is_ok() { "completed" } else { "failed" });
                 r.map(|status| PollResult::Connected {
                     status: Box::new(status),
@@ -611,11 +616,11 @@ impl Client {
                 .map_err(|e| e.context(&what))
             }
             Err(e) if e.kind() == ErrorKind::Cancelled => {
-                self.inner.pending.put_back(handle, p);
+                self.feature::<PendingTable>().put_back(handle, p);
                 Err(e.context(&what))
             }
             Err(e) => {
-                self.inner.pending.finish(handle, "failed");
+                self.feature::<PendingTable>().finish(handle, "failed");
                 Err(e.context(&what))
             }
         }
@@ -653,7 +658,7 @@ impl Client {
         observer: Option<&dyn ConnectObserver>,
         cancel: &CancellationToken,
     ) -> Result<Status> {
-        let mut p = self.inner.pending.take(handle)?;
+        let mut p = self.feature::<PendingTable>().take(handle)?;
         let account_id = p.account.id.clone();
         let own = self.observer(&DefaultObserver, &account_id);
         let observer: &dyn ConnectObserver = match observer {
@@ -672,8 +677,7 @@ impl Client {
                 match lb.wait(&state, self.inner.language, left, cancel).await {
                     Ok(code) => {
                         let r = self.finish_code(&p, &code, observer, cancel).await;
-                        self.inner
-                            .pending
+                        self.feature::<PendingTable>()
                             .finish(handle, if r.is_ok() { "completed" } else { "failed" });
                         return r.map_err(|e| e.context(&what));
                     }
@@ -681,7 +685,7 @@ impl Client {
                 }
             }
             Kind::Code { loopback: None, .. } => {
-                self.inner.pending.put_back(handle, p);
+                self.feature::<PendingTable>().put_back(handle, p);
                 return Err(wrong_response(format!("'{handle}' uses a redirect URI mailconnect cannot listen on: pass the URL your web view captured to complete")).context(&what));
             }
             Kind::Device { da, .. } => {
@@ -710,17 +714,16 @@ impl Client {
                         observer,
                     )
                     .await;
-                self.inner
-                    .pending
+                self.feature::<PendingTable>()
                     .finish(handle, if r.is_ok() { "completed" } else { "failed" });
                 r.map_err(|e| e.context(&what))
             }
             Err(e) if e.kind() == ErrorKind::Cancelled => {
-                self.inner.pending.put_back(handle, p);
+                self.feature::<PendingTable>().put_back(handle, p);
                 Err(e.context(&what))
             }
             Err(e) => {
-                self.inner.pending.finish(
+                self.feature::<PendingTable>().finish(
                     handle,
                     if e.kind() == ErrorKind::Timeout {
                         "expired"
@@ -735,8 +738,8 @@ impl Client {
 
     /// Abandon a pending authorization (closes the loopback listener). Unknown handles are an error.
     pub fn abort_authorization(&self, handle: &str) -> Result<()> {
-        let _p = self.inner.pending.take(handle)?;
-        self.inner.pending.finish(handle, "aborted");
+        let _p = self.feature::<PendingTable>().take(handle)?;
+        self.feature::<PendingTable>().finish(handle, "aborted");
         Ok(())
     }
 
@@ -782,21 +785,6 @@ impl Client {
             let _ = self.abort_authorization(&handle);
         }
         r
-    }
-
-    fn token_endpoint<'a>(
-        &'a self,
-        reg: &'a Registration,
-        profile: &'a Profile,
-    ) -> TokenEndpoint<'a> {
-        TokenEndpoint {
-            http: &self.inner.http,
-            url: &profile.endpoints.token,
-            auth: ClientAuth {
-                client_id: &reg.client_id,
-                secret: reg.client_secret.as_ref(),
-            },
-        }
     }
 
     async fn finish_code(

@@ -1,0 +1,436 @@
+//! Access tokens: the fresh token from the store, the refresh ahead of expiry (single-flight per
+//! account: within a process through a per-account async lock, across processes through the
+//! store's lease, so concurrent callers wait for one refresh and all get its result), and the
+//! token requests that connecting and refreshing share.
+
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use tokio_util::sync::CancellationToken;
+
+use crate::account_state::{self, now, rfc3339, AccountState};
+use crate::client::Client;
+use crate::error::{Error, ErrorKind, ReauthReason, Result};
+use crate::events::EventKind;
+use crate::model::{Account, Flow, Registration};
+use crate::oauth::token::{self, Retry, TokenEndpoint, TokenGrant};
+use crate::oauth::ClientAuth;
+use crate::provider::{self, Profile};
+use crate::store::{StoredState, TokenRecord, TokenSecrets};
+use crate::transport::sasl;
+
+/// An access token ready for use.
+pub struct AccessToken {
+    /// The token.
+    pub token: SecretString,
+    /// Expiry (unix seconds).
+    pub expires_at: i64,
+    /// The SASL `user=` (the mailbox).
+    pub user: String,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("expires_at", &self.expires_at)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// The token endpoint of `profile` with the registration's client authentication.
+    pub(crate) fn token_endpoint<'a>(
+        &'a self,
+        reg: &'a Registration,
+        profile: &'a Profile,
+    ) -> TokenEndpoint<'a> {
+        TokenEndpoint {
+            http: &self.inner.http,
+            url: &profile.endpoints.token,
+            auth: ClientAuth {
+                client_id: &reg.client_id,
+                secret: reg.client_secret.as_ref(),
+            },
+        }
+    }
+
+    /// An app-only token (client credentials grant): connecting and renewing an app-only account.
+    pub(crate) async fn client_credentials(
+        &self,
+        reg: &Registration,
+        profile: &Profile,
+        cancel: &CancellationToken,
+    ) -> Result<TokenGrant> {
+        if reg.client_secret.is_none() {
+            return Err(Error::invalid(
+                "client_secret",
+                format!(
+                    "registration '{}' has no client secret; client credentials need one",
+                    reg.id
+                ),
+            ));
+        }
+        let scope = profile.app_scopes.join(" ");
+        token::request(
+            self.token_endpoint(reg, profile),
+            vec![
+                ("grant_type", "client_credentials"),
+                ("scope", scope.as_str()),
+            ],
+            &profile.app_scopes,
+            "requesting an app-only token",
+            Retry::IDEMPOTENT,
+            cancel,
+        )
+        .await
+    }
+
+    /// A valid access token, refreshed ahead of expiry, single-flight across threads and processes.
+    pub async fn access_token(&self, id: &str, cancel: &CancellationToken) -> Result<AccessToken> {
+        let account = self.account(id)?;
+        let what = format!(
+            "getting an access token for account '{}'",
+            crate::error::quote(id)
+        );
+        self.access_token_inner(&account, None, cancel)
+            .await
+            .map(|(t, _)| t)
+            .map_err(|e| e.context(&what))
+    }
+
+    /// The SASL XOAUTH2 initial response (base64) for the account's mailbox.
+    pub async fn sasl_xoauth2(&self, id: &str, cancel: &CancellationToken) -> Result<SecretString> {
+        let t = self.access_token(id, cancel).await?;
+        Ok(sasl::xoauth2(&t.user, &t.token))
+    }
+
+    async fn fresh(&self, account: &Account, reject: Option<&str>) -> Result<Option<AccessToken>> {
+        let id = account.id.clone();
+        let rec = self.blocking(move |s| s.load_tokens(&id)).await?;
+        fresh_token(account, rec.as_ref(), reject)
+    }
+
+    /// A valid access token; `reject` is a token a server just refused, which must be replaced.
+    /// The flag says whether a refresh happened (by this caller or another) to get it.
+    pub(crate) async fn access_token_inner(
+        &self,
+        account: &Account,
+        reject: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<(AccessToken, bool)> {
+        self.access_token_refresh(account, reject, cancel)
+            .await
+            .map(|(t, r)| (t, matches!(r, Refresh::Done)))
+    }
+
+    /// As [`Client::access_token_inner`], telling apart a refresh that failed while the current
+    /// token is still usable (the background refresher must see that failure).
+    pub(crate) async fn access_token_refresh(
+        &self,
+        account: &Account,
+        reject: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<(AccessToken, Refresh)> {
+        if let Some(t) = self.fresh(account, reject).await? {
+            return Ok((t, Refresh::NotNeeded));
+        }
+        let lock = {
+            let mut locks = self
+                .inner
+                .locks
+                .lock()
+                .map_err(|_| Error::internal("lock table poisoned"))?;
+            locks.entry(account.id.clone()).or_default().clone()
+        };
+        let _guard = tokio::select! {
+            g = lock.lock() => g,
+            _ = cancel.cancelled() => return Err(Error::cancelled("waiting for a token refresh")),
+        };
+        if let Some(t) = self.fresh(account, reject).await? {
+            return Ok((t, Refresh::Done));
+        }
+        let deadline = Instant::now() + self.inner.lease_ttl + Duration::from_secs(10);
+        let waiting_since = Instant::now();
+        loop {
+            let (id, holder, ttl) = (
+                account.id.clone(),
+                self.inner.holder.clone(),
+                self.inner.lease_ttl,
+            );
+            if self
+                .blocking(move |s| s.try_lease(&id, &holder, ttl))
+                .await?
+            {
+                let result = self.refresh_with_lease(account, reject, cancel).await;
+                let (id, holder) = (account.id.clone(), self.inner.holder.clone());
+                if let Err(e) = self.blocking(move |s| s.release_lease(&id, &holder)).await {
+                    tracing::warn!("releasing the refresh lease failed: {}", e.message());
+                }
+                return result;
+            }
+            // Another process refreshes: wait for its result.
+            let jitter = rand::random::<u64>() % 40;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(30 + jitter)) => {}
+                _ = cancel.cancelled() => return Err(Error::cancelled("waiting for a token refresh")),
+            }
+            if let Some(t) = self.fresh(account, reject).await? {
+                return Ok((t, Refresh::Done));
+            }
+            // The holder is slow (or died holding the lease): a token that is still valid
+            // serves this caller meanwhile instead of stalling it until the lease expires.
+            if waiting_since.elapsed() > Duration::from_secs(2) {
+                let id = account.id.clone();
+                if let Some(rec) = self.blocking(move |s| s.load_tokens(&id)).await? {
+                    let usable = rec.meta.state == StoredState::Connected
+                        && rec.meta.access_expires_at.is_some_and(|e| e > now() + 10)
+                        && (reject.is_none() || rec.secrets.access_token.as_deref() != reject);
+                    if let Some(t) = token_from(account, &rec).filter(|_| usable) {
+                        tracing::debug!(account = %account.id, "refresh lease held elsewhere; using the still-valid token");
+                        return Ok((t, Refresh::NotNeeded));
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(Error::store(
+                    "another process has held the refresh lease for too long",
+                ));
+            }
+        }
+    }
+
+    async fn refresh_with_lease(
+        &self,
+        account: &Account,
+        reject: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<(AccessToken, Refresh)> {
+        let id = account.id.clone();
+        let Some(rec) = self.blocking(move |s| s.load_tokens(&id)).await? else {
+            return Err(not_connected(&account.id));
+        };
+        if let Some(t) = fresh_token(account, Some(&rec), reject)? {
+            return Ok((t, Refresh::Done));
+        }
+        let reg = self.registration(&account.registration)?;
+        let profile = provider::resolve(&reg, rec.meta.tenant.as_deref(), &self.inner.http).await?;
+        let result = match (&rec.secrets.refresh_token, rec.meta.flow) {
+            (_, Flow::ClientCredentials) => self.client_credentials(&reg, &profile, cancel).await,
+            (Some(rt), _) => {
+                let scope = profile.delegated_scope_string();
+                let form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.as_str()),
+                    ("scope", scope.as_str()),
+                ];
+                token::request(
+                    self.token_endpoint(&reg, &profile),
+                    form,
+                    &profile.delegated_scopes,
+                    "refreshing the token",
+                    Retry::IDEMPOTENT,
+                    cancel,
+                )
+                .await
+            }
+            (None, _) => Err(Error::new(
+                ErrorKind::ReauthorizationRequired,
+                "no refresh token is stored (the provider issued none); connect again",
+            )
+            .with_evidence(|ev| ev.reauth_reason = Some(ReauthReason::NoRefreshToken))),
+        };
+        let t = now();
+        match result {
+            Ok(grant) => {
+                let mut meta = rec.meta.clone();
+                meta.state = StoredState::Connected;
+                meta.reauth_reason = None;
+                meta.last_error = None;
+                meta.access_expires_at = Some(t + grant.expires_in.as_secs() as i64);
+                meta.access_issued_at = Some(t);
+                meta.refreshed_at = Some(t);
+                if !grant.scopes.is_empty() {
+                    meta.scopes = grant.scopes.clone();
+                }
+                let refresh_token = grant
+                    .refresh_token
+                    .as_ref()
+                    .map(|s| s.expose_secret().to_string())
+                    .or_else(|| rec.secrets.refresh_token.clone());
+                meta.has_refresh_token = refresh_token.is_some();
+                let new = TokenRecord {
+                    account_id: account.id.clone(),
+                    version: 0,
+                    meta,
+                    secrets: TokenSecrets {
+                        refresh_token,
+                        access_token: Some(grant.access_token.expose_secret().to_string()),
+                    },
+                };
+                let expected = rec.version;
+                let saved = self
+                    .blocking(move |s| Ok(s.save_tokens(&new, expected)?.map(|_| new)))
+                    .await?;
+                match saved {
+                    Some(new) => {
+                        tracing::debug!(account = %account.id, "access token refreshed");
+                        self.inner.events.push(EventKind::TokenRefreshed {
+                            account_id: account.id.clone(),
+                            expires_at: new
+                                .meta
+                                .access_expires_at
+                                .and_then(rfc3339)
+                                .unwrap_or_default(),
+                        });
+                        self.state_changed(
+                            &account.id,
+                            account_state::state_of(Some(&rec)),
+                            AccountState::Connected,
+                        );
+                        // The new token is handed out as it is: on a busy machine its short life
+                        // may already be inside the refresh margin, which is no reason to fail.
+                        token_from(account, &new)
+                            .map(|t| (t, Refresh::Done))
+                            .ok_or_else(|| {
+                                Error::internal("the refreshed record has no access token")
+                            })
+                    }
+                    None => {
+                        // Someone replaced the record meanwhile (a new connect or a disconnect): theirs wins.
+                        self.fresh(account, reject).await?.map(|t| (t, Refresh::Done)).ok_or_else(|| Error::new(ErrorKind::State, "the account was disconnected or reconnected during the refresh; try again"))
+                    }
+                }
+            }
+            Err(e) => {
+                let mut meta = rec.meta.clone();
+                meta.last_error = Some(e.message().to_string());
+                let still_valid = rec.meta.access_expires_at.is_some_and(|x| x > t + 5)
+                    && rec.secrets.access_token.is_some();
+                if let Some(reason) = e.reauth_reason() {
+                    meta.state = StoredState::NeedsReauthorization;
+                    meta.reauth_reason = Some(reason);
+                } else if e.is_transient() && still_valid {
+                    tracing::warn!(account = %account.id, "refresh failed ({}); using the current token until it expires", e.message());
+                    if let Some(t) = token_from(account, &rec) {
+                        return Ok((t, Refresh::FailedUsingCurrent(e)));
+                    }
+                } else if !e.is_transient() && e.kind() != ErrorKind::Cancelled {
+                    meta.state = StoredState::Error;
+                }
+                if e.kind() != ErrorKind::Cancelled {
+                    let to = AccountState::from(meta.state);
+                    if let Some(reason) = meta
+                        .reauth_reason
+                        .filter(|_| to == AccountState::NeedsReauthorization)
+                    {
+                        self.inner.events.push(EventKind::NeedsReauthorization {
+                            account_id: account.id.clone(),
+                            reason,
+                            diagnostic: e.diagnostic_json(),
+                        });
+                    }
+                    self.state_changed(&account.id, account_state::state_of(Some(&rec)), to);
+                    let new = TokenRecord {
+                        account_id: account.id.clone(),
+                        version: 0,
+                        meta,
+                        secrets: TokenSecrets {
+                            refresh_token: rec.secrets.refresh_token.clone(),
+                            access_token: rec.secrets.access_token.clone(),
+                        },
+                    };
+                    let expected = rec.version;
+                    if let Err(se) = self.blocking(move |s| s.save_tokens(&new, expected)).await {
+                        tracing::warn!("recording the refresh failure failed: {}", se.message());
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Whether getting a token refreshed it.
+pub(crate) enum Refresh {
+    /// The stored token was fresh.
+    NotNeeded,
+    /// Refreshed (by this caller, or another thread or process meanwhile).
+    Done,
+    /// The refresh failed transiently; the current token is still valid and was returned.
+    FailedUsingCurrent(Error),
+}
+
+fn not_connected(id: &str) -> Error {
+    Error::new(
+        ErrorKind::State,
+        format!("account '{id}' is not connected; connect it first"),
+    )
+    .with_code("MC-NOT-CONNECTED")
+}
+
+fn token_from(account: &Account, rec: &TokenRecord) -> Option<AccessToken> {
+    Some(AccessToken {
+        token: SecretString::from(rec.secrets.access_token.clone()?),
+        expires_at: rec.meta.access_expires_at?,
+        user: account.mailbox.clone(),
+    })
+}
+
+/// The stored token if it is valid beyond the refresh margin; an error when the account is not
+/// connected or needs re-authorization (no provider call is made then).
+fn fresh_token(
+    account: &Account,
+    rec: Option<&TokenRecord>,
+    reject: Option<&str>,
+) -> Result<Option<AccessToken>> {
+    let Some(rec) = rec else {
+        return Err(not_connected(&account.id));
+    };
+    if rec.meta.state == StoredState::NeedsReauthorization {
+        let reason = rec
+            .meta
+            .reauth_reason
+            .unwrap_or(ReauthReason::RefreshTokenInvalid);
+        let last = rec.meta.last_error.clone().unwrap_or_default();
+        return Err(Error::new(
+            ErrorKind::ReauthorizationRequired,
+            format!(
+                "account '{}' must be authorized again ({}){}",
+                account.id,
+                reason.as_str(),
+                if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {last}")
+                }
+            ),
+        )
+        .with_evidence(|ev| ev.reauth_reason = Some(reason)));
+    }
+    let Some(exp) = rec.meta.access_expires_at else {
+        return Ok(None);
+    };
+    if reject.is_some() && rec.secrets.access_token.as_deref() == reject {
+        return Ok(None);
+    }
+    // Nothing can renew it: it serves until it expires (the status says re-authorization is due).
+    if !rec.meta.has_refresh_token && rec.meta.flow != Flow::ClientCredentials {
+        return Ok(if exp > now() {
+            token_from(account, rec)
+        } else {
+            None
+        });
+    }
+    let lifetime = rec
+        .meta
+        .access_issued_at
+        .map(|i| exp - i)
+        .unwrap_or(i64::MAX);
+    let margin = (account.options.refresh_margin_secs as i64).min(lifetime / 2);
+    if exp - margin > now() {
+        Ok(token_from(account, rec))
+    } else {
+        Ok(None)
+    }
+}
