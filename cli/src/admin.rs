@@ -664,14 +664,8 @@ pub(crate) fn decode_text(bytes: Vec<u8>) -> (String, bool) {
 }
 
 fn parse_flow(s: &str) -> Result<Flow, String> {
-    match s {
-        "browser" => Ok(Flow::Browser),
-        "device" | "device_code" | "device-code" => Ok(Flow::DeviceCode),
-        "client-credentials" | "client_credentials" => Ok(Flow::ClientCredentials),
-        other => Err(format!(
-            "unknown flow '{other}': browser, device_code or client_credentials"
-        )),
-    }
+    Flow::parse(s)
+        .ok_or_else(|| format!("unknown flow '{s}': browser, device_code or client_credentials"))
 }
 
 /// `account import`: every valid row is stored (or left alone when it is already there), every

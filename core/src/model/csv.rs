@@ -207,22 +207,6 @@ fn invalid(field: Option<&str>, reason: impl Into<String>) -> CsvRowError {
     }
 }
 
-fn parse_flow(s: &str) -> Option<Flow> {
-    match s
-        .trim()
-        .to_ascii_lowercase()
-        .replace(['-', ' '], "_")
-        .as_str()
-    {
-        "browser" | "interactive" => Some(Flow::Browser),
-        "device_code" | "device" | "devicecode" => Some(Flow::DeviceCode),
-        "client_credentials" | "app" | "app_only" | "clientcredentials" => {
-            Some(Flow::ClientCredentials)
-        }
-        _ => None,
-    }
-}
-
 fn parse_security(s: &str) -> Option<Security> {
     match s.trim().to_ascii_lowercase().as_str() {
         "tls" | "ssl" | "ssl/tls" | "implicit" => Some(Security::Tls),
@@ -508,7 +492,7 @@ fn read_row(
         _ => mailbox,
     };
     let flow = match flow {
-        Some(f) if !f.is_empty() => parse_flow(f).ok_or_else(|| {
+        Some(f) if !f.is_empty() => Flow::parse(f).ok_or_else(|| {
             invalid(
                 Some("flow"),
                 format!(

@@ -42,6 +42,25 @@ pub enum Flow {
 
 impl Flow {
     /// A stable lowercase name.
+    /// A flow from its name as people write it (`browser`, `device_code`, `device-code`,
+    /// `device`, `client_credentials`, `app`, ...; case and `-`/`_`/space do not matter): the one
+    /// parser the CSV import, the command line and the options share.
+    pub fn parse(s: &str) -> Option<Flow> {
+        match s
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['-', ' '], "_")
+            .as_str()
+        {
+            "browser" | "interactive" => Some(Flow::Browser),
+            "device_code" | "device" | "devicecode" => Some(Flow::DeviceCode),
+            "client_credentials" | "app" | "app_only" | "clientcredentials" => {
+                Some(Flow::ClientCredentials)
+            }
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Flow::Browser => "browser",
