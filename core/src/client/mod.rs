@@ -3,7 +3,7 @@
 //! A client is cheap to clone and thread-safe. This module opens the store and keeps the
 //! registrations and accounts; what a client does lives beside it, each in one module that extends
 //! [`Client`]: signing in in `authorize`, access tokens and the single-flight refresh in `tokens`,
-//! mail in `mail`, the Test in `check`, the background refresher in `scheduler`. Store calls are
+//! mail in `mail`, the Test in `check`, the background refresher in `refresher`. Store calls are
 //! blocking and are moved off the async threads ([`Client::blocking`]).
 
 mod options;
