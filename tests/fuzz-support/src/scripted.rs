@@ -6,13 +6,18 @@ use std::future::Future;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// The most writes [`with_server`] splits a script into.
+pub const MAX_WRITES: usize = 32;
+
 /// Run `client` against a server on a fresh port of 127.0.0.1 that accepts one connection, sends
 /// `script` in writes of at most `chunk` bytes, then ends its side (the client reads the script,
 /// then the end of the stream) and reads whatever the client sends until the client closes.
 /// `client` gets the port. The server stops when `client` returns.
 ///
 /// The chunk size is what the server writes at a time, with a yield to the client in between;
-/// TCP may still join chunks, so it is a hint to the client's reads, not a guarantee.
+/// TCP may still join chunks, so it is a hint to the client's reads, not a guarantee. A script is
+/// sent in at most [`MAX_WRITES`] writes (larger chunks for a long script): every write costs the
+/// client a wake-up and a read, and a fuzzer runs thousands of sessions a second.
 pub async fn with_server<T, Fut: Future<Output = T>>(
     script: &[u8],
     chunk: usize,
@@ -25,7 +30,8 @@ pub async fn with_server<T, Fut: Future<Output = T>>(
         .local_addr()
         .unwrap_or_else(|e| panic!("listener address: {e}"))
         .port();
-    let serve = serve(listener, script, chunk.max(1));
+    let chunk = chunk.max(1).max(script.len().div_ceil(MAX_WRITES));
+    let serve = serve(listener, script, chunk);
     let client = client(port);
     tokio::pin!(serve, client);
     let mut serving = true;
