@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::account_state::AccountState;
-use crate::error::ReauthReason;
+use crate::error::{quote, Error, ReauthReason, Result};
 use crate::oauth::{ConnectObserver, ConnectStage};
 
 /// What happened.
@@ -104,6 +104,66 @@ pub fn level_number(level: &str) -> Option<u8> {
     })
 }
 
+/// The options of a client's event queue, from the JSON of `mc_events_configure`:
+/// `{"capacity": N, "log_level": LEVEL}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventOptions {
+    /// How many events the queue holds (2..=100000, default [`EventQueue::DEFAULT_CAPACITY`]).
+    pub capacity: usize,
+    /// Log records at or above this level become `log` events (0 = off, the default; 1 = error
+    /// ... 5 = trace; see [`level_number`]).
+    pub log_level: u8,
+}
+
+impl Default for EventOptions {
+    fn default() -> Self {
+        EventOptions {
+            capacity: EventQueue::DEFAULT_CAPACITY,
+            log_level: 0,
+        }
+    }
+}
+
+impl EventOptions {
+    /// The smallest and largest capacity accepted.
+    pub const CAPACITY: std::ops::RangeInclusive<usize> = 2..=100_000;
+
+    /// Parse the options JSON; a missing field keeps its default, an unknown one is refused.
+    pub fn from_json(json: &str) -> Result<EventOptions> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            #[serde(default)]
+            capacity: Option<usize>,
+            #[serde(default)]
+            log_level: Option<String>,
+        }
+        let raw: Raw = crate::model::parse_json("event options", json)?;
+        let mut o = EventOptions::default();
+        if let Some(capacity) = raw.capacity {
+            if !Self::CAPACITY.contains(&capacity) {
+                return Err(Error::invalid(
+                    "capacity",
+                    format!("'capacity' must be between 2 and 100000, not {capacity}"),
+                ));
+            }
+            o.capacity = capacity;
+        }
+        if let Some(l) = raw.log_level {
+            o.log_level = level_number(&l).ok_or_else(|| {
+                Error::invalid(
+                    "log_level",
+                    format!(
+                        "'log_level' must be off, error, warn, info, debug or trace, not '{}'",
+                        quote(&l)
+                    ),
+                )
+            })?;
+        }
+        Ok(o)
+    }
+}
+
 struct Queue {
     items: VecDeque<Event>,
     capacity: usize,
@@ -140,6 +200,11 @@ impl EventQueue {
             seq: AtomicU64::new(0),
             log_level: AtomicU8::new(0),
         }
+    }
+
+    /// Apply options (as [`EventQueue::configure`]).
+    pub fn apply(&self, options: &EventOptions) {
+        self.configure(options.capacity, options.log_level);
     }
 
     /// Change the capacity (dropping the oldest events when it shrinks) and the log level.
@@ -320,6 +385,47 @@ mod tests {
         q.log(1, "error", "t", "kept".into());
         let e = q.try_next().unwrap();
         assert!(e.to_json().contains("\"type\":\"log\"") && e.to_json().contains("kept"));
+    }
+
+    #[test]
+    fn options_from_json() {
+        assert_eq!(
+            EventOptions::from_json("{}").unwrap(),
+            EventOptions::default()
+        );
+        let o = EventOptions::from_json(r#"{"capacity": 2, "log_level": "warn"}"#).unwrap();
+        assert_eq!((o.capacity, o.log_level), (2, 2));
+        let o = EventOptions::from_json(r#"{"capacity": 100000, "log_level": "off"}"#).unwrap();
+        assert_eq!((o.capacity, o.log_level), (100_000, 0));
+        for (json, field, message) in [
+            (
+                r#"{"capacity": 1}"#,
+                "capacity",
+                "'capacity' must be between 2 and 100000, not 1",
+            ),
+            (
+                r#"{"capacity": 100001}"#,
+                "capacity",
+                "'capacity' must be between 2 and 100000, not 100001",
+            ),
+            (
+                r#"{"log_level": "loud"}"#,
+                "log_level",
+                "'log_level' must be off, error, warn, info, debug or trace, not 'loud'",
+            ),
+            (r#"{"capacity": -1}"#, "capacity", ""),
+            (r#"{"log_level": 3}"#, "log_level", ""),
+            (r#"{"size": 3}"#, "size", ""),
+        ] {
+            let e = EventOptions::from_json(json).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{json}");
+            assert_eq!(e.evidence().field.as_deref(), Some(field), "{json}");
+            assert!(e.to_string().ends_with(message), "{json}: {e}");
+        }
+        for json in ["[]", "", "nonsense", "{"] {
+            let e = EventOptions::from_json(json).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{json}");
+        }
     }
 
     #[tokio::test]
