@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod i18n;
+pub mod logging;
 pub mod mail;
 pub mod model;
 pub mod oauth;
