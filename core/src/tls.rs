@@ -1,6 +1,6 @@
 //! The one rustls client configuration used for HTTP, SMTP, IMAP and POP3.
 //!
-//! ring is the only crypto provider in the tree (CRATES.md). Certificates are verified against the
+//! ring is the only crypto provider in the tree (docs/dependencies.md#one-crypto-provider). Certificates are verified against the
 //! platform's roots (rustls-platform-verifier), plus extra CA certificates the host adds (the
 //! sandbox's throw-away CA); where the platform has no roots, Mozilla's (webpki-roots) are used.
 //! Verification is never switched off implicitly.

@@ -1,4 +1,4 @@
-//! Device authorization grant (RFC 8628; Microsoft: MICROSOFT.md §5.4).
+//! Device authorization grant (RFC 8628; Microsoft: docs/provider-facts.md#device-code).
 
 use std::time::{Duration, Instant};
 

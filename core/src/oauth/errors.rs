@@ -2,7 +2,7 @@
 //!
 //! Microsoft warns that `error_description` texts and numeric codes may change and that code should
 //! branch on `error`; we branch on `error` first and refine with `error_codes` and `suberror`
-//! (MICROSOFT.md §1.1, §12.6).
+//! (docs/provider-facts.md#branch-on-error).
 
 pub use crate::diagnose::aadsts::Classification;
 use crate::error::{Error, ErrorKind};

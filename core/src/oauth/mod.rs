@@ -5,7 +5,8 @@
 //! the library must keep the HTTP status, `Retry-After`, the raw body (to report a proxy's HTML page
 //! or a truncated JSON response as such) and Microsoft's error extensions (`error_codes`, `suberror`,
 //! `trace_id`, `correlation_id`) and the `id_token`; the `oauth2` crate's typed client drops or hides
-//! these (CRATES.md notes the `id_token` part). We still use `oauth2` for PKCE and `state` generation.
+//! these. We still use `oauth2` for the random `state` and `nonce`; PKCE is our own `pkce_pair`
+//! (docs/dependencies.md#oauth2-crate).
 
 pub mod browser;
 pub mod device;

@@ -1,4 +1,4 @@
-//! Microsoft identity platform v2.0 (MICROSOFT.md §1–§2).
+//! Microsoft identity platform v2.0 (docs/provider-facts.md#endpoints, #authorities, #scopes-and-resources).
 
 use url::Url;
 

@@ -94,7 +94,7 @@ fn oidc_prompts() -> Option<Vec<String>> {
 }
 
 /// Resolve the profile of `reg`. `tenant_override` replaces the registration's tenant (used for
-/// refreshes against the tenant the user actually signed in to, MICROSOFT.md §1.2).
+/// refreshes against the tenant the user actually signed in to, docs/provider-facts.md#refresh-tenant).
 pub async fn resolve(
     reg: &Registration,
     tenant_override: Option<&str>,

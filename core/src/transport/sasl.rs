@@ -1,4 +1,4 @@
-//! SASL XOAUTH2 and OAUTHBEARER (RFC 7628) initial responses (MICROSOFT.md §3).
+//! SASL XOAUTH2 and OAUTHBEARER (RFC 7628) initial responses (docs/provider-facts.md#xoauth2).
 
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn xoauth2_matches_microsofts_documented_example() {
-        // MICROSOFT.md §3.1: user=test@contoso.onmicrosoft.com, token EwBAAl3BAAUFFpUAo7J3Ve0bjLBWZWCclRC3EoAA
+        // docs/provider-facts.md#xoauth2-example: user=test@contoso.onmicrosoft.com, token EwBAAl3BAAUFFpUAo7J3Ve0bjLBWZWCclRC3EoAA
         let t = SecretString::from("EwBAAl3BAAUFFpUAo7J3Ve0bjLBWZWCclRC3EoAA".to_string());
         assert_eq!(
             xoauth2("test@contoso.onmicrosoft.com", &t).expose_secret(),
