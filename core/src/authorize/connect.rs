@@ -21,6 +21,14 @@ pub struct ConnectOptions {
     pub flow: Option<Flow>,
 }
 
+/// Whom a grant is for: the account, its registration and the provider profile it was resolved to.
+#[derive(Clone, Copy)]
+pub(crate) struct SignIn<'a> {
+    pub(crate) account: &'a Account,
+    pub(crate) reg: &'a Registration,
+    pub(crate) profile: &'a Profile,
+}
+
 impl Client {
     /// Authorize the account interactively (or app-only) and store its tokens.
     pub async fn connect(
@@ -63,27 +71,27 @@ impl Client {
         let profile = provider::resolve(&reg, None, &self.inner.http).await?;
         observer.progress(ConnectStage::RequestingTokens);
         let grant = self.client_credentials(&reg, &profile, cancel).await?;
-        self.store_grant(account, &reg, &profile, &grant, None, flow, &observer)
-            .await
+        let to = SignIn {
+            account,
+            reg: &reg,
+            profile: &profile,
+        };
+        self.store_grant(to, &grant, None, flow, &observer).await
     }
 
     /// Check the identity of a grant and store it as the account's tokens. `observer` records
     /// progress events already (an [`EventObserver`]).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store_grant(
         &self,
-        account: &Account,
-        reg: &Registration,
-        profile: &Profile,
+        to: SignIn<'_>,
         grant: &TokenGrant,
         nonce: Option<&str>,
         flow: Flow,
         observer: &dyn ConnectObserver,
     ) -> Result<Status> {
+        let SignIn { account, reg, .. } = to;
         observer.progress(ConnectStage::CheckingIdentity);
-        let identity = self
-            .check_identity(account, reg, profile, grant, nonce, flow)
-            .await?;
+        let identity = self.check_identity(&to, grant, nonce, flow).await?;
         observer.progress(ConnectStage::Storing);
         let tenant = match (reg.provider, &identity) {
             (ProviderKind::Microsoft, Some(Identity { tid: Some(tid), .. })) => Some(tid.clone()),
@@ -154,13 +162,16 @@ impl Client {
     /// established refuses the sign-in unless the registration says `"verify_identity": false`.
     async fn check_identity(
         &self,
-        account: &Account,
-        reg: &Registration,
-        profile: &Profile,
+        to: &SignIn<'_>,
         grant: &TokenGrant,
         nonce: Option<&str>,
         flow: Flow,
     ) -> Result<Option<Identity>> {
+        let SignIn {
+            account,
+            reg,
+            profile,
+        } = *to;
         if flow == Flow::ClientCredentials {
             return Ok(None);
         }

@@ -29,6 +29,7 @@ use zeroize::Zeroizing;
 mod connect;
 
 pub use connect::ConnectOptions;
+use connect::SignIn;
 
 use crate::account_state::Status;
 use crate::client::Client;
@@ -139,6 +140,16 @@ struct Pending {
     profile: Profile,
     kind: Kind,
     expires: Instant,
+}
+
+impl Pending {
+    fn sign_in(&self) -> SignIn<'_> {
+        SignIn {
+            account: &self.account,
+            reg: &self.reg,
+            profile: &self.profile,
+        }
+    }
 }
 
 enum Slot {
@@ -599,9 +610,7 @@ impl Client {
             Ok(Step::Granted(g)) => {
                 let r = self
                     .store_grant(
-                        &p.account,
-                        &p.reg,
-                        &p.profile,
+                        p.sign_in(),
                         &g,
                         None,
                         Flow::DeviceCode,
@@ -704,15 +713,7 @@ impl Client {
         match grant {
             Ok(g) => {
                 let r = self
-                    .store_grant(
-                        &p.account,
-                        &p.reg,
-                        &p.profile,
-                        &g,
-                        None,
-                        Flow::DeviceCode,
-                        observer,
-                    )
+                    .store_grant(p.sign_in(), &g, None, Flow::DeviceCode, observer)
                     .await;
                 self.feature::<PendingTable>()
                     .finish(handle, if r.is_ok() { "completed" } else { "failed" });
@@ -816,9 +817,7 @@ impl Client {
         )
         .await?;
         self.store_grant(
-            &p.account,
-            &p.reg,
-            &p.profile,
+            p.sign_in(),
             &g,
             Some(req.nonce.secret()),
             Flow::Browser,
