@@ -1,29 +1,13 @@
 //! Host-driven sign-in: begin, then complete / poll / wait, or abort.
 
 use std::ffi::c_char;
+use std::ptr::null;
 
 use mailconnect_core::BeginOptions;
 
 use crate::cancel::mc_cancel;
 use crate::client::{client_arg, mc_client};
-use crate::guard::{call, give_string, id_arg, out_arg, str_arg};
-use crate::status::{FfiError, MC_E_INTERNAL};
-
-fn json<T: serde::Serialize>(v: &T) -> Result<String, FfiError> {
-    serde_json::to_string(v).map_err(|e| FfiError::new(MC_E_INTERNAL, format!("JSON: {e}")))
-}
-
-/// Hand `s` to an optional out-parameter.
-///
-/// # Safety
-/// `out` NULL or writable.
-unsafe fn give_optional(out: *mut *mut c_char, s: String) -> Result<(), FfiError> {
-    if out.is_null() {
-        return Ok(());
-    }
-    // SAFETY: non-null and writable per the caller's contract.
-    unsafe { give_string(out, s) }
-}
+use crate::guard::{call, give_json, give_optional, id_arg, opt_json_arg, out_arg, str_arg};
 
 /// Begin a sign-in for an account and get what to show, for hosts that show the sign-in
 /// themselves (an embedded web view, their own device-code dialog).
@@ -67,15 +51,13 @@ pub unsafe extern "C" fn mc_authorization_begin(
         out_arg(out_json, "out_json")?;
         // SAFETY: contract of this export.
         let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
-        let opts = if options_json.is_null() {
-            BeginOptions::default()
-        } else {
-            // SAFETY: non-null, NUL-terminated per the contract.
-            BeginOptions::from_json(unsafe { str_arg(options_json, "options_json")? })?
-        };
-        let a = cl.block_on(cl.client.begin_authorization(id, &opts))??;
+        // SAFETY: NULL or NUL-terminated per the contract.
+        let opts = unsafe { opt_json_arg(options_json, "options_json", BeginOptions::from_json)? };
+        let a = cl.run(null(), async |_| {
+            cl.client.begin_authorization(id, &opts).await
+        })?;
         // SAFETY: checked writable above.
-        unsafe { give_string(out_json, json(&a)?) }
+        unsafe { give_json(out_json, &a) }
     })
 }
 
@@ -115,18 +97,14 @@ pub unsafe extern "C" fn mc_authorization_complete(
 ) -> i32 {
     call(|| {
         // SAFETY: contract of this export.
-        let (cl, h, r) = unsafe {
-            (
-                client_arg(client)?,
-                id_arg(handle, "handle")?,
-                str_arg(redirect, "redirect")?,
-            )
-        };
-        let token = cl.cancel_for(cancel);
-        let _done = token.clone().drop_guard();
-        let status = cl.block_on(cl.client.complete_authorization(h, r, &token))??;
+        let (cl, h) = unsafe { (client_arg(client)?, id_arg(handle, "handle")?) };
+        // SAFETY: contract of this export.
+        let r = unsafe { str_arg(redirect, "redirect")? };
+        let status = cl.run(cancel, async |t| {
+            cl.client.complete_authorization(h, r, t).await
+        })?;
         // SAFETY: NULL or writable per the contract.
-        unsafe { give_optional(out_status_json, json(&status)?) }
+        unsafe { give_optional(out_status_json, &status) }
     })
 }
 
@@ -161,11 +139,9 @@ pub unsafe extern "C" fn mc_authorization_poll(
         out_arg(out_json, "out_json")?;
         // SAFETY: contract of this export.
         let (cl, h) = unsafe { (client_arg(client)?, id_arg(handle, "handle")?) };
-        let token = cl.cancel_for(cancel);
-        let _done = token.clone().drop_guard();
-        let r = cl.block_on(cl.client.poll_authorization(h, &token))??;
+        let r = cl.run(cancel, async |t| cl.client.poll_authorization(h, t).await)?;
         // SAFETY: checked writable above.
-        unsafe { give_string(out_json, json(&r)?) }
+        unsafe { give_json(out_json, &r) }
     })
 }
 
@@ -196,11 +172,9 @@ pub unsafe extern "C" fn mc_authorization_wait(
     call(|| {
         // SAFETY: contract of this export.
         let (cl, h) = unsafe { (client_arg(client)?, id_arg(handle, "handle")?) };
-        let token = cl.cancel_for(cancel);
-        let _done = token.clone().drop_guard();
-        let status = cl.block_on(cl.client.wait_authorization(h, &token))??;
+        let status = cl.run(cancel, async |t| cl.client.wait_authorization(h, t).await)?;
         // SAFETY: NULL or writable per the contract.
-        unsafe { give_optional(out_status_json, json(&status)?) }
+        unsafe { give_optional(out_status_json, &status) }
     })
 }
 

@@ -6,7 +6,8 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use mailconnect_core::{CancellationToken, Client, ClientOptions};
 
-use crate::guard::{call, call_void, id_arg, out_arg, str_arg};
+use crate::cancel::mc_cancel;
+use crate::guard::{call, call_void, give_json, id_arg, out_arg, str_arg};
 use crate::status::{FfiError, MC_E_INTERNAL, MC_E_STATE};
 
 /// A mailconnect client: one token store, its own async runtime. Opaque.
@@ -32,8 +33,23 @@ impl Drop for InFlight {
 }
 
 impl mc_client {
+    /// Run a core call to completion on the client's runtime, from the calling (host) thread: the
+    /// one way a blocking export waits for core. `f` gets a token that fires when the caller's
+    /// `cancel` (NULL = none) or `mc_client_free` fires; it is cancelled when the call returns, so
+    /// nothing started for it outlives it. Refused with `MC_E_STATE` on a mailconnect callback
+    /// thread; counted as in flight, so `mc_client_free` waits for it.
+    pub(crate) fn run<T>(
+        &self,
+        cancel: *const mc_cancel,
+        f: impl AsyncFnOnce(&CancellationToken) -> mailconnect_core::Result<T>,
+    ) -> Result<T, FfiError> {
+        let token = self.cancel_for(cancel);
+        let _done = token.clone().drop_guard();
+        Ok(self.block_on(f(&token))??)
+    }
+
     /// Run `fut` to completion on the client's runtime, from the calling (host) thread.
-    pub(crate) fn block_on<T>(&self, fut: impl Future<Output = T>) -> Result<T, FfiError> {
+    fn block_on<T>(&self, fut: impl Future<Output = T>) -> Result<T, FfiError> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(FfiError::new(
                 MC_E_STATE,
@@ -99,7 +115,7 @@ impl mc_client {
     }
 
     /// A cancellation token that fires when the caller's `mc_cancel` or `mc_client_free` fires.
-    pub(crate) fn cancel_for(&self, cancel: *const crate::cancel::mc_cancel) -> CancellationToken {
+    fn cancel_for(&self, cancel: *const mc_cancel) -> CancellationToken {
         let token = self.shutdown.child_token();
         if !cancel.is_null() {
             // SAFETY: non-null `mc_cancel` pointers come from `mc_cancel_new` (contract of every export).
@@ -118,6 +134,39 @@ impl mc_client {
             });
         }
         token
+    }
+}
+
+impl mc_client {
+    /// Cancel the calls in progress, wait until they have returned, then free the client and stop
+    /// its runtime.
+    ///
+    /// # Safety
+    /// `client` non-null, from `mc_client_open`, not yet freed; no new call starts on it.
+    unsafe fn close(client: *mut mc_client) {
+        // SAFETY: live per the contract.
+        let c = unsafe { &*client };
+        c.shutdown.cancel();
+        {
+            let (m, cv) = &*c.in_flight;
+            if let Ok(mut n) = m.lock() {
+                while *n > 0 {
+                    match cv.wait(n) {
+                        Ok(g) => n = g,
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        // SAFETY: no call is in progress any more; we own the pointer.
+        let boxed = unsafe { Box::from_raw(client) };
+        let mc_client {
+            runtime,
+            client: inner,
+            ..
+        } = *boxed;
+        drop(inner);
+        shut_down(runtime);
     }
 }
 
@@ -196,45 +245,12 @@ pub unsafe extern "C" fn mc_client_open(
 #[no_mangle]
 pub unsafe extern "C" fn mc_client_free(client: *mut mc_client) {
     call_void(|| {
-        if client.is_null() {
-            return;
+        if !client.is_null() {
+            // SAFETY: from `mc_client_open`, still live, freed once (contract).
+            unsafe { mc_client::close(client) }
         }
-        // SAFETY: non-null, from `mc_client_open`, still live (contract).
-        let c = unsafe { &*client };
-        c.shutdown.cancel();
-        {
-            let (m, cv) = &*c.in_flight;
-            if let Ok(mut n) = m.lock() {
-                while *n > 0 {
-                    match cv.wait(n) {
-                        Ok(g) => n = g,
-                        Err(_) => break,
-                    }
-                }
-            }
-        }
-        // SAFETY: no call is in progress any more; we own the pointer.
-        let boxed = unsafe { Box::from_raw(client) };
-        let mc_client {
-            runtime,
-            client: inner,
-            ..
-        } = *boxed;
-        drop(inner);
-        shut_down(runtime);
     });
 }
-
-macro_rules! json_out {
-    ($out:expr, $value:expr) => {{
-        let s = serde_json::to_string(&$value).map_err(|e| {
-            $crate::status::FfiError::new($crate::status::MC_E_INTERNAL, format!("JSON: {e}"))
-        })?;
-        // SAFETY: `$out` was checked with `out_arg` by the caller.
-        unsafe { $crate::guard::give_string($out, s) }
-    }};
-}
-pub(crate) use json_out;
 
 /// Insert or update an account (JSON, README "Accounts and registrations"). `registration` may be
 /// an id or an inline registration object, which is stored too. Validated before anything is written.
@@ -287,7 +303,8 @@ pub unsafe extern "C" fn mc_account_get(
         out_arg(out_json, "out_json")?;
         // SAFETY: contract of this export.
         let (c, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
-        json_out!(out_json, c.client.account(id)?)
+        // SAFETY: checked writable above.
+        unsafe { give_json(out_json, &c.client.account(id)?) }
     })
 }
 
@@ -313,7 +330,8 @@ pub unsafe extern "C" fn mc_account_list(
         out_arg(out_json, "out_json")?;
         // SAFETY: contract of this export.
         let c = unsafe { client_arg(client)? };
-        json_out!(out_json, c.client.accounts()?)
+        // SAFETY: checked writable above.
+        unsafe { give_json(out_json, &c.client.accounts()?) }
     })
 }
 
@@ -391,7 +409,8 @@ pub unsafe extern "C" fn mc_registration_list(
         out_arg(out_json, "out_json")?;
         // SAFETY: contract of this export.
         let c = unsafe { client_arg(client)? };
-        json_out!(out_json, c.client.registrations()?)
+        // SAFETY: checked writable above.
+        unsafe { give_json(out_json, &c.client.registrations()?) }
     })
 }
 
@@ -446,6 +465,7 @@ pub unsafe extern "C" fn mc_status(
         out_arg(out_json, "out_json")?;
         // SAFETY: contract of this export.
         let (c, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
-        json_out!(out_json, c.client.status(id)?)
+        // SAFETY: checked writable above.
+        unsafe { give_json(out_json, &c.client.status(id)?) }
     })
 }

@@ -1,6 +1,7 @@
 //! Connect, Disconnect and Test.
 
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_void};
+use std::ptr::null;
 
 use mailconnect_core::check::TestOptions;
 use mailconnect_core::oauth::DeviceCodeInfo;
@@ -8,8 +9,8 @@ use mailconnect_core::{ConnectObserver, ConnectOptions, ConnectStage, Protocol};
 
 use crate::cancel::mc_cancel;
 use crate::client::{client_arg, mc_client};
-use crate::guard::{call, give_string, id_arg, out_arg};
-use crate::status::{FfiError, MC_E_INTERNAL, MC_E_INVALID_ARGUMENT};
+use crate::guard::{c_string, call, give_json, id_arg, out_arg};
+use crate::status::{FfiError, MC_E_INVALID_ARGUMENT};
 
 /// The version of `mc_connect_callbacks` this header describes.
 pub const MC_CONNECT_CALLBACKS_VERSION: u32 = 1;
@@ -58,15 +59,45 @@ struct HostObserver {
     on_progress: Option<unsafe extern "C" fn(*mut c_void, *const c_char)>,
 }
 
-fn c(s: &str) -> CString {
-    CString::new(s.replace('\0', " ")).unwrap_or_default()
+impl HostObserver {
+    /// The host's callbacks (none for NULL), after checking their version.
+    ///
+    /// # Safety
+    /// `callbacks` NULL or valid for the call.
+    unsafe fn new(callbacks: *const mc_connect_callbacks) -> Result<HostObserver, FfiError> {
+        if callbacks.is_null() {
+            return Ok(HostObserver {
+                user_data: 0,
+                on_open_url: None,
+                on_device_code: None,
+                on_progress: None,
+            });
+        }
+        // SAFETY: non-null, valid for the call (contract).
+        let cb = unsafe { &*callbacks };
+        if cb.version != MC_CONNECT_CALLBACKS_VERSION {
+            return Err(FfiError::new(
+                MC_E_INVALID_ARGUMENT,
+                format!(
+                    "mc_connect_callbacks.version is {}, expected {MC_CONNECT_CALLBACKS_VERSION}",
+                    cb.version
+                ),
+            ));
+        }
+        Ok(HostObserver {
+            user_data: cb.user_data as usize,
+            on_open_url: cb.on_open_url,
+            on_device_code: cb.on_device_code,
+            on_progress: cb.on_progress,
+        })
+    }
 }
 
 impl ConnectObserver for HostObserver {
     fn open_url(&self, url: &str) -> bool {
         match self.on_open_url {
             // SAFETY: the host promised a valid callback and user_data (mc_connect contract).
-            Some(f) => unsafe { f(self.user_data as *mut c_void, c(url).as_ptr()) != 0 },
+            Some(f) => unsafe { f(self.user_data as *mut c_void, c_string(url).as_ptr()) != 0 },
             None => false,
         }
     }
@@ -76,9 +107,9 @@ impl ConnectObserver for HostObserver {
             Some(f) => unsafe {
                 f(
                     self.user_data as *mut c_void,
-                    c(&info.user_code).as_ptr(),
-                    c(&info.verification_uri).as_ptr(),
-                    c(&info.message).as_ptr(),
+                    c_string(&info.user_code).as_ptr(),
+                    c_string(&info.verification_uri).as_ptr(),
+                    c_string(&info.message).as_ptr(),
                 )
             },
             None => tracing::info!(target: "mailconnect", "{}", info.message),
@@ -87,7 +118,12 @@ impl ConnectObserver for HostObserver {
     fn progress(&self, stage: ConnectStage) {
         if let Some(f) = self.on_progress {
             // SAFETY: as above.
-            unsafe { f(self.user_data as *mut c_void, c(stage.as_str()).as_ptr()) }
+            unsafe {
+                f(
+                    self.user_data as *mut c_void,
+                    c_string(stage.as_str()).as_ptr(),
+                )
+            }
         }
     }
 }
@@ -122,32 +158,12 @@ pub unsafe extern "C" fn mc_connect(
     call(|| {
         // SAFETY: contract of this export.
         let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
-        let observer = if callbacks.is_null() {
-            HostObserver {
-                user_data: 0,
-                on_open_url: None,
-                on_device_code: None,
-                on_progress: None,
-            }
-        } else {
-            // SAFETY: non-null, valid for the call (contract).
-            let cb = unsafe { &*callbacks };
-            if cb.version != MC_CONNECT_CALLBACKS_VERSION {
-                return Err(FfiError::new(MC_E_INVALID_ARGUMENT, format!("mc_connect_callbacks.version is {}, expected {MC_CONNECT_CALLBACKS_VERSION}", cb.version)));
-            }
-            HostObserver {
-                user_data: cb.user_data as usize,
-                on_open_url: cb.on_open_url,
-                on_device_code: cb.on_device_code,
-                on_progress: cb.on_progress,
-            }
-        };
-        let token = cl.cancel_for(cancel);
-        let _done = token.clone().drop_guard();
-        cl.block_on(
-            cl.client
-                .connect(id, ConnectOptions::default(), &observer, &token),
-        )??;
+        // SAFETY: NULL or valid for the call (contract).
+        let observer = unsafe { HostObserver::new(callbacks)? };
+        let options = ConnectOptions::default();
+        cl.run(cancel, async |t| {
+            cl.client.connect(id, options, &observer, t).await
+        })?;
         Ok(())
     })
 }
@@ -168,8 +184,7 @@ pub unsafe extern "C" fn mc_disconnect(client: *mut mc_client, account_id: *cons
     call(|| {
         // SAFETY: contract of this export.
         let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
-        cl.block_on(cl.client.disconnect(id))??;
-        Ok(())
+        cl.run(null(), async |_| cl.client.disconnect(id).await)
     })
 }
 
@@ -230,12 +245,8 @@ pub unsafe extern "C" fn mc_test(
             send_probe: protocols & MC_TEST_SEND_PROBE != 0,
         };
         let protos = protocols_of(protocols & !MC_TEST_SEND_PROBE)?;
-        let token = cl.cancel_for(cancel);
-        let _done = token.clone().drop_guard();
-        let report = cl.block_on(cl.client.test(id, &protos, opts, &token))??;
-        let s = serde_json::to_string(&report)
-            .map_err(|e| FfiError::new(MC_E_INTERNAL, format!("JSON: {e}")))?;
+        let report = cl.run(cancel, async |t| cl.client.test(id, &protos, opts, t).await)?;
         // SAFETY: checked writable above.
-        unsafe { give_string(out_report_json, s) }
+        unsafe { give_json(out_report_json, &report) }
     })
 }

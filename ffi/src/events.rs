@@ -1,24 +1,15 @@
 //! The per-client event queue: `mc_events_configure`, `mc_next_event`.
 
 use std::ffi::c_char;
+use std::ptr::null;
 use std::time::Duration;
 
-use mailconnect_core::events::level_number;
-use mailconnect_core::EventQueue;
-use serde::Deserialize;
+use mailconnect_core::events::EventOptions;
+use mailconnect_core::Event;
 
 use crate::client::{client_arg, mc_client};
-use crate::guard::{call, give_string, out_arg, str_arg};
-use crate::status::{FfiError, MC_E_INVALID_ARGUMENT};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Options {
-    #[serde(default)]
-    capacity: Option<usize>,
-    #[serde(default)]
-    log_level: Option<String>,
-}
+use crate::guard::{call, give_json, out_arg, str_arg};
+use crate::status::FfiError;
 
 /// Configure the client's event queue. `options_json`: `{"capacity": N, "log_level": LEVEL}`;
 /// `capacity` 2..100000 (default 1024), `log_level` `off` (default), `error`, `warn`, `info`,
@@ -49,28 +40,10 @@ pub unsafe extern "C" fn mc_events_configure(
     call(|| {
         // SAFETY: contract of this export.
         let (cl, json) = unsafe { (client_arg(client)?, str_arg(options_json, "options_json")?) };
-        let o: Options = mailconnect_core::model::parse_json("event options", json)?;
-        let capacity = o.capacity.unwrap_or(EventQueue::DEFAULT_CAPACITY);
-        if !(2..=100_000).contains(&capacity) {
-            return Err(FfiError::new(
-                MC_E_INVALID_ARGUMENT,
-                format!("'capacity' must be between 2 and 100000, not {capacity}"),
-            ));
-        }
-        let level = match o.log_level.as_deref() {
-            None => 0,
-            Some(l) => level_number(l).ok_or_else(|| {
-                FfiError::new(
-                    MC_E_INVALID_ARGUMENT,
-                    format!(
-                        "'log_level' must be off, error, warn, info, debug or trace, not '{l}'"
-                    ),
-                )
-            })?,
-        };
+        let options = EventOptions::from_json(json)?;
         let events = cl.client.events();
-        events.configure(capacity, level);
-        if level > 0 {
+        events.apply(&options);
+        if options.log_level > 0 {
             crate::log::route_to_queue(events);
         }
         Ok(())
@@ -114,25 +87,24 @@ pub unsafe extern "C" fn mc_next_event(
         out_arg(out_event_json, "out_event_json")?;
         // SAFETY: contract of this export.
         let cl = unsafe { client_arg(client)? };
-        // SAFETY: checked for NULL; writable per the contract.
-        unsafe { *out_event_json = std::ptr::null_mut() };
-        let events = cl.client.events().clone();
-        let ev = if timeout_ms == 0 {
-            events.try_next()
-        } else {
-            let timeout = if timeout_ms < 0 {
-                Duration::from_secs(365 * 24 * 3600)
-            } else {
-                Duration::from_millis(timeout_ms as u64)
-            };
-            let token = cl.cancel_for(std::ptr::null_mut());
-            let _done = token.clone().drop_guard();
-            cl.block_on(async move { events.next(timeout, &token).await })?
-        };
-        match ev {
+        match cl.next_event(timeout_ms)? {
             // SAFETY: checked writable above.
-            Some(e) => unsafe { give_string(out_event_json, e.to_json()) },
+            Some(e) => unsafe { give_json(out_event_json, &e) },
             None => Ok(()),
         }
     })
+}
+
+impl mc_client {
+    /// The next event, waiting up to `timeout_ms` (0 = not at all, negative = about a year: until
+    /// one arrives or the client is freed).
+    fn next_event(&self, timeout_ms: i32) -> Result<Option<Event>, FfiError> {
+        let events = self.client.events();
+        let timeout = match timeout_ms {
+            0 => return Ok(events.try_next()),
+            ms if ms < 0 => Duration::from_secs(365 * 24 * 3600),
+            ms => Duration::from_millis(ms as u64),
+        };
+        self.run(null(), async |c| Ok(events.next(timeout, c).await))
+    }
 }

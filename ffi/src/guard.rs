@@ -4,6 +4,8 @@
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use serde::Serialize;
+
 use crate::status::{
     clear_last, set_last, FfiError, MC_E_INTERNAL, MC_E_INVALID_ARGUMENT, MC_E_INVALID_UTF8,
     MC_E_NULL_POINTER, MC_OK,
@@ -65,6 +67,22 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, name: &str) -> Result<&'a str
     })
 }
 
+/// An optional JSON argument read with `parse` (a core parser); NULL gives the defaults.
+///
+/// # Safety
+/// As [`str_arg`].
+pub(crate) unsafe fn opt_json_arg<T: Default>(
+    p: *const c_char,
+    name: &str,
+    parse: impl FnOnce(&str) -> mailconnect_core::Result<T>,
+) -> Result<T, FfiError> {
+    if p.is_null() {
+        return Ok(T::default());
+    }
+    // SAFETY: forwarded contract.
+    Ok(parse(unsafe { str_arg(p, name)? })?)
+}
+
 /// A required non-empty id argument.
 ///
 /// # Safety
@@ -102,7 +120,63 @@ pub(crate) fn nonnull_arg<T>(p: *mut T, name: &str) -> Result<(), FfiError> {
     Ok(())
 }
 
-/// Hand a string to the caller (free with `mc_string_free`).
+/// A required byte-buffer argument: `len` bytes at `p`, which may be NULL only when `len` is 0.
+/// `null_message` is the error when it is NULL with bytes to read.
+///
+/// # Safety
+/// `p` must be NULL or valid for reading `len` bytes during the call.
+pub(crate) unsafe fn bytes_arg<'a>(
+    p: *const u8,
+    len: usize,
+    null_message: &str,
+) -> Result<&'a [u8], FfiError> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(FfiError::new(MC_E_NULL_POINTER, null_message));
+    }
+    // SAFETY: non-null and valid for `len` bytes per the contract.
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// A C string for a host callback or a borrowed result: `s` with any NUL byte replaced by a
+/// space (a C string ends at its first NUL, so nothing after one would reach the host).
+pub(crate) fn c_string(s: &str) -> CString {
+    CString::new(s.replace('\0', " ")).unwrap_or_default()
+}
+
+/// Hand `value` as JSON to the caller (free with `mc_string_free`).
+///
+/// # Safety
+/// As [`give_string`].
+pub(crate) unsafe fn give_json<T: Serialize + ?Sized>(
+    out: *mut *mut c_char,
+    value: &T,
+) -> Result<(), FfiError> {
+    let s = serde_json::to_string(value)
+        .map_err(|e| FfiError::new(MC_E_INTERNAL, format!("JSON: {e}")))?;
+    // SAFETY: forwarded contract.
+    unsafe { give_string(out, s) }
+}
+
+/// Hand `value` as JSON to an optional out-parameter: nothing is produced when `out` is NULL.
+///
+/// # Safety
+/// `out` NULL or writable.
+pub(crate) unsafe fn give_optional<T: Serialize + ?Sized>(
+    out: *mut *mut c_char,
+    value: &T,
+) -> Result<(), FfiError> {
+    if out.is_null() {
+        return Ok(());
+    }
+    // SAFETY: non-null and writable per the caller's contract.
+    unsafe { give_json(out, value) }
+}
+
+/// Hand a string to the caller (free with `mc_string_free`). The one way strings leave the
+/// library through out-parameters: the original is wiped, as it may hold a token.
 ///
 /// # Safety
 /// `out` must be a valid, writable pointer (checked for NULL by the caller with [`out_arg`]).

@@ -61,24 +61,5 @@ pub extern "C" fn mc_version() -> *const c_char {
 /// static; do not free. Threads: any thread. Errors: none.
 #[no_mangle]
 pub extern "C" fn mc_status_name(code: i32) -> *const c_char {
-    let s: &'static [u8] = match status::name_of(code) {
-        "MC_OK" => b"MC_OK\0",
-        "MC_E_INVALID_ARGUMENT" => b"MC_E_INVALID_ARGUMENT\0",
-        "MC_E_NULL_POINTER" => b"MC_E_NULL_POINTER\0",
-        "MC_E_INVALID_UTF8" => b"MC_E_INVALID_UTF8\0",
-        "MC_E_NOT_FOUND" => b"MC_E_NOT_FOUND\0",
-        "MC_E_STATE" => b"MC_E_STATE\0",
-        "MC_E_REAUTHORIZATION_REQUIRED" => b"MC_E_REAUTHORIZATION_REQUIRED\0",
-        "MC_E_PROVIDER_CONFIGURATION" => b"MC_E_PROVIDER_CONFIGURATION\0",
-        "MC_E_AUTHORIZATION_DENIED" => b"MC_E_AUTHORIZATION_DENIED\0",
-        "MC_E_PROVIDER_UNAVAILABLE" => b"MC_E_PROVIDER_UNAVAILABLE\0",
-        "MC_E_NETWORK" => b"MC_E_NETWORK\0",
-        "MC_E_TLS" => b"MC_E_TLS\0",
-        "MC_E_MAIL_SERVER" => b"MC_E_MAIL_SERVER\0",
-        "MC_E_STORE" => b"MC_E_STORE\0",
-        "MC_E_CANCELLED" => b"MC_E_CANCELLED\0",
-        "MC_E_TIMEOUT" => b"MC_E_TIMEOUT\0",
-        _ => b"MC_E_INTERNAL\0",
-    };
-    s.as_ptr().cast()
+    status::name_c(code).as_ptr()
 }

@@ -1,15 +1,17 @@
 //! Tokens for hosts with their own mail code, and sending and fetching mail.
 
 use std::ffi::c_char;
+use std::ptr::null;
 
 use mailconnect_core::mail::FetchRequest;
+use mailconnect_core::model::parse_json;
 use secrecy::ExposeSecret;
 
 use crate::cancel::mc_cancel;
-use crate::client::{client_arg, json_out, mc_client};
+use crate::client::{client_arg, mc_client};
 use crate::connect::protocols_of;
-use crate::guard::{call, give_string, id_arg, out_arg, str_arg};
-use crate::status::{FfiError, MC_E_INVALID_ARGUMENT, MC_E_NULL_POINTER};
+use crate::guard::{bytes_arg, call, give_json, give_string, id_arg, opt_json_arg, out_arg};
+use crate::status::{FfiError, MC_E_INVALID_ARGUMENT};
 
 fn check_protocol(bits: u32) -> Result<(), FfiError> {
     let p = protocols_of(bits)?;
@@ -39,13 +41,10 @@ unsafe fn secret_out(
         check_protocol(protocol)?;
         // SAFETY: contract of the calling export.
         let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
-        let token = cl.cancel_for(std::ptr::null());
-        let _done = token.clone().drop_guard();
-        let secret = if sasl {
-            cl.block_on(cl.client.sasl_xoauth2(id, &token))??
-        } else {
-            cl.block_on(cl.client.access_token(id, &token))??.token
-        };
+        let secret = cl.run(null(), async |t| match sasl {
+            true => cl.client.sasl_xoauth2(id, t).await,
+            false => Ok(cl.client.access_token(id, t).await?.token),
+        })?;
         // SAFETY: checked writable.
         unsafe { give_string(out, secret.expose_secret().to_string()) }
     })
@@ -133,21 +132,9 @@ pub unsafe extern "C" fn mc_send(
     call(|| {
         // SAFETY: contract of this export.
         let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
-        if rfc5322.is_null() && len > 0 {
-            return Err(FfiError::new(
-                MC_E_NULL_POINTER,
-                "'rfc5322' must not be NULL",
-            ));
-        }
-        let bytes: &[u8] = if len == 0 {
-            &[]
-        } else {
-            // SAFETY: non-null, `len` readable bytes (contract).
-            unsafe { std::slice::from_raw_parts(rfc5322, len) }
-        };
-        let token = cl.cancel_for(cancel);
-        let _done = token.clone().drop_guard();
-        cl.block_on(cl.client.send(id, bytes, None, &token))??;
+        // SAFETY: NULL only when `len` is 0, else `len` readable bytes (contract).
+        let bytes = unsafe { bytes_arg(rfc5322, len, "'rfc5322' must not be NULL")? };
+        cl.run(cancel, async |t| cl.client.send(id, bytes, None, t).await)?;
         Ok(())
     })
 }
@@ -177,10 +164,9 @@ pub unsafe extern "C" fn mc_list_folders(
         out_arg(out_json, "out_json")?;
         // SAFETY: contract of this export.
         let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
-        let token = cl.cancel_for(cancel);
-        let _done = token.clone().drop_guard();
-        let folders = cl.block_on(cl.client.list_folders(id, &token))??;
-        json_out!(out_json, folders)
+        let folders = cl.run(cancel, async |t| cl.client.list_folders(id, t).await)?;
+        // SAFETY: checked writable above.
+        unsafe { give_json(out_json, &folders) }
     })
 }
 
@@ -213,16 +199,11 @@ pub unsafe extern "C" fn mc_fetch(
         out_arg(out_json, "out_json")?;
         // SAFETY: contract of this export.
         let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
-        let req: FetchRequest = if query_json.is_null() {
-            FetchRequest::default()
-        } else {
-            // SAFETY: non-null, NUL-terminated (contract).
-            let q = unsafe { str_arg(query_json, "query_json")? };
-            mailconnect_core::model::parse_json("fetch query", q)?
-        };
-        let token = cl.cancel_for(cancel);
-        let _done = token.clone().drop_guard();
-        let msgs = cl.block_on(cl.client.fetch(id, &req, &token))??;
-        json_out!(out_json, msgs)
+        let parse = |q: &str| parse_json::<FetchRequest>("fetch query", q);
+        // SAFETY: NULL or NUL-terminated (contract).
+        let req = unsafe { opt_json_arg(query_json, "query_json", parse)? };
+        let msgs = cl.run(cancel, async |t| cl.client.fetch(id, &req, t).await)?;
+        // SAFETY: checked writable above.
+        unsafe { give_json(out_json, &msgs) }
     })
 }

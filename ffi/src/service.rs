@@ -3,21 +3,38 @@
 
 use std::ffi::c_char;
 
-use mailconnect_core::{Refresher, RefresherOptions};
+use std::sync::MutexGuard;
+
+use mailconnect_core::{CancellationToken, Refresher, RefresherOptions};
 
 use crate::cancel::mc_cancel;
 use crate::client::{client_arg, mc_client};
-use crate::guard::{call, give_string, out_arg, str_arg};
+use crate::guard::{call, give_json, opt_json_arg, out_arg};
 use crate::status::{FfiError, MC_E_INTERNAL, MC_E_STATE};
 
-fn options(json: *const c_char) -> Result<RefresherOptions, FfiError> {
-    if json.is_null() {
-        return Ok(RefresherOptions::default());
+impl mc_client {
+    /// Start the background refresher on the client's runtime, unless it is running.
+    fn start_refresher(&self, opts: RefresherOptions) -> Result<(), FfiError> {
+        let mut slot = self.refresher_slot()?;
+        if slot.as_ref().is_some_and(|t| !t.is_cancelled()) {
+            return Err(FfiError::new(
+                MC_E_STATE,
+                "the refresher is already running; stop it first to change its options",
+            ));
+        }
+        let token = self.shutdown.child_token();
+        let r = Refresher::new(self.client.clone(), opts);
+        let t = token.clone();
+        self.spawn(async move { r.run(&t).await });
+        *slot = Some(token);
+        Ok(())
     }
-    // SAFETY: non-null, NUL-terminated per the callers' contracts.
-    Ok(RefresherOptions::from_json(unsafe {
-        str_arg(json, "options_json")?
-    })?)
+
+    fn refresher_slot(&self) -> Result<MutexGuard<'_, Option<CancellationToken>>, FfiError> {
+        self.refresher
+            .lock()
+            .map_err(|_| FfiError::new(MC_E_INTERNAL, "refresher lock poisoned"))
+    }
 }
 
 /// Start keeping every connected account's access token fresh in the background, on the client's
@@ -48,23 +65,10 @@ pub unsafe extern "C" fn mc_refresher_start(
     call(|| {
         // SAFETY: contract of this export.
         let cl = unsafe { client_arg(client)? };
-        let opts = options(options_json)?;
-        let mut slot = cl
-            .refresher
-            .lock()
-            .map_err(|_| FfiError::new(MC_E_INTERNAL, "refresher lock poisoned"))?;
-        if slot.as_ref().is_some_and(|t| !t.is_cancelled()) {
-            return Err(FfiError::new(
-                MC_E_STATE,
-                "the refresher is already running; stop it first to change its options",
-            ));
-        }
-        let token = cl.shutdown.child_token();
-        let r = Refresher::new(cl.client.clone(), opts);
-        let t = token.clone();
-        cl.spawn(async move { r.run(&t).await });
-        *slot = Some(token);
-        Ok(())
+        // SAFETY: contract of this export.
+        let opts =
+            unsafe { opt_json_arg(options_json, "options_json", RefresherOptions::from_json)? };
+        cl.start_refresher(opts)
     })
 }
 
@@ -84,12 +88,7 @@ pub unsafe extern "C" fn mc_refresher_stop(client: *mut mc_client) -> i32 {
     call(|| {
         // SAFETY: contract of this export.
         let cl = unsafe { client_arg(client)? };
-        if let Some(t) = cl
-            .refresher
-            .lock()
-            .map_err(|_| FfiError::new(MC_E_INTERNAL, "refresher lock poisoned"))?
-            .take()
-        {
+        if let Some(t) = cl.refresher_slot()?.take() {
             t.cancel();
         }
         Ok(())
@@ -125,13 +124,12 @@ pub unsafe extern "C" fn mc_refresh_due(
         out_arg(out_report_json, "out_report_json")?;
         // SAFETY: contract of this export.
         let cl = unsafe { client_arg(client)? };
-        let r = Refresher::new(cl.client.clone(), options(options_json)?);
-        let token = cl.cancel_for(cancel);
-        let _done = token.clone().drop_guard();
-        let report = cl.block_on(async move { r.round(&token).await })??;
-        let s = serde_json::to_string(&report)
-            .map_err(|e| FfiError::new(MC_E_INTERNAL, format!("JSON: {e}")))?;
+        // SAFETY: contract of this export.
+        let opts =
+            unsafe { opt_json_arg(options_json, "options_json", RefresherOptions::from_json)? };
+        let r = Refresher::new(cl.client.clone(), opts);
+        let report = cl.run(cancel, async |t| r.round(t).await)?;
         // SAFETY: checked writable above.
-        unsafe { give_string(out_report_json, s) }
+        unsafe { give_json(out_report_json, &report) }
     })
 }

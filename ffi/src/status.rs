@@ -1,9 +1,11 @@
 //! Status codes and the thread-local last error.
 
 use std::cell::RefCell;
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, CStr, CString};
 
 use mailconnect_core::{Error, ErrorKind};
+
+use crate::guard::c_string;
 
 /// Success.
 pub const MC_OK: i32 = 0;
@@ -59,27 +61,41 @@ pub(crate) fn code_of(kind: ErrorKind) -> i32 {
     }
 }
 
+/// The status codes and their names.
+static NAMES: [(i32, &CStr); 17] = [
+    (MC_OK, c"MC_OK"),
+    (MC_E_INVALID_ARGUMENT, c"MC_E_INVALID_ARGUMENT"),
+    (MC_E_NULL_POINTER, c"MC_E_NULL_POINTER"),
+    (MC_E_INVALID_UTF8, c"MC_E_INVALID_UTF8"),
+    (MC_E_NOT_FOUND, c"MC_E_NOT_FOUND"),
+    (MC_E_STATE, c"MC_E_STATE"),
+    (
+        MC_E_REAUTHORIZATION_REQUIRED,
+        c"MC_E_REAUTHORIZATION_REQUIRED",
+    ),
+    (MC_E_PROVIDER_CONFIGURATION, c"MC_E_PROVIDER_CONFIGURATION"),
+    (MC_E_AUTHORIZATION_DENIED, c"MC_E_AUTHORIZATION_DENIED"),
+    (MC_E_PROVIDER_UNAVAILABLE, c"MC_E_PROVIDER_UNAVAILABLE"),
+    (MC_E_NETWORK, c"MC_E_NETWORK"),
+    (MC_E_TLS, c"MC_E_TLS"),
+    (MC_E_MAIL_SERVER, c"MC_E_MAIL_SERVER"),
+    (MC_E_STORE, c"MC_E_STORE"),
+    (MC_E_CANCELLED, c"MC_E_CANCELLED"),
+    (MC_E_TIMEOUT, c"MC_E_TIMEOUT"),
+    (MC_E_INTERNAL, c"MC_E_INTERNAL"),
+];
+
+/// The name of a status code as a static C string; unknown codes give `MC_E_INTERNAL`.
+pub(crate) fn name_c(code: i32) -> &'static CStr {
+    NAMES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or(c"MC_E_INTERNAL", |(_, name)| *name)
+}
+
 /// The name of a status code.
 pub(crate) fn name_of(code: i32) -> &'static str {
-    match code {
-        MC_OK => "MC_OK",
-        MC_E_INVALID_ARGUMENT => "MC_E_INVALID_ARGUMENT",
-        MC_E_NULL_POINTER => "MC_E_NULL_POINTER",
-        MC_E_INVALID_UTF8 => "MC_E_INVALID_UTF8",
-        MC_E_NOT_FOUND => "MC_E_NOT_FOUND",
-        MC_E_STATE => "MC_E_STATE",
-        MC_E_REAUTHORIZATION_REQUIRED => "MC_E_REAUTHORIZATION_REQUIRED",
-        MC_E_PROVIDER_CONFIGURATION => "MC_E_PROVIDER_CONFIGURATION",
-        MC_E_AUTHORIZATION_DENIED => "MC_E_AUTHORIZATION_DENIED",
-        MC_E_PROVIDER_UNAVAILABLE => "MC_E_PROVIDER_UNAVAILABLE",
-        MC_E_NETWORK => "MC_E_NETWORK",
-        MC_E_TLS => "MC_E_TLS",
-        MC_E_MAIL_SERVER => "MC_E_MAIL_SERVER",
-        MC_E_STORE => "MC_E_STORE",
-        MC_E_CANCELLED => "MC_E_CANCELLED",
-        MC_E_TIMEOUT => "MC_E_TIMEOUT",
-        _ => "MC_E_INTERNAL",
-    }
+    name_c(code).to_str().unwrap_or("MC_E_INTERNAL")
 }
 
 /// An error crossing the boundary.
@@ -121,19 +137,15 @@ struct LastError {
 }
 
 thread_local! {
-    static LAST: RefCell<LastError> = RefCell::new(LastError { code: MC_OK, message: CString::default(), diagnostic: CString::new("{}").unwrap_or_default() });
-}
-
-fn to_cstring(s: String) -> CString {
-    CString::new(s.replace('\0', " ")).unwrap_or_default()
+    static LAST: RefCell<LastError> = RefCell::new(LastError { code: MC_OK, message: CString::default(), diagnostic: c"{}".into() });
 }
 
 pub(crate) fn set_last(e: &FfiError) {
     LAST.with(|l| {
         let mut l = l.borrow_mut();
         l.code = e.code;
-        l.message = to_cstring(e.message.clone());
-        l.diagnostic = to_cstring(e.diagnostic.to_string());
+        l.message = c_string(&e.message);
+        l.diagnostic = c_string(&e.diagnostic.to_string());
     });
 }
 
@@ -143,7 +155,7 @@ pub(crate) fn clear_last() {
         if l.code != MC_OK {
             l.code = MC_OK;
             l.message = CString::default();
-            l.diagnostic = to_cstring("{}".into());
+            l.diagnostic = c"{}".into();
         }
     });
 }

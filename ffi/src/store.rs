@@ -1,12 +1,12 @@
 //! The host-owned store: records kept by the host through callbacks (`mc_client_open_with_store`).
 
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_void};
 
 use mailconnect_core::store::host::{Blob, RecordBackend};
 use mailconnect_core::{Client, ClientOptions, Error};
 
 use crate::client::mc_client;
-use crate::guard::{call, nonnull_arg, out_arg, str_arg};
+use crate::guard::{bytes_arg, c_string, call, nonnull_arg, out_arg, str_arg};
 use crate::status::{FfiError, MC_E_INVALID_ARGUMENT, MC_E_NULL_POINTER};
 
 /// The version of `mc_store_callbacks` this header describes.
@@ -112,8 +112,45 @@ struct Callbacks {
     list: ListFn,
 }
 
-fn cstr(s: &str) -> CString {
-    CString::new(s.replace('\0', " ")).unwrap_or_default()
+impl Callbacks {
+    /// The host's callbacks, after checking the version and that none is missing.
+    ///
+    /// # Safety
+    /// `callbacks` NULL or valid for the call.
+    unsafe fn new(callbacks: *const mc_store_callbacks) -> Result<Callbacks, FfiError> {
+        if callbacks.is_null() {
+            return Err(FfiError::new(
+                MC_E_NULL_POINTER,
+                "'callbacks' must not be NULL",
+            ));
+        }
+        // SAFETY: non-null and valid for the call (contract).
+        let cb = unsafe { &*callbacks };
+        if cb.version != MC_STORE_CALLBACKS_VERSION {
+            return Err(FfiError::new(
+                MC_E_INVALID_ARGUMENT,
+                format!(
+                    "mc_store_callbacks.version is {}, expected {MC_STORE_CALLBACKS_VERSION}",
+                    cb.version
+                ),
+            ));
+        }
+        let missing = |name: &str| {
+            FfiError::new(
+                MC_E_NULL_POINTER,
+                format!("mc_store_callbacks.{name} must not be NULL"),
+            )
+        };
+        Ok(Callbacks {
+            user_data: cb.user_data as usize,
+            load: cb.load.ok_or_else(|| missing("load"))?,
+            cas: cb
+                .compare_and_swap
+                .ok_or_else(|| missing("compare_and_swap"))?,
+            remove: cb.remove.ok_or_else(|| missing("remove"))?,
+            list: cb.list.ok_or_else(|| missing("list"))?,
+        })
+    }
 }
 
 fn host_failure(op: &str, kind: &str, id: &str, rc: i32) -> Error {
@@ -125,7 +162,7 @@ fn host_failure(op: &str, kind: &str, id: &str, rc: i32) -> Error {
 impl RecordBackend for Callbacks {
     fn load(&self, kind: &str, id: &str) -> mailconnect_core::Result<Option<Blob>> {
         let mut rec = mc_store_record { blob: None };
-        let (k, i) = (cstr(kind), cstr(id));
+        let (k, i) = (c_string(kind), c_string(id));
         // SAFETY: the host promised callable callbacks with valid user data until mc_client_free.
         let rc = unsafe {
             (self.load)(
@@ -153,7 +190,7 @@ impl RecordBackend for Callbacks {
         expected: i64,
         new_version: i64,
     ) -> mailconnect_core::Result<bool> {
-        let (k, i) = (cstr(kind), cstr(id));
+        let (k, i) = (c_string(kind), c_string(id));
         // SAFETY: as above; `data` is valid for `len` bytes during the call.
         let rc = unsafe {
             (self.cas)(
@@ -174,7 +211,7 @@ impl RecordBackend for Callbacks {
     }
 
     fn remove(&self, kind: &str, id: &str) -> mailconnect_core::Result<bool> {
-        let (k, i) = (cstr(kind), cstr(id));
+        let (k, i) = (c_string(kind), c_string(id));
         // SAFETY: as above.
         let rc = unsafe { (self.remove)(self.user_data as *mut c_void, k.as_ptr(), i.as_ptr()) };
         match rc {
@@ -186,7 +223,7 @@ impl RecordBackend for Callbacks {
 
     fn list(&self, kind: &str) -> mailconnect_core::Result<Vec<(String, Blob)>> {
         let mut out = mc_store_list { items: Vec::new() };
-        let k = cstr(kind);
+        let k = c_string(kind);
         // SAFETY: as above.
         let rc = unsafe { (self.list)(self.user_data as *mut c_void, k.as_ptr(), &mut out) };
         match rc {
@@ -217,22 +254,9 @@ pub unsafe extern "C" fn mc_store_record_set(
     call(|| {
         nonnull_arg(rec, "rec")?;
         // SAFETY: contract of this export.
-        let bytes = unsafe { bytes_arg(data, len)? };
-        if version < 1 {
-            return Err(FfiError::new(
-                MC_E_INVALID_ARGUMENT,
-                format!(
-                    "'version' must be the positive version stored with the blob, not {version}"
-                ),
-            ));
-        }
+        let blob = unsafe { blob_arg(data, len, version)? };
         // SAFETY: non-null; valid during the callback (contract).
-        unsafe {
-            (*rec).blob = Some(Blob {
-                data: bytes,
-                version,
-            })
-        };
+        unsafe { (*rec).blob = Some(blob) };
         Ok(())
     })
 }
@@ -258,43 +282,42 @@ pub unsafe extern "C" fn mc_store_list_add(
     call(|| {
         nonnull_arg(list, "list")?;
         // SAFETY: contract of this export.
-        let (id, bytes) = unsafe { (str_arg(id, "id")?, bytes_arg(data, len)?) };
-        if version < 1 {
-            return Err(FfiError::new(
-                MC_E_INVALID_ARGUMENT,
-                format!(
-                    "'version' must be the positive version stored with the blob, not {version}"
-                ),
-            ));
-        }
+        let (id, blob) = unsafe { (str_arg(id, "id")?, blob_arg(data, len, version)?) };
         // SAFETY: non-null; valid during the callback (contract).
-        unsafe {
-            (*list).items.push((
-                id.to_string(),
-                Blob {
-                    data: bytes,
-                    version,
-                },
-            ))
-        };
+        unsafe { (*list).items.push((id.to_string(), blob)) };
         Ok(())
     })
 }
 
+/// A blob from the host: `len` bytes at `data`, copied, with its version.
+///
 /// # Safety
 /// `data` valid for `len` bytes or NULL with `len` 0.
-unsafe fn bytes_arg(data: *const u8, len: usize) -> Result<Vec<u8>, FfiError> {
-    if len == 0 {
-        return Ok(Vec::new());
-    }
-    if data.is_null() {
+unsafe fn blob_arg(data: *const u8, len: usize, version: i64) -> Result<Blob, FfiError> {
+    // SAFETY: forwarded contract.
+    let bytes = unsafe { bytes_arg(data, len, "'data' must not be NULL when 'len' > 0")? };
+    if version < 1 {
         return Err(FfiError::new(
-            MC_E_NULL_POINTER,
-            "'data' must not be NULL when 'len' > 0",
+            MC_E_INVALID_ARGUMENT,
+            format!("'version' must be the positive version stored with the blob, not {version}"),
         ));
     }
-    // SAFETY: non-null and valid for `len` bytes per the contract.
-    Ok(unsafe { std::slice::from_raw_parts(data, len) }.to_vec())
+    Ok(Blob {
+        data: bytes.to_vec(),
+        version,
+    })
+}
+
+/// The client options of a host-owned store: those of `mc_client_open` without `store`.
+fn host_store_options(json: &str) -> Result<ClientOptions, FfiError> {
+    let options = ClientOptions::from_json(json)?;
+    if !options.store_path.as_os_str().is_empty() {
+        return Err(FfiError::new(
+            MC_E_INVALID_ARGUMENT,
+            "'store' is not used with a host-owned store; leave it out",
+        ));
+    }
+    Ok(options)
 }
 
 /// Open a client whose registrations, accounts, tokens and refresh leases live in the host's own
@@ -323,47 +346,10 @@ pub unsafe extern "C" fn mc_client_open_with_store(
 ) -> i32 {
     call(|| {
         out_arg(out, "out")?;
-        if callbacks.is_null() {
-            return Err(FfiError::new(
-                MC_E_NULL_POINTER,
-                "'callbacks' must not be NULL",
-            ));
-        }
-        // SAFETY: non-null and valid for the call (contract).
-        let cb = unsafe { &*callbacks };
-        if cb.version != MC_STORE_CALLBACKS_VERSION {
-            return Err(FfiError::new(
-                MC_E_INVALID_ARGUMENT,
-                format!(
-                    "mc_store_callbacks.version is {}, expected {MC_STORE_CALLBACKS_VERSION}",
-                    cb.version
-                ),
-            ));
-        }
-        let missing = |name: &str| {
-            FfiError::new(
-                MC_E_NULL_POINTER,
-                format!("mc_store_callbacks.{name} must not be NULL"),
-            )
-        };
-        let backend = Callbacks {
-            user_data: cb.user_data as usize,
-            load: cb.load.ok_or_else(|| missing("load"))?,
-            cas: cb
-                .compare_and_swap
-                .ok_or_else(|| missing("compare_and_swap"))?,
-            remove: cb.remove.ok_or_else(|| missing("remove"))?,
-            list: cb.list.ok_or_else(|| missing("list"))?,
-        };
         // SAFETY: contract of this export.
-        let json = unsafe { str_arg(options_json, "options_json")? };
-        let options = ClientOptions::from_json(json)?;
-        if !options.store_path.as_os_str().is_empty() {
-            return Err(FfiError::new(
-                MC_E_INVALID_ARGUMENT,
-                "'store' is not used with a host-owned store; leave it out",
-            ));
-        }
+        let backend = unsafe { Callbacks::new(callbacks)? };
+        // SAFETY: contract of this export.
+        let options = host_store_options(unsafe { str_arg(options_json, "options_json")? })?;
         mc_client::boxed(out, |o| Client::with_host_store(backend, o), options)
     })
 }
