@@ -287,7 +287,14 @@ fn parse_date(s: &str) -> Result<time::Date> {
     })
 }
 
-pub(crate) fn auth_error(protocol: Protocol, server: &ServerConfig, f: AuthFailure) -> Error {
+/// The error a refused AUTH becomes: a [`ErrorKind::MailServer`] error naming `protocol` and
+/// `server`, with the sanitized final reply as message and evidence, the decoded error challenge
+/// and the endpoint as evidence (what the diagnosis reads). A pure function of its inputs (tests
+/// and fuzzing build it directly; hosts get it from the `Client` API's mail operations).
+///
+/// It never sees the token or the SASL initial response, and must never be given them: its
+/// message and evidence hold only what the server sent, sanitized, and the server's address.
+pub fn auth_error(protocol: Protocol, server: &ServerConfig, f: AuthFailure) -> Error {
     let reply = crate::http::sanitize(&f.reply);
     Error::new(
         ErrorKind::MailServer,
@@ -810,7 +817,14 @@ impl Client {
     }
 }
 
-pub(crate) fn header_date(head: &[u8]) -> Option<time::Date> {
+/// The day of a message's `Date` header (in UTC), read from its header block: how a POP3 fetch
+/// with `since` or `ignore_older_than_days` decides, from the `TOP n 0` answer, which messages
+/// are too old. Takes any bytes (tests and fuzzing call it directly; hosts use the `Client` API's
+/// fetch).
+///
+/// It never fails or panics on hostile input: no `Date` header, or one it cannot read, is `None`
+/// (the message is then kept, not skipped). It never logs the headers.
+pub fn header_date(head: &[u8]) -> Option<time::Date> {
     let (headers, _) = mailparse::parse_headers(head).ok()?;
     let value = headers
         .iter()

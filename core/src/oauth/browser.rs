@@ -224,9 +224,11 @@ impl Loopback {
     }
 }
 
-/// What one request to the loopback listener is.
+/// What one request to the loopback listener is, as [`parse_redirect`] reads it.
+///
+/// Its `Debug` output never shows the code (a [`SecretString`]).
 #[derive(Debug)]
-pub(crate) enum Redirect {
+pub enum Redirect {
     /// Not a readable `GET`, or the right state without a code.
     BadRequest,
     /// Another path.
@@ -239,8 +241,15 @@ pub(crate) enum Redirect {
     Code(SecretString),
 }
 
-/// Read a request head sent to the listener waiting on `expected_path` for `state`.
-pub(crate) fn parse_redirect(head: &[u8], expected_path: &str, state: &str) -> Redirect {
+/// Read a request head sent to the listener waiting on `expected_path` for `state`: what
+/// [`Loopback::wait`] makes of each request, on any bytes (tests and fuzzing give it heads
+/// directly; hosts use the `Client` API, which waits on a [`Loopback`]). Only a `GET` of
+/// `expected_path` carrying `state` yields [`Redirect::Code`] or [`Redirect::Error`].
+///
+/// It reads nothing but `head`, answers nothing and never logs: the authorization code is never
+/// copied anywhere but into [`Redirect::Code`], and the query values it parsed are wiped when
+/// dropped.
+pub fn parse_redirect(head: &[u8], expected_path: &str, state: &str) -> Redirect {
     let Some(target) = parse_request_line(head) else {
         return Redirect::BadRequest;
     };

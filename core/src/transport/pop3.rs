@@ -141,8 +141,16 @@ impl Pop3 {
         Ok(pop)
     }
 
-    /// Read the greeting and the capabilities on a connected stream.
-    pub(crate) async fn start(
+    /// Read the greeting and the capabilities (`CAPA`) on a stream that is already connected and,
+    /// if it is to be, secured: the second half of [`Pop3::connect`], on any stream (an in-memory
+    /// one in tests and fuzzing). Hosts use the `Client` API, which connects through
+    /// [`Pop3::connect`].
+    ///
+    /// It sends only `CAPA` and never authenticates. It never secures the stream (no TLS, no
+    /// `STLS`): whatever `io` is, is what the session runs on, so a caller must never hand it an
+    /// unsecured connection to a real server (the token goes over it later). `timings` are kept
+    /// as given; `host` names the server in errors.
+    pub async fn start(
         io: BoxedIo,
         host: &str,
         timeout: Duration,

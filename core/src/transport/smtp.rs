@@ -335,8 +335,14 @@ async fn read_reply<S: stream::Io>(conn: &mut LineConn<S>) -> Result<(u16, Vec<S
 }
 
 /// The plain part of STARTTLS: read the greeting, send EHLO, check that STARTTLS is offered, send
-/// it and read the go-ahead. Returns the greeting's lines.
-pub(crate) async fn starttls_preamble<S: stream::Io>(
+/// it and read the go-ahead. Returns the greeting's lines. `conn` may wrap any stream (an in-memory
+/// one in tests and fuzzing); hosts use the `Client` API, which runs this inside
+/// [`SmtpSession::connect`]. `port` only names the server in errors.
+///
+/// It sends only `EHLO` and `STARTTLS` and never does the TLS handshake: the caller takes the
+/// stream back with [`LineConn::into_inner_for_starttls`], which refuses bytes the server sent
+/// ahead of the handshake, and must never send anything else on the plain connection.
+pub async fn starttls_preamble<S: stream::Io>(
     conn: &mut LineConn<S>,
     port: u16,
     hello: &str,
@@ -431,7 +437,15 @@ impl SmtpSession {
     }
 
     /// Hand a secured stream to lettre: read the greeting, send EHLO and read the capabilities.
-    pub(crate) async fn start(
+    /// The second half of [`SmtpSession::connect`], on any stream (an in-memory one in tests and
+    /// fuzzing); hosts use the `Client` API, which connects through [`SmtpSession::connect`].
+    /// `greeting`, if given, is kept as the session's greeting instead of the one read from `io`
+    /// (after STARTTLS that one is synthetic); `timings` are kept as given.
+    ///
+    /// It sends only `EHLO` and never authenticates. It never secures the stream (no TLS, no
+    /// STARTTLS): whatever `io` is, is what the session runs on, so a caller must never hand it an
+    /// unsecured connection to a real server (the token goes over it later).
+    pub async fn start(
         io: Box<dyn AsyncTokioStream>,
         host: &str,
         greeting: Option<String>,
