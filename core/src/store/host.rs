@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use super::crypto::Cipher;
 use super::KeySource;
 use super::{TokenMeta, TokenRecord, TokenSecrets, TokenStore};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Account, Registration};
 
 /// Record kinds, as passed to the backend.
@@ -308,10 +308,11 @@ impl<B: RecordBackend> TokenStore for HostStore<B> {
             .map(|a| a.id)
             .collect();
         if !users.is_empty() {
-            return Err(Error::invalid(
-                "registration",
+            // As the SQL stores answer: a state error, not a bad argument.
+            return Err(Error::new(
+                ErrorKind::State,
                 format!(
-                    "registration '{id}' is used by {} account(s) ({}); remove them first",
+                    "registration '{id}' is still used by {} account(s) ({}); remove or move them first",
                     users.len(),
                     users.join(", ")
                 ),
