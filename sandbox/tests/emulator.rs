@@ -572,6 +572,23 @@ async fn refresh_rotates_and_old_tokens_stay_valid_unless_a_grace_is_set() {
     let (s, e) = refresh(rt1, None).await;
     assert_eq!(s, 400);
     assert_aad_error(&e, "invalid_grant", 70008);
+    // Refusing superseded tokens: an old token works while its successor is unused (the answer
+    // that carried the successor may have been lost), and is refused once the successor was used.
+    emu.set_token_settings(TokenSettings {
+        refuse_superseded_refresh_tokens: true,
+        ..TokenSettings::default()
+    });
+    let old = r3["refresh_token"].as_str().unwrap().to_string();
+    let (s, lost) = refresh(old.clone(), None).await;
+    assert_eq!(s, 200, "{lost}");
+    let (s, again) = refresh(old.clone(), None).await;
+    assert_eq!(s, 200, "the successor was never used: {again}");
+    let (s, used) = refresh(again["refresh_token"].as_str().unwrap().to_string(), None).await;
+    assert_eq!(s, 200, "{used}");
+    let (s, e) = refresh(old.clone(), None).await;
+    assert_eq!(s, 400, "the successor was used: {e}");
+    assert_aad_error(&e, "invalid_grant", 70008);
+    emu.set_token_settings(TokenSettings::default());
     // A password change revokes every refresh token issued before it.
     emu.revoke_user_refresh_tokens("alice@example.test");
     let (_, e) = refresh(r3["refresh_token"].as_str().unwrap().to_string(), None).await;

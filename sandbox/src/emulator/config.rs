@@ -276,6 +276,11 @@ pub struct TokenSettings {
     /// After a refresh token was used, how long it stays valid. `None` = like Microsoft: the old
     /// token is not revoked by rotation.
     pub refresh_token_reuse_grace_secs: Option<u64>,
+    /// Refuse (AADSTS70008) a refresh token whose successor (the token its rotation issued) has
+    /// itself been used: a client that lost a rotated token and went back to an older one is
+    /// caught, with no timing involved. Not Microsoft's behaviour (an old token stays valid);
+    /// for durability tests. Default off.
+    pub refuse_superseded_refresh_tokens: bool,
     /// Refresh tokens unused this long expire (AADSTS700082). Default 90 days.
     pub refresh_token_inactivity_secs: u64,
     /// Authorization code lifetime.
@@ -294,6 +299,7 @@ impl Default for TokenSettings {
             id_token_lifetime_secs: 3600,
             refresh_token_size: 1100,
             refresh_token_reuse_grace_secs: None,
+            refuse_superseded_refresh_tokens: false,
             refresh_token_inactivity_secs: 90 * 24 * 3600,
             code_lifetime_secs: 600,
             device_code_lifetime_secs: 900,

@@ -244,6 +244,8 @@ pub struct RefreshGrant {
     pub last_used: i64,
     /// When it was first exchanged (rotation); with a reuse grace it dies after that.
     pub rotated_at: Option<i64>,
+    /// The refresh token its latest exchange issued.
+    pub successor: Option<String>,
 }
 
 /// State of a device code.

@@ -404,6 +404,14 @@ fn refresh_grant(
             return Err(errors::grant_expired());
         }
     }
+    let superseded = g
+        .successor
+        .as_ref()
+        .and_then(|s| st.refresh_tokens.get(s))
+        .is_some_and(|next| next.rotated_at.is_some());
+    if settings.refuse_superseded_refresh_tokens && superseded {
+        return Err(errors::grant_expired());
+    }
     if !st.user(&g.upn).is_some_and(|u| u.can_sign_in) {
         return Err(AadError::new(
             "invalid_grant",
@@ -430,7 +438,13 @@ fn refresh_grant(
         sid: g.sid.clone(),
         nonce: None,
     };
-    issue_delegated(shared, st, &d, &requested, false)
+    let body = issue_delegated(shared, st, &d, &requested, false)?;
+    if let Some(next) = body.get("refresh_token").and_then(|v| v.as_str()) {
+        if let Some(old) = st.refresh_tokens.get_mut(&rt) {
+            old.successor = Some(next.to_string());
+        }
+    }
+    Ok(body)
 }
 
 impl RefreshGrant {
@@ -781,6 +795,7 @@ pub(crate) fn issue_delegated(
                 issued_ms: now_ms(),
                 last_used: t,
                 rotated_at: None,
+                successor: None,
             },
         );
         body["refresh_token"] = rt.into();
