@@ -265,7 +265,10 @@ async fn the_browser_step_times_out_and_can_be_cancelled_from_another_thread() {
         .refused()
         .await;
     assert_eq!(e.kind(), ErrorKind::Cancelled);
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "cancelled promptly, not at the sign-in timeout"
+    );
     assert_eq!(
         env.client.status("bob").unwrap().state,
         AccountState::NotConnected

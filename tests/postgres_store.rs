@@ -109,7 +109,7 @@ fn postgres_frees_the_lease_of_a_holder_that_is_gone() {
     let t = std::time::Instant::now();
     while !b.try_lease("x", "B", Duration::from_secs(600)).unwrap() {
         assert!(
-            t.elapsed() < Duration::from_secs(10),
+            t.elapsed() < Duration::from_secs(30),
             "the lease of a holder that is gone stays taken"
         );
         std::thread::sleep(Duration::from_millis(20));
