@@ -72,10 +72,11 @@ pub(crate) fn diagnose_all(err: &Error) {
 }
 
 /// Run `f` on this thread's single-threaded runtime (one per fuzzing thread, kept between inputs).
+/// Timers only: the sessions run on in-memory streams, never on a socket.
 pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     thread_local! {
         static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+            .enable_time()
             .build()
             .unwrap_or_else(|e| panic!("no tokio runtime: {e}"));
     }

@@ -1,23 +1,17 @@
 //! Token endpoint answers, OAuth error responses, id_tokens and the loopback redirect.
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::time::Duration;
 
 use mailconnect_core::http::HttpResponse;
-use mailconnect_core::oauth::browser::Loopback;
+use mailconnect_core::oauth::browser::{parse_redirect, LoopbackPage, Redirect};
 use mailconnect_core::oauth::errors::{self, OAuthErrorResponse};
 use mailconnect_core::oauth::{identity, token};
-use mailconnect_core::{CancellationToken, ErrorKind, Language};
+use mailconnect_core::{ErrorKind, Language};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use url::Url;
 use zeroize::Zeroizing;
 
-use crate::checks::{
-    assert_no_leak, assert_no_secret, block_on, diagnose_all, distinct_secrets, shown,
-};
+use crate::checks::{assert_no_leak, assert_no_secret, diagnose_all, distinct_secrets, shown};
 
 // ----- token and error responses ---------------------------------------------------------------
 
@@ -141,77 +135,38 @@ pub fn id_token_claims(claims: &[u8], client_id: &str, nonce: Option<&str>, expe
 
 // ----- the loopback redirect -------------------------------------------------------------------
 
-/// This thread's loopback listener waiting on `path` (bound once, on the thread's runtime).
-async fn listener(path: &str) -> Rc<Loopback> {
-    thread_local! {
-        static BOUND: RefCell<Vec<(String, Rc<Loopback>)>> = const { RefCell::new(Vec::new()) };
-    }
-    if let Some(lb) = BOUND.with(|b| {
-        b.borrow()
-            .iter()
-            .find(|(p, _)| p == path)
-            .map(|(_, lb)| lb.clone())
-    }) {
-        return lb;
-    }
-    let lb = Loopback::bind(&format!("http://localhost{path}"))
-        .await
-        .unwrap_or_else(|e| panic!("cannot bind the loopback listener: {}", e.message()));
-    let lb = Rc::new(lb);
-    BOUND.with(|b| b.borrow_mut().push((path.to_string(), lb.clone())));
-    lb
-}
-
 /// A request head sent to the browser flow's loopback listener waiting on `/` (or `/cb`) for
-/// `state`, over TCP as a browser sends it. The listener keeps waiting after a request that is not
-/// the redirect; the oracle stops it once the answer is read.
+/// `state`, read by `browser::parse_redirect` as the listener reads each request, and the page the
+/// listener answers it with.
 pub fn loopback_request(head: &[u8], expected_path: &str, state: &str) {
-    block_on(async {
-        let lb = listener(expected_path).await;
-        let port = Url::parse(lb.redirect_uri())
-            .ok()
-            .and_then(|u| u.port())
-            .unwrap_or_else(|| panic!("no port in {}", lb.redirect_uri()));
-        let cancel = CancellationToken::new();
-        let waiting = lb.wait(state, Language::En, Duration::from_secs(30), &cancel);
-        let browser = async {
-            let mut s = TcpStream::connect(("127.0.0.1", port))
-                .await
-                .unwrap_or_else(|e| panic!("cannot reach the loopback listener: {e}"));
-            // The listener may answer and close before it has read all of a long head.
-            let _ = s.write_all(head).await;
-            let _ = s.shutdown().await;
-            let mut page = Vec::new();
-            let _ = s.read_to_end(&mut page).await;
-            cancel.cancel();
+    let page = match parse_redirect(head, expected_path, state) {
+        Redirect::Code(code) => {
+            // Only a GET of the expected path (with the expected state) may end the wait.
+            let text = String::from_utf8_lossy(head);
+            let target = text
+                .strip_prefix("GET ")
+                .and_then(|t| t.split([' ', '?']).next());
+            assert_eq!(target, Some(expected_path), "a code from another request");
+            assert!(!code.expose_secret().is_empty());
+            LoopbackPage::Done
+        }
+        Redirect::Error(e) => {
+            // The provider's error redirect.
+            assert!(String::from_utf8_lossy(head).starts_with("GET /"));
+            let page = LoopbackPage::Failed(e.summary());
+            let err = errors::to_error("signing in in the browser", e, None);
+            diagnose_all(&err);
             page
-        };
-        let (outcome, page) = tokio::join!(waiting, browser);
-        let page = String::from_utf8_lossy(&page);
+        }
+        Redirect::WrongState => LoopbackPage::WrongState,
+        Redirect::NotFound => LoopbackPage::NotFound,
+        Redirect::BadRequest => LoopbackPage::BadRequest,
+    };
+    for lang in [Language::En, Language::De] {
+        let page = page.render(lang);
         assert!(
             !page.contains("<script"),
             "provider text not escaped: {page}"
         );
-        match outcome {
-            Ok(code) => {
-                // Only a GET of the expected path (with the expected state) may end the wait.
-                let text = String::from_utf8_lossy(head);
-                let target = text
-                    .strip_prefix("GET ")
-                    .and_then(|t| t.split([' ', '?']).next());
-                assert_eq!(target, Some(expected_path), "a code from another request");
-                assert!(!code.expose_secret().is_empty());
-            }
-            Err(err) if err.kind() == ErrorKind::Cancelled => {}
-            Err(err) => {
-                // The provider's error redirect.
-                assert!(
-                    String::from_utf8_lossy(head).starts_with("GET /"),
-                    "{}",
-                    err.message()
-                );
-                diagnose_all(&err);
-            }
-        }
-    });
+    }
 }

@@ -1,10 +1,87 @@
-//! A mail server played from a script, on 127.0.0.1: the client connects to it as to any server,
-//! through mailconnect-core's public `connect` functions.
+//! A mail server played from a script: in memory for the oracles ([`ScriptedStream`], handed to
+//! mailconnect-core's `start` functions), or on 127.0.0.1 for tests of the `connect` functions
+//! ([`with_server`]).
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpListener;
+
+/// A server's side of a connection, in memory: each read returns the next at most `chunk` bytes of
+/// the script (so the client sees the server's writes split exactly where the fuzzer chose, one
+/// read per write), then the end of the stream; whatever the client writes is taken whole and
+/// dropped. Nothing ever waits, so a session costs no wake-ups, sockets or ports.
+#[derive(Debug)]
+pub struct ScriptedStream {
+    script: Vec<u8>,
+    pos: usize,
+    chunk: usize,
+    written: usize,
+}
+
+impl ScriptedStream {
+    /// A server that sends `script` in writes of at most `chunk` bytes (at least 1), then closes.
+    pub fn new(script: &[u8], chunk: usize) -> ScriptedStream {
+        ScriptedStream {
+            script: script.to_vec(),
+            pos: 0,
+            chunk: chunk.max(1),
+            written: 0,
+        }
+    }
+
+    /// How many bytes the client wrote.
+    pub fn written(&self) -> usize {
+        self.written
+    }
+}
+
+impl AsyncRead for ScriptedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        let n = (me.script.len() - me.pos)
+            .min(me.chunk)
+            .min(buf.remaining());
+        buf.put_slice(&me.script[me.pos..me.pos + n]);
+        me.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for ScriptedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let me = self.get_mut();
+        me.written += buf.len();
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// lettre's stream type, for `SmtpSession::start`. The peer is a made-up submission port.
+impl lettre::transport::smtp::client::AsyncTokioStream for ScriptedStream {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 587)))
+    }
+}
+
+// ----- on 127.0.0.1 ------------------------------------------------------------------------------
 
 /// The most writes [`with_server`] splits a script into.
 pub const MAX_WRITES: usize = 32;
@@ -12,7 +89,8 @@ pub const MAX_WRITES: usize = 32;
 /// Run `client` against a server on a fresh port of 127.0.0.1 that accepts one connection, sends
 /// `script` in writes of at most `chunk` bytes, then ends its side (the client reads the script,
 /// then the end of the stream) and reads whatever the client sends until the client closes.
-/// `client` gets the port. The server stops when `client` returns.
+/// `client` gets the port. The server stops when `client` returns. The oracles use
+/// [`ScriptedStream`] (several times faster); this is for tests of the `connect` functions.
 ///
 /// The chunk size is what the server writes at a time, with a yield to the client in between;
 /// TCP may still join chunks, so it is a hint to the client's reads, not a guarantee. A script is

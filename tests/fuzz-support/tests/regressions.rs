@@ -43,10 +43,75 @@ const POP3_SESSION: &[u8] = b"+OK ready\r\n+OK\r\nSASL XOAUTH2\r\n.\r\n+ \r\n+OK
     +OK\r\n1 a\r\n.\r\n+OK\r\n1 10\r\n.\r\n+OK\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\n.\r\n\
     +OK\r\nx\r\n.\r\n+OK\r\n+OK\r\n+OK bye\r\n";
 
-/// The scripted server plays a whole session to the library's public client, whatever the size of
-/// its writes: the network oracles test every step, not only the greeting.
+/// The in-memory scripted server plays a whole session to the library's sessions, whatever the size
+/// of its writes: the network oracles test every step, not only the greeting.
 #[tokio::test]
-async fn the_scripted_server_plays_whole_sessions() {
+async fn the_scripted_stream_plays_whole_sessions() {
+    use mailconnect_core::transport::message::Envelope;
+    use mailconnect_core::transport::pop3::{Mechanism, Pop3};
+    use mailconnect_core::transport::sasl;
+    use mailconnect_core::transport::smtp::SmtpSession;
+    use mailconnect_core::transport::stream::ConnectTimings;
+    use oracle::scripted::ScriptedStream;
+    use secrecy::SecretString;
+    use std::time::Duration;
+
+    let token = SecretString::from("t0ken-t0ken".to_string());
+    let timeout = Duration::from_secs(5);
+    for chunk in [1, 5, 4096] {
+        let io = Box::new(ScriptedStream::new(SMTP_SESSION, chunk));
+        let mut s = SmtpSession::start(
+            io,
+            "smtp.test",
+            None,
+            ConnectTimings::default(),
+            timeout,
+            "c",
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.sasl_mechanisms(), ["XOAUTH2"]);
+        let ir = sasl::xoauth2("user@fuzz.test", &token);
+        s.authenticate(Mechanism::Xoauth2, &ir)
+            .await
+            .unwrap()
+            .unwrap();
+        let env = Envelope {
+            from: "user@fuzz.test".into(),
+            to: vec!["rcpt@fuzz.test".into()],
+        };
+        s.send(&env, b"Subject: x\r\n\r\nbody\r\n").await.unwrap();
+        assert!(s.is_alive().await);
+        s.quit().await.unwrap();
+
+        let io = Box::new(ScriptedStream::new(POP3_SESSION, chunk));
+        let mut pop = Pop3::start(io, "pop.test", timeout, ConnectTimings::default())
+            .await
+            .unwrap();
+        let ir = sasl::xoauth2("user@fuzz.test", &token);
+        pop.authenticate(Mechanism::Xoauth2, &ir)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(pop.stat().await.unwrap(), (1, 10));
+        assert_eq!(pop.uidl().await.unwrap(), [(1, "a".to_string())]);
+        assert_eq!(pop.list().await.unwrap().len(), 1);
+        let head = pop.top(1, 0).await.unwrap();
+        assert_eq!(
+            mailconnect_core::mail::header_date(&head).map(|d| d.to_string()),
+            Some("2026-11-23".to_string())
+        );
+        assert_eq!(pop.retr(1).await.unwrap(), b"x\r\n");
+        pop.dele(1).await.unwrap();
+        pop.noop().await.unwrap();
+        pop.quit().await.unwrap();
+    }
+}
+
+/// The same sessions over TCP through the public `connect` functions, which hosts reach through the
+/// `Client` API: what the oracles drive in memory is what runs on a socket.
+#[tokio::test]
+async fn the_scripted_server_plays_whole_sessions_over_tcp() {
     use mailconnect_core::transport::message::Envelope;
     use mailconnect_core::transport::pop3::{Mechanism, Pop3};
     use mailconnect_core::transport::sasl;
@@ -108,6 +173,10 @@ async fn the_scripted_server_plays_whole_sessions() {
 fn ordinary_sessions_run_through_the_oracles() {
     oracle::smtp_session(SMTP_SESSION, 7, false);
     oracle::pop3_session(POP3_SESSION, 1, false);
+    oracle::pop3_session(POP3_SESSION, 64, true);
+    oracle::message_date(b"Date: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\n");
+    oracle::message_date(b"Subject: no date\r\n\r\n");
+    oracle::message_date(b"DATE: yesterday\r\n");
     oracle::smtp_starttls(b"220 mx\r\n250-mx\r\n250 STARTTLS\r\n220 go ahead\r\n", 3);
     oracle::sasl_challenge(
         "eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiQmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ==",
@@ -115,17 +184,61 @@ fn ordinary_sessions_run_through_the_oracles() {
     );
 }
 
+const LOOPBACK_HEADS: [&[u8]; 6] = [
+    b"GET /?code=abc&state=st4te-fuzz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"GET /?error=access_denied&error_description=%3Cscript%3E&state=st4te-fuzz HTTP/1.1\r\n\r\n",
+    b"GET /?code=abc&state=other HTTP/1.1\r\n\r\n",
+    b"GET /elsewhere HTTP/1.1\r\n\r\n",
+    b"POST / HTTP/1.1\r\n\r\n",
+    b"",
+];
+
 #[test]
 fn loopback_requests_end_the_wait_or_not() {
-    for head in [
-        &b"GET /?code=abc&state=st4te-fuzz HTTP/1.1\r\nHost: localhost\r\n\r\n"[..],
-        b"GET /?error=access_denied&error_description=%3Cscript%3E&state=st4te-fuzz HTTP/1.1\r\n\r\n",
-        b"GET /?code=abc&state=other HTTP/1.1\r\n\r\n",
-        b"GET /elsewhere HTTP/1.1\r\n\r\n",
-        b"POST / HTTP/1.1\r\n\r\n",
-        b"",
-    ] {
+    for head in LOOPBACK_HEADS {
         oracle::loopback_request(head, "/", "st4te-fuzz");
         oracle::loopback_request(head, "/cb", "st4te-fuzz");
+    }
+}
+
+/// A real loopback listener, sent the same heads over TCP, ends its wait exactly when
+/// `parse_redirect` (what the oracle reads heads with) says the head is the redirect.
+#[tokio::test]
+async fn the_loopback_listener_waits_as_parse_redirect_reads() {
+    use mailconnect_core::oauth::browser::{parse_redirect, Loopback, Redirect};
+    use mailconnect_core::{CancellationToken, ErrorKind, Language};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    for path in ["/", "/cb"] {
+        let lb = Loopback::bind(&format!("http://localhost{path}"))
+            .await
+            .unwrap();
+        let port = url::Url::parse(lb.redirect_uri()).unwrap().port().unwrap();
+        for head in LOOPBACK_HEADS {
+            let cancel = CancellationToken::new();
+            let waiting = lb.wait("st4te-fuzz", Language::En, Duration::from_secs(30), &cancel);
+            let browser = async {
+                let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .unwrap();
+                s.write_all(head).await.unwrap();
+                s.shutdown().await.unwrap();
+                let mut page = Vec::new();
+                let _ = s.read_to_end(&mut page).await;
+                cancel.cancel();
+                page
+            };
+            let (outcome, page) = tokio::join!(waiting, browser);
+            let page = String::from_utf8_lossy(&page);
+            assert!(!page.contains("<script"), "{page}");
+            match (parse_redirect(head, path, "st4te-fuzz"), outcome) {
+                (Redirect::Code(_), Ok(_)) => {}
+                (Redirect::Error(_), Err(e)) if e.kind() != ErrorKind::Cancelled => {}
+                (Redirect::BadRequest | Redirect::NotFound | Redirect::WrongState, Err(e))
+                    if e.kind() == ErrorKind::Cancelled => {}
+                (r, o) => panic!("{path} {head:?}: parse_redirect {r:?}, the listener {o:?}"),
+            }
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! A request to the browser flow's loopback listener, sent to it over TCP.
+//! A request to the browser flow's loopback listener, read as the listener reads each request.
 //! Input: path selector byte, then the request head.
 #![no_main]
 use libfuzzer_sys::fuzz_target;

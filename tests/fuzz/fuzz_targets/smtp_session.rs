@@ -1,6 +1,6 @@
 //! An SMTP server's side of a submission session on lettre (greeting, EHLO, AUTH with the 334
-//! challenge, MAIL/RCPT/DATA, QUIT), played by a scripted server on 127.0.0.1. Input: a control
-//! byte (the server's write size, the mechanism), then everything the server sends.
+//! challenge, MAIL/RCPT/DATA, QUIT), played by a scripted in-memory server. Input: a control byte
+//! (the server's write size, the mechanism), then everything the server sends.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 

@@ -1,6 +1,6 @@
 //! An SMTP server's side of the plain STARTTLS exchange (multi-line replies read by our own
-//! parser), played by a scripted server on 127.0.0.1. Input: the server's write size, then
-//! everything the server sends.
+//! parser), played by a scripted in-memory server. Input: the server's write size, then everything
+//! the server sends.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
