@@ -4,7 +4,7 @@
 //! registrations and accounts; what a client does lives beside it, each in one module that extends
 //! [`Client`]: signing in in `authorize`, access tokens and the single-flight refresh in `tokens`,
 //! mail in `mail`, the Test in `check`, the background refresher in `refresher`. Store calls are
-//! blocking and are moved off the async threads ([`Client::blocking`]).
+//! blocking and are moved off the async threads (`Client::blocking`).
 
 mod options;
 

@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// The stream async-imap runs on. async-imap logs every line it writes at TRACE through the
 /// `log` crate, the AUTHENTICATE response included: a host logging at that level would get the
-/// SASL string, which is as good as the token. So async-imap only ever sees [`PLACEHOLDER`], and
+/// SASL string, which is as good as the token. So async-imap only ever sees `PLACEHOLDER`, and
 /// the stream puts the real response on the wire in its place.
 pub type ImapStream = SecretSwap<BoxedIo>;
 
