@@ -371,3 +371,52 @@ async fn the_store_file_holds_no_token_or_secret_in_clear() {
         assert_eq!(mode, 0o600);
     }
 }
+
+/// An account the provider gave no refresh token (no `offline_access`): the background refresher
+/// leaves its still-valid token alone and tells the host ahead of time, once per token, that the
+/// account must sign in again when it expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresher_announces_a_coming_reauthorization_once() {
+    use mailconnect_core::{EventKind, Refresher, RefresherOptions};
+    let env = env().await;
+    let mut reg = desktop(&env.emulator);
+    reg["scopes"] = serde_json::json!([
+        "https://outlook.office.com/IMAP.AccessAsUser.All",
+        "openid",
+        "profile",
+        "email"
+    ]);
+    let (s, _) = connected(&env.client, reg, "short", "alice@example.test")
+        .flow("device_code")
+        .await;
+    assert!(!s.has_refresh_token, "{s:?}");
+    while env.client.events().try_next().is_some() {}
+    // The emulator's tokens live an hour: "ahead" covers the whole of it.
+    let refresher = Refresher::new(
+        env.client.clone(),
+        RefresherOptions {
+            ahead_secs: 2 * 3600,
+            jitter_secs: 0,
+            ..Default::default()
+        },
+    );
+    for round in 0..2 {
+        let report = refresher.round(&no_cancel()).await.unwrap();
+        assert_eq!((report.fresh, report.refreshed), (1, 0), "round {round}");
+    }
+    let due: Vec<_> = std::iter::from_fn(|| env.client.events().try_next())
+        .filter_map(|e| match e.kind {
+            EventKind::ReauthorizationDue {
+                account_id,
+                at,
+                code,
+            } => Some((account_id, at, code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(due.len(), 1, "once per token: {due:?}");
+    let (account, at, code) = &due[0];
+    assert_eq!((account.as_str(), *code), ("short", "MC-NO-REFRESH-TOKEN"));
+    assert_eq!(Some(at), s.expires_at.as_ref());
+    assert_eq!(env.emulator.stats().refreshes_total(), 0);
+}

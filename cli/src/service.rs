@@ -168,6 +168,24 @@ fn human(kind: &EventKind, lang: Language) -> String {
                 .as_str()
                 .unwrap_or_default()
         ),
+        EventKind::ReauthorizationDue {
+            account_id,
+            at,
+            code,
+        } => {
+            let t = mailconnect_core::diagnose::entry(code).texts(lang);
+            if de {
+                format!(
+                    "{account_id}: muss ab {at} neu autorisiert werden: {} — {}",
+                    t.title, t.fix
+                )
+            } else {
+                format!(
+                    "{account_id}: must be authorized again from {at}: {} — {}",
+                    t.title, t.fix
+                )
+            }
+        }
         EventKind::ConnectProgress { account_id, stage } => format!("{account_id}: {stage}"),
         EventKind::Log { level, message, .. } => format!("[{level}] {message}"),
         EventKind::EventsDropped { count } => {

@@ -40,6 +40,17 @@ pub enum EventKind {
         /// The catalog entry (as `mc_last_error_diagnostic`).
         diagnostic: serde_json::Value,
     },
+    /// Ahead of time (the background refresher, within its `ahead_secs`): the account has no
+    /// refresh token, so it must be connected again when its access token expires. Sent once
+    /// per access token.
+    ReauthorizationDue {
+        /// The account.
+        account_id: String,
+        /// When the access token expires (RFC 3339).
+        at: String,
+        /// The catalog entry that explains it (`MC-NO-REFRESH-TOKEN`).
+        code: &'static str,
+    },
     /// A connect (or host-driven sign-in) reached a stage.
     ConnectProgress {
         /// The account.

@@ -107,6 +107,10 @@ pub struct RoundReport {
     pub not_connected: usize,
 }
 
+/// The access tokens (account → expiry) whose coming re-authorization was announced.
+#[derive(Default)]
+struct Announced(std::sync::Mutex<HashMap<String, i64>>);
+
 /// Tenants backing off after a 429, shared by every refresher of a client.
 #[derive(Default)]
 pub(crate) struct Backoff {
@@ -204,6 +208,27 @@ impl Refresher {
         tracing::info!("refresher stopped");
     }
 
+    /// Tell the host, once per access token, that an account without a refresh token must sign in
+    /// again when that token expires at `exp`.
+    fn announce_reauthorization(&self, account_id: &str, exp: i64) {
+        let announced = self.client.feature::<Announced>();
+        let mut map = match announced.0.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if map.get(account_id) == Some(&exp) {
+            return;
+        }
+        map.insert(account_id.to_string(), exp);
+        self.client
+            .events()
+            .push(crate::events::EventKind::ReauthorizationDue {
+                account_id: account_id.to_string(),
+                at: crate::account_state::rfc3339(exp).unwrap_or_default(),
+                code: "MC-NO-REFRESH-TOKEN",
+            });
+    }
+
     /// One round: refresh every due account.
     pub async fn round(&self, cancel: &CancellationToken) -> Result<RoundReport> {
         let client = self.client.clone();
@@ -249,6 +274,9 @@ impl Refresher {
                 && meta.state == StoredState::Connected
                 && exp > now
             {
+                if exp - (self.options.ahead_secs as i64) <= now {
+                    self.announce_reauthorization(&account.id, exp);
+                }
                 report.fresh += 1;
                 continue;
             }
