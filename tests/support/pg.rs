@@ -267,7 +267,8 @@ impl PgServer {
         c.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", USER])
             .args(["-d", db])
             .env("PGSSLMODE", "disable")
-            .env("PGCONNECT_TIMEOUT", "10");
+            // Generous: a loaded CI machine can take many seconds to accept and authenticate.
+            .env("PGCONNECT_TIMEOUT", "60");
         c
     }
 
