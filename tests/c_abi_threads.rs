@@ -1,5 +1,5 @@
 //! The C ABI under concurrency and after failures, against the sandbox: 16 threads calling
-//! mc_access_token and mc_test on one client at once; calls after a failed connect.
+//! mc_token_get and mc_account_test on one client at once; calls after a failed connect.
 
 use std::ffi::{c_char, CStr, CString};
 use std::ptr::null_mut;
@@ -46,12 +46,12 @@ async fn sixteen_threads_share_one_client_for_tokens_and_tests() {
                     let id = CString::new("alice").unwrap();
                     let mut out = null_mut();
                     if i % 2 == 0 {
-                        let rc =
-                            unsafe { mc_access_token(c.0, id.as_ptr(), MC_PROTO_IMAP, &mut out) };
+                        let rc = unsafe { mc_token_get(c.0, id.as_ptr(), MC_PROTO_IMAP, &mut out) };
                         (rc, if rc == MC_OK { take(out).len() } else { 0 })
                     } else {
                         // No servers configured for the mail protocols here: the report says so, the call succeeds.
-                        let rc = unsafe { mc_test(c.0, id.as_ptr(), 0, null_mut(), &mut out) };
+                        let rc =
+                            unsafe { mc_account_test(c.0, id.as_ptr(), 0, null_mut(), &mut out) };
                         (rc, if rc == MC_OK { take(out).len() } else { 0 })
                     }
                 })
@@ -84,11 +84,11 @@ async fn calls_after_a_failed_connect_report_not_connected_and_nothing_is_stored
             assert_eq!(mc_account_put(c, acc.as_ptr()), MC_OK);
             // Nobody enters the device code: the connect times out.
             assert_eq!(
-                mc_connect(c, id.as_ptr(), std::ptr::null(), null_mut()),
+                mc_account_connect(c, id.as_ptr(), std::ptr::null(), null_mut()),
                 MC_E_TIMEOUT
             );
             let diag: serde_json::Value =
-                serde_json::from_str(&CStr::from_ptr(mc_last_error_diagnostic()).to_string_lossy())
+                serde_json::from_str(&CStr::from_ptr(mc_error_diagnostic_get()).to_string_lossy())
                     .unwrap();
             assert!(
                 diag["code"].as_str().is_some_and(|c| c.starts_with("MC-")),
@@ -99,11 +99,11 @@ async fn calls_after_a_failed_connect_report_not_connected_and_nothing_is_stored
                 "{diag}"
             );
             let mut out = null_mut();
-            assert_eq!(mc_access_token(c, id.as_ptr(), 0, &mut out), MC_E_STATE);
+            assert_eq!(mc_token_get(c, id.as_ptr(), 0, &mut out), MC_E_STATE);
             assert!(out.is_null());
-            assert_eq!(mc_status(c, id.as_ptr(), &mut out), MC_OK);
+            assert_eq!(mc_account_status_get(c, id.as_ptr(), &mut out), MC_OK);
             assert!(take(out).contains("not_connected"));
-            assert_eq!(mc_disconnect(c, id.as_ptr()), MC_OK);
+            assert_eq!(mc_account_disconnect(c, id.as_ptr()), MC_OK);
             mc_client_free(c);
         }
     });

@@ -159,7 +159,7 @@ async fn a_c_host_keeps_tokens_in_its_own_table_through_the_store_callbacks() {
     .await;
     assert!(out.contains("PASS 0 failures"), "{out}");
     assert!(
-        out.contains("ok mc_test against Dovecot and Postfix"),
+        out.contains("ok mc_account_test against Dovecot and Postfix"),
         "{out}"
     );
     assert!(out.contains("\"type\":\"token_refreshed\""), "{out}");
@@ -180,7 +180,10 @@ async fn the_c_abi_refuses_bad_input_from_a_c_host_under_address_sanitizer() {
     let store = dir.path().join("bad-input.db");
     let out = run(&exe, &[store.to_str().unwrap()], true).await;
     assert!(out.contains("PASS 0 failures"), "{out}");
-    assert!(out.contains("ok mc_status_name of unknown codes"), "{out}");
+    assert!(
+        out.contains("ok mc_result_name_get of unknown codes"),
+        "{out}"
+    );
     assert!(
         out.contains("ok mc_store_list_add invalid UTF-8 id -> MC_E_INVALID_UTF8"),
         "the store-callback probes ran:\n{out}"

@@ -89,7 +89,7 @@ fn complete(c: &C, handle: &str, redirect: &str) -> Result<Value, (i32, String, 
 fn status(c: &C, account: &str) -> Value {
     let mut out = null_mut();
     assert_eq!(
-        unsafe { mc_status(c.0, cs(account).as_ptr(), &mut out) },
+        unsafe { mc_account_status_get(c.0, cs(account).as_ptr(), &mut out) },
         MC_OK
     );
     serde_json::from_str(&take(out).unwrap()).unwrap()
@@ -383,7 +383,7 @@ fn next_events(c: &C, until_type: &str, limit: Duration) -> Vec<Value> {
     let mut got = vec![];
     while std::time::Instant::now() < deadline {
         let mut out = null_mut();
-        assert_eq!(unsafe { mc_next_event(c.0, 200, &mut out) }, MC_OK);
+        assert_eq!(unsafe { mc_events_next(c.0, 200, &mut out) }, MC_OK);
         if let Some(s) = take(out) {
             let v: Value = serde_json::from_str(&s).unwrap();
             let done = v["type"] == until_type;
@@ -439,7 +439,7 @@ async fn events_report_a_refresh_and_a_needed_reauthorization_in_order() {
         std::thread::sleep(Duration::from_millis(2600));
         let mut tok = null_mut();
         assert_eq!(
-            unsafe { mc_access_token(c2.0, cs("alice").as_ptr(), 0, &mut tok) },
+            unsafe { mc_token_get(c2.0, cs("alice").as_ptr(), 0, &mut tok) },
             MC_OK
         );
         take(tok);
@@ -453,7 +453,7 @@ async fn events_report_a_refresh_and_a_needed_reauthorization_in_order() {
     let (rc, err, more) = on_host_thread(move || {
         std::thread::sleep(Duration::from_millis(2600));
         let mut tok = null_mut();
-        let rc = unsafe { mc_access_token(c2.0, cs("alice").as_ptr(), 0, &mut tok) };
+        let rc = unsafe { mc_token_get(c2.0, cs("alice").as_ptr(), 0, &mut tok) };
         let err = last_error();
         (
             rc,
@@ -515,13 +515,13 @@ async fn events_report_a_refresh_and_a_needed_reauthorization_in_order() {
         assert_eq!(unsafe { mc_events_configure(c.0, off.as_ptr()) }, MC_OK);
         while take({
             let mut o = null_mut();
-            unsafe { mc_next_event(c.0, 0, &mut o) };
+            unsafe { mc_events_next(c.0, 0, &mut o) };
             o
         })
         .is_some()
         {}
         let mut out = null_mut();
-        assert_eq!(unsafe { mc_next_event(c.0, 50, &mut out) }, MC_OK);
+        assert_eq!(unsafe { mc_events_next(c.0, 50, &mut out) }, MC_OK);
         assert!(out.is_null());
     })
     .await;
@@ -679,7 +679,7 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
         std::thread::sleep(Duration::from_millis(2600));
         let mut tok = null_mut();
         assert_eq!(
-            unsafe { mc_access_token(c2.0, cs("alice").as_ptr(), 0, &mut tok) },
+            unsafe { mc_token_get(c2.0, cs("alice").as_ptr(), 0, &mut tok) },
             MC_OK,
             "{:?}",
             last_error()
@@ -693,7 +693,8 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
     assert!(status(&other, "alice")["refreshed_at"].is_string());
     drop(other);
     let c2 = c.clone();
-    let rc = on_host_thread(move || unsafe { mc_disconnect(c2.0, cs("alice").as_ptr()) }).await;
+    let rc =
+        on_host_thread(move || unsafe { mc_account_disconnect(c2.0, cs("alice").as_ptr()) }).await;
     assert_eq!(rc, MC_OK);
     assert!(!db.rows.lock().unwrap().keys().any(|k| k.0 == "tokens"));
 
@@ -711,7 +712,7 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
             let c2 = c.clone();
             on_host_thread(move || {
                 let mut tok = null_mut();
-                let rc = unsafe { mc_access_token(c2.0, cs("bob").as_ptr(), 0, &mut tok) };
+                let rc = unsafe { mc_token_get(c2.0, cs("bob").as_ptr(), 0, &mut tok) };
                 assert_eq!(rc, MC_E_STORE);
                 last_error()
             })
@@ -723,7 +724,7 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
     assert!(e.1.contains("1024 of"), "{}", e.1);
     let mut out = null_mut();
     assert_eq!(
-        unsafe { mc_status(c.0, cs("bob").as_ptr(), &mut out) },
+        unsafe { mc_account_status_get(c.0, cs("bob").as_ptr(), &mut out) },
         MC_E_STORE
     );
     // The vendor widens the column; connecting again repairs the account (the damaged record is
@@ -736,7 +737,7 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
     let c2 = c.clone();
     let rc = on_host_thread(move || {
         let mut tok = null_mut();
-        let rc = unsafe { mc_access_token(c2.0, cs("bob").as_ptr(), 0, &mut tok) };
+        let rc = unsafe { mc_token_get(c2.0, cs("bob").as_ptr(), 0, &mut tok) };
         take(tok);
         rc
     })

@@ -139,7 +139,10 @@ async fn connect_test_send_fetch_over_imap_and_pop3_then_disconnect() {
         "{folders:?}"
     );
 
-    w.client.disconnect("alice").await.unwrap();
+    w.client
+        .disconnect("alice", &CancellationToken::new())
+        .await
+        .unwrap();
     let report = w
         .client
         .test("alice", &[], TestOptions::default(), &nc())

@@ -70,9 +70,12 @@ async fn browser_flow_connects_with_the_scripted_sign_in_then_status_and_disconn
     assert!(t.token.expose_secret().starts_with("eyJ"));
     assert!(t.token.expose_secret().len() > 1500, "realistic token size");
 
-    env.client.disconnect("alice").await.unwrap();
     env.client
-        .disconnect("alice")
+        .disconnect("alice", &CancellationToken::new())
+        .await
+        .unwrap();
+    env.client
+        .disconnect("alice", &CancellationToken::new())
         .await
         .expect("disconnect is idempotent");
     assert_eq!(

@@ -188,7 +188,10 @@ async fn disconnect_revokes_the_refresh_token_at_the_server() {
     let s = setup(3600, "browser", None);
     s.connect_as("alice").await.expect("connect");
     let rt = s.refresh_token("alice").expect("a refresh token");
-    s.client.disconnect("alice").await.expect("disconnect");
+    s.client
+        .disconnect("alice", &CancellationToken::new())
+        .await
+        .expect("disconnect");
     let (status, body) = refresh_at_server(&s.server, &rt).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "invalid_grant", "revoked: {body}");

@@ -316,7 +316,10 @@ async fn a_client_connects_refreshes_and_disconnects_with_nothing_in_clear_in_th
         files.len()
     );
 
-    client.disconnect("alice").await.unwrap();
+    client
+        .disconnect("alice", &CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(
         client.status("alice").unwrap().state,
         AccountState::NotConnected

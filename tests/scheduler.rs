@@ -26,7 +26,7 @@ fn drain(c: &C, wait_ms: i32) -> Vec<Value> {
     let mut out = vec![];
     loop {
         let mut e = null_mut();
-        assert_eq!(unsafe { mc_next_event(c.0, wait_ms, &mut e) }, MC_OK);
+        assert_eq!(unsafe { mc_events_next(c.0, wait_ms, &mut e) }, MC_OK);
         match take(e) {
             Some(s) => out.push(serde_json::from_str(&s).unwrap()),
             None => return out,
@@ -174,7 +174,7 @@ async fn a_throttling_tenant_is_backed_off_and_tokens_are_kept() {
         let round = |c: &C| -> Value {
             let mut out = null_mut();
             let rc = unsafe {
-                mc_refresh_due(
+                mc_refresher_run(
                     c.0,
                     cs(r#"{"ahead_secs": 3, "jitter_secs": 0, "concurrency": 2}"#).as_ptr(),
                     null_mut(),
@@ -216,7 +216,7 @@ async fn a_throttling_tenant_is_backed_off_and_tokens_are_kept() {
     let mut out = null_mut();
     assert_eq!(
         unsafe {
-            mc_refresh_due(
+            mc_refresher_run(
                 c.0,
                 cs(r#"{"concurrency": 0}"#).as_ptr(),
                 null_mut(),

@@ -6,7 +6,7 @@
 //! story through the C ABI, and the `mailconnect` command's output (human and `--json`). Then every
 //! access token, refresh token, authorization code, device code, PKCE verifier and client secret the
 //! emulator issued or was shown is searched for in: the logs, error messages, diagnostics
-//! (`mc_last_error_diagnostic` and core's), Test reports, status JSON, the command's stdout and
+//! (`mc_error_diagnostic_get` and core's), Test reports, status JSON, the command's stdout and
 //! stderr, and the store files (database, WAL and shared memory, key file).
 //!
 //! The sign-ins are played by `mailconnect sandbox sign-in` in its own process (the user's browser
@@ -601,14 +601,14 @@ fn ffi_story_child() {
     let last = || unsafe {
         format!(
             "{} {}\n{}",
-            mc_last_error_code(),
-            CStr::from_ptr(mc_last_error_message()).to_string_lossy(),
-            CStr::from_ptr(mc_last_error_diagnostic()).to_string_lossy()
+            mc_error_code_get(),
+            CStr::from_ptr(mc_error_message_get()).to_string_lossy(),
+            CStr::from_ptr(mc_error_diagnostic_get()).to_string_lossy()
         )
     };
     unsafe {
         assert_eq!(
-            mc_set_log_callback(Some(log_cb), null_mut(), MC_LOG_TRACE),
+            mc_log_callback_set(Some(log_cb), null_mut(), MC_LOG_TRACE),
             MC_OK
         );
         let opts = serde_json::json!({"store": out_dir.join("ffi.db"), "extra_ca_file": var("MC_CA"), "log_level": "trace", "no_proxy": true});
@@ -650,7 +650,7 @@ fn ffi_story_child() {
         };
         for id in ["alice", "bob"] {
             assert_eq!(
-                mc_connect(c, cstr(id).as_ptr(), &cbs, null_mut()),
+                mc_account_connect(c, cstr(id).as_ptr(), &cbs, null_mut()),
                 MC_OK,
                 "{id}: {}",
                 last()
@@ -659,25 +659,25 @@ fn ffi_story_child() {
         let alice = cstr("alice");
         let mut out = null_mut();
         assert_eq!(
-            mc_test(c, alice.as_ptr(), 0, null_mut(), &mut out),
+            mc_account_test(c, alice.as_ptr(), 0, null_mut(), &mut out),
             MC_OK,
             "{}",
             last()
         );
-        record("mc_test alice", &take(out));
+        record("mc_account_test alice", &take(out));
         assert_eq!(
-            mc_access_token(c, alice.as_ptr(), MC_PROTO_IMAP, &mut out),
+            mc_token_get(c, alice.as_ptr(), MC_PROTO_IMAP, &mut out),
             MC_OK
         );
         drop(take(out));
         assert_eq!(
-            mc_sasl_xoauth2(c, alice.as_ptr(), MC_PROTO_SMTP, &mut out),
+            mc_sasl_xoauth2_get(c, alice.as_ptr(), MC_PROTO_SMTP, &mut out),
             MC_OK
         );
         drop(take(out));
         let msg = b"From: alice@example.test\r\nTo: alice@example.test\r\nSubject: ffi-secrets\r\n\r\nHi.\r\n";
         assert_eq!(
-            mc_send(c, alice.as_ptr(), msg.as_ptr(), msg.len(), null_mut()),
+            mc_mail_send(c, alice.as_ptr(), msg.as_ptr(), msg.len(), null_mut()),
             MC_OK,
             "{}",
             last()
@@ -687,47 +687,52 @@ fn ffi_story_child() {
             r#"{"protocol":"pop3","headers_only":true}"#,
         ] {
             assert_eq!(
-                mc_fetch(c, alice.as_ptr(), cstr(q).as_ptr(), null_mut(), &mut out),
+                mc_mail_fetch(c, alice.as_ptr(), cstr(q).as_ptr(), null_mut(), &mut out),
                 MC_OK,
                 "{}",
                 last()
             );
             drop(take(out));
         }
-        assert_eq!(mc_status(c, alice.as_ptr(), &mut out), MC_OK);
-        record("mc_status alice", &take(out));
+        assert_eq!(mc_account_status_get(c, alice.as_ptr(), &mut out), MC_OK);
+        record("mc_account_status_get alice", &take(out));
         // Failing calls: an unknown account; bob's refresh token is revoked (the parent set the fault).
         assert_ne!(
-            mc_access_token(c, cstr("nobody").as_ptr(), MC_PROTO_IMAP, &mut out),
+            mc_token_get(c, cstr("nobody").as_ptr(), MC_PROTO_IMAP, &mut out),
             MC_OK
         );
         record("unknown account", &last());
         std::thread::sleep(Duration::from_secs(LIFETIME + 1));
         let bid = cstr("bob");
         assert_ne!(
-            mc_access_token(c, bid.as_ptr(), MC_PROTO_IMAP, &mut out),
+            mc_token_get(c, bid.as_ptr(), MC_PROTO_IMAP, &mut out),
             MC_OK
         );
         record("revoked refresh token", &last());
         assert_ne!(
-            mc_sasl_xoauth2(c, bid.as_ptr(), MC_PROTO_IMAP, &mut out),
+            mc_sasl_xoauth2_get(c, bid.as_ptr(), MC_PROTO_IMAP, &mut out),
             MC_OK
         );
         record("SASL after revocation", &last());
         assert_eq!(
-            mc_test(c, bid.as_ptr(), 0, null_mut(), &mut out),
+            mc_account_test(c, bid.as_ptr(), 0, null_mut(), &mut out),
             MC_OK,
             "{}",
             last()
         );
-        record("mc_test bob", &take(out));
-        assert_eq!(mc_status(c, bid.as_ptr(), &mut out), MC_OK);
-        record("mc_status bob", &take(out));
+        record("mc_account_test bob", &take(out));
+        assert_eq!(mc_account_status_get(c, bid.as_ptr(), &mut out), MC_OK);
+        record("mc_account_status_get bob", &take(out));
         for id in ["alice", "bob"] {
-            assert_eq!(mc_disconnect(c, cstr(id).as_ptr()), MC_OK, "{}", last());
+            assert_eq!(
+                mc_account_disconnect(c, cstr(id).as_ptr()),
+                MC_OK,
+                "{}",
+                last()
+            );
         }
         mc_client_free(c);
-        assert_eq!(mc_set_log_callback(None, null_mut(), MC_LOG_OFF), MC_OK);
+        assert_eq!(mc_log_callback_set(None, null_mut(), MC_LOG_OFF), MC_OK);
     }
 }
 
@@ -763,7 +768,10 @@ async fn whole_story_at_trace_level_reveals_no_secret() {
     hay.store(&ffi_dir.join("ffi.db"));
 
     for id in ["alice", "svc"] {
-        s.client.disconnect(id).await.unwrap();
+        s.client
+            .disconnect(id, &CancellationToken::new())
+            .await
+            .unwrap();
     }
     hay.store(&s.dir.path().join("app.db"));
     let text = log.text();

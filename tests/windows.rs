@@ -173,10 +173,10 @@ async fn the_whole_story(arch: Arch) {
     )
     .await;
     for step in [
-        "ok mc_test all protocols ok",
-        "ok mc_send",
-        "ok mc_fetch over IMAP finds the message sent from C",
-        "ok mc_fetch over POP3",
+        "ok mc_account_test all protocols ok",
+        "ok mc_mail_send",
+        "ok mc_mail_fetch over IMAP finds the message sent from C",
+        "ok mc_mail_fetch over POP3",
     ] {
         assert!(out.contains(step), "missing '{step}':\n{out}");
     }
@@ -511,7 +511,7 @@ async fn a_ca_the_windows_root_store_trusts_needs_no_extra_ca_file() {
     prefix.end_session();
     let c = prefix.command_with_system_roots(Arch::X64, &exe, &bundle, &args);
     let out = pass(c, "mail with the CA in the system's Root store").await;
-    assert!(out.contains("ok mc_test all protocols ok"), "{out}");
+    assert!(out.contains("ok mc_account_test all protocols ok"), "{out}");
 }
 
 /// The browser flow without a host callback: mailconnect asks the shell to open the sign-in page

@@ -632,7 +632,7 @@ pub async fn token(store: &StoreArgs, lang: Language, id: String, sasl: bool) ->
 
 pub async fn disconnect(store: &StoreArgs, lang: Language, id: String) -> Res {
     let c = open(store, lang)?;
-    c.disconnect(&id).await?;
+    c.disconnect(&id, &CancellationToken::new()).await?;
     if !store.json {
         println!("account '{id}' disconnected");
     }

@@ -40,7 +40,7 @@ use mailconnect_sandbox::{Consent, ScriptedBrowser, SignIn};
 use serde_json::Value;
 
 /// The header's `MC_ABI_VERSION` this harness was written against.
-const EXPECTED_ABI: u32 = 1;
+const EXPECTED_ABI: u32 = 2;
 
 #[repr(C)]
 struct Callbacks {
@@ -68,7 +68,7 @@ unsafe extern "C" fn on_device_code(
     uri: *const c_char,
     msg: *const c_char,
 ) {
-    // SAFETY: `ud` is the sender passed in `Callbacks`, alive during mc_connect; strings are valid for the call.
+    // SAFETY: `ud` is the sender passed in `Callbacks`, alive during mc_account_connect; strings are valid for the call.
     let tx = unsafe { &*(ud as *const mpsc::Sender<Prompt>) };
     let (code, uri, message) = unsafe {
         (
@@ -117,12 +117,13 @@ struct Lib {
     registration_put: unsafe extern "C" fn(*mut c_void, *const c_char) -> i32,
     account_put: unsafe extern "C" fn(*mut c_void, *const c_char) -> i32,
     connect: unsafe extern "C" fn(*mut c_void, *const c_char, *const Callbacks, *mut c_void) -> i32,
-    disconnect: unsafe extern "C" fn(*mut c_void, *const c_char) -> i32,
+    disconnect: unsafe extern "C" fn(*mut c_void, *const c_char, *mut c_void) -> i32,
     status: StrOut,
     test:
         unsafe extern "C" fn(*mut c_void, *const c_char, u32, *mut c_void, *mut *mut c_char) -> i32,
-    access_token: unsafe extern "C" fn(*mut c_void, *const c_char, u32, *mut *mut c_char) -> i32,
-    sasl: unsafe extern "C" fn(*mut c_void, *const c_char, u32, *mut *mut c_char) -> i32,
+    access_token:
+        unsafe extern "C" fn(*mut c_void, *const c_char, *mut c_void, *mut *mut c_char) -> i32,
+    sasl: unsafe extern "C" fn(*mut c_void, *const c_char, *mut c_void, *mut *mut c_char) -> i32,
     send: unsafe extern "C" fn(*mut c_void, *const c_char, *const u8, usize, *mut c_void) -> i32,
     fetch: unsafe extern "C" fn(
         *mut c_void,
@@ -154,25 +155,25 @@ impl Lib {
             }};
         }
         Ok(Lib {
-            abi: sym!(b"mc_abi_version\0"),
-            version: sym!(b"mc_version\0"),
-            status_name: sym!(b"mc_status_name\0"),
-            last_message: sym!(b"mc_last_error_message\0"),
-            last_diagnostic: sym!(b"mc_last_error_diagnostic\0"),
+            abi: sym!(b"mc_abi_version_get\0"),
+            version: sym!(b"mc_version_get\0"),
+            status_name: sym!(b"mc_result_name_get\0"),
+            last_message: sym!(b"mc_error_message_get\0"),
+            last_diagnostic: sym!(b"mc_error_diagnostic_get\0"),
             string_free: sym!(b"mc_string_free\0"),
             client_open: sym!(b"mc_client_open\0"),
             client_free: sym!(b"mc_client_free\0"),
             registration_put: sym!(b"mc_registration_put\0"),
             account_put: sym!(b"mc_account_put\0"),
-            connect: sym!(b"mc_connect\0"),
-            disconnect: sym!(b"mc_disconnect\0"),
-            status: sym!(b"mc_status\0"),
-            test: sym!(b"mc_test\0"),
-            access_token: sym!(b"mc_access_token\0"),
-            sasl: sym!(b"mc_sasl_xoauth2\0"),
-            send: sym!(b"mc_send\0"),
-            fetch: sym!(b"mc_fetch\0"),
-            list_folders: sym!(b"mc_list_folders\0"),
+            connect: sym!(b"mc_account_connect\0"),
+            disconnect: sym!(b"mc_account_disconnect\0"),
+            status: sym!(b"mc_account_status_get\0"),
+            test: sym!(b"mc_account_test\0"),
+            access_token: sym!(b"mc_token_get\0"),
+            sasl: sym!(b"mc_sasl_xoauth2_get\0"),
+            send: sym!(b"mc_mail_send\0"),
+            fetch: sym!(b"mc_mail_fetch\0"),
+            list_folders: sym!(b"mc_folder_list\0"),
             _lib: lib,
         })
     }
@@ -522,7 +523,10 @@ pub async fn run_source(
                 connect(&lib, client, &account_id, step.get("sign_in")).await,
                 None,
             ),
-            "disconnect" => (unsafe { (lib.disconnect)(client, id) }, None),
+            "disconnect" => (
+                unsafe { (lib.disconnect)(client, id, std::ptr::null_mut()) },
+                None,
+            ),
             "status" => {
                 let rc = unsafe { (lib.status)(client, id, &mut out) };
                 (rc, lib.take(out))
@@ -544,14 +548,14 @@ pub async fn run_source(
                 (rc, lib.take(out))
             }
             "access_token" => {
-                let rc = unsafe { (lib.access_token)(client, id, 0, &mut out) };
+                let rc = unsafe { (lib.access_token)(client, id, std::ptr::null_mut(), &mut out) };
                 (
                     rc,
                     lib.take(out).map(|t| format!("{{\"length\":{}}}", t.len())),
                 )
             }
             "sasl_xoauth2" => {
-                let rc = unsafe { (lib.sasl)(client, id, 0, &mut out) };
+                let rc = unsafe { (lib.sasl)(client, id, std::ptr::null_mut(), &mut out) };
                 (
                     rc,
                     lib.take(out).map(|t| format!("{{\"length\":{}}}", t.len())),

@@ -50,7 +50,10 @@ async fn the_harness_runs_the_sandbox_scenario_through_the_loaded_library() {
         .unwrap();
     assert!(ok, "{out}");
     assert!(out.contains("ABI 1"), "{out}");
-    assert!(out.contains("mc_connect") && out.contains("PASS"), "{out}");
+    assert!(
+        out.contains("mc_account_connect") && out.contains("PASS"),
+        "{out}"
+    );
     assert!(out.contains(" 0 failed"), "{out}");
 }
 

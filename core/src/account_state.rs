@@ -22,7 +22,7 @@ pub enum AccountState {
     Error,
 }
 
-/// The status of an account (the C ABI's `mc_status` JSON).
+/// The status of an account (the C ABI's `mc_account_status_get` JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     /// Account id.

@@ -1,4 +1,4 @@
-//! The per-client event queue a host pulls from (`mc_next_event`).
+//! The per-client event queue a host pulls from (`mc_events_next`).
 //!
 //! Events: a token was refreshed, an account needs re-authorization (with the diagnostic), connect
 //! progress stages, account state changes, and log records at or above a level the host chose.
@@ -37,7 +37,7 @@ pub enum EventKind {
         account_id: String,
         /// Why.
         reason: ReauthReason,
-        /// The catalog entry (as `mc_last_error_diagnostic`).
+        /// The catalog entry (as `mc_error_diagnostic_get`).
         diagnostic: serde_json::Value,
     },
     /// Ahead of time (the background refresher, within its `ahead_secs`): the account has no

@@ -229,7 +229,7 @@ impl ManagedImap<'_> {
     }
 }
 
-/// What to fetch (the C ABI's `mc_fetch` query JSON).
+/// What to fetch (the C ABI's `mc_mail_fetch` query JSON).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FetchRequest {

@@ -1,7 +1,6 @@
 //! Host-driven sign-in: begin, then complete / poll / wait, or abort.
 
 use std::ffi::c_char;
-use std::ptr::null;
 
 use mailconnect_core::BeginOptions;
 
@@ -35,16 +34,17 @@ use crate::guard::{call, give_json, give_optional, id_arg, opt_json_arg, out_arg
 /// # Errors
 /// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_NOT_FOUND` (account), `MC_E_INVALID_ARGUMENT`
 /// (bad options; an app-only account), `MC_E_PROVIDER_CONFIGURATION` (no device endpoint),
-/// `MC_E_NETWORK`, `MC_E_PROVIDER_UNAVAILABLE`, `MC_E_AUTHORIZATION_DENIED`.
+/// `MC_E_NETWORK`, `MC_E_PROVIDER_UNAVAILABLE`, `MC_E_AUTHORIZATION_DENIED`, `MC_E_CANCELLED`.
 ///
 /// # Safety
 /// `client` from `mc_client_open`; strings NUL-terminated (`options_json` may be NULL);
-/// `out_json` writable.
+/// `cancel` NULL or from `mc_cancel_new`; `out_json` writable.
 #[no_mangle]
 pub unsafe extern "C" fn mc_authorization_begin(
     client: *mut mc_client,
     account_id: *const c_char,
     options_json: *const c_char,
+    cancel: *mut mc_cancel,
     out_json: *mut *mut c_char,
 ) -> i32 {
     call(|| {
@@ -53,8 +53,8 @@ pub unsafe extern "C" fn mc_authorization_begin(
         let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
         // SAFETY: NULL or NUL-terminated per the contract.
         let opts = unsafe { opt_json_arg(options_json, "options_json", BeginOptions::from_json)? };
-        let a = cl.run(null(), async |_| {
-            cl.client.begin_authorization(id, &opts).await
+        let a = cl.run(cancel, async |t| {
+            cl.client.begin_authorization(id, &opts, t).await
         })?;
         // SAFETY: checked writable above.
         unsafe { give_json(out_json, &a) }

@@ -9,7 +9,7 @@ pub struct mc_cancel {
     pub(crate) token: CancellationToken,
 }
 
-/// Create a cancellation token. Pass it to blocking calls (`mc_connect`, `mc_test`, ...) and call
+/// Create a cancellation token. Pass it to blocking calls (`mc_account_connect`, `mc_account_test`, ...) and call
 /// `mc_cancel_trigger` from any thread to make them return `MC_E_CANCELLED` promptly. A triggered
 /// token stays triggered: calls started with it afterwards return `MC_E_CANCELLED` at once.
 ///

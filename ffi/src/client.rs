@@ -387,6 +387,39 @@ pub unsafe extern "C" fn mc_registration_put(
     })
 }
 
+/// One app registration as JSON (the secret is shown as `has_client_secret` only).
+///
+/// # Ownership
+/// on success `*out_json` is a new string; free it with `mc_string_free`.
+///
+/// # Threads
+/// any thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_NOT_FOUND`, `MC_E_STORE`.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `registration_id` NUL-terminated; `out_json` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_registration_get(
+    client: *mut mc_client,
+    registration_id: *const c_char,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    call(|| {
+        out_arg(out_json, "out_json")?;
+        // SAFETY: contract of this export.
+        let (c, id) = unsafe {
+            (
+                client_arg(client)?,
+                id_arg(registration_id, "registration_id")?,
+            )
+        };
+        // SAFETY: checked writable above.
+        unsafe { give_json(out_json, &c.client.registration(id)?) }
+    })
+}
+
 /// All registrations as a JSON array (secrets are shown as `has_client_secret` only).
 ///
 /// # Ownership
@@ -456,7 +489,7 @@ pub unsafe extern "C" fn mc_registration_remove(
 /// # Safety
 /// `client` from `mc_client_open`; `account_id` NUL-terminated; `out_json` writable.
 #[no_mangle]
-pub unsafe extern "C" fn mc_status(
+pub unsafe extern "C" fn mc_account_status_get(
     client: *mut mc_client,
     account_id: *const c_char,
     out_json: *mut *mut c_char,

@@ -1,7 +1,6 @@
 //! Connect, Disconnect and Test.
 
 use std::ffi::{c_char, c_void};
-use std::ptr::null;
 
 use mailconnect_core::check::TestOptions;
 use mailconnect_core::oauth::DeviceCodeInfo;
@@ -23,7 +22,7 @@ pub const MC_PROTO_SMTP: u32 = 4;
 /// Test option: send one message to the mailbox itself and confirm it arrives.
 pub const MC_TEST_SEND_PROBE: u32 = 0x100;
 
-/// Callbacks for `mc_connect`. Every member may be NULL. Callbacks run on a mailconnect thread:
+/// Callbacks for `mc_account_connect`. Every member may be NULL. Callbacks run on a mailconnect thread:
 /// do not call blocking mailconnect functions from them, and marshal to your UI thread yourself.
 /// Strings passed to callbacks are valid only during the call.
 #[repr(C)]
@@ -96,7 +95,7 @@ impl HostObserver {
 impl ConnectObserver for HostObserver {
     fn open_url(&self, url: &str) -> bool {
         match self.on_open_url {
-            // SAFETY: the host promised a valid callback and user_data (mc_connect contract).
+            // SAFETY: the host promised a valid callback and user_data (mc_account_connect contract).
             Some(f) => unsafe { f(self.user_data as *mut c_void, c_string(url).as_ptr()) != 0 },
             None => false,
         }
@@ -149,7 +148,7 @@ impl ConnectObserver for HostObserver {
 /// `client` from `mc_client_open`; `account_id` NUL-terminated; `callbacks` NULL or valid
 /// with callbacks callable from any thread until the call returns; `cancel` NULL or from `mc_cancel_new`.
 #[no_mangle]
-pub unsafe extern "C" fn mc_connect(
+pub unsafe extern "C" fn mc_account_connect(
     client: *mut mc_client,
     account_id: *const c_char,
     callbacks: *const mc_connect_callbacks,
@@ -169,22 +168,29 @@ pub unsafe extern "C" fn mc_connect(
 }
 
 /// Forget the account's tokens (revoking them where the provider offers revocation; Microsoft does
-/// not). Idempotent: disconnecting a disconnected account succeeds.
+/// not). Idempotent: disconnecting a disconnected account succeeds. `cancel` fired before the
+/// tokens are deleted gives `MC_E_CANCELLED` and changes nothing; fired while the revocation is
+/// under way, the call stops waiting for the provider and succeeds (revocation is best effort).
 ///
 /// # Threads
 /// any thread except a mailconnect callback thread.
 ///
 /// # Errors
-/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_NOT_FOUND`, `MC_E_STORE`.
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_NOT_FOUND`, `MC_E_STORE`, `MC_E_CANCELLED`.
 ///
 /// # Safety
-/// `client` from `mc_client_open`; `account_id` NUL-terminated.
+/// `client` from `mc_client_open`; `account_id` NUL-terminated; `cancel` NULL or from
+/// `mc_cancel_new`.
 #[no_mangle]
-pub unsafe extern "C" fn mc_disconnect(client: *mut mc_client, account_id: *const c_char) -> i32 {
+pub unsafe extern "C" fn mc_account_disconnect(
+    client: *mut mc_client,
+    account_id: *const c_char,
+    cancel: *mut mc_cancel,
+) -> i32 {
     call(|| {
         // SAFETY: contract of this export.
         let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
-        cl.run(null(), async |_| cl.client.disconnect(id).await)
+        cl.run(cancel, async |t| cl.client.disconnect(id, t).await)
     })
 }
 
@@ -230,7 +236,7 @@ pub(crate) fn protocols_of(bits: u32) -> Result<Vec<Protocol>, FfiError> {
 /// `client` from `mc_client_open`; `account_id` NUL-terminated; `cancel` NULL or from
 /// `mc_cancel_new`; `out_report_json` writable.
 #[no_mangle]
-pub unsafe extern "C" fn mc_test(
+pub unsafe extern "C" fn mc_account_test(
     client: *mut mc_client,
     account_id: *const c_char,
     protocols: u32,

@@ -36,7 +36,7 @@ mod bridge {
         status: String,
     }
 
-    /// One event of `mc_next_event`; fields of other types are empty or 0.
+    /// One event of `mc_events_next`; fields of other types are empty or 0.
     struct Event {
         seq: u64,
         time: String,
@@ -182,9 +182,9 @@ fn last_error(rc: i32) -> String {
     unsafe {
         format!(
             "{rc}\u{1f}{}\u{1f}{}\u{1f}{}",
-            CStr::from_ptr(mc_status_name(rc)).to_string_lossy(),
-            CStr::from_ptr(mc_last_error_message()).to_string_lossy(),
-            CStr::from_ptr(mc_last_error_diagnostic()).to_string_lossy()
+            CStr::from_ptr(mc_result_name_get(rc)).to_string_lossy(),
+            CStr::from_ptr(mc_error_message_get()).to_string_lossy(),
+            CStr::from_ptr(mc_error_diagnostic_get()).to_string_lossy()
         )
     }
 }
@@ -211,7 +211,7 @@ fn take(p: *mut c_char) -> String {
 }
 
 fn abi_version() -> u32 {
-    mc_abi_version()
+    mc_abi_version_get()
 }
 
 fn client_open(options_json: &str) -> Result<Box<CxxClient>, String> {
@@ -228,7 +228,7 @@ unsafe extern "C" fn on_device_code(
     uri: *const c_char,
     msg: *const c_char,
 ) {
-    // SAFETY: `ud` is the &Events passed to mc_connect, alive for the call; strings valid for the call.
+    // SAFETY: `ud` is the &Events passed to mc_account_connect, alive for the call; strings valid for the call.
     let ev = unsafe { &*(ud as *const Events) };
     let s = |p: *const c_char| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
     ev.device_code(&s(code), &s(uri), &s(msg));
@@ -265,7 +265,7 @@ impl CxxClient {
 
     fn status(&self, account_id: &str) -> Result<String, String> {
         let id = c(account_id)?;
-        self.out(|o| unsafe { mc_status(self.raw, id.as_ptr(), o) })
+        self.out(|o| unsafe { mc_account_status_get(self.raw, id.as_ptr(), o) })
     }
 
     fn connect(&self, account_id: &str, events: &Events) -> Result<(), String> {
@@ -277,33 +277,33 @@ impl CxxClient {
             on_device_code: Some(on_device_code),
             on_progress: Some(on_progress),
         };
-        check(unsafe { mc_connect(self.raw, id.as_ptr(), &cb, null_mut()) })
+        check(unsafe { mc_account_connect(self.raw, id.as_ptr(), &cb, null_mut()) })
     }
 
     fn disconnect(&self, account_id: &str) -> Result<(), String> {
         let id = c(account_id)?;
-        check(unsafe { mc_disconnect(self.raw, id.as_ptr()) })
+        check(unsafe { mc_account_disconnect(self.raw, id.as_ptr(), null_mut()) })
     }
 
     fn test(&self, account_id: &str, protocols: u32) -> Result<String, String> {
         let id = c(account_id)?;
-        self.out(|o| unsafe { mc_test(self.raw, id.as_ptr(), protocols, null_mut(), o) })
+        self.out(|o| unsafe { mc_account_test(self.raw, id.as_ptr(), protocols, null_mut(), o) })
     }
 
     fn access_token(&self, account_id: &str) -> Result<String, String> {
         let id = c(account_id)?;
-        self.out(|o| unsafe { mc_access_token(self.raw, id.as_ptr(), 0, o) })
+        self.out(|o| unsafe { mc_token_get(self.raw, id.as_ptr(), null_mut(), o) })
     }
 
     fn sasl_xoauth2(&self, account_id: &str) -> Result<String, String> {
         let id = c(account_id)?;
-        self.out(|o| unsafe { mc_sasl_xoauth2(self.raw, id.as_ptr(), 0, o) })
+        self.out(|o| unsafe { mc_sasl_xoauth2_get(self.raw, id.as_ptr(), null_mut(), o) })
     }
 
     fn send(&self, account_id: &str, message: &[u8]) -> Result<(), String> {
         let id = c(account_id)?;
         check(unsafe {
-            mc_send(
+            mc_mail_send(
                 self.raw,
                 id.as_ptr(),
                 message.as_ptr(),
@@ -315,12 +315,12 @@ impl CxxClient {
 
     fn fetch(&self, account_id: &str, query_json: &str) -> Result<String, String> {
         let (id, q) = (c(account_id)?, c(query_json)?);
-        self.out(|o| unsafe { mc_fetch(self.raw, id.as_ptr(), q.as_ptr(), null_mut(), o) })
+        self.out(|o| unsafe { mc_mail_fetch(self.raw, id.as_ptr(), q.as_ptr(), null_mut(), o) })
     }
 
     fn folders(&self, account_id: &str) -> Result<String, String> {
         let id = c(account_id)?;
-        self.out(|o| unsafe { mc_list_folders(self.raw, id.as_ptr(), null_mut(), o) })
+        self.out(|o| unsafe { mc_folder_list(self.raw, id.as_ptr(), null_mut(), o) })
     }
 
     fn authorization_begin(
@@ -340,8 +340,9 @@ impl CxxClient {
             c(account_id)?,
             c(&serde_json::Value::Object(opts).to_string())?,
         );
-        let json = self
-            .out(|out| unsafe { mc_authorization_begin(self.raw, id.as_ptr(), o.as_ptr(), out) })?;
+        let json = self.out(|out| unsafe {
+            mc_authorization_begin(self.raw, id.as_ptr(), o.as_ptr(), null_mut(), out)
+        })?;
         let v = parse(&json)?;
         Ok(Authorization {
             handle: text(&v, "handle"),
@@ -411,7 +412,7 @@ impl CxxClient {
 
     fn next_event(&self, timeout_ms: i32, out: &mut Event) -> Result<bool, String> {
         let mut p = null_mut();
-        check(unsafe { mc_next_event(self.raw, timeout_ms, &mut p) })?;
+        check(unsafe { mc_events_next(self.raw, timeout_ms, &mut p) })?;
         if p.is_null() {
             return Ok(false);
         }

@@ -1,4 +1,4 @@
-//! The per-client event queue: `mc_events_configure`, `mc_next_event`.
+//! The per-client event queue: `mc_events_configure`, `mc_events_next`.
 
 use std::ffi::c_char;
 use std::ptr::null;
@@ -17,10 +17,10 @@ use crate::status::FfiError;
 ///
 /// Events are always collected (without log records unless asked for); the queue is bounded and
 /// never blocks mailconnect: when full, log records are dropped first, then the oldest events, and
-/// the next `mc_next_event` reports `{"type": "events_dropped", "count": N}`.
+/// the next `mc_events_next` reports `{"type": "events_dropped", "count": N}`.
 ///
 /// Log events come from mailconnect's process-wide `tracing` subscriber, installed by the first
-/// call that asks for them (or by `mc_set_log_callback`); every client that asked receives every
+/// call that asks for them (or by `mc_log_callback_set`); every client that asked receives every
 /// record. If the process already has another global subscriber, no log events arrive.
 ///
 /// # Threads
@@ -56,7 +56,7 @@ pub unsafe extern "C" fn mc_events_configure(
 ///
 /// Event JSON: `{"seq": N, "time": RFC3339, "type": T, ...}` with `type`
 /// - `token_refreshed`: `account_id`, `expires_at`;
-/// - `needs_reauthorization`: `account_id`, `reason`, `diagnostic` (as `mc_last_error_diagnostic`);
+/// - `needs_reauthorization`: `account_id`, `reason`, `diagnostic` (as `mc_error_diagnostic_get`);
 /// - `connect_progress`: `account_id`, `stage` (as `mc_connect_callbacks.on_progress`);
 /// - `state_changed`: `account_id`, `from`, `to` (`not_connected`, `connected`,
 ///   `needs_reauthorization`, `error`);
@@ -78,7 +78,7 @@ pub unsafe extern "C" fn mc_events_configure(
 /// # Safety
 /// `client` from `mc_client_open`; `out_event_json` writable.
 #[no_mangle]
-pub unsafe extern "C" fn mc_next_event(
+pub unsafe extern "C" fn mc_events_next(
     client: *mut mc_client,
     timeout_ms: i32,
     out_event_json: *mut *mut c_char,

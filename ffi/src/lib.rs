@@ -33,14 +33,14 @@ pub use status::*;
 pub use store::*;
 
 /// The ABI version. Bindings check it when they load: a library with another value is incompatible.
-pub const MC_ABI_VERSION: u32 = 1;
+pub const MC_ABI_VERSION: u32 = 2;
 
 /// The ABI version of the loaded library (`MC_ABI_VERSION` of the header it was built with).
 ///
 /// # Threads
 /// any thread. Errors: none.
 #[no_mangle]
-pub extern "C" fn mc_abi_version() -> u32 {
+pub extern "C" fn mc_abi_version_get() -> u32 {
     MC_ABI_VERSION
 }
 
@@ -51,7 +51,7 @@ static VERSION: &[u8] = concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes();
 /// # Ownership
 /// static; do not free. Threads: any thread. Errors: none.
 #[no_mangle]
-pub extern "C" fn mc_version() -> *const c_char {
+pub extern "C" fn mc_version_get() -> *const c_char {
     VERSION.as_ptr().cast()
 }
 
@@ -60,6 +60,6 @@ pub extern "C" fn mc_version() -> *const c_char {
 /// # Ownership
 /// static; do not free. Threads: any thread. Errors: none.
 #[no_mangle]
-pub extern "C" fn mc_status_name(code: i32) -> *const c_char {
+pub extern "C" fn mc_result_name_get(code: i32) -> *const c_char {
     status::name_c(code).as_ptr()
 }

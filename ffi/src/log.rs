@@ -82,7 +82,7 @@ fn host_fn(cb: mc_log_fn, user_data: *mut c_void) -> Option<LogFn> {
     let user_data = user_data as usize;
     Some(Box::new(move |level, target, message| {
         let (target, message) = (c_string(target), c_string(message));
-        // SAFETY: the host registered a valid callback with its user data (mc_set_log_callback
+        // SAFETY: the host registered a valid callback with its user data (mc_log_callback_set
         // contract).
         unsafe {
             cb(
@@ -125,7 +125,7 @@ fn level_arg(max_level: i32) -> Result<u8, FfiError> {
 /// # Safety
 /// `cb` must stay callable (and `user_data` valid) until replaced or the process ends.
 #[no_mangle]
-pub unsafe extern "C" fn mc_set_log_callback(
+pub unsafe extern "C" fn mc_log_callback_set(
     cb: mc_log_fn,
     user_data: *mut c_void,
     max_level: i32,

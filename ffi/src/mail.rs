@@ -1,7 +1,6 @@
 //! Tokens for hosts with their own mail code, and sending and fetching mail.
 
 use std::ffi::c_char;
-use std::ptr::null;
 
 use mailconnect_core::mail::FetchRequest;
 use mailconnect_core::model::parse_json;
@@ -9,39 +8,25 @@ use secrecy::ExposeSecret;
 
 use crate::cancel::mc_cancel;
 use crate::client::{client_arg, mc_client};
-use crate::connect::protocols_of;
 use crate::guard::{bytes_arg, call, give_json, give_string, id_arg, opt_json_arg, out_arg};
-use crate::status::{FfiError, MC_E_INVALID_ARGUMENT};
 
-fn check_protocol(bits: u32) -> Result<(), FfiError> {
-    let p = protocols_of(bits)?;
-    if p.len() > 1 {
-        return Err(FfiError::new(
-            MC_E_INVALID_ARGUMENT,
-            "'protocol' must be 0 or one MC_PROTO_* bit",
-        ));
-    }
-    Ok(())
-}
-
-/// Shared body of `mc_access_token` and `mc_sasl_xoauth2`: a fresh token, or its SASL string.
+/// Shared body of `mc_token_get` and `mc_sasl_xoauth2_get`: a fresh token, or its SASL string.
 ///
 /// # Safety
 /// As those exports.
 unsafe fn secret_out(
     client: *mut mc_client,
     account_id: *const c_char,
-    protocol: u32,
+    cancel: *mut mc_cancel,
     out: *mut *mut c_char,
     out_name: &str,
     sasl: bool,
 ) -> i32 {
     call(|| {
         out_arg(out, out_name)?;
-        check_protocol(protocol)?;
         // SAFETY: contract of the calling export.
         let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
-        let secret = cl.run(null(), async |t| match sasl {
+        let secret = cl.run(cancel, async |t| match sasl {
             true => cl.client.sasl_xoauth2(id, t).await,
             false => Ok(cl.client.access_token(id, t).await?.token),
         })?;
@@ -51,8 +36,8 @@ unsafe fn secret_out(
 }
 
 /// A valid access token for the account, refreshed ahead of expiry (single-flight across threads
-/// and processes sharing the store). `protocol` is 0 or one `MC_PROTO_*` bit (one token serves all
-/// three with Microsoft).
+/// and processes sharing the store). One token serves IMAP, POP3 and SMTP. `cancel` ends a
+/// refresh in progress (`MC_E_CANCELLED`; the stored tokens stay as they were).
 ///
 /// # Ownership
 /// `*out_token` is a new string holding a secret; free it with `mc_string_free`, which
@@ -64,19 +49,20 @@ unsafe fn secret_out(
 /// # Errors
 /// `MC_E_NOT_FOUND`, `MC_E_STATE` (not connected), `MC_E_REAUTHORIZATION_REQUIRED` (the
 /// diagnostic says why), `MC_E_PROVIDER_CONFIGURATION`, `MC_E_NETWORK`, `MC_E_TLS`,
-/// `MC_E_PROVIDER_UNAVAILABLE`, `MC_E_TIMEOUT`, `MC_E_STORE`.
+/// `MC_E_PROVIDER_UNAVAILABLE`, `MC_E_TIMEOUT`, `MC_E_STORE`, `MC_E_CANCELLED`.
 ///
 /// # Safety
-/// `client` from `mc_client_open`; `account_id` NUL-terminated; `out_token` writable.
+/// `client` from `mc_client_open`; `account_id` NUL-terminated; `cancel` NULL or from
+/// `mc_cancel_new`; `out_token` writable.
 #[no_mangle]
-pub unsafe extern "C" fn mc_access_token(
+pub unsafe extern "C" fn mc_token_get(
     client: *mut mc_client,
     account_id: *const c_char,
-    protocol: u32,
+    cancel: *mut mc_cancel,
     out_token: *mut *mut c_char,
 ) -> i32 {
     // SAFETY: forwarded contract of this export.
-    unsafe { secret_out(client, account_id, protocol, out_token, "out_token", false) }
+    unsafe { secret_out(client, account_id, cancel, out_token, "out_token", false) }
 }
 
 /// The ready SASL XOAUTH2 initial response (base64 of `user=<mailbox>^Aauth=Bearer <token>^A^A`)
@@ -86,22 +72,23 @@ pub unsafe extern "C" fn mc_access_token(
 /// `*out_base64` is a new secret string; free it with `mc_string_free`.
 ///
 /// # Threads
-/// As `mc_access_token`.
+/// As `mc_token_get`.
 ///
 /// # Errors
-/// As `mc_access_token`.
+/// As `mc_token_get`.
 ///
 /// # Safety
-/// `client` from `mc_client_open`; `account_id` NUL-terminated; `out_base64` writable.
+/// `client` from `mc_client_open`; `account_id` NUL-terminated; `cancel` NULL or from
+/// `mc_cancel_new`; `out_base64` writable.
 #[no_mangle]
-pub unsafe extern "C" fn mc_sasl_xoauth2(
+pub unsafe extern "C" fn mc_sasl_xoauth2_get(
     client: *mut mc_client,
     account_id: *const c_char,
-    protocol: u32,
+    cancel: *mut mc_cancel,
     out_base64: *mut *mut c_char,
 ) -> i32 {
     // SAFETY: forwarded contract of this export.
-    unsafe { secret_out(client, account_id, protocol, out_base64, "out_base64", true) }
+    unsafe { secret_out(client, account_id, cancel, out_base64, "out_base64", true) }
 }
 
 /// Send a raw RFC 5322 message over SMTP. The envelope comes from the header (`Sender`/`From`,
@@ -122,7 +109,7 @@ pub unsafe extern "C" fn mc_sasl_xoauth2(
 /// # Safety
 /// `rfc5322` must point to `len` readable bytes (may be NULL only when `len` is 0).
 #[no_mangle]
-pub unsafe extern "C" fn mc_send(
+pub unsafe extern "C" fn mc_mail_send(
     client: *mut mc_client,
     account_id: *const c_char,
     rfc5322: *const u8,
@@ -148,13 +135,13 @@ pub unsafe extern "C" fn mc_send(
 /// Any thread except a mailconnect callback thread.
 ///
 /// # Errors
-/// As `mc_send`, without the errors about the message.
+/// As `mc_mail_send`, without the errors about the message.
 ///
 /// # Safety
 /// `client` from `mc_client_open`; `account_id` NUL-terminated; `cancel` NULL or from
 /// `mc_cancel_new`; `out_json` writable.
 #[no_mangle]
-pub unsafe extern "C" fn mc_list_folders(
+pub unsafe extern "C" fn mc_folder_list(
     client: *mut mc_client,
     account_id: *const c_char,
     cancel: *mut mc_cancel,
@@ -183,12 +170,12 @@ pub unsafe extern "C" fn mc_list_folders(
 /// Any thread except a mailconnect callback thread.
 ///
 /// # Errors
-/// As `mc_list_folders`, plus `MC_E_INVALID_ARGUMENT` for a bad query.
+/// As `mc_folder_list`, plus `MC_E_INVALID_ARGUMENT` for a bad query.
 ///
 /// # Safety
-/// as `mc_list_folders`; `query_json` NULL or NUL-terminated.
+/// as `mc_folder_list`; `query_json` NULL or NUL-terminated.
 #[no_mangle]
-pub unsafe extern "C" fn mc_fetch(
+pub unsafe extern "C" fn mc_mail_fetch(
     client: *mut mc_client,
     account_id: *const c_char,
     query_json: *const c_char,

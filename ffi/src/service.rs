@@ -1,5 +1,5 @@
 //! The background refresher for service processes: `mc_refresher_start`, `mc_refresher_stop`,
-//! `mc_refresh_due`.
+//! `mc_refresher_run`.
 
 use std::ffi::c_char;
 
@@ -40,7 +40,7 @@ impl mc_client {
 /// Start keeping every connected account's access token fresh in the background, on the client's
 /// own threads, until `mc_refresher_stop` or `mc_client_free`. For a vendor's mail service: tokens
 /// are ready when mail is due, and an account that needs re-authorization is reported at once as a
-/// `needs_reauthorization` event (`mc_next_event`).
+/// `needs_reauthorization` event (`mc_events_next`).
 ///
 /// `options_json` (may be NULL): `{"interval_secs": 30, "ahead_secs": 600, "jitter_secs": 120,
 /// "concurrency": 8, "backoff_min_secs": 30, "backoff_max_secs": 900}` — refresh tokens expiring
@@ -114,7 +114,7 @@ pub unsafe extern "C" fn mc_refresher_stop(client: *mut mc_client) -> i32 {
 /// `client` from `mc_client_open`; `options_json` NULL or NUL-terminated; `cancel` NULL or
 /// from `mc_cancel_new`; `out_report_json` writable.
 #[no_mangle]
-pub unsafe extern "C" fn mc_refresh_due(
+pub unsafe extern "C" fn mc_refresher_run(
     client: *mut mc_client,
     options_json: *const c_char,
     cancel: *mut mc_cancel,

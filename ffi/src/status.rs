@@ -165,7 +165,7 @@ pub(crate) fn clear_last() {
 /// # Threads
 /// per thread. Errors: none.
 #[no_mangle]
-pub extern "C" fn mc_last_error_code() -> i32 {
+pub extern "C" fn mc_error_code_get() -> i32 {
     LAST.with(|l| l.borrow().code)
 }
 
@@ -178,7 +178,7 @@ pub extern "C" fn mc_last_error_code() -> i32 {
 /// # Threads
 /// per thread.
 #[no_mangle]
-pub extern "C" fn mc_last_error_message() -> *const c_char {
+pub extern "C" fn mc_error_message_get() -> *const c_char {
     LAST.with(|l| l.borrow().message.as_ptr())
 }
 
@@ -192,6 +192,6 @@ pub extern "C" fn mc_last_error_message() -> *const c_char {
 /// # Threads
 /// per thread.
 #[no_mangle]
-pub extern "C" fn mc_last_error_diagnostic() -> *const c_char {
+pub extern "C" fn mc_error_diagnostic_get() -> *const c_char {
     LAST.with(|l| l.borrow().diagnostic.as_ptr())
 }

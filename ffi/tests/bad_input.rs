@@ -7,13 +7,13 @@ use std::ptr::{null, null_mut};
 use mailconnect::*;
 
 fn last_message() -> String {
-    unsafe { CStr::from_ptr(mc_last_error_message()) }
+    unsafe { CStr::from_ptr(mc_error_message_get()) }
         .to_string_lossy()
         .into_owned()
 }
 
 fn last_diagnostic() -> serde_json::Value {
-    serde_json::from_str(&unsafe { CStr::from_ptr(mc_last_error_diagnostic()) }.to_string_lossy())
+    serde_json::from_str(&unsafe { CStr::from_ptr(mc_error_diagnostic_get()) }.to_string_lossy())
         .expect("diagnostic is JSON")
 }
 
@@ -42,19 +42,21 @@ const ACC: &str = r#"{"id":"a","mailbox":"alice@example.test","registration":"r"
 
 #[test]
 fn versions_and_status_names() {
-    assert_eq!(mc_abi_version(), MC_ABI_VERSION);
+    assert_eq!(mc_abi_version_get(), MC_ABI_VERSION);
     assert_eq!(
-        unsafe { CStr::from_ptr(mc_version()) }.to_str().unwrap(),
+        unsafe { CStr::from_ptr(mc_version_get()) }
+            .to_str()
+            .unwrap(),
         env!("CARGO_PKG_VERSION")
     );
     assert_eq!(
-        unsafe { CStr::from_ptr(mc_status_name(MC_E_TIMEOUT)) }
+        unsafe { CStr::from_ptr(mc_result_name_get(MC_E_TIMEOUT)) }
             .to_str()
             .unwrap(),
         "MC_E_TIMEOUT"
     );
     assert_eq!(
-        unsafe { CStr::from_ptr(mc_status_name(12345)) }
+        unsafe { CStr::from_ptr(mc_result_name_get(12345)) }
             .to_str()
             .unwrap(),
         "MC_E_INTERNAL"
@@ -85,32 +87,44 @@ fn null_pointers_are_refused_for_every_argument() {
         );
         assert_eq!(mc_account_list(c, null_mut()), MC_E_NULL_POINTER);
         assert_eq!(mc_account_remove(c, null()), MC_E_NULL_POINTER);
-        assert_eq!(mc_status(c, id.as_ptr(), null_mut()), MC_E_NULL_POINTER);
-        assert_eq!(mc_connect(c, null(), null(), null_mut()), MC_E_NULL_POINTER);
-        assert_eq!(mc_disconnect(null_mut(), id.as_ptr()), MC_E_NULL_POINTER);
         assert_eq!(
-            mc_test(c, id.as_ptr(), 0, null_mut(), null_mut()),
+            mc_account_status_get(c, id.as_ptr(), null_mut()),
             MC_E_NULL_POINTER
         );
         assert_eq!(
-            mc_access_token(c, id.as_ptr(), 0, null_mut()),
-            MC_E_NULL_POINTER
-        );
-        assert_eq!(mc_sasl_xoauth2(c, null(), 0, &mut out), MC_E_NULL_POINTER);
-        assert_eq!(
-            mc_send(c, id.as_ptr(), null(), 10, null_mut()),
+            mc_account_connect(c, null(), null(), null_mut()),
             MC_E_NULL_POINTER
         );
         assert_eq!(
-            mc_list_folders(c, id.as_ptr(), null_mut(), null_mut()),
+            mc_account_disconnect(null_mut(), id.as_ptr()),
             MC_E_NULL_POINTER
         );
         assert_eq!(
-            mc_fetch(c, id.as_ptr(), null(), null_mut(), null_mut()),
+            mc_account_test(c, id.as_ptr(), 0, null_mut(), null_mut()),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(
+            mc_token_get(c, id.as_ptr(), 0, null_mut()),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(
+            mc_sasl_xoauth2_get(c, null(), 0, &mut out),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(
+            mc_mail_send(c, id.as_ptr(), null(), 10, null_mut()),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(
+            mc_folder_list(c, id.as_ptr(), null_mut(), null_mut()),
+            MC_E_NULL_POINTER
+        );
+        assert_eq!(
+            mc_mail_fetch(c, id.as_ptr(), null(), null_mut(), null_mut()),
             MC_E_NULL_POINTER
         );
         assert_eq!(mc_cancel_new(null_mut()), MC_E_NULL_POINTER);
-        assert_eq!(mc_last_error_code(), MC_E_NULL_POINTER);
+        assert_eq!(mc_error_code_get(), MC_E_NULL_POINTER);
         assert_eq!(last_diagnostic()["status"], "MC_E_NULL_POINTER");
         // Harmless on NULL.
         mc_string_free(null_mut());
@@ -132,14 +146,20 @@ fn invalid_utf8_empty_and_huge_strings() {
     unsafe {
         assert_eq!(mc_account_put(c, bad.as_ptr()), MC_E_INVALID_UTF8);
         assert!(last_message().contains("UTF-8"));
-        assert_eq!(mc_status(c, bad.as_ptr(), &mut out), MC_E_INVALID_UTF8);
         assert_eq!(
-            mc_status(c, empty.as_ptr(), &mut out),
+            mc_account_status_get(c, bad.as_ptr(), &mut out),
+            MC_E_INVALID_UTF8
+        );
+        assert_eq!(
+            mc_account_status_get(c, empty.as_ptr(), &mut out),
             MC_E_INVALID_ARGUMENT
         );
         assert_eq!(mc_account_put(c, empty.as_ptr()), MC_E_INVALID_ARGUMENT);
         assert_eq!(mc_account_put(c, huge.as_ptr()), MC_E_INVALID_ARGUMENT);
-        assert_eq!(mc_status(c, huge.as_ptr(), &mut out), MC_E_NOT_FOUND);
+        assert_eq!(
+            mc_account_status_get(c, huge.as_ptr(), &mut out),
+            MC_E_NOT_FOUND
+        );
         assert!(out.is_null(), "nothing is handed out on failure");
         mc_client_free(c);
     }
@@ -219,26 +239,33 @@ fn unknown_accounts_double_disconnect_and_not_connected_calls() {
             last_message()
         );
         assert_eq!(mc_account_put(c, acc.as_ptr()), MC_OK, "{}", last_message());
-        assert_eq!(mc_last_error_code(), MC_OK, "success clears the last error");
-        assert_eq!(mc_disconnect(c, nobody.as_ptr()), MC_E_NOT_FOUND);
+        assert_eq!(mc_error_code_get(), MC_OK, "success clears the last error");
+        assert_eq!(mc_account_disconnect(c, nobody.as_ptr()), MC_E_NOT_FOUND);
         assert!(last_message().contains("nobody"));
-        assert_eq!(mc_disconnect(c, a.as_ptr()), MC_OK);
-        assert_eq!(mc_disconnect(c, a.as_ptr()), MC_OK, "double disconnect");
+        assert_eq!(mc_account_disconnect(c, a.as_ptr()), MC_OK);
         assert_eq!(
-            mc_access_token(c, a.as_ptr(), MC_PROTO_IMAP, &mut out),
+            mc_account_disconnect(c, a.as_ptr()),
+            MC_OK,
+            "double disconnect"
+        );
+        assert_eq!(
+            mc_token_get(c, a.as_ptr(), MC_PROTO_IMAP, &mut out),
             MC_E_STATE
         );
         assert!(last_message().contains("not connected"));
         assert_eq!(
-            mc_access_token(c, a.as_ptr(), 0xff, &mut out),
+            mc_token_get(c, a.as_ptr(), 0xff, &mut out),
             MC_E_INVALID_ARGUMENT
         );
-        assert_eq!(mc_status(c, a.as_ptr(), &mut out), MC_OK);
+        assert_eq!(mc_account_status_get(c, a.as_ptr(), &mut out), MC_OK);
         let status: serde_json::Value = serde_json::from_str(&take(out)).unwrap();
         assert_eq!(status["state"], "not_connected");
         // Test without tokens reports not_connected and touches no server.
         let mut report = null_mut();
-        assert_eq!(mc_test(c, a.as_ptr(), 0, null_mut(), &mut report), MC_OK);
+        assert_eq!(
+            mc_account_test(c, a.as_ptr(), 0, null_mut(), &mut report),
+            MC_OK
+        );
         let report: serde_json::Value = serde_json::from_str(&take(report)).unwrap();
         assert_eq!(report["ok"], false);
         assert_eq!(report["token"]["status"], "not_connected");
@@ -277,7 +304,7 @@ fn a_cancel_triggered_before_the_call_ends_it_at_once() {
         mc_cancel_trigger(cancel);
         let started = std::time::Instant::now();
         assert_eq!(
-            mc_connect(c, a.as_ptr(), null(), cancel),
+            mc_account_connect(c, a.as_ptr(), null(), cancel),
             MC_E_CANCELLED,
             "{}",
             last_message()
@@ -285,7 +312,7 @@ fn a_cancel_triggered_before_the_call_ends_it_at_once() {
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
         let mut report = null_mut();
         assert_eq!(
-            mc_test(c, a.as_ptr(), 0, cancel, &mut report),
+            mc_account_test(c, a.as_ptr(), 0, cancel, &mut report),
             MC_E_CANCELLED
         );
         mc_cancel_free(cancel);
@@ -318,7 +345,7 @@ fn a_wrong_callbacks_version_is_refused() {
         );
         assert_eq!(mc_account_put(c, acc.as_ptr()), MC_OK, "{}", last_message());
         assert_eq!(
-            mc_connect(c, a.as_ptr(), &cb, null_mut()),
+            mc_account_connect(c, a.as_ptr(), &cb, null_mut()),
             MC_E_INVALID_ARGUMENT
         );
         assert!(last_message().contains("version"));
@@ -395,9 +422,9 @@ fn host_integration_exports_refuse_bad_input_clearly() {
             MC_E_INVALID_ARGUMENT
         );
         // Events.
-        assert_eq!(mc_next_event(null_mut(), 0, &mut out), MC_E_NULL_POINTER);
-        assert_eq!(mc_next_event(c, 0, null_mut()), MC_E_NULL_POINTER);
-        assert_eq!(mc_next_event(c, 0, &mut out), MC_OK);
+        assert_eq!(mc_events_next(null_mut(), 0, &mut out), MC_E_NULL_POINTER);
+        assert_eq!(mc_events_next(c, 0, null_mut()), MC_E_NULL_POINTER);
+        assert_eq!(mc_events_next(c, 0, &mut out), MC_OK);
         assert!(out.is_null(), "no event yet");
         for bad_opts in [
             r#"{"capacity": 1}"#,
@@ -430,10 +457,10 @@ fn host_integration_exports_refuse_bad_input_clearly() {
         assert_eq!(mc_refresher_stop(null_mut()), MC_E_NULL_POINTER);
         assert_eq!(mc_refresher_stop(c), MC_OK, "stopping a stopped refresher");
         assert_eq!(
-            mc_refresh_due(c, null(), null_mut(), null_mut()),
+            mc_refresher_run(c, null(), null_mut(), null_mut()),
             MC_E_NULL_POINTER
         );
-        assert_eq!(mc_refresh_due(c, null(), null_mut(), &mut out), MC_OK);
+        assert_eq!(mc_refresher_run(c, null(), null_mut(), &mut out), MC_OK);
         let report: serde_json::Value = serde_json::from_str(&take(out)).unwrap();
         assert_eq!(report["accounts"], 0);
         // Host store.
@@ -509,7 +536,7 @@ fn huge_arguments_give_short_errors() {
         );
         let m = last_message();
         assert!(m.len() <= 4096, "{what}: {} bytes", m.len());
-        let d = unsafe { CStr::from_ptr(mc_last_error_diagnostic()) }
+        let d = unsafe { CStr::from_ptr(mc_error_diagnostic_get()) }
             .to_bytes()
             .len();
         assert!(d < 16 * 1024, "{what}: the diagnostic is {d} bytes");
@@ -517,7 +544,7 @@ fn huge_arguments_give_short_errors() {
     let id = CString::new(mb.clone()).unwrap();
     let mut out = null_mut();
     assert_eq!(
-        unsafe { mc_status(c, id.as_ptr(), &mut out) },
+        unsafe { mc_account_status_get(c, id.as_ptr(), &mut out) },
         MC_E_NOT_FOUND
     );
     let m = last_message();
@@ -580,13 +607,13 @@ fn out_parameters_are_cleared_at_entry() {
     let unknown = CString::new("nobody").unwrap();
     let mut s = stale_str;
     assert_eq!(
-        unsafe { mc_status(client, unknown.as_ptr(), &mut s) },
+        unsafe { mc_account_status_get(client, unknown.as_ptr(), &mut s) },
         MC_E_NOT_FOUND
     );
     assert!(s.is_null());
     let mut s = stale_str;
     assert_eq!(
-        unsafe { mc_access_token(client, unknown.as_ptr(), 0, &mut s) },
+        unsafe { mc_token_get(client, unknown.as_ptr(), 0, &mut s) },
         MC_E_NOT_FOUND
     );
     assert!(s.is_null());

@@ -141,11 +141,11 @@ fn every_export_body_is_short() {
     for name in [
         "mc_client_open",
         "mc_client_free",
-        "mc_connect",
-        "mc_fetch",
-        "mc_next_event",
-        "mc_set_log_callback",
-        "mc_status_name",
+        "mc_account_connect",
+        "mc_mail_fetch",
+        "mc_events_next",
+        "mc_log_callback_set",
+        "mc_result_name_get",
         "mc_client_open_with_store",
     ] {
         assert!(

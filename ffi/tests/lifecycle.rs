@@ -1,4 +1,4 @@
-//! Documented behaviour of mc_client_free while another thread waits in mc_connect: the connect
+//! Documented behaviour of mc_client_free while another thread waits in mc_account_connect: the connect
 //! returns MC_E_CANCELLED, the free waits for it, nothing crashes.
 
 use std::ffi::{c_char, c_void, CString};
@@ -43,10 +43,10 @@ fn freeing_the_client_cancels_a_waiting_connect_and_waits_for_it() {
             on_device_code: None,
             on_progress: None,
         };
-        let rc = unsafe { mc_connect(p.0, id.as_ptr(), &cb, null_mut()) };
+        let rc = unsafe { mc_account_connect(p.0, id.as_ptr(), &cb, null_mut()) };
         (
             rc,
-            unsafe { std::ffi::CStr::from_ptr(mc_last_error_message()) }
+            unsafe { std::ffi::CStr::from_ptr(mc_error_message_get()) }
                 .to_string_lossy()
                 .into_owned(),
         )
@@ -114,14 +114,14 @@ fn a_cancel_triggered_during_a_call_ends_it_and_one_triggered_after_changes_noth
         on_progress: None,
     };
     let started = Instant::now();
-    let rc = unsafe { mc_connect(c, id.as_ptr(), &cb, cancel) };
+    let rc = unsafe { mc_account_connect(c, id.as_ptr(), &cb, cancel) };
     canceller.join().unwrap();
     assert_eq!(rc, MC_E_CANCELLED);
     assert!(started.elapsed() < Duration::from_secs(10));
     unsafe {
         // After: a status call with no cancel works; triggering again and freeing is harmless.
         let mut out = null_mut();
-        assert_eq!(mc_status(c, id.as_ptr(), &mut out), MC_OK);
+        assert_eq!(mc_account_status_get(c, id.as_ptr(), &mut out), MC_OK);
         mc_string_free(out);
         mc_cancel_trigger(cancel);
         mc_cancel_free(cancel);

@@ -1,6 +1,6 @@
 /* Time from dlopen() to the first answered call, in a fresh process (tests/benches/scale.rs).
  *
- *   dlopen_first_call LIB version          mc_version()
+ *   dlopen_first_call LIB version          mc_version_get()
  *   dlopen_first_call LIB open STORE       mc_client_open() on a store that does not exist yet
  *   dlopen_first_call LIB sym SYMBOL       any `const char *SYMBOL(void)` (peers: curl_version, ...)
  *
@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (strcmp(argv[2], "version") == 0 || strcmp(argv[2], "sym") == 0) {
-        const char *name = strcmp(argv[2], "version") == 0 ? "mc_version" : (argc > 3 ? argv[3] : "");
+        const char *name = strcmp(argv[2], "version") == 0 ? "mc_version_get" : (argc > 3 ? argv[3] : "");
         str_fn f = (str_fn)dlsym(lib, name);
         if (!f) {
             fprintf(stderr, "dlsym %s: %s\n", name, dlerror());

@@ -1,6 +1,6 @@
 //! Scale benchmark (issue 8), with peers measured in the same run against the same emulator and
 //! the same mail servers:
-//! 1. `mc_access_token` through the C ABI (the cdylib, dlopened) vs MSAL Python
+//! 1. `mc_token_get` through the C ABI (the cdylib, dlopened) vs MSAL Python
 //!    `acquire_token_silent` (in-memory cache, and msal-extensions' file-persisted cache): cached
 //!    token and forced refresh, per-call p50/p99 and calls/s;
 //! 2. refreshing 10,000 accounts whose access tokens expired (core `Client`, bounded concurrency)
@@ -549,14 +549,12 @@ impl Abi {
         unsafe {
             let lib = libloading::Library::new(path).expect("dlopen libmailconnect.so");
             let open = *lib.get::<OpenFn>(b"mc_client_open\0").expect("symbol");
-            let token = *lib.get::<TokenFn>(b"mc_access_token\0").expect("symbol");
+            let token = *lib.get::<TokenFn>(b"mc_token_get\0").expect("symbol");
             let str_free = *lib.get::<StrFreeFn>(b"mc_string_free\0").expect("symbol");
             let client_free = *lib
                 .get::<ClientFreeFn>(b"mc_client_free\0")
                 .expect("symbol");
-            let last_message = *lib
-                .get::<MsgFn>(b"mc_last_error_message\0")
-                .expect("symbol");
+            let last_message = *lib.get::<MsgFn>(b"mc_error_message_get\0").expect("symbol");
             Abi {
                 _lib: lib,
                 open,
@@ -576,14 +574,14 @@ impl Abi {
         }
     }
 
-    /// One `mc_access_token` call, timed (ns); the token is checked and freed.
+    /// One `mc_token_get` call, timed (ns); the token is checked and freed.
     fn timed_token(&self, client: *mut c_void, id: &CStr) -> u64 {
         let mut out: *mut c_char = std::ptr::null_mut();
         let t = Instant::now();
         // SAFETY: live client, NUL-terminated id, writable out pointer.
         let rc = unsafe { (self.token)(client, id.as_ptr(), 1, &mut out) };
         let ns = t.elapsed().as_nanos() as u64;
-        self.check(rc, "mc_access_token");
+        self.check(rc, "mc_token_get");
         // SAFETY: a string from the library, freed once.
         unsafe {
             assert!(CStr::from_ptr(out).to_bytes().len() > 100);
@@ -761,7 +759,7 @@ fn section_access_token(run: &Run) {
         &format!("1. Access token for a connected account ({CACHED_CALLS} cached calls, {REFRESH_CALLS} refreshes; p50 · p99 · calls per second of call time)"),
         &[
             "path",
-            "mailconnect `mc_access_token` (C ABI, dlopen; SQLite + AES-GCM store)",
+            "mailconnect `mc_token_get` (C ABI, dlopen; SQLite + AES-GCM store)",
             "MSAL Python `acquire_token_silent` (in-memory cache)",
             "MSAL + msal-extensions `PersistedTokenCache` (file)",
         ],
@@ -1115,7 +1113,7 @@ fn section_dlopen(run: &Run) {
         &format!("5. From dlopen to the first answered call, fresh process each time ({DLOPEN_RUNS} runs; in-process clock)"),
         &["what", "p50", "p99", "whole process, hyperfine median (exec → exit)"],
         &[
-            row("mailconnect: dlopen + `mc_version()`", &version, hfs(0)),
+            row("mailconnect: dlopen + `mc_version_get()`", &version, hfs(0)),
             row("mailconnect: dlopen + `mc_client_open()` on a store that does not exist yet (creates SQLite file + key, starts the runtime)", &open, String::new()),
             row("mailconnect: dlopen + `mc_client_open()` on an existing store (the usual start of an application)", &reopen, String::new()),
             row("peer: dlopen libcurl.so.4 + `curl_version()`", &curl, hfs(1)),

@@ -11,9 +11,9 @@
  * UTF-8 string arguments; plus empty and 2 MiB strings, JSON that is not an object or not JSON,
  * unknown option fields, values out of range, wrong hosts, unknown accounts / registrations /
  * sign-in handles, wrong callback versions, missing callbacks, unknown protocol bits, a cancel
- * triggered before the call, the NULL-safe frees, mc_status_name of unknown codes and the ABI
- * version. After every failing call: mc_last_error_code() is the returned code,
- * mc_last_error_message() is non-NULL and non-empty, mc_last_error_diagnostic() is JSON naming the
+ * triggered before the call, the NULL-safe frees, mc_result_name_get of unknown codes and the ABI
+ * version. After every failing call: mc_error_code_get() is the returned code,
+ * mc_error_message_get() is non-NULL and non-empty, mc_error_diagnostic_get() is JSON naming the
  * status, and out pointers are left NULL.
  *
  * Portable ISO C11 (gcc, MinGW-w64 64- and 32-bit; the 32-bit build uses -mrtd, where stdcall is
@@ -44,34 +44,34 @@ static char *copy_of(const char *s) {
  * diagnostic is JSON naming the status (and contains diag_needle when given). The borrowed
  * strings are copied before any other mailconnect call. */
 static void expect_at(int line, int32_t rc, int32_t want, const char *what, const char *msg_needle, const char *diag_needle) {
-    int32_t last = mc_last_error_code();
-    const char *m = mc_last_error_message();
+    int32_t last = mc_error_code_get();
+    const char *m = mc_error_message_get();
     int msg_null = m == NULL;
     char *msg = copy_of(m);
-    const char *d = mc_last_error_diagnostic();
+    const char *d = mc_error_diagnostic_get();
     int diag_null = d == NULL;
     char *diag = copy_of(d);
     char status[96];
-    snprintf(status, sizeof status, "\"status\":\"%s\"", mc_status_name(want));
+    snprintf(status, sizeof status, "\"status\":\"%s\"", mc_result_name_get(want));
     const char *problem = NULL;
     if (rc != want) problem = "wrong return code";
-    else if (last != rc) problem = "mc_last_error_code() differs from the returned code";
-    else if (msg_null) problem = "mc_last_error_message() is NULL";
-    else if (!msg || !*msg) problem = "mc_last_error_message() is empty";
+    else if (last != rc) problem = "mc_error_code_get() differs from the returned code";
+    else if (msg_null) problem = "mc_error_message_get() is NULL";
+    else if (!msg || !*msg) problem = "mc_error_message_get() is empty";
     else if (msg_needle && !contains(msg, msg_needle)) problem = "the message does not name what is wrong";
-    else if (diag_null) problem = "mc_last_error_diagnostic() is NULL";
+    else if (diag_null) problem = "mc_error_diagnostic_get() is NULL";
     else if (!diag || diag[0] != '{' || !contains(diag, status)) problem = "the diagnostic does not name the status";
     else if (diag_needle && !contains(diag, diag_needle)) problem = "the diagnostic lacks the expected evidence";
     if (problem) {
         /* Messages may quote a 2 MiB argument: print their beginning only. */
         fprintf(stderr, "FAIL %s:%d %s: %s: returned %d (%s), want %d (%s); last code %d; message '%.400s'%s%s%s; diagnostic %.4000s%s%s\n",
-                __FILE__, line, what, problem, (int)rc, mc_status_name(rc), (int)want, mc_status_name(want), (int)last,
+                __FILE__, line, what, problem, (int)rc, mc_result_name_get(rc), (int)want, mc_result_name_get(want), (int)last,
                 msg_null ? "(NULL)" : (msg ? msg : "?"), msg_needle ? " (want '" : "", msg_needle ? msg_needle : "",
                 msg_needle ? "')" : "", diag_null ? "(NULL)" : (diag ? diag : "?"), diag_needle ? " want " : "",
                 diag_needle ? diag_needle : "");
         failures++;
     } else {
-        printf("ok %s -> %s\n", what, mc_status_name(want));
+        printf("ok %s -> %s\n", what, mc_result_name_get(want));
     }
     free(msg);
     free(diag);
@@ -103,10 +103,10 @@ static void out_left_null_at(int line, char **out, const char *what) {
 
 /* After a success the last error is cleared. */
 static void cleared_at(int line, const char *what) {
-    int32_t last = mc_last_error_code();
-    const char *m = mc_last_error_message();
+    int32_t last = mc_error_code_get();
+    const char *m = mc_error_message_get();
     int ok = last == MC_OK && m != NULL && m[0] == 0;
-    const char *d = mc_last_error_diagnostic();
+    const char *d = mc_error_diagnostic_get();
     ok = ok && d != NULL && strcmp(d, "{}") == 0;
     if (!ok) {
         fprintf(stderr, "FAIL %s:%d %s: last error not cleared after a success: code %d, message '%s', diagnostic %s\n",
@@ -160,16 +160,16 @@ typedef struct {
     int load_calls, list_calls;
     int load_probed, list_probed;
     int32_t rc[2][PROBES];   /* [0] load probes, [1] list probes: returned code */
-    int32_t last[2][PROBES]; /* mc_last_error_code() right after */
-    int msg_ok[2][PROBES];   /* mc_last_error_message() non-NULL and non-empty */
+    int32_t last[2][PROBES]; /* mc_error_code_get() right after */
+    int msg_ok[2][PROBES];   /* mc_error_message_get() non-NULL and non-empty */
     int32_t ok_rc;           /* a valid mc_store_record_set inside load */
 } store_probe;
 
 static void record_probe(store_probe *p, int which, int i, int32_t rc) {
     const char *m;
     p->rc[which][i] = rc;
-    p->last[which][i] = mc_last_error_code();
-    m = mc_last_error_message();
+    p->last[which][i] = mc_error_code_get();
+    m = mc_error_message_get();
     p->msg_ok[which][i] = m != NULL && m[0] != 0;
 }
 
@@ -225,19 +225,19 @@ static void check_probe_at(int line, const store_probe *p, int which, int i, int
     int32_t rc = p->rc[which][i], last = p->last[which][i];
     if (rc != want || last != rc || !p->msg_ok[which][i]) {
         fprintf(stderr, "FAIL %s:%d %s: returned %d (%s), want %d (%s); last code %d; message %s\n", __FILE__, line, what,
-                (int)rc, mc_status_name(rc), (int)want, mc_status_name(want), (int)last,
+                (int)rc, mc_result_name_get(rc), (int)want, mc_result_name_get(want), (int)last,
                 p->msg_ok[which][i] ? "ok" : "NULL or empty");
         failures++;
     } else {
-        printf("ok %s -> %s\n", what, mc_status_name(want));
+        printf("ok %s -> %s\n", what, mc_result_name_get(want));
     }
 }
 
 /* ---- the checks -------------------------------------------------------------------------------- */
 
 static void versions_and_names(void) {
-    CHECK(mc_abi_version() == MC_ABI_VERSION, "mc_abi_version() == MC_ABI_VERSION");
-    CHECK(mc_version() != NULL && strcmp(mc_version(), MAILCONNECT_VERSION) == 0, "mc_version() == MAILCONNECT_VERSION");
+    CHECK(mc_abi_version_get() == MC_ABI_VERSION, "mc_abi_version_get() == MC_ABI_VERSION");
+    CHECK(mc_version_get() != NULL && strcmp(mc_version_get(), MAILCONNECT_VERSION) == 0, "mc_version_get() == MAILCONNECT_VERSION");
     static const struct {
         int32_t code;
         const char *name;
@@ -252,32 +252,32 @@ static void versions_and_names(void) {
     };
     int all = 1;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
-        const char *n = mc_status_name(known[i].code);
+        const char *n = mc_result_name_get(known[i].code);
         if (!n || strcmp(n, known[i].name) != 0) {
-            fprintf(stderr, "FAIL mc_status_name(%d) = %s, want %s\n", (int)known[i].code, n ? n : "(NULL)", known[i].name);
+            fprintf(stderr, "FAIL mc_result_name_get(%d) = %s, want %s\n", (int)known[i].code, n ? n : "(NULL)", known[i].name);
             all = 0;
         }
     }
-    CHECK(all, "mc_status_name names every code of the header");
+    CHECK(all, "mc_result_name_get names every code of the header");
     static const int32_t unknown[] = {1, 2, 12345, -4, -9, -12, -24, -32, -41, -51, -62, -98, -100, INT32_MIN, INT32_MAX};
     all = 1;
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
-        const char *n = mc_status_name(unknown[i]);
+        const char *n = mc_result_name_get(unknown[i]);
         if (!n || strcmp(n, "MC_E_INTERNAL") != 0) {
-            fprintf(stderr, "FAIL mc_status_name(%d) = %s, want MC_E_INTERNAL\n", (int)unknown[i], n ? n : "(NULL)");
+            fprintf(stderr, "FAIL mc_result_name_get(%d) = %s, want MC_E_INTERNAL\n", (int)unknown[i], n ? n : "(NULL)");
             all = 0;
         }
     }
-    CHECK(all, "mc_status_name of unknown codes (1, 12345, -4, INT32_MIN, INT32_MAX, ...) is \"MC_E_INTERNAL\"");
+    CHECK(all, "mc_result_name_get of unknown codes (1, 12345, -4, INT32_MIN, INT32_MAX, ...) is \"MC_E_INTERNAL\"");
 }
 
 static void log_callback(void) {
-    EXPECT_MSG(mc_set_log_callback(on_log, NULL, 6), MC_E_INVALID_ARGUMENT, "mc_set_log_callback level 6", "max_level");
-    EXPECT(mc_set_log_callback(on_log, NULL, -1), MC_E_INVALID_ARGUMENT, "mc_set_log_callback level -1");
-    EXPECT(mc_set_log_callback(on_log, NULL, INT32_MIN), MC_E_INVALID_ARGUMENT, "mc_set_log_callback level INT32_MIN");
-    CHECK(mc_set_log_callback(NULL, NULL, MC_LOG_WARN) == MC_OK, "mc_set_log_callback with a NULL callback (stops forwarding)");
-    CLEARED("mc_set_log_callback(NULL, ...)");
-    CHECK(mc_set_log_callback(on_log, NULL, MC_LOG_WARN) == MC_OK, "mc_set_log_callback with an MC_CALL callback");
+    EXPECT_MSG(mc_log_callback_set(on_log, NULL, 6), MC_E_INVALID_ARGUMENT, "mc_log_callback_set level 6", "max_level");
+    EXPECT(mc_log_callback_set(on_log, NULL, -1), MC_E_INVALID_ARGUMENT, "mc_log_callback_set level -1");
+    EXPECT(mc_log_callback_set(on_log, NULL, INT32_MIN), MC_E_INVALID_ARGUMENT, "mc_log_callback_set level INT32_MIN");
+    CHECK(mc_log_callback_set(NULL, NULL, MC_LOG_WARN) == MC_OK, "mc_log_callback_set with a NULL callback (stops forwarding)");
+    CLEARED("mc_log_callback_set(NULL, ...)");
+    CHECK(mc_log_callback_set(on_log, NULL, MC_LOG_WARN) == MC_OK, "mc_log_callback_set with an MC_CALL callback");
 }
 
 static void client_options(const char *store_json, const char *huge) {
@@ -397,22 +397,22 @@ static void host_store(void) {
         check_probe_at(__LINE__, &probe, 0, 5, MC_E_INVALID_ARGUMENT, "mc_store_record_set NULL data, len 0, version 0");
         CHECK(probe.ok_rc == MC_OK, "mc_store_record_set with valid arguments inside load succeeds");
     }
-    EXPECT_OUT(mc_status(c, "nobody", &out), MC_E_NOT_FOUND, "mc_status unknown account on the host store", out);
+    EXPECT_OUT(mc_account_status_get(c, "nobody", &out), MC_E_NOT_FOUND, "mc_account_status_get unknown account on the host store", out);
     mc_client_free(c);
 }
 
 static void events(mc_client *c, const char *huge) {
     char *ev = NULL;
-    EXPECT_OUT(mc_next_event(NULL, 0, &ev), MC_E_NULL_POINTER, "mc_next_event NULL client", ev);
-    EXPECT_MSG(mc_next_event(c, 0, NULL), MC_E_NULL_POINTER, "mc_next_event NULL out", "out_event_json");
-    EXPECT(mc_next_event(NULL, 10, NULL), MC_E_NULL_POINTER, "mc_next_event NULL client and out");
+    EXPECT_OUT(mc_events_next(NULL, 0, &ev), MC_E_NULL_POINTER, "mc_events_next NULL client", ev);
+    EXPECT_MSG(mc_events_next(c, 0, NULL), MC_E_NULL_POINTER, "mc_events_next NULL out", "out_event_json");
+    EXPECT(mc_events_next(NULL, 10, NULL), MC_E_NULL_POINTER, "mc_events_next NULL client and out");
     /* A fresh client has no event yet: success with *out set to NULL (even if it held garbage). */
     static char sentinel[] = "not an event";
     ev = sentinel;
-    CHECK(mc_next_event(c, 0, &ev) == MC_OK && ev == NULL, "mc_next_event on a fresh client: MC_OK and *out NULL");
+    CHECK(mc_events_next(c, 0, &ev) == MC_OK && ev == NULL, "mc_events_next on a fresh client: MC_OK and *out NULL");
     if (ev != sentinel) mc_string_free(ev);
     ev = NULL;
-    CLEARED("mc_next_event");
+    CLEARED("mc_events_next");
 
     EXPECT(mc_events_configure(NULL, "{}"), MC_E_NULL_POINTER, "mc_events_configure NULL client");
     EXPECT_MSG(mc_events_configure(c, NULL), MC_E_NULL_POINTER, "mc_events_configure NULL options", "options_json");
@@ -549,21 +549,21 @@ static void registrations_and_accounts(mc_client *c, const char *huge) {
 
 static void status_and_tokens(mc_client *c, const char *huge) {
     char *out = NULL;
-    EXPECT_OUT(mc_status(NULL, "a", &out), MC_E_NULL_POINTER, "mc_status NULL client", out);
-    EXPECT_OUT(mc_status(c, NULL, &out), MC_E_NULL_POINTER, "mc_status NULL id", out);
-    EXPECT_MSG(mc_status(c, "a", NULL), MC_E_NULL_POINTER, "mc_status NULL out", "out_json");
-    EXPECT_OUT(mc_status(c, BAD_UTF8, &out), MC_E_INVALID_UTF8, "mc_status invalid UTF-8 id", out);
-    EXPECT_OUT(mc_status(c, "", &out), MC_E_INVALID_ARGUMENT, "mc_status empty id", out);
-    EXPECT_OUT(mc_status(c, "nobody", &out), MC_E_NOT_FOUND, "mc_status unknown account", out);
-    EXPECT_OUT(mc_status(c, huge, &out), MC_E_NOT_FOUND, "mc_status 2 MiB id", out);
-    CHECK(mc_status(c, "a", &out) == MC_OK && contains(out, "\"state\":\"not_connected\""), "mc_status of the new account: not_connected");
+    EXPECT_OUT(mc_account_status_get(NULL, "a", &out), MC_E_NULL_POINTER, "mc_account_status_get NULL client", out);
+    EXPECT_OUT(mc_account_status_get(c, NULL, &out), MC_E_NULL_POINTER, "mc_account_status_get NULL id", out);
+    EXPECT_MSG(mc_account_status_get(c, "a", NULL), MC_E_NULL_POINTER, "mc_account_status_get NULL out", "out_json");
+    EXPECT_OUT(mc_account_status_get(c, BAD_UTF8, &out), MC_E_INVALID_UTF8, "mc_account_status_get invalid UTF-8 id", out);
+    EXPECT_OUT(mc_account_status_get(c, "", &out), MC_E_INVALID_ARGUMENT, "mc_account_status_get empty id", out);
+    EXPECT_OUT(mc_account_status_get(c, "nobody", &out), MC_E_NOT_FOUND, "mc_account_status_get unknown account", out);
+    EXPECT_OUT(mc_account_status_get(c, huge, &out), MC_E_NOT_FOUND, "mc_account_status_get 2 MiB id", out);
+    CHECK(mc_account_status_get(c, "a", &out) == MC_OK && contains(out, "\"state\":\"not_connected\""), "mc_account_status_get of the new account: not_connected");
     mc_string_free(out);
     out = NULL;
 
-    /* mc_access_token and mc_sasl_xoauth2 share their checks; both are run. */
+    /* mc_token_get and mc_sasl_xoauth2_get share their checks; both are run. */
     for (int sasl = 0; sasl < 2; sasl++) {
-        int32_t (MC_CALL *fn)(mc_client *, const char *, uint32_t, char **) = sasl ? mc_sasl_xoauth2 : mc_access_token;
-        const char *name = sasl ? "mc_sasl_xoauth2" : "mc_access_token";
+        int32_t (MC_CALL *fn)(mc_client *, const char *, uint32_t, char **) = sasl ? mc_sasl_xoauth2_get : mc_token_get;
+        const char *name = sasl ? "mc_sasl_xoauth2_get" : "mc_token_get";
         const char *out_name = sasl ? "out_base64" : "out_token";
         char what[160];
 #define W(s) (snprintf(what, sizeof what, "%s %s", name, s), what)
@@ -593,18 +593,18 @@ static void connect_and_test(mc_client *c, const char *huge) {
     cb.on_device_code = on_device_code;
     cb.on_progress = on_progress;
 
-    EXPECT_MSG(mc_connect(NULL, "a", &cb, NULL), MC_E_NULL_POINTER, "mc_connect NULL client", "client");
-    EXPECT_MSG(mc_connect(c, NULL, &cb, NULL), MC_E_NULL_POINTER, "mc_connect NULL id", "account_id");
-    EXPECT(mc_connect(c, NULL, NULL, NULL), MC_E_NULL_POINTER, "mc_connect NULL id and callbacks");
-    EXPECT(mc_connect(c, BAD_UTF8, &cb, NULL), MC_E_INVALID_UTF8, "mc_connect invalid UTF-8 id");
-    EXPECT(mc_connect(c, "", &cb, NULL), MC_E_INVALID_ARGUMENT, "mc_connect empty id");
-    EXPECT_MSG(mc_connect(c, "nobody", &cb, NULL), MC_E_NOT_FOUND, "mc_connect unknown account", "nobody");
-    EXPECT(mc_connect(c, "nobody", NULL, NULL), MC_E_NOT_FOUND, "mc_connect unknown account, NULL callbacks");
-    EXPECT(mc_connect(c, huge, &cb, NULL), MC_E_NOT_FOUND, "mc_connect 2 MiB id");
+    EXPECT_MSG(mc_account_connect(NULL, "a", &cb, NULL), MC_E_NULL_POINTER, "mc_account_connect NULL client", "client");
+    EXPECT_MSG(mc_account_connect(c, NULL, &cb, NULL), MC_E_NULL_POINTER, "mc_account_connect NULL id", "account_id");
+    EXPECT(mc_account_connect(c, NULL, NULL, NULL), MC_E_NULL_POINTER, "mc_account_connect NULL id and callbacks");
+    EXPECT(mc_account_connect(c, BAD_UTF8, &cb, NULL), MC_E_INVALID_UTF8, "mc_account_connect invalid UTF-8 id");
+    EXPECT(mc_account_connect(c, "", &cb, NULL), MC_E_INVALID_ARGUMENT, "mc_account_connect empty id");
+    EXPECT_MSG(mc_account_connect(c, "nobody", &cb, NULL), MC_E_NOT_FOUND, "mc_account_connect unknown account", "nobody");
+    EXPECT(mc_account_connect(c, "nobody", NULL, NULL), MC_E_NOT_FOUND, "mc_account_connect unknown account, NULL callbacks");
+    EXPECT(mc_account_connect(c, huge, &cb, NULL), MC_E_NOT_FOUND, "mc_account_connect 2 MiB id");
     cb.version = 99;
-    EXPECT_MSG(mc_connect(c, "a", &cb, NULL), MC_E_INVALID_ARGUMENT, "mc_connect callbacks version 99", "version");
+    EXPECT_MSG(mc_account_connect(c, "a", &cb, NULL), MC_E_INVALID_ARGUMENT, "mc_account_connect callbacks version 99", "version");
     cb.version = 0;
-    EXPECT_MSG(mc_connect(c, "a", &cb, NULL), MC_E_INVALID_ARGUMENT, "mc_connect callbacks version 0", "version");
+    EXPECT_MSG(mc_account_connect(c, "a", &cb, NULL), MC_E_INVALID_ARGUMENT, "mc_account_connect callbacks version 0", "version");
     cb.version = MC_CONNECT_CALLBACKS_VERSION;
 
     mc_cancel *cancel = NULL;
@@ -617,35 +617,35 @@ static void connect_and_test(mc_client *c, const char *huge) {
     mc_cancel_trigger(cancel);
     CHECK(1, "mc_cancel_trigger twice is harmless");
     time_t t0 = time(NULL);
-    EXPECT(mc_connect(c, "a", &cb, cancel), MC_E_CANCELLED, "mc_connect with a cancel triggered before the call");
-    CHECK(difftime(time(NULL), t0) <= 2.0, "the cancelled mc_connect returned at once");
+    EXPECT(mc_account_connect(c, "a", &cb, cancel), MC_E_CANCELLED, "mc_account_connect with a cancel triggered before the call");
+    CHECK(difftime(time(NULL), t0) <= 2.0, "the cancelled mc_account_connect returned at once");
     char *out = NULL;
-    EXPECT_OUT(mc_test(c, "a", 0, cancel, &out), MC_E_CANCELLED, "mc_test with a cancel triggered before the call", out);
+    EXPECT_OUT(mc_account_test(c, "a", 0, cancel, &out), MC_E_CANCELLED, "mc_account_test with a cancel triggered before the call", out);
     CHECK(calls == 0, "no connect callback ran for refused or cancelled calls");
 
     /* Disconnect. */
-    EXPECT(mc_disconnect(NULL, "a"), MC_E_NULL_POINTER, "mc_disconnect NULL client");
-    EXPECT_MSG(mc_disconnect(c, NULL), MC_E_NULL_POINTER, "mc_disconnect NULL id", "account_id");
-    EXPECT(mc_disconnect(c, BAD_UTF8), MC_E_INVALID_UTF8, "mc_disconnect invalid UTF-8 id");
-    EXPECT(mc_disconnect(c, ""), MC_E_INVALID_ARGUMENT, "mc_disconnect empty id");
-    EXPECT_MSG(mc_disconnect(c, "nobody"), MC_E_NOT_FOUND, "mc_disconnect unknown account", "nobody");
-    EXPECT(mc_disconnect(c, huge), MC_E_NOT_FOUND, "mc_disconnect 2 MiB id");
-    CHECK(mc_disconnect(c, "a") == MC_OK, "mc_disconnect of a not-connected account");
-    CHECK(mc_disconnect(c, "a") == MC_OK, "mc_disconnect again (idempotent)");
-    CLEARED("mc_disconnect");
+    EXPECT(mc_account_disconnect(NULL, "a"), MC_E_NULL_POINTER, "mc_account_disconnect NULL client");
+    EXPECT_MSG(mc_account_disconnect(c, NULL), MC_E_NULL_POINTER, "mc_account_disconnect NULL id", "account_id");
+    EXPECT(mc_account_disconnect(c, BAD_UTF8), MC_E_INVALID_UTF8, "mc_account_disconnect invalid UTF-8 id");
+    EXPECT(mc_account_disconnect(c, ""), MC_E_INVALID_ARGUMENT, "mc_account_disconnect empty id");
+    EXPECT_MSG(mc_account_disconnect(c, "nobody"), MC_E_NOT_FOUND, "mc_account_disconnect unknown account", "nobody");
+    EXPECT(mc_account_disconnect(c, huge), MC_E_NOT_FOUND, "mc_account_disconnect 2 MiB id");
+    CHECK(mc_account_disconnect(c, "a") == MC_OK, "mc_account_disconnect of a not-connected account");
+    CHECK(mc_account_disconnect(c, "a") == MC_OK, "mc_account_disconnect again (idempotent)");
+    CLEARED("mc_account_disconnect");
 
     /* Test. */
-    EXPECT_OUT(mc_test(NULL, "a", 0, NULL, &out), MC_E_NULL_POINTER, "mc_test NULL client", out);
-    EXPECT_OUT(mc_test(c, NULL, 0, NULL, &out), MC_E_NULL_POINTER, "mc_test NULL id", out);
-    EXPECT_MSG(mc_test(c, "a", 0, NULL, NULL), MC_E_NULL_POINTER, "mc_test NULL out", "out_report_json");
-    EXPECT_OUT(mc_test(c, BAD_UTF8, 0, NULL, &out), MC_E_INVALID_UTF8, "mc_test invalid UTF-8 id", out);
-    EXPECT_OUT(mc_test(c, "", 0, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_test empty id", out);
-    EXPECT_OUT(mc_test(c, "nobody", 0, NULL, &out), MC_E_NOT_FOUND, "mc_test unknown account", out);
-    EXPECT_OUT(mc_test(c, huge, 0, NULL, &out), MC_E_NOT_FOUND, "mc_test 2 MiB id", out);
-    EXPECT_OUT(mc_test(c, "a", 0x8000, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_test unknown protocol bits 0x8000", out);
-    EXPECT_OUT(mc_test(c, "a", 0xffffffffu, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_test protocol bits 0xffffffff", out);
-    CHECK(mc_test(c, "a", 0, NULL, &out) == MC_OK && contains(out, "\"ok\":false") && contains(out, "not_connected"),
-          "mc_test of a not-connected account: a report with ok false and not_connected");
+    EXPECT_OUT(mc_account_test(NULL, "a", 0, NULL, &out), MC_E_NULL_POINTER, "mc_account_test NULL client", out);
+    EXPECT_OUT(mc_account_test(c, NULL, 0, NULL, &out), MC_E_NULL_POINTER, "mc_account_test NULL id", out);
+    EXPECT_MSG(mc_account_test(c, "a", 0, NULL, NULL), MC_E_NULL_POINTER, "mc_account_test NULL out", "out_report_json");
+    EXPECT_OUT(mc_account_test(c, BAD_UTF8, 0, NULL, &out), MC_E_INVALID_UTF8, "mc_account_test invalid UTF-8 id", out);
+    EXPECT_OUT(mc_account_test(c, "", 0, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_account_test empty id", out);
+    EXPECT_OUT(mc_account_test(c, "nobody", 0, NULL, &out), MC_E_NOT_FOUND, "mc_account_test unknown account", out);
+    EXPECT_OUT(mc_account_test(c, huge, 0, NULL, &out), MC_E_NOT_FOUND, "mc_account_test 2 MiB id", out);
+    EXPECT_OUT(mc_account_test(c, "a", 0x8000, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_account_test unknown protocol bits 0x8000", out);
+    EXPECT_OUT(mc_account_test(c, "a", 0xffffffffu, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_account_test protocol bits 0xffffffff", out);
+    CHECK(mc_account_test(c, "a", 0, NULL, &out) == MC_OK && contains(out, "\"ok\":false") && contains(out, "not_connected"),
+          "mc_account_test of a not-connected account: a report with ok false and not_connected");
     mc_string_free(out);
     out = NULL;
 
@@ -712,47 +712,47 @@ static void mail(mc_client *c, const char *huge) {
     const char *no_rcpt = "From: alice@example.test\r\nSubject: x\r\n\r\nbody\r\n";
     size_t len = strlen(msg);
 
-    EXPECT(mc_send(NULL, "a", (const uint8_t *)msg, len, NULL), MC_E_NULL_POINTER, "mc_send NULL client");
-    EXPECT_MSG(mc_send(c, NULL, (const uint8_t *)msg, len, NULL), MC_E_NULL_POINTER, "mc_send NULL id", "account_id");
-    EXPECT_MSG(mc_send(c, "a", NULL, 10, NULL), MC_E_NULL_POINTER, "mc_send NULL message with len 10", "rfc5322");
-    EXPECT(mc_send(c, "nobody", NULL, 10, NULL), MC_E_NULL_POINTER, "mc_send NULL message with len 10, unknown account");
-    EXPECT(mc_send(c, BAD_UTF8, (const uint8_t *)msg, len, NULL), MC_E_INVALID_UTF8, "mc_send invalid UTF-8 id");
-    EXPECT(mc_send(c, "", (const uint8_t *)msg, len, NULL), MC_E_INVALID_ARGUMENT, "mc_send empty id");
-    EXPECT_MSG(mc_send(c, "nobody", (const uint8_t *)msg, len, NULL), MC_E_NOT_FOUND, "mc_send unknown account", "nobody");
-    EXPECT(mc_send(c, huge, (const uint8_t *)msg, len, NULL), MC_E_NOT_FOUND, "mc_send 2 MiB id");
-    EXPECT_DIAG(mc_send(c, "a", (const uint8_t *)no_rcpt, strlen(no_rcpt), NULL), MC_E_INVALID_ARGUMENT, "mc_send a message without recipients",
+    EXPECT(mc_mail_send(NULL, "a", (const uint8_t *)msg, len, NULL), MC_E_NULL_POINTER, "mc_mail_send NULL client");
+    EXPECT_MSG(mc_mail_send(c, NULL, (const uint8_t *)msg, len, NULL), MC_E_NULL_POINTER, "mc_mail_send NULL id", "account_id");
+    EXPECT_MSG(mc_mail_send(c, "a", NULL, 10, NULL), MC_E_NULL_POINTER, "mc_mail_send NULL message with len 10", "rfc5322");
+    EXPECT(mc_mail_send(c, "nobody", NULL, 10, NULL), MC_E_NULL_POINTER, "mc_mail_send NULL message with len 10, unknown account");
+    EXPECT(mc_mail_send(c, BAD_UTF8, (const uint8_t *)msg, len, NULL), MC_E_INVALID_UTF8, "mc_mail_send invalid UTF-8 id");
+    EXPECT(mc_mail_send(c, "", (const uint8_t *)msg, len, NULL), MC_E_INVALID_ARGUMENT, "mc_mail_send empty id");
+    EXPECT_MSG(mc_mail_send(c, "nobody", (const uint8_t *)msg, len, NULL), MC_E_NOT_FOUND, "mc_mail_send unknown account", "nobody");
+    EXPECT(mc_mail_send(c, huge, (const uint8_t *)msg, len, NULL), MC_E_NOT_FOUND, "mc_mail_send 2 MiB id");
+    EXPECT_DIAG(mc_mail_send(c, "a", (const uint8_t *)no_rcpt, strlen(no_rcpt), NULL), MC_E_INVALID_ARGUMENT, "mc_mail_send a message without recipients",
                 "\"field\":\"message\"");
-    EXPECT(mc_send(c, "a", NULL, 0, NULL), MC_E_INVALID_ARGUMENT, "mc_send an empty message (NULL, 0)");
-    EXPECT(mc_send(c, "a", (const uint8_t *)huge, HUGE_LEN, NULL), MC_E_INVALID_ARGUMENT, "mc_send a 2 MiB message of 'a' (no header)");
+    EXPECT(mc_mail_send(c, "a", NULL, 0, NULL), MC_E_INVALID_ARGUMENT, "mc_mail_send an empty message (NULL, 0)");
+    EXPECT(mc_mail_send(c, "a", (const uint8_t *)huge, HUGE_LEN, NULL), MC_E_INVALID_ARGUMENT, "mc_mail_send a 2 MiB message of 'a' (no header)");
 
-    EXPECT_OUT(mc_list_folders(NULL, "a", NULL, &out), MC_E_NULL_POINTER, "mc_list_folders NULL client", out);
-    EXPECT_OUT(mc_list_folders(c, NULL, NULL, &out), MC_E_NULL_POINTER, "mc_list_folders NULL id", out);
-    EXPECT_MSG(mc_list_folders(c, "a", NULL, NULL), MC_E_NULL_POINTER, "mc_list_folders NULL out", "out_json");
-    EXPECT_OUT(mc_list_folders(c, BAD_UTF8, NULL, &out), MC_E_INVALID_UTF8, "mc_list_folders invalid UTF-8 id", out);
-    EXPECT_OUT(mc_list_folders(c, "", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_list_folders empty id", out);
-    EXPECT_OUT(mc_list_folders(c, "nobody", NULL, &out), MC_E_NOT_FOUND, "mc_list_folders unknown account", out);
-    EXPECT_OUT(mc_list_folders(c, huge, NULL, &out), MC_E_NOT_FOUND, "mc_list_folders 2 MiB id", out);
+    EXPECT_OUT(mc_folder_list(NULL, "a", NULL, &out), MC_E_NULL_POINTER, "mc_folder_list NULL client", out);
+    EXPECT_OUT(mc_folder_list(c, NULL, NULL, &out), MC_E_NULL_POINTER, "mc_folder_list NULL id", out);
+    EXPECT_MSG(mc_folder_list(c, "a", NULL, NULL), MC_E_NULL_POINTER, "mc_folder_list NULL out", "out_json");
+    EXPECT_OUT(mc_folder_list(c, BAD_UTF8, NULL, &out), MC_E_INVALID_UTF8, "mc_folder_list invalid UTF-8 id", out);
+    EXPECT_OUT(mc_folder_list(c, "", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_folder_list empty id", out);
+    EXPECT_OUT(mc_folder_list(c, "nobody", NULL, &out), MC_E_NOT_FOUND, "mc_folder_list unknown account", out);
+    EXPECT_OUT(mc_folder_list(c, huge, NULL, &out), MC_E_NOT_FOUND, "mc_folder_list 2 MiB id", out);
 
-    EXPECT_OUT(mc_fetch(NULL, "a", NULL, NULL, &out), MC_E_NULL_POINTER, "mc_fetch NULL client", out);
-    EXPECT_OUT(mc_fetch(c, NULL, NULL, NULL, &out), MC_E_NULL_POINTER, "mc_fetch NULL id", out);
-    EXPECT_MSG(mc_fetch(c, "a", NULL, NULL, NULL), MC_E_NULL_POINTER, "mc_fetch NULL out", "out_json");
-    EXPECT_OUT(mc_fetch(c, BAD_UTF8, NULL, NULL, &out), MC_E_INVALID_UTF8, "mc_fetch invalid UTF-8 id", out);
-    EXPECT_OUT(mc_fetch(c, "a", BAD_UTF8, NULL, &out), MC_E_INVALID_UTF8, "mc_fetch invalid UTF-8 query", out);
-    EXPECT_OUT(mc_fetch(c, "", NULL, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch empty id", out);
-    EXPECT_OUT(mc_fetch(c, "nobody", NULL, NULL, &out), MC_E_NOT_FOUND, "mc_fetch unknown account", out);
-    EXPECT_OUT(mc_fetch(c, "nobody", "{\"protocol\":\"imap\"}", NULL, &out), MC_E_NOT_FOUND, "mc_fetch unknown account with a query", out);
-    EXPECT_OUT(mc_fetch(c, huge, NULL, NULL, &out), MC_E_NOT_FOUND, "mc_fetch 2 MiB id", out);
-    EXPECT_OUT(mc_fetch(c, "a", "[]", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch query '[]'", out);
-    EXPECT_OUT(mc_fetch(c, "a", "", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch query ''", out);
-    EXPECT_OUT(mc_fetch(c, "a", "{\"limit\":", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch query not JSON", out);
-    EXPECT_DIAG(mc_fetch(c, "a", "{\"colour\":1}", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch unknown query field", "\"field\":\"colour\"");
-    OUT_NULL(out, "mc_fetch unknown query field");
-    EXPECT_DIAG(mc_fetch(c, "a", "{\"protocol\":\"carrier-pigeon\"}", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch unknown protocol",
+    EXPECT_OUT(mc_mail_fetch(NULL, "a", NULL, NULL, &out), MC_E_NULL_POINTER, "mc_mail_fetch NULL client", out);
+    EXPECT_OUT(mc_mail_fetch(c, NULL, NULL, NULL, &out), MC_E_NULL_POINTER, "mc_mail_fetch NULL id", out);
+    EXPECT_MSG(mc_mail_fetch(c, "a", NULL, NULL, NULL), MC_E_NULL_POINTER, "mc_mail_fetch NULL out", "out_json");
+    EXPECT_OUT(mc_mail_fetch(c, BAD_UTF8, NULL, NULL, &out), MC_E_INVALID_UTF8, "mc_mail_fetch invalid UTF-8 id", out);
+    EXPECT_OUT(mc_mail_fetch(c, "a", BAD_UTF8, NULL, &out), MC_E_INVALID_UTF8, "mc_mail_fetch invalid UTF-8 query", out);
+    EXPECT_OUT(mc_mail_fetch(c, "", NULL, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_mail_fetch empty id", out);
+    EXPECT_OUT(mc_mail_fetch(c, "nobody", NULL, NULL, &out), MC_E_NOT_FOUND, "mc_mail_fetch unknown account", out);
+    EXPECT_OUT(mc_mail_fetch(c, "nobody", "{\"protocol\":\"imap\"}", NULL, &out), MC_E_NOT_FOUND, "mc_mail_fetch unknown account with a query", out);
+    EXPECT_OUT(mc_mail_fetch(c, huge, NULL, NULL, &out), MC_E_NOT_FOUND, "mc_mail_fetch 2 MiB id", out);
+    EXPECT_OUT(mc_mail_fetch(c, "a", "[]", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_mail_fetch query '[]'", out);
+    EXPECT_OUT(mc_mail_fetch(c, "a", "", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_mail_fetch query ''", out);
+    EXPECT_OUT(mc_mail_fetch(c, "a", "{\"limit\":", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_mail_fetch query not JSON", out);
+    EXPECT_DIAG(mc_mail_fetch(c, "a", "{\"colour\":1}", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_mail_fetch unknown query field", "\"field\":\"colour\"");
+    OUT_NULL(out, "mc_mail_fetch unknown query field");
+    EXPECT_DIAG(mc_mail_fetch(c, "a", "{\"protocol\":\"carrier-pigeon\"}", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_mail_fetch unknown protocol",
                 "\"field\":\"protocol\"");
-    OUT_NULL(out, "mc_fetch unknown protocol");
-    EXPECT_DIAG(mc_fetch(c, "a", "{\"limit\":-1}", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch limit -1", "\"field\":\"limit\"");
-    OUT_NULL(out, "mc_fetch limit -1");
-    EXPECT_OUT(mc_fetch(c, "a", huge, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_fetch 2 MiB query", out);
+    OUT_NULL(out, "mc_mail_fetch unknown protocol");
+    EXPECT_DIAG(mc_mail_fetch(c, "a", "{\"limit\":-1}", NULL, &out), MC_E_INVALID_ARGUMENT, "mc_mail_fetch limit -1", "\"field\":\"limit\"");
+    OUT_NULL(out, "mc_mail_fetch limit -1");
+    EXPECT_OUT(mc_mail_fetch(c, "a", huge, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_mail_fetch 2 MiB query", out);
 }
 
 static void refresher(mc_client *c, const char *huge) {
@@ -766,8 +766,8 @@ static void refresher(mc_client *c, const char *huge) {
         char what[160];
         snprintf(what, sizeof what, "mc_refresher_start '%s'", bad[i]);
         EXPECT(mc_refresher_start(c, bad[i]), MC_E_INVALID_ARGUMENT, what);
-        snprintf(what, sizeof what, "mc_refresh_due '%s'", bad[i]);
-        EXPECT_OUT(mc_refresh_due(c, bad[i], NULL, &out), MC_E_INVALID_ARGUMENT, what, out);
+        snprintf(what, sizeof what, "mc_refresher_run '%s'", bad[i]);
+        EXPECT_OUT(mc_refresher_run(c, bad[i], NULL, &out), MC_E_INVALID_ARGUMENT, what, out);
     }
     EXPECT_DIAG(mc_refresher_start(c, "{\"ahead\": 1}"), MC_E_INVALID_ARGUMENT, "mc_refresher_start unknown field names it", "\"field\":\"ahead\"");
     EXPECT(mc_refresher_start(c, huge), MC_E_INVALID_ARGUMENT, "mc_refresher_start 2 MiB options");
@@ -779,12 +779,12 @@ static void refresher(mc_client *c, const char *huge) {
     CHECK(mc_refresher_stop(c) == MC_OK, "mc_refresher_stop");
     CHECK(mc_refresher_stop(c) == MC_OK, "mc_refresher_stop again");
 
-    EXPECT_OUT(mc_refresh_due(NULL, NULL, NULL, &out), MC_E_NULL_POINTER, "mc_refresh_due NULL client", out);
-    EXPECT_MSG(mc_refresh_due(c, NULL, NULL, NULL), MC_E_NULL_POINTER, "mc_refresh_due NULL out", "out_report_json");
-    EXPECT_OUT(mc_refresh_due(c, BAD_UTF8, NULL, &out), MC_E_INVALID_UTF8, "mc_refresh_due invalid UTF-8 options", out);
-    EXPECT_OUT(mc_refresh_due(c, huge, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_refresh_due 2 MiB options", out);
-    CHECK(mc_refresh_due(c, NULL, NULL, &out) == MC_OK && contains(out, "\"accounts\":1") && contains(out, "\"not_connected\":1"),
-          "mc_refresh_due (defaults): one account, not connected");
+    EXPECT_OUT(mc_refresher_run(NULL, NULL, NULL, &out), MC_E_NULL_POINTER, "mc_refresher_run NULL client", out);
+    EXPECT_MSG(mc_refresher_run(c, NULL, NULL, NULL), MC_E_NULL_POINTER, "mc_refresher_run NULL out", "out_report_json");
+    EXPECT_OUT(mc_refresher_run(c, BAD_UTF8, NULL, &out), MC_E_INVALID_UTF8, "mc_refresher_run invalid UTF-8 options", out);
+    EXPECT_OUT(mc_refresher_run(c, huge, NULL, &out), MC_E_INVALID_ARGUMENT, "mc_refresher_run 2 MiB options", out);
+    CHECK(mc_refresher_run(c, NULL, NULL, &out) == MC_OK && contains(out, "\"accounts\":1") && contains(out, "\"not_connected\":1"),
+          "mc_refresher_run (defaults): one account, not connected");
     if (out) printf("report %s\n", out);
     mc_string_free(out);
 }
@@ -794,8 +794,8 @@ static void refresher(mc_client *c, const char *huge) {
 static void huge_invalid_utf8(mc_client *c, char *huge) {
     char *out = NULL;
     huge[HUGE_LEN - 1] = (char)0xff;
-    expect_at(__LINE__, mc_status(c, huge, &out), MC_E_INVALID_UTF8, "mc_status 2 MiB id with an invalid last byte", "2097151", NULL);
-    OUT_NULL(out, "mc_status 2 MiB invalid id");
+    expect_at(__LINE__, mc_account_status_get(c, huge, &out), MC_E_INVALID_UTF8, "mc_account_status_get 2 MiB id with an invalid last byte", "2097151", NULL);
+    OUT_NULL(out, "mc_account_status_get 2 MiB invalid id");
     EXPECT(mc_account_put(c, huge), MC_E_INVALID_UTF8, "mc_account_put 2 MiB JSON with an invalid last byte");
     huge[HUGE_LEN - 1] = 'a';
 }
@@ -862,7 +862,7 @@ int MAIN_CALL main(int argc, char **argv) {
     CHECK(1, "mc_cancel_trigger(NULL) is harmless");
 
     free(huge);
-    mc_set_log_callback(NULL, NULL, MC_LOG_OFF);
+    mc_log_callback_set(NULL, NULL, MC_LOG_OFF);
     printf("%s %d failures\n", failures == 0 ? "PASS" : "FAIL", failures);
     return failures == 0 ? 0 : 1;
 }

@@ -17,8 +17,8 @@ static int failures = 0;
     do {                                                                                           \
         if (!(cond)) {                                                                             \
             fprintf(stderr, "FAIL %s:%d %s: %s (%s) %s\n", __FILE__, __LINE__, what,               \
-                    mc_status_name(mc_last_error_code()), mc_last_error_message(),                 \
-                    mc_last_error_diagnostic());                                                   \
+                    mc_result_name_get(mc_error_code_get()), mc_error_message_get(),                 \
+                    mc_error_diagnostic_get());                                                   \
             failures++;                                                                            \
         } else {                                                                                   \
             printf("ok %s\n", what);                                                              \

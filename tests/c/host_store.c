@@ -1,7 +1,7 @@
 /*
  * A C host that keeps mailconnect's records in its own SQLite table through the store callbacks
  * (mc_client_open_with_store), drives the device-code sign-in itself (mc_authorization_begin /
- * mc_authorization_poll) and pulls events (mc_next_event).
+ * mc_authorization_poll) and pulls events (mc_events_next).
  *
  * usage: host_store MODE DB_FILE EMULATOR_URL [HOST IMAPS POP3S SMTP CA_FILE]
  *   MODE story    : connect -> Test (when the mail stack is given) -> refresh -> disconnect
@@ -213,19 +213,19 @@ static int story(const char *url, int argc, char **argv) {
 
     if (argc >= 9) {
         char *report = NULL;
-        CHECK(mc_test(c, "alice", 0, NULL, &report) == MC_OK && contains(report, "\"ok\":true"), "mc_test against Dovecot and Postfix");
+        CHECK(mc_account_test(c, "alice", 0, NULL, &report) == MC_OK && contains(report, "\"ok\":true"), "mc_account_test against Dovecot and Postfix");
         mc_string_free(report);
     }
 
     /* The emulator issues 4-second tokens: after 2.5 s the next call refreshes. */
     sleep_ms(2600);
     char *tok = NULL;
-    CHECK(mc_access_token(c, "alice", MC_PROTO_IMAP, &tok) == MC_OK && tok && strlen(tok) > 1000, "mc_access_token refreshes through the host's table");
+    CHECK(mc_token_get(c, "alice", MC_PROTO_IMAP, &tok) == MC_OK && tok && strlen(tok) > 1000, "mc_token_get refreshes through the host's table");
     mc_string_free(tok);
     int refreshed = 0;
     for (int i = 0; i < 40 && !refreshed; i++) {
         char *ev = NULL;
-        if (mc_next_event(c, 100, &ev) == MC_OK && ev) {
+        if (mc_events_next(c, 100, &ev) == MC_OK && ev) {
             printf("event %s\n", ev);
             refreshed = contains(ev, "\"type\":\"token_refreshed\"");
         }
@@ -236,13 +236,13 @@ static int story(const char *url, int argc, char **argv) {
     /* A second client on the same table (the vendor's mail service) sees the refreshed account. */
     mc_client *other = open_client(NULL);
     char *st = NULL;
-    CHECK(other && mc_status(other, "alice", &st) == MC_OK && contains(st, "\"state\":\"connected\"") && contains(st, "\"refreshed_at\""),
+    CHECK(other && mc_account_status_get(other, "alice", &st) == MC_OK && contains(st, "\"state\":\"connected\"") && contains(st, "\"refreshed_at\""),
           "a second client reads the refreshed record");
     mc_string_free(st);
     mc_client_free(other);
 
-    CHECK(mc_disconnect(c, "alice") == MC_OK, "mc_disconnect");
-    CHECK(mc_status(c, "alice", &st) == MC_OK && contains(st, "\"not_connected\""), "not connected afterwards");
+    CHECK(mc_account_disconnect(c, "alice") == MC_OK, "mc_account_disconnect");
+    CHECK(mc_account_status_get(c, "alice", &st) == MC_OK && contains(st, "\"not_connected\""), "not connected afterwards");
     mc_string_free(st);
     mc_client_free(c);
     return failures ? 1 : 0;
@@ -259,11 +259,11 @@ static int truncate_mode(const char *url) {
     CHECK(mc_account_put(c, "{\"id\":\"alice\",\"mailbox\":\"alice@example.test\",\"registration\":\"desktop\",\"flow\":\"device_code\"}") == MC_OK, "mc_account_put");
     connect_device(c); /* the write "succeeds" at the host, cut to 1024 bytes */
     char *tok = NULL;
-    int32_t rc = mc_access_token(c, "alice", 0, &tok);
-    CHECK(rc == MC_E_STORE && tok == NULL, "mc_access_token fails with MC_E_STORE");
-    CHECK(contains(mc_last_error_diagnostic(), "\"code\":\"MC-TOKEN-TRUNCATED\""), "diagnostic MC-TOKEN-TRUNCATED");
-    CHECK(contains(mc_last_error_message(), "stored incompletely: 1024 of"), "the message says how much came back");
-    printf("message %s\n", mc_last_error_message());
+    int32_t rc = mc_token_get(c, "alice", 0, &tok);
+    CHECK(rc == MC_E_STORE && tok == NULL, "mc_token_get fails with MC_E_STORE");
+    CHECK(contains(mc_error_diagnostic_get(), "\"code\":\"MC-TOKEN-TRUNCATED\""), "diagnostic MC-TOKEN-TRUNCATED");
+    CHECK(contains(mc_error_message_get(), "stored incompletely: 1024 of"), "the message says how much came back");
+    printf("message %s\n", mc_error_message_get());
     mc_client_free(c);
     return failures ? 1 : 0;
 }

@@ -169,29 +169,29 @@ static int connect_mode(const char *store, const char *emulator, int browser) {
     cb.on_progress = on_progress;
     mc_cancel *cancel = NULL;
     CHECK(mc_cancel_new(&cancel) == MC_OK, "mc_cancel_new");
-    int32_t rc = mc_connect(c, "alice", &cb, cancel);
-    CHECK(rc == MC_OK, "mc_connect");
+    int32_t rc = mc_account_connect(c, "alice", &cb, cancel);
+    CHECK(rc == MC_OK, "mc_account_connect");
     if (browser == 2)
         CHECK(seen == 0, "no callback ran: the system browser showed the sign-in");
     else
         CHECK(seen == 1, browser ? "the open-URL callback ran once" : "the device-code callback ran once");
     mc_cancel_free(cancel);
 
-    CHECK(mc_status(c, "alice", &json) == MC_OK && contains(json, "\"state\":\"connected\""), "mc_status connected");
+    CHECK(mc_account_status_get(c, "alice", &json) == MC_OK && contains(json, "\"state\":\"connected\""), "mc_account_status_get connected");
     mc_string_free(json);
 
     char *token = NULL;
-    CHECK(mc_access_token(c, "alice", MC_PROTO_IMAP, &token) == MC_OK && token && strlen(token) > 1000, "mc_access_token");
+    CHECK(mc_token_get(c, "alice", MC_PROTO_IMAP, &token) == MC_OK && token && strlen(token) > 1000, "mc_token_get");
     mc_string_free(token);
     char *sasl = NULL;
-    CHECK(mc_sasl_xoauth2(c, "alice", MC_PROTO_SMTP, &sasl) == MC_OK && sasl && strncmp(sasl, "dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB", 32) == 0,
-          "mc_sasl_xoauth2 starts with base64(\"user=alice@example.test\\x01\")");
+    CHECK(mc_sasl_xoauth2_get(c, "alice", MC_PROTO_SMTP, &sasl) == MC_OK && sasl && strncmp(sasl, "dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB", 32) == 0,
+          "mc_sasl_xoauth2_get starts with base64(\"user=alice@example.test\\x01\")");
     mc_string_free(sasl);
 
     /* A failing call carries code, message and diagnostic. */
-    rc = mc_access_token(c, "nobody", 0, &token);
-    CHECK(rc == MC_E_NOT_FOUND && mc_last_error_code() == MC_E_NOT_FOUND && contains(mc_last_error_message(), "nobody") &&
-              contains(mc_last_error_diagnostic(), "\"kind\":\"not_found\""),
+    rc = mc_token_get(c, "nobody", 0, &token);
+    CHECK(rc == MC_E_NOT_FOUND && mc_error_code_get() == MC_E_NOT_FOUND && contains(mc_error_message_get(), "nobody") &&
+              contains(mc_error_diagnostic_get(), "\"kind\":\"not_found\""),
           "a failing call has code, message and diagnostic");
     mc_client_free(c);
     return failures ? 1 : 0;
@@ -209,29 +209,29 @@ static int mail_mode(const char *store, const char *host, const char *imaps, con
              host, imaps, host, pop3s, host, smtp);
     CHECK(mc_account_put(c, acc) == MC_OK, "mc_account_put with servers (tokens kept)");
     char *report = NULL;
-    CHECK(mc_test(c, "alice", 0, NULL, &report) == MC_OK && contains(report, "\"ok\":true"), "mc_test all protocols ok");
+    CHECK(mc_account_test(c, "alice", 0, NULL, &report) == MC_OK && contains(report, "\"ok\":true"), "mc_account_test all protocols ok");
     if (report) printf("report %s\n", report);
     mc_string_free(report);
 
     const char *msg = "From: alice@example.test\r\nTo: alice@example.test\r\nSubject: from the C program\r\n\r\nHello from C.\r\n";
-    CHECK(mc_send(c, "alice", (const uint8_t *)msg, strlen(msg), NULL) == MC_OK, "mc_send");
+    CHECK(mc_mail_send(c, "alice", (const uint8_t *)msg, strlen(msg), NULL) == MC_OK, "mc_mail_send");
 
     char *folders = NULL;
-    CHECK(mc_list_folders(c, "alice", NULL, &folders) == MC_OK && contains(folders, "\"special_use\":\"inbox\""), "mc_list_folders");
+    CHECK(mc_folder_list(c, "alice", NULL, &folders) == MC_OK && contains(folders, "\"special_use\":\"inbox\""), "mc_folder_list");
     mc_string_free(folders);
 
     int found = 0;
     for (int i = 0; i < 40 && !found; i++) {
         char *json = NULL;
-        if (mc_fetch(c, "alice", "{\"protocol\":\"imap\",\"headers_only\":true}", NULL, &json) == MC_OK && json) {
+        if (mc_mail_fetch(c, "alice", "{\"protocol\":\"imap\",\"headers_only\":true}", NULL, &json) == MC_OK && json) {
             found = raw_contains(json, "Subject: from the C program");
         }
         mc_string_free(json);
         if (!found) sleep_ms(250);
     }
-    CHECK(found, "mc_fetch over IMAP finds the message sent from C");
+    CHECK(found, "mc_mail_fetch over IMAP finds the message sent from C");
     char *pop = NULL;
-    CHECK(mc_fetch(c, "alice", "{\"protocol\":\"pop3\"}", NULL, &pop) == MC_OK && contains(pop, "\"raw\""), "mc_fetch over POP3");
+    CHECK(mc_mail_fetch(c, "alice", "{\"protocol\":\"pop3\"}", NULL, &pop) == MC_OK && contains(pop, "\"raw\""), "mc_mail_fetch over POP3");
     mc_string_free(pop);
     mc_client_free(c);
     return failures ? 1 : 0;
@@ -241,10 +241,10 @@ static int check_connected_mode(const char *store) {
     mc_client *c = open_client(store, NULL);
     if (!c) return 1;
     char *json = NULL;
-    CHECK(mc_status(c, "alice", &json) == MC_OK && contains(json, "\"state\":\"connected\""), "second process finds the account connected");
+    CHECK(mc_account_status_get(c, "alice", &json) == MC_OK && contains(json, "\"state\":\"connected\""), "second process finds the account connected");
     mc_string_free(json);
     char *token = NULL;
-    CHECK(mc_access_token(c, "alice", 0, &token) == MC_OK, "second process gets a token");
+    CHECK(mc_token_get(c, "alice", 0, &token) == MC_OK, "second process gets a token");
     mc_string_free(token);
     mc_client_free(c);
     return failures ? 1 : 0;
@@ -256,16 +256,16 @@ static int refresh_mode(const char *store) {
     mc_client *c = open_client(store, NULL);
     if (!c) return 1;
     char *first = NULL, *status = NULL;
-    CHECK(mc_access_token(c, "alice", 0, &first) == MC_OK && first, "access token before expiry");
+    CHECK(mc_token_get(c, "alice", 0, &first) == MC_OK && first, "access token before expiry");
     int refreshed = 0;
     for (int i = 0; i < 240 && !refreshed; i++) { /* up to a minute: tokens last a few seconds */
         char *now = NULL;
-        if (mc_access_token(c, "alice", 0, &now) == MC_OK && now && first && strcmp(now, first) != 0) refreshed = 1;
+        if (mc_token_get(c, "alice", 0, &now) == MC_OK && now && first && strcmp(now, first) != 0) refreshed = 1;
         mc_string_free(now);
         if (!refreshed) sleep_ms(250);
     }
     CHECK(refreshed, "a new access token after the first expired (refreshed with the refresh token)");
-    CHECK(mc_status(c, "alice", &status) == MC_OK && contains(status, "\"state\":\"connected\""), "still connected after the refresh");
+    CHECK(mc_account_status_get(c, "alice", &status) == MC_OK && contains(status, "\"state\":\"connected\""), "still connected after the refresh");
     if (status) printf("status %s\n", status);
     mc_string_free(status);
     mc_string_free(first);
@@ -276,23 +276,23 @@ static int refresh_mode(const char *store) {
 static int disconnect_mode(const char *store) {
     mc_client *c = open_client(store, NULL);
     if (!c) return 1;
-    CHECK(mc_disconnect(c, "alice") == MC_OK, "mc_disconnect");
-    CHECK(mc_disconnect(c, "alice") == MC_OK, "mc_disconnect again");
+    CHECK(mc_account_disconnect(c, "alice") == MC_OK, "mc_account_disconnect");
+    CHECK(mc_account_disconnect(c, "alice") == MC_OK, "mc_account_disconnect again");
     char *json = NULL;
-    CHECK(mc_status(c, "alice", &json) == MC_OK && contains(json, "\"state\":\"not_connected\""), "status not_connected");
+    CHECK(mc_account_status_get(c, "alice", &json) == MC_OK && contains(json, "\"state\":\"not_connected\""), "status not_connected");
     mc_string_free(json);
     char *token = NULL;
-    CHECK(mc_access_token(c, "alice", 0, &token) == MC_E_STATE && token == NULL, "no token after disconnect");
+    CHECK(mc_token_get(c, "alice", 0, &token) == MC_E_STATE && token == NULL, "no token after disconnect");
     mc_client_free(c);
     return failures ? 1 : 0;
 }
 
 static int run(int argc, char **argv) {
-    if (mc_abi_version() != MC_ABI_VERSION) {
-        fprintf(stderr, "ABI mismatch: library %u, header %u\n", mc_abi_version(), (unsigned)MC_ABI_VERSION);
+    if (mc_abi_version_get() != MC_ABI_VERSION) {
+        fprintf(stderr, "ABI mismatch: library %u, header %u\n", mc_abi_version_get(), (unsigned)MC_ABI_VERSION);
         return 2;
     }
-    CHECK(mc_set_log_callback(on_log, NULL, MC_LOG_INFO) == MC_OK, "mc_set_log_callback");
+    CHECK(mc_log_callback_set(on_log, NULL, MC_LOG_INFO) == MC_OK, "mc_log_callback_set");
     if (argc < 3) {
         fprintf(stderr, "usage: %s MODE STORE [ARGS...]\n", argv[0]);
         return 2;
@@ -310,7 +310,7 @@ static int run(int argc, char **argv) {
         fprintf(stderr, "unknown mode or missing arguments\n");
         return 2;
     }
-    mc_set_log_callback(NULL, NULL, MC_LOG_OFF);
+    mc_log_callback_set(NULL, NULL, MC_LOG_OFF);
     printf("%s %d failures\n", rc == 0 ? "PASS" : "FAIL", failures);
     return rc;
 }

@@ -42,11 +42,11 @@ pub fn last_error() -> (i32, String, serde_json::Value) {
     // SAFETY: the last-error functions never return NULL.
     unsafe {
         (
-            mc_last_error_code(),
-            CStr::from_ptr(mc_last_error_message())
+            mc_error_code_get(),
+            CStr::from_ptr(mc_error_message_get())
                 .to_string_lossy()
                 .into_owned(),
-            serde_json::from_str(&CStr::from_ptr(mc_last_error_diagnostic()).to_string_lossy())
+            serde_json::from_str(&CStr::from_ptr(mc_error_diagnostic_get()).to_string_lossy())
                 .expect("the diagnostic is JSON"),
         )
     }

@@ -4,6 +4,7 @@
 pub mod cabi;
 pub mod conformance;
 pub mod faultproxy;
+pub mod header;
 pub mod oidc;
 pub mod pg;
 pub mod wine;

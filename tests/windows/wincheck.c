@@ -163,7 +163,7 @@ static int load(const char *dll, const char *options, int n) {
         printf("ERROR LoadLibrary %lu\n", (unsigned long)GetLastError());
         return 1;
     }
-    abi_fn abi = (abi_fn)(void (*)(void))GetProcAddress(lib, "mc_abi_version");
+    abi_fn abi = (abi_fn)(void (*)(void))GetProcAddress(lib, "mc_abi_version_get");
     open_fn open = (open_fn)(void (*)(void))GetProcAddress(lib, "mc_client_open");
     free_fn close = (free_fn)(void (*)(void))GetProcAddress(lib, "mc_client_free");
     if (!abi || !open || !close) return 1;

@@ -222,8 +222,15 @@ impl Client {
     }
 
     /// Forget the account's tokens (and revoke them where the provider offers revocation). Idempotent.
-    pub async fn disconnect(&self, id: &str) -> Result<()> {
+    ///
+    /// `cancel` fired before the tokens are deleted ends the call with a cancellation and changes
+    /// nothing; fired during the revocation request it stops waiting for the provider (revocation
+    /// is best effort: the account is disconnected either way, and the call succeeds).
+    pub async fn disconnect(&self, id: &str, cancel: &CancellationToken) -> Result<()> {
         let account = self.account(id)?;
+        if cancel.is_cancelled() {
+            return Err(Error::cancelled(&format!("disconnecting account '{id}'")));
+        }
         let aid = id.to_string();
         let rec = self
             .blocking(move |s| s.load_tokens(&aid))
@@ -238,31 +245,42 @@ impl Client {
         );
         if let (Some(rec), Ok(reg)) = (rec, self.registration(&account.registration)) {
             if let Some(rt) = rec.secrets.refresh_token.as_deref() {
-                if let Ok(profile) = provider::resolve(&reg, None, &self.inner.http).await {
-                    if let Some(url) = &profile.endpoints.revocation {
-                        let form = [
-                            ("token", rt),
-                            ("token_type_hint", "refresh_token"),
-                            ("client_id", reg.client_id.as_str()),
-                        ];
-                        match self.inner.http.post_form(url, &form, None).await {
-                            Ok(r) if r.status == 200 => {
-                                tracing::info!(account = id, "refresh token revoked")
-                            }
-                            Ok(r) => tracing::warn!(
-                                account = id,
-                                status = r.status,
-                                "the provider did not confirm the revocation"
-                            ),
-                            Err(e) => {
-                                tracing::warn!(account = id, "revocation failed: {}", e.message())
-                            }
-                        }
+                let revoke = self.revoke(id, rt, &reg);
+                tokio::select! {
+                    () = revoke => {}
+                    _ = cancel.cancelled() => {
+                        tracing::warn!(account = id, "revocation not awaited: the call was cancelled");
                     }
                 }
             }
         }
         tracing::info!(account = id, "disconnected");
         Ok(())
+    }
+
+    /// Revoke a refresh token where the provider offers revocation; failures are logged only.
+    async fn revoke(&self, id: &str, rt: &str, reg: &Registration) {
+        if let Ok(profile) = provider::resolve(reg, None, &self.inner.http).await {
+            if let Some(url) = &profile.endpoints.revocation {
+                let form = [
+                    ("token", rt),
+                    ("token_type_hint", "refresh_token"),
+                    ("client_id", reg.client_id.as_str()),
+                ];
+                match self.inner.http.post_form(url, &form, None).await {
+                    Ok(r) if r.status == 200 => {
+                        tracing::info!(account = id, "refresh token revoked")
+                    }
+                    Ok(r) => tracing::warn!(
+                        account = id,
+                        status = r.status,
+                        "the provider did not confirm the revocation"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(account = id, "revocation failed: {}", e.message())
+                    }
+                }
+            }
+        }
     }
 }

@@ -400,18 +400,22 @@ fn code_from_redirect(input: &str, redirect_uri: &str, state: &str) -> Result<Se
 impl Client {
     /// Begin an authorization for an account: the URL to show (browser flow) or the device code
     /// (device flow). Nothing is stored until it is completed.
+    /// `cancel` ends the call (discovery, the device-code request) with a cancellation; nothing
+    /// is pending afterwards.
     pub async fn begin_authorization(
         &self,
         account_id: &str,
         opts: &BeginOptions,
+        cancel: &CancellationToken,
     ) -> Result<Authorization> {
         let account = self.account(account_id)?;
         let what = format!("beginning a sign-in for account '{account_id}'");
         self.observer(&DefaultObserver, account_id)
             .progress(ConnectStage::Starting);
-        self.begin_inner(account, opts)
-            .await
-            .map_err(|e| e.context(&what))
+        tokio::select! {
+            r = self.begin_inner(account, opts) => r.map_err(|e| e.context(&what)),
+            _ = cancel.cancelled() => Err(Error::cancelled(&what)),
+        }
     }
 
     async fn begin_inner(&self, account: Account, opts: &BeginOptions) -> Result<Authorization> {

@@ -296,7 +296,7 @@ pub fn diagnose(err: &Error, ctx: Context) -> Diagnosis {
 impl Error {
     /// The diagnostic as JSON: the catalog entry (stable code, category, who fixes it, title,
     /// explanation and fix in every language, links), the kind, the message and the evidence
-    /// (the C ABI's `mc_last_error_diagnostic`).
+    /// (the C ABI's `mc_error_diagnostic_get`).
     pub fn diagnostic_json(&self) -> serde_json::Value {
         self.diagnostic_json_with(Context::default())
     }
