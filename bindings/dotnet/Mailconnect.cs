@@ -95,12 +95,12 @@ namespace Mailconnect
             public IntPtr OnProgress;
         }
 
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern uint mc_abi_version();
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern IntPtr mc_version();
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern IntPtr mc_status_name(int code);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_last_error_code();
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern IntPtr mc_last_error_message();
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern IntPtr mc_last_error_diagnostic();
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern uint mc_abi_version_get();
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern IntPtr mc_version_get();
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern IntPtr mc_result_name_get(int code);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_error_code_get();
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern IntPtr mc_error_message_get();
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern IntPtr mc_error_diagnostic_get();
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void mc_string_free(IntPtr s);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_client_open(byte[] optionsJson, out ClientHandle client);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void mc_client_free(IntPtr client);
@@ -109,15 +109,15 @@ namespace Mailconnect
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_get(ClientHandle c, byte[] id, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_list(ClientHandle c, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_remove(ClientHandle c, byte[] id);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_status(ClientHandle c, byte[] id, out IntPtr json);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_connect(ClientHandle c, byte[] id, ref Callbacks cb, CancelHandle cancel);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_disconnect(ClientHandle c, byte[] id);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_test(ClientHandle c, byte[] id, uint protocols, CancelHandle cancel, out IntPtr json);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_access_token(ClientHandle c, byte[] id, uint protocol, out IntPtr token);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_sasl_xoauth2(ClientHandle c, byte[] id, uint protocol, out IntPtr sasl);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_send(ClientHandle c, byte[] id, byte[] msg, UIntPtr len, CancelHandle cancel);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_list_folders(ClientHandle c, byte[] id, CancelHandle cancel, out IntPtr json);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_fetch(ClientHandle c, byte[] id, byte[] query, CancelHandle cancel, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_status_get(ClientHandle c, byte[] id, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_connect(ClientHandle c, byte[] id, ref Callbacks cb, CancelHandle cancel);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_disconnect(ClientHandle c, byte[] id);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_test(ClientHandle c, byte[] id, uint protocols, CancelHandle cancel, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_token_get(ClientHandle c, byte[] id, uint protocol, out IntPtr token);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_sasl_xoauth2_get(ClientHandle c, byte[] id, uint protocol, out IntPtr sasl);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_mail_send(ClientHandle c, byte[] id, byte[] msg, UIntPtr len, CancelHandle cancel);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_folder_list(ClientHandle c, byte[] id, CancelHandle cancel, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_mail_fetch(ClientHandle c, byte[] id, byte[] query, CancelHandle cancel, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_cancel_new(out CancelHandle cancel);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void mc_cancel_trigger(CancelHandle cancel);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void mc_cancel_free(IntPtr cancel);
@@ -127,7 +127,7 @@ namespace Mailconnect
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_authorization_wait(ClientHandle c, byte[] handle, CancelHandle cancel, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_authorization_abort(ClientHandle c, byte[] handle);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_events_configure(ClientHandle c, byte[] optionsJson);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_next_event(ClientHandle c, int timeoutMs, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_events_next(ClientHandle c, int timeoutMs, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_client_open_with_store(byte[] optionsJson, ref StoreCallbacks callbacks, out ClientHandle client);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_store_record_set(IntPtr rec, byte[] data, UIntPtr len, long version);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_store_list_add(IntPtr list, byte[] id, byte[] data, UIntPtr len, long version);
@@ -181,7 +181,7 @@ namespace Mailconnect
         internal static void Check(int rc)
         {
             if (rc == 0) return;
-            throw new MailconnectException(rc, FromUtf8(mc_status_name(rc)), FromUtf8(mc_last_error_message()), FromUtf8(mc_last_error_diagnostic()));
+            throw new MailconnectException(rc, FromUtf8(mc_result_name_get(rc)), FromUtf8(mc_error_message_get()), FromUtf8(mc_error_diagnostic_get()));
         }
     }
 
@@ -477,7 +477,7 @@ namespace Mailconnect
         EventsDropped,
     }
 
-    /// <summary>An event of the client's queue (mc_next_event). Fields that do not belong to the Kind are null or 0.</summary>
+    /// <summary>An event of the client's queue (mc_events_next). Fields that do not belong to the Kind are null or 0.</summary>
     public sealed class MailconnectEvent
     {
         /// <summary>Increasing per client; a gap means events were dropped.</summary>
@@ -684,7 +684,7 @@ namespace Mailconnect
     {
         static Client()
         {
-            uint abi = Native.mc_abi_version();
+            uint abi = Native.mc_abi_version_get();
             if (abi != Native.AbiVersion)
                 throw new InvalidOperationException("libmailconnect has ABI version " + abi + ", this binding needs " + Native.AbiVersion);
         }
@@ -694,7 +694,7 @@ namespace Mailconnect
         private readonly object _eventsGate = new object();
         private EventWorker _worker;
 
-        /// <summary>mc_next_event is called in slices of this many ms so that stopping the worker or disposing the
+        /// <summary>mc_events_next is called in slices of this many ms so that stopping the worker or disposing the
         /// client never waits longer (the native client is freed only after the slice returns).</summary>
         private const int EventSliceMs = 250;
 
@@ -706,7 +706,7 @@ namespace Mailconnect
         }
 
         /// <summary>The library version.</summary>
-        public static string Version { get { return Native.FromUtf8(Native.mc_version()); } }
+        public static string Version { get { return Native.FromUtf8(Native.mc_version_get()); } }
 
         /// <summary>Open a client; optionsJson as in the README ("Client options").</summary>
         public Client(string optionsJson)
@@ -752,13 +752,13 @@ namespace Mailconnect
         /// <summary>All accounts as a JSON array.</summary>
         public string Accounts() { IntPtr o; Native.Check(Native.mc_account_list(_h, out o)); return Native.Take(o); }
         /// <summary>The status JSON (state, expiry, identity); never contacts a server.</summary>
-        public string Status(string id) { IntPtr o; Native.Check(Native.mc_status(_h, Native.Utf8(id), out o)); return Native.Take(o); }
+        public string Status(string id) { IntPtr o; Native.Check(Native.mc_account_status_get(_h, Native.Utf8(id), out o)); return Native.Take(o); }
         /// <summary>Forget the tokens. Idempotent.</summary>
-        public void Disconnect(string id) { Native.Check(Native.mc_disconnect(_h, Native.Utf8(id))); }
+        public void Disconnect(string id) { Native.Check(Native.mc_account_disconnect(_h, Native.Utf8(id))); }
         /// <summary>A valid access token (refreshed ahead of expiry). A secret: never log it.</summary>
-        public string AccessToken(string id) { IntPtr o; Native.Check(Native.mc_access_token(_h, Native.Utf8(id), 0, out o)); return Native.Take(o); }
+        public string AccessToken(string id) { IntPtr o; Native.Check(Native.mc_token_get(_h, Native.Utf8(id), 0, out o)); return Native.Take(o); }
         /// <summary>The SASL XOAUTH2 initial response (base64) for your own mail code.</summary>
-        public string SaslXoauth2(string id) { IntPtr o; Native.Check(Native.mc_sasl_xoauth2(_h, Native.Utf8(id), 0, out o)); return Native.Take(o); }
+        public string SaslXoauth2(string id) { IntPtr o; Native.Check(Native.mc_sasl_xoauth2_get(_h, Native.Utf8(id), 0, out o)); return Native.Take(o); }
 
         private static CancelHandle NativeCancel(CancellationToken ct, out CancellationTokenRegistration reg)
         {
@@ -799,7 +799,7 @@ namespace Mailconnect
             using (var c = NativeCancel(ct, out reg))
             using (reg)
             {
-                int rc = Native.mc_connect(_h, Native.Utf8(id), ref cb, c);
+                int rc = Native.mc_account_connect(_h, Native.Utf8(id), ref cb, c);
                 GC.KeepAlive(device); GC.KeepAlive(open); GC.KeepAlive(progress);
                 Native.Check(rc);
             }
@@ -820,7 +820,7 @@ namespace Mailconnect
             using (reg)
             {
                 IntPtr o;
-                Native.Check(Native.mc_test(_h, Native.Utf8(id), (uint)protocols, c, out o));
+                Native.Check(Native.mc_account_test(_h, Native.Utf8(id), (uint)protocols, c, out o));
                 return Native.Take(o);
             }
         }
@@ -837,7 +837,7 @@ namespace Mailconnect
             CancellationTokenRegistration reg;
             using (var c = NativeCancel(ct, out reg))
             using (reg)
-                Native.Check(Native.mc_send(_h, Native.Utf8(id), rfc5322, (UIntPtr)rfc5322.Length, c));
+                Native.Check(Native.mc_mail_send(_h, Native.Utf8(id), rfc5322, (UIntPtr)rfc5322.Length, c));
         }
 
         /// <summary>Send on a worker thread.</summary>
@@ -854,7 +854,7 @@ namespace Mailconnect
             using (reg)
             {
                 IntPtr o;
-                Native.Check(Native.mc_list_folders(_h, Native.Utf8(id), c, out o));
+                Native.Check(Native.mc_folder_list(_h, Native.Utf8(id), c, out o));
                 return Native.Take(o);
             }
         }
@@ -867,7 +867,7 @@ namespace Mailconnect
             using (reg)
             {
                 IntPtr o;
-                Native.Check(Native.mc_fetch(_h, Native.Utf8(id), Native.Utf8(queryJson), c, out o));
+                Native.Check(Native.mc_mail_fetch(_h, Native.Utf8(id), Native.Utf8(queryJson), c, out o));
                 return Native.Take(o);
             }
         }
@@ -1006,7 +1006,7 @@ namespace Mailconnect
             IntPtr o;
             try
             {
-                Native.Check(Native.mc_next_event(_h, ms, out o));
+                Native.Check(Native.mc_events_next(_h, ms, out o));
             }
             catch (ObjectDisposedException)
             {
@@ -1015,7 +1015,7 @@ namespace Mailconnect
             return o == IntPtr.Zero ? null : MailconnectEvent.FromJson(Native.Take(o));
         }
 
-        /// <summary>Start the background worker that takes events (mc_next_event) and raises EventReceived: on the
+        /// <summary>Start the background worker that takes events (mc_events_next) and raises EventReceived: on the
         /// worker thread, or posted to context (e.g. SynchronizationContext.Current on a WinForms/WPF UI thread).
         /// Idempotent. Dispose stops it.</summary>
         public void StartEvents(SynchronizationContext context = null)

@@ -111,7 +111,7 @@ type
 
   TMailconnectClient = class;
 
-  { A thread that loops on mc_next_event and hands every event to Handler: with QueueToMainThread
+  { A thread that loops on mc_events_next and hands every event to Handler: with QueueToMainThread
     (the default) through TThread.Queue, so Handler runs on the main thread (the VCL/LCL's; a console
     program must call CheckSynchronize), else on this thread. It waits in slices of 250 ms, so
     Terminate + WaitFor (or Free) return promptly; free it before its client. }
@@ -174,26 +174,26 @@ type
     property OnProgress: TProgressEvent read FOnProgress write FOnProgress;
   end;
 
-function mc_abi_version: UInt32; cdecl; external MailconnectLib;
-function mc_version: PAnsiChar; cdecl; external MailconnectLib;
-function mc_status_name(Code: Int32): PAnsiChar; cdecl; external MailconnectLib;
-function mc_last_error_code: Int32; cdecl; external MailconnectLib;
-function mc_last_error_message: PAnsiChar; cdecl; external MailconnectLib;
-function mc_last_error_diagnostic: PAnsiChar; cdecl; external MailconnectLib;
+function mc_abi_version_get: UInt32; cdecl; external MailconnectLib;
+function mc_version_get: PAnsiChar; cdecl; external MailconnectLib;
+function mc_result_name_get(Code: Int32): PAnsiChar; cdecl; external MailconnectLib;
+function mc_error_code_get: Int32; cdecl; external MailconnectLib;
+function mc_error_message_get: PAnsiChar; cdecl; external MailconnectLib;
+function mc_error_diagnostic_get: PAnsiChar; cdecl; external MailconnectLib;
 procedure mc_string_free(S: PAnsiChar); cdecl; external MailconnectLib;
 function mc_client_open(OptionsJson: PAnsiChar; out Client: Pointer): Int32; cdecl; external MailconnectLib;
 procedure mc_client_free(Client: Pointer); cdecl; external MailconnectLib;
 function mc_registration_put(Client: Pointer; Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_account_put(Client: Pointer; Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_status(Client: Pointer; AccountId: PAnsiChar; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_connect(Client: Pointer; AccountId: PAnsiChar; Callbacks: PMcConnectCallbacks; Cancel: Pointer): Int32; cdecl; external MailconnectLib;
-function mc_disconnect(Client: Pointer; AccountId: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_test(Client: Pointer; AccountId: PAnsiChar; Protocols: UInt32; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_access_token(Client: Pointer; AccountId: PAnsiChar; Protocol: UInt32; out Token: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_sasl_xoauth2(Client: Pointer; AccountId: PAnsiChar; Protocol: UInt32; out Sasl: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_send(Client: Pointer; AccountId: PAnsiChar; Msg: PByte; Len: NativeUInt; Cancel: Pointer): Int32; cdecl; external MailconnectLib;
-function mc_list_folders(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_fetch(Client: Pointer; AccountId, QueryJson: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_account_status_get(Client: Pointer; AccountId: PAnsiChar; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_account_connect(Client: Pointer; AccountId: PAnsiChar; Callbacks: PMcConnectCallbacks; Cancel: Pointer): Int32; cdecl; external MailconnectLib;
+function mc_account_disconnect(Client: Pointer; AccountId: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_account_test(Client: Pointer; AccountId: PAnsiChar; Protocols: UInt32; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_token_get(Client: Pointer; AccountId: PAnsiChar; Protocol: UInt32; out Token: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_sasl_xoauth2_get(Client: Pointer; AccountId: PAnsiChar; Protocol: UInt32; out Sasl: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_mail_send(Client: Pointer; AccountId: PAnsiChar; Msg: PByte; Len: NativeUInt; Cancel: Pointer): Int32; cdecl; external MailconnectLib;
+function mc_folder_list(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_mail_fetch(Client: Pointer; AccountId, QueryJson: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_cancel_new(out Cancel: Pointer): Int32; cdecl; external MailconnectLib;
 procedure mc_cancel_trigger(Cancel: Pointer); cdecl; external MailconnectLib;
 procedure mc_cancel_free(Cancel: Pointer); cdecl; external MailconnectLib;
@@ -203,7 +203,7 @@ function mc_authorization_poll(Client: Pointer; Handle: PAnsiChar; Cancel: Point
 function mc_authorization_wait(Client: Pointer; Handle: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_authorization_abort(Client: Pointer; Handle: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_events_configure(Client: Pointer; OptionsJson: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_next_event(Client: Pointer; TimeoutMs: Int32; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_events_next(Client: Pointer; TimeoutMs: Int32; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 
 { UTF-8 helpers: the C ABI speaks UTF-8; Delphi strings are UTF-16. }
 function ToUtf8(const S: string): UTF8String;
@@ -409,10 +409,10 @@ var
 begin
   if Rc = 0 then
     Exit;
-  E := EMailconnect.Create(FromUtf8(mc_status_name(Rc)) + ': ' + FromUtf8(mc_last_error_message));
+  E := EMailconnect.Create(FromUtf8(mc_result_name_get(Rc)) + ': ' + FromUtf8(mc_error_message_get));
   E.Code := Rc;
-  E.Status := FromUtf8(mc_status_name(Rc));
-  E.Diagnostic := FromUtf8(mc_last_error_diagnostic);
+  E.Status := FromUtf8(mc_result_name_get(Rc));
+  E.Diagnostic := FromUtf8(mc_error_diagnostic_get);
   raise E;
 end;
 
@@ -444,8 +444,8 @@ end;
 constructor TMailconnectClient.Create(const OptionsJson: string);
 begin
   inherited Create;
-  if mc_abi_version <> MAILCONNECT_ABI then
-    raise Exception.CreateFmt('libmailconnect has ABI version %d, this unit needs %d', [mc_abi_version, MAILCONNECT_ABI]);
+  if mc_abi_version_get <> MAILCONNECT_ABI then
+    raise Exception.CreateFmt('libmailconnect has ABI version %d, this unit needs %d', [mc_abi_version_get, MAILCONNECT_ABI]);
   Check(mc_client_open(PAnsiChar(ToUtf8(OptionsJson)), FHandle));
 end;
 
@@ -478,7 +478,7 @@ function TMailconnectClient.Status(const AccountId: string): string;
 var
   P: PAnsiChar;
 begin
-  Check(mc_status(FHandle, PAnsiChar(ToUtf8(AccountId)), P));
+  Check(mc_account_status_get(FHandle, PAnsiChar(ToUtf8(AccountId)), P));
   Result := TakeString(P);
 end;
 
@@ -491,19 +491,19 @@ begin
   Cb.OnOpenUrl := nil;
   Cb.OnDeviceCode := DeviceCodeTrampoline;
   Cb.OnProgress := ProgressTrampoline;
-  Check(mc_connect(FHandle, PAnsiChar(ToUtf8(AccountId)), @Cb, Cancel));
+  Check(mc_account_connect(FHandle, PAnsiChar(ToUtf8(AccountId)), @Cb, Cancel));
 end;
 
 procedure TMailconnectClient.Disconnect(const AccountId: string);
 begin
-  Check(mc_disconnect(FHandle, PAnsiChar(ToUtf8(AccountId))));
+  Check(mc_account_disconnect(FHandle, PAnsiChar(ToUtf8(AccountId))));
 end;
 
 function TMailconnectClient.Test(const AccountId: string; Protocols: UInt32): string;
 var
   P: PAnsiChar;
 begin
-  Check(mc_test(FHandle, PAnsiChar(ToUtf8(AccountId)), Protocols, nil, P));
+  Check(mc_account_test(FHandle, PAnsiChar(ToUtf8(AccountId)), Protocols, nil, P));
   Result := TakeString(P);
 end;
 
@@ -511,7 +511,7 @@ function TMailconnectClient.AccessToken(const AccountId: string): string;
 var
   P: PAnsiChar;
 begin
-  Check(mc_access_token(FHandle, PAnsiChar(ToUtf8(AccountId)), 0, P));
+  Check(mc_token_get(FHandle, PAnsiChar(ToUtf8(AccountId)), 0, P));
   Result := TakeString(P);
 end;
 
@@ -519,20 +519,20 @@ function TMailconnectClient.SaslXoauth2(const AccountId: string): string;
 var
   P: PAnsiChar;
 begin
-  Check(mc_sasl_xoauth2(FHandle, PAnsiChar(ToUtf8(AccountId)), 0, P));
+  Check(mc_sasl_xoauth2_get(FHandle, PAnsiChar(ToUtf8(AccountId)), 0, P));
   Result := TakeString(P);
 end;
 
 procedure TMailconnectClient.Send(const AccountId: string; const Rfc5322: RawByteString);
 begin
-  Check(mc_send(FHandle, PAnsiChar(ToUtf8(AccountId)), PByte(PAnsiChar(Rfc5322)), Length(Rfc5322), nil));
+  Check(mc_mail_send(FHandle, PAnsiChar(ToUtf8(AccountId)), PByte(PAnsiChar(Rfc5322)), Length(Rfc5322), nil));
 end;
 
 function TMailconnectClient.Fetch(const AccountId, QueryJson: string): string;
 var
   P: PAnsiChar;
 begin
-  Check(mc_fetch(FHandle, PAnsiChar(ToUtf8(AccountId)), PAnsiChar(ToUtf8(QueryJson)), nil, P));
+  Check(mc_mail_fetch(FHandle, PAnsiChar(ToUtf8(AccountId)), PAnsiChar(ToUtf8(QueryJson)), nil, P));
   Result := TakeString(P);
 end;
 
@@ -540,7 +540,7 @@ function TMailconnectClient.Folders(const AccountId: string): string;
 var
   P: PAnsiChar;
 begin
-  Check(mc_list_folders(FHandle, PAnsiChar(ToUtf8(AccountId)), nil, P));
+  Check(mc_folder_list(FHandle, PAnsiChar(ToUtf8(AccountId)), nil, P));
   Result := TakeString(P);
 end;
 
@@ -653,7 +653,7 @@ var
   P: PAnsiChar;
 begin
   P := nil;
-  Check(mc_next_event(FHandle, TimeoutMs, P));
+  Check(mc_events_next(FHandle, TimeoutMs, P));
   Result := P <> nil;
   if Result then
     Event := ToEvent(TakeString(P));

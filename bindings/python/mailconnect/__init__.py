@@ -100,12 +100,12 @@ class _StoreCallbacks(Structure):
 def _load() -> ctypes.CDLL:
     lib = ctypes.CDLL(str(library_path()))
     sigs: dict[str, tuple[list, Any]] = {
-        "mc_abi_version": ([], c_uint32),
-        "mc_version": ([], c_char_p),
-        "mc_status_name": ([c_int32], c_char_p),
-        "mc_last_error_code": ([], c_int32),
-        "mc_last_error_message": ([], c_char_p),
-        "mc_last_error_diagnostic": ([], c_char_p),
+        "mc_abi_version_get": ([], c_uint32),
+        "mc_version_get": ([], c_char_p),
+        "mc_result_name_get": ([c_int32], c_char_p),
+        "mc_error_code_get": ([], c_int32),
+        "mc_error_message_get": ([], c_char_p),
+        "mc_error_diagnostic_get": ([], c_char_p),
         "mc_string_free": ([c_void_p], None),
         "mc_client_open": ([c_char_p, POINTER(c_void_p)], c_int32),
         "mc_client_free": ([c_void_p], None),
@@ -116,15 +116,15 @@ def _load() -> ctypes.CDLL:
         "mc_registration_put": ([c_void_p, c_char_p], c_int32),
         "mc_registration_list": ([c_void_p, POINTER(c_void_p)], c_int32),
         "mc_registration_remove": ([c_void_p, c_char_p], c_int32),
-        "mc_status": ([c_void_p, c_char_p, POINTER(c_void_p)], c_int32),
-        "mc_connect": ([c_void_p, c_char_p, POINTER(_Callbacks), c_void_p], c_int32),
-        "mc_disconnect": ([c_void_p, c_char_p], c_int32),
-        "mc_test": ([c_void_p, c_char_p, c_uint32, c_void_p, POINTER(c_void_p)], c_int32),
-        "mc_access_token": ([c_void_p, c_char_p, c_uint32, POINTER(c_void_p)], c_int32),
-        "mc_sasl_xoauth2": ([c_void_p, c_char_p, c_uint32, POINTER(c_void_p)], c_int32),
-        "mc_send": ([c_void_p, c_char_p, c_char_p, c_size_t, c_void_p], c_int32),
-        "mc_list_folders": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
-        "mc_fetch": ([c_void_p, c_char_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
+        "mc_account_status_get": ([c_void_p, c_char_p, POINTER(c_void_p)], c_int32),
+        "mc_account_connect": ([c_void_p, c_char_p, POINTER(_Callbacks), c_void_p], c_int32),
+        "mc_account_disconnect": ([c_void_p, c_char_p], c_int32),
+        "mc_account_test": ([c_void_p, c_char_p, c_uint32, c_void_p, POINTER(c_void_p)], c_int32),
+        "mc_token_get": ([c_void_p, c_char_p, c_uint32, POINTER(c_void_p)], c_int32),
+        "mc_sasl_xoauth2_get": ([c_void_p, c_char_p, c_uint32, POINTER(c_void_p)], c_int32),
+        "mc_mail_send": ([c_void_p, c_char_p, c_char_p, c_size_t, c_void_p], c_int32),
+        "mc_folder_list": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
+        "mc_mail_fetch": ([c_void_p, c_char_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_cancel_new": ([POINTER(c_void_p)], c_int32),
         "mc_cancel_trigger": ([c_void_p], None),
         "mc_cancel_free": ([c_void_p], None),
@@ -134,7 +134,7 @@ def _load() -> ctypes.CDLL:
         "mc_authorization_wait": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_authorization_abort": ([c_void_p, c_char_p], c_int32),
         "mc_events_configure": ([c_void_p, c_char_p], c_int32),
-        "mc_next_event": ([c_void_p, c_int32, POINTER(c_void_p)], c_int32),
+        "mc_events_next": ([c_void_p, c_int32, POINTER(c_void_p)], c_int32),
         "mc_client_open_with_store": ([c_char_p, POINTER(_StoreCallbacks), POINTER(c_void_p)], c_int32),
         "mc_store_record_set": ([c_void_p, c_char_p, c_size_t, c_int64], c_int32),
         "mc_store_list_add": ([c_void_p, c_char_p, c_char_p, c_size_t, c_int64], c_int32),
@@ -143,14 +143,14 @@ def _load() -> ctypes.CDLL:
         f = getattr(lib, name)
         f.argtypes = args
         f.restype = res
-    abi = lib.mc_abi_version()
+    abi = lib.mc_abi_version_get()
     if abi != ABI_VERSION:
         raise OSError(f"{library_path()} has ABI version {abi}; this binding needs {ABI_VERSION}")
     return lib
 
 
 _lib = _load()
-VERSION: str = _lib.mc_version().decode()
+VERSION: str = _lib.mc_version_get().decode()
 
 
 class MailconnectError(Exception):
@@ -158,17 +158,17 @@ class MailconnectError(Exception):
     catalog entry with `code`, `en`/`de` title, explanation and fix, and the raw `evidence`)."""
 
     def __init__(self, code: int, message: str, diagnostic: dict):
-        super().__init__(f"{_lib.mc_status_name(code).decode()}: {message}")
+        super().__init__(f"{_lib.mc_result_name_get(code).decode()}: {message}")
         self.code = code
-        self.status = _lib.mc_status_name(code).decode()
+        self.status = _lib.mc_result_name_get(code).decode()
         self.message = message
         self.diagnostic = diagnostic
 
 
 def _check(rc: int) -> None:
     if rc != 0:
-        msg = (_lib.mc_last_error_message() or b"").decode("utf-8", "replace")
-        diag_raw = (_lib.mc_last_error_diagnostic() or b"{}").decode("utf-8", "replace")
+        msg = (_lib.mc_error_message_get() or b"").decode("utf-8", "replace")
+        diag_raw = (_lib.mc_error_diagnostic_get() or b"{}").decode("utf-8", "replace")
         try:
             diag = json.loads(diag_raw)
         except ValueError:
@@ -436,7 +436,7 @@ def _store_callbacks(store: HostStore) -> Tuple[_StoreCallbacks, tuple]:
     return _StoreCallbacks(STORE_CALLBACKS_VERSION, None, *funcs), funcs
 
 
-# mc_next_event is called in slices of at most this many ms, so that close() never frees the
+# mc_events_next is called in slices of at most this many ms, so that close() never frees the
 # client under a waiting thread (it waits for the slice to end instead).
 _EVENT_SLICE_MS = 250
 
@@ -541,41 +541,41 @@ class Client:
 
         # The CFUNCTYPE objects must stay alive for the whole call.
         cb = _Callbacks(1, None, OPEN_URL(open_url), DEVICE_CODE(device), PROGRESS(progress))
-        _check(_lib.mc_connect(self._h, _b(account_id), ctypes.byref(cb), cancel._h if cancel else None))
+        _check(_lib.mc_account_connect(self._h, _b(account_id), ctypes.byref(cb), cancel._h if cancel else None))
 
     def disconnect(self, account_id: str) -> None:
-        _check(_lib.mc_disconnect(self._h, _b(account_id)))
+        _check(_lib.mc_account_disconnect(self._h, _b(account_id)))
 
     def test(self, account_id: str, protocols: Iterable[str] = (), send_probe: bool = False, cancel: Optional[Cancel] = None) -> dict:
         bits = sum(_PROTOS[p] for p in protocols) | (TEST_SEND_PROBE if send_probe else 0)
         out = c_void_p()
-        _check(_lib.mc_test(self._h, _b(account_id), bits, cancel._h if cancel else None, ctypes.byref(out)))
+        _check(_lib.mc_account_test(self._h, _b(account_id), bits, cancel._h if cancel else None, ctypes.byref(out)))
         return json.loads(_take(out))
 
     def status(self, account_id: str) -> dict:
-        return json.loads(self._out(_lib.mc_status, _b(account_id)))
+        return json.loads(self._out(_lib.mc_account_status_get, _b(account_id)))
 
     # tokens for the host's own mail code
     def access_token(self, account_id: str, protocol: int = 0) -> str:
-        return self._out(_lib.mc_access_token, _b(account_id), protocol)
+        return self._out(_lib.mc_token_get, _b(account_id), protocol)
 
     def sasl_xoauth2(self, account_id: str, protocol: int = 0) -> str:
-        return self._out(_lib.mc_sasl_xoauth2, _b(account_id), protocol)
+        return self._out(_lib.mc_sasl_xoauth2_get, _b(account_id), protocol)
 
     # mail
     def send(self, account_id: str, rfc5322: bytes, cancel: Optional[Cancel] = None) -> None:
-        _check(_lib.mc_send(self._h, _b(account_id), rfc5322, len(rfc5322), cancel._h if cancel else None))
+        _check(_lib.mc_mail_send(self._h, _b(account_id), rfc5322, len(rfc5322), cancel._h if cancel else None))
 
     def folders(self, account_id: str, cancel: Optional[Cancel] = None) -> list:
         out = c_void_p()
-        _check(_lib.mc_list_folders(self._h, _b(account_id), cancel._h if cancel else None, ctypes.byref(out)))
+        _check(_lib.mc_folder_list(self._h, _b(account_id), cancel._h if cancel else None, ctypes.byref(out)))
         return json.loads(_take(out))
 
     def fetch(self, account_id: str, query: Optional[dict] = None, cancel: Optional[Cancel] = None) -> list:
         """Messages as dicts with `id`, `size`, `flags`, `internal_date` and `raw` (bytes)."""
         out = c_void_p()
         q = _b(json.dumps(query)) if query is not None else None
-        _check(_lib.mc_fetch(self._h, _b(account_id), q, cancel._h if cancel else None, ctypes.byref(out)))
+        _check(_lib.mc_mail_fetch(self._h, _b(account_id), q, cancel._h if cancel else None, ctypes.byref(out)))
         msgs = json.loads(_take(out))
         for m in msgs:
             m["raw"] = base64.b64decode(m["raw"])
@@ -648,7 +648,7 @@ class Client:
                 else:
                     wait_ms = max(0, min(_EVENT_SLICE_MS, int((deadline - time.monotonic()) * 1000)))
                 out = c_void_p()
-                _check(_lib.mc_next_event(h, wait_ms, ctypes.byref(out)))
+                _check(_lib.mc_events_next(h, wait_ms, ctypes.byref(out)))
             finally:
                 with self._cond:
                     self._event_waiters -= 1

@@ -15,7 +15,7 @@ from mailconnect import Client, MailconnectError
 
 def test_version_and_abi():
     assert mailconnect.VERSION
-    assert mailconnect._lib.mc_abi_version() == mailconnect.ABI_VERSION
+    assert mailconnect._lib.mc_abi_version_get() == mailconnect.ABI_VERSION
 
 
 def test_the_whole_story(emulator, stack, tmp_path):
