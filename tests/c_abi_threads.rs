@@ -46,7 +46,9 @@ async fn sixteen_threads_share_one_client_for_tokens_and_tests() {
                     let id = CString::new("alice").unwrap();
                     let mut out = null_mut();
                     if i % 2 == 0 {
-                        let rc = unsafe { mc_token_get(c.0, id.as_ptr(), MC_PROTO_IMAP, &mut out) };
+                        let rc = unsafe {
+                            mc_token_get(c.0, id.as_ptr(), std::ptr::null_mut(), &mut out)
+                        };
                         (rc, if rc == MC_OK { take(out).len() } else { 0 })
                     } else {
                         // No servers configured for the mail protocols here: the report says so, the call succeeds.
@@ -99,11 +101,17 @@ async fn calls_after_a_failed_connect_report_not_connected_and_nothing_is_stored
                 "{diag}"
             );
             let mut out = null_mut();
-            assert_eq!(mc_token_get(c, id.as_ptr(), 0, &mut out), MC_E_STATE);
+            assert_eq!(
+                mc_token_get(c, id.as_ptr(), std::ptr::null_mut(), &mut out),
+                MC_E_STATE
+            );
             assert!(out.is_null());
             assert_eq!(mc_account_status_get(c, id.as_ptr(), &mut out), MC_OK);
             assert!(take(out).contains("not_connected"));
-            assert_eq!(mc_account_disconnect(c, id.as_ptr()), MC_OK);
+            assert_eq!(
+                mc_account_disconnect(c, id.as_ptr(), std::ptr::null_mut()),
+                MC_OK
+            );
             mc_client_free(c);
         }
     });

@@ -59,6 +59,7 @@ async fn begin(c: &Arc<C>, account: &str, opts: Option<Value>) -> Value {
                 c.0,
                 cs(&account).as_ptr(),
                 o.as_ref().map_or(std::ptr::null(), |o| o.as_ptr()),
+                null_mut(),
                 &mut out,
             )
         };
@@ -261,7 +262,13 @@ async fn error_redirects_other_flows_and_expiry_are_refused_clearly() {
     on_host_thread(move || {
         let mut out = null_mut();
         let rc = unsafe {
-            mc_authorization_begin(c2.0, cs("nobody").as_ptr(), std::ptr::null(), &mut out)
+            mc_authorization_begin(
+                c2.0,
+                cs("nobody").as_ptr(),
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                &mut out,
+            )
         };
         assert_eq!(rc, MC_E_NOT_FOUND);
         let rc = unsafe {
@@ -269,6 +276,7 @@ async fn error_redirects_other_flows_and_expiry_are_refused_clearly() {
                 c2.0,
                 cs("alice").as_ptr(),
                 cs("{\"flow\": 3}").as_ptr(),
+                null_mut(),
                 &mut out,
             )
         };
@@ -439,7 +447,7 @@ async fn events_report_a_refresh_and_a_needed_reauthorization_in_order() {
         std::thread::sleep(Duration::from_millis(2600));
         let mut tok = null_mut();
         assert_eq!(
-            unsafe { mc_token_get(c2.0, cs("alice").as_ptr(), 0, &mut tok) },
+            unsafe { mc_token_get(c2.0, cs("alice").as_ptr(), std::ptr::null_mut(), &mut tok) },
             MC_OK
         );
         take(tok);
@@ -453,7 +461,8 @@ async fn events_report_a_refresh_and_a_needed_reauthorization_in_order() {
     let (rc, err, more) = on_host_thread(move || {
         std::thread::sleep(Duration::from_millis(2600));
         let mut tok = null_mut();
-        let rc = unsafe { mc_token_get(c2.0, cs("alice").as_ptr(), 0, &mut tok) };
+        let rc =
+            unsafe { mc_token_get(c2.0, cs("alice").as_ptr(), std::ptr::null_mut(), &mut tok) };
         let err = last_error();
         (
             rc,
@@ -679,7 +688,7 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
         std::thread::sleep(Duration::from_millis(2600));
         let mut tok = null_mut();
         assert_eq!(
-            unsafe { mc_token_get(c2.0, cs("alice").as_ptr(), 0, &mut tok) },
+            unsafe { mc_token_get(c2.0, cs("alice").as_ptr(), std::ptr::null_mut(), &mut tok) },
             MC_OK,
             "{:?}",
             last_error()
@@ -693,8 +702,10 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
     assert!(status(&other, "alice")["refreshed_at"].is_string());
     drop(other);
     let c2 = c.clone();
-    let rc =
-        on_host_thread(move || unsafe { mc_account_disconnect(c2.0, cs("alice").as_ptr()) }).await;
+    let rc = on_host_thread(move || unsafe {
+        mc_account_disconnect(c2.0, cs("alice").as_ptr(), std::ptr::null_mut())
+    })
+    .await;
     assert_eq!(rc, MC_OK);
     assert!(!db.rows.lock().unwrap().keys().any(|k| k.0 == "tokens"));
 
@@ -712,7 +723,9 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
             let c2 = c.clone();
             on_host_thread(move || {
                 let mut tok = null_mut();
-                let rc = unsafe { mc_token_get(c2.0, cs("bob").as_ptr(), 0, &mut tok) };
+                let rc = unsafe {
+                    mc_token_get(c2.0, cs("bob").as_ptr(), std::ptr::null_mut(), &mut tok)
+                };
                 assert_eq!(rc, MC_E_STORE);
                 last_error()
             })
@@ -737,7 +750,7 @@ async fn host_store_keeps_only_opaque_blobs_and_reports_truncation() {
     let c2 = c.clone();
     let rc = on_host_thread(move || {
         let mut tok = null_mut();
-        let rc = unsafe { mc_token_get(c2.0, cs("bob").as_ptr(), 0, &mut tok) };
+        let rc = unsafe { mc_token_get(c2.0, cs("bob").as_ptr(), std::ptr::null_mut(), &mut tok) };
         take(tok);
         rc
     })

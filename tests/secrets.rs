@@ -666,12 +666,12 @@ fn ffi_story_child() {
         );
         record("mc_account_test alice", &take(out));
         assert_eq!(
-            mc_token_get(c, alice.as_ptr(), MC_PROTO_IMAP, &mut out),
+            mc_token_get(c, alice.as_ptr(), std::ptr::null_mut(), &mut out),
             MC_OK
         );
         drop(take(out));
         assert_eq!(
-            mc_sasl_xoauth2_get(c, alice.as_ptr(), MC_PROTO_SMTP, &mut out),
+            mc_sasl_xoauth2_get(c, alice.as_ptr(), std::ptr::null_mut(), &mut out),
             MC_OK
         );
         drop(take(out));
@@ -698,19 +698,19 @@ fn ffi_story_child() {
         record("mc_account_status_get alice", &take(out));
         // Failing calls: an unknown account; bob's refresh token is revoked (the parent set the fault).
         assert_ne!(
-            mc_token_get(c, cstr("nobody").as_ptr(), MC_PROTO_IMAP, &mut out),
+            mc_token_get(c, cstr("nobody").as_ptr(), std::ptr::null_mut(), &mut out),
             MC_OK
         );
         record("unknown account", &last());
         std::thread::sleep(Duration::from_secs(LIFETIME + 1));
         let bid = cstr("bob");
         assert_ne!(
-            mc_token_get(c, bid.as_ptr(), MC_PROTO_IMAP, &mut out),
+            mc_token_get(c, bid.as_ptr(), std::ptr::null_mut(), &mut out),
             MC_OK
         );
         record("revoked refresh token", &last());
         assert_ne!(
-            mc_sasl_xoauth2_get(c, bid.as_ptr(), MC_PROTO_IMAP, &mut out),
+            mc_sasl_xoauth2_get(c, bid.as_ptr(), std::ptr::null_mut(), &mut out),
             MC_OK
         );
         record("SASL after revocation", &last());
@@ -725,7 +725,7 @@ fn ffi_story_child() {
         record("mc_account_status_get bob", &take(out));
         for id in ["alice", "bob"] {
             assert_eq!(
-                mc_account_disconnect(c, cstr(id).as_ptr()),
+                mc_account_disconnect(c, cstr(id).as_ptr(), std::ptr::null_mut()),
                 MC_OK,
                 "{}",
                 last()

@@ -41,7 +41,7 @@ fn the_demo_runs_the_whole_story_through_the_c_abi() {
         "alice-password",
         "CA certificate to trust",
         // through the C ABI
-        "ABI 1",
+        "ABI 2",
         "mc_registration_put",
         "mc_account_put",
         // the device code shown to the user, and the sign-in command that plays the user

@@ -49,7 +49,7 @@ async fn the_harness_runs_the_sandbox_scenario_through_the_loaded_library() {
         .await
         .unwrap();
     assert!(ok, "{out}");
-    assert!(out.contains("ABI 1"), "{out}");
+    assert!(out.contains("ABI 2"), "{out}");
     assert!(
         out.contains("mc_account_connect") && out.contains("PASS"),
         "{out}"

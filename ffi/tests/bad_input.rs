@@ -96,7 +96,7 @@ fn null_pointers_are_refused_for_every_argument() {
             MC_E_NULL_POINTER
         );
         assert_eq!(
-            mc_account_disconnect(null_mut(), id.as_ptr()),
+            mc_account_disconnect(null_mut(), id.as_ptr(), std::ptr::null_mut()),
             MC_E_NULL_POINTER
         );
         assert_eq!(
@@ -104,11 +104,11 @@ fn null_pointers_are_refused_for_every_argument() {
             MC_E_NULL_POINTER
         );
         assert_eq!(
-            mc_token_get(c, id.as_ptr(), 0, null_mut()),
+            mc_token_get(c, id.as_ptr(), std::ptr::null_mut(), null_mut()),
             MC_E_NULL_POINTER
         );
         assert_eq!(
-            mc_sasl_xoauth2_get(c, null(), 0, &mut out),
+            mc_sasl_xoauth2_get(c, null(), std::ptr::null_mut(), &mut out),
             MC_E_NULL_POINTER
         );
         assert_eq!(
@@ -240,23 +240,40 @@ fn unknown_accounts_double_disconnect_and_not_connected_calls() {
         );
         assert_eq!(mc_account_put(c, acc.as_ptr()), MC_OK, "{}", last_message());
         assert_eq!(mc_error_code_get(), MC_OK, "success clears the last error");
-        assert_eq!(mc_account_disconnect(c, nobody.as_ptr()), MC_E_NOT_FOUND);
-        assert!(last_message().contains("nobody"));
-        assert_eq!(mc_account_disconnect(c, a.as_ptr()), MC_OK);
         assert_eq!(
-            mc_account_disconnect(c, a.as_ptr()),
+            mc_account_disconnect(c, nobody.as_ptr(), std::ptr::null_mut()),
+            MC_E_NOT_FOUND
+        );
+        assert!(last_message().contains("nobody"));
+        assert_eq!(
+            mc_account_disconnect(c, a.as_ptr(), std::ptr::null_mut()),
+            MC_OK
+        );
+        assert_eq!(
+            mc_account_disconnect(c, a.as_ptr(), std::ptr::null_mut()),
             MC_OK,
             "double disconnect"
         );
         assert_eq!(
-            mc_token_get(c, a.as_ptr(), MC_PROTO_IMAP, &mut out),
+            mc_token_get(c, a.as_ptr(), std::ptr::null_mut(), &mut out),
             MC_E_STATE
         );
         assert!(last_message().contains("not connected"));
+        // A cancel triggered before the call: Disconnect and the sign-in's first step end with
+        // MC_E_CANCELLED and change nothing.
+        let mut cancel = null_mut();
+        assert_eq!(mc_cancel_new(&mut cancel), MC_OK);
+        mc_cancel_trigger(cancel);
         assert_eq!(
-            mc_token_get(c, a.as_ptr(), 0xff, &mut out),
-            MC_E_INVALID_ARGUMENT
+            mc_account_disconnect(c, a.as_ptr(), cancel),
+            MC_E_CANCELLED
         );
+        assert_eq!(
+            mc_authorization_begin(c, a.as_ptr(), std::ptr::null(), cancel, &mut out),
+            MC_E_CANCELLED
+        );
+        assert!(out.is_null());
+        mc_cancel_free(cancel);
         assert_eq!(mc_account_status_get(c, a.as_ptr(), &mut out), MC_OK);
         let status: serde_json::Value = serde_json::from_str(&take(out)).unwrap();
         assert_eq!(status["state"], "not_connected");
@@ -363,28 +380,40 @@ fn host_integration_exports_refuse_bad_input_clearly() {
     unsafe {
         // Sign-in.
         assert_eq!(
-            mc_authorization_begin(null_mut(), acc.as_ptr(), null(), &mut out),
+            mc_authorization_begin(
+                null_mut(),
+                acc.as_ptr(),
+                null(),
+                std::ptr::null_mut(),
+                &mut out
+            ),
             MC_E_NULL_POINTER
         );
         assert_eq!(
-            mc_authorization_begin(c, null(), null(), &mut out),
+            mc_authorization_begin(c, null(), null(), std::ptr::null_mut(), &mut out),
             MC_E_NULL_POINTER
         );
         assert_eq!(
-            mc_authorization_begin(c, acc.as_ptr(), null(), null_mut()),
+            mc_authorization_begin(c, acc.as_ptr(), null(), std::ptr::null_mut(), null_mut()),
             MC_E_NULL_POINTER
         );
         assert_eq!(
-            mc_authorization_begin(c, bad, null(), &mut out),
+            mc_authorization_begin(c, bad, null(), std::ptr::null_mut(), &mut out),
             MC_E_INVALID_UTF8
         );
         assert_eq!(
-            mc_authorization_begin(c, acc.as_ptr(), null(), &mut out),
+            mc_authorization_begin(c, acc.as_ptr(), null(), std::ptr::null_mut(), &mut out),
             MC_E_NOT_FOUND
         );
         let opts = CString::new(r#"{"flow":"browser","redirect":"x"}"#).unwrap();
         assert_eq!(
-            mc_authorization_begin(c, acc.as_ptr(), opts.as_ptr(), &mut out),
+            mc_authorization_begin(
+                c,
+                acc.as_ptr(),
+                opts.as_ptr(),
+                std::ptr::null_mut(),
+                &mut out
+            ),
             MC_E_INVALID_ARGUMENT
         );
         assert!(last_message().contains("redirect"), "{}", last_message());
@@ -613,7 +642,7 @@ fn out_parameters_are_cleared_at_entry() {
     assert!(s.is_null());
     let mut s = stale_str;
     assert_eq!(
-        unsafe { mc_token_get(client, unknown.as_ptr(), 0, &mut s) },
+        unsafe { mc_token_get(client, unknown.as_ptr(), std::ptr::null_mut(), &mut s) },
         MC_E_NOT_FOUND
     );
     assert!(s.is_null());

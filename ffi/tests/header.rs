@@ -25,7 +25,7 @@ fn the_header_reads_in_topic_order() {
     let store = std::fs::read_to_string(concat!(env!("OUT_DIR"), "/mailconnect_store.h"))
         .expect("store header");
     let at = |name: &str| {
-        h.find(&format!(" {name}("))
+        h.find(&format!("MC_CALL {name}("))
             .unwrap_or_else(|| panic!("{name} is not declared in mailconnect.h"))
     };
     let order = [

@@ -413,8 +413,9 @@ impl Client {
         self.observer(&DefaultObserver, account_id)
             .progress(ConnectStage::Starting);
         tokio::select! {
-            r = self.begin_inner(account, opts) => r.map_err(|e| e.context(&what)),
+            biased;
             _ = cancel.cancelled() => Err(Error::cancelled(&what)),
+            r = self.begin_inner(account, opts) => r.map_err(|e| e.context(&what)),
         }
     }
 
