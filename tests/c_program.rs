@@ -1,7 +1,8 @@
-//! Runs the C test program (tests/c/mc_scenario.c) against the cdylib and the sandbox, built with
-//! gcc -std=c11 -Wall -Wextra -Werror, once plainly and once under AddressSanitizer. The program
-//! prints the device code or the sign-in URL; this driver completes the sign-in with the scripted
-//! browser, as a person would.
+//! Runs the C test programs (tests/c/*.c, written against include/mailconnect.h and
+//! include/mailconnect_store.h, ABI 2) against the cdylib and the sandbox, built with
+//! gcc -std=c11 -Wall -Wextra -Werror, plainly and under AddressSanitizer. The programs print the
+//! device code or the sign-in URL; this driver completes the sign-in with the scripted browser, as
+//! a person would.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -108,10 +109,26 @@ async fn scenario(asan: bool) {
         out.contains("second process finds the account connected"),
         "{out}"
     );
+    // Short-lived tokens from here on: the refresh step sees one become due.
+    token_lifetime(&env.emulator, 4);
     let out = run(&exe, &["connect-browser", store, &url], asan).await;
     assert!(out.contains("ok the open-URL callback ran once"), "{out}");
+    assert!(out.contains("ok mc_registration_get"), "{out}");
+    let out = run(&exe, &["refresh", store], asan).await;
+    for line in [
+        "ok once the refresh is due, mc_token_get with a triggered cancel returns MC_E_CANCELLED",
+        "ok a call with a triggered cancel never refreshes the token",
+        "ok a new access token after the first expired",
+        "PASS 0 failures",
+    ] {
+        assert!(out.contains(line), "{line}:\n{out}");
+    }
     let out = run(&exe, &["disconnect", store], asan).await;
     assert!(out.contains("PASS 0 failures"), "{out}");
+    assert!(
+        out.contains("ok the cancelled disconnect left the account connected"),
+        "{out}"
+    );
     let _ = std::fs::remove_file(exe);
 }
 
@@ -163,6 +180,10 @@ async fn a_c_host_keeps_tokens_in_its_own_table_through_the_store_callbacks() {
         "{out}"
     );
     assert!(out.contains("\"type\":\"token_refreshed\""), "{out}");
+    assert!(
+        out.contains("ok the cancelled refreshes left the host's token row as it was"),
+        "{out}"
+    );
     let db2 = env.dir.path().join("vendor-short.db");
     let out = run(&exe, &["truncate", db2.to_str().unwrap(), &url], true).await;
     assert!(out.contains("PASS 0 failures"), "{out}");
@@ -188,5 +209,14 @@ async fn the_c_abi_refuses_bad_input_from_a_c_host_under_address_sanitizer() {
         out.contains("ok mc_store_list_add invalid UTF-8 id -> MC_E_INVALID_UTF8"),
         "the store-callback probes ran:\n{out}"
     );
+    for line in [
+        "ok mc_registration_get NULL id -> MC_E_NULL_POINTER",
+        "ok mc_registration_get shows has_client_secret, never the secret",
+        "ok mc_token_get unknown account, cancel triggered -> MC_E_NOT_FOUND",
+        "ok mc_account_disconnect with a cancel triggered before the call -> MC_E_CANCELLED",
+        "ok the cancelled mc_account_disconnect left the account",
+    ] {
+        assert!(out.contains(line), "{line}:\n{out}");
+    }
     let _ = std::fs::remove_file(exe);
 }

@@ -1,10 +1,12 @@
 /*
  * A C host that keeps mailconnect's records in its own SQLite table through the store callbacks
  * (mc_client_open_with_store), drives the device-code sign-in itself (mc_authorization_begin /
- * mc_authorization_poll) and pulls events (mc_events_next).
+ * mc_authorization_poll) and pulls events (mc_events_next). Written against
+ * include/mailconnect_store.h (which includes mailconnect.h), ABI 2.
  *
  * usage: host_store MODE DB_FILE EMULATOR_URL [HOST IMAPS POP3S SMTP CA_FILE]
- *   MODE story    : connect -> Test (when the mail stack is given) -> refresh -> disconnect
+ *   MODE story    : connect -> Test (when the mail stack is given) -> a due refresh cancelled (the
+ *                   host's row stays as it was) -> refresh -> disconnect
  *   MODE truncate : the host's column keeps only 1024 bytes of each token blob; the next read must
  *                   report MC-TOKEN-TRUNCATED ("stored incompletely"), not crash or sign in again
  *
@@ -18,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mailconnect.h"
+#include "mailconnect_store.h"
 #include "check.h"
 
 static int truncate_blobs = 0;
@@ -145,6 +147,22 @@ static int table_contains(const char *needle) {
     return found;
 }
 
+/* The version of the host's row (kind, id); 0 when there is none, -1 on an error. */
+static int64_t row_version(const char *kind, const char *id) {
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    pthread_mutex_lock(&lock);
+    if (sqlite3_prepare_v2(db, "SELECT version FROM vendor_tokens WHERE kind=?1 AND id=?2", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+        int step = sqlite3_step(st);
+        v = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : step == SQLITE_DONE ? 0 : -1;
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&lock);
+    return v;
+}
+
 /* ---- the story ------------------------------------------------------------------------------- */
 
 static mc_client *open_client(const char *ca_file) {
@@ -162,7 +180,7 @@ static mc_client *open_client(const char *ca_file) {
 /* Drive the device-code sign-in as the host: begin, show the code, poll. */
 static int connect_device(mc_client *c) {
     char *a = NULL;
-    CHECK(mc_authorization_begin(c, "alice", "{\"flow\":\"device\"}", &a) == MC_OK && contains(a, "\"user_code\""), "mc_authorization_begin (device)");
+    CHECK(mc_authorization_begin(c, "alice", "{\"flow\":\"device\"}", NULL, &a) == MC_OK && contains(a, "\"user_code\""), "mc_authorization_begin (device)");
     if (!a) return 0;
     char code[64] = {0}, uri[512] = {0}, handle[128] = {0};
     const char *p;
@@ -195,6 +213,11 @@ static int story(const char *url, int argc, char **argv) {
     snprintf(reg, sizeof reg,
              "{\"id\":\"desktop\",\"provider\":\"microsoft\",\"tenant\":\"organizations\",\"authority_host\":\"%s\",\"client_id\":\"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90\"}", url);
     CHECK(mc_registration_put(c, reg) == MC_OK, "mc_registration_put into the host's table");
+    char *got = NULL;
+    CHECK(mc_registration_get(c, "desktop", &got) == MC_OK && contains(got, "d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90"),
+          "mc_registration_get from the host's table");
+    mc_string_free(got);
+    CHECK(row_version("registration", "desktop") > 0, "the registration is a row of the host's table");
     char acc[2048];
     if (argc >= 9)
         snprintf(acc, sizeof acc,
@@ -219,8 +242,28 @@ static int story(const char *url, int argc, char **argv) {
 
     /* The emulator issues 4-second tokens: after 2.5 s the next call refreshes. */
     sleep_ms(2600);
+    /* First with a triggered cancel: the due refresh ends with MC_E_CANCELLED and the host's row
+       is not written (same version, no token_refreshed event queued). */
     char *tok = NULL;
-    CHECK(mc_token_get(c, "alice", MC_PROTO_IMAP, &tok) == MC_OK && tok && strlen(tok) > 1000, "mc_token_get refreshes through the host's table");
+    int64_t before = row_version("tokens", "alice");
+    mc_cancel *fired = NULL;
+    CHECK(mc_cancel_new(&fired) == MC_OK, "mc_cancel_new");
+    mc_cancel_trigger(fired);
+    CHECK(mc_token_get(c, "alice", fired, &tok) == MC_E_CANCELLED && tok == NULL, "mc_token_get with a triggered cancel returns MC_E_CANCELLED");
+    CHECK(mc_sasl_xoauth2_get(c, "alice", fired, &tok) == MC_E_CANCELLED && tok == NULL, "mc_sasl_xoauth2_get with a triggered cancel returns MC_E_CANCELLED");
+    mc_cancel_free(fired);
+    CHECK(before > 0 && row_version("tokens", "alice") == before, "the cancelled refreshes left the host's token row as it was");
+    int refreshed_early = 0;
+    for (;;) { /* what is queued so far: the sign-in's events, no refresh */
+        char *ev = NULL;
+        if (mc_events_next(c, 0, &ev) != MC_OK || !ev) break;
+        printf("event %s\n", ev);
+        refreshed_early |= contains(ev, "\"type\":\"token_refreshed\"");
+        mc_string_free(ev);
+    }
+    CHECK(!refreshed_early, "no token_refreshed event from the cancelled calls");
+    CHECK(mc_token_get(c, "alice", NULL, &tok) == MC_OK && tok && strlen(tok) > 1000, "mc_token_get refreshes through the host's table");
+    CHECK(row_version("tokens", "alice") > 0 && row_version("tokens", "alice") != before, "the refresh wrote a new version of the host's token row");
     mc_string_free(tok);
     int refreshed = 0;
     for (int i = 0; i < 40 && !refreshed; i++) {
@@ -241,7 +284,7 @@ static int story(const char *url, int argc, char **argv) {
     mc_string_free(st);
     mc_client_free(other);
 
-    CHECK(mc_account_disconnect(c, "alice") == MC_OK, "mc_account_disconnect");
+    CHECK(mc_account_disconnect(c, "alice", NULL) == MC_OK, "mc_account_disconnect");
     CHECK(mc_account_status_get(c, "alice", &st) == MC_OK && contains(st, "\"not_connected\""), "not connected afterwards");
     mc_string_free(st);
     mc_client_free(c);
@@ -259,7 +302,7 @@ static int truncate_mode(const char *url) {
     CHECK(mc_account_put(c, "{\"id\":\"alice\",\"mailbox\":\"alice@example.test\",\"registration\":\"desktop\",\"flow\":\"device_code\"}") == MC_OK, "mc_account_put");
     connect_device(c); /* the write "succeeds" at the host, cut to 1024 bytes */
     char *tok = NULL;
-    int32_t rc = mc_token_get(c, "alice", 0, &tok);
+    int32_t rc = mc_token_get(c, "alice", NULL, &tok);
     CHECK(rc == MC_E_STORE && tok == NULL, "mc_token_get fails with MC_E_STORE");
     CHECK(contains(mc_error_diagnostic_get(), "\"code\":\"MC-TOKEN-TRUNCATED\""), "diagnostic MC-TOKEN-TRUNCATED");
     CHECK(contains(mc_error_message_get(), "stored incompletely: 1024 of"), "the message says how much came back");

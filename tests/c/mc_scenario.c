@@ -1,5 +1,5 @@
 /*
- * The C test program: a host written in C11 against include/mailconnect.h and the cdylib.
+ * The C test program: a host written in C11 against include/mailconnect.h (ABI 2) and the cdylib.
  *
  * usage: mc_scenario MODE STORE EMULATOR_URL [STACK_JSON_VALUES...]
  *   MODE connect-device  : put a registration and an account, connect with the device-code callback
@@ -9,7 +9,10 @@
  *                          system browser (on Windows the registered http handler, ShellExecute)
  *   MODE check-connected : reopen the store (a second process) and find the account connected
  *   MODE refresh         : take the access token, wait until it has expired, take it again: a new one
- *   MODE disconnect      : disconnect twice and check the state
+ *                          (a call with a triggered cancel ends the due refresh with MC_E_CANCELLED
+ *                          and never refreshes)
+ *   MODE disconnect      : a disconnect with a triggered cancel changes nothing; disconnect twice
+ *                          and check the state
  *
  * The store may be a Windows path (C:\Users\J\u00fcrgen\...): it is JSON-escaped into the options.
  * MC_OPTIONS_EXTRA, when set, is appended to the options object (e.g. ,"key":{"dpapi":"machine"}).
@@ -150,12 +153,17 @@ static int connect_mode(const char *store, const char *emulator, int browser) {
              "\"client_id\":\"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90\"}",
              emulator);
     CHECK(mc_registration_put(c, reg) == MC_OK, "mc_registration_put");
+    char *json = NULL;
+    CHECK(mc_registration_get(c, "desktop", &json) == MC_OK && contains(json, "d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90") &&
+              contains(json, "\"has_client_secret\":false"),
+          "mc_registration_get");
+    mc_string_free(json);
+    json = NULL;
     char acc[1024];
     snprintf(acc, sizeof acc, "{\"id\":\"alice\",\"mailbox\":\"alice@example.test\",\"registration\":\"desktop\",\"flow\":\"%s\"}",
              browser ? "browser" : "device_code");
     CHECK(mc_account_put(c, acc) == MC_OK, "mc_account_put");
 
-    char *json = NULL;
     CHECK(mc_account_get(c, "alice", &json) == MC_OK && contains(json, "alice@example.test"), "mc_account_get");
     mc_string_free(json);
 
@@ -181,15 +189,15 @@ static int connect_mode(const char *store, const char *emulator, int browser) {
     mc_string_free(json);
 
     char *token = NULL;
-    CHECK(mc_token_get(c, "alice", MC_PROTO_IMAP, &token) == MC_OK && token && strlen(token) > 1000, "mc_token_get");
+    CHECK(mc_token_get(c, "alice", NULL, &token) == MC_OK && token && strlen(token) > 1000, "mc_token_get");
     mc_string_free(token);
     char *sasl = NULL;
-    CHECK(mc_sasl_xoauth2_get(c, "alice", MC_PROTO_SMTP, &sasl) == MC_OK && sasl && strncmp(sasl, "dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB", 32) == 0,
+    CHECK(mc_sasl_xoauth2_get(c, "alice", NULL, &sasl) == MC_OK && sasl && strncmp(sasl, "dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB", 32) == 0,
           "mc_sasl_xoauth2_get starts with base64(\"user=alice@example.test\\x01\")");
     mc_string_free(sasl);
 
     /* A failing call carries code, message and diagnostic. */
-    rc = mc_token_get(c, "nobody", 0, &token);
+    rc = mc_token_get(c, "nobody", NULL, &token);
     CHECK(rc == MC_E_NOT_FOUND && mc_error_code_get() == MC_E_NOT_FOUND && contains(mc_error_message_get(), "nobody") &&
               contains(mc_error_diagnostic_get(), "\"kind\":\"not_found\""),
           "a failing call has code, message and diagnostic");
@@ -244,23 +252,49 @@ static int check_connected_mode(const char *store) {
     CHECK(mc_account_status_get(c, "alice", &json) == MC_OK && contains(json, "\"state\":\"connected\""), "second process finds the account connected");
     mc_string_free(json);
     char *token = NULL;
-    CHECK(mc_token_get(c, "alice", 0, &token) == MC_OK, "second process gets a token");
+    CHECK(mc_token_get(c, "alice", NULL, &token) == MC_OK, "second process gets a token");
     mc_string_free(token);
     mc_client_free(c);
     return failures ? 1 : 0;
 }
 
 /* The token in use expires (the driver made the emulator issue short-lived ones); the next call
-   refreshes it with the refresh token. */
+   refreshes it with the refresh token. Until then the token is asked for with a triggered cancel:
+   it may hand out the current token, but never refreshes; once the refresh is due it returns
+   MC_E_CANCELLED, the stored tokens stay as they were, and the next call without a cancel
+   refreshes. */
 static int refresh_mode(const char *store) {
     mc_client *c = open_client(store, NULL);
     if (!c) return 1;
     char *first = NULL, *status = NULL;
-    CHECK(mc_token_get(c, "alice", 0, &first) == MC_OK && first, "access token before expiry");
-    int refreshed = 0;
-    for (int i = 0; i < 240 && !refreshed; i++) { /* up to a minute: tokens last a few seconds */
+    CHECK(mc_token_get(c, "alice", NULL, &first) == MC_OK && first, "access token before expiry");
+    mc_cancel *fired = NULL;
+    CHECK(mc_cancel_new(&fired) == MC_OK, "mc_cancel_new");
+    mc_cancel_trigger(fired);
+    int cancelled = 0, refreshed_anyway = 0, other = 0;
+    for (int i = 0; i < 240 && !cancelled && !other; i++) { /* up to a minute: tokens last a few seconds */
         char *now = NULL;
-        if (mc_token_get(c, "alice", 0, &now) == MC_OK && now && first && strcmp(now, first) != 0) refreshed = 1;
+        int32_t rc = mc_token_get(c, "alice", fired, &now);
+        if (rc == MC_E_CANCELLED) cancelled = now == NULL;
+        else if (rc == MC_OK && now && first && strcmp(now, first) != 0) refreshed_anyway = other = 1;
+        else if (rc != MC_OK) other = 1;
+        mc_string_free(now);
+        if (!cancelled && !other) sleep_ms(250);
+    }
+    CHECK(!refreshed_anyway, "a call with a triggered cancel never refreshes the token");
+    CHECK(cancelled && !other, "once the refresh is due, mc_token_get with a triggered cancel returns MC_E_CANCELLED");
+    char *sasl = NULL;
+    CHECK(mc_sasl_xoauth2_get(c, "alice", fired, &sasl) == MC_E_CANCELLED && sasl == NULL,
+          "mc_sasl_xoauth2_get with a triggered cancel returns MC_E_CANCELLED too");
+    mc_cancel_free(fired);
+    CHECK(mc_account_status_get(c, "alice", &status) == MC_OK && contains(status, "\"state\":\"connected\""),
+          "still connected after the cancelled refreshes");
+    mc_string_free(status);
+    status = NULL;
+    int refreshed = 0;
+    for (int i = 0; i < 240 && !refreshed; i++) { /* up to a minute */
+        char *now = NULL;
+        if (mc_token_get(c, "alice", NULL, &now) == MC_OK && now && first && strcmp(now, first) != 0) refreshed = 1;
         mc_string_free(now);
         if (!refreshed) sleep_ms(250);
     }
@@ -276,13 +310,26 @@ static int refresh_mode(const char *store) {
 static int disconnect_mode(const char *store) {
     mc_client *c = open_client(store, NULL);
     if (!c) return 1;
-    CHECK(mc_account_disconnect(c, "alice") == MC_OK, "mc_account_disconnect");
-    CHECK(mc_account_disconnect(c, "alice") == MC_OK, "mc_account_disconnect again");
-    char *json = NULL;
+    char *json = NULL, *token = NULL;
+    /* A cancel fired before the tokens are deleted: MC_E_CANCELLED and nothing changes. */
+    mc_cancel *fired = NULL;
+    CHECK(mc_cancel_new(&fired) == MC_OK, "mc_cancel_new");
+    mc_cancel_trigger(fired);
+    CHECK(mc_account_disconnect(c, "alice", fired) == MC_E_CANCELLED && mc_error_code_get() == MC_E_CANCELLED,
+          "mc_account_disconnect with a triggered cancel returns MC_E_CANCELLED");
+    mc_cancel_free(fired);
+    CHECK(mc_account_status_get(c, "alice", &json) == MC_OK && contains(json, "\"state\":\"connected\""),
+          "the cancelled disconnect left the account connected");
+    mc_string_free(json);
+    json = NULL;
+    CHECK(mc_token_get(c, "alice", NULL, &token) == MC_OK && token, "the cancelled disconnect left the tokens");
+    mc_string_free(token);
+    token = NULL;
+    CHECK(mc_account_disconnect(c, "alice", NULL) == MC_OK, "mc_account_disconnect");
+    CHECK(mc_account_disconnect(c, "alice", NULL) == MC_OK, "mc_account_disconnect again");
     CHECK(mc_account_status_get(c, "alice", &json) == MC_OK && contains(json, "\"state\":\"not_connected\""), "status not_connected");
     mc_string_free(json);
-    char *token = NULL;
-    CHECK(mc_token_get(c, "alice", 0, &token) == MC_E_STATE && token == NULL, "no token after disconnect");
+    CHECK(mc_token_get(c, "alice", NULL, &token) == MC_E_STATE && token == NULL, "no token after disconnect");
     mc_client_free(c);
     return failures ? 1 : 0;
 }
