@@ -1,7 +1,8 @@
 //! The .NET binding (bindings/dotnet) compiled with Mono's mcs as C# 7 and run on Mono and on a
-//! .NET 8 runtime against the sandbox and the real mail stack; then its host integration part
-//! (host-driven device code, events with a refresh and a needs-re-authorization, a host-owned
-//! store) with 4-second tokens.
+//! .NET 8 runtime against the sandbox and the real mail stack (with ABI 2's cancellable token,
+//! SASL and disconnect calls, registrations, the refresher and the log callback); then its host
+//! integration part (host-driven device code, events with a refresh and a needs-re-authorization,
+//! refresher rounds and the background refresher, a host-owned store) with 4-second tokens.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -81,10 +82,21 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
                 "ok events in order: connect_progress, state_changed, token_refreshed",
                 "ok then needs_reauthorization and its state change, in order",
                 "ok a truncating host gets MC-TOKEN-TRUNCATED",
+                "ok RunRefresher counts the account that needs re-authorization",
+                "ok RunRefresher refreshes through the host store",
+                "ok the background refresher refreshed without a call",
             ]
             .as_slice()
         } else {
-            ["ok CancellationToken cancels the connect"].as_slice()
+            [
+                "ok CancellationToken cancels the connect",
+                "ok RunRefresher reports the fresh account",
+                "ok a cancelled Disconnect changes nothing",
+                "ok the log callback received lines",
+                "ok Registration, Registrations and RemoveRegistration",
+                "ok StopRefresher stops it (it starts again)",
+            ]
+            .as_slice()
         };
         for line in expected {
             assert!(

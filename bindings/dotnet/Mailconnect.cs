@@ -1,9 +1,11 @@
 // mailconnect for .NET: C# 7 source over the C ABI (include/mailconnect.h). Compiles with Mono's
 // mcs and runs on Mono and .NET 8. One SafeHandle per native object; failures throw
 // MailconnectException with Code, Status and the Diagnostic JSON; Task wrappers take a
-// CancellationToken that triggers the native mc_cancel. Host integration: the host's own sign-in
-// window (BeginAuthorization ...), events (EventReceived from a worker thread, NextEvent to pull),
-// and a host-owned store (IHostStore).
+// CancellationToken that triggers the native mc_cancel (every call that goes to the network takes
+// one). Host integration: the host's own sign-in window (BeginAuthorization ...), events
+// (EventReceived from a worker thread, NextEvent to pull), a host-owned store (IHostStore), the
+// background refresher (StartRefresher/StopRefresher, RunRefresher for one round) and the log
+// (Client.SetLogCallback, process-wide).
 #define TRACE // Trace.TraceError reports failures of host callbacks and event handlers (as MSBuild builds do).
 using System;
 using System.Collections.Generic;
@@ -19,7 +21,7 @@ namespace Mailconnect
     /// <summary>A failed mailconnect call.</summary>
     public sealed class MailconnectException : Exception
     {
-        /// <summary>The negative status code (MC_E_*).</summary>
+        /// <summary>The negative status code (MC_E_*), as mc_error_code_get reported it for the failed call.</summary>
         public int Code { get; private set; }
         /// <summary>The status name, e.g. "MC_E_REAUTHORIZATION_REQUIRED".</summary>
         public string Status { get; private set; }
@@ -36,7 +38,7 @@ namespace Mailconnect
     internal static class Native
     {
         internal const string Lib = "mailconnect";
-        internal const uint AbiVersion = 1;
+        internal const uint AbiVersion = 2;
 
         // Every export of mailconnect.dll is cdecl (the header's MC_CALL); on 32-bit Windows a
         // DllImport or callback without CallingConvention.Cdecl would be stdcall and break the stack.
@@ -84,6 +86,8 @@ namespace Mailconnect
         internal delegate void DeviceCodeFn(IntPtr userData, IntPtr userCode, IntPtr verificationUri, IntPtr message);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void ProgressFn(IntPtr userData, IntPtr stage);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void LogFn(IntPtr userData, int level, IntPtr target, IntPtr message);
 
         [StructLayout(LayoutKind.Sequential)]
         internal struct Callbacks
@@ -104,30 +108,37 @@ namespace Mailconnect
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void mc_string_free(IntPtr s);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_client_open(byte[] optionsJson, out ClientHandle client);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void mc_client_free(IntPtr client);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_log_callback_set(LogFn cb, IntPtr userData, int maxLevel);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_registration_put(ClientHandle c, byte[] json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_registration_get(ClientHandle c, byte[] id, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_registration_list(ClientHandle c, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_registration_remove(ClientHandle c, byte[] id);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_put(ClientHandle c, byte[] json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_get(ClientHandle c, byte[] id, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_list(ClientHandle c, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_remove(ClientHandle c, byte[] id);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_status_get(ClientHandle c, byte[] id, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_connect(ClientHandle c, byte[] id, ref Callbacks cb, CancelHandle cancel);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_disconnect(ClientHandle c, byte[] id);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_disconnect(ClientHandle c, byte[] id, CancelHandle cancel);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_test(ClientHandle c, byte[] id, uint protocols, CancelHandle cancel, out IntPtr json);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_token_get(ClientHandle c, byte[] id, uint protocol, out IntPtr token);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_sasl_xoauth2_get(ClientHandle c, byte[] id, uint protocol, out IntPtr sasl);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_token_get(ClientHandle c, byte[] id, CancelHandle cancel, out IntPtr token);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_sasl_xoauth2_get(ClientHandle c, byte[] id, CancelHandle cancel, out IntPtr sasl);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_mail_send(ClientHandle c, byte[] id, byte[] msg, UIntPtr len, CancelHandle cancel);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_folder_list(ClientHandle c, byte[] id, CancelHandle cancel, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_mail_fetch(ClientHandle c, byte[] id, byte[] query, CancelHandle cancel, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_cancel_new(out CancelHandle cancel);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void mc_cancel_trigger(CancelHandle cancel);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void mc_cancel_free(IntPtr cancel);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_authorization_begin(ClientHandle c, byte[] id, byte[] optionsJson, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_authorization_begin(ClientHandle c, byte[] id, byte[] optionsJson, CancelHandle cancel, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_authorization_complete(ClientHandle c, byte[] handle, byte[] redirect, CancelHandle cancel, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_authorization_poll(ClientHandle c, byte[] handle, CancelHandle cancel, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_authorization_wait(ClientHandle c, byte[] handle, CancelHandle cancel, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_authorization_abort(ClientHandle c, byte[] handle);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_events_configure(ClientHandle c, byte[] optionsJson);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_events_next(ClientHandle c, int timeoutMs, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_refresher_start(ClientHandle c, byte[] optionsJson);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_refresher_stop(ClientHandle c);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_refresher_run(ClientHandle c, byte[] optionsJson, CancelHandle cancel, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_client_open_with_store(byte[] optionsJson, ref StoreCallbacks callbacks, out ClientHandle client);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_store_record_set(IntPtr rec, byte[] data, UIntPtr len, long version);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_store_list_add(IntPtr list, byte[] id, byte[] data, UIntPtr len, long version);
@@ -178,10 +189,16 @@ namespace Mailconnect
             try { return FromUtf8(p); } finally { mc_string_free(p); }
         }
 
+        /// <summary>Throw for a failed call with the calling thread's last error (the P/Invoke ran on this thread,
+        /// where mailconnect keeps it): code, message and diagnostic.</summary>
         internal static void Check(int rc)
         {
             if (rc == 0) return;
-            throw new MailconnectException(rc, FromUtf8(mc_result_name_get(rc)), FromUtf8(mc_error_message_get()), FromUtf8(mc_error_diagnostic_get()));
+            int code = mc_error_code_get();
+            if (code == 0) code = rc;
+            string message = FromUtf8(mc_error_message_get());
+            string diagnostic = FromUtf8(mc_error_diagnostic_get());
+            throw new MailconnectException(code, FromUtf8(mc_result_name_get(code)), message, diagnostic);
         }
     }
 
@@ -374,6 +391,101 @@ namespace Mailconnect
             if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out l)) return l;
             return double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture);
         }
+    }
+
+    /// <summary>Levels of mailconnect's log (MC_LOG_*), for Client.SetLogCallback.</summary>
+    public enum LogLevel
+    {
+        /// <summary>Nothing.</summary>
+        Off = 0,
+        /// <summary>Errors.</summary>
+        Error = 1,
+        /// <summary>Warnings.</summary>
+        Warn = 2,
+        /// <summary>Information.</summary>
+        Info = 3,
+        /// <summary>Debugging.</summary>
+        Debug = 4,
+        /// <summary>Tracing.</summary>
+        Trace = 5,
+    }
+
+    /// <summary>Options of the background refresher (Client.StartRefresher, Client.RunRefresher). Null keeps
+    /// mailconnect's default; durations are passed in whole seconds (rounded up).</summary>
+    public sealed class RefresherOptions
+    {
+        /// <summary>Time between rounds (default 30 s; StartRefresher only).</summary>
+        public TimeSpan? Interval { get; set; }
+        /// <summary>Refresh tokens expiring within this time (default 10 min; never more often than every half
+        /// token lifetime).</summary>
+        public TimeSpan? Ahead { get; set; }
+        /// <summary>Spread refreshes over up to this much extra time ahead, per account (default 2 min).</summary>
+        public TimeSpan? Jitter { get; set; }
+        /// <summary>Refreshes at once (default 8).</summary>
+        public int? Concurrency { get; set; }
+        /// <summary>Back-off of a tenant after a 429 without Retry-After, doubled per repeat (default 30 s).</summary>
+        public TimeSpan? BackoffMin { get; set; }
+        /// <summary>Longest back-off (default 15 min).</summary>
+        public TimeSpan? BackoffMax { get; set; }
+
+        private static string Secs(TimeSpan t)
+        {
+            return ((long)Math.Ceiling(t.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        }
+
+        /// <summary>The options JSON mailconnect reads.</summary>
+        public string ToJson()
+        {
+            var parts = new List<string>();
+            if (Interval.HasValue) parts.Add("\"interval_secs\":" + Secs(Interval.Value));
+            if (Ahead.HasValue) parts.Add("\"ahead_secs\":" + Secs(Ahead.Value));
+            if (Jitter.HasValue) parts.Add("\"jitter_secs\":" + Secs(Jitter.Value));
+            if (Concurrency.HasValue) parts.Add("\"concurrency\":" + Concurrency.Value.ToString(CultureInfo.InvariantCulture));
+            if (BackoffMin.HasValue) parts.Add("\"backoff_min_secs\":" + Secs(BackoffMin.Value));
+            if (BackoffMax.HasValue) parts.Add("\"backoff_max_secs\":" + Secs(BackoffMax.Value));
+            return "{" + string.Join(",", parts.ToArray()) + "}";
+        }
+    }
+
+    /// <summary>What one refresher round did (Client.RunRefresher), as counts of accounts. Failures of single
+    /// accounts are also raised as events.</summary>
+    public sealed class RefreshReport
+    {
+        /// <summary>Accounts looked at.</summary>
+        public int Accounts { get; private set; }
+        /// <summary>Connected accounts not due yet.</summary>
+        public int Fresh { get; private set; }
+        /// <summary>Refreshed (by this round, or by another process meanwhile).</summary>
+        public int Refreshed { get; private set; }
+        /// <summary>Failed (transient; retried next round).</summary>
+        public int Failed { get; private set; }
+        /// <summary>Accounts that need re-authorization (now, or already before).</summary>
+        public int NeedsReauthorization { get; private set; }
+        /// <summary>Skipped because their tenant is backing off after a 429.</summary>
+        public int BackingOff { get; private set; }
+        /// <summary>Not connected.</summary>
+        public int NotConnected { get; private set; }
+        /// <summary>The JSON mailconnect returned.</summary>
+        public string Json { get; private set; }
+
+        internal static RefreshReport FromJson(string json)
+        {
+            var f = JsonFields.Parse(json);
+            return new RefreshReport
+            {
+                Accounts = (int)f.Long("accounts", 0),
+                Fresh = (int)f.Long("fresh", 0),
+                Refreshed = (int)f.Long("refreshed", 0),
+                Failed = (int)f.Long("failed", 0),
+                NeedsReauthorization = (int)f.Long("needs_reauthorization", 0),
+                BackingOff = (int)f.Long("backing_off", 0),
+                NotConnected = (int)f.Long("not_connected", 0),
+                Json = json,
+            };
+        }
+
+        /// <summary>The JSON of the report.</summary>
+        public override string ToString() { return Json; }
     }
 
     /// <summary>A sign-in begun with Client.BeginAuthorization: what the host shows. Browser flow: show Url
@@ -743,6 +855,12 @@ namespace Mailconnect
 
         /// <summary>Insert or update an app registration (JSON; see the README).</summary>
         public void PutRegistration(string json) { Native.Check(Native.mc_registration_put(_h, Native.Utf8(json))); }
+        /// <summary>The app registration as JSON (a client secret shows as has_client_secret only).</summary>
+        public string Registration(string id) { IntPtr o; Native.Check(Native.mc_registration_get(_h, Native.Utf8(id), out o)); return Native.Take(o); }
+        /// <summary>All app registrations as a JSON array.</summary>
+        public string Registrations() { IntPtr o; Native.Check(Native.mc_registration_list(_h, out o)); return Native.Take(o); }
+        /// <summary>Remove an app registration; MC_E_STATE while accounts use it.</summary>
+        public void RemoveRegistration(string id) { Native.Check(Native.mc_registration_remove(_h, Native.Utf8(id))); }
         /// <summary>Insert or update an account (JSON); an invalid field throws MC_E_INVALID_ARGUMENT naming it.</summary>
         public void PutAccount(string json) { Native.Check(Native.mc_account_put(_h, Native.Utf8(json))); }
         /// <summary>Remove an account and its tokens.</summary>
@@ -753,12 +871,145 @@ namespace Mailconnect
         public string Accounts() { IntPtr o; Native.Check(Native.mc_account_list(_h, out o)); return Native.Take(o); }
         /// <summary>The status JSON (state, expiry, identity); never contacts a server.</summary>
         public string Status(string id) { IntPtr o; Native.Check(Native.mc_account_status_get(_h, Native.Utf8(id), out o)); return Native.Take(o); }
-        /// <summary>Forget the tokens. Idempotent.</summary>
-        public void Disconnect(string id) { Native.Check(Native.mc_account_disconnect(_h, Native.Utf8(id))); }
-        /// <summary>A valid access token (refreshed ahead of expiry). A secret: never log it.</summary>
-        public string AccessToken(string id) { IntPtr o; Native.Check(Native.mc_token_get(_h, Native.Utf8(id), 0, out o)); return Native.Take(o); }
-        /// <summary>The SASL XOAUTH2 initial response (base64) for your own mail code.</summary>
-        public string SaslXoauth2(string id) { IntPtr o; Native.Check(Native.mc_sasl_xoauth2_get(_h, Native.Utf8(id), 0, out o)); return Native.Take(o); }
+
+        /// <summary>Forget the tokens (revoking them where the provider offers it). Idempotent. Cancelled before the
+        /// tokens are deleted, it throws MC_E_CANCELLED and changes nothing; cancelled during the revocation, it stops
+        /// waiting for the provider and succeeds.</summary>
+        public void Disconnect(string id, CancellationToken ct = default(CancellationToken))
+        {
+            CancellationTokenRegistration reg;
+            using (var c = NativeCancel(ct, out reg))
+            using (reg)
+                Native.Check(Native.mc_account_disconnect(_h, Native.Utf8(id), c));
+        }
+
+        /// <summary>Disconnect on a worker thread.</summary>
+        public Task DisconnectAsync(string id, CancellationToken ct = default(CancellationToken))
+        {
+            return Task.Run(() => Disconnect(id, ct));
+        }
+
+        /// <summary>A valid access token (refreshed ahead of expiry; one token serves IMAP, POP3 and SMTP). A secret:
+        /// never log it. The token cancels a refresh in progress (the stored tokens stay as they were).</summary>
+        public string AccessToken(string id, CancellationToken ct = default(CancellationToken))
+        {
+            CancellationTokenRegistration reg;
+            using (var c = NativeCancel(ct, out reg))
+            using (reg)
+            {
+                IntPtr o;
+                Native.Check(Native.mc_token_get(_h, Native.Utf8(id), c, out o));
+                return Native.Take(o);
+            }
+        }
+
+        /// <summary>AccessToken on a worker thread.</summary>
+        public Task<string> AccessTokenAsync(string id, CancellationToken ct = default(CancellationToken))
+        {
+            return Task.Run(() => AccessToken(id, ct));
+        }
+
+        /// <summary>The SASL XOAUTH2 initial response (base64) for your own mail code. A secret.</summary>
+        public string SaslXoauth2(string id, CancellationToken ct = default(CancellationToken))
+        {
+            CancellationTokenRegistration reg;
+            using (var c = NativeCancel(ct, out reg))
+            using (reg)
+            {
+                IntPtr o;
+                Native.Check(Native.mc_sasl_xoauth2_get(_h, Native.Utf8(id), c, out o));
+                return Native.Take(o);
+            }
+        }
+
+        // ---- the log (process-wide) ----
+
+        private static readonly object LogGate = new object();
+        /// <summary>The delegate mailconnect calls: referenced here for as long as it is registered.</summary>
+        private static Native.LogFn _logFn;
+        private static bool _logExitHooked;
+
+        /// <summary>Receive mailconnect's log records at or above maxLevel as callback(level, target, message); a null
+        /// callback or LogLevel.Off stops it. Process-wide (every client); replaces the previous callback and returns
+        /// after calls of the previous one in progress have returned. The callback runs on the thread that logs (often
+        /// a mailconnect thread), possibly on several at once; it must not call into mailconnect. Exceptions thrown by
+        /// it are caught and traced. Records never contain tokens, codes or secrets.</summary>
+        public static void SetLogCallback(Action<LogLevel, string, string> callback, LogLevel maxLevel = LogLevel.Info)
+        {
+            lock (LogGate)
+            {
+                Native.LogFn fn = null;
+                if (callback != null && maxLevel != LogLevel.Off)
+                {
+                    fn = (ud, level, target, message) =>
+                    {
+                        try { callback((LogLevel)level, Native.FromUtf8(target), Native.FromUtf8(message)); }
+                        catch (Exception e)
+                        {
+                            try { Trace.TraceError("mailconnect log callback failed: {0}", e.Message); } catch { }
+                        }
+                    };
+                }
+                Native.Check(Native.mc_log_callback_set(fn, IntPtr.Zero, (int)maxLevel));
+                // mailconnect no longer calls the previous delegate: it may be collected now.
+                _logFn = fn;
+                if (fn != null && !_logExitHooked)
+                {
+                    // No call into managed code while the runtime shuts down.
+                    AppDomain.CurrentDomain.ProcessExit += (s, e) =>
+                    {
+                        lock (LogGate)
+                        {
+                            if (_logFn != null) Native.mc_log_callback_set(null, IntPtr.Zero, 0);
+                            _logFn = null;
+                        }
+                    };
+                    _logExitHooked = true;
+                }
+            }
+        }
+
+        // ---- the background refresher ----
+
+        private static byte[] OptionsOf(RefresherOptions options)
+        {
+            return options == null ? null : Native.Utf8(options.ToJson());
+        }
+
+        /// <summary>Keep every connected account's access token fresh in the background, on the client's own threads,
+        /// until StopRefresher or Dispose. Returns at once; MC_E_STATE when it already runs. An account that needs
+        /// re-authorization is reported at once as a NeedsReauthorization event.</summary>
+        public void StartRefresher(RefresherOptions options = null)
+        {
+            Native.Check(Native.mc_refresher_start(_h, OptionsOf(options)));
+        }
+
+        /// <summary>Stop the background refresher (stopping a stopped one succeeds). Returns at once.</summary>
+        public void StopRefresher()
+        {
+            Native.Check(Native.mc_refresher_stop(_h));
+        }
+
+        /// <summary>Run one refresher round now, on the calling thread (for a host with its own timer, e.g. a Windows
+        /// service's): refresh every account that is due under options.</summary>
+        public RefreshReport RunRefresher(RefresherOptions options = null, CancellationToken ct = default(CancellationToken))
+        {
+            var json = OptionsOf(options);
+            CancellationTokenRegistration reg;
+            using (var c = NativeCancel(ct, out reg))
+            using (reg)
+            {
+                IntPtr o;
+                Native.Check(Native.mc_refresher_run(_h, json, c, out o));
+                return RefreshReport.FromJson(Native.Take(o));
+            }
+        }
+
+        /// <summary>RunRefresher on a worker thread.</summary>
+        public Task<RefreshReport> RunRefresherAsync(RefresherOptions options = null, CancellationToken ct = default(CancellationToken))
+        {
+            return Task.Run(() => RunRefresher(options, ct));
+        }
 
         private static CancelHandle NativeCancel(CancellationToken ct, out CancellationTokenRegistration reg)
         {
@@ -883,7 +1134,8 @@ namespace Mailconnect
         /// <summary>Begin a sign-in the host shows itself. flow: "browser" or "device" (null: the account's).
         /// redirectUri (browser flow): a loopback URI (mailconnect listens; default the registration's) or a
         /// registered URI your web view intercepts, such as https://login.microsoftonline.com/common/oauth2/nativeclient.</summary>
-        public Authorization BeginAuthorization(string accountId, string flow = null, string redirectUri = null)
+        public Authorization BeginAuthorization(string accountId, string flow = null, string redirectUri = null,
+                                                CancellationToken ct = default(CancellationToken))
         {
             string options = null;
             if (flow != null || redirectUri != null)
@@ -893,9 +1145,14 @@ namespace Mailconnect
                 if (redirectUri != null) parts.Add("\"redirect_uri\":" + JsonFields.Quote(redirectUri));
                 options = "{" + string.Join(",", parts.ToArray()) + "}";
             }
-            IntPtr o;
-            Native.Check(Native.mc_authorization_begin(_h, Native.Utf8(accountId), Native.Utf8(options), out o));
-            return Authorization.FromJson(Native.Take(o));
+            CancellationTokenRegistration reg;
+            using (var c = NativeCancel(ct, out reg))
+            using (reg)
+            {
+                IntPtr o;
+                Native.Check(Native.mc_authorization_begin(_h, Native.Utf8(accountId), Native.Utf8(options), c, out o));
+                return Authorization.FromJson(Native.Take(o));
+            }
         }
 
         private static byte[] HandleOf(Authorization authorization)

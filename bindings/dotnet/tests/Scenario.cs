@@ -1,8 +1,12 @@
 // The .NET binding's scenario against the sandbox and the real mail stack.
 // usage: Scenario.exe STORE EMULATOR_URL MAILCONNECT_BIN HOST IMAPS POP3S SMTP CA_FILE [host]
-// With "host" it runs the host integration part instead (the emulator then issues 4-second tokens):
-// device code driven by the host, events (EventReceived worker and NextEvent), nativeclient
-// refusals and abort, a host-owned store (in memory) with refresh and truncation.
+// Without "host": connect, Test, a refresher round, tokens (with a CancellationToken), send, fetch,
+// a cancelled Disconnect, the log callback, registrations (get, list, remove), the refresher's
+// options and states, error codes. With "host" it runs the host integration part instead (the
+// emulator then issues 4-second tokens): device code driven by the host, events (EventReceived
+// worker and NextEvent), a refresher round counting a revoked account, nativeclient refusals and
+// abort, a host-owned store (in memory) with a refresher round, the background refresher, and
+// truncation.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -162,7 +166,9 @@ public static class Scenario
             c.StartEvents();
             Check(c.EventsRunning, "event worker started");
 
-            var a = c.BeginAuthorization("carol");
+            Authorization a;
+            using (var cts = new CancellationTokenSource())
+                a = c.BeginAuthorization("carol", null, null, cts.Token);
             Check(a.IsDeviceCode && a.UserCode.Length > 0 && a.Message.Contains(a.UserCode) && a.VerificationUri.StartsWith("http"), "BeginAuthorization gives the device code");
             Check(a.ExpiresAt > DateTimeOffset.UtcNow.AddSeconds(60) && a.Interval >= TimeSpan.FromSeconds(1) && a.Url == null, "device authorization has expiry and interval");
             var p = c.PollAuthorization(a);
@@ -200,6 +206,9 @@ public static class Scenario
                 Check(e.Status == "MC_E_REAUTHORIZATION_REQUIRED", "a revoked refresh token throws MC_E_REAUTHORIZATION_REQUIRED");
             }
             Check(reauthorize.Wait(5000), "EventReceived reports the state change to needs_reauthorization");
+            var counted = c.RunRefresher();
+            Check(counted.Accounts == 1 && counted.NeedsReauthorization == 1 && counted.Refreshed == 0 && counted.Failed == 0,
+                "RunRefresher counts the account that needs re-authorization: " + counted);
             c.StopEvents();
             Check(!c.EventsRunning, "event worker stopped");
             List<string> kinds;
@@ -277,7 +286,21 @@ public static class Scenario
                 Check(mem.Rows.Values.All(r => r.Value > 0 && HasBytes(r.Key, "MCB1") && !HasBytes(r.Key, "eyJ") && !HasBytes(r.Key, "alice")), "host store holds only opaque blobs");
             }
             Thread.Sleep(2600);
+            var round = c.RunRefresher(new RefresherOptions { Jitter = TimeSpan.Zero });
+            Check(round.Accounts == 1 && round.Refreshed == 1 && round.Failed == 0, "RunRefresher refreshes through the host store: " + round);
             Check(c.AccessToken("alice").Length > 1000 && c.Status("alice").Contains("\"refreshed_at\""), "host store: refresh");
+            // The background refresher: no call asks for a token, yet it is refreshed (half the 4 s lifetime).
+            while (c.NextEvent(TimeSpan.Zero) != null) { }
+            c.StartRefresher(new RefresherOptions { Interval = TimeSpan.FromSeconds(1), Jitter = TimeSpan.Zero });
+            MailconnectEvent bg = null;
+            var until = DateTime.UtcNow.AddSeconds(30);
+            while (bg == null && DateTime.UtcNow < until)
+            {
+                var e = c.NextEvent(TimeSpan.FromSeconds(1));
+                if (e != null && e.Kind == EventKind.TokenRefreshed) bg = e;
+            }
+            c.StopRefresher();
+            Check(bg != null && bg.AccountId == "alice", "the background refresher refreshed without a call");
             using (var other = new Client(options, mem))
                 Check(other.Status("alice").Contains("\"state\":\"connected\""), "a second client on the same store sees the account");
             c.Disconnect("alice");
@@ -324,6 +347,18 @@ public static class Scenario
         }
         string store = a[0], emulator = a[1], cli = a[2], host = a[3], imaps = a[4], pop3s = a[5], smtp = a[6], ca = a[7];
         Check(Client.Version.Length > 0, "library version " + Client.Version);
+        // The log callback: "LEVEL TARGET MESSAGE" lines, from mailconnect's threads too.
+        var logLines = new List<string>();
+        Client.SetLogCallback((level, target, message) => { lock (logLines) logLines.Add((int)level + " " + target + " " + message); }, LogLevel.Info);
+        try
+        {
+            Client.SetLogCallback((level, target, message) => { }, (LogLevel)9);
+            Check(false, "a bad log level throws");
+        }
+        catch (MailconnectException e)
+        {
+            Check(e.Status == "MC_E_INVALID_ARGUMENT", "a bad log level throws MC_E_INVALID_ARGUMENT and keeps the callback");
+        }
         using (var c = new Client("{\"store\":\"" + store + "\",\"extra_ca_file\":\"" + ca + "\"}"))
         {
             c.PutRegistration("{\"id\":\"desktop\",\"provider\":\"microsoft\",\"tenant\":\"organizations\",\"authority_host\":\"" + emulator + "\",\"client_id\":\"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90\"}");
@@ -345,10 +380,18 @@ public static class Scenario
             Check(shown == 1, "device code callback ran once");
             Check(lastStage == "connected", "progress reached connected");
             Check(c.Status("alice").Contains("\"state\":\"connected\""), "status connected");
+            lock (logLines) Check(logLines.Count > 0, "log lines during Connect");
             var report = c.TestAsync("alice").Result;
             Check(report.Contains("\"ok\":true"), "Test ok for IMAP, POP3, SMTP");
+            var round = c.RunRefresher();
+            Check(round.Accounts == 1 && round.Fresh == 1 && round.Refreshed == 0 && round.Failed == 0 && round.Json.Contains("\"backing_off\":0"),
+                "RunRefresher reports the fresh account: " + round);
             Check(c.AccessToken("alice").Length > 1000, "access token");
-            Check(c.SaslXoauth2("alice").StartsWith("dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB"), "SASL XOAUTH2 string");
+            using (var cts = new CancellationTokenSource())
+            {
+                Check(c.AccessTokenAsync("alice", cts.Token).Result.Length > 1000, "access token with a CancellationToken");
+                Check(c.SaslXoauth2("alice", cts.Token).StartsWith("dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB"), "SASL XOAUTH2 string");
+            }
             c.SendAsync("alice", Encoding.UTF8.GetBytes("From: alice@example.test\r\nTo: alice@example.test\r\nSubject: from dotnet\r\n\r\nHello.\r\n")).Wait();
             bool found = false;
             for (int i = 0; i < 40 && !found; i++)
@@ -359,8 +402,31 @@ public static class Scenario
             Check(found, "fetch over IMAP finds the message");
             Check(c.Fetch("alice", "{\"protocol\":\"pop3\"}").Contains("\"raw\""), "fetch over POP3");
             Check(c.Folders("alice").Contains("INBOX"), "folders");
+            using (var cts = new CancellationTokenSource())
+            {
+                cts.Cancel();
+                try
+                {
+                    c.Disconnect("alice", cts.Token);
+                    Check(false, "a cancelled Disconnect throws");
+                }
+                catch (MailconnectException e)
+                {
+                    Check(e.Status == "MC_E_CANCELLED" && e.Code == -60 && c.Status("alice").Contains("\"state\":\"connected\""),
+                        "a cancelled Disconnect changes nothing");
+                }
+            }
+            using (var cts = new CancellationTokenSource())
+                c.DisconnectAsync("alice", cts.Token).Wait();
+            Check(c.Status("alice").Contains("\"state\":\"not_connected\""), "Disconnect with a CancellationToken");
+            // Stopped: SetLogCallback returns after calls in progress returned, so nothing arrives afterwards.
+            Client.SetLogCallback(null);
+            List<string> heard;
+            lock (logLines) heard = logLines.ToList();
             c.Disconnect("alice");
-            c.Disconnect("alice");
+            lock (logLines) Check(logLines.Count == heard.Count, "a stopped log callback receives nothing");
+            Check(heard.Any(l => l.Contains("disconnected")) && heard.Any(l => l.Contains(" mailconnect")), "the log callback received lines (" + heard.Count + ")");
+            Check(heard.All(l => l[0] >= '1' && l[0] <= '3') && !heard.Any(l => l.Contains("eyJ")), "log lines at info and above, without a token");
             try
             {
                 c.AccessToken("alice");
@@ -386,6 +452,57 @@ public static class Scenario
                     Check(me != null && me.Status == "MC_E_CANCELLED", "CancellationToken cancels the connect");
                 }
             }
+
+            // Registrations: get, list, remove (refused while an account uses one).
+            c.PutRegistration("{\"id\":\"spare\",\"provider\":\"microsoft\",\"client_id\":\"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\",\"client_secret\":\"s3cr3t-value\"}");
+            var spare = c.Registration("spare");
+            Check(spare.Contains("\"id\":\"spare\"") && spare.Contains("\"has_client_secret\":true") && !spare.Contains("s3cr3t"), "Registration shows no secret");
+            var all = c.Registrations();
+            Check(all.StartsWith("[") && all.Contains("\"id\":\"desktop\"") && all.Contains("\"id\":\"spare\""), "Registrations lists both");
+            try
+            {
+                c.RemoveRegistration("desktop");
+                Check(false, "removing a registration in use throws");
+            }
+            catch (MailconnectException e)
+            {
+                Check(e.Code == -11 && e.Status == "MC_E_STATE", "removing a registration in use throws MC_E_STATE");
+            }
+            c.RemoveRegistration("spare");
+            try
+            {
+                c.Registration("spare");
+                Check(false, "a removed registration is gone");
+            }
+            catch (MailconnectException e)
+            {
+                Check(e.Code == -10 && e.Status == "MC_E_NOT_FOUND" && !c.Registrations().Contains("spare"), "Registration, Registrations and RemoveRegistration");
+            }
+
+            // The refresher's options and states.
+            try
+            {
+                c.RunRefresher(new RefresherOptions { Concurrency = 0 });
+                Check(false, "bad refresher options throw");
+            }
+            catch (MailconnectException e)
+            {
+                Check(e.Status == "MC_E_INVALID_ARGUMENT" && e.Diagnostic.Contains("concurrency"), "bad refresher options throw MC_E_INVALID_ARGUMENT");
+            }
+            c.StartRefresher(new RefresherOptions { Interval = TimeSpan.FromSeconds(1), Ahead = TimeSpan.FromMinutes(5) });
+            try
+            {
+                c.StartRefresher();
+                Check(false, "a running refresher cannot start again");
+            }
+            catch (MailconnectException e)
+            {
+                Check(e.Status == "MC_E_STATE", "a running refresher cannot start again");
+            }
+            c.StopRefresher();
+            c.StopRefresher();
+            c.StartRefresher();
+            Check(true, "StopRefresher stops it (it starts again)");
         }
         Console.WriteLine(passed + " passed, " + failed + " failed");
         return failed == 0 ? 0 : 1;

@@ -9,8 +9,12 @@
 
 Host integration (README): the host's own sign-in window (`begin_authorization`, then
 `complete_authorization` / `poll_authorization` / `wait_authorization`, or `abort_authorization`),
-events (`next_event(timeout)` and `for ev in client.events(timeout=...)`), and a host-owned store
-(`Client(options, store=SqliteStore(path))` or any `HostStore`).
+events (`next_event(timeout)` and `for ev in client.events(timeout=...)`), a host-owned store
+(`Client(options, store=SqliteStore(path))` or any `HostStore`), the background refresher
+(`start_refresher` / `stop_refresher`, or one round with `run_refresher`), and mailconnect's log
+(`set_log_callback`, process-wide).
+
+Every call that goes to the network takes an optional `cancel=` (a `Cancel`).
 
 Threading: a Client may be used from several threads at once; calls block (run them in a thread
 to keep a UI responsive). Callbacks run on mailconnect threads; they must not call back into the
@@ -20,6 +24,7 @@ repository's target/{release,debug}.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import ctypes
 import json
@@ -35,15 +40,18 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, Union
 
 __all__ = [
-    "Client", "Cancel", "MailconnectError", "Authorization", "PollResult", "Event", "HostStore", "SqliteStore",
+    "Client", "Cancel", "MailconnectError", "Authorization", "PollResult", "Event", "RefreshReport", "HostStore", "SqliteStore",
     "ABI_VERSION", "PROTO_IMAP", "PROTO_POP3", "PROTO_SMTP", "STORE_OK", "STORE_NOT_FOUND", "STORE_CONFLICT", "library_path",
+    "LOG_OFF", "LOG_ERROR", "LOG_WARN", "LOG_INFO", "LOG_DEBUG", "LOG_TRACE", "set_log_callback", "last_error_code",
 ]
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 PROTO_IMAP, PROTO_POP3, PROTO_SMTP = 1, 2, 4
 TEST_SEND_PROBE = 0x100
 STORE_OK, STORE_NOT_FOUND, STORE_CONFLICT = 0, 1, 2
 STORE_CALLBACKS_VERSION = 1
+LOG_OFF, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE = 0, 1, 2, 3, 4, 5
+_LOG_LEVELS = {"off": LOG_OFF, "error": LOG_ERROR, "warn": LOG_WARN, "info": LOG_INFO, "debug": LOG_DEBUG, "trace": LOG_TRACE}
 _log = logging.getLogger("mailconnect")
 _PROTOS = {"imap": PROTO_IMAP, "pop3": PROTO_POP3, "smtp": PROTO_SMTP}
 
@@ -67,6 +75,8 @@ def library_path() -> Path:
 OPEN_URL = CFUNCTYPE(c_int32, c_void_p, c_char_p)
 DEVICE_CODE = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p, c_char_p)
 PROGRESS = CFUNCTYPE(None, c_void_p, c_char_p)
+# mc_log_fn(user_data, level, target, message)
+LOG_FN = CFUNCTYPE(None, c_void_p, c_int32, c_char_p, c_char_p)
 
 
 class _Callbacks(Structure):
@@ -114,27 +124,32 @@ def _load() -> ctypes.CDLL:
         "mc_account_list": ([c_void_p, POINTER(c_void_p)], c_int32),
         "mc_account_remove": ([c_void_p, c_char_p], c_int32),
         "mc_registration_put": ([c_void_p, c_char_p], c_int32),
+        "mc_registration_get": ([c_void_p, c_char_p, POINTER(c_void_p)], c_int32),
         "mc_registration_list": ([c_void_p, POINTER(c_void_p)], c_int32),
         "mc_registration_remove": ([c_void_p, c_char_p], c_int32),
         "mc_account_status_get": ([c_void_p, c_char_p, POINTER(c_void_p)], c_int32),
         "mc_account_connect": ([c_void_p, c_char_p, POINTER(_Callbacks), c_void_p], c_int32),
-        "mc_account_disconnect": ([c_void_p, c_char_p], c_int32),
+        "mc_account_disconnect": ([c_void_p, c_char_p, c_void_p], c_int32),
         "mc_account_test": ([c_void_p, c_char_p, c_uint32, c_void_p, POINTER(c_void_p)], c_int32),
-        "mc_token_get": ([c_void_p, c_char_p, c_uint32, POINTER(c_void_p)], c_int32),
-        "mc_sasl_xoauth2_get": ([c_void_p, c_char_p, c_uint32, POINTER(c_void_p)], c_int32),
+        "mc_token_get": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
+        "mc_sasl_xoauth2_get": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_mail_send": ([c_void_p, c_char_p, c_char_p, c_size_t, c_void_p], c_int32),
         "mc_folder_list": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_mail_fetch": ([c_void_p, c_char_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_cancel_new": ([POINTER(c_void_p)], c_int32),
         "mc_cancel_trigger": ([c_void_p], None),
         "mc_cancel_free": ([c_void_p], None),
-        "mc_authorization_begin": ([c_void_p, c_char_p, c_char_p, POINTER(c_void_p)], c_int32),
+        "mc_authorization_begin": ([c_void_p, c_char_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_authorization_complete": ([c_void_p, c_char_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_authorization_poll": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_authorization_wait": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_authorization_abort": ([c_void_p, c_char_p], c_int32),
         "mc_events_configure": ([c_void_p, c_char_p], c_int32),
         "mc_events_next": ([c_void_p, c_int32, POINTER(c_void_p)], c_int32),
+        "mc_refresher_start": ([c_void_p, c_char_p], c_int32),
+        "mc_refresher_stop": ([c_void_p], c_int32),
+        "mc_refresher_run": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
+        "mc_log_callback_set": ([LOG_FN, c_void_p, c_int32], c_int32),
         "mc_client_open_with_store": ([c_char_p, POINTER(_StoreCallbacks), POINTER(c_void_p)], c_int32),
         "mc_store_record_set": ([c_void_p, c_char_p, c_size_t, c_int64], c_int32),
         "mc_store_list_add": ([c_void_p, c_char_p, c_char_p, c_size_t, c_int64], c_int32),
@@ -154,8 +169,9 @@ VERSION: str = _lib.mc_version_get().decode()
 
 
 class MailconnectError(Exception):
-    """A failed call: `code` (negative), `status` (its name), `message`, `diagnostic` (dict: the
-    catalog entry with `code`, `en`/`de` title, explanation and fix, and the raw `evidence`)."""
+    """A failed call: `code` (negative, from `mc_error_code_get`), `status` (its name), `message`,
+    `diagnostic` (dict: the catalog entry with `code`, `en`/`de` title, explanation and fix, and the
+    raw `evidence`)."""
 
     def __init__(self, code: int, message: str, diagnostic: dict):
         super().__init__(f"{_lib.mc_result_name_get(code).decode()}: {message}")
@@ -165,15 +181,24 @@ class MailconnectError(Exception):
         self.diagnostic = diagnostic
 
 
+def last_error_code() -> int:
+    """The status code of the most recent mailconnect call on this thread (0 after a success):
+    `mc_error_code_get`. Failed calls raise `MailconnectError` with it as `code` anyway."""
+    return int(_lib.mc_error_code_get())
+
+
 def _check(rc: int) -> None:
     if rc != 0:
+        # The thread's last error: the code, message and diagnostic of the call that just failed
+        # (ctypes calls run on the calling thread, where mailconnect keeps them).
+        code = _lib.mc_error_code_get() or rc
         msg = (_lib.mc_error_message_get() or b"").decode("utf-8", "replace")
         diag_raw = (_lib.mc_error_diagnostic_get() or b"{}").decode("utf-8", "replace")
         try:
             diag = json.loads(diag_raw)
         except ValueError:
             diag = {"raw": diag_raw}
-        raise MailconnectError(rc, msg, diag)
+        raise MailconnectError(code, msg, diag)
 
 
 def _take(p: c_void_p) -> str:
@@ -208,6 +233,60 @@ class Cancel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _cancel(cancel: Optional[Cancel]) -> Optional[c_void_p]:
+    """The native token of an optional `cancel=` argument."""
+    if cancel is None:
+        return None
+    if not isinstance(cancel, Cancel):
+        raise TypeError(f"cancel must be a mailconnect.Cancel or None, not {type(cancel).__name__}")
+    return cancel._h
+
+
+# The log callback mailconnect calls (process-wide); kept here so that it stays callable.
+_log_callback: Optional[Any] = None
+_log_lock = threading.Lock()
+
+
+def set_log_callback(callback: Optional[Callable[[int, str, str], None]], level: Union[int, str] = LOG_INFO) -> None:
+    """Receive mailconnect's log records at or above `level` (`LOG_ERROR` .. `LOG_TRACE`, or
+    `"error"` .. `"trace"`) as `callback(level, target, message)`; `None` or `LOG_OFF` stops it.
+    Process-wide (every client); replaces the previous callback, and returns after calls of the
+    previous one in progress have returned. Records never carry tokens, codes or secrets.
+
+    The callback runs on the thread that logs (often a mailconnect thread), possibly on several at
+    once; it must not call into mailconnect. Exceptions in it are swallowed. To route records into
+    Python's `logging`: `set_log_callback(lambda lvl, target, msg: logging.getLogger(target).log(
+    {1: 40, 2: 30, 3: 20, 4: 10, 5: 5}[lvl], msg), "info")`.
+
+    If the process already has a global `tracing` subscriber (not the case for Python programs),
+    that one keeps receiving the records instead."""
+    global _log_callback
+    if isinstance(level, str):
+        try:
+            level = _LOG_LEVELS[level.lower()]
+        except KeyError:
+            raise ValueError(f"unknown log level {level!r}; use one of {', '.join(_LOG_LEVELS)}") from None
+
+    def forward(_ud, lvl, target, message):
+        try:
+            callback(int(lvl), (target or b"").decode("utf-8", "replace"), (message or b"").decode("utf-8", "replace"))
+        except BaseException:  # noqa: BLE001 - never unwind into C
+            pass
+
+    with _log_lock:
+        fn = LOG_FN(forward) if callback is not None and level != LOG_OFF else LOG_FN()
+        _check(_lib.mc_log_callback_set(fn, None, int(level)))
+        # mailconnect no longer calls the previous one (mc_log_callback_set waited for its calls).
+        _log_callback = fn if fn else None
+
+
+@atexit.register
+def _stop_logging() -> None:
+    # No call into a Python callback while the interpreter shuts down.
+    if _log_callback is not None:
+        _lib.mc_log_callback_set(LOG_FN(), None, LOG_OFF)
 
 
 def _known(cls: type, d: dict) -> dict:
@@ -263,10 +342,30 @@ class PollResult:
 
 
 @dataclass(frozen=True)
+class RefreshReport:
+    """What one refresher round did (`Client.run_refresher`), as counts of accounts: looked at,
+    `fresh` (not due yet), `refreshed`, `failed` (transient; retried next round),
+    `needs_reauthorization`, `backing_off` (their tenant is throttled) and `not_connected`. Failures
+    of single accounts are also raised as events."""
+
+    accounts: int = 0
+    fresh: int = 0
+    refreshed: int = 0
+    failed: int = 0
+    needs_reauthorization: int = 0
+    backing_off: int = 0
+    not_connected: int = 0
+
+    @classmethod
+    def from_json(cls, text: str) -> "RefreshReport":
+        return cls(**{k: int(v) for k, v in _known(cls, json.loads(text)).items()})
+
+
+@dataclass(frozen=True)
 class Event:
     """An event of the client's queue: `seq` (increasing; a gap means dropped events), `time`
-    (RFC 3339), `type` (`token_refreshed`, `needs_reauthorization`, `connect_progress`,
-    `state_changed`, `log`, `events_dropped`) and the other fields in `data` (the whole event;
+    (RFC 3339), `type` (`token_refreshed`, `needs_reauthorization`, `reauthorization_due`,
+    `connect_progress`, `state_changed`, `log`, `events_dropped`) and the other fields in `data` (the whole event;
     `ev["stage"]`, `ev.get("diagnostic")`)."""
 
     seq: int
@@ -492,8 +591,16 @@ class Client:
     def put_registration(self, registration: dict) -> None:
         _check(_lib.mc_registration_put(self._h, _b(json.dumps(registration))))
 
+    def registration(self, registration_id: str) -> dict:
+        """The app registration (a client secret shows as `has_client_secret` only)."""
+        return json.loads(self._out(_lib.mc_registration_get, _b(registration_id)))
+
     def registrations(self) -> list:
         return json.loads(self._out(_lib.mc_registration_list))
+
+    def remove_registration(self, registration_id: str) -> None:
+        """Remove a registration; MC_E_STATE while accounts use it."""
+        _check(_lib.mc_registration_remove(self._h, _b(registration_id)))
 
     def put_account(self, account: dict) -> None:
         _check(_lib.mc_account_put(self._h, _b(json.dumps(account))))
@@ -541,48 +648,56 @@ class Client:
 
         # The CFUNCTYPE objects must stay alive for the whole call.
         cb = _Callbacks(1, None, OPEN_URL(open_url), DEVICE_CODE(device), PROGRESS(progress))
-        _check(_lib.mc_account_connect(self._h, _b(account_id), ctypes.byref(cb), cancel._h if cancel else None))
+        _check(_lib.mc_account_connect(self._h, _b(account_id), ctypes.byref(cb), _cancel(cancel)))
 
-    def disconnect(self, account_id: str) -> None:
-        _check(_lib.mc_account_disconnect(self._h, _b(account_id)))
+    def disconnect(self, account_id: str, cancel: Optional[Cancel] = None) -> None:
+        """Forget the account's tokens (idempotent). Cancelled before they are deleted, it raises
+        MC_E_CANCELLED and changes nothing; cancelled during the revocation, it stops waiting for
+        the provider and succeeds."""
+        _check(_lib.mc_account_disconnect(self._h, _b(account_id), _cancel(cancel)))
 
     def test(self, account_id: str, protocols: Iterable[str] = (), send_probe: bool = False, cancel: Optional[Cancel] = None) -> dict:
         bits = sum(_PROTOS[p] for p in protocols) | (TEST_SEND_PROBE if send_probe else 0)
         out = c_void_p()
-        _check(_lib.mc_account_test(self._h, _b(account_id), bits, cancel._h if cancel else None, ctypes.byref(out)))
+        _check(_lib.mc_account_test(self._h, _b(account_id), bits, _cancel(cancel), ctypes.byref(out)))
         return json.loads(_take(out))
 
     def status(self, account_id: str) -> dict:
         return json.loads(self._out(_lib.mc_account_status_get, _b(account_id)))
 
     # tokens for the host's own mail code
-    def access_token(self, account_id: str, protocol: int = 0) -> str:
-        return self._out(_lib.mc_token_get, _b(account_id), protocol)
+    def access_token(self, account_id: str, cancel: Optional[Cancel] = None) -> str:
+        """A valid access token (refreshed ahead of expiry; one token serves IMAP, POP3 and SMTP).
+        A secret: never log it. `cancel` ends a refresh in progress."""
+        return self._out(_lib.mc_token_get, _b(account_id), _cancel(cancel))
 
-    def sasl_xoauth2(self, account_id: str, protocol: int = 0) -> str:
-        return self._out(_lib.mc_sasl_xoauth2_get, _b(account_id), protocol)
+    def sasl_xoauth2(self, account_id: str, cancel: Optional[Cancel] = None) -> str:
+        """The SASL XOAUTH2 initial response (base64) for your own IMAP/POP3/SMTP code."""
+        return self._out(_lib.mc_sasl_xoauth2_get, _b(account_id), _cancel(cancel))
 
     # mail
     def send(self, account_id: str, rfc5322: bytes, cancel: Optional[Cancel] = None) -> None:
-        _check(_lib.mc_mail_send(self._h, _b(account_id), rfc5322, len(rfc5322), cancel._h if cancel else None))
+        _check(_lib.mc_mail_send(self._h, _b(account_id), rfc5322, len(rfc5322), _cancel(cancel)))
 
     def folders(self, account_id: str, cancel: Optional[Cancel] = None) -> list:
         out = c_void_p()
-        _check(_lib.mc_folder_list(self._h, _b(account_id), cancel._h if cancel else None, ctypes.byref(out)))
+        _check(_lib.mc_folder_list(self._h, _b(account_id), _cancel(cancel), ctypes.byref(out)))
         return json.loads(_take(out))
 
     def fetch(self, account_id: str, query: Optional[dict] = None, cancel: Optional[Cancel] = None) -> list:
         """Messages as dicts with `id`, `size`, `flags`, `internal_date` and `raw` (bytes)."""
         out = c_void_p()
         q = _b(json.dumps(query)) if query is not None else None
-        _check(_lib.mc_mail_fetch(self._h, _b(account_id), q, cancel._h if cancel else None, ctypes.byref(out)))
+        _check(_lib.mc_mail_fetch(self._h, _b(account_id), q, _cancel(cancel), ctypes.byref(out)))
         msgs = json.loads(_take(out))
         for m in msgs:
             m["raw"] = base64.b64decode(m["raw"])
         return msgs
 
     # host-driven sign-in
-    def begin_authorization(self, account_id: str, flow: Optional[str] = None, redirect_uri: Optional[str] = None) -> Authorization:
+    def begin_authorization(
+        self, account_id: str, flow: Optional[str] = None, redirect_uri: Optional[str] = None, cancel: Optional[Cancel] = None
+    ) -> Authorization:
         """Begin a sign-in the host shows itself. `flow`: `browser` or `device` (default: the
         account's). `redirect_uri` (browser): a loopback URI (mailconnect listens; default the
         registration's) or a registered URI your web view intercepts, such as
@@ -593,7 +708,7 @@ class Client:
         if redirect_uri is not None:
             opts["redirect_uri"] = redirect_uri
         out = c_void_p()
-        _check(_lib.mc_authorization_begin(self._h, _b(account_id), _b(json.dumps(opts)) if opts else None, ctypes.byref(out)))
+        _check(_lib.mc_authorization_begin(self._h, _b(account_id), _b(json.dumps(opts)) if opts else None, _cancel(cancel), ctypes.byref(out)))
         return Authorization.from_json(_take(out))
 
     def complete_authorization(self, authorization: AuthorizationLike, redirect: str, cancel: Optional[Cancel] = None) -> dict:
@@ -601,25 +716,46 @@ class Client:
         query, or the code); returns the account's status. A URL of another sign-in or redirect URI
         raises MC_E_STATE and the sign-in stays pending; an error redirect ends it."""
         out = c_void_p()
-        _check(_lib.mc_authorization_complete(self._h, _handle(authorization), _b(redirect), cancel._h if cancel else None, ctypes.byref(out)))
+        _check(_lib.mc_authorization_complete(self._h, _handle(authorization), _b(redirect), _cancel(cancel), ctypes.byref(out)))
         return json.loads(_take(out))
 
     def poll_authorization(self, authorization: AuthorizationLike, cancel: Optional[Cancel] = None) -> PollResult:
         """Check a device-code sign-in once (no request before the provider's interval)."""
         out = c_void_p()
-        _check(_lib.mc_authorization_poll(self._h, _handle(authorization), cancel._h if cancel else None, ctypes.byref(out)))
+        _check(_lib.mc_authorization_poll(self._h, _handle(authorization), _cancel(cancel), ctypes.byref(out)))
         return PollResult.from_json(_take(out))
 
     def wait_authorization(self, authorization: AuthorizationLike, cancel: Optional[Cancel] = None) -> dict:
         """Block until the sign-in finishes (loopback redirect or device code entered); returns the
         account's status. Cancelled, the sign-in stays pending."""
         out = c_void_p()
-        _check(_lib.mc_authorization_wait(self._h, _handle(authorization), cancel._h if cancel else None, ctypes.byref(out)))
+        _check(_lib.mc_authorization_wait(self._h, _handle(authorization), _cancel(cancel), ctypes.byref(out)))
         return json.loads(_take(out))
 
     def abort_authorization(self, authorization: AuthorizationLike) -> None:
         """Abandon a pending sign-in (the user closed the window)."""
         _check(_lib.mc_authorization_abort(self._h, _handle(authorization)))
+
+    # the background refresher
+    def start_refresher(self, options: Optional[Dict[str, Any]] = None) -> None:
+        """Keep every connected account's access token fresh in the background, on the client's own
+        threads, until `stop_refresher` or `close`. `options` (all optional): `interval_secs` (30),
+        `ahead_secs` (600), `jitter_secs` (120), `concurrency` (8), `backoff_min_secs` (30),
+        `backoff_max_secs` (900). Returns at once; MC_E_STATE when it already runs. An account that
+        needs re-authorization is reported as a `needs_reauthorization` event."""
+        _check(_lib.mc_refresher_start(self._h, _b(json.dumps(options)) if options is not None else None))
+
+    def stop_refresher(self) -> None:
+        """Stop the background refresher (stopping a stopped one succeeds). Returns at once."""
+        _check(_lib.mc_refresher_stop(self._h))
+
+    def run_refresher(self, options: Optional[Dict[str, Any]] = None, cancel: Optional[Cancel] = None) -> RefreshReport:
+        """Run one refresher round now on this thread (for a host with its own timer): refresh
+        every account that is due under `options` (as `start_refresher`)."""
+        out = c_void_p()
+        q = _b(json.dumps(options)) if options is not None else None
+        _check(_lib.mc_refresher_run(self._h, q, _cancel(cancel), ctypes.byref(out)))
+        return RefreshReport.from_json(_take(out))
 
     # events
     def configure_events(self, capacity: Optional[int] = None, log_level: Optional[str] = None) -> None:

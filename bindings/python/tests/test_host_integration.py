@@ -1,9 +1,11 @@
 """Host integration points through the Python binding, against the sandbox emulator and the real
 Dovecot/Postfix stack: the host drives the sign-in (device code with poll, loopback with wait,
 abort), pulls events (iterator and blocking next_event, a listener thread ended by close; a refresh,
-then a needs-re-authorization after the sessions are revoked, in order), and keeps
-mailconnect's blobs in its own SQLite table (connect -> Test -> refresh -> disconnect; a truncating
-host gets MC-TOKEN-TRUNCATED; a failing host callback gets MC_E_STORE, never a crash)."""
+then a needs-re-authorization after the sessions are revoked, in order), runs the refresher (one
+round on its own timer that refreshes, the background refresher that keeps a token fresh without a
+call, a round that counts a revoked account), and keeps mailconnect's blobs in its own SQLite table
+(connect -> Test -> refresher round -> disconnect; a truncating host gets MC-TOKEN-TRUNCATED; a
+failing host callback gets MC_E_STORE, never a crash)."""
 
 import json
 import sqlite3
@@ -13,7 +15,7 @@ import time
 import pytest
 
 from conftest import TEST_KEY, add_desktop, capture_redirect, refreshes_total, revoke_refresh_tokens, servers, sign_in, sign_in_at, token_lifetime
-from mailconnect import Authorization, Client, Event, MailconnectError, PollResult, SqliteStore
+from mailconnect import Authorization, Cancel, Client, Event, MailconnectError, PollResult, RefreshReport, SqliteStore
 
 
 def poll_until_connected(c: Client, a: Authorization, limit: float = 30.0) -> PollResult:
@@ -52,7 +54,8 @@ def test_device_flow_driven_by_the_host_and_events_in_order(emulator, tmp_path):
         heard: list = []
         listener = threading.Thread(target=lambda: heard.extend(c.events()), daemon=True)
 
-        a = c.begin_authorization("carol")
+        with Cancel() as cancel:
+            a = c.begin_authorization("carol", cancel=cancel)
         assert isinstance(a, Authorization)
         assert a.flow == "device_code" and a.user_code and a.verification_uri
         assert a.user_code in a.message and a.expires_in_secs > 60 and a.interval_secs >= 1
@@ -104,6 +107,11 @@ def test_device_flow_driven_by_the_host_and_events_in_order(emulator, tmp_path):
         reauth = next(e for e in later if e.type == "needs_reauthorization")
         assert reauth.account_id == "carol" and reauth["reason"] == "refresh_token_revoked"
         assert reauth["diagnostic"]["code"] == "MC-REFRESH-TOKEN-REVOKED" and reauth["diagnostic"]["de"]["fix"]
+        # A refresher round counts the account and leaves it alone.
+        before = refreshes_total(emulator)
+        r = c.run_refresher()
+        assert (r.accounts, r.needs_reauthorization, r.refreshed, r.failed) == (1, 1, 0, 0), r
+        assert refreshes_total(emulator) == before
 
         # Blocking next_event: nothing comes, so None after the timeout; then one event wakes it.
         t0 = time.monotonic()
@@ -187,12 +195,16 @@ def test_host_store_in_sqlite_connect_test_refresh_disconnect(emulator, stack, t
             report = c.test("alice")
             assert report["ok"], json.dumps(report, indent=1)
 
-            # Refresh through the host's table.
+            # A refresher round (the host's own timer) refreshes through the host's table once half
+            # the 4-second lifetime has passed.
             before = refreshes_total(emulator)
             time.sleep(2.6)
-            assert len(c.access_token("alice")) > 1000
-            assert refreshes_total(emulator) > before
+            r = c.run_refresher({"jitter_secs": 0})
+            assert isinstance(r, RefreshReport)
+            assert (r.accounts, r.refreshed, r.failed) == (1, 1, 0), r
+            assert refreshes_total(emulator) == before + 1
             assert any(e.type == "token_refreshed" for e in c.events(timeout=1.0))
+            assert len(c.access_token("alice")) > 1000
 
             # A second client on the same table (the vendor's mail service) sees the refreshed account.
             with open_host_client(SqliteStore(db, table="vendor_mail_tokens")) as other:
@@ -204,6 +216,27 @@ def test_host_store_in_sqlite_connect_test_refresh_disconnect(emulator, stack, t
     assert store.load("tokens", "alice") is None
     assert [r[0] for r in store.list("account")] == ["alice"]
     store.close()
+
+
+def test_the_background_refresher_keeps_the_token_fresh(emulator, tmp_path):
+    with token_lifetime(emulator, 4), Client({"store": str(tmp_path / "bg.db"), "no_proxy": True}) as c:
+        add_desktop(c, emulator, "dave", "bob@example.test")
+        assert connect_by_device_code(c, "dave", "bob@example.test")["state"] == "connected"
+        list(c.events(timeout=0))
+        before = refreshes_total(emulator)
+        c.start_refresher({"interval_secs": 1, "jitter_secs": 0})
+        # No call asks for a token: the refresher refreshes on its own once half the lifetime passed.
+        deadline = time.monotonic() + 30
+        refreshed = None
+        while refreshed is None and time.monotonic() < deadline:
+            ev = c.next_event(timeout=1.0)
+            if ev is not None and ev.type == "token_refreshed":
+                refreshed = ev
+        assert refreshed is not None, "the background refresher did not refresh within 30 s"
+        assert refreshed.account_id == "dave" and refreshes_total(emulator) > before
+        c.stop_refresher()
+        c.start_refresher()  # it had stopped, so it starts again
+        c.stop_refresher()
 
 
 class TruncatingStore(SqliteStore):
