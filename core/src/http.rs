@@ -44,6 +44,42 @@ impl Default for HttpOptions {
     }
 }
 
+/// A request for [`HttpClient::execute`].
+pub struct Request<'a> {
+    /// The method.
+    pub method: reqwest::Method,
+    /// Where to.
+    pub url: &'a Url,
+    /// An access token for `Authorization: Bearer`.
+    pub bearer: Option<&'a secrecy::SecretString>,
+    /// More headers.
+    pub headers: &'a [(&'a str, String)],
+    /// `Content-Type` of the body.
+    pub content_type: Option<&'a str>,
+    /// The body.
+    pub body: Option<Vec<u8>>,
+    /// The largest response body accepted.
+    pub max_body: usize,
+    /// A timeout for this request instead of the client's (large uploads and downloads).
+    pub timeout: Option<Duration>,
+}
+
+impl<'a> Request<'a> {
+    /// A request without a body, accepting the usual 1 MiB response.
+    pub fn new(method: reqwest::Method, url: &'a Url) -> Request<'a> {
+        Request {
+            method,
+            url,
+            bearer: None,
+            headers: &[],
+            content_type: None,
+            body: None,
+            max_body: MAX_BODY,
+            timeout: None,
+        }
+    }
+}
+
 /// A response read whole. The body may hold tokens: it is zeroized when dropped.
 pub struct HttpResponse {
     /// HTTP status.
@@ -266,7 +302,41 @@ impl HttpClient {
         })
     }
 
+    /// Send `req` (an API call such as Microsoft Graph's), reading a response of at most
+    /// `req.max_body` bytes.
+    pub async fn execute(&self, req: Request<'_>) -> Result<HttpResponse> {
+        let mut rb = self
+            .client
+            .request(req.method, req.url.clone())
+            .header("Accept", "application/json");
+        if let Some(t) = req.bearer {
+            rb = rb.bearer_auth(secrecy::ExposeSecret::expose_secret(t));
+        }
+        for (name, value) in req.headers {
+            rb = rb.header(*name, value.as_str());
+        }
+        if let Some(ct) = req.content_type {
+            rb = rb.header(reqwest::header::CONTENT_TYPE, ct);
+        }
+        if let Some(body) = req.body {
+            rb = rb.body(body);
+        }
+        if let Some(t) = req.timeout {
+            rb = rb.timeout(t);
+        }
+        self.send_limited(req.url, rb, req.max_body).await
+    }
+
     async fn send(&self, url: &Url, rb: reqwest::RequestBuilder) -> Result<HttpResponse> {
+        self.send_limited(url, rb, MAX_BODY).await
+    }
+
+    async fn send_limited(
+        &self,
+        url: &Url,
+        rb: reqwest::RequestBuilder,
+        max_body: usize,
+    ) -> Result<HttpResponse> {
         if let Some(sys) = &self.system_proxy {
             sys.prepare(url).await;
         }
@@ -286,16 +356,16 @@ impl HttpClient {
         let expected = resp
             .content_length()
             .map_or(16 * 1024, |n| n as usize)
-            .min(MAX_BODY);
+            .min(max_body);
         let mut body = Zeroizing::new(Vec::with_capacity(expected));
         let mut resp = resp;
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY {
+                    if body.len() + chunk.len() > max_body {
                         return Err(Error::new(
                             ErrorKind::ProviderUnavailable,
-                            format!("{} sent more than {MAX_BODY} bytes", endpoint(url)),
+                            format!("{} sent more than {max_body} bytes", endpoint(url)),
                         ));
                     }
                     append_zeroizing(&mut body, &chunk);

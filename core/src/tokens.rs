@@ -12,7 +12,7 @@ use crate::account_state::{self, now, rfc3339, AccountState};
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, ReauthReason, Result};
 use crate::events::EventKind;
-use crate::model::{Account, Flow, Registration};
+use crate::model::{Account, Flow, Registration, Transport};
 use crate::oauth::token::{self, Retry, TokenEndpoint, TokenGrant};
 use crate::oauth::ClientAuth;
 use crate::provider::{self, Profile};
@@ -35,6 +35,93 @@ impl std::fmt::Debug for AccessToken {
             .field("expires_at", &self.expires_at)
             .field("user", &self.user)
             .finish_non_exhaustive()
+    }
+}
+
+/// Which access token of an account. Microsoft issues one token per resource; one sign-in and
+/// its refresh token serve both (refresh tokens are not bound to a resource).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// The token for the account's mail: IMAP, POP3 and SMTP (Exchange Online for Microsoft),
+    /// or Microsoft Graph for a `graph` account.
+    Mail,
+    /// A Microsoft Graph token (for a `graph` account the same as [`Resource::Mail`]).
+    Graph,
+}
+
+/// Where a token is kept in the account's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// The token of the profile's delegated (or app-only) scopes.
+    Primary,
+    /// The Graph token of an `auto` (or `smtp_imap`) account, minted from the refresh token.
+    Graph,
+}
+
+impl Slot {
+    fn of(account: &Account, resource: Resource) -> Slot {
+        match resource {
+            Resource::Graph if account.transport != Transport::Graph => Slot::Graph,
+            _ => Slot::Primary,
+        }
+    }
+
+    fn token(self, rec: &TokenRecord) -> Option<&String> {
+        match self {
+            Slot::Primary => rec.secrets.access_token.as_ref(),
+            Slot::Graph => rec.secrets.graph_access_token.as_ref(),
+        }
+    }
+
+    fn expires_at(self, rec: &TokenRecord) -> Option<i64> {
+        match self {
+            Slot::Primary => rec.meta.access_expires_at,
+            Slot::Graph => rec.meta.graph_expires_at,
+        }
+    }
+
+    fn issued_at(self, rec: &TokenRecord) -> Option<i64> {
+        match self {
+            Slot::Primary => rec.meta.access_issued_at,
+            Slot::Graph => rec.meta.graph_issued_at,
+        }
+    }
+
+    /// Put a new token into this slot of `rec`.
+    fn set(self, rec: &mut TokenRecord, token: String, issued: i64, expires: i64) {
+        match self {
+            Slot::Primary => {
+                rec.secrets.access_token = Some(token);
+                rec.meta.access_issued_at = Some(issued);
+                rec.meta.access_expires_at = Some(expires);
+            }
+            Slot::Graph => {
+                rec.secrets.graph_access_token = Some(token);
+                rec.meta.graph_issued_at = Some(issued);
+                rec.meta.graph_expires_at = Some(expires);
+            }
+        }
+    }
+
+    /// The scopes a refresh (or an app-only grant) for this slot asks for.
+    fn scopes(self, profile: &Profile, app_only: bool) -> Result<Vec<String>> {
+        match (self, app_only) {
+            (Slot::Primary, false) => Ok(profile.delegated_scopes.clone()),
+            (Slot::Primary, true) => Ok(profile.app_scopes.clone()),
+            (Slot::Graph, _) => {
+                let g = profile.graph.as_ref().ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::ProviderConfiguration,
+                        "Microsoft Graph exists only for Microsoft registrations",
+                    )
+                })?;
+                Ok(if app_only {
+                    g.app_scopes.clone()
+                } else {
+                    g.delegated_scopes.clone()
+                })
+            }
+        }
     }
 }
 
@@ -62,6 +149,18 @@ impl Client {
         profile: &Profile,
         cancel: &CancellationToken,
     ) -> Result<TokenGrant> {
+        self.client_credentials_for(reg, profile, &profile.app_scopes, cancel)
+            .await
+    }
+
+    /// An app-only token for `scopes` (one resource's `.default`).
+    async fn client_credentials_for(
+        &self,
+        reg: &Registration,
+        profile: &Profile,
+        scopes: &[String],
+        cancel: &CancellationToken,
+    ) -> Result<TokenGrant> {
         if reg.client_secret.is_none() {
             return Err(Error::invalid(
                 "client_secret",
@@ -71,14 +170,14 @@ impl Client {
                 ),
             ));
         }
-        let scope = profile.app_scopes.join(" ");
+        let scope = scopes.join(" ");
         token::request(
             self.token_endpoint(reg, profile),
             vec![
                 ("grant_type", "client_credentials"),
                 ("scope", scope.as_str()),
             ],
-            &profile.app_scopes,
+            scopes,
             "requesting an app-only token",
             Retry::IDEMPOTENT,
             cancel,
@@ -88,12 +187,27 @@ impl Client {
 
     /// A valid access token, refreshed ahead of expiry, single-flight across threads and processes.
     pub async fn access_token(&self, id: &str, cancel: &CancellationToken) -> Result<AccessToken> {
+        self.access_token_for(id, Resource::Mail, cancel).await
+    }
+
+    /// A valid access token for `resource` (a Graph token for hosts that call Graph themselves),
+    /// refreshed ahead of expiry, single-flight across threads and processes.
+    pub async fn access_token_for(
+        &self,
+        id: &str,
+        resource: Resource,
+        cancel: &CancellationToken,
+    ) -> Result<AccessToken> {
         let account = self.account(id)?;
         let what = format!(
-            "getting an access token for account '{}'",
+            "getting {} access token for account '{}'",
+            match resource {
+                Resource::Mail => "an",
+                Resource::Graph => "a Microsoft Graph",
+            },
             crate::error::quote(id)
         );
-        self.access_token_inner(&account, None, cancel)
+        self.access_token_refresh_for(&account, resource, None, cancel)
             .await
             .map(|(t, _)| t)
             .map_err(|e| e.context(&what))
@@ -105,10 +219,15 @@ impl Client {
         Ok(sasl::xoauth2(&t.user, &t.token))
     }
 
-    async fn fresh(&self, account: &Account, reject: Option<&str>) -> Result<Option<AccessToken>> {
+    async fn fresh(
+        &self,
+        account: &Account,
+        slot: Slot,
+        reject: Option<&str>,
+    ) -> Result<Option<AccessToken>> {
         let id = account.id.clone();
         let rec = self.blocking(move |s| s.load_tokens(&id)).await?;
-        fresh_token(account, rec.as_ref(), reject)
+        fresh_token(account, slot, rec.as_ref(), reject)
     }
 
     /// A valid access token; `reject` is a token a server just refused, which must be replaced.
@@ -132,7 +251,20 @@ impl Client {
         reject: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<(AccessToken, Refresh)> {
-        if let Some(t) = self.fresh(account, reject).await? {
+        self.access_token_refresh_for(account, Resource::Mail, reject, cancel)
+            .await
+    }
+
+    /// As [`Client::access_token_refresh`], for `resource`.
+    pub(crate) async fn access_token_refresh_for(
+        &self,
+        account: &Account,
+        resource: Resource,
+        reject: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<(AccessToken, Refresh)> {
+        let slot = Slot::of(account, resource);
+        if let Some(t) = self.fresh(account, slot, reject).await? {
             return Ok((t, Refresh::NotNeeded));
         }
         let lock = {
@@ -147,7 +279,7 @@ impl Client {
             g = lock.lock() => g,
             _ = cancel.cancelled() => return Err(Error::cancelled("waiting for a token refresh")),
         };
-        if let Some(t) = self.fresh(account, reject).await? {
+        if let Some(t) = self.fresh(account, slot, reject).await? {
             return Ok((t, Refresh::Done));
         }
         let deadline = Instant::now() + self.inner.lease_ttl + Duration::from_secs(10);
@@ -162,7 +294,7 @@ impl Client {
                 .blocking(move |s| s.try_lease(&id, &holder, ttl))
                 .await?
             {
-                let result = self.refresh_with_lease(account, reject, cancel).await;
+                let result = self.refresh_with_lease(account, slot, reject, cancel).await;
                 let (id, holder) = (account.id.clone(), self.inner.holder.clone());
                 if let Err(e) = self.blocking(move |s| s.release_lease(&id, &holder)).await {
                     tracing::warn!("releasing the refresh lease failed: {}", e.message());
@@ -175,7 +307,7 @@ impl Client {
                 _ = tokio::time::sleep(Duration::from_millis(30 + jitter)) => {}
                 _ = cancel.cancelled() => return Err(Error::cancelled("waiting for a token refresh")),
             }
-            if let Some(t) = self.fresh(account, reject).await? {
+            if let Some(t) = self.fresh(account, slot, reject).await? {
                 return Ok((t, Refresh::Done));
             }
             // The holder is slow (or died holding the lease): a token that is still valid
@@ -184,9 +316,9 @@ impl Client {
                 let id = account.id.clone();
                 if let Some(rec) = self.blocking(move |s| s.load_tokens(&id)).await? {
                     let usable = rec.meta.state == StoredState::Connected
-                        && rec.meta.access_expires_at.is_some_and(|e| e > now() + 10)
-                        && (reject.is_none() || rec.secrets.access_token.as_deref() != reject);
-                    if let Some(t) = token_from(account, &rec).filter(|_| usable) {
+                        && slot.expires_at(&rec).is_some_and(|e| e > now() + 10)
+                        && (reject.is_none() || slot.token(&rec).map(String::as_str) != reject);
+                    if let Some(t) = token_from(account, slot, &rec).filter(|_| usable) {
                         tracing::debug!(account = %account.id, "refresh lease held elsewhere; using the still-valid token");
                         return Ok((t, Refresh::NotNeeded));
                     }
@@ -203,6 +335,7 @@ impl Client {
     async fn refresh_with_lease(
         &self,
         account: &Account,
+        slot: Slot,
         reject: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<(AccessToken, Refresh)> {
@@ -210,15 +343,22 @@ impl Client {
         let Some(rec) = self.blocking(move |s| s.load_tokens(&id)).await? else {
             return Err(not_connected(&account.id));
         };
-        if let Some(t) = fresh_token(account, Some(&rec), reject)? {
+        if let Some(t) = fresh_token(account, slot, Some(&rec), reject)? {
             return Ok((t, Refresh::Done));
         }
         let reg = self.registration(&account.registration)?;
-        let profile = provider::resolve(&reg, rec.meta.tenant.as_deref(), &self.inner.http).await?;
-        let result = match (&rec.secrets.refresh_token, rec.meta.flow) {
-            (_, Flow::ClientCredentials) => self.client_credentials(&reg, &profile, cancel).await,
-            (Some(rt), _) => {
-                let scope = profile.delegated_scope_string();
+        let profile = provider::resolve(&reg, rec.meta.tenant.as_deref(), &self.inner.http)
+            .await?
+            .for_account(account)?;
+        let app_only = rec.meta.flow == Flow::ClientCredentials;
+        let scopes = slot.scopes(&profile, app_only)?;
+        let result = match (&rec.secrets.refresh_token, app_only) {
+            (_, true) => {
+                self.client_credentials_for(&reg, &profile, &scopes, cancel)
+                    .await
+            }
+            (Some(rt), false) => {
+                let scope = scopes.join(" ");
                 let form = vec![
                     ("grant_type", "refresh_token"),
                     ("refresh_token", rt.as_str()),
@@ -227,14 +367,14 @@ impl Client {
                 token::request(
                     self.token_endpoint(&reg, &profile),
                     form,
-                    &profile.delegated_scopes,
+                    &scopes,
                     "refreshing the token",
                     Retry::IDEMPOTENT,
                     cancel,
                 )
                 .await
             }
-            (None, _) => Err(Error::new(
+            (None, false) => Err(Error::new(
                 ErrorKind::ReauthorizationRequired,
                 "no refresh token is stored (the provider issued none); connect again",
             )
@@ -247,10 +387,8 @@ impl Client {
                 meta.state = StoredState::Connected;
                 meta.reauth_reason = None;
                 meta.last_error = None;
-                meta.access_expires_at = Some(t + grant.expires_in.as_secs() as i64);
-                meta.access_issued_at = Some(t);
                 meta.refreshed_at = Some(t);
-                if !grant.scopes.is_empty() {
+                if slot == Slot::Primary && !grant.scopes.is_empty() {
                     meta.scopes = grant.scopes.clone();
                 }
                 let refresh_token = grant
@@ -259,15 +397,22 @@ impl Client {
                     .map(|s| s.expose_secret().to_string())
                     .or_else(|| rec.secrets.refresh_token.clone());
                 meta.has_refresh_token = refresh_token.is_some();
-                let new = TokenRecord {
+                let mut new = TokenRecord {
                     account_id: account.id.clone(),
                     version: 0,
                     meta,
                     secrets: TokenSecrets {
                         refresh_token,
-                        access_token: Some(grant.access_token.expose_secret().to_string()),
+                        access_token: rec.secrets.access_token.clone(),
+                        graph_access_token: rec.secrets.graph_access_token.clone(),
                     },
                 };
+                slot.set(
+                    &mut new,
+                    grant.access_token.expose_secret().to_string(),
+                    t,
+                    t + grant.expires_in.as_secs() as i64,
+                );
                 let expected = rec.version;
                 let saved = self
                     .blocking(move |s| Ok(s.save_tokens(&new, expected)?.map(|_| new)))
@@ -277,11 +422,7 @@ impl Client {
                         tracing::debug!(account = %account.id, "access token refreshed");
                         self.inner.events.push(EventKind::TokenRefreshed {
                             account_id: account.id.clone(),
-                            expires_at: new
-                                .meta
-                                .access_expires_at
-                                .and_then(rfc3339)
-                                .unwrap_or_default(),
+                            expires_at: slot.expires_at(&new).and_then(rfc3339).unwrap_or_default(),
                         });
                         self.state_changed(
                             &account.id,
@@ -290,7 +431,7 @@ impl Client {
                         );
                         // The new token is handed out as it is: on a busy machine its short life
                         // may already be inside the refresh margin, which is no reason to fail.
-                        token_from(account, &new)
+                        token_from(account, slot, &new)
                             .map(|t| (t, Refresh::Done))
                             .ok_or_else(|| {
                                 Error::internal("the refreshed record has no access token")
@@ -298,21 +439,21 @@ impl Client {
                     }
                     None => {
                         // Someone replaced the record meanwhile (a new connect or a disconnect): theirs wins.
-                        self.fresh(account, reject).await?.map(|t| (t, Refresh::Done)).ok_or_else(|| Error::new(ErrorKind::State, "the account was disconnected or reconnected during the refresh; try again"))
+                        self.fresh(account, slot, reject).await?.map(|t| (t, Refresh::Done)).ok_or_else(|| Error::new(ErrorKind::State, "the account was disconnected or reconnected during the refresh; try again"))
                     }
                 }
             }
             Err(e) => {
                 let mut meta = rec.meta.clone();
                 meta.last_error = Some(e.message().to_string());
-                let still_valid = rec.meta.access_expires_at.is_some_and(|x| x > t + 5)
-                    && rec.secrets.access_token.is_some();
+                let still_valid =
+                    slot.expires_at(&rec).is_some_and(|x| x > t + 5) && slot.token(&rec).is_some();
                 if let Some(reason) = e.reauth_reason() {
                     meta.state = StoredState::NeedsReauthorization;
                     meta.reauth_reason = Some(reason);
                 } else if e.is_transient() && still_valid {
                     tracing::warn!(account = %account.id, "refresh failed ({}); using the current token until it expires", e.message());
-                    if let Some(t) = token_from(account, &rec) {
+                    if let Some(t) = token_from(account, slot, &rec) {
                         return Ok((t, Refresh::FailedUsingCurrent(e)));
                     }
                 } else if !e.is_transient() && e.kind() != ErrorKind::Cancelled {
@@ -335,10 +476,7 @@ impl Client {
                         account_id: account.id.clone(),
                         version: 0,
                         meta,
-                        secrets: TokenSecrets {
-                            refresh_token: rec.secrets.refresh_token.clone(),
-                            access_token: rec.secrets.access_token.clone(),
-                        },
+                        secrets: rec.secrets.clone(),
                     };
                     let expected = rec.version;
                     if let Err(se) = self.blocking(move |s| s.save_tokens(&new, expected)).await {
@@ -369,10 +507,10 @@ fn not_connected(id: &str) -> Error {
     .with_code("MC-NOT-CONNECTED")
 }
 
-fn token_from(account: &Account, rec: &TokenRecord) -> Option<AccessToken> {
+fn token_from(account: &Account, slot: Slot, rec: &TokenRecord) -> Option<AccessToken> {
     Some(AccessToken {
-        token: SecretString::from(rec.secrets.access_token.clone()?),
-        expires_at: rec.meta.access_expires_at?,
+        token: SecretString::from(slot.token(rec)?.clone()),
+        expires_at: slot.expires_at(rec)?,
         user: account.mailbox.clone(),
     })
 }
@@ -381,6 +519,7 @@ fn token_from(account: &Account, rec: &TokenRecord) -> Option<AccessToken> {
 /// connected or needs re-authorization (no provider call is made then).
 fn fresh_token(
     account: &Account,
+    slot: Slot,
     rec: Option<&TokenRecord>,
     reject: Option<&str>,
 ) -> Result<Option<AccessToken>> {
@@ -408,28 +547,24 @@ fn fresh_token(
         )
         .with_evidence(|ev| ev.reauth_reason = Some(reason)));
     }
-    let Some(exp) = rec.meta.access_expires_at else {
+    let Some(exp) = slot.expires_at(rec) else {
         return Ok(None);
     };
-    if reject.is_some() && rec.secrets.access_token.as_deref() == reject {
+    if reject.is_some() && slot.token(rec).map(String::as_str) == reject {
         return Ok(None);
     }
     // Nothing can renew it: it serves until it expires (the status says re-authorization is due).
     if !rec.meta.has_refresh_token && rec.meta.flow != Flow::ClientCredentials {
         return Ok(if exp > now() {
-            token_from(account, rec)
+            token_from(account, slot, rec)
         } else {
             None
         });
     }
-    let lifetime = rec
-        .meta
-        .access_issued_at
-        .map(|i| exp - i)
-        .unwrap_or(i64::MAX);
+    let lifetime = slot.issued_at(rec).map(|i| exp - i).unwrap_or(i64::MAX);
     let margin = (account.options.refresh_margin_secs as i64).min(lifetime / 2);
     if exp - margin > now() {
-        Ok(token_from(account, rec))
+        Ok(token_from(account, slot, rec))
     } else {
         Ok(None)
     }

@@ -390,6 +390,7 @@ fn seed_store(path: &Path, base_url: &str, template: &TokenRecord, n: usize, exp
             secrets: TokenSecrets {
                 refresh_token: Some(rt),
                 access_token: Some(at),
+                graph_access_token: None,
             },
         };
         assert!(store.save_tokens(&rec, 0).expect("save").is_some());
@@ -605,6 +606,7 @@ fn expire(store: &SqliteStore, id: &str) {
         secrets: TokenSecrets {
             refresh_token: rec.secrets.refresh_token.clone(),
             access_token: rec.secrets.access_token.clone(),
+            graph_access_token: rec.secrets.graph_access_token.clone(),
         },
     };
     assert!(store

@@ -108,6 +108,7 @@ pub fn rec(id: &str, rt: &str) -> TokenRecord {
         secrets: TokenSecrets {
             refresh_token: Some(rt.into()),
             access_token: Some("at".into()),
+            graph_access_token: None,
         },
     }
 }
@@ -159,11 +160,13 @@ fn tokens_round_trip(_: &Backend, o: &Opened) {
                          "oid": "o-1", "names": ["alice@example.test"], "sub": "s-1"},
             "tenant": "t-1", "flow": "device_code", "connected_at": 1_899_990_000,
             "refreshed_at": 1_899_996_400, "last_error": "a refresh failed: ä ✓ \"quoted\"",
-            "has_refresh_token": true
+            "has_refresh_token": true, "graph_expires_at": 1_900_000_100,
+            "graph_issued_at": 1_899_996_500, "smtp_auth_disabled_at": 1_899_996_000
         })),
         secrets: TokenSecrets {
             refresh_token: Some("0.AUoA-refresh-ä".into()),
             access_token: Some("eyJ-access".repeat(400)),
+            graph_access_token: Some("eyJ-graph".repeat(300)),
         },
     };
     let v = s.save_tokens(&full, 0).unwrap().expect("the first save");
@@ -174,6 +177,7 @@ fn tokens_round_trip(_: &Backend, o: &Opened) {
     assert_eq!(as_json!(&back.meta), as_json!(&full.meta), "metadata");
     assert_eq!(back.secrets.refresh_token, full.secrets.refresh_token);
     assert_eq!(back.secrets.access_token, full.secrets.access_token);
+    assert_eq!(back.secrets.graph_access_token, full.secrets.graph_access_token);
 
     // A record without secrets (app-only, or not yet connected) comes back without them.
     let mut bare = rec("b", "x");

@@ -68,7 +68,9 @@ impl Client {
                 .await;
         }
         let reg = self.registration(&account.registration)?;
-        let profile = provider::resolve(&reg, None, &self.inner.http).await?;
+        let profile = provider::resolve(&reg, None, &self.inner.http)
+            .await?
+            .for_account(&account)?;
         observer.progress(ConnectStage::RequestingTokens);
         let grant = self.client_credentials(&reg, &profile, cancel).await?;
         let to = SignIn {
@@ -117,6 +119,9 @@ impl Client {
                 refreshed_at: None,
                 last_error: None,
                 has_refresh_token: grant.refresh_token.is_some(),
+                graph_expires_at: None,
+                graph_issued_at: None,
+                smtp_auth_disabled_at: None,
             },
             secrets: TokenSecrets {
                 refresh_token: grant
@@ -124,6 +129,7 @@ impl Client {
                     .as_ref()
                     .map(|s| s.expose_secret().to_string()),
                 access_token: Some(grant.access_token.expose_secret().to_string()),
+                graph_access_token: None,
             },
         };
         let id = account.id.clone();

@@ -421,7 +421,9 @@ impl Client {
 
     async fn begin_inner(&self, account: Account, opts: &BeginOptions) -> Result<Authorization> {
         let reg = self.registration(&account.registration)?;
-        let profile = provider::resolve(&reg, None, &self.inner.http).await?;
+        let profile = provider::resolve(&reg, None, &self.inner.http)
+            .await?
+            .for_account(&account)?;
         let flow = opts.flow.unwrap_or(account.flow);
         let handle = format!("auth-{}", uuid::Uuid::new_v4().simple());
         let timeout = Duration::from_secs(account.options.interactive_timeout_secs);
@@ -483,7 +485,7 @@ impl Client {
                         "this provider has no device authorization endpoint; use the browser flow",
                     )
                 })?;
-                let scope = profile.delegated_scope_string();
+                let scope = profile.sign_in_scope_string();
                 let public = ClientAuth {
                     client_id: &reg.client_id,
                     secret: None,

@@ -29,6 +29,19 @@ fn mail(reply: &str) -> Error {
     .with_evidence(|e| e.server_reply = Some(reply.into()))
 }
 
+/// What Microsoft Graph answered, as the Graph transport reads it.
+fn graph(status: u16, code: &str, message: &str) -> Error {
+    let url = url::Url::parse("https://graph.microsoft.com/v1.0/me/sendMail").expect("url");
+    let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
+    let resp = crate::http::HttpResponse {
+        status,
+        retry_after: None,
+        content_type: "application/json".into(),
+        body: zeroize::Zeroizing::new(body.into_bytes()),
+    };
+    crate::graph::errors::error(&url, &resp, "sending the message")
+}
+
 fn kind(k: ErrorKind, msg: &str) -> Error {
     Error::new(k, msg)
 }
@@ -116,6 +129,17 @@ fn samples() -> Vec<(Error, Context, &'static str)> {
         (oauth("invalid_grant", 50126, None, "Error validating credentials due to invalid username or password."), none, "MC-INVALID-CREDENTIALS"),
         (mail("550 5.7.30 Basic authentication is not supported for Client Submission."), none, "MC-SMTP-BASIC-AUTH-REJECTED"),
         (mail("599 something nobody has seen"), none, "MC-UNKNOWN"),
+        (graph(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."), none, "MC-GRAPH-ACCESS-DENIED"),
+        (graph(403, "ErrorAccessDenied", "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings."), none, "MC-GRAPH-APP-ACCESS-POLICY"),
+        (graph(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise."), none, "MC-GRAPH-MAILBOX-NOT-ENABLED"),
+        (graph(400, "ErrorMessageSizeExceeded", "The message exceeds the maximum supported size."), none, "MC-GRAPH-MESSAGE-TOO-LARGE"),
+        (graph(404, "ErrorItemNotFound", "The specified object was not found in the store."), none, "MC-GRAPH-NOT-FOUND"),
+        (graph(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience."), none, "MC-GRAPH-TOKEN-REFUSED"),
+        (graph(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit."), none, "MC-GRAPH-THROTTLED"),
+        (graph(500, "ErrorInternalServerError", "An internal server error occurred."), none, "MC-GRAPH-UNAVAILABLE"),
+        (graph(400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content."), none, "MC-GRAPH-REQUEST-REFUSED"),
+        (graph(403, "ErrorSendAsDenied", "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account."), none, "MC-SEND-AS-DENIED"),
+        (kind(ErrorKind::Network, "the connection to Microsoft Graph broke; Microsoft Graph may have accepted the message, so check Sent Items before sending it again").with_code("MC-GRAPH-SEND-UNCERTAIN"), none, "MC-GRAPH-SEND-UNCERTAIN"),
     ]
 }
 

@@ -526,6 +526,7 @@ fn read_row(
         registration: defaults.registration.clone(),
         flow,
         servers,
+        transport: Default::default(),
         options: AccountOptions::default(),
     };
     validate_account(&account).map_err(|e| CsvRowError {
@@ -765,6 +766,7 @@ mod tests {
             registration: "old".into(),
             flow: Flow::DeviceCode,
             servers: None,
+            transport: Default::default(),
             options: AccountOptions::default(),
         };
         existing.options.refresh_margin_secs = 60;

@@ -96,6 +96,10 @@ pub struct Registration {
     /// `http` is accepted only for loopback hosts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority_host: Option<String>,
+    /// Microsoft: overrides the Microsoft Graph host (`https://graph.microsoft.com`, the cloud's
+    /// Graph host by default), e.g. for the sandbox emulator. `http` only for loopback hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_host: Option<String>,
     /// The application (client) id.
     pub client_id: String,
     /// Client secret for confidential clients (client credentials). Stored encrypted, never returned.
@@ -274,6 +278,41 @@ impl Default for AccountOptions {
     }
 }
 
+/// How an account's mail travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// SMTP submission to send, IMAP or POP3 to fetch (the default).
+    #[default]
+    SmtpImap,
+    /// Microsoft Graph for sending and fetching: needs no SMTP AUTH, IMAP or POP switch in the
+    /// tenant (Microsoft registrations only; consent for Graph's `Mail.Send`/`Mail.ReadWrite`).
+    Graph,
+    /// SMTP where SMTP AUTH works; Microsoft Graph once the server answers that SMTP AUTH is
+    /// disabled (`5.7.139`). The outcome is remembered and shown in the status and the Test.
+    Auto,
+}
+
+impl Transport {
+    /// A stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::SmtpImap => "smtp_imap",
+            Transport::Graph => "graph",
+            Transport::Auto => "auto",
+        }
+    }
+
+    /// Whether the account may use Microsoft Graph (and so needs Graph consent).
+    pub fn uses_graph(self) -> bool {
+        self != Transport::SmtpImap
+    }
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 /// A mailbox the host wants to reach.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -296,6 +335,9 @@ pub struct Account {
     /// Mail servers (`imap`, `pop3`, `smtp`), each `{host, port, security}`; defaults come from the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub servers: Option<Servers>,
+    /// How mail travels: `smtp_imap` (default), `graph` or `auto`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub transport: Transport,
     /// Options.
     #[serde(default)]
     pub options: AccountOptions,

@@ -123,6 +123,7 @@ pub fn validate_registration(r: &Registration) -> Result<()> {
     check_id("id", &r.id)?;
     let urls = [
         ("authority_host", &r.authority_host),
+        ("graph_host", &r.graph_host),
         ("redirect_uri", &r.redirect_uri),
     ];
     for (field, v) in urls.into_iter().chain(generic_endpoints(r)) {
@@ -187,10 +188,22 @@ pub fn validate_registration(r: &Registration) -> Result<()> {
             ));
         }
     }
-    if let Some(h) = &r.authority_host {
-        let u = check_endpoint_url("authority_host", h)?;
-        if u.path() != "/" && !u.path().is_empty() {
-            return Err(Error::invalid("authority_host", "'authority_host' must be a scheme and host only, e.g. https://login.microsoftonline.com"));
+    for (field, host, example) in [
+        (
+            "authority_host",
+            &r.authority_host,
+            "https://login.microsoftonline.com",
+        ),
+        ("graph_host", &r.graph_host, "https://graph.microsoft.com"),
+    ] {
+        if let Some(h) = host {
+            let u = check_endpoint_url(field, h)?;
+            if u.path() != "/" && !u.path().is_empty() {
+                return Err(Error::invalid(
+                    field,
+                    format!("'{field}' must be a scheme and host only, e.g. {example}"),
+                ));
+            }
         }
     }
     if let Some(ru) = &r.redirect_uri {

@@ -79,7 +79,7 @@ pub fn authorization_request(
             .append_pair("response_type", "code")
             .append_pair("redirect_uri", p.redirect_uri)
             .append_pair("response_mode", "query")
-            .append_pair("scope", &profile.delegated_scope_string())
+            .append_pair("scope", &profile.sign_in_scope_string())
             .append_pair("state", state.secret())
             .append_pair("nonce", nonce.secret())
             .append_pair("code_challenge", &challenge)

@@ -2,7 +2,7 @@
 
 use url::Url;
 
-use super::{Endpoints, Profile};
+use super::{Endpoints, GraphProfile, Profile};
 use crate::error::{Error, Result};
 use crate::model::{ProviderKind, Registration};
 
@@ -22,6 +22,8 @@ pub struct MicrosoftCloud {
     pub mail_host: &'static str,
     /// SMTP submission host.
     pub smtp_host: &'static str,
+    /// Microsoft Graph (`https://graph.microsoft.com`): host and resource.
+    pub graph_host: &'static str,
 }
 
 /// The global cloud.
@@ -31,6 +33,7 @@ pub(super) const GLOBAL: MicrosoftCloud = MicrosoftCloud {
     app_resource: "https://outlook.office365.com",
     mail_host: "outlook.office365.com",
     smtp_host: "smtp.office365.com",
+    graph_host: "https://graph.microsoft.com",
 };
 
 impl MicrosoftCloud {
@@ -44,6 +47,7 @@ impl MicrosoftCloud {
                 app_resource: "https://outlook.office365.us",
                 mail_host: "outlook.office365.us",
                 smtp_host: "smtp.office365.us",
+                graph_host: "https://graph.microsoft.us",
             },
             "china" => MicrosoftCloud {
                 authority_host: "https://login.partner.microsoftonline.cn",
@@ -51,6 +55,7 @@ impl MicrosoftCloud {
                 app_resource: "https://partner.outlook.cn",
                 mail_host: "partner.outlook.cn",
                 smtp_host: "smtp.partner.outlook.cn",
+                graph_host: "https://microsoftgraph.chinacloudapi.cn",
             },
             _ => return None,
         })
@@ -104,6 +109,33 @@ pub(super) fn profile(reg: &Registration, tenant_override: Option<&str>) -> Resu
         app_scopes: vec![format!("{}/.default", cloud.app_resource)],
         extra_authorize_params: vec![],
         prompt_values: super::oidc_prompts(),
+        graph: Some(graph_profile(reg, &cloud)?),
+        consent_scopes: vec![],
+    })
+}
+
+/// Microsoft Graph for `reg`: the API base and the scopes of the Graph resource. Graph scopes are
+/// always written with the resource (a bare `Mail.Send` would mean the same, but the resource
+/// must be explicit where the token endpoint compares resources).
+fn graph_profile(reg: &Registration, cloud: &MicrosoftCloud) -> Result<GraphProfile> {
+    let host = reg
+        .graph_host
+        .as_deref()
+        .unwrap_or(cloud.graph_host)
+        .trim_end_matches('/');
+    let base = Url::parse(&format!("{host}/v1.0/"))
+        .map_err(|e| Error::invalid("graph_host", format!("cannot build the Graph URL: {e}")))?;
+    // The resource in scopes is the public Graph identifier of the cloud, also when the host is
+    // overridden (the sandbox serves Graph on its own address).
+    let resource = cloud.graph_host;
+    Ok(GraphProfile {
+        base,
+        delegated_scopes: vec![
+            format!("{resource}/Mail.ReadWrite"),
+            format!("{resource}/Mail.Send"),
+            "offline_access".into(),
+        ],
+        app_scopes: vec![format!("{resource}/.default")],
     })
 }
 

@@ -47,12 +47,86 @@ pub struct Profile {
     /// The `prompt` values the provider accepts: Microsoft and Google all of OpenID Connect's;
     /// a generic provider what its discovery document lists (`None`: it lists nothing).
     pub prompt_values: Option<Vec<String>>,
+    /// Microsoft Graph (Microsoft registrations only).
+    pub graph: Option<GraphProfile>,
+    /// Scopes asked for consent at sign-in only, not redeemed (`auto` accounts: Graph's, so a
+    /// Graph token can later be minted from the same refresh token).
+    pub consent_scopes: Vec<String>,
+}
+
+/// Microsoft Graph as a mail transport: where it is and which scopes reach it.
+#[derive(Debug, Clone)]
+pub struct GraphProfile {
+    /// The API base, ending in `/v1.0/`.
+    pub base: Url,
+    /// Delegated scopes: `Mail.ReadWrite`, `Mail.Send` on the Graph resource, `offline_access`.
+    pub delegated_scopes: Vec<String>,
+    /// The app-only scope (`https://graph.microsoft.com/.default`).
+    pub app_scopes: Vec<String>,
 }
 
 impl Profile {
     /// Space-separated delegated scopes.
     pub fn delegated_scope_string(&self) -> String {
         self.delegated_scopes.join(" ")
+    }
+
+    /// Space-separated scopes of an interactive sign-in: the delegated scopes, then those asked
+    /// for consent only.
+    pub fn sign_in_scope_string(&self) -> String {
+        self.delegated_scopes
+            .iter()
+            .chain(&self.consent_scopes)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The profile as `account` uses it: a `graph` account's tokens are Graph tokens (its
+    /// delegated and app-only scopes are Graph's, plus OpenID's for the identity check); an
+    /// `auto` account asks consent for Graph at sign-in. Errors for Graph on a provider without
+    /// it.
+    pub fn for_account(mut self, account: &crate::model::Account) -> Result<Profile> {
+        use crate::model::Transport;
+        if !account.transport.uses_graph() {
+            return Ok(self);
+        }
+        let Some(graph) = self.graph.clone() else {
+            return Err(Error::invalid(
+                "transport",
+                format!(
+                    "account '{}' has \"transport\": \"{}\", but Microsoft Graph exists only for Microsoft registrations",
+                    crate::error::quote(&account.id),
+                    account.transport.as_str()
+                ),
+            ));
+        };
+        let openid: Vec<String> = self
+            .delegated_scopes
+            .iter()
+            .filter(|s| matches!(s.as_str(), "openid" | "profile" | "email"))
+            .cloned()
+            .collect();
+        match account.transport {
+            Transport::Graph => {
+                self.delegated_scopes = graph
+                    .delegated_scopes
+                    .iter()
+                    .cloned()
+                    .chain(openid)
+                    .collect();
+                self.app_scopes = graph.app_scopes.clone();
+            }
+            _ => {
+                self.consent_scopes = graph
+                    .delegated_scopes
+                    .iter()
+                    .filter(|s| !self.delegated_scopes.contains(s))
+                    .cloned()
+                    .collect();
+            }
+        }
+        Ok(self)
     }
 
     /// The `prompt` of an interactive sign-in, or `None`:
@@ -173,6 +247,8 @@ fn google(reg: &Registration) -> Result<Profile> {
         app_scopes: vec!["https://mail.google.com/".into()],
         extra_authorize_params: vec![("access_type".into(), "offline".into())],
         prompt_values: oidc_prompts(),
+        graph: None,
+        consent_scopes: vec![],
     })
 }
 
@@ -244,5 +320,7 @@ async fn generic(reg: &Registration, http: &HttpClient) -> Result<Profile> {
             .collect(),
         extra_authorize_params: vec![],
         prompt_values,
+        graph: None,
+        consent_scopes: vec![],
     })
 }

@@ -214,10 +214,7 @@ impl<B: RecordBackend> TokenStore for HostStore<B> {
     fn save_tokens(&self, rec: &TokenRecord, expected: i64) -> Result<Option<i64>> {
         let body = TokenBody {
             meta: rec.meta.clone(),
-            secrets: TokenSecrets {
-                refresh_token: rec.secrets.refresh_token.clone(),
-                access_token: rec.secrets.access_token.clone(),
-            },
+            secrets: rec.secrets.clone(),
         };
         self.write_json(kind::TOKENS, &rec.account_id, &body, expected)
     }
@@ -446,10 +443,14 @@ mod tests {
                 refreshed_at: None,
                 last_error: None,
                 has_refresh_token: true,
+                graph_expires_at: None,
+                graph_issued_at: None,
+                smtp_auth_disabled_at: None,
             },
             secrets: TokenSecrets {
                 refresh_token: Some(rt.into()),
                 access_token: Some("eyJ-access".repeat(300)),
+                graph_access_token: None,
             },
         }
     }

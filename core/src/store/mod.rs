@@ -80,10 +80,21 @@ pub struct TokenMeta {
     pub last_error: Option<String>,
     /// Whether a refresh token is held.
     pub has_refresh_token: bool,
+    /// When the Microsoft Graph access token expires (unix seconds): `auto` accounts hold one
+    /// beside the mail token, minted from the same refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_expires_at: Option<i64>,
+    /// When the Graph access token was issued (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_issued_at: Option<i64>,
+    /// `auto` accounts: when the SMTP server answered that SMTP AUTH is disabled (`5.7.139`);
+    /// mail is sent over Graph from then on, until the account is connected again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_auth_disabled_at: Option<i64>,
 }
 
 /// The secret part of a token record (stored encrypted). Zeroized on drop.
-#[derive(Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct TokenSecrets {
     /// Refresh token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +102,9 @@ pub struct TokenSecrets {
     /// Access token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token: Option<String>,
+    /// The Microsoft Graph access token of an `auto` account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_access_token: Option<String>,
 }
 
 impl std::fmt::Debug for TokenSecrets {

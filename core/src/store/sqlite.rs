@@ -423,10 +423,14 @@ mod tests {
                 refreshed_at: None,
                 last_error: None,
                 has_refresh_token: true,
+                graph_expires_at: None,
+                graph_issued_at: None,
+                smtp_auth_disabled_at: None,
             },
             secrets: TokenSecrets {
                 refresh_token: Some(rt.into()),
                 access_token: Some("at".into()),
+                graph_access_token: None,
             },
         }
     }
