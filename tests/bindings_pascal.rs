@@ -1,6 +1,9 @@
 //! The Delphi / Free Pascal unit (bindings/pascal) compiled with fpc in Delphi mode and run against
-//! the sandbox and the real mail stack; then its host integration part (host-driven device code,
-//! events through a TThread handing them to the main thread with TThread.Queue) with 4-second tokens.
+//! the sandbox and the real mail stack (registrations and accounts, the log callback, a triggered
+//! cancel, device-code and browser connects, the refresher, Test, tokens, mail); then its host
+//! integration part with 4-second tokens on a host-owned store kept in a Pascal TDictionary
+//! (host-driven device code, a cancelled refresh, events through a TThread handing them to the main
+//! thread with TThread.Queue, a second client on the same store).
 
 use std::path::Path;
 use std::process::Command;
@@ -29,10 +32,25 @@ async fn the_pascal_unit_runs_the_scenario() {
     let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
         .await
         .unwrap();
-    assert!(
-        out.contains(" 0 failed") && out.contains("ok fetch over IMAP finds the message"),
-        "{out}"
-    );
+    for line in [
+        " 0 failed",
+        "ok fetch over IMAP finds the message",
+        "ok Registration reads the registration back",
+        "ok RemoveRegistration: Registration raises MC_E_NOT_FOUND afterwards",
+        "ok RemoveRegistration of a registration in use raises MC_E_STATE",
+        "ok Connect with a triggered cancel raises MC_E_CANCELLED, no device code shown",
+        "ok OnOpenUrl showed the sign-in page once",
+        "ok RemoveAccount removed only that account",
+        "ok RunRefresher: one account, fresh",
+        "ok StartRefresher while it runs raises MC_E_STATE",
+        "ok Disconnect with a triggered cancel raises MC_E_CANCELLED",
+        "ok the cancelled disconnect left the account connected",
+        "ok the log callback received the disconnect's record",
+        "ok no log record holds the access token",
+        "ok no records after SetLogCallback(nil)",
+    ] {
+        assert!(out.contains(line), "{line}:\n{out}");
+    }
 
     // Tokens that need a refresh after 2 s, for the token_refreshed event.
     token_lifetime(&env.emulator, 4);
@@ -49,6 +67,13 @@ async fn the_pascal_unit_runs_the_scenario() {
         "ok events in order: connect_progress, state_changed, token_refreshed",
         "ok then needs_reauthorization and its state change, in order",
         "ok TThread.Queue delivers the events on the main thread",
+        "ok the client keeps registrations, accounts and tokens in the host's TDictionary",
+        "ok the host's TDictionary holds opaque blobs only",
+        "ok a second client on the same host store finds carol connected",
+        "ok AccessToken with a triggered cancel raises MC_E_CANCELLED",
+        "ok the cancelled refresh left the host's token row as it was",
+        "ok the refresh wrote a new version of the host's token row",
+        "ok Disconnect removed the token row from the host's TDictionary",
     ] {
         assert!(out.contains(line), "{line}:\n{out}");
     }

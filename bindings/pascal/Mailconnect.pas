@@ -1,20 +1,24 @@
 { mailconnect for Delphi (2009+, Unicode strings) and Free Pascal ($mode delphi).
-  A thin unit over the C ABI in include/mailconnect.h: cdecl externals, UTF8String conversions,
-  EMailconnect with Code, Status and Diagnostic, and TMailconnectClient with a destructor.
+  A thin unit over the C ABI 2 in include/mailconnect.h and include/mailconnect_store.h: cdecl
+  externals for every export, UTF8String conversions, EMailconnect with Code, Status and Diagnostic,
+  TMailconnectClient with a destructor, TMailconnectCancel (mc_cancel) for every blocking call, the
+  process-wide log callback (TMailconnectClient.SetLogCallback), and TMailconnectHostStore for hosts
+  that keep mailconnect's records in their own database (mc_client_open_with_store).
   Callbacks run on mailconnect threads: never touch the VCL/LCL from them; post to the UI thread
   with TThread.Queue (see README.md). FPC programs must list cthreads first in their uses clause.
   Host integration: the host's own sign-in window (BeginAuthorization, then CompleteAuthorization,
-  PollAuthorization or WaitAuthorization, or AbortAuthorization; results as records), and events
+  PollAuthorization or WaitAuthorization, or AbortAuthorization; results as records), events
   (NextEvent to pull, or TMcEventThread / StartEvents handing each event to the main thread with
-  TThread.Queue). }
+  TThread.Queue), and the background refresher (StartRefresher / StopRefresher, or RunRefresher
+  from the host's own timer). }
 unit Mailconnect;
 
-{$IFDEF FPC}{$MODE DELPHI}{$H+}{$ENDIF}
+{$IFDEF FPC}{$MODE DELPHI}{$H+}{$PACKRECORDS C}{$ENDIF}
 
 interface
 
 uses
-  SysUtils, Classes;
+  SysUtils, Classes, SyncObjs;
 
 const
 {$IFDEF MSWINDOWS}
@@ -26,11 +30,48 @@ const
 {$ELSE}
   MailconnectLib = 'libmailconnect.so';
 {$ENDIF}
-  MAILCONNECT_ABI = 1; { MC_ABI_VERSION in the C header; renamed: Pascal is case-insensitive }
+  MAILCONNECT_ABI = 2; { MC_ABI_VERSION in the C header: the library must report it (mc_abi_version_get) }
+
+  { Status codes (EMailconnect.Code). }
+  MC_OK = 0;
+  MC_E_INVALID_ARGUMENT = -1;
+  MC_E_NULL_POINTER = -2;
+  MC_E_INVALID_UTF8 = -3;
+  MC_E_NOT_FOUND = -10;
+  MC_E_STATE = -11;
+  MC_E_REAUTHORIZATION_REQUIRED = -20;
+  MC_E_PROVIDER_CONFIGURATION = -21;
+  MC_E_AUTHORIZATION_DENIED = -22;
+  MC_E_PROVIDER_UNAVAILABLE = -23;
+  MC_E_NETWORK = -30;
+  MC_E_TLS = -31;
+  MC_E_MAIL_SERVER = -40;
+  MC_E_STORE = -50;
+  MC_E_CANCELLED = -60;
+  MC_E_TIMEOUT = -61;
+  MC_E_INTERNAL = -99;
+
+  { Log levels (SetLogCallback). }
+  MC_LOG_OFF = 0;
+  MC_LOG_ERROR = 1;
+  MC_LOG_WARN = 2;
+  MC_LOG_INFO = 3;
+  MC_LOG_DEBUG = 4;
+  MC_LOG_TRACE = 5;
+
+  { Test: protocol bits and the send probe. }
   MC_PROTO_IMAP = 1;
   MC_PROTO_POP3 = 2;
   MC_PROTO_SMTP = 4;
   MC_TEST_SEND_PROBE = $100;
+
+  MC_CONNECT_CALLBACKS_VERSION = 1;
+
+  { The host-owned store (mailconnect_store.h). }
+  MC_STORE_CALLBACKS_VERSION = 1;
+  MC_STORE_OK = 0;
+  MC_STORE_NOT_FOUND = 1;
+  MC_STORE_CONFLICT = 2;
 
 type
   TMcOpenUrl = function(UserData: Pointer; Url: PAnsiChar): Int32; cdecl;
@@ -46,6 +87,27 @@ type
   end;
   PMcConnectCallbacks = ^TMcConnectCallbacks;
 
+  { mc_log_fn }
+  TMcLogFn = procedure(UserData: Pointer; Level: Int32; Target, Message: PAnsiChar); cdecl;
+
+  { mc_store_callbacks (mailconnect_store.h). Rec and List are the opaque mc_store_record and
+    mc_store_list, valid during the callback only. }
+  TMcStoreLoadFn = function(UserData: Pointer; Kind, Id: PAnsiChar; Rec: Pointer): Int32; cdecl;
+  TMcStoreCompareAndSwapFn = function(UserData: Pointer; Kind, Id: PAnsiChar; Data: PByte; Len: NativeUInt;
+    ExpectedVersion, NewVersion: Int64): Int32; cdecl;
+  TMcStoreRemoveFn = function(UserData: Pointer; Kind, Id: PAnsiChar): Int32; cdecl;
+  TMcStoreListFn = function(UserData: Pointer; Kind: PAnsiChar; List: Pointer): Int32; cdecl;
+
+  TMcStoreCallbacks = record
+    Version: UInt32;
+    UserData: Pointer;
+    Load: TMcStoreLoadFn;
+    CompareAndSwap: TMcStoreCompareAndSwapFn;
+    Remove: TMcStoreRemoveFn;
+    List: TMcStoreListFn;
+  end;
+  PMcStoreCallbacks = ^TMcStoreCallbacks;
+
   { A failed call: Code (negative MC_E_*), Status (its name), Diagnostic (JSON: catalog code,
     en/de title, explanation and fix, evidence). }
   EMailconnect = class(Exception)
@@ -55,8 +117,54 @@ type
     Diagnostic: string;
   end;
 
+  TOpenUrlEvent = function(const Url: string): Boolean of object;
   TDeviceCodeEvent = procedure(const UserCode, VerificationUri, Message: string) of object;
   TProgressEvent = procedure(const Stage: string) of object;
+  { A log record: Level is MC_LOG_ERROR .. MC_LOG_TRACE, Target the module. }
+  TMcLogEvent = procedure(Level: Integer; const Target, Message: string) of object;
+
+  { A cancellation token (mc_cancel). Pass it to blocking calls; Trigger it from any thread to make
+    them raise EMailconnect with Code MC_E_CANCELLED promptly. A triggered token stays triggered:
+    calls started with it afterwards are cancelled too. Free it after the calls using it returned. }
+  TMailconnectCancel = class
+  private
+    FHandle: Pointer;
+  public
+    constructor Create;
+    destructor Destroy; override;
+    procedure Trigger;
+    property Handle: Pointer read FHandle;
+  end;
+
+  { One record of a host-owned store: its id within its kind, the opaque blob, the version. }
+  TMcStoreRecord = record
+    Id: string;
+    Blob: TBytes;
+    Version: Int64;
+  end;
+  TMcStoreRecords = array of TMcStoreRecord;
+
+  { A host-owned store (include/mailconnect_store.h): mailconnect's registrations, accounts, tokens
+    and refresh leases kept in the host's own database as opaque blobs, encrypted with the client's
+    key. Records are identified by (Kind, Id); Kind is 'tokens', 'account', 'registration' or
+    'lease'; versions are Int64, 0 is never used. Subclass it over your table and pass it to
+    TMailconnectClient.Create(Options, Store). The methods run on mailconnect threads, possibly several
+    at once: they must be thread-safe and must not call the client. Blobs have no size limit: keep
+    every byte (BLOB, varbinary(max), bytea). An exception raised by a method fails the operation
+    (MC_E_STORE); it never reaches mailconnect's threads. }
+  TMailconnectHostStore = class
+  public
+    { The record's blob and version; False when there is none. }
+    function Load(const Kind, Id: string; out Blob: TBytes; out Version: Int64): Boolean; virtual; abstract;
+    { Atomically store Blob with NewVersion if the stored version is ExpectedVersion (0: the record
+      must not exist yet); False on a conflict. E.g. UPDATE ... WHERE kind=? AND id=? AND version=?,
+      or INSERT when ExpectedVersion is 0. }
+    function CompareAndSwap(const Kind, Id: string; const Blob: TBytes; ExpectedVersion, NewVersion: Int64): Boolean; virtual; abstract;
+    { Delete the record; False when there was none. }
+    function Remove(const Kind, Id: string): Boolean; virtual; abstract;
+    { Every record of the kind. }
+    function List(const Kind: string): TMcStoreRecords; virtual; abstract;
+  end;
 
   { A sign-in begun with BeginAuthorization: what the host shows. Browser flow: show Url; Loopback
     says whether mailconnect listens on RedirectUri (then WaitAuthorization) or the host's web view
@@ -85,6 +193,19 @@ type
     Connected: Boolean;
     RetryAfterMs: Int64;
     Status: string;
+  end;
+
+  { What one refresher round did (RunRefresher), as counts of accounts. Failures of single accounts
+    are also raised as events. }
+  TMcRefreshReport = record
+    Accounts: Int64;             { looked at }
+    Fresh: Int64;                { connected, not due yet }
+    Refreshed: Int64;            { by this round, or by another process meanwhile }
+    Failed: Int64;               { transient; retried next round }
+    NeedsReauthorization: Int64;
+    BackingOff: Int64;           { their tenant backs off after a 429 }
+    NotConnected: Int64;
+    Json: string;
   end;
 
   { An event of the client's queue. EventType: 'token_refreshed', 'needs_reauthorization',
@@ -126,39 +247,70 @@ type
     constructor Create(Client: TMailconnectClient; Handler: TMcEventHandler; QueueToMainThread: Boolean = True);
   end;
 
-  { A mailconnect client over one token store. Thread-safe; calls block. }
+  { A mailconnect client over one token store. Thread-safe; calls block. Every call that goes to the
+    network takes an optional TMailconnectCancel (nil = none). }
   TMailconnectClient = class
   private
     FHandle: Pointer;
+    FStore: TMailconnectHostStore;
+    FOwnsStore: Boolean;
+    FOnOpenUrl: TOpenUrlEvent;
     FOnDeviceCode: TDeviceCodeEvent;
     FOnProgress: TProgressEvent;
     FEvents: TMcEventThread;
     function TakeString(P: PAnsiChar): string;
   public
-    constructor Create(const OptionsJson: string);
+    (* A client on mailconnect's own store: OptionsJson as mc_client_open ('{"store": PATH, ...}'). *)
+    constructor Create(const OptionsJson: string); overload;
+    { A client whose records live in the host's own database, through Store. OptionsJson as
+      mc_client_open without "store"; "key" is required (it encrypts every blob). Store must stay
+      alive until the client is freed; with OwnsStore the client frees it (also when this fails). }
+    constructor Create(const OptionsJson: string; Store: TMailconnectHostStore; OwnsStore: Boolean = False); overload;
     destructor Destroy; override;
+    { The library's version, e.g. '0.1.0'. }
+    class function Version: string;
+    { Receive mailconnect's log records at or above MaxLevel (MC_LOG_ERROR .. MC_LOG_TRACE); a nil
+      Handler or MC_LOG_OFF stops it. Process-wide; replaces the previous handler and returns after
+      calls of the previous one in progress have returned. Handler runs on the thread that logs
+      (often a mailconnect thread), possibly on several at once: it must be thread-safe and must not
+      call mailconnect; exceptions it raises are swallowed. Records never contain tokens or secrets. }
+    class procedure SetLogCallback(Handler: TMcLogEvent; MaxLevel: Integer = MC_LOG_INFO);
+    { App registrations. Secrets are stored encrypted and shown as "has_client_secret" only. }
     procedure PutRegistration(const Json: string);
+    function Registration(const RegistrationId: string): string;
+    function Registrations: string;
+    { Refused with MC_E_STATE while accounts use it. }
+    procedure RemoveRegistration(const RegistrationId: string);
+    { Accounts (mailboxes). }
     procedure PutAccount(const Json: string);
+    function Account(const AccountId: string): string;
+    function Accounts: string;
+    { Removes the account and its tokens. }
+    procedure RemoveAccount(const AccountId: string);
     function Status(const AccountId: string): string;
-    { Authorize; OnDeviceCode/OnProgress are called on a mailconnect thread. Cancel may be nil. }
-    procedure Connect(const AccountId: string; Cancel: Pointer = nil);
-    procedure Disconnect(const AccountId: string);
-    function Test(const AccountId: string; Protocols: UInt32 = 0): string;
-    function AccessToken(const AccountId: string): string;
-    function SaslXoauth2(const AccountId: string): string;
-    procedure Send(const AccountId: string; const Rfc5322: RawByteString);
-    function Fetch(const AccountId, QueryJson: string): string;
-    function Folders(const AccountId: string): string;
+    { Authorize; OnOpenUrl/OnDeviceCode/OnProgress are called on a mailconnect thread. }
+    procedure Connect(const AccountId: string; Cancel: TMailconnectCancel = nil);
+    { Forget the tokens; a Cancel triggered before they are deleted raises MC_E_CANCELLED and changes nothing. }
+    procedure Disconnect(const AccountId: string; Cancel: TMailconnectCancel = nil);
+    function Test(const AccountId: string; Protocols: UInt32 = 0; Cancel: TMailconnectCancel = nil): string;
+    { A valid access token (a refresh in progress ends with MC_E_CANCELLED when Cancel is triggered). }
+    function AccessToken(const AccountId: string; Cancel: TMailconnectCancel = nil): string;
+    function SaslXoauth2(const AccountId: string; Cancel: TMailconnectCancel = nil): string;
+    procedure Send(const AccountId: string; const Rfc5322: RawByteString; Cancel: TMailconnectCancel = nil);
+    { QueryJson '' = the defaults. }
+    function Fetch(const AccountId, QueryJson: string; Cancel: TMailconnectCancel = nil): string;
+    function Folders(const AccountId: string; Cancel: TMailconnectCancel = nil): string;
     { The host's own sign-in window. Flow: 'browser', 'device' or '' (the account's). RedirectUri
       (browser): a loopback URI (mailconnect listens; '' = the registration's) or a registered URI
       the host's web view intercepts, such as https://login.microsoftonline.com/common/oauth2/nativeclient. }
-    function BeginAuthorization(const AccountId: string; const Flow: string = ''; const RedirectUri: string = ''): TMcAuthorization;
+    function BeginAuthorization(const AccountId: string; const Flow: string = ''; const RedirectUri: string = '';
+      Cancel: TMailconnectCancel = nil): TMcAuthorization;
     { Finish a browser sign-in with the redirect URL the web view captured; returns the status JSON. }
-    function CompleteAuthorization(const Auth: TMcAuthorization; const Redirect: string; Cancel: Pointer = nil): string;
+    function CompleteAuthorization(const Auth: TMcAuthorization; const Redirect: string; Cancel: TMailconnectCancel = nil): string;
     { Check a device-code sign-in once. }
-    function PollAuthorization(const Auth: TMcAuthorization; Cancel: Pointer = nil): TMcPollResult;
+    function PollAuthorization(const Auth: TMcAuthorization; Cancel: TMailconnectCancel = nil): TMcPollResult;
     { Block until the sign-in finishes; returns the status JSON. }
-    function WaitAuthorization(const Auth: TMcAuthorization; Cancel: Pointer = nil): string;
+    function WaitAuthorization(const Auth: TMcAuthorization; Cancel: TMailconnectCancel = nil): string;
     { Abandon a pending sign-in (the user closed the window). }
     procedure AbortAuthorization(const Auth: TMcAuthorization);
     { Queue size (2..100000; 0 = default 1024) and the level from which log records become
@@ -170,40 +322,71 @@ type
     { Start an owned TMcEventThread (see there); StopEvents or the destructor ends it. }
     procedure StartEvents(Handler: TMcEventHandler; QueueToMainThread: Boolean = True);
     procedure StopEvents;
+    (* The background refresher, on the client's own threads until StopRefresher or Free. OptionsJson
+      '' = the defaults, else '{"interval_secs":30,"ahead_secs":600,"jitter_secs":120,"concurrency":8,
+      "backoff_min_secs":30,"backoff_max_secs":900}' (any subset). MC_E_STATE when it already runs. *)
+    procedure StartRefresher(const OptionsJson: string = '');
+    { Stopping a stopped refresher succeeds. }
+    procedure StopRefresher;
+    { One refresher round now, on the calling thread (a host with its own timer, e.g. a service's). }
+    function RunRefresher(const OptionsJson: string = ''; Cancel: TMailconnectCancel = nil): TMcRefreshReport;
+    property Handle: Pointer read FHandle;
+    property OnOpenUrl: TOpenUrlEvent read FOnOpenUrl write FOnOpenUrl;
     property OnDeviceCode: TDeviceCodeEvent read FOnDeviceCode write FOnDeviceCode;
     property OnProgress: TProgressEvent read FOnProgress write FOnProgress;
   end;
 
+{ include/mailconnect.h }
 function mc_abi_version_get: UInt32; cdecl; external MailconnectLib;
 function mc_version_get: PAnsiChar; cdecl; external MailconnectLib;
 function mc_result_name_get(Code: Int32): PAnsiChar; cdecl; external MailconnectLib;
 function mc_error_code_get: Int32; cdecl; external MailconnectLib;
 function mc_error_message_get: PAnsiChar; cdecl; external MailconnectLib;
 function mc_error_diagnostic_get: PAnsiChar; cdecl; external MailconnectLib;
-procedure mc_string_free(S: PAnsiChar); cdecl; external MailconnectLib;
-function mc_client_open(OptionsJson: PAnsiChar; out Client: Pointer): Int32; cdecl; external MailconnectLib;
-procedure mc_client_free(Client: Pointer); cdecl; external MailconnectLib;
-function mc_registration_put(Client: Pointer; Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_account_put(Client: Pointer; Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_account_status_get(Client: Pointer; AccountId: PAnsiChar; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_account_connect(Client: Pointer; AccountId: PAnsiChar; Callbacks: PMcConnectCallbacks; Cancel: Pointer): Int32; cdecl; external MailconnectLib;
-function mc_account_disconnect(Client: Pointer; AccountId: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_account_test(Client: Pointer; AccountId: PAnsiChar; Protocols: UInt32; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_token_get(Client: Pointer; AccountId: PAnsiChar; Protocol: UInt32; out Token: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_sasl_xoauth2_get(Client: Pointer; AccountId: PAnsiChar; Protocol: UInt32; out Sasl: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_mail_send(Client: Pointer; AccountId: PAnsiChar; Msg: PByte; Len: NativeUInt; Cancel: Pointer): Int32; cdecl; external MailconnectLib;
-function mc_folder_list(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
-function mc_mail_fetch(Client: Pointer; AccountId, QueryJson: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_cancel_new(out Cancel: Pointer): Int32; cdecl; external MailconnectLib;
 procedure mc_cancel_trigger(Cancel: Pointer); cdecl; external MailconnectLib;
 procedure mc_cancel_free(Cancel: Pointer); cdecl; external MailconnectLib;
-function mc_authorization_begin(Client: Pointer; AccountId, OptionsJson: PAnsiChar; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+procedure mc_string_free(S: PAnsiChar); cdecl; external MailconnectLib;
+function mc_log_callback_set(Cb: TMcLogFn; UserData: Pointer; MaxLevel: Int32): Int32; cdecl; external MailconnectLib;
+function mc_client_open(OptionsJson: PAnsiChar; out Client: Pointer): Int32; cdecl; external MailconnectLib;
+procedure mc_client_free(Client: Pointer); cdecl; external MailconnectLib;
+function mc_registration_put(Client: Pointer; Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_registration_get(Client: Pointer; RegistrationId: PAnsiChar; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_registration_list(Client: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_registration_remove(Client: Pointer; RegistrationId: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_account_put(Client: Pointer; Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_account_get(Client: Pointer; AccountId: PAnsiChar; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_account_list(Client: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_account_remove(Client: Pointer; AccountId: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_account_status_get(Client: Pointer; AccountId: PAnsiChar; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_authorization_begin(Client: Pointer; AccountId, OptionsJson: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_authorization_complete(Client: Pointer; Handle, Redirect: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_authorization_poll(Client: Pointer; Handle: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_authorization_wait(Client: Pointer; Handle: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_authorization_abort(Client: Pointer; Handle: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_account_connect(Client: Pointer; AccountId: PAnsiChar; Callbacks: PMcConnectCallbacks; Cancel: Pointer): Int32; cdecl; external MailconnectLib;
+function mc_account_disconnect(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer): Int32; cdecl; external MailconnectLib;
+function mc_account_test(Client: Pointer; AccountId: PAnsiChar; Protocols: UInt32; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_token_get(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer; out Token: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_sasl_xoauth2_get(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer; out Sasl: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_mail_send(Client: Pointer; AccountId: PAnsiChar; Msg: PByte; Len: NativeUInt; Cancel: Pointer): Int32; cdecl; external MailconnectLib;
+function mc_folder_list(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_mail_fetch(Client: Pointer; AccountId, QueryJson: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_events_configure(Client: Pointer; OptionsJson: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_events_next(Client: Pointer; TimeoutMs: Int32; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_refresher_start(Client: Pointer; OptionsJson: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_refresher_stop(Client: Pointer): Int32; cdecl; external MailconnectLib;
+function mc_refresher_run(Client: Pointer; OptionsJson: PAnsiChar; Cancel: Pointer; out ReportJson: PAnsiChar): Int32; cdecl; external MailconnectLib;
+
+{ include/mailconnect_store.h }
+function mc_store_record_set(Rec: Pointer; Data: PByte; Len: NativeUInt; Version: Int64): Int32; cdecl; external MailconnectLib;
+function mc_store_list_add(List: Pointer; Id: PAnsiChar; Data: PByte; Len: NativeUInt; Version: Int64): Int32; cdecl; external MailconnectLib;
+function mc_client_open_with_store(OptionsJson: PAnsiChar; Callbacks: PMcStoreCallbacks; out Client: Pointer): Int32; cdecl; external MailconnectLib;
+
+{ The status code of the most recent mailconnect call on this thread (MC_OK after a success). }
+function McLastErrorCode: Int32;
+{ The name of a status code ('MC_E_TIMEOUT'); unknown codes give 'MC_E_INTERNAL'. }
+function McResultName(Code: Int32): string;
 
 { UTF-8 helpers: the C ABI speaks UTF-8; Delphi strings are UTF-16. }
 function ToUtf8(const S: string): UTF8String;
@@ -403,20 +586,226 @@ begin
     Result := Default;
 end;
 
+function McLastErrorCode: Int32;
+begin
+  Result := mc_error_code_get;
+end;
+
+function McResultName(Code: Int32): string;
+begin
+  Result := FromUtf8(mc_result_name_get(Code));
+end;
+
 procedure Check(Rc: Int32);
 var
   E: EMailconnect;
 begin
-  if Rc = 0 then
+  if Rc = MC_OK then
     Exit;
-  E := EMailconnect.Create(FromUtf8(mc_result_name_get(Rc)) + ': ' + FromUtf8(mc_error_message_get));
+  E := EMailconnect.Create(McResultName(Rc) + ': ' + FromUtf8(mc_error_message_get));
   E.Code := Rc;
-  E.Status := FromUtf8(mc_result_name_get(Rc));
+  E.Status := McResultName(Rc);
   E.Diagnostic := FromUtf8(mc_error_diagnostic_get);
   raise E;
 end;
 
-{ Trampolines: the C callbacks carry the client object in UserData. Exceptions never cross into C. }
+procedure CheckAbi;
+begin
+  if mc_abi_version_get <> MAILCONNECT_ABI then
+    raise Exception.CreateFmt('libmailconnect has ABI version %d, this unit needs %d', [mc_abi_version_get, MAILCONNECT_ABI]);
+end;
+
+{ The mc_cancel of C, or nil. }
+function CancelOf(C: TMailconnectCancel): Pointer;
+begin
+  if C = nil then
+    Result := nil
+  else
+    Result := C.FHandle;
+end;
+
+{ An optional JSON argument: nil for '' (mailconnect's defaults); Buf keeps the UTF-8 alive. }
+function OptionalUtf8(const S: string; out Buf: UTF8String): PAnsiChar;
+begin
+  Buf := ToUtf8(S);
+  if S = '' then
+    Result := nil
+  else
+    Result := PAnsiChar(Buf);
+end;
+
+{ ---- TMailconnectCancel ---- }
+
+constructor TMailconnectCancel.Create;
+begin
+  inherited Create;
+  Check(mc_cancel_new(FHandle));
+end;
+
+destructor TMailconnectCancel.Destroy;
+begin
+  mc_cancel_free(FHandle);
+  FHandle := nil;
+  inherited Destroy;
+end;
+
+procedure TMailconnectCancel.Trigger;
+begin
+  mc_cancel_trigger(FHandle);
+end;
+
+{ ---- the log callback ---- }
+
+type
+  { What mailconnect calls back with as user_data: the handler of one SetLogCallback. }
+  TMcLogSink = class
+    Handler: TMcLogEvent;
+  end;
+
+var
+  LogLock: TCriticalSection;
+  LogSink: TMcLogSink;
+
+procedure LogTrampoline(UserData: Pointer; Level: Int32; Target, Message: PAnsiChar); cdecl;
+begin
+  try
+    TMcLogSink(UserData).Handler(Level, FromUtf8(Target), FromUtf8(Message));
+  except
+    { a handler's exception never reaches mailconnect's threads }
+  end;
+end;
+
+class procedure TMailconnectClient.SetLogCallback(Handler: TMcLogEvent; MaxLevel: Integer);
+var
+  Sink, Old: TMcLogSink;
+  Rc: Int32;
+begin
+  CheckAbi;
+  LogLock.Acquire;
+  try
+    Sink := nil;
+    if Assigned(Handler) and (MaxLevel <> MC_LOG_OFF) then
+    begin
+      Sink := TMcLogSink.Create;
+      Sink.Handler := Handler;
+      Rc := mc_log_callback_set(LogTrampoline, Sink, MaxLevel);
+    end
+    else
+      Rc := mc_log_callback_set(nil, nil, MaxLevel);
+    if Rc <> MC_OK then
+    begin
+      Sink.Free; { the previous handler stays }
+      Check(Rc);
+    end;
+    { mc_log_callback_set returns after calls of the previous handler in progress have returned. }
+    Old := LogSink;
+    LogSink := Sink;
+    Old.Free;
+  finally
+    LogLock.Release;
+  end;
+end;
+
+{ ---- the host-owned store: cdecl trampolines over TMailconnectHostStore ---- }
+
+const
+  StoreFailed = -1;    { the host's method raised }
+  StoreBadRecord = -2; { mailconnect refused what the host gave back (see mc_store_record_set) }
+
+function BytesOf(Data: PByte; Len: NativeUInt): TBytes;
+begin
+  Result := nil;
+  SetLength(Result, Len);
+  if Len > 0 then
+    Move(Data^, Result[0], Len);
+end;
+
+function FirstByte(const B: TBytes): PByte;
+begin
+  if Length(B) = 0 then
+    Result := nil
+  else
+    Result := @B[0];
+end;
+
+function StoreLoad(UserData: Pointer; Kind, Id: PAnsiChar; Rec: Pointer): Int32; cdecl;
+var
+  Blob: TBytes;
+  Version: Int64;
+begin
+  try
+    if not TMailconnectHostStore(UserData).Load(FromUtf8(Kind), FromUtf8(Id), Blob, Version) then
+      Result := MC_STORE_NOT_FOUND
+    else if mc_store_record_set(Rec, FirstByte(Blob), Length(Blob), Version) = MC_OK then
+      Result := MC_STORE_OK
+    else
+      Result := StoreBadRecord;
+  except
+    Result := StoreFailed;
+  end;
+end;
+
+function StoreCompareAndSwap(UserData: Pointer; Kind, Id: PAnsiChar; Data: PByte; Len: NativeUInt;
+  ExpectedVersion, NewVersion: Int64): Int32; cdecl;
+begin
+  try
+    if TMailconnectHostStore(UserData).CompareAndSwap(FromUtf8(Kind), FromUtf8(Id), BytesOf(Data, Len), ExpectedVersion, NewVersion) then
+      Result := MC_STORE_OK
+    else
+      Result := MC_STORE_CONFLICT;
+  except
+    Result := StoreFailed;
+  end;
+end;
+
+function StoreRemove(UserData: Pointer; Kind, Id: PAnsiChar): Int32; cdecl;
+begin
+  try
+    if TMailconnectHostStore(UserData).Remove(FromUtf8(Kind), FromUtf8(Id)) then
+      Result := MC_STORE_OK
+    else
+      Result := MC_STORE_NOT_FOUND;
+  except
+    Result := StoreFailed;
+  end;
+end;
+
+function StoreList(UserData: Pointer; Kind: PAnsiChar; List: Pointer): Int32; cdecl;
+var
+  Records: TMcStoreRecords;
+  I: Integer;
+begin
+  try
+    Records := TMailconnectHostStore(UserData).List(FromUtf8(Kind));
+    Result := MC_STORE_OK;
+    for I := 0 to High(Records) do
+      if mc_store_list_add(List, PAnsiChar(ToUtf8(Records[I].Id)), FirstByte(Records[I].Blob), Length(Records[I].Blob),
+        Records[I].Version) <> MC_OK then
+      begin
+        Result := StoreBadRecord;
+        Break;
+      end;
+  except
+    Result := StoreFailed;
+  end;
+end;
+
+{ ---- connect callbacks: the client object travels in UserData. Exceptions never cross into C. ---- }
+
+function OpenUrlTrampoline(UserData: Pointer; Url: PAnsiChar): Int32; cdecl;
+var
+  C: TMailconnectClient;
+begin
+  Result := 0;
+  C := TMailconnectClient(UserData);
+  try
+    if Assigned(C.FOnOpenUrl) and C.FOnOpenUrl(FromUtf8(Url)) then
+      Result := 1;
+  except
+    Result := 0; { mailconnect opens the system browser }
+  end;
+end;
+
 procedure DeviceCodeTrampoline(UserData: Pointer; UserCode, VerificationUri, Message: PAnsiChar); cdecl;
 var
   C: TMailconnectClient;
@@ -441,12 +830,32 @@ begin
   end;
 end;
 
+{ ---- TMailconnectClient ---- }
+
 constructor TMailconnectClient.Create(const OptionsJson: string);
 begin
   inherited Create;
-  if mc_abi_version_get <> MAILCONNECT_ABI then
-    raise Exception.CreateFmt('libmailconnect has ABI version %d, this unit needs %d', [mc_abi_version_get, MAILCONNECT_ABI]);
+  CheckAbi;
   Check(mc_client_open(PAnsiChar(ToUtf8(OptionsJson)), FHandle));
+end;
+
+constructor TMailconnectClient.Create(const OptionsJson: string; Store: TMailconnectHostStore; OwnsStore: Boolean);
+var
+  Cb: TMcStoreCallbacks;
+begin
+  inherited Create;
+  FStore := Store;
+  FOwnsStore := OwnsStore;
+  CheckAbi;
+  if Store = nil then
+    raise Exception.Create('TMailconnectClient.Create: Store is nil');
+  Cb.Version := MC_STORE_CALLBACKS_VERSION;
+  Cb.UserData := Store;
+  Cb.Load := StoreLoad;
+  Cb.CompareAndSwap := StoreCompareAndSwap;
+  Cb.Remove := StoreRemove;
+  Cb.List := StoreList;
+  Check(mc_client_open_with_store(PAnsiChar(ToUtf8(OptionsJson)), @Cb, FHandle));
 end;
 
 destructor TMailconnectClient.Destroy;
@@ -455,7 +864,14 @@ begin
   if FHandle <> nil then
     mc_client_free(FHandle);
   FHandle := nil;
+  if FOwnsStore then
+    FreeAndNil(FStore);
   inherited Destroy;
+end;
+
+class function TMailconnectClient.Version: string;
+begin
+  Result := FromUtf8(mc_version_get);
 end;
 
 function TMailconnectClient.TakeString(P: PAnsiChar): string;
@@ -469,9 +885,51 @@ begin
   Check(mc_registration_put(FHandle, PAnsiChar(ToUtf8(Json))));
 end;
 
+function TMailconnectClient.Registration(const RegistrationId: string): string;
+var
+  P: PAnsiChar;
+begin
+  Check(mc_registration_get(FHandle, PAnsiChar(ToUtf8(RegistrationId)), P));
+  Result := TakeString(P);
+end;
+
+function TMailconnectClient.Registrations: string;
+var
+  P: PAnsiChar;
+begin
+  Check(mc_registration_list(FHandle, P));
+  Result := TakeString(P);
+end;
+
+procedure TMailconnectClient.RemoveRegistration(const RegistrationId: string);
+begin
+  Check(mc_registration_remove(FHandle, PAnsiChar(ToUtf8(RegistrationId))));
+end;
+
 procedure TMailconnectClient.PutAccount(const Json: string);
 begin
   Check(mc_account_put(FHandle, PAnsiChar(ToUtf8(Json))));
+end;
+
+function TMailconnectClient.Account(const AccountId: string): string;
+var
+  P: PAnsiChar;
+begin
+  Check(mc_account_get(FHandle, PAnsiChar(ToUtf8(AccountId)), P));
+  Result := TakeString(P);
+end;
+
+function TMailconnectClient.Accounts: string;
+var
+  P: PAnsiChar;
+begin
+  Check(mc_account_list(FHandle, P));
+  Result := TakeString(P);
+end;
+
+procedure TMailconnectClient.RemoveAccount(const AccountId: string);
+begin
+  Check(mc_account_remove(FHandle, PAnsiChar(ToUtf8(AccountId))));
 end;
 
 function TMailconnectClient.Status(const AccountId: string): string;
@@ -482,65 +940,66 @@ begin
   Result := TakeString(P);
 end;
 
-procedure TMailconnectClient.Connect(const AccountId: string; Cancel: Pointer);
+procedure TMailconnectClient.Connect(const AccountId: string; Cancel: TMailconnectCancel);
 var
   Cb: TMcConnectCallbacks;
 begin
-  Cb.Version := 1;
+  Cb.Version := MC_CONNECT_CALLBACKS_VERSION;
   Cb.UserData := Self;
-  Cb.OnOpenUrl := nil;
+  Cb.OnOpenUrl := OpenUrlTrampoline;
   Cb.OnDeviceCode := DeviceCodeTrampoline;
   Cb.OnProgress := ProgressTrampoline;
-  Check(mc_account_connect(FHandle, PAnsiChar(ToUtf8(AccountId)), @Cb, Cancel));
+  Check(mc_account_connect(FHandle, PAnsiChar(ToUtf8(AccountId)), @Cb, CancelOf(Cancel)));
 end;
 
-procedure TMailconnectClient.Disconnect(const AccountId: string);
+procedure TMailconnectClient.Disconnect(const AccountId: string; Cancel: TMailconnectCancel);
 begin
-  Check(mc_account_disconnect(FHandle, PAnsiChar(ToUtf8(AccountId))));
+  Check(mc_account_disconnect(FHandle, PAnsiChar(ToUtf8(AccountId)), CancelOf(Cancel)));
 end;
 
-function TMailconnectClient.Test(const AccountId: string; Protocols: UInt32): string;
+function TMailconnectClient.Test(const AccountId: string; Protocols: UInt32; Cancel: TMailconnectCancel): string;
 var
   P: PAnsiChar;
 begin
-  Check(mc_account_test(FHandle, PAnsiChar(ToUtf8(AccountId)), Protocols, nil, P));
+  Check(mc_account_test(FHandle, PAnsiChar(ToUtf8(AccountId)), Protocols, CancelOf(Cancel), P));
   Result := TakeString(P);
 end;
 
-function TMailconnectClient.AccessToken(const AccountId: string): string;
+function TMailconnectClient.AccessToken(const AccountId: string; Cancel: TMailconnectCancel): string;
 var
   P: PAnsiChar;
 begin
-  Check(mc_token_get(FHandle, PAnsiChar(ToUtf8(AccountId)), 0, P));
+  Check(mc_token_get(FHandle, PAnsiChar(ToUtf8(AccountId)), CancelOf(Cancel), P));
   Result := TakeString(P);
 end;
 
-function TMailconnectClient.SaslXoauth2(const AccountId: string): string;
+function TMailconnectClient.SaslXoauth2(const AccountId: string; Cancel: TMailconnectCancel): string;
 var
   P: PAnsiChar;
 begin
-  Check(mc_sasl_xoauth2_get(FHandle, PAnsiChar(ToUtf8(AccountId)), 0, P));
+  Check(mc_sasl_xoauth2_get(FHandle, PAnsiChar(ToUtf8(AccountId)), CancelOf(Cancel), P));
   Result := TakeString(P);
 end;
 
-procedure TMailconnectClient.Send(const AccountId: string; const Rfc5322: RawByteString);
+procedure TMailconnectClient.Send(const AccountId: string; const Rfc5322: RawByteString; Cancel: TMailconnectCancel);
 begin
-  Check(mc_mail_send(FHandle, PAnsiChar(ToUtf8(AccountId)), PByte(PAnsiChar(Rfc5322)), Length(Rfc5322), nil));
+  Check(mc_mail_send(FHandle, PAnsiChar(ToUtf8(AccountId)), PByte(PAnsiChar(Rfc5322)), Length(Rfc5322), CancelOf(Cancel)));
 end;
 
-function TMailconnectClient.Fetch(const AccountId, QueryJson: string): string;
+function TMailconnectClient.Fetch(const AccountId, QueryJson: string; Cancel: TMailconnectCancel): string;
 var
   P: PAnsiChar;
+  Query: UTF8String;
 begin
-  Check(mc_mail_fetch(FHandle, PAnsiChar(ToUtf8(AccountId)), PAnsiChar(ToUtf8(QueryJson)), nil, P));
+  Check(mc_mail_fetch(FHandle, PAnsiChar(ToUtf8(AccountId)), OptionalUtf8(QueryJson, Query), CancelOf(Cancel), P));
   Result := TakeString(P);
 end;
 
-function TMailconnectClient.Folders(const AccountId: string): string;
+function TMailconnectClient.Folders(const AccountId: string; Cancel: TMailconnectCancel): string;
 var
   P: PAnsiChar;
 begin
-  Check(mc_folder_list(FHandle, PAnsiChar(ToUtf8(AccountId)), nil, P));
+  Check(mc_folder_list(FHandle, PAnsiChar(ToUtf8(AccountId)), CancelOf(Cancel), P));
   Result := TakeString(P);
 end;
 
@@ -581,7 +1040,19 @@ begin
   Result.Count := McJsonInt(Json, 'count');
 end;
 
-function TMailconnectClient.BeginAuthorization(const AccountId, Flow, RedirectUri: string): TMcAuthorization;
+function ToRefreshReport(const Json: string): TMcRefreshReport;
+begin
+  Result.Json := Json;
+  Result.Accounts := McJsonInt(Json, 'accounts');
+  Result.Fresh := McJsonInt(Json, 'fresh');
+  Result.Refreshed := McJsonInt(Json, 'refreshed');
+  Result.Failed := McJsonInt(Json, 'failed');
+  Result.NeedsReauthorization := McJsonInt(Json, 'needs_reauthorization');
+  Result.BackingOff := McJsonInt(Json, 'backing_off');
+  Result.NotConnected := McJsonInt(Json, 'not_connected');
+end;
+
+function TMailconnectClient.BeginAuthorization(const AccountId, Flow, RedirectUri: string; Cancel: TMailconnectCancel): TMcAuthorization;
 var
   Options: string;
   P: PAnsiChar;
@@ -595,35 +1066,35 @@ begin
       Options := Options + ',';
     Options := Options + '"redirect_uri":' + McJsonQuote(RedirectUri);
   end;
-  Check(mc_authorization_begin(FHandle, PAnsiChar(ToUtf8(AccountId)), PAnsiChar(ToUtf8('{' + Options + '}')), P));
+  Check(mc_authorization_begin(FHandle, PAnsiChar(ToUtf8(AccountId)), PAnsiChar(ToUtf8('{' + Options + '}')), CancelOf(Cancel), P));
   Result := ToAuthorization(TakeString(P));
 end;
 
-function TMailconnectClient.CompleteAuthorization(const Auth: TMcAuthorization; const Redirect: string; Cancel: Pointer): string;
+function TMailconnectClient.CompleteAuthorization(const Auth: TMcAuthorization; const Redirect: string; Cancel: TMailconnectCancel): string;
 var
   P: PAnsiChar;
 begin
-  Check(mc_authorization_complete(FHandle, PAnsiChar(ToUtf8(Auth.Handle)), PAnsiChar(ToUtf8(Redirect)), Cancel, P));
+  Check(mc_authorization_complete(FHandle, PAnsiChar(ToUtf8(Auth.Handle)), PAnsiChar(ToUtf8(Redirect)), CancelOf(Cancel), P));
   Result := TakeString(P);
 end;
 
-function TMailconnectClient.PollAuthorization(const Auth: TMcAuthorization; Cancel: Pointer): TMcPollResult;
+function TMailconnectClient.PollAuthorization(const Auth: TMcAuthorization; Cancel: TMailconnectCancel): TMcPollResult;
 var
   P: PAnsiChar;
   Json: string;
 begin
-  Check(mc_authorization_poll(FHandle, PAnsiChar(ToUtf8(Auth.Handle)), Cancel, P));
+  Check(mc_authorization_poll(FHandle, PAnsiChar(ToUtf8(Auth.Handle)), CancelOf(Cancel), P));
   Json := TakeString(P);
   Result.Connected := McJsonStr(Json, 'state') = 'connected';
   Result.RetryAfterMs := McJsonInt(Json, 'retry_after_ms', 1000);
   Result.Status := McJsonStr(Json, 'status');
 end;
 
-function TMailconnectClient.WaitAuthorization(const Auth: TMcAuthorization; Cancel: Pointer): string;
+function TMailconnectClient.WaitAuthorization(const Auth: TMcAuthorization; Cancel: TMailconnectCancel): string;
 var
   P: PAnsiChar;
 begin
-  Check(mc_authorization_wait(FHandle, PAnsiChar(ToUtf8(Auth.Handle)), Cancel, P));
+  Check(mc_authorization_wait(FHandle, PAnsiChar(ToUtf8(Auth.Handle)), CancelOf(Cancel), P));
   Result := TakeString(P);
 end;
 
@@ -668,6 +1139,27 @@ end;
 procedure TMailconnectClient.StopEvents;
 begin
   FreeAndNil(FEvents); { TThread.Destroy terminates and waits }
+end;
+
+procedure TMailconnectClient.StartRefresher(const OptionsJson: string);
+var
+  Options: UTF8String;
+begin
+  Check(mc_refresher_start(FHandle, OptionalUtf8(OptionsJson, Options)));
+end;
+
+procedure TMailconnectClient.StopRefresher;
+begin
+  Check(mc_refresher_stop(FHandle));
+end;
+
+function TMailconnectClient.RunRefresher(const OptionsJson: string; Cancel: TMailconnectCancel): TMcRefreshReport;
+var
+  Options: UTF8String;
+  P: PAnsiChar;
+begin
+  Check(mc_refresher_run(FHandle, OptionalUtf8(OptionsJson, Options), CancelOf(Cancel), P));
+  Result := ToRefreshReport(TakeString(P));
 end;
 
 { Carries one event to the main thread: TThread.Queue takes a method without arguments. }
@@ -730,5 +1222,17 @@ begin
       end;
   end;
 end;
+
+initialization
+  LogLock := TCriticalSection.Create;
+
+finalization
+  { No call into this unit's code once it is gone. }
+  if LogSink <> nil then
+  begin
+    mc_log_callback_set(nil, nil, MC_LOG_OFF);
+    FreeAndNil(LogSink);
+  end;
+  FreeAndNil(LogLock);
 
 end.

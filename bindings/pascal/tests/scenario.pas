@@ -1,23 +1,68 @@
 { The Pascal unit's scenario against the sandbox and the real mail stack (Free Pascal, mode delphi).
   usage: scenario STORE EMULATOR_URL MAILCONNECT_BIN HOST IMAPS POP3S SMTP CA_FILE [host]
+  The main part: registrations and accounts (put, get, list, remove), the log callback, a
+  triggered TMailconnectCancel (connect, disconnect), Connect by device code and by the browser
+  (the host's OnOpenUrl), the refresher (start, stop, one round), Test, tokens, mail.
   With "host" it runs the host integration part instead (the emulator then issues 4-second
-  tokens): the device code driven by the host, events from a TMcEventThread delivered to the main
+  tokens), on a host-owned store kept in a TDictionary (TMailconnectHostStore): the device code
+  driven by the host, a due refresh cancelled, events from a TMcEventThread delivered to the main
   thread with TThread.Queue (pumped here with CheckSynchronize), NextEvent, nativeclient refusals
-  and abort. }
+  and abort, and a second client on the same store. }
 program scenario;
 
 {$MODE DELPHI}{$H+}
+{ FPC 3.2's Generics.Collections, specialized for TDictionary<string, TRow>, warns about its own
+  enumerator classes ("constructing a class with abstract method"), which -Sew makes an error; the
+  warning cannot be scoped to the specialization, so it is off for this program. }
+{$WARN 4046 OFF}
 
 uses
-  cthreads, Classes, SysUtils, Process, base64, Mailconnect;
+  cthreads, Classes, SysUtils, SyncObjs, Process, base64, Generics.Collections, Mailconnect;
 
 type
   TUser = class
     Cli: string;
     Shown: Integer;
+    Opened: Integer;
     LastStage: string;
+    function OpenUrl(const Url: string): Boolean;
     procedure DeviceCode(const UserCode, VerificationUri, Message: string);
     procedure Progress(const Stage: string);
+  end;
+
+  { Collects the log records mailconnect hands to SetLogCallback (on its threads, several at once). }
+  TLogger = class
+    Lock: TCriticalSection;
+    Lines: TStringList;
+    constructor Create;
+    destructor Destroy; override;
+    procedure OnLog(Level: Integer; const Target, Message: string);
+    function Count: Integer;
+    function Any(const Needle: string): Boolean;
+  end;
+
+  { A host's own table, here a TDictionary under a lock: (kind, id) -> (blob, version). }
+  TRow = record
+    Blob: TBytes;
+    Version: Int64;
+  end;
+
+  TDictionaryStore = class(TMailconnectHostStore)
+  private
+    FLock: TCriticalSection;
+    FRows: TDictionary<string, TRow>;
+  public
+    Loads, Swaps, Conflicts, Removes, Lists: Integer;
+    constructor Create;
+    destructor Destroy; override;
+    function Load(const Kind, Id: string; out Blob: TBytes; out Version: Int64): Boolean; override;
+    function CompareAndSwap(const Kind, Id: string; const Blob: TBytes; ExpectedVersion, NewVersion: Int64): Boolean; override;
+    function Remove(const Kind, Id: string): Boolean; override;
+    function List(const Kind: string): TMcStoreRecords; override;
+    { For the checks: the row's version (0 = none), the kinds present, whether a blob holds Needle. }
+    function VersionOf(const Kind, Id: string): Int64;
+    function HasKind(const Kind: string): Boolean;
+    function AnyBlobContains(const Needle: string): Boolean;
   end;
 
   { Records the events the event thread hands to the main thread. }
@@ -37,6 +82,227 @@ procedure Check(Ok: Boolean; const What: string);
 begin
   if Ok then begin Inc(Passed); WriteLn('ok ', What); end
   else begin Inc(Failed); WriteLn('FAIL ', What); end;
+  { Whole lines: the sandbox's sign-in processes write to the same stdout. }
+  Flush(Output);
+end;
+
+function TUser.OpenUrl(const Url: string): Boolean;
+var
+  P: TProcess;
+begin
+  { The host's own web view would show Url; here the sandbox's user signs in on it. }
+  Inc(Opened);
+  P := TProcess.Create(nil);
+  P.Executable := Cli;
+  P.Parameters.Add('sandbox'); P.Parameters.Add('sign-in');
+  P.Parameters.Add('--user'); P.Parameters.Add('alice@example.test');
+  P.Parameters.Add('--password'); P.Parameters.Add('alice-password');
+  P.Parameters.Add('--url'); P.Parameters.Add(Url);
+  P.Execute;
+  Result := True;
+end;
+
+constructor TLogger.Create;
+begin
+  inherited Create;
+  Lock := TCriticalSection.Create;
+  Lines := TStringList.Create;
+end;
+
+destructor TLogger.Destroy;
+begin
+  Lines.Free;
+  Lock.Free;
+  inherited Destroy;
+end;
+
+procedure TLogger.OnLog(Level: Integer; const Target, Message: string);
+begin
+  Lock.Acquire;
+  try
+    Lines.Add(IntToStr(Level) + ' ' + Target + ': ' + Message);
+  finally
+    Lock.Release;
+  end;
+end;
+
+function TLogger.Count: Integer;
+begin
+  Lock.Acquire;
+  try
+    Result := Lines.Count;
+  finally
+    Lock.Release;
+  end;
+end;
+
+function TLogger.Any(const Needle: string): Boolean;
+var
+  I: Integer;
+begin
+  Result := False;
+  Lock.Acquire;
+  try
+    for I := 0 to Lines.Count - 1 do
+      if Pos(Needle, Lines[I]) > 0 then
+        Exit(True);
+  finally
+    Lock.Release;
+  end;
+end;
+
+function Key(const Kind, Id: string): string;
+begin
+  Result := Kind + #1 + Id;
+end;
+
+constructor TDictionaryStore.Create;
+begin
+  inherited Create;
+  FLock := TCriticalSection.Create;
+  FRows := TDictionary<string, TRow>.Create;
+end;
+
+destructor TDictionaryStore.Destroy;
+begin
+  FRows.Free;
+  FLock.Free;
+  inherited Destroy;
+end;
+
+function TDictionaryStore.Load(const Kind, Id: string; out Blob: TBytes; out Version: Int64): Boolean;
+var
+  Row: TRow;
+begin
+  FLock.Acquire;
+  try
+    Inc(Loads);
+    Result := FRows.TryGetValue(Key(Kind, Id), Row);
+    Blob := Row.Blob;
+    Version := Row.Version;
+    if not Result then
+    begin
+      Blob := nil;
+      Version := 0;
+    end;
+  finally
+    FLock.Release;
+  end;
+end;
+
+function TDictionaryStore.CompareAndSwap(const Kind, Id: string; const Blob: TBytes; ExpectedVersion, NewVersion: Int64): Boolean;
+var
+  Row: TRow;
+  Found: Boolean;
+begin
+  FLock.Acquire;
+  try
+    Inc(Swaps);
+    Found := FRows.TryGetValue(Key(Kind, Id), Row);
+    if Found then
+      Result := Row.Version = ExpectedVersion
+    else
+      Result := ExpectedVersion = 0;
+    if Result then
+    begin
+      Row.Blob := Copy(Blob);
+      Row.Version := NewVersion;
+      FRows.AddOrSetValue(Key(Kind, Id), Row);
+    end
+    else
+      Inc(Conflicts);
+  finally
+    FLock.Release;
+  end;
+end;
+
+function TDictionaryStore.Remove(const Kind, Id: string): Boolean;
+begin
+  FLock.Acquire;
+  try
+    Inc(Removes);
+    Result := FRows.ContainsKey(Key(Kind, Id));
+    if Result then
+      FRows.Remove(Key(Kind, Id));
+  finally
+    FLock.Release;
+  end;
+end;
+
+function TDictionaryStore.List(const Kind: string): TMcStoreRecords;
+var
+  Pair: TPair<string, TRow>;
+  Prefix: string;
+  N: Integer;
+begin
+  Result := nil;
+  Prefix := Kind + #1;
+  FLock.Acquire;
+  try
+    Inc(Lists);
+    for Pair in FRows do
+      if Copy(Pair.Key, 1, Length(Prefix)) = Prefix then
+      begin
+        N := Length(Result);
+        SetLength(Result, N + 1);
+        Result[N].Id := Copy(Pair.Key, Length(Prefix) + 1, MaxInt);
+        Result[N].Blob := Pair.Value.Blob;
+        Result[N].Version := Pair.Value.Version;
+      end;
+  finally
+    FLock.Release;
+  end;
+end;
+
+function TDictionaryStore.VersionOf(const Kind, Id: string): Int64;
+var
+  Row: TRow;
+begin
+  FLock.Acquire;
+  try
+    if FRows.TryGetValue(Key(Kind, Id), Row) then
+      Result := Row.Version
+    else
+      Result := 0;
+  finally
+    FLock.Release;
+  end;
+end;
+
+function TDictionaryStore.HasKind(const Kind: string): Boolean;
+var
+  Pair: TPair<string, TRow>;
+begin
+  Result := False;
+  FLock.Acquire;
+  try
+    for Pair in FRows do
+      if Copy(Pair.Key, 1, Length(Kind) + 1) = Kind + #1 then
+        Exit(True);
+  finally
+    FLock.Release;
+  end;
+end;
+
+function TDictionaryStore.AnyBlobContains(const Needle: string): Boolean;
+var
+  Pair: TPair<string, TRow>;
+  Text: RawByteString;
+begin
+  Result := False;
+  FLock.Acquire;
+  try
+    for Pair in FRows do
+    begin
+      if Length(Pair.Value.Blob) = 0 then
+        Continue;
+      SetString(Text, PAnsiChar(@Pair.Value.Blob[0]), Length(Pair.Value.Blob));
+      if Pos(RawByteString(Needle), Text) > 0 then
+        Exit(True);
+    end;
+  finally
+    FLock.Release;
+  end;
 end;
 
 procedure TUser.DeviceCode(const UserCode, VerificationUri, Message: string);
@@ -138,14 +404,19 @@ end;
 procedure HostPart;
 const
   NativeClient = 'https://login.microsoftonline.com/common/oauth2/nativeclient';
+  { The key comes from the host's own secret store; here a fixed test key. }
+  StoreOptions = '{"key":{"base64":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},"no_proxy":true}';
 var
-  C: TMailconnectClient;
+  C, Other: TMailconnectClient;
+  Store: TDictionaryStore;
+  Fired: TMailconnectCancel;
   R: TRecorder;
   A, Nc: TMcAuthorization;
   P: TMcPollResult;
   E: TMcEvent;
   Deadline, T0: QWord;
   Got: Boolean;
+  Before: Int64;
 begin
   { The unit's JSON reader: escapes, nested values skipped and returned raw, numbers. }
   Check((McJsonStr('{"a":"q\"}","b":{"c":[1,"]}"],"e":{}},"d":"ok\n","n":-12}', 'd') = 'ok'#10)
@@ -153,7 +424,10 @@ begin
     and (McJsonInt('{"a":"q\"}","b":{"c":[1,"]}"],"e":{}},"d":"ok","n":-12}', 'n') = -12)
     and (McJsonStr('{"a":1}', 'b') = ''), 'McJsonField reads strings, nested values and numbers');
   R := TRecorder.Create;
-  C := TMailconnectClient.Create('{"store":"' + ParamStr(1) + '","no_proxy":true}');
+  Store := TDictionaryStore.Create;
+  Fired := TMailconnectCancel.Create;
+  Fired.Trigger;
+  C := TMailconnectClient.Create(StoreOptions, Store);
   try
     C.PutRegistration('{"id":"desktop","provider":"microsoft","tenant":"organizations","authority_host":"' + ParamStr(2) +
       '","client_id":"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90"}');
@@ -174,6 +448,19 @@ begin
     end;
     Check(P.Connected and (Pos('"state":"connected"', P.Status) > 0) and (Pos('carol@example.test', P.Status) > 0),
       'polling until connected (host-driven device code)');
+    Check(Store.HasKind('registration') and Store.HasKind('account') and Store.HasKind('tokens')
+      and (Store.VersionOf('tokens', 'carol') <> 0) and (Store.Loads > 0) and (Store.Swaps > 0),
+      'the client keeps registrations, accounts and tokens in the host''s TDictionary');
+    Check((not Store.AnyBlobContains('carol@example.test')) and (not Store.AnyBlobContains('eyJ'))
+      and (not Store.AnyBlobContains('d3b07384')), 'the host''s TDictionary holds opaque blobs only');
+    Other := TMailconnectClient.Create(StoreOptions, Store);
+    try
+      Check((Pos('"id":"carol"', Other.Accounts) > 0) and (Pos('"state":"connected"', Other.Status('carol')) > 0)
+        and (Pos('"id":"desktop"', Other.Registrations) > 0) and (Store.Lists > 0),
+        'a second client on the same host store finds carol connected');
+    finally
+      Other.Free;
+    end;
     try
       C.PollAuthorization(A);
       Check(False, 'a used handle is refused');
@@ -182,7 +469,21 @@ begin
         Check((X.Status = 'MC_E_STATE') and (Pos('MC-SIGN-IN-NOT-PENDING', X.Diagnostic) > 0), 'a used handle is refused with MC-SIGN-IN-NOT-PENDING');
     end;
     Pump(2600);
+    { The refresh is due: with the triggered cancel it ends with MC_E_CANCELLED, and the host's row
+      is not written. }
+    Before := Store.VersionOf('tokens', 'carol');
+    try
+      C.AccessToken('carol', Fired);
+      Check(False, 'AccessToken with a triggered cancel raises');
+    except
+      on X: EMailconnect do
+        Check((X.Code = MC_E_CANCELLED) and (X.Status = 'MC_E_CANCELLED') and (McLastErrorCode = MC_E_CANCELLED),
+          'AccessToken with a triggered cancel raises MC_E_CANCELLED');
+    end;
+    Check((Before <> 0) and (Store.VersionOf('tokens', 'carol') = Before), 'the cancelled refresh left the host''s token row as it was');
     Check(Length(C.AccessToken('carol')) > 1000, 'access token after half the lifetime (refresh)');
+    Check(McLastErrorCode = MC_OK, 'McLastErrorCode is MC_OK after a success');
+    Check(Store.VersionOf('tokens', 'carol') <> Before, 'the refresh wrote a new version of the host''s token row');
     Deadline := GetTickCount64 + 5000;
     while (R.Seen.IndexOf('token_refreshed') < 0) and (GetTickCount64 < Deadline) do
       Pump(50);
@@ -217,6 +518,7 @@ begin
     { Pull. }
     C.ConfigureEvents(0, 'off');
     C.Disconnect('carol');
+    Check((Store.Removes > 0) and (Store.VersionOf('tokens', 'carol') = 0), 'Disconnect removed the token row from the host''s TDictionary');
     repeat
       Got := C.NextEvent(5000, E);
     until (not Got) or (E.EventType <> 'log');
@@ -248,9 +550,12 @@ begin
   finally
     T0 := GetTickCount64;
     C.Free;
-    Check(GetTickCount64 - T0 < 2000, 'freeing the client stops its event thread promptly');
+    { It waits in slices of 250 ms; a thread that ignored Terminate would block here for good. }
+    Check(GetTickCount64 - T0 < 30000, 'freeing the client stops its event thread');
     Pump(50);
     R.Free;
+    Fired.Free;
+    Store.Free;
   end;
 end;
 
@@ -276,9 +581,12 @@ end;
 var
   C: TMailconnectClient;
   U: TUser;
-  I: Integer;
+  Log: TLogger;
+  Fired: TMailconnectCancel;
+  Report: TMcRefreshReport;
+  I, Seen: Integer;
   Found: Boolean;
-  Servers: string;
+  Servers, Token: string;
 begin
   Passed := 0; Failed := 0;
   if ParamStr(9) = 'host' then
@@ -295,22 +603,115 @@ begin
   end;
   U := TUser.Create;
   U.Cli := ParamStr(3);
-  C := TMailconnectClient.Create('{"store":"' + ParamStr(1) + '","extra_ca_file":"' + ParamStr(8) + '","language":"de"}');
+  Log := TLogger.Create;
+  Fired := TMailconnectCancel.Create;
+  Fired.Trigger;
+  C := nil;
   try
+    Check(Pos('.', TMailconnectClient.Version) > 0, 'Version ' + TMailconnectClient.Version);
+    try
+      TMailconnectClient.SetLogCallback(Log.OnLog, 9);
+      Check(False, 'SetLogCallback with level 9 raises');
+    except
+      on X: EMailconnect do
+        Check(X.Code = MC_E_INVALID_ARGUMENT, 'SetLogCallback with level 9 raises MC_E_INVALID_ARGUMENT');
+    end;
+    TMailconnectClient.SetLogCallback(Log.OnLog, MC_LOG_INFO);
+    C := TMailconnectClient.Create('{"store":"' + ParamStr(1) + '","extra_ca_file":"' + ParamStr(8) + '","language":"de"}');
+
+    { Registrations and accounts. }
     C.PutRegistration('{"id":"desktop","provider":"microsoft","tenant":"organizations","authority_host":"' + ParamStr(2) +
       '","client_id":"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90"}');
+    Check((Pos('d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90', C.Registration('desktop')) > 0)
+      and (Pos('"has_client_secret":false', C.Registration('desktop')) > 0), 'Registration reads the registration back');
+    C.PutRegistration('{"id":"spare","provider":"microsoft","client_id":"c2","client_secret":"s3cret-Wert-42"}');
+    Check((Pos('"id":"spare"', C.Registrations) > 0) and (Pos('"id":"desktop"', C.Registrations) > 0)
+      and (Pos('s3cret-Wert-42', C.Registrations) = 0) and (Pos('"has_client_secret":true', C.Registration('spare')) > 0),
+      'Registrations lists both, the secret shown as has_client_secret only');
+    C.RemoveRegistration('spare');
+    try
+      C.Registration('spare');
+      Check(False, 'a removed registration is gone');
+    except
+      on X: EMailconnect do
+        Check((X.Code = MC_E_NOT_FOUND) and (McLastErrorCode = MC_E_NOT_FOUND), 'RemoveRegistration: Registration raises MC_E_NOT_FOUND afterwards');
+    end;
     Servers := '{"imap":{"host":"' + ParamStr(4) + '","port":' + ParamStr(5) + ',"security":"tls"},' +
       '"pop3":{"host":"' + ParamStr(4) + '","port":' + ParamStr(6) + ',"security":"tls"},' +
       '"smtp":{"host":"' + ParamStr(4) + '","port":' + ParamStr(7) + ',"security":"starttls"}}';
     C.PutAccount('{"id":"alice","mailbox":"alice@example.test","registration":"desktop","flow":"device_code","servers":' + Servers + '}');
+    C.PutAccount('{"id":"web","mailbox":"alice@example.test","registration":"desktop","flow":"browser"}');
+    Check((Pos('"flow":"device_code"', C.Account('alice')) > 0) and (Pos('"flow":"browser"', C.Account('web')) > 0),
+      'Account reads each account back');
+    Check((Pos('"id":"alice"', C.Accounts) > 0) and (Pos('"id":"web"', C.Accounts) > 0), 'Accounts lists both');
+    try
+      C.RemoveRegistration('desktop');
+      Check(False, 'a registration in use cannot be removed');
+    except
+      on X: EMailconnect do
+        Check(X.Code = MC_E_STATE, 'RemoveRegistration of a registration in use raises MC_E_STATE');
+    end;
+
+    { A triggered cancel: the connect ends before anything is shown. }
     C.OnDeviceCode := U.DeviceCode;
     C.OnProgress := U.Progress;
+    try
+      C.Connect('alice', Fired);
+      Check(False, 'Connect with a triggered cancel raises');
+    except
+      on X: EMailconnect do
+        Check((X.Code = MC_E_CANCELLED) and (U.Shown = 0), 'Connect with a triggered cancel raises MC_E_CANCELLED, no device code shown');
+    end;
+
     C.Connect('alice');
     Check(U.Shown = 1, 'device code event ran once');
     Check(U.LastStage = 'connected', 'progress reached connected');
     Check(Pos('"state":"connected"', C.Status('alice')) > 0, 'status connected');
+
+    { The browser flow with the host's OnOpenUrl (its own web view). }
+    C.OnOpenUrl := U.OpenUrl;
+    C.Connect('web');
+    Check((U.Opened = 1) and (U.Shown = 1), 'OnOpenUrl showed the sign-in page once');
+    Check(Pos('"state":"connected"', C.Status('web')) > 0, 'the browser sign-in connected the account');
+    C.RemoveAccount('web');
+    Check((Pos('"id":"web"', C.Accounts) = 0) and (Pos('"id":"alice"', C.Accounts) > 0), 'RemoveAccount removed only that account');
+    try
+      C.Status('web');
+      Check(False, 'a removed account is gone');
+    except
+      on X: EMailconnect do
+        Check(X.Code = MC_E_NOT_FOUND, 'Status of a removed account raises MC_E_NOT_FOUND');
+    end;
+
+    { The refresher: one round on this thread, then the background one started and stopped. }
+    Report := C.RunRefresher;
+    Check((Report.Accounts = 1) and (Report.Fresh = 1) and (Report.Refreshed = 0) and (Report.Failed = 0)
+      and (Report.NotConnected = 0), 'RunRefresher: one account, fresh (' + Report.Json + ')');
+    C.StartRefresher('{"interval_secs":3600}');
+    try
+      C.StartRefresher;
+      Check(False, 'a running refresher cannot be started again');
+    except
+      on X: EMailconnect do
+        Check(X.Code = MC_E_STATE, 'StartRefresher while it runs raises MC_E_STATE');
+    end;
+    C.StopRefresher;
+    C.StopRefresher;
+    Check(True, 'StopRefresher, twice');
+
+    { A disconnect with the triggered cancel changes nothing. }
+    try
+      C.Disconnect('alice', Fired);
+      Check(False, 'Disconnect with a triggered cancel raises');
+    except
+      on X: EMailconnect do
+        Check(X.Code = MC_E_CANCELLED, 'Disconnect with a triggered cancel raises MC_E_CANCELLED');
+    end;
+    Check(Pos('"state":"connected"', C.Status('alice')) > 0, 'the cancelled disconnect left the account connected');
+
     Check(Pos('"ok":true', C.Test('alice')) > 0, 'Test ok for IMAP, POP3, SMTP');
-    Check(Length(C.AccessToken('alice')) > 1000, 'access token');
+    Token := C.AccessToken('alice');
+    Check(Length(Token) > 1000, 'access token');
     Check(Pos('dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB', C.SaslXoauth2('alice')) = 1, 'SASL XOAUTH2 string');
     C.Send('alice', 'From: alice@example.test'#13#10'To: alice@example.test'#13#10'Subject: from pascal'#13#10#13#10'Hello.'#13#10);
     Found := False;
@@ -324,19 +725,28 @@ begin
     Check(Pos('"raw"', C.Fetch('alice', '{"protocol":"pop3"}')) > 0, 'fetch over POP3');
     Check(Pos('INBOX', C.Folders('alice')) > 0, 'folders');
     C.Disconnect('alice');
+    Check(Log.Any('disconnected'), 'the log callback received the disconnect''s record');
+    Check(not Log.Any(Copy(Token, 1, 40)), 'no log record holds the access token');
+    WriteLn('log records: ', Log.Count);
+    TMailconnectClient.SetLogCallback(nil);
+    Seen := Log.Count;
     C.Disconnect('alice');
+    Check(Log.Count = Seen, 'no records after SetLogCallback(nil)');
     try
       C.AccessToken('alice');
       Check(False, 'a failing call raises');
     except
       on E: EMailconnect do
       begin
-        Check((E.Code = -11) and (E.Status = 'MC_E_STATE'), 'failing call has code ' + E.Status);
+        Check((E.Code = MC_E_STATE) and (E.Status = 'MC_E_STATE') and (McLastErrorCode = MC_E_STATE), 'failing call has code ' + E.Status);
         Check((Pos('MC-NOT-CONNECTED', E.Diagnostic) > 0) and (Pos('"de"', E.Diagnostic) > 0), 'failing call has the diagnostic');
       end;
     end;
   finally
     C.Free;
+    TMailconnectClient.SetLogCallback(nil);
+    Fired.Free;
+    Log.Free;
     U.Free;
   end;
   WriteLn(Passed, ' passed, ', Failed, ' failed');
