@@ -1,8 +1,9 @@
 //! mailconnect.dll and mailconnect.exe, built for Windows by ffi/windows/build.sh, run under Wine
 //! against the sandbox on loopback (the emulator, real Dovecot and Postfix), driven by MinGW-built C
-//! hosts written only from include/mailconnect.h. The 32-bit host is compiled with `-mrtd` (stdcall
-//! as the default calling convention, as some Delphi and Visual C++ projects have), so it only
-//! works if the header's `MC_CALL` (cdecl) annotations are right.
+//! hosts written only from include/mailconnect.h and include/mailconnect_store.h (ABI 2). The
+//! 32-bit host is compiled with `-mrtd` (stdcall as the default calling convention, as some Delphi
+//! and Visual C++ projects have), so it only works if the headers' `MC_CALL` (cdecl) annotations
+//! are right.
 //!
 //! Skipped (with a message) when the Windows build is missing; `bash tests/windows/run.sh` builds
 //! it and runs this with MAILCONNECT_REQUIRE_WINDOWS=1, where a missing build fails.
@@ -883,7 +884,8 @@ async fn the_refresher_runs_as_a_windows_service() {
 }
 
 /// What Explorer's Properties and installers read: the version resource of the DLL and the exe,
-/// and the import libraries and header beside them.
+/// and the import libraries and headers beside them: both headers as committed, and a .def whose
+/// exports are exactly the functions the headers declare (ABI 2: 43).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_resources_and_the_files_a_host_ships() {
     let Some(dir) = wine::windows_dir() else {
@@ -900,8 +902,21 @@ async fn version_resources_and_the_files_a_host_ships() {
             "mailconnect.lib",
             "mailconnect.exe",
             "mailconnect.h",
+            "mailconnect_store.h",
         ] {
             assert!(a.join(f).exists(), "{}/{f}", arch.name());
+        }
+        for h in mailconnect_tests::header::HEADERS {
+            let name = Path::new(h).file_name().expect("header name");
+            let shipped = std::fs::read(a.join(name)).expect("shipped header");
+            let committed = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(h))
+                .expect("committed header");
+            assert!(
+                shipped == committed,
+                "{}/{} differs from {h}",
+                arch.name(),
+                name.to_string_lossy()
+            );
         }
         let check = wincheck(arch);
         for (file, kind) in [("mailconnect.dll", "dll"), ("mailconnect.exe", "app")] {
@@ -927,9 +942,28 @@ async fn version_resources_and_the_files_a_host_ships() {
         }
         let def = std::fs::read_to_string(a.join("mailconnect.def")).expect("def");
         assert!(
-            def.contains("    mc_client_open\n") && def.starts_with("LIBRARY mailconnect.dll"),
+            def.starts_with("LIBRARY mailconnect.dll\nEXPORTS\n"),
             "{def}"
         );
+        // The .def comes from the DLL's own export table (build.sh): it must be the headers' list.
+        let mut exported: Vec<&str> = def.lines().filter_map(|l| l.strip_prefix("    ")).collect();
+        exported.sort_unstable();
+        let mut declared = mailconnect_tests::header::all_exports();
+        declared.sort_unstable();
+        assert_eq!(
+            exported,
+            declared,
+            "{}: the DLL's exports and the headers' functions differ",
+            arch.name()
+        );
+        assert_eq!(exported.len(), 43, "ABI 2 has 43 functions");
+        for f in [
+            "mc_registration_get",
+            "mc_client_open_with_store",
+            "mc_store_list_add",
+        ] {
+            assert!(exported.contains(&f), "{}: {f} not exported", arch.name());
+        }
     }
 }
 

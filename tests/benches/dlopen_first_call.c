@@ -1,6 +1,7 @@
 /* Time from dlopen() to the first answered call, in a fresh process (tests/benches/scale.rs).
  *
- *   dlopen_first_call LIB version          mc_version_get()
+ *   dlopen_first_call LIB version          mc_version_get() (then, untimed: mc_abi_version_get()
+ *                                          must be ABI 2, as a dynamically loading host checks)
  *   dlopen_first_call LIB open STORE       mc_client_open() on a store that does not exist yet
  *   dlopen_first_call LIB sym SYMBOL       any `const char *SYMBOL(void)` (peers: curl_version, ...)
  *
@@ -12,7 +13,11 @@
 #include <string.h>
 #include <time.h>
 
+/* MC_ABI_VERSION of include/mailconnect.h (not included: the program also times other libraries). */
+#define EXPECTED_ABI 2u
+
 typedef const char *(*str_fn)(void);
+typedef uint32_t (*abi_fn)(void);
 typedef int32_t (*open_fn)(const char *, void **);
 typedef void (*free_fn)(void *);
 
@@ -43,6 +48,13 @@ int main(int argc, char **argv) {
         const char *v = f();
         long long t1 = now_ns();
         if (!v || !*v) return 1;
+        if (strcmp(argv[2], "version") == 0) {
+            abi_fn abi = (abi_fn)dlsym(lib, "mc_abi_version_get");
+            if (!abi || abi() != EXPECTED_ABI) {
+                fprintf(stderr, "mc_abi_version_get: %u, want %u\n", abi ? abi() : 0u, EXPECTED_ABI);
+                return 1;
+            }
+        }
         printf("%lld\n", t1 - t0);
         return 0;
     }

@@ -7,7 +7,8 @@
  *   wincheck version DLL         the DLL's version resource (what Explorer's Properties show)
  *   wincheck browse URL          a stand-in browser: appends URL to the file in %WINCHECK_BROWSE_LOG%
  *   wincheck sleep SECONDS       a program that stays (Wine ends services when the session's last ends)
- *   wincheck load DLL OPTS N     LoadLibrary -> first call, then mc_client_open(OPTS) N times (µs)
+ *   wincheck load DLL OPTS N     LoadLibrary -> first call (mc_abi_version_get, which must be
+ *                                MC_ABI_VERSION), then mc_client_open(OPTS) N times (µs)
  *
  * Exit status 0 on success; results on stdout as "key value" lines.
  */
@@ -170,6 +171,10 @@ static int load(const char *dll, const char *options, int n) {
     uint32_t v = abi();
     double t1 = now_us();
     printf("ABI %u\n", (unsigned)v);
+    if (v != MC_ABI_VERSION) { /* a dynamically loading host checks this first (mailconnect.h, rule 8) */
+        printf("ERROR the DLL has ABI %u, the header %u\n", (unsigned)v, (unsigned)MC_ABI_VERSION);
+        return 1;
+    }
     printf("LOAD_FIRST_CALL_US %.0f\n", t1 - t0);
     double best = 1e18, total = 0;
     for (int i = 0; i < n; i++) {
