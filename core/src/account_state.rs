@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ReauthReason;
-use crate::model::{Account, Flow};
+use crate::model::{Account, Flow, Transport};
 use crate::oauth::Identity;
 use crate::store::{StoredState, TokenRecord};
 
@@ -68,6 +68,45 @@ pub struct Status {
     /// for registrations with `"verify_identity": false`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_checked: Option<bool>,
+    /// How mail travels for this account (accounts that may use Microsoft Graph).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<TransportStatus>,
+}
+
+/// How an account's mail travels, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransportStatus {
+    /// The account's setting: `smtp_imap`, `graph` or `auto`.
+    pub configured: Transport,
+    /// How mail is sent now: `smtp` or `graph`.
+    pub send: &'static str,
+    /// Why `auto` sends over Graph: `smtp_auth_disabled` (the SMTP server answered `5.7.139`,
+    /// diagnostics `MC-SMTP-AUTH-DISABLED-TENANT` / `-MAILBOX`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// Since when `auto` sends over Graph (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
+/// How `account` sends, given what its record remembers.
+pub fn transport_of(account: &Account, rec: Option<&TokenRecord>) -> TransportStatus {
+    let disabled = rec.and_then(|r| r.meta.smtp_auth_disabled_at);
+    let graph = match account.transport {
+        Transport::Graph => true,
+        Transport::Auto => disabled.is_some(),
+        Transport::SmtpImap => false,
+    };
+    TransportStatus {
+        configured: account.transport,
+        send: if graph { "graph" } else { "smtp" },
+        reason: (account.transport == Transport::Auto && disabled.is_some())
+            .then_some("smtp_auth_disabled"),
+        since: (account.transport == Transport::Auto)
+            .then_some(disabled)
+            .flatten()
+            .and_then(rfc3339),
+    }
 }
 
 /// When an account will need signing in again although nothing failed yet.
@@ -125,6 +164,10 @@ pub fn status_of(account: &Account, rec: Option<&TokenRecord>) -> Status {
         last_error: None,
         reauthorization_due: None,
         identity_checked: None,
+        transport: account
+            .transport
+            .uses_graph()
+            .then(|| transport_of(account, rec)),
     };
     let Some(rec) = rec else { return s };
     let m = &rec.meta;

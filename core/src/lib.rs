@@ -9,6 +9,7 @@ pub mod account_state;
 pub mod authorize;
 pub mod check;
 pub mod client;
+pub mod compose;
 pub mod diagnose;
 pub mod error;
 pub mod events;

@@ -11,10 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Account, Protocol, ServerConfig, Servers};
+use crate::model::{Account, Protocol, ServerConfig, Servers, Transport};
 use crate::provider;
 use crate::tokens::AccessToken;
-use crate::transport::imap::{self, FetchQuery, Folder, ImapConnection, ImapSession};
+use crate::transport::imap::{self, FetchQuery, Folder, ImapConnection, ImapSession, SpecialUse};
 use crate::transport::message::{self, Envelope};
 use crate::transport::pop3::{AuthFailure, Mechanism, Pop3};
 use crate::transport::smtp::SmtpSession;
@@ -247,8 +247,13 @@ pub struct FetchRequest {
     pub headers_only: bool,
     /// At most this many (the newest).
     pub limit: Option<usize>,
-    /// IMAP: mark fetched messages as seen.
+    /// Mark fetched messages as seen (IMAP) or read (Graph).
     pub mark_seen: bool,
+    /// Only unread messages (IMAP, Graph).
+    pub unread_only: bool,
+    /// `graph` to read over Microsoft Graph (the default for accounts with `"transport":
+    /// "graph"`), `smtp_imap` for IMAP or POP3 as `protocol` says.
+    pub transport: Option<Transport>,
 }
 
 /// A fetched message.
@@ -543,6 +548,11 @@ impl Client {
     /// Returns the server's acceptance reply. Sessions are kept for 60 s and reused for bursts (at
     /// most 2 idle per account; Exchange allows 3 concurrent submissions per mailbox), as long as
     /// their token is not about to expire and the server still answers.
+    ///
+    /// The account's transport decides the way: SMTP, Microsoft Graph (the message's MIME as it
+    /// is), or `auto`: SMTP until the server answers that SMTP AUTH is disabled (`5.7.139`), then
+    /// Graph for this message and, remembered in the account's record, for the next ones. The
+    /// fallback happens only for that refusal, which comes before any of the message is sent.
     pub async fn send(
         &self,
         id: &str,
@@ -550,18 +560,145 @@ impl Client {
         envelope: Option<Envelope>,
         cancel: &CancellationToken,
     ) -> Result<String> {
+        self.send_routed(id, raw, envelope, cancel)
+            .await
+            .map(|(reply, _)| reply)
+    }
+
+    /// Build the message `spec` describes (see [`crate::compose`]) and send it as
+    /// [`Client::send`] does; the result says which transport carried it.
+    pub async fn send_message(
+        &self,
+        id: &str,
+        spec: &crate::compose::MessageSpec,
+        cancel: &CancellationToken,
+    ) -> Result<crate::compose::SendResult> {
+        let account = self.account(id)?;
+        let (raw, message_id) = crate::compose::build(spec, &account.mailbox)?;
+        let (reply, transport) = self.send_routed(id, &raw, None, cancel).await?;
+        Ok(crate::compose::SendResult {
+            transport,
+            message_id,
+            reply,
+            size: raw.len(),
+        })
+    }
+
+    /// [`Client::send`], and the transport that carried the message (`smtp` or `graph`).
+    async fn send_routed(
+        &self,
+        id: &str,
+        raw: &[u8],
+        envelope: Option<Envelope>,
+        cancel: &CancellationToken,
+    ) -> Result<(String, &'static str)> {
         let account = self.account(id)?;
         let what = format!("sending mail for account '{}'", crate::error::quote(id));
+        let rec = {
+            let aid = account.id.clone();
+            self.blocking(move |s| s.load_tokens(&aid)).await?
+        };
+        let route = crate::account_state::transport_of(&account, rec.as_ref());
+        if route.send == "graph" {
+            return self
+                .graph_send(id, raw, envelope.as_ref(), cancel, &what)
+                .await
+                .map(|r| (r, "graph"));
+        }
+        match self
+            .smtp_send(&account, raw, envelope.clone(), cancel, &what)
+            .await
+        {
+            Err(e) if account.transport == Transport::Auto && smtp_auth_disabled(&e) => {
+                tracing::warn!(account = %account.id, "SMTP AUTH is disabled for this mailbox ({}); sending over Microsoft Graph from now on", e.message());
+                self.remember_smtp_auth_disabled(&account.id).await;
+                self.graph_send(id, raw, envelope.as_ref(), cancel, &what)
+                    .await
+                    .map(|r| (r, "graph"))
+            }
+            r => r.map(|r| (r, "smtp")),
+        }
+    }
+
+    /// Send over Microsoft Graph (the MIME as it is; an explicit envelope has no Graph form).
+    async fn graph_send(
+        &self,
+        id: &str,
+        raw: &[u8],
+        envelope: Option<&Envelope>,
+        cancel: &CancellationToken,
+        what: &str,
+    ) -> Result<String> {
+        if envelope.is_some() {
+            return Err(Error::invalid(
+                "envelope",
+                "an explicit SMTP envelope cannot be sent over Microsoft Graph: Graph takes the recipients from the message's To, Cc and Bcc",
+            ));
+        }
+        let mut g = self
+            .graph_mailbox(id, cancel)
+            .await
+            .map_err(|e| e.context(what))?;
+        let sent = g.send_mime(raw).await.map_err(|e| e.context(what))?;
+        Ok(format!(
+            "202 Accepted by Microsoft Graph ({}{})",
+            sent.method,
+            sent.message_id
+                .map(|m| format!(", {m}"))
+                .unwrap_or_default()
+        ))
+    }
+
+    /// Remember in the account's record that SMTP AUTH is disabled for it (best effort: a lost
+    /// write only means the next send tries SMTP once more).
+    async fn remember_smtp_auth_disabled(&self, id: &str) {
+        let aid = id.to_string();
+        let r = self
+            .blocking(move |s| {
+                for _ in 0..5 {
+                    let Some(mut rec) = s.load_tokens(&aid)? else {
+                        return Ok(());
+                    };
+                    if rec.meta.smtp_auth_disabled_at.is_some() {
+                        return Ok(());
+                    }
+                    rec.meta.smtp_auth_disabled_at = Some(crate::account_state::now());
+                    let expected = rec.version;
+                    if s.save_tokens(&rec, expected)?.is_some() {
+                        return Ok(());
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(
+                account = id,
+                "remembering that SMTP AUTH is disabled failed: {}",
+                e.message()
+            );
+        }
+    }
+
+    /// Send over SMTP, reusing an idle session of the account where one is alive.
+    async fn smtp_send(
+        &self,
+        account: &Account,
+        raw: &[u8],
+        envelope: Option<Envelope>,
+        cancel: &CancellationToken,
+        what: &str,
+    ) -> Result<String> {
         let (envelope, body) = match envelope {
             Some(e) => (e, raw.to_vec()),
             None => message::derive(raw, &account.mailbox)?,
         };
-        let server = self.server(&account, Protocol::Smtp)?;
+        let server = self.server(account, Protocol::Smtp)?;
         let (mut smtp, mut token_expires_at, mut reused) =
             match self.take_idle_smtp(&account.id).await {
                 Some(i) => (i.session, i.token_expires_at, true),
                 None => {
-                    let (s, t) = self.new_smtp(&account, &server, cancel, &what).await?;
+                    let (s, t) = self.new_smtp(account, &server, cancel, what).await?;
                     (s, t, false)
                 }
             };
@@ -590,10 +727,10 @@ impl Client {
                 Err(f) if reused && !f.maybe_accepted && f.error.kind() == ErrorKind::Network => {
                     tracing::debug!(account = %account.id, "a pooled SMTP session was dead before anything was sent ({}); using a new one", f.error.message());
                     (smtp, token_expires_at) =
-                        self.new_smtp(&account, &server, cancel, &what).await?;
+                        self.new_smtp(account, &server, cancel, what).await?;
                     reused = false;
                 }
-                Err(f) => return Err(f.error.context(&what)),
+                Err(f) => return Err(f.error.context(what)),
             }
         }
     }
@@ -673,13 +810,26 @@ impl Client {
         Ok(m)
     }
 
-    /// The IMAP folders of an account.
+    /// The folders of an account: over IMAP, or over Microsoft Graph for a `graph` account.
     pub async fn list_folders(&self, id: &str, cancel: &CancellationToken) -> Result<Vec<Folder>> {
         let account = self.account(id)?;
         let what = format!(
             "listing the folders of account '{}'",
             crate::error::quote(id)
         );
+        if account.transport == Transport::Graph {
+            let mut g = self.graph_mailbox(id, cancel).await?;
+            let folders = g.folders().await.map_err(|e| e.context(&what))?;
+            return Ok(folders
+                .into_iter()
+                .map(|f| Folder {
+                    name: f.display_name,
+                    delimiter: Some("/".into()),
+                    special_use: f.well_known.and_then(special_use_of),
+                    selectable: true,
+                })
+                .collect());
+        }
         let server = self.server(&account, Protocol::Imap)?;
         let (mut s, _) = self
             .open_imap(&account, &server, cancel, &AttemptLog::default())
@@ -700,6 +850,12 @@ impl Client {
         let account = self.account(id)?;
         let what = format!("fetching mail for account '{}'", crate::error::quote(id));
         let since = req.since.as_deref().map(parse_date).transpose()?;
+        if fetch_over_graph(&account, req)? {
+            return self
+                .graph_fetch(id, req, since, cancel)
+                .await
+                .map_err(|e| e.context(&what));
+        }
         match req.protocol.unwrap_or(Protocol::Imap) {
             Protocol::Imap => {
                 let server = self.server(&account, Protocol::Imap)?;
@@ -714,6 +870,7 @@ impl Client {
                     since,
                     headers_only: req.headers_only,
                     limit: req.limit,
+                    unread_only: req.unread_only,
                 };
                 let msgs = s.fetch(&q).await.map_err(|e| e.context(&what))?;
                 if req.mark_seen {
@@ -839,6 +996,101 @@ pub fn header_date(head: &[u8]) -> Option<time::Date> {
 /// Whether the security of `server` puts a token on the wire in clear.
 pub fn is_cleartext(server: &ServerConfig) -> bool {
     server.security == Security::None
+}
+
+/// Whether `req` reads over Microsoft Graph: asked for, or the account's transport is Graph
+/// (unless the request names IMAP or POP3 explicitly through `transport: smtp_imap`).
+fn fetch_over_graph(account: &Account, req: &FetchRequest) -> Result<bool> {
+    let graph = match req.transport {
+        Some(t) => t == Transport::Graph,
+        None => account.transport == Transport::Graph && req.protocol.is_none(),
+    };
+    if graph && (req.uid_from.is_some() || req.uid_to.is_some()) {
+        return Err(Error::invalid(
+            "uid_from",
+            "'uid_from'/'uid_to' are IMAP UIDs; Microsoft Graph selects by 'since', 'unread_only' and 'limit'",
+        ));
+    }
+    if graph && req.protocol == Some(Protocol::Pop3) {
+        return Err(Error::invalid(
+            "protocol",
+            "'protocol': 'pop3' cannot be read over Microsoft Graph; leave 'protocol' out",
+        ));
+    }
+    Ok(graph)
+}
+
+/// The IMAP SPECIAL-USE of a Graph well-known folder.
+fn special_use_of(well_known: &str) -> Option<SpecialUse> {
+    Some(match well_known {
+        "inbox" => SpecialUse::Inbox,
+        "sentitems" => SpecialUse::Sent,
+        "drafts" => SpecialUse::Drafts,
+        "deleteditems" => SpecialUse::Trash,
+        "junkemail" => SpecialUse::Junk,
+        "archive" => SpecialUse::Archive,
+        _ => return None,
+    })
+}
+
+impl Client {
+    /// Fetch over Microsoft Graph: the folder's messages newest first, each message's MIME.
+    async fn graph_fetch(
+        &self,
+        id: &str,
+        req: &FetchRequest,
+        since: Option<time::Date>,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<FetchedMessage>> {
+        let mut g = self.graph_mailbox(id, cancel).await?;
+        let folder = req.folder.as_deref().unwrap_or("inbox");
+        let q = crate::graph::ListQuery {
+            since,
+            unread_only: req.unread_only,
+            limit: req.limit,
+        };
+        let listed = g.list(folder, &q).await?;
+        let mut out = Vec::with_capacity(listed.len());
+        for m in listed {
+            let mut data = g.raw(&m.id).await?;
+            if req.headers_only {
+                data.truncate(header_end(&data));
+            }
+            if req.mark_seen && !m.is_read {
+                g.mark_read(&m.id, true).await?;
+            }
+            out.push(FetchedMessage {
+                size: Some(data.len() as u64),
+                flags: if m.is_read || req.mark_seen {
+                    vec!["\\Seen".into()]
+                } else {
+                    vec![]
+                },
+                internal_date: m.received,
+                id: m.id,
+                data,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Where a message's header block ends (after the empty line), or its length.
+fn header_end(data: &[u8]) -> usize {
+    data.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| data.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
+        .unwrap_or(data.len())
+}
+
+/// Whether `e` is SMTP's "SMTP AUTH is disabled" refusal (`535 5.7.139 … disabled for the
+/// Tenant/Mailbox`), the one failure `auto` answers by sending over Microsoft Graph.
+fn smtp_auth_disabled(e: &Error) -> bool {
+    matches!(
+        crate::diagnose::code_for(e, crate::diagnose::Context::default()),
+        "MC-SMTP-AUTH-DISABLED-TENANT" | "MC-SMTP-AUTH-DISABLED-MAILBOX"
+    )
 }
 
 #[cfg(test)]

@@ -264,10 +264,7 @@ fn unknown_accounts_double_disconnect_and_not_connected_calls() {
         let mut cancel = null_mut();
         assert_eq!(mc_cancel_new(&mut cancel), MC_OK);
         mc_cancel_trigger(cancel);
-        assert_eq!(
-            mc_account_disconnect(c, a.as_ptr(), cancel),
-            MC_E_CANCELLED
-        );
+        assert_eq!(mc_account_disconnect(c, a.as_ptr(), cancel), MC_E_CANCELLED);
         assert_eq!(
             mc_authorization_begin(c, a.as_ptr(), std::ptr::null(), cancel, &mut out),
             MC_E_CANCELLED

@@ -70,7 +70,7 @@ impl Client {
         let reg = self.registration(&account.registration)?;
         let profile = provider::resolve(&reg, None, &self.inner.http)
             .await?
-            .for_account(&account)?;
+            .for_account(account)?;
         observer.progress(ConnectStage::RequestingTokens);
         let grant = self.client_credentials(&reg, &profile, cancel).await?;
         let to = SignIn {

@@ -183,16 +183,21 @@ impl Client {
     /// Insert or update an account after validating it; its registration must exist.
     pub fn put_account(&self, account: &Account) -> Result<()> {
         model::validate_account(account)?;
-        if self
-            .inner
-            .store
-            .get_registration(&account.registration)?
-            .is_none()
-        {
+        let Some(reg) = self.inner.store.get_registration(&account.registration)? else {
             return Err(Error::invalid(
                 "registration",
                 format!(
                     "registration '{}' does not exist; add it first",
+                    account.registration
+                ),
+            ));
+        };
+        if account.transport.uses_graph() && reg.provider != model::ProviderKind::Microsoft {
+            return Err(Error::invalid(
+                "transport",
+                format!(
+                    "\"transport\": \"{}\" needs a Microsoft registration (Microsoft Graph); registration '{}' is not one",
+                    account.transport.as_str(),
                     account.registration
                 ),
             ));

@@ -332,6 +332,8 @@ pub struct FetchQuery {
     pub headers_only: bool,
     /// At most this many (the newest).
     pub limit: Option<usize>,
+    /// Only unseen messages (IMAP SEARCH UNSEEN).
+    pub unread_only: bool,
 }
 
 /// A fetched message.
@@ -441,7 +443,7 @@ impl ImapSession {
         }
         let from = q.uid_from.unwrap_or(1).max(1);
         // Without a date filter or a limit the range itself is the set: no SEARCH round trip.
-        let set = if q.since.is_none() && q.limit.is_none() {
+        let set = if q.since.is_none() && q.limit.is_none() && !q.unread_only {
             match q.uid_to {
                 Some(to) if to < from => return Ok(vec![]),
                 Some(to) => format!("{from}:{to}"),
@@ -466,6 +468,9 @@ impl ImapSession {
                         MONTHS[d.month() as usize - 1],
                         d.year()
                     ));
+                }
+                if q.unread_only {
+                    criteria.push("UNSEEN".into());
                 }
                 let query = criteria.join(" ");
                 timed(
