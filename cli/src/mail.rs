@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use mailconnect_core::compose::MessageSpec;
 use mailconnect_core::mail::{FetchRequest, FetchedMessage};
+use mailconnect_core::model::Transport;
 use mailconnect_core::transport::message::Envelope;
 use mailconnect_core::{CancellationToken, Language, Protocol};
 use serde_json::json;
@@ -24,12 +26,24 @@ pub struct SendArgs {
     /// Copy recipient (repeat or separate with commas).
     #[arg(long, value_delimiter = ',')]
     pub cc: Vec<String>,
+    /// Blind-copy recipient (repeat or separate with commas).
+    #[arg(long, value_delimiter = ',', conflicts_with = "file")]
+    pub bcc: Vec<String>,
     /// Subject.
     #[arg(long, required_unless_present = "file", conflicts_with = "file")]
     pub subject: Option<String>,
     /// Plain-text body (`-` reads standard input).
-    #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+    #[arg(long, conflicts_with = "file")]
     pub body: Option<String>,
+    /// An HTML body, read from this file (with --body, the message has both).
+    #[arg(long, conflicts_with = "file")]
+    pub html: Option<PathBuf>,
+    /// Attach this file (repeat for more).
+    #[arg(long, conflicts_with = "file")]
+    pub attach: Vec<PathBuf>,
+    /// Send over `smtp` or `graph` this time instead of the account's transport.
+    #[arg(long, value_parser = ["smtp", "graph", "auto"], conflicts_with = "file")]
+    pub transport: Option<String>,
     /// Send this RFC 5322 message (.eml) as it is; recipients from its header unless --to is given.
     #[arg(long)]
     pub file: Option<PathBuf>,
@@ -67,74 +81,87 @@ fn addresses(list: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn mailbox(addr: &str, field: &str) -> Result<lettre::message::Mailbox, String> {
-    addr.parse()
-        .map_err(|e| format!("--{field} '{addr}' is not a mail address: {e}"))
-}
-
 pub async fn send(store: &StoreArgs, lang: Language, a: SendArgs) -> Res {
     let c = open(store, lang)?;
     let account = c.account(&a.account)?;
     let to = addresses(&a.to);
     let cc = addresses(&a.cc);
-    let (raw, envelope, message_id) = match &a.file {
-        Some(path) => {
-            let raw =
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let envelope = (!to.is_empty()).then(|| Envelope {
-                from: account.mailbox.clone(),
-                to: to.iter().chain(&cc).cloned().collect(),
-            });
-            (raw, envelope, None)
+    if let Some(path) = &a.file {
+        let raw =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let envelope = (!to.is_empty()).then(|| Envelope {
+            from: account.mailbox.clone(),
+            to: to.iter().chain(&cc).cloned().collect(),
+        });
+        let spinner = Spinner::new(store.json, format!("Sending as {}", account.mailbox));
+        let reply = c
+            .send(&a.account, &raw, envelope, &CancellationToken::new())
+            .await;
+        drop(spinner);
+        let reply = reply?;
+        if store.json {
+            println!(
+                "{}",
+                serde_json::to_string(&json!({
+                    "account": a.account, "from": account.mailbox, "accepted": reply,
+                    "bytes": raw.len()
+                }))?
+            );
+        } else {
+            println!("sent ({} bytes): {reply}", raw.len());
         }
-        None => {
-            let body = match a.body.as_deref() {
-                Some("-") => {
-                    let mut s = String::new();
-                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
-                    s
-                }
-                Some(b) => b.to_string(),
-                None => String::new(),
-            };
-            let mut b = lettre::Message::builder()
-                .from(mailbox(&account.mailbox, "from")?)
-                .subject(a.subject.clone().unwrap_or_default())
-                .message_id(None)
-                .date_now();
-            for t in &to {
-                b = b.to(mailbox(t, "to")?);
-            }
-            for t in &cc {
-                b = b.cc(mailbox(t, "cc")?);
-            }
-            let m = b
-                .header(lettre::message::header::ContentType::TEXT_PLAIN)
-                .body(body)
-                .map_err(|e| format!("the message cannot be built: {e}"))?;
-            let raw = m.formatted();
-            let id = mailparse::parse_headers(&raw)
-                .ok()
-                .and_then(|(h, _)| header(&h, "message-id"));
-            (raw, None, id)
+        return Ok(());
+    }
+    let text = match a.body.as_deref() {
+        Some("-") => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+            Some(s)
         }
+        Some(b) => Some(b.to_string()),
+        None => None,
     };
+    let html = match &a.html {
+        Some(p) => Some(
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let spec = json!({
+        "to": to, "cc": cc, "bcc": addresses(&a.bcc),
+        "subject": a.subject.clone().unwrap_or_default(),
+        "text": text.or(html.is_none().then(String::new)),
+        "html": html,
+        "attachments": a.attach.iter().map(|p| json!({"path": p})).collect::<Vec<_>>(),
+    });
+    let spec: MessageSpec = mailconnect_core::model::parse_json("message", &spec.to_string())?;
+    let via = a.transport.as_deref().map(|t| match t {
+        "graph" => Transport::Graph,
+        "auto" => Transport::Auto,
+        _ => Transport::SmtpImap,
+    });
     let spinner = Spinner::new(store.json, format!("Sending as {}", account.mailbox));
-    let reply = c
-        .send(&a.account, &raw, envelope, &CancellationToken::new())
+    let sent = c
+        .send_message(&a.account, &spec, via, &CancellationToken::new())
         .await;
     drop(spinner);
-    let reply = reply?;
+    let sent = sent?;
     if store.json {
         println!(
             "{}",
             serde_json::to_string(&json!({
-                "account": a.account, "from": account.mailbox, "accepted": reply,
-                "message_id": message_id, "bytes": raw.len()
+                "account": a.account, "from": account.mailbox, "accepted": sent.reply,
+                "transport": sent.transport, "message_id": sent.message_id, "bytes": sent.size
             }))?
         );
     } else {
-        println!("sent ({} bytes): {reply}", raw.len());
+        println!(
+            "sent over {} ({} bytes, {}): {}",
+            sent.transport.to_uppercase(),
+            sent.size,
+            sent.message_id,
+            sent.reply
+        );
     }
     Ok(())
 }

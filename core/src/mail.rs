@@ -560,22 +560,24 @@ impl Client {
         envelope: Option<Envelope>,
         cancel: &CancellationToken,
     ) -> Result<String> {
-        self.send_routed(id, raw, envelope, cancel)
+        self.send_routed(id, raw, envelope, None, cancel)
             .await
             .map(|(reply, _)| reply)
     }
 
     /// Build the message `spec` describes (see [`crate::compose`]) and send it as
     /// [`Client::send`] does; the result says which transport carried it.
+    /// `via` overrides the account's transport for this message (`smtp_imap` = SMTP).
     pub async fn send_message(
         &self,
         id: &str,
         spec: &crate::compose::MessageSpec,
+        via: Option<Transport>,
         cancel: &CancellationToken,
     ) -> Result<crate::compose::SendResult> {
         let account = self.account(id)?;
         let (raw, message_id) = crate::compose::build(spec, &account.mailbox)?;
-        let (reply, transport) = self.send_routed(id, &raw, None, cancel).await?;
+        let (reply, transport) = self.send_routed(id, &raw, None, via, cancel).await?;
         Ok(crate::compose::SendResult {
             transport,
             message_id,
@@ -590,9 +592,13 @@ impl Client {
         id: &str,
         raw: &[u8],
         envelope: Option<Envelope>,
+        via: Option<Transport>,
         cancel: &CancellationToken,
     ) -> Result<(String, &'static str)> {
-        let account = self.account(id)?;
+        let mut account = self.account(id)?;
+        if let Some(t) = via {
+            account.transport = t;
+        }
         let what = format!("sending mail for account '{}'", crate::error::quote(id));
         let rec = {
             let aid = account.id.clone();
