@@ -6,6 +6,9 @@
 //! device-code and client-credentials grants, the device-code endpoint, logout, an RFC 7662
 //! introspection endpoint for mail servers, failure switches that reproduce Microsoft's error
 //! answers, and a JSON control API. [`ScriptedBrowser`] plays the user on the real HTML forms.
+//! Connected to the Dovecot/Postfix stack ([`Emulator::set_mail_stack`]), it also serves
+//! Microsoft Graph v1.0 mail under `/v1.0` on the real mailboxes, and an SMTP front that
+//! answers Exchange's `535 5.7.139` for mailboxes with SMTP AUTH switched off.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mailconnect_sandbox::Error> {
@@ -40,7 +43,10 @@ pub use emulator::config::{
     TenantConfig, TlsConfig, TokenSettings, UserConfig, CONSUMER_TENANT_ID, DESKTOP_APP_ID,
     EXAMPLE_TENANT_ID, FABRIKAM_TENANT_ID, SERVICE_APP_ID, SERVICE_APP_SECRET, WEB_APP_ID,
 };
+pub use emulator::control::post_stack_json;
 pub use emulator::faults::{Endpoint, Fault, FaultRule};
+pub use emulator::graph::{GraphSettings, GraphThrottle, MailStackConfig, SmtpFront, GRAPH_APP_ID};
+pub use emulator::smtp_front::{DISABLED_MAILBOX, DISABLED_TENANT};
 pub use emulator::state::{IssuedSecrets, RefreshCount, Stats};
 pub use emulator::Emulator;
 pub use error::Error;

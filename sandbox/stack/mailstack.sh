@@ -309,6 +309,15 @@ namespace inbox {
     special_use = \\Trash
     auto = create
   }
+  # Outlook's Junk Email and Archive (Graph's well-known junkemail and archive).
+  mailbox Junk {
+    special_use = \\Junk
+    auto = create
+  }
+  mailbox Archive {
+    special_use = \\Archive
+    auto = create
+  }
 }
 
 # Per-protocol deny lists (--deny-imap/--deny-pop3/--deny-smtp): %s is the service name
@@ -427,6 +436,11 @@ biff = no
 append_dot_mydomain = no
 smtputf8_enable = yes
 smtpd_banner = \$myhostname ESMTP mailconnect test stack
+# Exchange Online announces SIZE 157286400 (150 MB); Postfix's default (10 MB) would refuse a
+# 10 MB attachment once base64-encoded. Graph enforces the mailbox limit (35 MB) itself.
+message_size_limit = 157286400
+mailbox_size_limit = 0
+virtual_mailbox_limit = 0
 service_throttle_time = 1s
 in_flow_delay = 0
 smtpd_peername_lookup = no
@@ -511,6 +525,8 @@ st = {
     "dovecot_log": d + "/dovecot.log",
     "postfix_log": d + "/postfix.log",
     "introspect_url": url,
+    "tls_cert": d + "/tls/server-chain.pem",
+    "tls_key": d + "/tls/server.key",
     "passdb": "$PASSDB",
 }
 tmp = d + "/stack.json.tmp"

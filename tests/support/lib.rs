@@ -580,3 +580,134 @@ openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 0x$(openss
         dir.join("server.key"),
     )
 }
+
+// ----- Microsoft Graph on the emulator (issue 16): the stack behind `/v1.0` -------------------
+
+impl MailStack {
+    /// This stack as the emulator's Graph backend and SMTP front take it (`stack.json`).
+    pub fn stack_config(&self) -> mailconnect_sandbox::MailStackConfig {
+        mailconnect_sandbox::MailStackConfig::from_stack_json(self.dir.path().join("stack.json"))
+            .expect("stack.json names the servers")
+    }
+
+    /// Connect `emulator`'s Graph endpoints to this stack and start its SMTP front (the
+    /// submission ports that answer `535 5.7.139` for mailboxes with SMTP AUTH switched off).
+    pub async fn connect_graph(&self, emulator: &Emulator) -> mailconnect_sandbox::SmtpFront {
+        emulator
+            .set_mail_stack(self.stack_config())
+            .await
+            .expect("the emulator takes the mail stack")
+            .expect("stack.json names the certificate, so the SMTP front runs")
+    }
+
+    /// The messages Dovecot holds for `mailbox` in `folder` (`None`: INBOX; else the folder's
+    /// name, e.g. `Sent`), as files, with CRLF line ends as IMAP serves them.
+    pub fn stored_messages(&self, mailbox: &str, folder: Option<&str>) -> Vec<Vec<u8>> {
+        let (local, domain) = mailbox.split_once('@').expect("an address");
+        let mut dir = self
+            .dir
+            .path()
+            .join("mail")
+            .join(domain)
+            .join(local)
+            .join("Maildir");
+        if let Some(f) = folder {
+            dir = dir.join(format!(".{f}"));
+        }
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if let Ok(bytes) = std::fs::read(e.path()) {
+                    out.push(crlf(&bytes));
+                }
+            }
+        }
+        out
+    }
+
+    /// Deliver `messages` to `rcpt` straight into Dovecot over LMTP (fast seeding, one session).
+    pub async fn lmtp_deliver(&self, rcpt: &str, messages: &[Vec<u8>]) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port("lmtp")))
+            .await
+            .expect("LMTP answers");
+        let mut io = BufReader::new(tcp);
+        async fn reply(io: &mut BufReader<tokio::net::TcpStream>) -> String {
+            let mut all = String::new();
+            loop {
+                let mut line = String::new();
+                io.read_line(&mut line).await.expect("LMTP reply");
+                assert!(!line.is_empty(), "LMTP closed: {all}");
+                all.push_str(&line);
+                if line.as_bytes().get(3) != Some(&b'-') {
+                    return all;
+                }
+            }
+        }
+        async fn cmd(io: &mut BufReader<tokio::net::TcpStream>, line: &[u8], want: &str) {
+            io.get_mut().write_all(line).await.expect("LMTP write");
+            let r = reply(io).await;
+            assert!(
+                r.starts_with(want),
+                "LMTP {:?}: {r}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let greeting = reply(&mut io).await;
+        assert!(greeting.starts_with("220"), "{greeting}");
+        cmd(&mut io, b"LHLO seed.test\r\n", "250").await;
+        for m in messages {
+            cmd(&mut io, b"MAIL FROM:<seed@example.test>\r\n", "250").await;
+            cmd(&mut io, format!("RCPT TO:<{rcpt}>\r\n").as_bytes(), "250").await;
+            cmd(&mut io, b"DATA\r\n", "354").await;
+            let mut data = Vec::with_capacity(m.len() + 8);
+            for line in crlf(m).split_inclusive(|&b| b == b'\n') {
+                if line.first() == Some(&b'.') {
+                    data.push(b'.');
+                }
+                data.extend_from_slice(line);
+            }
+            if !data.ends_with(b"\r\n") {
+                data.extend_from_slice(b"\r\n");
+            }
+            data.extend_from_slice(b".\r\n");
+            cmd(&mut io, &data, "250").await;
+        }
+        let _ = io.get_mut().write_all(b"QUIT\r\n").await;
+    }
+}
+
+/// `bytes` with every bare LF made CRLF.
+pub fn crlf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 40);
+    let mut prev = 0u8;
+    for &b in bytes {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+/// An emulator (standard sandbox) and a mail stack validating its tokens, connected for Graph.
+pub struct GraphWorld {
+    /// The emulator (with a client nobody needs to use).
+    pub env: Env,
+    /// Dovecot and Postfix.
+    pub stack: MailStack,
+    /// The SMTP front's ports.
+    pub front: mailconnect_sandbox::SmtpFront,
+}
+
+/// Start a [`GraphWorld`]; `tweak` changes the emulator configuration first.
+pub async fn graph_world(tweak: impl FnOnce(&mut EmulatorConfig)) -> GraphWorld {
+    let env = env_with(tweak).await;
+    let stack = MailStack::up(&env.emulator.introspection_url(), &[]);
+    let front = stack.connect_graph(&env.emulator).await;
+    GraphWorld { env, stack, front }
+}

@@ -49,6 +49,8 @@ pub struct EmulatorConfig {
     pub users: Vec<UserConfig>,
     /// Token lifetimes and sizes.
     pub tokens: TokenSettings,
+    /// Microsoft Graph (`/v1.0`): limits and failure switches.
+    pub graph: super::graph::GraphSettings,
 }
 
 /// Certificate and key for HTTPS.
@@ -77,6 +79,10 @@ pub struct TenantConfig {
     pub users_can_consent: bool,
     /// Tenant-wide (admin) consent grants.
     pub admin_consents: Vec<ConsentGrant>,
+    /// SMTP AUTH switched off for the organisation (`Set-TransportConfig
+    /// -SmtpClientAuthenticationDisabled $true`): the SMTP front answers AUTH with
+    /// `535 5.7.139 … disabled for the Tenant` unless the mailbox overrides it.
+    pub smtp_client_authentication_disabled: bool,
 }
 
 impl Default for TenantConfig {
@@ -88,6 +94,7 @@ impl Default for TenantConfig {
             personal: false,
             users_can_consent: true,
             admin_consents: vec![],
+            smtp_client_authentication_disabled: false,
         }
     }
 }
@@ -170,6 +177,13 @@ pub struct AppConfig {
     pub mailbox_grants: Vec<String>,
     /// Per-app access token lifetime (a token lifetime policy).
     pub access_token_lifetime_secs: Option<u64>,
+    /// Microsoft Graph application permissions granted by the admin (`Mail.Send`, `Mail.Read`,
+    /// `Mail.ReadWrite`), put in the `roles` claim of app-only Graph tokens.
+    pub graph_roles_granted: Vec<String>,
+    /// An Exchange application access policy (`New-ApplicationAccessPolicy -AccessRight
+    /// RestrictAccess`): the only mailboxes app-only Graph requests of this app may open.
+    /// `None` = every mailbox of the tenant (no policy).
+    pub application_access_policy: Option<Vec<String>>,
 }
 
 impl Default for AppConfig {
@@ -186,6 +200,8 @@ impl Default for AppConfig {
             app_roles_granted: vec![],
             mailbox_grants: vec![],
             access_token_lifetime_secs: None,
+            graph_roles_granted: vec![],
+            application_access_policy: None,
         }
     }
 }
@@ -231,6 +247,16 @@ pub struct UserConfig {
     pub consented: Vec<ConsentGrant>,
     /// Object id (`oid`); `None` = derived from tenant and UPN.
     pub object_id: Option<String>,
+    /// Users with FullAccess to this mailbox (the delegates of a shared mailbox); the same as
+    /// listing this mailbox in each delegate's `full_access`.
+    pub delegates: Vec<String>,
+    /// Whether the mailbox can be reached through REST (Microsoft Graph). `false`: Graph mail
+    /// requests answer `MailboxNotEnabledForRESTAPI` (no licence, soft-deleted, on-premises).
+    pub rest_enabled: bool,
+    /// SMTP AUTH for this mailbox (`Set-CASMailbox -SmtpClientAuthenticationDisabled`):
+    /// `Some(true)` switched off (`535 5.7.139 … for the Mailbox`), `Some(false)` allowed even
+    /// when the tenant switched it off, `None` = the tenant's setting.
+    pub smtp_client_authentication_disabled: Option<bool>,
 }
 
 impl Default for UserConfig {
@@ -249,6 +275,9 @@ impl Default for UserConfig {
             full_access: vec![],
             consented: vec![],
             object_id: None,
+            delegates: vec![],
+            rest_enabled: true,
+            smtp_client_authentication_disabled: None,
         }
     }
 }
@@ -257,6 +286,12 @@ impl UserConfig {
     /// The mailbox address (the `username` introspection answers).
     pub fn mailbox_address(&self) -> &str {
         self.mailbox.as_deref().unwrap_or(&self.upn)
+    }
+
+    /// Whether `address` is this user's UPN or mailbox address.
+    pub fn is_address(&self, address: &str) -> bool {
+        self.upn.eq_ignore_ascii_case(address)
+            || self.mailbox_address().eq_ignore_ascii_case(address)
     }
 }
 
@@ -399,6 +434,11 @@ impl EmulatorConfig {
                     "SMTP.SendAsApp".into(),
                 ],
                 mailbox_grants: vec!["alice@example.test".into(), "sales@example.test".into()],
+                graph_roles_granted: vec!["Mail.Send".into(), "Mail.ReadWrite".into()],
+                application_access_policy: Some(vec![
+                    "alice@example.test".into(),
+                    "sales@example.test".into(),
+                ]),
                 ..AppConfig::default()
             },
             AppConfig {
@@ -424,6 +464,7 @@ impl EmulatorConfig {
             display_name: "Sales".into(),
             tenant: EXAMPLE_TENANT_ID.into(),
             can_sign_in: false,
+            delegates: vec!["alice@example.test".into()],
             ..UserConfig::default()
         };
         let mut erin = user("erin@outlook.test", "Erin Outlook", CONSUMER_TENANT_ID);

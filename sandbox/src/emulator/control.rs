@@ -14,6 +14,8 @@ use serde::de::DeserializeOwned;
 use super::config::{AppConfig, TenantConfig, TokenSettings, UserConfig};
 use super::errors::json_response;
 use super::faults::{ActiveFault, FaultRule};
+use super::graph::backend::Stack;
+use super::graph::{GraphSettings, MailStackConfig, SmtpFront};
 use super::pages;
 use super::state::{now_ms, Shared, State as St, Stats};
 
@@ -55,6 +57,33 @@ pub(crate) fn revoke_access(st: &mut St, upn: &str) {
     }
 }
 
+/// Connect Graph to a mail stack and (re)start the SMTP front.
+pub(crate) async fn connect_mail_stack(
+    shared: &Arc<Shared>,
+    cfg: MailStackConfig,
+) -> Result<Option<SmtpFront>, crate::Error> {
+    let stack = Arc::new(Stack::new(cfg)?);
+    stop_front(shared);
+    let front = super::smtp_front::start(shared.clone(), stack.clone()).await?;
+    let ports = front.as_ref().map(|f| f.ports);
+    shared.graph.set_stack(stack);
+    *shared.graph.front.lock().unwrap_or_else(|p| p.into_inner()) = front;
+    Ok(ports)
+}
+
+/// Stop the SMTP front, if it runs.
+pub(crate) fn stop_front(shared: &Shared) {
+    if let Some(old) = shared
+        .graph
+        .front
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
+        let _ = old.stop.send(true);
+    }
+}
+
 pub(crate) fn list_faults(st: &St) -> Vec<FaultRule> {
     st.faults
         .iter()
@@ -86,6 +115,96 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/token-settings",
             get(get_token_settings).post(post_token_settings),
         )
+        .route("/graph", get(get_graph).post(post_graph))
+        .route("/mail-stack", get(get_mail_stack).post(post_mail_stack))
+}
+
+async fn get_graph(State(s): State<Arc<Shared>>) -> Response {
+    let g = s.lock().config.graph.clone();
+    ok(serde_json::to_value(g).unwrap_or_default())
+}
+
+async fn post_graph(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    match parse::<GraphSettings>(&body) {
+        Ok(g) => {
+            s.lock().config.graph = g;
+            ok(serde_json::json!({"ok": true}))
+        }
+        Err(r) => *r,
+    }
+}
+
+fn mail_stack_state(s: &Shared) -> serde_json::Value {
+    serde_json::json!({
+        "mail_stack": s.graph.config(),
+        "smtp_front": s.graph.front_ports(),
+        "graph_base_url": format!("{}/v1.0", s.base_url),
+    })
+}
+
+async fn get_mail_stack(State(s): State<Arc<Shared>>) -> Response {
+    ok(mail_stack_state(&s))
+}
+
+async fn post_mail_stack(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    match parse::<MailStackConfig>(&body) {
+        Ok(cfg) => match connect_mail_stack(&s, cfg).await {
+            Ok(_) => {
+                let mut v = mail_stack_state(&s);
+                v["ok"] = true.into();
+                ok(v)
+            }
+            Err(e) => bad(&e.to_string()),
+        },
+        Err(r) => *r,
+    }
+}
+
+/// Tell a running emulator (at `base_url`) about its mail stack: POST `stack.json` to
+/// `/_sandbox/mail-stack`. The answer names the Graph base URL and the SMTP front's ports
+/// (`{"ok":true,"graph_base_url":…,"mail_stack":{…},"smtp_front":{"smtp_starttls":…,"smtp_tls":…}}`).
+pub async fn post_stack_json(
+    base_url: &str,
+    stack_json: &std::path::Path,
+) -> Result<serde_json::Value, crate::Error> {
+    let body = std::fs::read(stack_json).map_err(|e| crate::Error::Io {
+        context: format!("reading {}", stack_json.display()),
+        source: e,
+    })?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tls_backend_preconfigured(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| crate::Error::Tls(e.to_string()))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+        )
+        .build()
+        .map_err(|e| crate::Error::Config(format!("HTTP client: {e}")))?;
+    let r = client
+        .post(format!(
+            "{}/_sandbox/mail-stack",
+            base_url.trim_end_matches('/')
+        ))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| crate::Error::Config(format!("POST {base_url}/_sandbox/mail-stack: {e}")))?;
+    let status = r.status();
+    let v: serde_json::Value = r
+        .json()
+        .await
+        .map_err(|e| crate::Error::Config(format!("POST {base_url}/_sandbox/mail-stack: {e}")))?;
+    if !status.is_success() {
+        return Err(crate::Error::Config(format!(
+            "POST {base_url}/_sandbox/mail-stack: {status} {v}"
+        )));
+    }
+    Ok(v)
 }
 
 fn ok(v: serde_json::Value) -> Response {
@@ -220,7 +339,7 @@ pub async fn index(State(s): State<Arc<Shared>>) -> Response {
             &format!(
                 "<h1>Identity platform emulator</h1><p>A local stand-in for login.microsoftonline.com (v2.0).</p><ul>\
                  <li>{b}/common/v2.0/.well-known/openid-configuration</li><li>{b}/devicelogin</li>\
-                 <li>{b}/introspect</li><li>{b}/_sandbox/config</li><li>{b}/_sandbox/stats</li></ul>"
+                 <li>{b}/introspect</li><li>{b}/v1.0/me (Microsoft Graph)</li><li>{b}/_sandbox/config</li><li>{b}/_sandbox/stats</li></ul>"
             ),
         ),
     )

@@ -14,6 +14,8 @@ use axum::Extension;
 
 use super::errors::json_response;
 use super::faults::{ConnectionKill, Endpoint, RequestFacts};
+use super::graph::backend::BACKEND_CLAIM;
+use super::graph::GRAPH_APP_ID;
 use super::scopes;
 use super::state::{now, Shared, State as St};
 use super::{form_map, transport_faults};
@@ -103,8 +105,21 @@ fn evaluate(st: &St, c: &serde_json::Value, user: Option<&str>) -> Option<serde_
         return None;
     }
     let client_id = c["appid"].as_str()?;
-    let app = st.app(client_id)?;
-    let username = if c["idtyp"] == "app" {
+    // Graph's own logins to the mailboxes (the emulator's backend tokens): any mailbox of the
+    // token's tenant, as Exchange trusts Graph.
+    let backend = c[BACKEND_CLAIM] == true && client_id == GRAPH_APP_ID;
+    let app = if backend {
+        None
+    } else {
+        Some(st.app(client_id)?)
+    };
+    let username = if backend {
+        let target = st.user_by_address(user?)?;
+        if !target.tenant.eq_ignore_ascii_case(tid) {
+            return None;
+        }
+        target.mailbox_address().to_string()
+    } else if c["idtyp"] == "app" {
         // App-only: a mailbox in the tenant the app was granted, named by `user`.
         let roles: Vec<&str> = c["roles"]
             .as_array()?
@@ -123,7 +138,7 @@ fn evaluate(st: &St, c: &serde_json::Value, user: Option<&str>) -> Option<serde_
         if !target.tenant.eq_ignore_ascii_case(tid) {
             return None;
         }
-        let granted = app.mailbox_grants.iter().any(|m| {
+        let granted = app?.mailbox_grants.iter().any(|m| {
             m.eq_ignore_ascii_case(target.mailbox_address()) || m.eq_ignore_ascii_case(&target.upn)
         });
         if !granted {
@@ -150,10 +165,8 @@ fn evaluate(st: &St, c: &serde_json::Value, user: Option<&str>) -> Option<serde_
             }
             Some(u) => {
                 let target = st.user_by_address(u)?;
-                let allowed = me.full_access.iter().any(|m| {
-                    m.eq_ignore_ascii_case(target.mailbox_address())
-                        || m.eq_ignore_ascii_case(&target.upn)
-                });
+                let allowed = me.full_access.iter().any(|m| target.is_address(m))
+                    || target.delegates.iter().any(|d| me.is_address(d));
                 if !allowed {
                     return None;
                 }

@@ -7,10 +7,12 @@ pub(crate) mod device;
 pub(crate) mod discovery;
 pub(crate) mod errors;
 pub(crate) mod faults;
+pub(crate) mod graph;
 pub(crate) mod introspect;
 pub(crate) mod jwt;
 pub(crate) mod pages;
 pub(crate) mod scopes;
+pub(crate) mod smtp_front;
 pub(crate) mod state;
 pub(crate) mod token;
 
@@ -20,7 +22,7 @@ use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -88,9 +90,15 @@ impl Emulator {
             .clone()
             .map(|u| u.trim_end_matches('/').to_string())
             .unwrap_or_else(|| format!("{scheme}://{host}:{}", addr.port()));
-        let shared = Arc::new(Shared::new(base_url, key, tls.is_some(), config));
-        let app = router(shared.clone());
         let (stop, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared::new(
+            base_url,
+            key,
+            tls.is_some(),
+            config,
+            stop_rx.clone(),
+        ));
+        let app = router(shared.clone());
         let task = tokio::spawn(accept_loop(listener, tls, app, stop_rx));
         tracing::info!(base_url = %shared.base_url, "identity platform emulator listening");
         Ok(Emulator {
@@ -114,6 +122,43 @@ impl Emulator {
     /// The RFC 7662 introspection endpoint (`{base}/introspect`).
     pub fn introspection_url(&self) -> String {
         format!("{}/introspect", self.shared.base_url)
+    }
+
+    /// The Microsoft Graph base URL (`{base}/v1.0`), what a client uses instead of
+    /// `https://graph.microsoft.com/v1.0`.
+    pub fn graph_base_url(&self) -> String {
+        format!("{}/v1.0", self.shared.base_url)
+    }
+
+    /// Connect Graph to the mail stack (Dovecot and Postfix; `MailStackConfig::from_stack_json`
+    /// reads `sandbox/stack/mailstack.sh`'s `stack.json`) and, when the configuration names the
+    /// stack's certificate, start the SMTP front that answers `535 5.7.139` for mailboxes with
+    /// SMTP AUTH switched off; its ports are returned. Calling it again replaces both.
+    pub async fn set_mail_stack(
+        &self,
+        stack: graph::MailStackConfig,
+    ) -> Result<Option<graph::SmtpFront>, Error> {
+        control::connect_mail_stack(&self.shared, stack).await
+    }
+
+    /// The connected mail stack, if any.
+    pub fn mail_stack(&self) -> Option<graph::MailStackConfig> {
+        self.shared.graph.config()
+    }
+
+    /// The SMTP front's ports, if it runs.
+    pub fn smtp_front(&self) -> Option<graph::SmtpFront> {
+        self.shared.graph.front_ports()
+    }
+
+    /// The Graph limits and failure switches.
+    pub fn graph_settings(&self) -> graph::GraphSettings {
+        self.shared.lock().config.graph.clone()
+    }
+
+    /// Replace the Graph limits and failure switches (throttling, lost answers).
+    pub fn set_graph_settings(&self, s: graph::GraphSettings) {
+        self.shared.lock().config.graph = s;
     }
 
     /// Add a fault rule.
@@ -203,6 +248,7 @@ impl Emulator {
     /// Stop serving and wait until the listener is closed.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
+        control::stop_front(&self.shared);
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
@@ -212,6 +258,7 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        control::stop_front(&self.shared);
     }
 }
 
@@ -340,6 +387,8 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/error", get(discovery::error_code_page))
         .route("/oidc/userinfo", get(discovery::userinfo))
+        .route("/v1.0/{*rest}", any(graph::handle))
+        .route("/api/v2.0/{*rest}", any(graph::upload::upload))
         .nest("/_sandbox", control::routes())
         .with_state(shared)
 }

@@ -71,6 +71,15 @@ pub struct Stats {
     pub introspections: u64,
     /// Faults applied.
     pub faults_applied: u64,
+    /// Microsoft Graph requests (`/v1.0/...`), refused ones included.
+    #[serde(default)]
+    pub graph_requests: u64,
+    /// Messages Graph handed to Postfix (sendMail and draft sends).
+    #[serde(default)]
+    pub graph_messages_submitted: u64,
+    /// Graph requests answered by the throttling switch.
+    #[serde(default)]
+    pub graph_throttled: u64,
 }
 
 /// Refreshes of one client and user.
@@ -300,6 +309,8 @@ pub struct State {
     pub code_verifiers: Vec<String>,
     /// Every access token issued (for leak tests; `access_tokens` is keyed by `uti`).
     pub issued_access_tokens: Vec<String>,
+    /// Microsoft Graph's live data (upload sessions, internal tokens, rewritten drafts).
+    pub graph: super::graph::GraphData,
 }
 
 /// Every secret the emulator issued or was shown, for tests that search logs, files and output
@@ -344,6 +355,10 @@ pub struct Shared {
     pub key: Arc<SigningKey>,
     pub tls: bool,
     state: Mutex<State>,
+    /// The mail stack behind Graph and the SMTP front.
+    pub graph: super::graph::Backend,
+    /// Turns true when the emulator stops (background listeners watch it).
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Shared {
@@ -352,6 +367,7 @@ impl Shared {
         key: Arc<SigningKey>,
         tls: bool,
         config: EmulatorConfig,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) -> Shared {
         Shared {
             base_url,
@@ -361,6 +377,8 @@ impl Shared {
                 config,
                 ..State::default()
             }),
+            graph: super::graph::Backend::default(),
+            stop,
         }
     }
 

@@ -563,7 +563,7 @@ fn client_credentials(
     let roles: Vec<String> = if family == scopes::EXCHANGE {
         app.app_roles_granted.clone()
     } else {
-        vec![]
+        app.graph_roles_granted.clone()
     };
     let settings = st.config.tokens.clone();
     let life = app
