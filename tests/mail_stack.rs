@@ -176,7 +176,7 @@ async fn the_probe_message_is_sent_to_self_and_found_again() {
         "{}",
         serde_json::to_string_pretty(&report).unwrap()
     );
-    assert_eq!(probe.found_via, Some(Protocol::Imap));
+    assert_eq!(probe.found_via, Some("imap"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

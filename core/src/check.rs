@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::Client;
 use crate::error::{Error, ErrorKind};
 use crate::mail::{AttemptLog, FetchRequest};
-use crate::model::{Account, Protocol, ServerConfig};
+use crate::model::{Account, Protocol, ServerConfig, Transport};
 use crate::oauth::errors::ReauthReason;
 use crate::transport::message::Envelope;
 use crate::transport::stream::Security;
@@ -153,15 +153,44 @@ pub struct ProbeResult {
     /// The server's acceptance reply.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted: Option<String>,
-    /// Which protocol found it.
+    /// What found it: `imap`, `pop3` or `graph`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub found_via: Option<Protocol>,
+    pub found_via: Option<&'static str>,
     /// Time from sending to finding (ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery_ms: Option<u64>,
     /// The error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReport>,
+}
+
+/// The Microsoft Graph check of an account that may use Graph.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphResult {
+    /// Whether Graph works for this mailbox.
+    pub ok: bool,
+    /// The Graph API base.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// What the check found (mailbox path, the token's permissions, the Inbox).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<crate::graph::GraphProbe>,
+    /// Milliseconds: getting the Graph token, then reading the mailbox.
+    pub phases_ms: GraphPhases,
+    /// The error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    /// Total time (ms).
+    pub elapsed_ms: u64,
+}
+
+/// Milliseconds per Graph phase.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GraphPhases {
+    /// The Graph access token (minted from the refresh token when needed).
+    pub token: Option<u64>,
+    /// Reading the mailbox.
+    pub mailbox: Option<u64>,
 }
 
 /// The Test report.
@@ -179,6 +208,12 @@ pub struct TestReport {
     pub token: TokenPhase,
     /// Per protocol.
     pub results: Vec<ProtocolResult>,
+    /// Microsoft Graph (accounts whose transport is `graph` or `auto`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph: Option<GraphResult>,
+    /// How mail travels for this account (accounts that may use Graph).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<crate::account_state::TransportStatus>,
     /// Probe message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeResult>,
@@ -207,13 +242,17 @@ impl Client {
         }
         let started = Instant::now();
         let servers = self.servers(&account)?;
-        let wanted: Vec<Protocol> = if protocols.is_empty() {
+        // A `graph` account is tested over Graph; its mail servers only when asked for.
+        let graph_only = account.transport == Transport::Graph;
+        let wanted: Vec<Protocol> = if !protocols.is_empty() {
+            protocols.to_vec()
+        } else if graph_only {
+            vec![]
+        } else {
             Protocol::ALL
                 .into_iter()
                 .filter(|p| servers.get(*p).is_some())
                 .collect()
-        } else {
-            protocols.to_vec()
         };
 
         let t0 = Instant::now();
@@ -243,13 +282,23 @@ impl Client {
         };
 
         let mut results = Vec::new();
+        let graph_wanted = account.transport.uses_graph() && protocols.is_empty();
+        let graph_run = async {
+            match (graph_wanted, token.is_ok()) {
+                (true, true) => Some(self.test_graph(&account, cancel).await),
+                _ => None,
+            }
+        };
+        let mut graph = None;
         if token.is_ok() {
             let runs = wanted.iter().map(|p| {
                 let server = servers.get(*p).cloned();
                 let account = account.clone();
                 async move { self.test_protocol(&account, *p, server, cancel).await }
             });
-            let pairs = futures_util::future::join_all(runs).await;
+            let (pairs, g) =
+                futures_util::future::join(futures_util::future::join_all(runs), graph_run).await;
+            graph = g;
             // Evidence across protocols: a token accepted by one protocol and refused by another
             // means that protocol is disabled for the mailbox, not that the token is bad.
             let any_ok = pairs.iter().any(|(r, _)| r.ok);
@@ -277,7 +326,10 @@ impl Client {
             }
         }
 
-        let mut ok = token.is_ok() && results.iter().all(|r| r.ok) && !results.is_empty();
+        let mut ok = token.is_ok()
+            && results.iter().all(|r| r.ok)
+            && graph.as_ref().is_none_or(|g| g.ok)
+            && (!results.is_empty() || graph.is_some());
         let probe = if opts.send_probe && ok {
             let p = self.probe(&account, &wanted, cancel).await;
             ok &= p.ok;
@@ -285,6 +337,11 @@ impl Client {
         } else {
             None
         };
+        let transport = account.transport.uses_graph().then(|| {
+            let id = account.id.clone();
+            let rec = self.inner.store.load_tokens(&id).ok().flatten();
+            crate::account_state::transport_of(&account, rec.as_ref())
+        });
         Ok(TestReport {
             schema: REPORT_SCHEMA,
             account_id: account.id.clone(),
@@ -292,6 +349,8 @@ impl Client {
             ok,
             token: token_phase,
             results,
+            graph,
+            transport,
             probe,
             elapsed_ms: ms(started.elapsed()),
         })
@@ -382,6 +441,40 @@ impl Client {
         }
     }
 
+    /// The Graph check: a Graph token (minted from the refresh token if need be), then the
+    /// mailbox's Inbox over Graph.
+    async fn test_graph(&self, account: &Account, cancel: &CancellationToken) -> GraphResult {
+        let started = Instant::now();
+        let mut r = GraphResult {
+            ok: false,
+            endpoint: None,
+            found: None,
+            phases_ms: GraphPhases::default(),
+            error: None,
+            elapsed_ms: 0,
+        };
+        let t = Instant::now();
+        let outcome = async {
+            let mut g = self.graph_mailbox(&account.id, cancel).await?;
+            r.phases_ms.token = Some(ms(t.elapsed()));
+            r.endpoint = Some(g.endpoint());
+            let m = Instant::now();
+            let found = g.probe().await;
+            r.phases_ms.mailbox = Some(ms(m.elapsed()));
+            found
+        }
+        .await;
+        match outcome {
+            Ok(found) => {
+                r.ok = true;
+                r.found = Some(found);
+            }
+            Err(e) => r.error = Some(ErrorReport::from(&e)),
+        }
+        r.elapsed_ms = ms(started.elapsed());
+        r
+    }
+
     async fn probe(
         &self,
         account: &Account,
@@ -396,15 +489,14 @@ impl Client {
             "From: <{m}>\r\nTo: <{m}>\r\nSubject: mailconnect test {marker}\r\nDate: {date}\r\nMessage-ID: <{marker}@mailconnect.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThis message was sent by the mailconnect e-mail test. It can be deleted.\r\n",
             m = account.mailbox
         );
-        let env = Envelope {
+        // Graph takes the recipients from the message; SMTP gets them as the envelope.
+        let graph = account.transport == Transport::Graph;
+        let env = (!graph).then(|| Envelope {
             from: account.mailbox.clone(),
             to: vec![account.mailbox.clone()],
-        };
+        });
         let sent_at = Instant::now();
-        let accepted = match self
-            .send(&account.id, msg.as_bytes(), Some(env), cancel)
-            .await
-        {
+        let accepted = match self.send(&account.id, msg.as_bytes(), env, cancel).await {
             Ok(a) => a,
             Err(e) => {
                 return ProbeResult {
@@ -416,16 +508,36 @@ impl Client {
                 }
             }
         };
-        let via = if wanted.contains(&Protocol::Imap) {
-            Protocol::Imap
+        let (via, req) = if graph
+            || !wanted
+                .iter()
+                .any(|p| matches!(p, Protocol::Imap | Protocol::Pop3))
+                && account.transport.uses_graph()
+        {
+            (
+                "graph",
+                FetchRequest {
+                    transport: Some(Transport::Graph),
+                    headers_only: true,
+                    limit: Some(20),
+                    ..Default::default()
+                },
+            )
         } else {
-            Protocol::Pop3
-        };
-        let req = FetchRequest {
-            protocol: Some(via),
-            headers_only: true,
-            limit: Some(20),
-            ..Default::default()
+            let p = if wanted.contains(&Protocol::Imap) {
+                Protocol::Imap
+            } else {
+                Protocol::Pop3
+            };
+            (
+                p.as_str(),
+                FetchRequest {
+                    protocol: Some(p),
+                    headers_only: true,
+                    limit: Some(20),
+                    ..Default::default()
+                },
+            )
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -128,10 +128,82 @@ fn segment(s: &str) -> String {
         .replace('+', "%20")
 }
 
+/// What a Test found out about Microsoft Graph for an account.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GraphProbe {
+    /// `/me` or `/users/{mailbox}`.
+    pub mailbox_path: String,
+    /// The permissions the Graph token carries (`scp` or `roles`), when the token is a JWT that
+    /// tells (personal Microsoft accounts get opaque tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+    /// Whether the token may send (`Mail.Send`), when the permissions are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub can_send: Option<bool>,
+    /// What the Inbox holds ("1204 messages, 3 unread").
+    pub detail: String,
+}
+
+/// The permissions a JWT access token lists (`scp`, space-separated, or `roles`), without
+/// checking its signature (Graph checks it; this only reports what the token asks for).
+fn token_permissions(token: &str) -> Option<Vec<String>> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    if let Some(scp) = claims["scp"].as_str() {
+        return Some(scp.split_whitespace().map(str::to_string).collect());
+    }
+    claims["roles"].as_array().map(|r| {
+        r.iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    })
+}
+
 impl GraphMailbox<'_> {
     /// The account.
     pub fn account(&self) -> &Account {
         &self.account
+    }
+
+    /// The Graph API base (`https://graph.microsoft.com/v1.0/`).
+    pub fn endpoint(&self) -> String {
+        self.base.to_string()
+    }
+
+    /// A Test's look at the mailbox: the token's permissions and the Inbox (which needs the
+    /// mailbox to be reachable over Graph and a read permission). Sends nothing.
+    pub async fn probe(&mut self) -> Result<GraphProbe> {
+        let permissions = token_permissions(self.token.token.expose_secret());
+        let url = self.url(
+            "mailFolders/inbox",
+            &[("$select", "totalItemCount,unreadItemCount".into())],
+        )?;
+        let v = self
+            .call_json(
+                Method::GET,
+                &url,
+                None,
+                Repeat::Safe,
+                &[200],
+                "reading the Inbox",
+            )
+            .await?;
+        Ok(GraphProbe {
+            mailbox_path: format!("/{}", self.owner),
+            can_send: permissions
+                .as_ref()
+                .map(|p| p.iter().any(|s| s.eq_ignore_ascii_case("Mail.Send"))),
+            permissions,
+            detail: format!(
+                "Inbox: {} messages, {} unread",
+                v["totalItemCount"].as_u64().unwrap_or(0),
+                v["unreadItemCount"].as_u64().unwrap_or(0)
+            ),
+        })
     }
 
     /// The URL of `rel` below the mailbox (`messages/{id}`, `sendMail`), with `query` pairs.
@@ -279,5 +351,23 @@ mod tests {
         );
         assert_eq!(owner(&app), "users/bot%40example.test");
         assert_eq!(segment("a b/ä"), "a%20b%2F%C3%A4");
+    }
+
+    #[test]
+    fn permissions_are_read_from_scp_or_roles() {
+        use base64::Engine;
+        let jwt = |claims: serde_json::Value| {
+            let e = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+            format!("{}.{}.sig", e(b"{}"), e(claims.to_string().as_bytes()))
+        };
+        assert_eq!(
+            token_permissions(&jwt(serde_json::json!({"scp": "Mail.ReadWrite Mail.Send"}))),
+            Some(vec!["Mail.ReadWrite".to_string(), "Mail.Send".to_string()])
+        );
+        assert_eq!(
+            token_permissions(&jwt(serde_json::json!({"roles": ["Mail.Send"]}))),
+            Some(vec!["Mail.Send".to_string()])
+        );
+        assert_eq!(token_permissions("EwBwA8l6BAAU-opaque"), None);
     }
 }
