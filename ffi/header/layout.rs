@@ -81,6 +81,8 @@ const SECTIONS: &[Section] = &[
             "mc_mail_",
             "mc_folder_",
             "mc_token_",
+            "mc_graph_",
+            "mc_message_",
             "mc_sasl_",
         ],
         store: false,
@@ -229,7 +231,10 @@ fn body(items: &[Item], store: bool) -> String {
         if s.store != store {
             continue;
         }
-        let mut mine: Vec<&Item> = items.iter().filter(|it| section_of(&it.name) == i).collect();
+        let mut mine: Vec<&Item> = items
+            .iter()
+            .filter(|it| section_of(&it.name) == i)
+            .collect();
         if mine.is_empty() {
             continue;
         }

@@ -6,7 +6,9 @@ use mailconnect_core::BeginOptions;
 
 use crate::cancel::mc_cancel;
 use crate::client::{client_arg, mc_client};
-use crate::guard::{call, give_json, give_optional, id_arg, opt_json_arg, out_arg, str_arg};
+use crate::guard::{
+    call, give_json, give_optional, id_arg, opt_json_arg, opt_out_arg, out_arg, str_arg,
+};
 
 /// Begin a sign-in for an account and get what to show, for hosts that show the sign-in
 /// themselves (an embedded web view, their own device-code dialog).
@@ -96,6 +98,7 @@ pub unsafe extern "C" fn mc_authorization_complete(
     out_status_json: *mut *mut c_char,
 ) -> i32 {
     call(|| {
+        opt_out_arg(out_status_json);
         // SAFETY: contract of this export.
         let (cl, h) = unsafe { (client_arg(client)?, id_arg(handle, "handle")?) };
         // SAFETY: contract of this export.
@@ -170,6 +173,7 @@ pub unsafe extern "C" fn mc_authorization_wait(
     out_status_json: *mut *mut c_char,
 ) -> i32 {
     call(|| {
+        opt_out_arg(out_status_json);
         // SAFETY: contract of this export.
         let (cl, h) = unsafe { (client_arg(client)?, id_arg(handle, "handle")?) };
         let status = cl.run(cancel, async |t| cl.client.wait_authorization(h, t).await)?;

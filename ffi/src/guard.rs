@@ -109,6 +109,15 @@ pub(crate) fn out_arg<T>(p: *mut *mut T, name: &str) -> Result<(), FfiError> {
     Ok(())
 }
 
+/// An optional out-parameter (NULL = the caller does not want it), set to NULL first like
+/// [`out_arg`] when given.
+pub(crate) fn opt_out_arg<T>(p: *mut *mut T) {
+    if !p.is_null() {
+        // SAFETY: non-null, and writable per every export's contract.
+        unsafe { *p = std::ptr::null_mut() };
+    }
+}
+
 /// A required pointer argument that is not an out-parameter.
 pub(crate) fn nonnull_arg<T>(p: *mut T, name: &str) -> Result<(), FfiError> {
     if p.is_null() {

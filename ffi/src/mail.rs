@@ -2,15 +2,29 @@
 
 use std::ffi::c_char;
 
+use mailconnect_core::compose::MessageSpec;
 use mailconnect_core::mail::FetchRequest;
 use mailconnect_core::model::parse_json;
+use mailconnect_core::Resource;
 use secrecy::ExposeSecret;
 
 use crate::cancel::mc_cancel;
 use crate::client::{client_arg, mc_client};
-use crate::guard::{bytes_arg, call, give_json, give_string, id_arg, opt_json_arg, out_arg};
+use crate::guard::{
+    bytes_arg, call, give_json, give_optional, give_string, id_arg, opt_json_arg, opt_out_arg,
+    out_arg, str_arg,
+};
 
-/// Shared body of `mc_token_get` and `mc_sasl_xoauth2_get`: a fresh token, or its SASL string.
+/// What [`secret_out`] hands out.
+enum Secret {
+    /// An access token for the resource.
+    Token(Resource),
+    /// The SASL XOAUTH2 string of the mail token.
+    Sasl,
+}
+
+/// Shared body of `mc_token_get`, `mc_graph_token_get` and `mc_sasl_xoauth2_get`: a fresh
+/// token, or its SASL string.
 ///
 /// # Safety
 /// As those exports.
@@ -20,15 +34,15 @@ unsafe fn secret_out(
     cancel: *mut mc_cancel,
     out: *mut *mut c_char,
     out_name: &str,
-    sasl: bool,
+    what: Secret,
 ) -> i32 {
     call(|| {
         out_arg(out, out_name)?;
         // SAFETY: contract of the calling export.
         let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
-        let secret = cl.run(cancel, async |t| match sasl {
-            true => cl.client.sasl_xoauth2(id, t).await,
-            false => Ok(cl.client.access_token(id, t).await?.token),
+        let secret = cl.run(cancel, async |t| match what {
+            Secret::Sasl => cl.client.sasl_xoauth2(id, t).await,
+            Secret::Token(r) => Ok(cl.client.access_token_for(id, r, t).await?.token),
         })?;
         // SAFETY: checked writable.
         unsafe { give_string(out, secret.expose_secret().to_string()) }
@@ -62,7 +76,16 @@ pub unsafe extern "C" fn mc_token_get(
     out_token: *mut *mut c_char,
 ) -> i32 {
     // SAFETY: forwarded contract of this export.
-    unsafe { secret_out(client, account_id, cancel, out_token, "out_token", false) }
+    unsafe {
+        secret_out(
+            client,
+            account_id,
+            cancel,
+            out_token,
+            "out_token",
+            Secret::Token(Resource::Mail),
+        )
+    }
 }
 
 /// The ready SASL XOAUTH2 initial response (base64 of `user=<mailbox>^Aauth=Bearer <token>^A^A`)
@@ -88,7 +111,95 @@ pub unsafe extern "C" fn mc_sasl_xoauth2_get(
     out_base64: *mut *mut c_char,
 ) -> i32 {
     // SAFETY: forwarded contract of this export.
-    unsafe { secret_out(client, account_id, cancel, out_base64, "out_base64", true) }
+    unsafe {
+        secret_out(
+            client,
+            account_id,
+            cancel,
+            out_base64,
+            "out_base64",
+            Secret::Sasl,
+        )
+    }
+}
+
+/// A valid Microsoft Graph access token for the account (audience `https://graph.microsoft.com`),
+/// for hosts that call Graph themselves. Minted from the account's refresh token (refresh tokens
+/// are not bound to a resource), cached and refreshed like the mail token; for an account with
+/// `"transport": "graph"` the same token as `mc_token_get`. Microsoft registrations only.
+///
+/// # Ownership
+/// `*out_token` is a new secret string; free it with `mc_string_free`. Never log it.
+///
+/// # Threads
+/// any thread except a mailconnect callback thread.
+///
+/// # Errors
+/// As `mc_token_get`, plus `MC_E_INVALID_ARGUMENT` for a registration that is not Microsoft's
+/// and `MC_E_REAUTHORIZATION_REQUIRED` / `MC_E_PROVIDER_CONFIGURATION` when consent for Graph's
+/// `Mail.Send`/`Mail.ReadWrite` is missing (the diagnostic says which; connect again).
+///
+/// # Safety
+/// `client` from `mc_client_open`; `account_id` NUL-terminated; `cancel` NULL or from
+/// `mc_cancel_new`; `out_token` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_graph_token_get(
+    client: *mut mc_client,
+    account_id: *const c_char,
+    cancel: *mut mc_cancel,
+    out_token: *mut *mut c_char,
+) -> i32 {
+    let what = Secret::Token(Resource::Graph);
+    // SAFETY: forwarded contract of this export.
+    unsafe { secret_out(client, account_id, cancel, out_token, "out_token", what) }
+}
+
+/// Build a message from JSON and send it over the account's transport (SMTP, Microsoft Graph,
+/// or `auto`). `message_json`: `{"from", "to": [...], "cc", "bcc", "reply_to", "subject",
+/// "text", "html", "attachments": [{"path" | "content_base64", "file_name", "content_type",
+/// "content_id"}], "headers": [{"name", "value"}], "importance": "low|normal|high",
+/// "read_receipt": bool}`; an address is `"a@example.com"` or `{"name", "address"}`. Non-ASCII
+/// subjects, names and file names are encoded as mail needs. Sent at most once.
+///
+/// # Ownership
+/// `*out_result_json` (if `out_result_json` is not NULL) is `{"transport": "smtp|graph",
+/// "message_id", "reply", "size"}`; free it with `mc_string_free`. Attachment files are read
+/// during the call only.
+///
+/// # Threads
+/// any thread except a mailconnect callback thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_INVALID_ARGUMENT` (the diagnostic's
+/// `evidence.field` names the field: no recipients, a bad address, an unreadable attachment),
+/// and those of `mc_mail_send`; over Graph also `MC_E_PROVIDER_CONFIGURATION` (a permission or
+/// the application access policy). An answer lost after the message was handed over says the
+/// message may have been sent (`MC-GRAPH-SEND-UNCERTAIN` over Graph).
+///
+/// # Safety
+/// `client` from `mc_client_open`; strings NUL-terminated; `cancel` NULL or from
+/// `mc_cancel_new`; `out_result_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_message_send(
+    client: *mut mc_client,
+    account_id: *const c_char,
+    message_json: *const c_char,
+    cancel: *mut mc_cancel,
+    out_result_json: *mut *mut c_char,
+) -> i32 {
+    call(|| {
+        opt_out_arg(out_result_json);
+        // SAFETY: contract of this export.
+        let (cl, id) = unsafe { (client_arg(client)?, id_arg(account_id, "account_id")?) };
+        // SAFETY: NUL-terminated per the contract.
+        let json = unsafe { str_arg(message_json, "message_json")? };
+        let spec: MessageSpec = parse_json("message", json)?;
+        let sent = cl.run(cancel, async |t| {
+            cl.client.send_message(id, &spec, None, t).await
+        })?;
+        // SAFETY: NULL or writable (contract).
+        unsafe { give_optional(out_result_json, &sent) }
+    })
 }
 
 /// Send a raw RFC 5322 message over SMTP. The envelope comes from the header (`Sender`/`From`,

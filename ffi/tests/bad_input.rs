@@ -651,3 +651,105 @@ fn out_parameters_are_cleared_at_entry() {
     assert!(s.is_null(), "cleared even when the client is NULL");
     unsafe { mc_client_free(client) };
 }
+
+#[test]
+fn message_send_refuses_bad_messages_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path());
+    let stale = std::ptr::dangling_mut::<c_char>();
+    unsafe {
+        let reg = CString::new(REG).unwrap();
+        assert_eq!(
+            mc_registration_put(c, reg.as_ptr()),
+            MC_OK,
+            "{}",
+            last_message()
+        );
+        let acct = CString::new(
+            r#"{"id":"a","mailbox":"alice@example.test","registration":"r","transport":"graph"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            mc_account_put(c, acct.as_ptr()),
+            MC_OK,
+            "{}",
+            last_message()
+        );
+        let a = CString::new("a").unwrap();
+        let mut out = stale;
+        assert_eq!(
+            mc_message_send(c, a.as_ptr(), null(), null_mut(), &mut out),
+            MC_E_NULL_POINTER
+        );
+        assert!(
+            out.is_null(),
+            "the optional out-parameter is cleared at entry"
+        );
+        let cases = [
+            (r#"{"subject":"x","text":"y"}"#, "to"),
+            (r#"{"to":["not an address"]}"#, "to"),
+            (
+                r#"{"to":["b@example.test"],"attachments":[{"path":"/nonexistent/r.pdf"}]}"#,
+                "attachments[0].path",
+            ),
+            (
+                r#"{"to":["b@example.test"],"attachments":[{"content_base64":"***"}]}"#,
+                "attachments[0].content_base64",
+            ),
+            (
+                r#"{"to":["b@example.test"],"importance":"urgent"}"#,
+                "importance",
+            ),
+            (r#"{"to":["b@example.test"],"colour":"red"}"#, "colour"),
+        ];
+        for (json, field) in cases {
+            let j = CString::new(json).unwrap();
+            let mut out = stale;
+            assert_eq!(
+                mc_message_send(c, a.as_ptr(), j.as_ptr(), null_mut(), &mut out),
+                MC_E_INVALID_ARGUMENT,
+                "{json}: {}",
+                last_message()
+            );
+            assert!(out.is_null());
+            assert_eq!(
+                last_diagnostic()["evidence"]["field"],
+                field,
+                "{json}: {}",
+                last_message()
+            );
+        }
+        // A good message for an account that is not connected: nothing to send with.
+        let j = CString::new(r#"{"to":["b@example.test"],"subject":"Grüße","text":"x"}"#).unwrap();
+        assert_eq!(
+            mc_message_send(c, a.as_ptr(), j.as_ptr(), null_mut(), null_mut()),
+            MC_E_STATE,
+            "{}",
+            last_message()
+        );
+        let mut t = stale;
+        assert_eq!(
+            mc_graph_token_get(c, a.as_ptr(), null_mut(), &mut t),
+            MC_E_STATE
+        );
+        assert!(t.is_null());
+        // Graph is Microsoft's: an account of another provider cannot be given that transport.
+        let g = CString::new(
+            r#"{"id":"g","provider":"google","client_id":"x.apps.googleusercontent.com"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            mc_registration_put(c, g.as_ptr()),
+            MC_OK,
+            "{}",
+            last_message()
+        );
+        let acct = CString::new(
+            r#"{"id":"b","mailbox":"b@gmail.com","registration":"g","transport":"auto"}"#,
+        )
+        .unwrap();
+        assert_eq!(mc_account_put(c, acct.as_ptr()), MC_E_INVALID_ARGUMENT);
+        assert_eq!(last_diagnostic()["evidence"]["field"], "transport");
+        mc_client_free(c);
+    }
+}

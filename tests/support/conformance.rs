@@ -177,7 +177,10 @@ fn tokens_round_trip(_: &Backend, o: &Opened) {
     assert_eq!(as_json!(&back.meta), as_json!(&full.meta), "metadata");
     assert_eq!(back.secrets.refresh_token, full.secrets.refresh_token);
     assert_eq!(back.secrets.access_token, full.secrets.access_token);
-    assert_eq!(back.secrets.graph_access_token, full.secrets.graph_access_token);
+    assert_eq!(
+        back.secrets.graph_access_token,
+        full.secrets.graph_access_token
+    );
 
     // A record without secrets (app-only, or not yet connected) comes back without them.
     let mut bare = rec("b", "x");
