@@ -785,6 +785,19 @@ async fn lists_page_through_next_links_and_messages_change() {
     ] {
         assert!(names.contains(&want), "{names:?}");
     }
+    let archive = g
+        .get(
+            "/me/mailFolders?$filter=displayName eq 'Archive'&$select=id,displayName",
+            &token,
+        )
+        .await
+        .json();
+    assert_eq!(archive["value"].as_array().unwrap().len(), 1, "{archive}");
+    assert_eq!(
+        archive["value"][0]["id"],
+        g.get("/me/mailFolders/archive", &token).await.json()["id"]
+    );
+    assert!(archive["value"][0].get("totalItemCount").is_none());
     let inbox = g.get("/me/mailFolders/Inbox", &token).await.json();
     assert_eq!(inbox["totalItemCount"], 1049);
     assert_eq!(inbox["unreadItemCount"], 1049);

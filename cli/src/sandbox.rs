@@ -1,6 +1,7 @@
 //! `mailconnect sandbox up|down|status|sign-in`: a local Microsoft 365 stand-in for vendors and
-//! demos. `up` starts the identity-platform emulator (this program, detached, `sandbox serve`)
-//! and real Dovecot (IMAP, POP3) and Postfix (SMTP submission) on loopback
+//! demos. `up` starts the identity-platform emulator (this program, detached, `sandbox serve`;
+//! it also serves Microsoft Graph mail at `{base}/v1.0` and the SMTP front that clients use for
+//! submission) and real Dovecot (IMAP, POP3) and Postfix (SMTP submission) on loopback
 //! (`sandbox/stack/mailstack.sh`, built into this program), writes their state to a directory and
 //! prints the accounts, registrations, authority URL, ports and CA file a product can be pointed
 //! at. `status` prints it again and checks that everything still answers; `down` stops it all.
@@ -487,18 +488,41 @@ async fn up(
         .map(|s| s.success())
         .unwrap_or(false);
         let info = read_json(&stack_dir.join("stack.json"));
-        match (ok, info) {
-            (true, Some(info)) => json!({
+        // The emulator learns where the stack is (Graph reads and sends there) and starts the
+        // SMTP front, which clients use instead of Postfix's ports.
+        let connected = match (ok, &info) {
+            (true, Some(_)) => {
+                mailconnect_sandbox::post_stack_json(&base_url, &stack_dir.join("stack.json"))
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            _ => Err(String::new()),
+        };
+        match (info, connected) {
+            (Some(info), Ok(front)) => json!({
                 "dir": stack_dir.display().to_string(),
                 "host": info["host"],
                 "domain": info["domain"],
                 "imap_tls": info["imap_tls"], "imap_starttls": info["imap_starttls"],
                 "pop3_tls": info["pop3_tls"], "pop3_starttls": info["pop3_starttls"],
-                "smtp_starttls": info["smtp_starttls"], "smtp_tls": info["smtp_tls"],
+                "smtp_starttls": front["smtp_front"]["smtp_starttls"],
+                "smtp_tls": front["smtp_front"]["smtp_tls"],
+                "postfix_smtp_starttls": info["smtp_starttls"],
+                "postfix_smtp_tls": info["smtp_tls"],
                 "ca_file": info["ca_pem"],
                 "dovecot_log": info["dovecot_log"], "postfix_log": info["postfix_log"],
             }),
-            _ => {
+            (_, connected) => {
+                let why = match connected {
+                    Err(e) if !e.is_empty() => format!(
+                        "the emulator could not connect to the mail servers ({e}); everything was stopped again"
+                    ),
+                    _ => format!(
+                        "the mail servers (Dovecot, Postfix) did not start; the emulator was stopped again. Their log ({}):\n{}",
+                        log.display(),
+                        tail(&log, 20)
+                    ),
+                };
                 let _ = mailstack(
                     dir,
                     &["down", &stack_dir.display().to_string()],
@@ -507,12 +531,7 @@ async fn up(
                 if let Some(pid) = emulator["pid"].as_u64().and_then(|p| u32::try_from(p).ok()) {
                     stop_pid(pid);
                 }
-                return Err(format!(
-                    "the mail servers (Dovecot, Postfix) did not start; the emulator was stopped again. Their log ({}):\n{}",
-                    log.display(),
-                    tail(&log, 20)
-                )
-                .into());
+                return Err(why.into());
             }
         }
     };
@@ -552,6 +571,7 @@ async fn up(
             "pid": emulator["pid"],
             "base_url": base_url,
             "authority": format!("{base_url}/organizations"),
+            "graph_base_url": format!("{base_url}/v1.0"),
             "introspection_url": introspection,
             "log": dir.join("emulator.log").display().to_string(),
         },
@@ -704,6 +724,18 @@ fn print_info(state: &Value, fresh: bool) {
                     s(&state["tenant"]["domain"])
                 ),
             ],
+            vec![
+                "Microsoft Graph".into(),
+                format!(
+                    "{} (stands in for https://graph.microsoft.com/v1.0{})",
+                    s(&e["graph_base_url"]),
+                    if state["mail"].is_null() {
+                        "; no mail servers, so mail requests answer 503"
+                    } else {
+                        "; mail on the servers below"
+                    }
+                ),
+            ],
             vec!["introspection".into(), s(&e["introspection_url"])],
             vec!["log".into(), s(&e["log"])],
         ],
@@ -755,9 +787,13 @@ fn print_info(state: &Value, fresh: bool) {
                 vec![
                     "SMTP".into(),
                     s(&m["smtp_starttls"]),
-                    "STARTTLS (like 587)".into(),
+                    "STARTTLS (like 587), the emulator's SMTP front before Postfix".into(),
                 ],
-                vec!["SMTP".into(), s(&m["smtp_tls"]), "TLS (like 465)".into()],
+                vec![
+                    "SMTP".into(),
+                    s(&m["smtp_tls"]),
+                    "TLS (like 465), the SMTP front".into(),
+                ],
             ],
         );
         println!(
@@ -812,6 +848,7 @@ pub fn harness_vars(dir: &Path) -> Result<Vec<(String, String)>, String> {
     let e = &state["emulator"];
     let mut vars = vec![
         ("EMULATOR".into(), s(&e["base_url"])),
+        ("GRAPH".into(), s(&e["graph_base_url"])),
         ("INTROSPECT".into(), s(&e["introspection_url"])),
         ("SANDBOX_DIR".into(), s(&state["dir"])),
     ];

@@ -180,19 +180,33 @@ async fn folder_json(imap: &mut Imap, mailbox: &str, f: &Folder) -> Result<Value
     }))
 }
 
-/// `GET /me/mailFolders`.
+fn select_folder(mut v: Value, select: Option<&[String]>) -> Value {
+    if let (Some(keep), Some(obj)) = (select, v.as_object_mut()) {
+        obj.retain(|k, _| k == "id" || keep.iter().any(|s| s == k));
+    }
+    v
+}
+
+/// `GET /me/mailFolders` (`$top`, `$select`, `$filter=displayName eq '…'`).
 pub(crate) async fn folders(ctx: &Ctx) -> Result<Response, GraphError> {
+    let q = query::folder_query(&ctx.query)?;
     let mut imap = session(ctx).await?;
     let mut list: Vec<Folder> = imap
         .folders()
         .await?
         .into_iter()
         .filter(|f| f.selectable)
+        .filter(|f| {
+            q.display_name
+                .as_ref()
+                .is_none_or(|n| display_name(f).eq_ignore_ascii_case(n))
+        })
         .collect();
     list.sort_by_key(display_name);
     let mut value = Vec::new();
-    for f in &list {
-        value.push(folder_json(&mut imap, &ctx.target.mailbox, f).await?);
+    for f in list.iter().take(q.top) {
+        let v = folder_json(&mut imap, &ctx.target.mailbox, f).await?;
+        value.push(select_folder(v, q.select.as_deref()));
     }
     imap.logout().await;
     let body = json!({
@@ -202,12 +216,14 @@ pub(crate) async fn folders(ctx: &Ctx) -> Result<Response, GraphError> {
     Ok(json_response(StatusCode::OK, &body, &ctx.ids))
 }
 
-/// `GET /me/mailFolders/{id}`.
+/// `GET /me/mailFolders/{id}` (`$select`).
 pub(crate) async fn folder(ctx: &Ctx, id: &str) -> Result<Response, GraphError> {
+    let q = query::folder_query(&ctx.query)?;
     let mut imap = session(ctx).await?;
     let f = resolve_folder(&mut imap, &ctx.target.mailbox, id).await?;
-    let mut body = folder_json(&mut imap, &ctx.target.mailbox, &f).await?;
+    let body = folder_json(&mut imap, &ctx.target.mailbox, &f).await?;
     imap.logout().await;
+    let mut body = select_folder(body, q.select.as_deref());
     body["@odata.context"] = json!(format!(
         "{}/$metadata#{}/mailFolders/$entity",
         ctx.base(),

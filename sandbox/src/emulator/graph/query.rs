@@ -437,6 +437,77 @@ pub(crate) fn list_query(q: &HashMap<String, String>) -> Result<ListQuery, Graph
     })
 }
 
+/// The query options of a folder list: `$top`, `$select`, and `$filter=displayName eq '…'`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FolderQuery {
+    pub top: usize,
+    pub select: Option<Vec<String>>,
+    pub display_name: Option<String>,
+}
+
+/// The properties of a mailFolder resource.
+pub(crate) const FOLDER_PROPERTIES: &[&str] = &[
+    "id",
+    "displayName",
+    "parentFolderId",
+    "childFolderCount",
+    "unreadItemCount",
+    "totalItemCount",
+    "isHidden",
+];
+
+/// Parse the query options of `GET mailFolders` and `GET mailFolders/{id}`.
+pub(crate) fn folder_query(q: &HashMap<String, String>) -> Result<FolderQuery, GraphError> {
+    let top = match q.get("$top") {
+        None => 10,
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= 1000)
+            .ok_or_else(|| bad_request(format!("Invalid value '{v}' for query option '$top'.")))?,
+    };
+    let select = match q.get("$select") {
+        None => None,
+        Some(v) => {
+            let mut out = Vec::new();
+            for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let known = FOLDER_PROPERTIES
+                    .iter()
+                    .find(|k| k.eq_ignore_ascii_case(p))
+                    .ok_or_else(|| {
+                        GraphError::new(
+                            StatusCode::BAD_REQUEST,
+                            "RequestBroker--ParseUri",
+                            format!("Could not find a property named '{p}' on type 'microsoft.graph.mailFolder'."),
+                        )
+                    })?;
+                out.push(known.to_string());
+            }
+            Some(out)
+        }
+    };
+    let display_name = match q.get("$filter").filter(|f| !f.trim().is_empty()) {
+        None => None,
+        Some(f) => {
+            let toks = tokenize(f)?;
+            match toks.as_slice() {
+                [Tok::Word(p), Tok::Word(op), Tok::Str(v)]
+                    if p.eq_ignore_ascii_case("displayName") && op.eq_ignore_ascii_case("eq") =>
+                {
+                    Some(v.clone())
+                }
+                _ => return Err(invalid_nodes()),
+            }
+        }
+    };
+    Ok(FolderQuery {
+        top,
+        select,
+        display_name,
+    })
+}
+
 /// `Content-Range: bytes {start}-{end}/{total}` (inclusive end).
 pub(crate) fn content_range(v: &str) -> Option<(u64, u64, u64)> {
     let rest = v.trim().strip_prefix("bytes")?.trim_start();
@@ -554,6 +625,28 @@ mod tests {
         };
         let l = list_query(&q(&[("$skiptoken", &c.encode())])).unwrap();
         assert_eq!(l.after, Some(c));
+    }
+
+    #[test]
+    fn folder_options() {
+        let q = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>()
+        };
+        let f = folder_query(&q(&[
+            ("$filter", "displayName eq 'Rechnungen ''2024'''"),
+            ("$select", "id,displayName"),
+            ("$top", "100"),
+        ]))
+        .unwrap();
+        assert_eq!(f.display_name.as_deref(), Some("Rechnungen '2024'"));
+        assert_eq!(f.top, 100);
+        assert_eq!(f.select.unwrap(), vec!["id", "displayName"]);
+        assert_eq!(folder_query(&q(&[])).unwrap().top, 10);
+        assert!(folder_query(&q(&[("$filter", "totalItemCount gt 1")])).is_err());
+        assert!(folder_query(&q(&[("$select", "subject")])).is_err());
     }
 
     #[test]
