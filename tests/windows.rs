@@ -885,7 +885,7 @@ async fn the_refresher_runs_as_a_windows_service() {
 
 /// What Explorer's Properties and installers read: the version resource of the DLL and the exe,
 /// and the import libraries and headers beside them: both headers as committed, and a .def whose
-/// exports are exactly the functions the headers declare (ABI 2: 43).
+/// exports are exactly the functions the two headers declare (43 when ABI 2 was introduced).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_resources_and_the_files_a_host_ships() {
     let Some(dir) = wine::windows_dir() else {
@@ -956,7 +956,6 @@ async fn version_resources_and_the_files_a_host_ships() {
             "{}: the DLL's exports and the headers' functions differ",
             arch.name()
         );
-        assert_eq!(exported.len(), 43, "ABI 2 has 43 functions");
         for f in [
             "mc_registration_get",
             "mc_client_open_with_store",
