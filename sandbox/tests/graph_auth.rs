@@ -1,0 +1,454 @@
+//! The Graph side of the emulator without a mail stack (no root needed): Graph tokens from an
+//! Exchange sign-in's refresh token and the consent they need, bearer checks, permission and
+//! access-policy refusals in Graph's error shape, the throttling switch and the control API.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use mailconnect_sandbox::*;
+use serde_json::{json, Value};
+
+const TENANT: &str = EXAMPLE_TENANT_ID;
+const REDIRECT: &str = "http://localhost:53123/";
+const EXO: &str = "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access openid profile";
+const GRAPH_MAIL: &str =
+    "https://graph.microsoft.com/Mail.ReadWrite https://graph.microsoft.com/Mail.Send offline_access";
+
+fn http() -> reqwest::Client {
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+async fn start() -> Emulator {
+    Emulator::start(EmulatorConfig::sandbox())
+        .await
+        .expect("emulator starts")
+}
+
+async fn token(emu: &Emulator, tenant: &str, form: &[(&str, &str)]) -> Value {
+    http()
+        .post(format!("{}/{tenant}/oauth2/v2.0/token", emu.base_url()))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Sign `user` in for `scope` (consenting when asked); the code redemption's answer.
+async fn sign_in(emu: &Emulator, user: &str, scope: &str, redeem_scope: Option<&str>) -> Value {
+    let verifier = format!("{}{}", "v".repeat(43), user.len());
+    let challenge = URL_SAFE_NO_PAD
+        .encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
+    let mut u = url::Url::parse(&format!(
+        "{}/organizations/oauth2/v2.0/authorize",
+        emu.base_url()
+    ))
+    .unwrap();
+    u.query_pairs_mut()
+        .append_pair("client_id", DESKTOP_APP_ID)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", scope)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let script = SignIn {
+        user: user.into(),
+        password: format!("{}-password", user.split('@').next().unwrap()),
+        mfa_code: Some("123456".into()),
+        consent: Consent::Accept,
+        deliver_redirect: false,
+    };
+    let out = ScriptedBrowser::new()
+        .sign_in(u.as_str(), &script)
+        .await
+        .unwrap();
+    let redirect = out.redirect_url.expect("back at the app");
+    let code = redirect
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("{redirect}"));
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("client_id", DESKTOP_APP_ID),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier.as_str()),
+    ];
+    if let Some(s) = redeem_scope {
+        form.push(("scope", s));
+    }
+    token(emu, "organizations", &form).await
+}
+
+async fn refresh(emu: &Emulator, rt: &Value, scope: &str) -> Value {
+    token(
+        emu,
+        "organizations",
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", DESKTOP_APP_ID),
+            ("refresh_token", rt.as_str().unwrap()),
+            ("scope", scope),
+        ],
+    )
+    .await
+}
+
+fn claims(jwt: &Value) -> Value {
+    let p = jwt.as_str().unwrap().split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
+}
+
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+async fn graph(emu: &Emulator, method: &str, path: &str, token: Option<&str>) -> Answer {
+    let mut r = http()
+        .request(
+            method.parse().unwrap(),
+            format!("{}{path}", emu.graph_base_url()),
+        )
+        .header("client-request-id", "my-request-7");
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if method == "POST" {
+        r = r
+            .header("content-type", "application/json")
+            .body(json!({"message": {"subject": "x"}}).to_string());
+    }
+    let resp = r.send().await.unwrap();
+    Answer {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        body: resp.json().await.unwrap_or(Value::Null),
+    }
+}
+
+fn assert_error(a: &Answer, status: u16, code: &str) {
+    assert_eq!(a.status, status, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], code, "{}", a.body);
+    let inner = &a.body["error"]["innerError"];
+    assert_eq!(
+        inner["request-id"].as_str(),
+        a.headers.get("request-id").and_then(|v| v.to_str().ok()),
+        "{}",
+        a.body
+    );
+    assert_eq!(inner["client-request-id"], "my-request-7");
+    assert_eq!(a.headers.get("client-request-id").unwrap(), "my-request-7");
+    assert!(inner["date"].as_str().is_some_and(|d| d.len() == 19));
+}
+
+#[tokio::test]
+async fn graph_tokens_come_from_an_exchange_refresh_token_after_consent() {
+    let emu = start().await;
+    // Consent to Exchange only (the sandbox users' standing consent): no Graph mail token.
+    let t = sign_in(&emu, "alice@example.test", EXO, None).await;
+    assert_eq!(
+        claims(&t["access_token"])["aud"],
+        "https://outlook.office.com"
+    );
+    let r = refresh(&emu, &t["refresh_token"], GRAPH_MAIL).await;
+    assert_eq!(r["error"], "invalid_grant", "{r}");
+    assert_eq!(r["error_codes"], json!([65001]), "{r}");
+    assert_eq!(r["suberror"], "consent_required");
+
+    // Graph scopes asked for alongside Exchange's at /authorize: consent is recorded.
+    let both = format!(
+        "{EXO} https://graph.microsoft.com/Mail.Send https://graph.microsoft.com/Mail.ReadWrite"
+    );
+    let t = sign_in(&emu, "alice@example.test", &both, None).await;
+    assert_eq!(
+        claims(&t["access_token"])["aud"],
+        "https://outlook.office.com",
+        "{t}"
+    );
+    let alice = emu
+        .config()
+        .users
+        .into_iter()
+        .find(|u| u.upn == "alice@example.test")
+        .unwrap();
+    let consented: Vec<String> = alice
+        .consented
+        .iter()
+        .flat_map(|g| g.scopes.clone())
+        .collect();
+    assert!(consented.iter().any(|s| s == "Mail.Send"), "{consented:?}");
+    // The same refresh token (not bound to a resource) now gives Graph tokens.
+    let g = refresh(&emu, &t["refresh_token"], GRAPH_MAIL).await;
+    let c = claims(&g["access_token"]);
+    assert_eq!(c["aud"], "https://graph.microsoft.com", "{g}");
+    let scp = c["scp"].as_str().unwrap();
+    for s in ["Mail.Send", "Mail.ReadWrite", "User.Read"] {
+        assert!(scp.split(' ').any(|x| x == s), "{scp}");
+    }
+    assert!(g["refresh_token"].is_string());
+    // And Exchange tokens again from the rotated one.
+    let e = refresh(
+        &emu,
+        &g["refresh_token"],
+        "https://outlook.office.com/IMAP.AccessAsUser.All",
+    )
+    .await;
+    assert_eq!(
+        claims(&e["access_token"])["aud"],
+        "https://outlook.office.com"
+    );
+    // Redeeming a code for scopes of two resources stays an error.
+    let r = sign_in(&emu, "alice@example.test", &both, Some(&both)).await;
+    assert_eq!(r["error_codes"], json!([700022]), "{r}");
+
+    // The service app gets Graph application roles for graph/.default.
+    let app = token(
+        &emu,
+        TENANT,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", SERVICE_APP_ID),
+            ("client_secret", SERVICE_APP_SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    let c = claims(&app["access_token"]);
+    assert_eq!(c["aud"], "https://graph.microsoft.com");
+    assert_eq!(c["roles"], json!(["Mail.Send", "Mail.ReadWrite"]));
+}
+
+#[tokio::test]
+async fn graph_refusals_switches_and_control_api_without_a_mail_stack() {
+    let emu = start().await;
+    let both = format!("{EXO} https://graph.microsoft.com/Mail.Read");
+    let t = sign_in(&emu, "alice@example.test", &both, None).await;
+    let exchange = t["access_token"].as_str().unwrap().to_string();
+    let read = refresh(
+        &emu,
+        &t["refresh_token"],
+        "https://graph.microsoft.com/Mail.Read",
+    )
+    .await;
+    let read = read["access_token"].as_str().unwrap().to_string();
+    // bob consented to Graph's User.Read only (the sandbox's standing consent).
+    let bob = sign_in(&emu, "bob@example.test", EXO, None).await;
+    let profile_only = refresh(&emu, &bob["refresh_token"], "User.Read").await;
+    let profile_only = profile_only["access_token"].as_str().unwrap().to_string();
+
+    // 401: none, an Exchange token, garbage, an expired Graph token.
+    for tok in [None, Some(exchange.as_str()), Some("x.y.z")] {
+        let a = graph(&emu, "GET", "/me/messages", tok).await;
+        assert_error(&a, 401, "InvalidAuthenticationToken");
+        assert_eq!(
+            a.headers.get("www-authenticate").unwrap().to_str().unwrap(),
+            format!("Bearer realm=\"\", authorization_uri=\"{}/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"", emu.base_url())
+        );
+    }
+    let a = graph(&emu, "GET", "/me/messages", Some(&exchange)).await;
+    assert!(a.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Invalid audience"));
+    emu.set_token_settings(TokenSettings {
+        access_token_lifetime_secs: 0,
+        ..emu.config().tokens
+    });
+    let expired = refresh(
+        &emu,
+        &t["refresh_token"],
+        "https://graph.microsoft.com/Mail.Read",
+    )
+    .await;
+    emu.set_token_settings(TokenSettings::default());
+    let a = graph(
+        &emu,
+        "GET",
+        "/me/messages",
+        expired["access_token"].as_str(),
+    )
+    .await;
+    assert_error(&a, 401, "InvalidAuthenticationToken");
+    assert!(a.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
+
+    // The profile needs no mailbox; mail needs Mail.*; sending needs Mail.Send.
+    let me = graph(&emu, "GET", "/me", Some(&profile_only)).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.body["userPrincipalName"], "bob@example.test");
+    assert!(me.headers.get("request-id").is_some());
+    let a = graph(&emu, "GET", "/me/messages", Some(&profile_only)).await;
+    assert_error(&a, 403, "ErrorAccessDenied");
+    assert_eq!(
+        a.body["error"]["message"],
+        "Access is denied. Check credentials and try again."
+    );
+    assert_error(
+        &graph(&emu, "POST", "/me/sendMail", Some(&read)).await,
+        403,
+        "ErrorAccessDenied",
+    );
+    // Allowed, but no mail stack connected yet.
+    assert_error(
+        &graph(&emu, "GET", "/me/messages", Some(&read)).await,
+        503,
+        "ErrorMailboxStoreUnavailable",
+    );
+    // Another user's mailbox; an unknown user; unknown segments and methods.
+    assert_error(
+        &graph(&emu, "GET", "/users/bob@example.test/messages", Some(&read)).await,
+        403,
+        "ErrorAccessDenied",
+    );
+    assert_error(
+        &graph(
+            &emu,
+            "GET",
+            "/users/nobody@example.test/messages",
+            Some(&read),
+        )
+        .await,
+        404,
+        "ErrorInvalidUser",
+    );
+    assert_error(
+        &graph(&emu, "GET", "/me/calendars", Some(&read)).await,
+        400,
+        "BadRequest",
+    );
+    assert_eq!(
+        graph(&emu, "DELETE", "/me/messages", Some(&read))
+            .await
+            .status,
+        405
+    );
+
+    // App-only: no /me; the access policy.
+    let app = token(
+        &emu,
+        TENANT,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", SERVICE_APP_ID),
+            ("client_secret", SERVICE_APP_SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    let app = app["access_token"].as_str().unwrap().to_string();
+    assert_error(
+        &graph(&emu, "GET", "/me/messages", Some(&app)).await,
+        400,
+        "BadRequest",
+    );
+    let a = graph(&emu, "GET", "/users/bob@example.test/messages", Some(&app)).await;
+    assert_error(&a, 403, "ErrorAccessDenied");
+    assert!(a.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("[RAOP]"));
+    assert_error(
+        &graph(
+            &emu,
+            "GET",
+            "/users/sales@example.test/messages",
+            Some(&app),
+        )
+        .await,
+        503,
+        "ErrorMailboxStoreUnavailable",
+    );
+
+    // The throttling switch over the control API.
+    let c = http();
+    let r = c
+        .post(format!("{}/_sandbox/graph", emu.base_url()))
+        .json(&json!({"throttle": {"requests": 1, "retry_after_secs": 5}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let a = graph(&emu, "GET", "/me", Some(&profile_only)).await;
+    assert_error(&a, 429, "ApplicationThrottled");
+    assert_eq!(a.headers.get("retry-after").unwrap(), "5");
+    assert_eq!(
+        graph(&emu, "GET", "/me", Some(&profile_only)).await.status,
+        200
+    );
+    let settings: Value = c
+        .get(format!("{}/_sandbox/graph", emu.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(settings["throttle"], Value::Null);
+    assert_eq!(settings["max_request_bytes"], 4 * 1024 * 1024);
+    assert!(emu.stats().graph_requests >= 10);
+    assert_eq!(emu.stats().graph_throttled, 1);
+
+    // The mail-stack call: nothing connected; a broken configuration is refused.
+    let v: Value = c
+        .get(format!("{}/_sandbox/mail-stack", emu.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["mail_stack"], Value::Null);
+    assert_eq!(v["graph_base_url"], emu.graph_base_url());
+    let r = c
+        .post(format!("{}/_sandbox/mail-stack", emu.base_url()))
+        .json(&json!({"imap_tls": 1, "smtp_starttls": 2, "smtp_tls": 3, "ca_pem": "/nonexistent/ca.pem"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(emu.mail_stack().is_none() && emu.smtp_front().is_none());
+
+    // An upload URL nobody created; with a bearer token.
+    let r = c
+        .put(format!(
+            "{}/api/v2.0/Users('x')/Messages('y')/AttachmentSessions('nope')?authtoken=z",
+            emu.base_url()
+        ))
+        .header("content-range", "bytes 0-0/1")
+        .body(vec![0u8])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = c
+        .put(format!(
+            "{}/api/v2.0/Users('x')/Messages('y')/AttachmentSessions('nope')?authtoken=z",
+            emu.base_url()
+        ))
+        .bearer_auth(&read)
+        .body(vec![0u8])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
