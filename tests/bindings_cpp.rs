@@ -1,7 +1,7 @@
 //! The C++ binding (bindings/cpp, cxx bridge in the same library as the C ABI) built with g++ by its
-//! Makefile and run against the sandbox and the real mail stack; then its host integration part
-//! (host-driven device code, events through next_event and an EventListener thread) with 4-second
-//! tokens.
+//! Makefile and run against the sandbox and the real mail stack, reading typed results and typed
+//! errors; then its host integration part (host-driven device code, events through next_event and
+//! an EventListener thread) with 4-second tokens.
 
 use std::path::Path;
 use std::process::Command;
@@ -29,10 +29,21 @@ async fn the_cpp_binding_runs_the_scenario() {
     let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
         .await
         .unwrap();
-    assert!(
-        out.contains(" 0 failed") && out.contains("ok failing call has the diagnostic"),
-        "{out}"
-    );
+    println!("{out}");
+    for line in [
+        " 0 failed",
+        "ok registration read back as a struct",
+        "ok an unknown account throws MC_E_NOT_FOUND with diagnostic ",
+        "ok status connected (state, identity, expiry as members)",
+        "ok Test ok for IMAP, POP3, SMTP",
+        "ok fetch over IMAP finds the message",
+        "ok refresher round report",
+        "ok a cancelled disconnect throws MC_E_CANCELLED and changes nothing",
+        "ok failing call has the diagnostic",
+        "ok the log sink got ",
+    ] {
+        assert!(out.contains(line), "{line}:\n{out}");
+    }
 
     // Tokens that need a refresh after 2 s, for the token_refreshed event.
     token_lifetime(&env.emulator, 4);
@@ -43,6 +54,7 @@ async fn the_cpp_binding_runs_the_scenario() {
     let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
         .await
         .unwrap();
+    println!("{out}");
     for line in [
         " 0 failed",
         "ok polling until connected (host-driven device code)",

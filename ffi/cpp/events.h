@@ -1,9 +1,13 @@
-// Callbacks for the cxx bridge: std::function members called from mailconnect threads.
-// Exceptions thrown by a callback are swallowed here: they must never unwind into Rust.
+// C++ types of the cxx bridge (ffi/src/cxx_bridge.rs): the connect callbacks and the log sink as
+// std::function members called from mailconnect threads, and the host store's callbacks (the C
+// struct of mailconnect_store.h). Exceptions thrown by a callback are swallowed here: they must
+// never unwind into Rust.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <string>
 
+#include "../../include/mailconnect_store.h"
 #include "rust/cxx.h"
 
 namespace mailconnect {
@@ -34,6 +38,22 @@ struct Events {
         }
     }
 };
+
+/// The process's log sink: level (MC_LOG_ERROR .. MC_LOG_TRACE), target, message.
+struct LogSink {
+    std::function<void(std::int32_t, const std::string &, const std::string &)> fn;
+
+    explicit LogSink(std::function<void(std::int32_t, const std::string &, const std::string &)> f) : fn(std::move(f)) {}
+    void log(std::int32_t level, rust::Str target, rust::Str message) const noexcept {
+        try {
+            if (fn) fn(level, std::string(target), std::string(message));
+        } catch (...) {
+        }
+    }
+};
+
+/// A host-owned store's callbacks (C; see mailconnect_store.h).
+using StoreCallbacks = ::mc_store_callbacks;
 
 }  // namespace ffi
 }  // namespace mailconnect

@@ -1,4 +1,6 @@
-// The C++ binding's scenario against the sandbox and the real mail stack.
+// The C++ binding's scenario against the sandbox and the real mail stack: typed results (status,
+// test report, folders, messages, accounts, registrations, the refresher's report) and typed
+// errors (mailconnect::Error's code, name and diagnostic fields), read as struct members.
 // usage: scenario STORE EMULATOR_URL MAILCONNECT_BIN HOST IMAPS POP3S SMTP CA_FILE [host]
 // With "host" it runs the host integration part instead (the emulator then issues 4-second tokens):
 // the device code driven by the host, events (EventListener thread and next_event), nativeclient
@@ -16,38 +18,13 @@
 
 #include "mailconnect.hpp"
 
+using mailconnect::AccountState;
+using mailconnect::EventKind;
+
 static int passed = 0, failed = 0;
 static void check(bool ok, const std::string &what) {
     (ok ? passed : failed)++;
     std::cout << (ok ? "ok " : "FAIL ") << what << std::endl;
-}
-
-static std::string b64decode(const std::string &in) {
-    static const std::string a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    unsigned v = 0;
-    int bits = 0;
-    for (char c : in) {
-        auto p = a.find(c);
-        if (p == std::string::npos) continue;
-        v = (v << 6) | static_cast<unsigned>(p);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out.push_back(static_cast<char>((v >> bits) & 0xff));
-        }
-    }
-    return out;
-}
-
-static bool raw_contains(const std::string &json, const std::string &needle) {
-    for (auto at = json.find("\"raw\":\""); at != std::string::npos; at = json.find("\"raw\":\"", at)) {
-        at += 7;
-        auto end = json.find('"', at);
-        if (b64decode(json.substr(at, end - at)).find(needle) != std::string::npos) return true;
-        at = end;
-    }
-    return false;
 }
 
 static void sign_in(const std::string &cli, const std::string &user, const std::string &code, const std::string &uri) {
@@ -56,10 +33,12 @@ static void sign_in(const std::string &cli, const std::string &user, const std::
     if (std::system(cmd.c_str()) != 0) std::cerr << "sign-in failed" << std::endl;
 }
 
+static std::string s(const rust::String &r) { return std::string(r); }
+
 static std::string describe(const mailconnect::Event &e) {
-    if (e.type == "connect_progress") return "progress:" + e.stage;
-    if (e.type == "state_changed") return "state:" + e.from + "->" + e.to;
-    return e.type;
+    if (e.kind == EventKind::ConnectProgress) return "progress:" + s(e.stage);
+    if (e.kind == EventKind::StateChanged) return std::string("state:") + mailconnect::to_string(e.from) + "->" + mailconnect::to_string(e.to);
+    return mailconnect::to_string(e.kind);
 }
 
 static bool contains(const std::string &hay, const std::string &needle) { return hay.find(needle) != std::string::npos; }
@@ -81,28 +60,29 @@ static void host_part(const std::string &store, const std::string &emulator, con
             std::lock_guard<std::mutex> g(m);
             got.push_back(e);
             if (std::this_thread::get_id() == main_id) off_main = false;
-            if (e.type == "token_refreshed") refreshed = true;
-            if (e.type == "state_changed" && e.to == "needs_reauthorization") lost = true;
+            if (e.kind == EventKind::TokenRefreshed) refreshed = true;
+            if (e.kind == EventKind::StateChanged && e.to == AccountState::NeedsReauthorization) lost = true;
         });
         auto a = c.begin_authorization("carol");
-        check(a.is_device_code() && !a.user_code.empty() && contains(a.message, a.user_code) && a.expires_in > seconds(60) &&
-                  a.interval >= seconds(1) && a.url.empty(),
+        check(a.flow == "device_code" && !a.user_code.empty() && contains(s(a.message), s(a.user_code)) && a.expires_in_secs > 60 &&
+                  a.interval_secs >= 1 && a.url.empty(),
               "begin_authorization gives the device code");
         auto p = c.poll_authorization(a);
-        check(!p.connected && p.retry_after > milliseconds(0), "poll_authorization is pending before the user acts");
-        sign_in(cli, "carol@example.test", a.user_code, a.verification_uri);
+        check(!p.connected && p.retry_after_ms > 0, "poll_authorization is pending before the user acts");
+        sign_in(cli, "carol@example.test", s(a.user_code), s(a.verification_uri));
         auto deadline = steady_clock::now() + seconds(30);
         while (!p.connected && steady_clock::now() < deadline) {
-            std::this_thread::sleep_for(p.retry_after);
+            std::this_thread::sleep_for(milliseconds(p.retry_after_ms));
             p = c.poll_authorization(a);
         }
-        check(p.connected && contains(p.status, "\"state\":\"connected\"") && contains(p.status, "carol@example.test"),
+        check(p.connected && p.status.state == AccountState::Connected && p.status.mailbox == "carol@example.test" &&
+                  p.status.account_id == "carol",
               "polling until connected (host-driven device code)");
         try {
             c.poll_authorization(a);
             check(false, "a used handle is refused");
         } catch (const mailconnect::Error &e) {
-            check(e.status() == "MC_E_STATE" && contains(e.diagnostic(), "MC-SIGN-IN-NOT-PENDING"), "a used handle is refused with MC-SIGN-IN-NOT-PENDING");
+            check(e.code() == MC_E_STATE && e.diagnostic().code == "MC-SIGN-IN-NOT-PENDING", "a used handle is refused with MC-SIGN-IN-NOT-PENDING");
         }
         std::this_thread::sleep_for(milliseconds(2600));
         check(c.access_token("carol").size() > 1000, "access token after half the lifetime (refresh)");
@@ -117,7 +97,9 @@ static void host_part(const std::string &store, const std::string &emulator, con
             c.access_token("carol");
             check(false, "a revoked refresh token throws");
         } catch (const mailconnect::Error &e) {
-            check(e.status() == "MC_E_REAUTHORIZATION_REQUIRED", "a revoked refresh token throws MC_E_REAUTHORIZATION_REQUIRED");
+            check(e.code() == MC_E_REAUTHORIZATION_REQUIRED && e.name() == "MC_E_REAUTHORIZATION_REQUIRED" &&
+                      e.diagnostic().kind == "reauthorization_required",
+                  "a revoked refresh token throws MC_E_REAUTHORIZATION_REQUIRED (" + s(e.diagnostic().code) + ")");
         }
         deadline = steady_clock::now() + seconds(5);
         while (!lost && steady_clock::now() < deadline) std::this_thread::sleep_for(milliseconds(20));
@@ -129,10 +111,12 @@ static void host_part(const std::string &store, const std::string &emulator, con
     std::vector<std::string> kinds;
     bool logs = false, no_token = true, seq_up = true;
     for (size_t i = 0; i < got.size(); i++) {
-        if (got[i].type == "log") logs = true;
-        else kinds.push_back(describe(got[i]));
-        if (contains(got[i].json, "eyJ")) no_token = false;
-        if (i > 0 && got[i].seq <= got[i - 1].seq) seq_up = false;
+        const auto &e = got[i];
+        if (e.kind == EventKind::Log) logs = true;
+        else kinds.push_back(describe(e));
+        for (const auto *text : {&e.message, &e.target, &e.expires_at, &e.diagnostic.message})
+            if (contains(s(*text), "eyJ")) no_token = false;
+        if (i > 0 && e.seq <= got[i - 1].seq) seq_up = false;
     }
     std::string line;
     for (auto &k : kinds) line += k + " ";
@@ -145,10 +129,10 @@ static void host_part(const std::string &store, const std::string &emulator, con
     check(pos("token_refreshed") < pos("needs_reauthorization") && pos("needs_reauthorization") < pos("state:connected->needs_reauthorization") &&
               pos("state:connected->needs_reauthorization") < n,
           "then needs_reauthorization and its state change, in order");
-    auto reauth = std::find_if(got.begin(), got.end(), [](const mailconnect::Event &e) { return e.type == "needs_reauthorization"; });
-    check(reauth != got.end() && reauth->reason == "refresh_token_revoked" && reauth->account_id == "carol" &&
-              contains(reauth->diagnostic, "\"code\":\"MC-REFRESH-TOKEN-REVOKED\""),
-          "needs_reauthorization carries the reason and the diagnostic");
+    auto reauth = std::find_if(got.begin(), got.end(), [](const mailconnect::Event &e) { return e.kind == EventKind::NeedsReauthorization; });
+    check(reauth != got.end() && reauth->reason == "refresh_token_revoked" && reauth->account_id == "carol" && reauth->diagnostic.present &&
+              reauth->diagnostic.code == "MC-REFRESH-TOKEN-REVOKED" && !reauth->diagnostic.en.fix.empty() && !reauth->diagnostic.de.title.empty(),
+          "needs_reauthorization carries the reason and the diagnostic (a struct: code, en/de texts)");
     check(off_main, "the listener calls back on its own thread");
     check(logs && no_token && seq_up, "log events arrive, seq increases, no token in any event");
 
@@ -157,20 +141,21 @@ static void host_part(const std::string &store, const std::string &emulator, con
     c.disconnect("carol");
     std::optional<mailconnect::Event> e;
     do e = c.next_event(seconds(5));
-    while (e && e->type == "log");
-    check(e && e->type == "state_changed" && e->from == "needs_reauthorization" && e->to == "not_connected" && e->account_id == "carol",
+    while (e && e->kind == EventKind::Log);
+    check(e && e->kind == EventKind::StateChanged && e->from == AccountState::NeedsReauthorization && e->to == AccountState::NotConnected &&
+              e->account_id == "carol",
           "next_event pulls the disconnect's state change");
     auto t0 = steady_clock::now();
     check(!c.next_event(milliseconds(300)) && steady_clock::now() - t0 >= milliseconds(250), "next_event gives nothing after its timeout");
 
     // An embedded web view's redirect URI: refusals with diagnostics, then abort.
     auto nc = c.begin_authorization("carol", "browser", native_client);
-    check(!nc.loopback && nc.redirect_uri == native_client && contains(nc.url, "code_challenge_method=S256"), "begin_authorization for an embedded view");
+    check(!nc.loopback && nc.redirect_uri == native_client && contains(s(nc.url), "code_challenge_method=S256"), "begin_authorization for an embedded view");
     try {
         c.complete_authorization(nc, native_client + "?code=abc&state=older");
         check(false, "a redirect of another sign-in is refused");
     } catch (const mailconnect::Error &e) {
-        check(e.status() == "MC_E_STATE" && contains(e.diagnostic(), "MC-SIGN-IN-STATE-MISMATCH"), "a redirect of another sign-in is refused (state mismatch)");
+        check(e.code() == MC_E_STATE && e.diagnostic().code == "MC-SIGN-IN-STATE-MISMATCH", "a redirect of another sign-in is refused (state mismatch)");
     }
     // A wait cancelled from another thread: the sign-in stays pending, then it is aborted.
     mailconnect::Cancel cancel;
@@ -183,7 +168,7 @@ static void host_part(const std::string &store, const std::string &emulator, con
         c.wait_authorization(browser, cancel);
         check(false, "a cancelled wait throws");
     } catch (const mailconnect::Error &e) {
-        check(e.status() == "MC_E_CANCELLED", "a Cancel ends wait_authorization (" + e.status() + ")");
+        check(e.code() == MC_E_CANCELLED, "a Cancel ends wait_authorization (" + e.name() + ")");
     }
     canceller.join();
     c.abort_authorization(browser);
@@ -192,67 +177,177 @@ static void host_part(const std::string &store, const std::string &emulator, con
         c.wait_authorization(nc);
         check(false, "an aborted sign-in is refused");
     } catch (const mailconnect::Error &e) {
-        check(e.status() == "MC_E_STATE" && contains(e.what(), "aborted"), "an aborted sign-in is refused");
+        check(e.code() == MC_E_STATE && contains(e.message(), "aborted"), "an aborted sign-in is refused");
     }
 }
 
-int main(int argc, char **argv) {
-    if (argc >= 10 && std::string(argv[9]) == "host") {
-        try {
-            host_part(argv[1], argv[2], argv[3]);
-        } catch (const std::exception &e) {
-            check(false, std::string("unexpected exception: ") + e.what());
-        }
-        std::cout << passed << " passed, " << failed << " failed" << std::endl;
-        return failed == 0 ? 0 : 1;
-    }
-    if (argc < 9) return 2;
+static void main_part(char **argv) {
+    using mailconnect::Error;
     std::string store = argv[1], emulator = argv[2], cli = argv[3], host = argv[4];
+    check(mailconnect::abi_version() == MC_ABI_VERSION && mailconnect::version() == MAILCONNECT_VERSION,
+          "library version " + mailconnect::version() + ", ABI " + std::to_string(mailconnect::abi_version()));
+    std::mutex log_mutex;
+    std::vector<std::string> log_lines;
+    mailconnect::set_log_sink(
+        [&](mailconnect::LogLevel level, const std::string &target, const std::string &message) {
+            std::lock_guard<std::mutex> g(log_mutex);
+            if (level <= mailconnect::LogLevel::Info) log_lines.push_back(target + ": " + message);
+        },
+        mailconnect::LogLevel::Info);
+
+    mailconnect::Client c("{\"store\":\"" + store + "\",\"extra_ca_file\":\"" + argv[8] + "\"}");
+    c.put_registration("{\"id\":\"desktop\",\"provider\":\"microsoft\",\"tenant\":\"organizations\",\"authority_host\":\"" + emulator +
+                       "\",\"client_id\":\"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90\"}");
+    c.put_account(std::string("{\"id\":\"alice\",\"mailbox\":\"alice@example.test\",\"registration\":\"desktop\",\"flow\":\"device_code\",\"servers\":{") +
+                  "\"imap\":{\"host\":\"" + host + "\",\"port\":" + argv[5] + ",\"security\":\"tls\"}," +
+                  "\"pop3\":{\"host\":\"" + host + "\",\"port\":" + argv[6] + ",\"security\":\"tls\"}," +
+                  "\"smtp\":{\"host\":\"" + host + "\",\"port\":" + argv[7] + ",\"security\":\"starttls\"}}}");
+
+    // Registrations and accounts read back as structs.
+    auto reg = c.registration("desktop");
+    check(reg.id == "desktop" && reg.provider == "microsoft" && reg.tenant == "organizations" && reg.authority_host == emulator &&
+              reg.client_id == "d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90" && !reg.has_client_secret && reg.verify_identity && reg.scopes.empty(),
+          "registration read back as a struct");
+    auto acc = c.account("alice");
+    check(acc.mailbox == "alice@example.test" && acc.registration == "desktop" && acc.flow == "device_code" && acc.login.empty() &&
+              acc.servers.present && acc.servers.imap.present && acc.servers.imap.port == std::stoi(argv[5]) &&
+              acc.servers.smtp.security == "starttls" && acc.servers.pop3.host == host && acc.options.pop3.leave_on_server &&
+              acc.options.interactive_timeout_secs > 0,
+          "account read back as a struct (servers, options)");
+    check(c.accounts().size() == 1 && c.accounts()[0].id == "alice" && c.registrations().size() == 1, "accounts and registrations listed");
+
+    // Typed errors: the code, its name and the diagnostic's fields.
     try {
-        mailconnect::Client c("{\"store\":\"" + store + "\",\"extra_ca_file\":\"" + argv[8] + "\"}");
-        c.put_registration("{\"id\":\"desktop\",\"provider\":\"microsoft\",\"tenant\":\"organizations\",\"authority_host\":\"" + emulator +
-                           "\",\"client_id\":\"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90\"}");
-        c.put_account(std::string("{\"id\":\"alice\",\"mailbox\":\"alice@example.test\",\"registration\":\"desktop\",\"flow\":\"device_code\",\"servers\":{") +
-                      "\"imap\":{\"host\":\"" + host + "\",\"port\":" + argv[5] + ",\"security\":\"tls\"}," +
-                      "\"pop3\":{\"host\":\"" + host + "\",\"port\":" + argv[6] + ",\"security\":\"tls\"}," +
-                      "\"smtp\":{\"host\":\"" + host + "\",\"port\":" + argv[7] + ",\"security\":\"starttls\"}}}");
-        std::atomic<int> shown{0};
-        std::string last_stage;
-        mailconnect::Events ev;
-        ev.on_device_code = [&](const std::string &code, const std::string &uri, const std::string &) {
-            shown++;
-            std::thread([cli, code, uri] {
-                std::string cmd = cli + " sandbox sign-in --user alice@example.test --password alice-password --device-code " + code +
-                                  " --verification-uri " + uri + " > /dev/null";
-                if (std::system(cmd.c_str()) != 0) std::cerr << "sign-in failed" << std::endl;
-            }).detach();
-        };
-        ev.on_progress = [&](const std::string &stage) { last_stage = stage; };
-        c.connect("alice", ev);
-        check(shown == 1, "device code callback ran once");
-        check(last_stage == "connected", "progress reached connected");
-        check(c.status("alice").find("\"state\":\"connected\"") != std::string::npos, "status connected");
-        check(c.test("alice").find("\"ok\":true") != std::string::npos, "Test ok for IMAP, POP3, SMTP");
-        check(c.access_token("alice").size() > 1000, "access token");
-        check(c.sasl_xoauth2("alice").rfind("dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB", 0) == 0, "SASL XOAUTH2 string");
-        c.send("alice", "From: alice@example.test\r\nTo: alice@example.test\r\nSubject: from cpp\r\n\r\nHello.\r\n");
-        bool found = false;
-        for (int i = 0; i < 40 && !found; i++) {
-            found = raw_contains(c.fetch("alice", "{\"protocol\":\"imap\",\"headers_only\":true}"), "Subject: from cpp");
-            if (!found) std::this_thread::sleep_for(std::chrono::milliseconds(250));
-        }
-        check(found, "fetch over IMAP finds the message");
-        check(c.fetch("alice", "{\"protocol\":\"pop3\"}").find("\"raw\"") != std::string::npos, "fetch over POP3");
-        check(c.folders("alice").find("INBOX") != std::string::npos, "folders");
-        c.disconnect("alice");
-        c.disconnect("alice");
-        try {
-            c.access_token("alice");
-            check(false, "a failing call throws");
-        } catch (const mailconnect::Error &e) {
-            check(e.code() == -11 && e.status() == "MC_E_STATE", "failing call has code " + std::to_string(e.code()) + " " + e.status());
-            check(e.diagnostic().find("MC-NOT-CONNECTED") != std::string::npos, "failing call has the diagnostic");
-        }
+        c.account("nobody");
+        check(false, "an unknown account throws");
+    } catch (const Error &e) {
+        const auto &d = e.diagnostic();
+        check(e.code() == MC_E_NOT_FOUND && e.name() == "MC_E_NOT_FOUND" && contains(e.message(), "nobody") && d.present &&
+                  d.status == "MC_E_NOT_FOUND" && d.kind == "not_found" && !d.code.empty() && !d.en.title.empty(),
+              "an unknown account throws MC_E_NOT_FOUND with diagnostic " + s(d.code));
+    }
+    try {
+        c.put_account("{\"id\":\"bad\",\"mailbox\":\"bad@example.test\",\"registration\":\"desktop\",\"flow\":\"sideways\"}");
+        check(false, "a bad account field throws");
+    } catch (const Error &e) {
+        check(e.code() == MC_E_INVALID_ARGUMENT && e.diagnostic().evidence.field == "flow",
+              "a bad field is named in the diagnostic's evidence (" + s(e.diagnostic().evidence.field) + ")");
+    }
+    c.put_registration("{\"id\":\"spare\",\"provider\":\"microsoft\",\"client_id\":\"00000000-0000-4000-8000-000000000001\"}");
+    c.put_account("{\"id\":\"temp\",\"mailbox\":\"temp@example.test\",\"registration\":\"spare\"}");
+    try {
+        c.remove_registration("spare");
+        check(false, "a registration in use cannot be removed");
+    } catch (const Error &e) {
+        check(e.code() == MC_E_STATE, "a registration in use cannot be removed (" + e.name() + ")");
+    }
+    c.remove_account("temp");
+    c.remove_registration("spare");
+    try {
+        c.registration("spare");
+        check(false, "a removed registration is gone");
+    } catch (const Error &e) {
+        check(e.code() == MC_E_NOT_FOUND && c.accounts().size() == 1, "removed account and registration are gone");
+    }
+
+    // Connect, then the typed status.
+    check(c.status("alice").state == AccountState::NotConnected && !c.status("alice").identity.present, "status before connect: not_connected");
+    std::atomic<int> shown{0};
+    std::string last_stage;
+    mailconnect::Events ev;
+    ev.on_device_code = [&](const std::string &code, const std::string &uri, const std::string &) {
+        shown++;
+        std::thread([cli, code, uri] { sign_in(cli, "alice@example.test", code, uri); }).detach();
+    };
+    ev.on_progress = [&](const std::string &stage) { last_stage = stage; };
+    c.connect("alice", ev);
+    check(shown == 1, "device code callback ran once");
+    check(last_stage == "connected", "progress reached connected");
+    auto st = c.status("alice");
+    check(st.state == AccountState::Connected && st.account_id == "alice" && st.mailbox == "alice@example.test" && st.flow == "device_code" &&
+              st.identity.present && !st.identity.names.empty() && st.has_refresh_token && !st.expires_at.empty() && st.expires_in_secs > 0 &&
+              !st.connected_at.empty() && !st.reauthorization_due.present && st.reason.empty(),
+          "status connected (state, identity, expiry as members)");
+
+    // The test report as a struct.
+    auto report = c.test("alice");
+    bool each = report.results.size() == 3;
+    for (const auto &r : report.results)
+        each = each && r.ok && !r.error.present && !r.mechanism_used.empty() && r.phases_ms.connect >= 0 && r.phases_ms.auth >= 0 &&
+               r.auth_attempts >= 1 && r.host == host;
+    check(report.ok && report.schema == 1 && report.account_id == "alice" && each && !report.token.error.present && !report.probe.present,
+          "Test ok for IMAP, POP3, SMTP (per-protocol results, phases, mechanisms)");
+
+    check(c.access_token("alice").size() > 1000, "access token");
+    check(c.sasl_xoauth2("alice").rfind("dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB", 0) == 0, "SASL XOAUTH2 string");
+    c.send("alice", "From: alice@example.test\r\nTo: alice@example.test\r\nSubject: from cpp\r\n\r\nHello.\r\n");
+    mailconnect::FetchRequest imap;
+    imap.protocol = "imap";
+    imap.headers_only = true;
+    bool found = false;
+    for (int i = 0; i < 40 && !found; i++) {
+        for (const auto &msg : c.fetch("alice", imap))
+            if (contains(mailconnect::raw_string(msg), "Subject: from cpp") && !msg.id.empty()) found = true;
+        if (!found) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    check(found, "fetch over IMAP finds the message (Message structs with raw bytes)");
+    mailconnect::FetchRequest pop3;
+    pop3.protocol = "pop3";
+    auto popped = c.fetch("alice", pop3);
+    check(!popped.empty() && !popped[0].raw.empty() && !popped[0].id.empty(), "fetch over POP3");
+    auto folders = c.folders("alice");
+    auto inbox = std::find_if(folders.begin(), folders.end(), [](const mailconnect::Folder &f) { return f.name == "INBOX"; });
+    check(inbox != folders.end() && inbox->selectable, "folders (Folder structs, INBOX selectable)");
+
+    // The refresher: one round's report, start/stop.
+    auto round = c.run_refresher();
+    check(round.accounts == 1 && round.fresh + round.refreshed == 1 && round.failed == 0 && round.needs_reauthorization == 0,
+          "refresher round report: " + std::to_string(round.accounts) + " account, " + std::to_string(round.fresh) + " fresh");
+    c.start_refresher("{\"interval_secs\":60}");
+    try {
+        c.start_refresher();
+        check(false, "a second start_refresher is refused");
+    } catch (const Error &e) {
+        check(e.code() == MC_E_STATE, "a second start_refresher is refused (MC_E_STATE)");
+    }
+    c.stop_refresher();
+    c.stop_refresher();
+
+    // A cancelled call, then disconnect.
+    mailconnect::Cancel cancelled;
+    cancelled.cancel();
+    try {
+        c.disconnect("alice", cancelled);
+        check(false, "a cancelled disconnect throws");
+    } catch (const Error &e) {
+        check(e.code() == MC_E_CANCELLED && c.status("alice").state == AccountState::Connected,
+              "a cancelled disconnect throws MC_E_CANCELLED and changes nothing");
+    }
+    c.disconnect("alice");
+    c.disconnect("alice");
+    try {
+        c.access_token("alice");
+        check(false, "a failing call throws");
+    } catch (const Error &e) {
+        check(e.code() == MC_E_STATE && e.name() == "MC_E_STATE", "failing call has code " + std::to_string(e.code()) + " " + e.name());
+        check(e.diagnostic().code == "MC-NOT-CONNECTED" && !e.diagnostic().en.fix.empty() && !e.diagnostic().de.title.empty(),
+              "failing call has the diagnostic");
+    }
+
+    mailconnect::set_log_sink(nullptr, mailconnect::LogLevel::Off);
+    std::lock_guard<std::mutex> g(log_mutex);
+    bool clean = std::none_of(log_lines.begin(), log_lines.end(), [](const std::string &l) { return contains(l, "eyJ"); });
+    check(!log_lines.empty() && clean, "the log sink got " + std::to_string(log_lines.size()) + " records, none with a token");
+}
+
+int main(int argc, char **argv) {
+    bool host = argc >= 10 && std::string(argv[9]) == "host";
+    if (argc < 9) return 2;
+    try {
+        if (host) host_part(argv[1], argv[2], argv[3]);
+        else main_part(argv);
+    } catch (const mailconnect::Error &e) {
+        check(false, std::string("unexpected mailconnect::Error: ") + e.what() + " (" + std::string(e.diagnostic().code) + ")");
     } catch (const std::exception &e) {
         check(false, std::string("unexpected exception: ") + e.what());
     }

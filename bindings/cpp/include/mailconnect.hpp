@@ -1,104 +1,173 @@
 // mailconnect for C++17, over the cxx bridge built into libmailconnect (feature "cxx").
-// RAII client, std::string in and out, errors as mailconnect::Error (code, status, diagnostic),
-// callbacks as std::function (they run on mailconnect threads). Host integration: the host's own
-// sign-in window (begin_authorization ... as structs), events (next_event, EventListener thread).
+//
+// Results are typed structs that cross the bridge as they are (ffi/src/cxx_bridge.rs: Status,
+// TestReport, Folder, Message, Event, Authorization, Account, Registration, RefreshReport, ...;
+// strings are rust::String, lists rust::Vec or std::vector). Failures throw mailconnect::Error
+// with code(), name(), message() and the parsed diagnostic(). RAII client and cancellation
+// token; callbacks as std::function (they run on mailconnect threads). The MC_* constants come
+// from the C headers (include/mailconnect.h, mailconnect_store.h), which this header includes.
 #pragma once
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "mailconnect-ffi/src/cxx_bridge.rs.h"
 
 namespace mailconnect {
 
-/// A failed call: status name (e.g. "MC_E_REAUTHORIZATION_REQUIRED"), message and the
-/// diagnostic JSON (catalog code, en/de title, explanation and fix, evidence).
+// The typed results: the bridge's shared structs (fields documented in ffi/src/cxx_bridge.rs and
+// in the generated header). Absent strings are empty, absent numbers 0 (test phases: -1), absent
+// nested structs have `present == false`.
+using ErrorInfo = ffi::ErrorInfo;
+using Diagnostic = ffi::Diagnostic;
+using Evidence = ffi::Evidence;
+using OAuthError = ffi::OAuthError;
+using Texts = ffi::Texts;
+using AccountState = ffi::AccountState;
+using Identity = ffi::Identity;
+using ReauthorizationDue = ffi::ReauthorizationDue;
+using Status = ffi::Status;
+using TestReport = ffi::TestReport;
+using TokenPhase = ffi::TokenPhase;
+using ProtocolResult = ffi::ProtocolResult;
+using Phases = ffi::Phases;
+using ProbeResult = ffi::ProbeResult;
+using ErrorReport = ffi::ErrorReport;
+using Folder = ffi::Folder;
+using Message = ffi::Message;
+using FetchRequest = ffi::FetchRequest;
+using Authorization = ffi::Authorization;
+using PollResult = ffi::PollResult;
+using EventKind = ffi::EventKind;
+using Event = ffi::Event;
+using RefreshReport = ffi::RefreshReport;
+using Registration = ffi::Registration;
+using Account = ffi::Account;
+using Servers = ffi::Servers;
+using ServerConfig = ffi::ServerConfig;
+using AccountOptions = ffi::AccountOptions;
+using Pop3Options = ffi::Pop3Options;
+
+/// A failed call. code() is the negative MC_E_* status (MC_E_NOT_FOUND, ...), name() its name,
+/// message() what was being done and why, diagnostic() the catalog entry (code such as
+/// "MC-NOT-CONNECTED", category, fixer, en/de title, explanation and fix, links) and the evidence
+/// (OAuth error with AADSTS codes and trace ids, HTTP status, server reply, SASL challenge, field).
 class Error : public std::runtime_error {
 public:
-    Error(int code, std::string status, const std::string &message, std::string diagnostic)
-        : std::runtime_error(status + ": " + message), code_(code), status_(std::move(status)), diagnostic_(std::move(diagnostic)) {}
-    /// The negative MC_E_* code.
-    int code() const noexcept { return code_; }
-    const std::string &status() const noexcept { return status_; }
-    const std::string &diagnostic() const noexcept { return diagnostic_; }
+    explicit Error(ErrorInfo info)
+        : std::runtime_error(std::string(info.name) + ": " + std::string(info.message)),
+          info_(std::make_shared<const ErrorInfo>(std::move(info))) {}
+    int code() const noexcept { return info_->code; }
+    std::string name() const { return std::string(info_->name); }
+    std::string message() const { return std::string(info_->message); }
+    const Diagnostic &diagnostic() const noexcept { return info_->diagnostic; }
+    const ErrorInfo &info() const noexcept { return *info_; }
 
 private:
-    int code_;
-    std::string status_, diagnostic_;
+    std::shared_ptr<const ErrorInfo> info_;
 };
 
 namespace detail {
+/// Run a bridge call that reports failures in its ErrorInfo out-parameter; throw them as Error.
 template <typename F>
-auto call(F &&f) -> decltype(f()) {
-    try {
-        return f();
-    } catch (const rust::Error &e) {
-        std::string what = e.what();
-        auto a = what.find('\x1f');
-        auto b = a == std::string::npos ? a : what.find('\x1f', a + 1);
-        auto c = b == std::string::npos ? b : what.find('\x1f', b + 1);
-        if (c == std::string::npos) throw Error(-99, "MC_E_INTERNAL", what, "{}");
-        throw Error(std::atoi(what.substr(0, a).c_str()), what.substr(a + 1, b - a - 1), what.substr(b + 1, c - b - 1), what.substr(c + 1));
+auto call(F &&f) -> decltype(f(std::declval<ErrorInfo &>())) {
+    ErrorInfo e;
+    if constexpr (std::is_void_v<decltype(f(e))>) {
+        f(e);
+        if (e.code != 0) throw Error(std::move(e));
+    } else {
+        auto r = f(e);
+        if (e.code != 0) throw Error(std::move(e));
+        return r;
     }
 }
-inline std::string str(rust::String s) { return std::string(s); }
+template <typename T>
+std::vector<T> vec(rust::Vec<T> v) {
+    std::vector<T> out;
+    out.reserve(v.size());
+    for (auto &x : v) out.push_back(std::move(x));
+    return out;
+}
+inline rust::Slice<const std::uint8_t> bytes(const std::string &s) {
+    return rust::Slice<const std::uint8_t>(reinterpret_cast<const std::uint8_t *>(s.data()), s.size());
+}
 }  // namespace detail
 
-enum Protocol : std::uint32_t { All = 0, Imap = 1, Pop3 = 2, Smtp = 4, SendProbe = 0x100 };
+/// The library version ("0.1.0") and its ABI version (MC_ABI_VERSION).
+inline std::string version() { return std::string(ffi::version()); }
+inline std::uint32_t abi_version() { return ffi::abi_version(); }
+/// The name of a status code ("MC_E_TIMEOUT").
+inline std::string result_name(int code) { return std::string(ffi::result_name(code)); }
+
+/// The JSON spelling of a state ("needs_reauthorization") or event kind ("token_refreshed").
+inline const char *to_string(AccountState s) {
+    switch (s) {
+        case AccountState::NotConnected: return "not_connected";
+        case AccountState::Connected: return "connected";
+        case AccountState::NeedsReauthorization: return "needs_reauthorization";
+        case AccountState::Error: return "error";
+        default: return "unknown";
+    }
+}
+inline const char *to_string(EventKind k) {
+    switch (k) {
+        case EventKind::TokenRefreshed: return "token_refreshed";
+        case EventKind::NeedsReauthorization: return "needs_reauthorization";
+        case EventKind::ReauthorizationDue: return "reauthorization_due";
+        case EventKind::ConnectProgress: return "connect_progress";
+        case EventKind::StateChanged: return "state_changed";
+        case EventKind::Log: return "log";
+        case EventKind::EventsDropped: return "events_dropped";
+        default: return "unknown";
+    }
+}
+/// A fetched message's bytes as a string.
+inline std::string raw_string(const Message &m) { return std::string(reinterpret_cast<const char *>(m.raw.data()), m.raw.size()); }
+
+enum Protocol : std::uint32_t { All = 0, Imap = MC_PROTO_IMAP, Pop3 = MC_PROTO_POP3, Smtp = MC_PROTO_SMTP, SendProbe = MC_TEST_SEND_PROBE };
+
+enum class LogLevel : std::int32_t {
+    Off = MC_LOG_OFF,
+    Error = MC_LOG_ERROR,
+    Warn = MC_LOG_WARN,
+    Info = MC_LOG_INFO,
+    Debug = MC_LOG_DEBUG,
+    Trace = MC_LOG_TRACE
+};
+using LogFn = std::function<void(LogLevel level, const std::string &target, const std::string &message)>;
+
+/// Receive mailconnect's log records at or above `max_level`, process-wide (replaces the previous
+/// sink; an empty function or LogLevel::Off stops forwarding). The sink runs on the thread that
+/// logs, possibly several at once, and must not call mailconnect; its exceptions are swallowed.
+/// Records never contain tokens or secrets.
+inline void set_log_sink(LogFn sink, LogLevel max_level) {
+    std::unique_ptr<ffi::LogSink> p;
+    if (sink && max_level != LogLevel::Off)
+        p = std::make_unique<ffi::LogSink>([sink = std::move(sink)](std::int32_t level, const std::string &target, const std::string &message) {
+            sink(static_cast<LogLevel>(level), target, message);
+        });
+    detail::call([&](ErrorInfo &e) { ffi::log_callback_set(std::move(p), static_cast<std::int32_t>(max_level), e); });
+}
 
 /// Callbacks for connect; each may be empty. They run on a mailconnect thread.
 using Events = ffi::Events;
 
-/// A sign-in begun with Client::begin_authorization: what the host shows. Browser flow: show `url`;
-/// `loopback` says whether mailconnect listens on `redirect_uri` (then wait_authorization) or your web
-/// view must capture the redirect (then complete_authorization). Device flow (`flow == "device_code"`):
-/// show `message` (or `user_code` and `verification_uri`), then poll_authorization / wait_authorization.
-struct Authorization {
-    std::string handle, account_id, flow;
-    std::string url, redirect_uri;  // browser
-    bool loopback = false;          // browser
-    std::string user_code, verification_uri, verification_uri_complete, message;  // device
-    std::chrono::seconds interval{0};                                             // device
-    std::string expires_at;  // RFC 3339
-    std::chrono::seconds expires_in{0};
-    std::string json;
-    bool is_device_code() const { return flow == "device_code"; }
-};
-
-/// One check of a device-code sign-in.
-struct PollResult {
-    bool connected = false;
-    std::chrono::milliseconds retry_after{0};  // pending: poll again after this
-    std::string status;                        // connected: the status JSON
-};
-
-/// An event of the client's queue. `type`: "token_refreshed", "needs_reauthorization",
-/// "connect_progress", "state_changed", "log", "events_dropped"; fields of other types are empty.
-struct Event {
-    std::uint64_t seq = 0;
-    std::string time, type, account_id;
-    std::string stage;               // connect_progress
-    std::string from, to;            // state_changed
-    std::string reason, diagnostic;  // needs_reauthorization (diagnostic: JSON)
-    std::string expires_at;          // token_refreshed
-    std::string level, target, message;  // log
-    std::uint64_t count = 0;         // events_dropped
-    std::string json;
-};
-
-/// A cancellation token: pass it to a blocking call and cancel() it from any thread.
+/// A cancellation token: pass it to a blocking call and cancel() it from any thread. A cancelled
+/// token stays cancelled.
 class Cancel {
 public:
-    Cancel() : inner_(detail::call([] { return ffi::cancel_new(); })) {}
+    Cancel() : inner_(detail::call([](ErrorInfo &e) { return ffi::cancel_new(e); })) {}
     void cancel() const { inner_->trigger(); }
     const ffi::CxxCancel &native() const { return *inner_; }
 
@@ -106,120 +175,129 @@ private:
     rust::Box<ffi::CxxCancel> inner_;
 };
 
-/// A mailconnect client over one token store. Thread-safe; calls block.
+/// A mailconnect client over one token store. Thread-safe; calls block. Every blocking call takes
+/// an optional Cancel.
 class Client {
 public:
+    /// Open a client (options: README "Client options").
     explicit Client(const std::string &options_json)
-        : inner_(detail::call([&] { return ffi::client_open(options_json); })) {
-        if (ffi::abi_version() != 1) throw Error(-99, "MC_E_INTERNAL", "libmailconnect ABI version mismatch", "{}");
+        : inner_(detail::call([&](ErrorInfo &e) { return ffi::client_open(options_json, e); })) {
+        check_abi();
+    }
+    /// Open a client on a host-owned store (mailconnect_store.h): `store` and what it points to
+    /// must stay valid until the client is destroyed.
+    Client(const std::string &options_json, const mc_store_callbacks &store)
+        : inner_(detail::call([&](ErrorInfo &e) { return ffi::client_open_with_store(options_json, &store, e); })) {
+        check_abi();
     }
     Client(const Client &) = delete;
     Client &operator=(const Client &) = delete;
 
-    void put_registration(const std::string &json) { detail::call([&] { inner_->put_registration(json); }); }
-    void put_account(const std::string &json) { detail::call([&] { inner_->put_account(json); }); }
-    std::string status(const std::string &id) { return detail::call([&] { return detail::str(inner_->status(id)); }); }
-    void connect(const std::string &id, const Events &events) { detail::call([&] { inner_->connect(id, events); }); }
-    void disconnect(const std::string &id) { detail::call([&] { inner_->disconnect(id); }); }
-    std::string test(const std::string &id, std::uint32_t protocols = All) {
-        return detail::call([&] { return detail::str(inner_->test(id, protocols)); });
+    // Registrations and accounts: put as JSON (README "Accounts and registrations"), read as structs.
+
+    void put_registration(const std::string &json) { detail::call([&](ErrorInfo &e) { inner_->registration_put(json, e); }); }
+    Registration registration(const std::string &id) { return detail::call([&](ErrorInfo &e) { return inner_->registration_get(id, e); }); }
+    std::vector<Registration> registrations() { return detail::vec(detail::call([&](ErrorInfo &e) { return inner_->registration_list(e); })); }
+    void remove_registration(const std::string &id) { detail::call([&](ErrorInfo &e) { inner_->registration_remove(id, e); }); }
+    void put_account(const std::string &json) { detail::call([&](ErrorInfo &e) { inner_->account_put(json, e); }); }
+    Account account(const std::string &id) { return detail::call([&](ErrorInfo &e) { return inner_->account_get(id, e); }); }
+    std::vector<Account> accounts() { return detail::vec(detail::call([&](ErrorInfo &e) { return inner_->account_list(e); })); }
+    void remove_account(const std::string &id) { detail::call([&](ErrorInfo &e) { inner_->account_remove(id, e); }); }
+    /// The account's status, from the store only.
+    Status status(const std::string &id) { return detail::call([&](ErrorInfo &e) { return inner_->status(id, e); }); }
+
+    // Connect, use, disconnect.
+
+    void connect(const std::string &id, const Events &events, const Cancel &cancel = Cancel()) {
+        detail::call([&](ErrorInfo &e) { inner_->connect(id, events, cancel.native(), e); });
     }
-    std::string access_token(const std::string &id) { return detail::call([&] { return detail::str(inner_->access_token(id)); }); }
-    std::string sasl_xoauth2(const std::string &id) { return detail::call([&] { return detail::str(inner_->sasl_xoauth2(id)); }); }
-    void send(const std::string &id, const std::string &rfc5322) {
-        detail::call([&] {
-            inner_->send(id, rust::Slice<const std::uint8_t>(reinterpret_cast<const std::uint8_t *>(rfc5322.data()), rfc5322.size()));
-        });
+    void disconnect(const std::string &id, const Cancel &cancel = Cancel()) {
+        detail::call([&](ErrorInfo &e) { inner_->disconnect(id, cancel.native(), e); });
     }
-    std::string fetch(const std::string &id, const std::string &query_json = "{}") {
-        return detail::call([&] { return detail::str(inner_->fetch(id, query_json)); });
+    /// Test the token and the servers (`protocols`: Protocol bits, 0 = all configured); server
+    /// failures are in the report (check `ok`), not thrown.
+    TestReport test(const std::string &id, std::uint32_t protocols = All, const Cancel &cancel = Cancel()) {
+        return detail::call([&](ErrorInfo &e) { return inner_->test(id, protocols, cancel.native(), e); });
     }
-    std::string folders(const std::string &id) { return detail::call([&] { return detail::str(inner_->folders(id)); }); }
+    std::string access_token(const std::string &id, const Cancel &cancel = Cancel()) {
+        return std::string(detail::call([&](ErrorInfo &e) { return inner_->access_token(id, cancel.native(), e); }));
+    }
+    std::string sasl_xoauth2(const std::string &id, const Cancel &cancel = Cancel()) {
+        return std::string(detail::call([&](ErrorInfo &e) { return inner_->sasl_xoauth2(id, cancel.native(), e); }));
+    }
+    void send(const std::string &id, const std::string &rfc5322, const Cancel &cancel = Cancel()) {
+        detail::call([&](ErrorInfo &e) { inner_->send(id, detail::bytes(rfc5322), cancel.native(), e); });
+    }
+    std::vector<Folder> folders(const std::string &id, const Cancel &cancel = Cancel()) {
+        return detail::vec(detail::call([&](ErrorInfo &e) { return inner_->folders(id, cancel.native(), e); }));
+    }
+    /// Fetch messages; set only the FetchRequest fields you need (protocol "imap" or "pop3", folder,
+    /// uid_from/uid_to, since "YYYY-MM-DD", headers_only, limit, mark_seen).
+    std::vector<Message> fetch(const std::string &id, const FetchRequest &query = FetchRequest(), const Cancel &cancel = Cancel()) {
+        return detail::vec(detail::call([&](ErrorInfo &e) { return inner_->fetch(id, query, cancel.native(), e); }));
+    }
 
     // The host's own sign-in window.
 
     /// Begin a sign-in the host shows itself. flow: "browser", "device" or "" (the account's).
     /// redirect_uri (browser): a loopback URI (mailconnect listens; "" = the registration's) or a
     /// registered URI your web view intercepts, such as https://login.microsoftonline.com/common/oauth2/nativeclient.
-    Authorization begin_authorization(const std::string &account_id, const std::string &flow = "", const std::string &redirect_uri = "") {
-        return detail::call([&] {
-            ffi::Authorization a = inner_->authorization_begin(account_id, flow, redirect_uri);
-            Authorization r;
-            r.handle = std::string(a.handle);
-            r.account_id = std::string(a.account_id);
-            r.flow = std::string(a.flow);
-            r.url = std::string(a.url);
-            r.redirect_uri = std::string(a.redirect_uri);
-            r.loopback = a.loopback;
-            r.user_code = std::string(a.user_code);
-            r.verification_uri = std::string(a.verification_uri);
-            r.verification_uri_complete = std::string(a.verification_uri_complete);
-            r.message = std::string(a.message);
-            r.interval = std::chrono::seconds(a.interval_secs);
-            r.expires_at = std::string(a.expires_at);
-            r.expires_in = std::chrono::seconds(a.expires_in_secs);
-            r.json = std::string(a.json);
-            return r;
-        });
+    Authorization begin_authorization(const std::string &account_id, const std::string &flow = "", const std::string &redirect_uri = "",
+                                      const Cancel &cancel = Cancel()) {
+        return detail::call([&](ErrorInfo &e) { return inner_->authorization_begin(account_id, flow, redirect_uri, cancel.native(), e); });
     }
-    /// Finish a browser sign-in with the redirect URL your web view captured; returns the status JSON.
-    std::string complete_authorization(const Authorization &a, const std::string &redirect, const Cancel &cancel = Cancel()) {
-        return detail::call([&] { return detail::str(inner_->authorization_complete(a.handle, redirect, cancel.native())); });
+    /// Finish a browser sign-in with the redirect URL your web view captured; returns the status.
+    Status complete_authorization(const Authorization &a, const std::string &redirect, const Cancel &cancel = Cancel()) {
+        return detail::call([&](ErrorInfo &e) { return inner_->authorization_complete(a.handle, redirect, cancel.native(), e); });
     }
     /// Check a device-code sign-in once.
     PollResult poll_authorization(const Authorization &a, const Cancel &cancel = Cancel()) {
-        return detail::call([&] {
-            ffi::PollResult p = inner_->authorization_poll(a.handle, cancel.native());
-            return PollResult{p.connected, std::chrono::milliseconds(p.retry_after_ms), std::string(p.status)};
-        });
+        return detail::call([&](ErrorInfo &e) { return inner_->authorization_poll(a.handle, cancel.native(), e); });
     }
-    /// Block until the sign-in finishes (loopback redirect, or device code entered); returns the status JSON.
-    std::string wait_authorization(const Authorization &a, const Cancel &cancel = Cancel()) {
-        return detail::call([&] { return detail::str(inner_->authorization_wait(a.handle, cancel.native())); });
+    /// Block until the sign-in finishes (loopback redirect, or device code entered); returns the status.
+    Status wait_authorization(const Authorization &a, const Cancel &cancel = Cancel()) {
+        return detail::call([&](ErrorInfo &e) { return inner_->authorization_wait(a.handle, cancel.native(), e); });
     }
     /// Abandon a pending sign-in (the user closed the window).
-    void abort_authorization(const Authorization &a) { detail::call([&] { inner_->authorization_abort(a.handle); }); }
+    void abort_authorization(const Authorization &a) { detail::call([&](ErrorInfo &e) { inner_->authorization_abort(a.handle, e); }); }
 
     // Events.
 
     /// Queue size (2..100000; 0 = default 1024) and the level from which log records become events
-    /// ("error" .. "trace"; "" = off).
+    /// ("error" .. "trace"; "off"; "" = unchanged default off).
     void configure_events(std::uint32_t capacity = 0, const std::string &log_level = "") {
-        std::string o = "{";
-        if (capacity) o += "\"capacity\":" + std::to_string(capacity);
-        if (!log_level.empty()) o += std::string(capacity ? "," : "") + "\"log_level\":\"" + log_level + "\"";
-        o += "}";
-        detail::call([&] { inner_->events_configure(o); });
+        detail::call([&](ErrorInfo &e) { inner_->events_configure(capacity, log_level, e); });
     }
     /// The next event, waiting up to `timeout` (0: do not wait; negative: until one arrives); nothing
     /// when none came in time.
     std::optional<Event> next_event(std::chrono::milliseconds timeout) {
         auto ms = timeout.count() < 0 ? std::int64_t{-1}
                                       : std::min<std::int64_t>(timeout.count(), std::numeric_limits<std::int32_t>::max());
-        return detail::call([&]() -> std::optional<Event> {
-            ffi::Event e;
-            if (!inner_->next_event(static_cast<std::int32_t>(ms), e)) return std::nullopt;
-            Event r;
-            r.seq = e.seq;
-            r.time = std::string(e.time);
-            r.type = std::string(e.kind);
-            r.account_id = std::string(e.account_id);
-            r.stage = std::string(e.stage);
-            r.from = std::string(e.from);
-            r.to = std::string(e.to);
-            r.reason = std::string(e.reason);
-            r.diagnostic = std::string(e.diagnostic);
-            r.expires_at = std::string(e.expires_at);
-            r.level = std::string(e.level);
-            r.target = std::string(e.target);
-            r.message = std::string(e.message);
-            r.count = e.count;
-            r.json = std::string(e.json);
-            return r;
-        });
+        Event ev;
+        if (!detail::call([&](ErrorInfo &e) { return inner_->next_event(static_cast<std::int32_t>(ms), ev, e); })) return std::nullopt;
+        return ev;
+    }
+
+    // The background refresher (options: mc_refresher_start's JSON; "" = defaults).
+
+    void start_refresher(const std::string &options_json = "") { detail::call([&](ErrorInfo &e) { inner_->refresher_start(options_json, e); }); }
+    void stop_refresher() { detail::call([&](ErrorInfo &e) { inner_->refresher_stop(e); }); }
+    /// One refresher round on this thread (for a host's own timer).
+    RefreshReport run_refresher(const std::string &options_json = "", const Cancel &cancel = Cancel()) {
+        return detail::call([&](ErrorInfo &e) { return inner_->refresher_run(options_json, cancel.native(), e); });
     }
 
 private:
+    static void check_abi() {
+        if (ffi::abi_version() != MC_ABI_VERSION) {
+            ErrorInfo e;
+            e.code = MC_E_INTERNAL;
+            e.name = "MC_E_INTERNAL";
+            e.message = "libmailconnect has another ABI version than mailconnect.hpp was built for";
+            throw Error(std::move(e));
+        }
+    }
+
     rust::Box<ffi::CxxClient> inner_;
 };
 
