@@ -3,7 +3,9 @@
 //! ```text
 //! mc-emulator [--config FILE.json] [--port N] [--bind ADDR] [--tls-cert PEM --tls-key PEM]
 //! ```
-//! Prints one JSON line (`{"base_url":...,"introspection_url":...}`) to stdout once listening,
+//! Prints one JSON line (`{"base_url":...,"introspection_url":...,"graph_base_url":...}`) to
+//! stdout once listening (Graph needs the mail stack: POST its stack.json to
+//! `{base_url}/_sandbox/mail-stack`),
 //! then serves until SIGTERM or SIGINT. Logs go to stderr (`RUST_LOG` filters them).
 
 use std::net::SocketAddr;
@@ -89,7 +91,11 @@ async fn run(args: Args) -> Result<(), String> {
     let emulator = Emulator::start(config).await.map_err(|e| e.to_string())?;
     println!(
         "{}",
-        serde_json::json!({"base_url": emulator.base_url(), "introspection_url": emulator.introspection_url()})
+        serde_json::json!({
+            "base_url": emulator.base_url(),
+            "introspection_url": emulator.introspection_url(),
+            "graph_base_url": emulator.graph_base_url(),
+        })
     );
     wait_for_signal().await;
     tracing::info!("stopping");

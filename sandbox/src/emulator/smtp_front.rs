@@ -146,6 +146,8 @@ struct Relay {
     bdat: usize,
     data: bool,
     tls_pending: bool,
+    /// The client's leg is TLS (before it, Postfix refuses AUTH itself: 530 5.7.0).
+    secure: bool,
 }
 
 enum Step {
@@ -218,7 +220,7 @@ impl Relay {
             if let Some((mech, first)) = continuation {
                 let user = sasl_user(&mech, &String::from_utf8_lossy(&line));
                 let refusal = user
-                    .filter(|_| first)
+                    .filter(|_| first && self.secure)
                     .and_then(|u| auth_disabled(shared, &u));
                 if let Some(reply) = refusal {
                     tracing::debug!("SMTP front: AUTH refused, SMTP AUTH is disabled");
@@ -244,8 +246,9 @@ impl Relay {
                     let mech = words.next().unwrap_or_default().to_string();
                     match words.next().filter(|ir| *ir != "=") {
                         Some(ir) => {
-                            if let Some(reply) =
-                                sasl_user(&mech, ir).and_then(|u| auth_disabled(shared, &u))
+                            if let Some(reply) = sasl_user(&mech, ir)
+                                .filter(|_| self.secure)
+                                .and_then(|u| auth_disabled(shared, &u))
                             {
                                 tracing::debug!("SMTP front: AUTH refused, SMTP AUTH is disabled");
                                 self.queue.push_back(Expect::Local(reply.to_string()));
@@ -372,6 +375,7 @@ async fn session(
         bdat: 0,
         data: false,
         tls_pending: false,
+        secure: implicit,
     };
     let mut cb = vec![0u8; 16 * 1024];
     let mut sb = vec![0u8; 16 * 1024];
@@ -414,6 +418,7 @@ async fn session(
                 r.cbuf.clear();
                 r.sbuf.clear();
                 r.queue.clear();
+                r.secure = true;
             }
             Step::Raw => {
                 // Authenticated: the rest of the session is Postfix's alone.
