@@ -852,6 +852,58 @@ MC_API int32_t MC_CALL mc_token_get(mc_client *client, const char *account_id, m
 MC_API int32_t MC_CALL mc_sasl_xoauth2_get(mc_client *client, const char *account_id, mc_cancel *cancel, char **out_base64);
 
 /*
+ A valid Microsoft Graph access token for the account (audience `https://graph.microsoft.com`),
+ for hosts that call Graph themselves. Minted from the account's refresh token (refresh tokens
+ are not bound to a resource), cached and refreshed like the mail token; for an account with
+ `"transport": "graph"` the same token as `mc_token_get`. Microsoft registrations only.
+
+ # Ownership
+ `*out_token` is a new secret string; free it with `mc_string_free`. Never log it.
+
+ # Threads
+ any thread except a mailconnect callback thread.
+
+ # Errors
+ As `mc_token_get`, plus `MC_E_INVALID_ARGUMENT` for a registration that is not Microsoft's
+ and `MC_E_REAUTHORIZATION_REQUIRED` / `MC_E_PROVIDER_CONFIGURATION` when consent for Graph's
+ `Mail.Send`/`Mail.ReadWrite` is missing (the diagnostic says which; connect again).
+
+ # Safety
+ `client` from `mc_client_open`; `account_id` NUL-terminated; `cancel` NULL or from
+ `mc_cancel_new`; `out_token` writable.
+ */
+MC_API int32_t MC_CALL mc_graph_token_get(mc_client *client, const char *account_id, mc_cancel *cancel, char **out_token);
+
+/*
+ Build a message from JSON and send it over the account's transport (SMTP, Microsoft Graph,
+ or `auto`). `message_json`: `{"from", "to": [...], "cc", "bcc", "reply_to", "subject",
+ "text", "html", "attachments": [{"path" | "content_base64", "file_name", "content_type",
+ "content_id"}], "headers": [{"name", "value"}], "importance": "low|normal|high",
+ "read_receipt": bool}`; an address is `"a@example.com"` or `{"name", "address"}`. Non-ASCII
+ subjects, names and file names are encoded as mail needs. Sent at most once.
+
+ # Ownership
+ `*out_result_json` (if `out_result_json` is not NULL) is `{"transport": "smtp|graph",
+ "message_id", "reply", "size"}`; free it with `mc_string_free`. Attachment files are read
+ during the call only.
+
+ # Threads
+ any thread except a mailconnect callback thread.
+
+ # Errors
+ `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_INVALID_ARGUMENT` (the diagnostic's
+ `evidence.field` names the field: no recipients, a bad address, an unreadable attachment),
+ and those of `mc_mail_send`; over Graph also `MC_E_PROVIDER_CONFIGURATION` (a permission or
+ the application access policy). An answer lost after the message was handed over says the
+ message may have been sent (`MC-GRAPH-SEND-UNCERTAIN` over Graph).
+
+ # Safety
+ `client` from `mc_client_open`; strings NUL-terminated; `cancel` NULL or from
+ `mc_cancel_new`; `out_result_json` NULL or writable.
+ */
+MC_API int32_t MC_CALL mc_message_send(mc_client *client, const char *account_id, const char *message_json, mc_cancel *cancel, char **out_result_json);
+
+/*
  Send a raw RFC 5322 message over SMTP. The envelope comes from the header (`Sender`/`From`,
  `To`/`Cc`/`Bcc`; `Bcc` is removed from what is sent).
 
