@@ -400,9 +400,14 @@ impl Client {
         info.token_expires_at = expires;
         match first {
             Ok(s) => return Ok((s, info)),
-            Err(f) if refreshed => return Err(auth_error(protocol, server, f)),
             Err(f) => {
-                tracing::info!(account = %account.id, protocol = protocol.as_str(), "the server refused the stored token ({}); refreshing once", crate::http::sanitize(&f.reply))
+                let e = auth_error(protocol, server, f);
+                // A policy refusal (SMTP AUTH off, security defaults, Conditional Access) says
+                // nothing about the token: a new one would be refused the same way.
+                if refreshed || policy_refusal(&e) {
+                    return Err(e);
+                }
+                tracing::info!(account = %account.id, protocol = protocol.as_str(), "the server refused the stored token ({}); refreshing once", e.message())
             }
         }
         note(log, |a| a.retried_with_refreshed_token = true);
@@ -1136,4 +1141,16 @@ mod tests {
         assert_eq!(d.to_string(), "2026-11-23");
         assert!(header_date(b"Subject: x\r\n\r\n").is_none());
     }
+}
+
+/// Whether a refused AUTH is a policy decision of the server (`5.7.139`: SMTP AUTH disabled,
+/// security defaults, Conditional Access) rather than a token it did not accept.
+fn policy_refusal(e: &Error) -> bool {
+    matches!(
+        crate::diagnose::code_for(e, crate::diagnose::Context::default()),
+        "MC-SMTP-AUTH-DISABLED-TENANT"
+            | "MC-SMTP-AUTH-DISABLED-MAILBOX"
+            | "MC-SMTP-AUTH-POLICY"
+            | "MC-SECURITY-DEFAULTS"
+    )
 }

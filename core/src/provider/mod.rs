@@ -91,7 +91,7 @@ impl Profile {
         if !account.transport.uses_graph() {
             return Ok(self);
         }
-        let Some(graph) = self.graph.clone() else {
+        let Some(mut graph) = self.graph.clone() else {
             return Err(Error::invalid(
                 "transport",
                 format!(
@@ -101,6 +101,19 @@ impl Profile {
                 ),
             ));
         };
+        // A delegate opening a shared mailbox needs Graph's `.Shared` permissions (they cover
+        // the delegate's own mailbox too).
+        let delegate = !account
+            .expected_login()
+            .eq_ignore_ascii_case(&account.mailbox);
+        if delegate && account.flow != crate::model::Flow::ClientCredentials {
+            for s in &mut graph.delegated_scopes {
+                if s.ends_with("/Mail.ReadWrite") || s.ends_with("/Mail.Send") {
+                    s.push_str(".Shared");
+                }
+            }
+            self.graph = Some(graph.clone());
+        }
         let openid: Vec<String> = self
             .delegated_scopes
             .iter()

@@ -125,17 +125,22 @@ pub(crate) fn sasl_user(mech: &str, b64: &str) -> Option<String> {
 }
 
 /// The 5.7.139 reply when SMTP AUTH is off for `user`'s mailbox or tenant.
+/// Counted in `Stats::smtp_auth_disabled_refusals` when it refuses.
 pub(crate) fn auth_disabled(shared: &Shared, user: &str) -> Option<&'static str> {
-    let st = shared.lock();
+    let mut st = shared.lock();
     let u = st.user_by_address(user)?;
-    match u.smtp_client_authentication_disabled {
+    let reply = match u.smtp_client_authentication_disabled {
         Some(true) => Some(DISABLED_MAILBOX),
         Some(false) => None,
         None => st
             .tenant(&u.tenant)
             .filter(|t| t.smtp_client_authentication_disabled)
             .map(|_| DISABLED_TENANT),
+    };
+    if reply.is_some() {
+        st.stats.smtp_auth_disabled_refusals += 1;
     }
+    reply
 }
 
 /// The session state of one relayed connection.

@@ -1,0 +1,386 @@
+//! The Microsoft Graph transport of core (issue 16) against the emulator's Graph on the real
+//! Dovecot and Postfix: the message builder's 10 MB attachment over Graph and over SMTP, `auto`
+//! falling back once and remembering it, app-only sending from a shared mailbox and the access
+//! policy's refusal, paging over more than 1,000 messages, throttling absorbed, and a lost answer
+//! reported as "may have been sent" and not sent twice. (Needs root for the mail stack.)
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use mailconnect_core::compose::MessageSpec;
+use mailconnect_core::graph::ListQuery;
+use mailconnect_core::mail::FetchRequest;
+use mailconnect_core::{CancellationToken, Client};
+use mailconnect_sandbox::{GraphSettings, GraphThrottle};
+use mailconnect_tests::*;
+
+fn nc() -> CancellationToken {
+    CancellationToken::new()
+}
+
+/// A registration that reaches the emulator's Graph as well as its identity platform.
+fn graph_desktop(w: &GraphWorld) -> serde_json::Value {
+    let mut reg = desktop(&w.env.emulator);
+    reg["graph_host"] = w.env.emulator.base_url().into();
+    reg
+}
+
+/// The stack's servers, with SMTP through the emulator's front (where SMTP AUTH can be off).
+fn servers(w: &GraphWorld) -> serde_json::Value {
+    let mut s = w.stack.servers();
+    s["smtp"]["port"] = w.front.smtp_starttls.into();
+    s
+}
+
+fn client(w: &GraphWorld, name: &str) -> Client {
+    open_client_with_ca(&w.env.dir.path().join(name), w.stack.ca_pem())
+}
+
+fn spec(v: serde_json::Value) -> MessageSpec {
+    serde_json::from_value(v).expect("message spec")
+}
+
+/// Wait until Dovecot holds a message for `mailbox` whose text contains `marker`; its bytes.
+async fn arrived(w: &GraphWorld, mailbox: &str, marker: &str) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(m) = w
+            .stack
+            .stored_messages(mailbox, None)
+            .into_iter()
+            .find(|m| String::from_utf8_lossy(m).contains(marker))
+        {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the message '{marker}' did not arrive for {mailbox}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// How many stored messages of `mailbox` contain `marker`.
+fn count(w: &GraphWorld, mailbox: &str, marker: &str) -> usize {
+    w.stack
+        .stored_messages(mailbox, None)
+        .iter()
+        .filter(|m| String::from_utf8_lossy(m).contains(marker))
+        .count()
+}
+
+/// The decoded subject, text body and attachments (name, bytes) of a stored message.
+fn parts(raw: &[u8]) -> (String, String, Vec<(String, Vec<u8>)>) {
+    use mailparse::MailHeaderMap;
+    let m = mailparse::parse_mail(raw).expect("a MIME message");
+    let subject = m.headers.get_first_value("Subject").unwrap_or_default();
+    let mut text = String::new();
+    let mut files = Vec::new();
+    for p in m.parts() {
+        let d = p.get_content_disposition();
+        if let Some(name) = d.params.get("filename") {
+            files.push((name.clone(), p.get_body_raw().expect("attachment body")));
+        } else if p.ctype.mimetype == "text/plain" && text.is_empty() {
+            text = p.get_body().expect("text body").trim().to_string();
+        }
+    }
+    (subject, text, files)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_built_message_with_a_10_mb_attachment_arrives_identically_over_graph_and_smtp() {
+    let w = graph_world(|_| {}).await;
+    let c = client(&w, "built.db");
+    connected(&c, graph_desktop(&w), "alice", "alice@example.test")
+        .flow("browser")
+        .with(serde_json::json!({"servers": servers(&w), "transport": "graph"}))
+        .await;
+    connected(&c, graph_desktop(&w), "carol-smtp", "alice@example.test")
+        .flow("browser")
+        .with(serde_json::json!({"servers": servers(&w), "transport": "auto"}))
+        .await;
+    let data: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let message = |marker: &str| {
+        spec(serde_json::json!({
+            "to": [{"name": "Alice Müller", "address": "alice@example.test"}],
+            "subject": format!("Rechnung für März {marker}"),
+            "text": "Grüße aus Köln",
+            "attachments": [{
+                "content_base64": base64::engine::general_purpose::STANDARD.encode(&data),
+                "file_name": "Rechnung März.bin",
+                "content_type": "application/octet-stream"
+            }]
+        }))
+    };
+    let over_graph = c
+        .send_message("alice", &message("graph-10mb"), None, &nc())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:?}", e.evidence()));
+    assert_eq!(over_graph.transport, "graph");
+    assert!(over_graph.reply.contains("draft"), "{}", over_graph.reply);
+    let over_smtp = c
+        .send_message("carol-smtp", &message("smtp-10mb"), None, &nc())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:?}", e.evidence()));
+    assert_eq!(over_smtp.transport, "smtp");
+
+    let g = parts(&arrived(&w, "alice@example.test", "graph-10mb").await);
+    let s = parts(&arrived(&w, "alice@example.test", "smtp-10mb").await);
+    assert_eq!(g.0, "Rechnung für März graph-10mb");
+    assert_eq!(s.0, "Rechnung für März smtp-10mb");
+    assert_eq!(g.1, "Grüße aus Köln");
+    assert_eq!(g.1, s.1, "the text body");
+    assert_eq!(g.2.len(), 1, "one attachment over Graph");
+    assert_eq!(g.2[0].0, "Rechnung März.bin");
+    assert!(
+        g.2[0].1 == data,
+        "the attachment arrives byte-identical over Graph"
+    );
+    assert_eq!(g.2, s.2, "the same attachment over SMTP");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_falls_back_to_graph_once_and_remembers() {
+    let w = graph_world(|_| {}).await;
+    let c = client(&w, "auto.db");
+    connected(&c, graph_desktop(&w), "alice", "alice@example.test")
+        .flow("browser")
+        .with(serde_json::json!({"servers": servers(&w), "transport": "auto"}))
+        .await;
+    let before = c.status("alice").unwrap();
+    let t = serde_json::to_value(&before).unwrap()["transport"].clone();
+    assert_eq!(t["send"], "smtp", "{t}");
+
+    let mut alice = w
+        .env
+        .emulator
+        .config()
+        .users
+        .into_iter()
+        .find(|u| u.upn == "alice@example.test")
+        .unwrap();
+    alice.smtp_client_authentication_disabled = Some(true);
+    w.env.emulator.put_user(alice);
+
+    let msg = |n: u32| {
+        spec(
+            serde_json::json!({"to": ["alice@example.test"], "subject": format!("auto {n}"), "text": "x"}),
+        )
+    };
+    let first = c.send_message("alice", &msg(1), None, &nc()).await.unwrap();
+    assert_eq!(first.transport, "graph", "{}", first.reply);
+    let refusals = || w.env.emulator.stats().smtp_auth_disabled_refusals;
+    assert_eq!(refusals(), 1, "SMTP was tried once");
+    let status = serde_json::to_value(c.status("alice").unwrap()).unwrap();
+    assert_eq!(status["transport"]["send"], "graph", "{status}");
+    assert_eq!(status["transport"]["reason"], "smtp_auth_disabled");
+    assert!(status["transport"]["since"].is_string());
+
+    let second = c.send_message("alice", &msg(2), None, &nc()).await.unwrap();
+    assert_eq!(second.transport, "graph");
+    assert_eq!(refusals(), 1, "the second message went straight to Graph");
+    // Another client on the same store (another process of the host) remembers it too.
+    let again = open_client_with_ca(&w.env.dir.path().join("auto.db"), w.stack.ca_pem());
+    let third = again
+        .send_message("alice", &msg(3), None, &nc())
+        .await
+        .unwrap();
+    assert_eq!(third.transport, "graph");
+    assert_eq!(refusals(), 1);
+    for n in 1..=3 {
+        arrived(&w, "alice@example.test", &format!("auto {n}")).await;
+    }
+    let report = c
+        .test("alice", &[], Default::default(), &nc())
+        .await
+        .unwrap();
+    let r = serde_json::to_value(&report).unwrap();
+    assert_eq!(r["transport"]["send"], "graph", "{r}");
+    assert_eq!(r["graph"]["ok"], true, "{r}");
+    assert_eq!(r["graph"]["found"]["can_send"], true, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_only_sends_from_a_shared_mailbox_and_the_access_policy_is_explained() {
+    let w = graph_world(|_| {}).await;
+    let c = client(&w, "app.db");
+    let reg = serde_json::json!({"id": "svc", "provider": "microsoft", "tenant": TENANT,
+        "authority_host": w.env.emulator.base_url(), "graph_host": w.env.emulator.base_url(),
+        "client_id": SERVICE_APP, "client_secret": SERVICE_SECRET});
+    connected(&c, reg.clone(), "sales", "sales@example.test")
+        .flow("client_credentials")
+        .with(serde_json::json!({"transport": "graph"}))
+        .user(ScriptedUser::idle())
+        .await;
+    let sent = c
+        .send_message(
+            "sales",
+            &spec(serde_json::json!({"to": ["alice@example.test"], "subject": "from the shared mailbox", "text": "x"})),
+            None,
+            &nc(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:?}", e.evidence()));
+    assert_eq!(sent.transport, "graph");
+    let raw = arrived(&w, "alice@example.test", "from the shared mailbox").await;
+    assert!(String::from_utf8_lossy(&raw).contains("sales@example.test"));
+
+    connected(&c, reg, "carol", "carol@example.test")
+        .flow("client_credentials")
+        .with(serde_json::json!({"transport": "graph"}))
+        .user(ScriptedUser::idle())
+        .await;
+    let e = c
+        .send_message(
+            "carol",
+            &spec(serde_json::json!({"to": ["alice@example.test"], "subject": "refused", "text": "x"})),
+            None,
+            &nc(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MC-GRAPH-APP-ACCESS-POLICY"), "{e}");
+    assert!(e.message().contains("[RAOP]"), "{}", e.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_pages_through_more_than_a_thousand_messages() {
+    let w = graph_world(|_| {}).await;
+    let c = client(&w, "paging.db");
+    connected(&c, graph_desktop(&w), "alice", "alice@example.test")
+        .flow("browser")
+        .with(serde_json::json!({"transport": "graph"}))
+        .await;
+    let messages: Vec<Vec<u8>> = (0..1050)
+        .map(|i| {
+            format!("From: bob@example.test\r\nTo: alice@example.test\r\nSubject: page test {i}\r\nMessage-ID: <page-{i}@example.test>\r\n\r\nbody {i}\r\n")
+                .into_bytes()
+        })
+        .collect();
+    w.stack.lmtp_deliver("alice@example.test", &messages).await;
+    let before = w.env.emulator.stats().graph_requests;
+    let mut g = c.graph_mailbox("alice", &nc()).await.unwrap();
+    let listed = g.list("INBOX", &ListQuery::default()).await.unwrap();
+    let ids: std::collections::BTreeSet<&str> = listed.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(listed.len(), 1050, "every message, once");
+    assert_eq!(ids.len(), 1050, "no message twice across pages");
+    assert!(
+        w.env.emulator.stats().graph_requests - before >= 2,
+        "more than one page was read"
+    );
+    // The newest first, and a limit stops early.
+    let newest = g
+        .list(
+            "inbox",
+            &ListQuery {
+                limit: Some(5),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(newest.len(), 5);
+    let fetched = c
+        .fetch(
+            "alice",
+            &FetchRequest {
+                limit: Some(3),
+                unread_only: true,
+                mark_seen: true,
+                ..Default::default()
+            },
+            &nc(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fetched.len(), 3);
+    assert!(fetched
+        .iter()
+        .all(|m| m.flags.iter().any(|f| f == "\\Seen")));
+    let unread = g
+        .list(
+            "inbox",
+            &ListQuery {
+                unread_only: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(unread.len(), 1047, "the three fetched are read now");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_waited_out_and_a_lost_answer_is_reported_not_repeated() {
+    let w = graph_world(|_| {}).await;
+    let c = client(&w, "throttle.db");
+    connected(&c, graph_desktop(&w), "alice", "alice@example.test")
+        .flow("browser")
+        .with(serde_json::json!({"transport": "graph"}))
+        .await;
+    w.env.emulator.set_graph_settings(GraphSettings {
+        throttle: Some(GraphThrottle {
+            requests: 2,
+            status: 429,
+            retry_after_secs: 1,
+            send_mail_only: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let msg = |s: &str| {
+        spec(serde_json::json!({"to": ["alice@example.test"], "subject": s, "text": "x"}))
+    };
+    let sent = c
+        .send_message("alice", &msg("after throttling"), None, &nc())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:?}", e.evidence()));
+    assert_eq!(sent.transport, "graph");
+    assert_eq!(
+        w.env.emulator.stats().graph_throttled,
+        2,
+        "both 429s were waited out"
+    );
+    arrived(&w, "alice@example.test", "after throttling").await;
+
+    let submitted = w.env.emulator.stats().graph_messages_submitted;
+    w.env.emulator.set_graph_settings(GraphSettings {
+        lose_send_answers: 1,
+        ..Default::default()
+    });
+    let e = c
+        .send_message("alice", &msg("answer lost"), None, &nc())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MC-GRAPH-SEND-UNCERTAIN"), "{e}");
+    assert!(e.message().contains("may have accepted"), "{}", e.message());
+    assert_eq!(
+        w.env.emulator.stats().graph_messages_submitted,
+        submitted + 1,
+        "submitted once, not repeated"
+    );
+    arrived(&w, "alice@example.test", "answer lost").await;
+    // Nothing sends it a second time later either.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count(&w, "alice@example.test", "answer lost"), 1);
+
+    // A throttle longer than the client waits ends in a clear diagnostic.
+    w.env.emulator.set_graph_settings(GraphSettings {
+        throttle: Some(GraphThrottle {
+            requests: 50,
+            status: 503,
+            retry_after_secs: 1,
+            send_mail_only: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let e = c
+        .send_message("alice", &msg("never"), None, &nc())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MC-GRAPH-THROTTLED"), "{e}");
+    assert_eq!(e.kind(), mailconnect_core::ErrorKind::ProviderUnavailable);
+}
