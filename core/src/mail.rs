@@ -1104,6 +1104,19 @@ fn smtp_auth_disabled(e: &Error) -> bool {
     )
 }
 
+
+/// Whether a refused AUTH is a policy decision of the server (`5.7.139`: SMTP AUTH disabled,
+/// security defaults, Conditional Access) rather than a token it did not accept.
+fn policy_refusal(e: &Error) -> bool {
+    matches!(
+        crate::diagnose::code_for(e, crate::diagnose::Context::default()),
+        "MC-SMTP-AUTH-DISABLED-TENANT"
+            | "MC-SMTP-AUTH-DISABLED-MAILBOX"
+            | "MC-SMTP-AUTH-POLICY"
+            | "MC-SECURITY-DEFAULTS"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1141,16 +1154,4 @@ mod tests {
         assert_eq!(d.to_string(), "2026-11-23");
         assert!(header_date(b"Subject: x\r\n\r\n").is_none());
     }
-}
-
-/// Whether a refused AUTH is a policy decision of the server (`5.7.139`: SMTP AUTH disabled,
-/// security defaults, Conditional Access) rather than a token it did not accept.
-fn policy_refusal(e: &Error) -> bool {
-    matches!(
-        crate::diagnose::code_for(e, crate::diagnose::Context::default()),
-        "MC-SMTP-AUTH-DISABLED-TENANT"
-            | "MC-SMTP-AUTH-DISABLED-MAILBOX"
-            | "MC-SMTP-AUTH-POLICY"
-            | "MC-SECURITY-DEFAULTS"
-    )
 }
