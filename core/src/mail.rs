@@ -1104,7 +1104,6 @@ fn smtp_auth_disabled(e: &Error) -> bool {
     )
 }
 
-
 /// Whether a refused AUTH is a policy decision of the server (`5.7.139`: SMTP AUTH disabled,
 /// security defaults, Conditional Access) rather than a token it did not accept.
 fn policy_refusal(e: &Error) -> bool {
