@@ -41,6 +41,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, Uni
 
 __all__ = [
     "Client", "Cancel", "MailconnectError", "Authorization", "PollResult", "Event", "RefreshReport", "HostStore", "SqliteStore",
+    "Address", "Attachment", "Message", "SendResult",
     "ABI_VERSION", "PROTO_IMAP", "PROTO_POP3", "PROTO_SMTP", "STORE_OK", "STORE_NOT_FOUND", "STORE_CONFLICT", "library_path",
     "LOG_OFF", "LOG_ERROR", "LOG_WARN", "LOG_INFO", "LOG_DEBUG", "LOG_TRACE", "set_log_callback", "last_error_code",
 ]
@@ -133,6 +134,8 @@ def _load() -> ctypes.CDLL:
         "mc_account_test": ([c_void_p, c_char_p, c_uint32, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_token_get": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_sasl_xoauth2_get": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
+        "mc_graph_token_get": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
+        "mc_message_send": ([c_void_p, c_char_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_mail_send": ([c_void_p, c_char_p, c_char_p, c_size_t, c_void_p], c_int32),
         "mc_folder_list": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_mail_fetch": ([c_void_p, c_char_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
@@ -387,6 +390,147 @@ class Event:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)
+
+
+@dataclass(frozen=True)
+class Address:
+    """A mail address with an optional display name (`Address("anna@example.com", "Anna Müller")`).
+    Wherever a `Message` takes addresses, a plain string `"anna@example.com"` or a dict
+    `{"name": ..., "address": ...}` works too."""
+
+    address: str
+    name: Optional[str] = None
+
+    def to_json(self) -> Union[str, Dict[str, str]]:
+        return self.address if not self.name else {"name": self.name, "address": self.address}
+
+
+AddressLike = Union[str, Address, Dict[str, str]]
+
+
+def _address(a: AddressLike) -> Union[str, Dict[str, str]]:
+    if isinstance(a, Address):
+        return a.to_json()
+    if isinstance(a, str):
+        return a
+    if isinstance(a, dict):
+        return dict(a)
+    raise TypeError(f"an address is a str, an Address or a dict, not {type(a).__name__}")
+
+
+def _addresses(v: Union[None, AddressLike, Iterable[AddressLike]]) -> list:
+    if v is None:
+        return []
+    if isinstance(v, (str, Address, dict)):
+        return [_address(v)]
+    return [_address(a) for a in v]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An attachment of a `Message`: a file (`path`, read by mailconnect while sending) or bytes
+    (`content`, sent as base64). `file_name` is what the recipient sees (default: the path's file
+    name, else "attachment"); `content_type` defaults to `application/octet-stream`; with
+    `content_id` it is an inline part the HTML body shows as `cid:<content_id>`. Non-ASCII file
+    names ("Rechnung für März.pdf") are encoded as mail needs."""
+
+    path: Optional[Union[str, os.PathLike]] = None
+    content: Optional[bytes] = None
+    file_name: Optional[str] = None
+    content_type: Optional[str] = None
+    content_id: Optional[str] = None
+
+    @classmethod
+    def from_file(cls, path: Union[str, os.PathLike], file_name: Optional[str] = None, content_type: Optional[str] = None,
+                  content_id: Optional[str] = None) -> "Attachment":
+        return cls(path=path, file_name=file_name, content_type=content_type, content_id=content_id)
+
+    @classmethod
+    def from_bytes(cls, content: bytes, file_name: str, content_type: Optional[str] = None,
+                   content_id: Optional[str] = None) -> "Attachment":
+        return cls(content=bytes(content), file_name=file_name, content_type=content_type, content_id=content_id)
+
+    def to_json(self) -> Dict[str, str]:
+        if (self.path is None) == (self.content is None):
+            raise ValueError("an Attachment needs exactly one of path and content")
+        d: Dict[str, str] = {}
+        if self.path is not None:
+            d["path"] = os.fspath(self.path)
+        else:
+            d["content_base64"] = base64.b64encode(self.content).decode("ascii")
+        for k in ("file_name", "content_type", "content_id"):
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = v
+        return d
+
+
+@dataclass
+class Message:
+    """A message for `Client.send_message`; mailconnect builds the MIME (non-ASCII subjects, names
+    and file names encoded as mail needs) and sends it over the account's transport (SMTP or
+    Microsoft Graph).
+
+    `to`, `cc`, `bcc`, `reply_to`: one address or a list (see `Address`); at least one recipient.
+    `from_`: the sender (default: the account's mailbox). `text` and/or `html`: the bodies.
+    `attachments`: `Attachment`s. `headers`: extra headers, a dict or (name, value) pairs.
+    `importance`: "low", "normal" or "high". `read_receipt`: ask for one."""
+
+    to: Union[AddressLike, Iterable[AddressLike]] = field(default_factory=list)
+    subject: str = ""
+    text: Optional[str] = None
+    html: Optional[str] = None
+    cc: Union[AddressLike, Iterable[AddressLike]] = field(default_factory=list)
+    bcc: Union[AddressLike, Iterable[AddressLike]] = field(default_factory=list)
+    reply_to: Union[AddressLike, Iterable[AddressLike]] = field(default_factory=list)
+    from_: Optional[AddressLike] = None
+    attachments: Iterable[Attachment] = field(default_factory=list)
+    headers: Union[Dict[str, str], Iterable[Tuple[str, str]]] = field(default_factory=list)
+    importance: Optional[str] = None
+    read_receipt: bool = False
+
+    def to_json(self) -> Dict[str, Any]:
+        """The message JSON of `mc_message_send` (fields left empty are left out)."""
+        d: Dict[str, Any] = {}
+        if self.from_ is not None:
+            d["from"] = _address(self.from_)
+        for k in ("to", "cc", "bcc", "reply_to"):
+            v = _addresses(getattr(self, k))
+            if v:
+                d[k] = v
+        d["subject"] = self.subject
+        if self.text is not None:
+            d["text"] = self.text
+        if self.html is not None:
+            d["html"] = self.html
+        atts = [a.to_json() if isinstance(a, Attachment) else dict(a) for a in self.attachments]
+        if atts:
+            d["attachments"] = atts
+        pairs = self.headers.items() if isinstance(self.headers, dict) else self.headers
+        hs = [{"name": n, "value": v} for n, v in pairs]
+        if hs:
+            d["headers"] = hs
+        if self.importance is not None:
+            d["importance"] = self.importance
+        if self.read_receipt:
+            d["read_receipt"] = True
+        return d
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What `Client.send_message` did: `transport` ("smtp" or "graph"), the `message_id`
+    (`<...@...>`, for finding the message or threading answers), the server's acceptance `reply`,
+    and the `size` in bytes sent."""
+
+    transport: str
+    message_id: str
+    reply: str = ""
+    size: int = 0
+
+    @classmethod
+    def from_json(cls, text: str) -> "SendResult":
+        return cls(**_known(cls, json.loads(text)))
 
 
 AuthorizationLike = Union[Authorization, str]
@@ -675,9 +819,33 @@ class Client:
         """The SASL XOAUTH2 initial response (base64) for your own IMAP/POP3/SMTP code."""
         return self._out(_lib.mc_sasl_xoauth2_get, _b(account_id), _cancel(cancel))
 
+    def graph_token(self, account_id: str, cancel: Optional[Cancel] = None) -> str:
+        """A Microsoft Graph access token (audience https://graph.microsoft.com) for your own Graph
+        calls, minted from the account's refresh token and refreshed like the mail token. A secret:
+        never log it. Microsoft registrations only (else MC_E_INVALID_ARGUMENT); a missing consent
+        for Graph's Mail.Send / Mail.ReadWrite raises with a diagnostic that says which."""
+        return self._out(_lib.mc_graph_token_get, _b(account_id), _cancel(cancel))
+
     # mail
     def send(self, account_id: str, rfc5322: bytes, cancel: Optional[Cancel] = None) -> None:
+        """Send a ready RFC 5322 message over SMTP (envelope from the header; Bcc removed)."""
         _check(_lib.mc_mail_send(self._h, _b(account_id), rfc5322, len(rfc5322), _cancel(cancel)))
+
+    def send_message(self, account_id: str, message: Union[Message, Dict[str, Any]], cancel: Optional[Cancel] = None) -> SendResult:
+        """Build `message` (a `Message`, or a dict in the JSON shape of `mc_message_send`) and send it
+        over the account's transport: SMTP, Microsoft Graph, or `auto` (SMTP until the server says
+        SMTP AUTH is disabled, then Graph). Sent at most once. A bad message raises
+        MC_E_INVALID_ARGUMENT before anything is sent, with `diagnostic["evidence"]["field"]`
+        naming the field ("to" without recipients, "attachments[1].path", ...)."""
+        if isinstance(message, Message):
+            spec = message.to_json()
+        elif isinstance(message, dict):
+            spec = message
+        else:
+            raise TypeError(f"message must be a mailconnect.Message or a dict, not {type(message).__name__}")
+        out = c_void_p()
+        _check(_lib.mc_message_send(self._h, _b(account_id), _b(json.dumps(spec)), _cancel(cancel), ctypes.byref(out)))
+        return SendResult.from_json(_take(out))
 
     def folders(self, account_id: str, cancel: Optional[Cancel] = None) -> list:
         out = c_void_p()
@@ -685,7 +853,10 @@ class Client:
         return json.loads(_take(out))
 
     def fetch(self, account_id: str, query: Optional[dict] = None, cancel: Optional[Cancel] = None) -> list:
-        """Messages as dicts with `id`, `size`, `flags`, `internal_date` and `raw` (bytes)."""
+        """Messages as dicts with `id`, `size`, `flags`, `internal_date` and `raw` (bytes). `query`
+        (all optional): `protocol` ("imap"/"pop3"), `folder`, `uid_from`, `uid_to`, `since`
+        ("YYYY-MM-DD"), `headers_only`, `limit`, `mark_seen`, `unread_only`, `transport` ("graph"
+        to read over Microsoft Graph, "smtp_imap" for IMAP/POP3; default: the account's)."""
         out = c_void_p()
         q = _b(json.dumps(query)) if query is not None else None
         _check(_lib.mc_mail_fetch(self._h, _b(account_id), q, _cancel(cancel), ctypes.byref(out)))

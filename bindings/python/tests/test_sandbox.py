@@ -1,9 +1,12 @@
 """The Python binding against the sandbox emulator and the real Dovecot/Postfix stack:
 open a store, add an account, connect by device code (callback), test, one refresher round,
-access token and SASL string (with a Cancel), send, fetch, disconnect (a cancelled one changes
-nothing), the log callback, registrations (get, list, remove), the refresher's options and
+access token and SASL string (with a Cancel), send, fetch, a built message (umlaut subject, named
+recipient, attachments from bytes and from a file) sent over SMTP and fetched back, disconnect (a
+cancelled one changes nothing), the Graph token of a disconnected account, the log callback, registrations (get, list, remove), the refresher's options and
 states, and failing calls with code (mc_error_code_get), message and diagnostic."""
 
+import email
+import email.policy
 import json
 import threading
 import time
@@ -12,7 +15,7 @@ import pytest
 
 import mailconnect
 from conftest import DESKTOP_APP, servers, sign_in
-from mailconnect import Cancel, Client, MailconnectError, RefreshReport
+from mailconnect import Address, Attachment, Cancel, Client, MailconnectError, Message, RefreshReport, SendResult
 
 
 def test_version_and_abi():
@@ -87,6 +90,7 @@ def the_whole_story(emulator, stack, tmp_path, log):
             pytest.fail("the message did not arrive over IMAP")
         assert any(b"from python" in m["raw"] for m in c.fetch("alice", {"protocol": "pop3"}))
         assert any(f["name"] == "INBOX" for f in c.folders("alice"))
+        send_a_built_message(c, tmp_path)
 
         # A disconnect cancelled before it starts changes nothing.
         with Cancel() as cancel:
@@ -105,6 +109,9 @@ def the_whole_story(emulator, stack, tmp_path, log):
         assert e.value.status == "MC_E_STATE"
         assert e.value.diagnostic["code"] == "MC-NOT-CONNECTED"
         assert e.value.diagnostic["de"]["fix"]
+        with pytest.raises(MailconnectError) as e:
+            c.graph_token("alice")
+        assert e.value.status == "MC_E_STATE" and e.value.diagnostic["code"] == "MC-NOT-CONNECTED"
 
     # The log callback heard the story at info and above, from mailconnect's own modules, without a
     # token; the disconnect logs on the calling thread, so its line is there when the call returned.
@@ -113,6 +120,111 @@ def the_whole_story(emulator, stack, tmp_path, log):
     assert any(t.startswith("mailconnect") for _, t, _ in lines), lines
     assert any("disconnected" in m for _, _, m in lines), lines
     assert not any("eyJ" in m for _, _, m in lines), "a token in the log"
+
+
+PDF = bytes(range(256)) * 3 + "Rechnung für März\r\n".encode("utf-8")
+
+
+def send_a_built_message(c, tmp_path):
+    """A message built by mailconnect (umlaut subject, a named recipient, an attachment from bytes and
+    one from a file) goes over the real Postfix and comes back over IMAP as written."""
+    sheet = tmp_path / "Übersicht.csv"
+    sheet.write_bytes("Posten;Betrag\r\nMiete;1200,00 €\r\n".encode("utf-8"))
+    msg = Message(
+        to=Address("alice@example.test", "Alice Müller"),
+        subject="Rechnung für März",
+        text="Guten Tag,\nanbei die Rechnung für März.\n",
+        attachments=[
+            Attachment.from_bytes(PDF, "Rechnung März.pdf", "application/pdf"),
+            Attachment.from_file(sheet, content_type="text/csv"),
+        ],
+        headers={"X-Invoice-Number": "2026-03-17"},
+        importance="high",
+    )
+    with Cancel() as cancel:
+        sent = c.send_message("alice", msg, cancel=cancel)
+    assert isinstance(sent, SendResult)
+    assert sent.transport == "smtp", sent
+    assert sent.message_id.startswith("<") and sent.message_id.endswith("@example.test>"), sent
+    assert sent.size > len(PDF) and sent.reply.startswith("2"), sent
+
+    found = None
+    for _ in range(40):
+        for m in c.fetch("alice", {"protocol": "imap", "unread_only": True, "transport": "smtp_imap"}):
+            if sent.message_id.encode() in m["raw"]:
+                found = m
+        if found:
+            break
+        time.sleep(0.25)
+    else:
+        pytest.fail("the built message did not arrive over IMAP")
+    parsed = email.message_from_bytes(found["raw"], policy=email.policy.default)
+    assert parsed["Subject"] == "Rechnung für März"
+    assert b"Rechnung f\xc3\xbcr M\xc3\xa4rz" not in found["raw"].split(b"\r\n\r\n")[0], "the subject is encoded"
+    assert parsed["To"].addresses[0].display_name == "Alice Müller"
+    assert parsed["X-Invoice-Number"] == "2026-03-17" and parsed["Importance"] == "high"
+    assert "Rechnung für März" in parsed.get_body(("plain",)).get_content()
+    parts = {p.get_filename(): p for p in parsed.walk() if p.get_filename()}
+    assert set(parts) == {"Rechnung März.pdf", "Übersicht.csv"}, list(parts)
+    assert parts["Rechnung März.pdf"].get_content_type() == "application/pdf"
+    assert parts["Rechnung März.pdf"].get_payload(decode=True) == PDF
+    assert parts["Übersicht.csv"].get_payload(decode=True) == sheet.read_bytes()
+
+    # A dict in the C ABI's JSON shape works too.
+    again = c.send_message("alice", {"to": ["alice@example.test"], "subject": "dict", "text": "x"})
+    assert again.transport == "smtp" and again.message_id != sent.message_id
+
+    # Bad input is refused before anything is sent, naming the field.
+    with pytest.raises(MailconnectError) as e:
+        c.send_message("alice", Message(subject="nobody", text="x"))
+    assert e.value.status == "MC_E_INVALID_ARGUMENT" and e.value.diagnostic["evidence"]["field"] == "to"
+    with pytest.raises(MailconnectError) as e:
+        c.send_message("alice", Message(to="alice@example.test", attachments=[Attachment.from_file(tmp_path / "missing.pdf")]))
+    assert e.value.diagnostic["evidence"]["field"] == "attachments[0].path"
+    with pytest.raises(ValueError):
+        Attachment().to_json()
+
+
+def test_a_message_is_serialised_as_the_c_abi_reads_it():
+    m = Message(
+        to=["a@example.test", Address("b@example.test", "Bernd Groß"), {"name": "C", "address": "c@example.test"}],
+        cc="d@example.test",
+        from_=Address("me@example.test", "Me"),
+        subject="Grüße",
+        html="<p>Hallo</p>",
+        attachments=[Attachment.from_bytes(b"\x00\xff", "a.bin", content_id="img1"), Attachment.from_file("/tmp/x.pdf")],
+        headers=[("X-A", "1")],
+        read_receipt=True,
+    )
+    assert m.to_json() == {
+        "from": {"name": "Me", "address": "me@example.test"},
+        "to": ["a@example.test", {"name": "Bernd Groß", "address": "b@example.test"}, {"name": "C", "address": "c@example.test"}],
+        "cc": ["d@example.test"],
+        "subject": "Grüße",
+        "html": "<p>Hallo</p>",
+        "attachments": [{"content_base64": "AP8=", "file_name": "a.bin", "content_id": "img1"}, {"path": "/tmp/x.pdf"}],
+        "headers": [{"name": "X-A", "value": "1"}],
+        "read_receipt": True,
+    }
+    assert Message(to="x@example.test").to_json() == {"to": ["x@example.test"], "subject": ""}
+
+
+def test_send_message_and_graph_token_without_a_server(tmp_path):
+    with Client({"store": str(tmp_path / "m.db")}) as c:
+        c.put_registration({"id": "r", "provider": "microsoft", "client_id": DESKTOP_APP})
+        c.put_account({"id": "a", "mailbox": "a@example.test", "registration": "r", "transport": "auto"})
+        assert c.account("a")["transport"] == "auto"
+        with pytest.raises(MailconnectError) as e:
+            c.send_message("a", Message(subject="Rechnung für März"))
+        assert e.value.status == "MC_E_INVALID_ARGUMENT" and e.value.diagnostic["evidence"]["field"] == "to"
+        with pytest.raises(MailconnectError) as e:
+            c.send_message("a", {"to": ["a@example.test"], "subjekt": "typo"})
+        assert e.value.status == "MC_E_INVALID_ARGUMENT"
+        with pytest.raises(MailconnectError) as e:
+            c.graph_token("a")
+        assert e.value.status == "MC_E_STATE" and e.value.diagnostic["code"] == "MC-NOT-CONNECTED"
+        with pytest.raises(TypeError):
+            c.send_message("a", "To: a@example.test\r\n\r\nraw")
 
 
 def test_the_log_callback_can_be_replaced_and_stopped(tmp_path):
