@@ -153,16 +153,9 @@ async fn auto_falls_back_to_graph_once_and_remembers() {
     let t = serde_json::to_value(&before).unwrap()["transport"].clone();
     assert_eq!(t["send"], "smtp", "{t}");
 
-    let mut alice = w
-        .env
-        .emulator
-        .config()
-        .users
-        .into_iter()
-        .find(|u| u.upn == "alice@example.test")
-        .unwrap();
-    alice.smtp_client_authentication_disabled = Some(true);
-    w.env.emulator.put_user(alice);
+    change_user(&w.env.emulator, "alice@example.test", |u| {
+        u.smtp_client_authentication_disabled = Some(true)
+    });
 
     let msg = |n: u32| {
         spec(

@@ -657,24 +657,16 @@ fn message_send_refuses_bad_messages_before_anything_is_sent() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path());
     let stale = std::ptr::dangling_mut::<c_char>();
+    // Put a registration or account from JSON; the status.
+    let put = |f: unsafe extern "C" fn(*mut mc_client, *const c_char) -> i32, json: &str| {
+        let j = CString::new(json).unwrap();
+        unsafe { f(c, j.as_ptr()) }
+    };
     unsafe {
-        let reg = CString::new(REG).unwrap();
-        assert_eq!(
-            mc_registration_put(c, reg.as_ptr()),
-            MC_OK,
-            "{}",
-            last_message()
-        );
-        let acct = CString::new(
-            r#"{"id":"a","mailbox":"alice@example.test","registration":"r","transport":"graph"}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            mc_account_put(c, acct.as_ptr()),
-            MC_OK,
-            "{}",
-            last_message()
-        );
+        assert_eq!(put(mc_registration_put, REG), MC_OK, "{}", last_message());
+        let acct =
+            r#"{"id":"a","mailbox":"alice@example.test","registration":"r","transport":"graph"}"#;
+        assert_eq!(put(mc_account_put, acct), MC_OK, "{}", last_message());
         let a = CString::new("a").unwrap();
         let mut out = stale;
         assert_eq!(
@@ -734,21 +726,15 @@ fn message_send_refuses_bad_messages_before_anything_is_sent() {
         );
         assert!(t.is_null());
         // Graph is Microsoft's: an account of another provider cannot be given that transport.
-        let g = CString::new(
-            r#"{"id":"g","provider":"google","client_id":"x.apps.googleusercontent.com"}"#,
-        )
-        .unwrap();
+        let google = r#"{"id":"g","provider":"google","client_id":"x.apps.googleusercontent.com"}"#;
         assert_eq!(
-            mc_registration_put(c, g.as_ptr()),
+            put(mc_registration_put, google),
             MC_OK,
             "{}",
             last_message()
         );
-        let acct = CString::new(
-            r#"{"id":"b","mailbox":"b@gmail.com","registration":"g","transport":"auto"}"#,
-        )
-        .unwrap();
-        assert_eq!(mc_account_put(c, acct.as_ptr()), MC_E_INVALID_ARGUMENT);
+        let acct = r#"{"id":"b","mailbox":"b@gmail.com","registration":"g","transport":"auto"}"#;
+        assert_eq!(put(mc_account_put, acct), MC_E_INVALID_ARGUMENT);
         assert_eq!(last_diagnostic()["evidence"]["field"], "transport");
         mc_client_free(c);
     }

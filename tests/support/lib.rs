@@ -704,6 +704,22 @@ pub struct GraphWorld {
     pub front: mailconnect_sandbox::SmtpFront,
 }
 
+/// Change the emulator's user `upn` while it runs (SMTP AUTH switch, REST switch, ...).
+pub fn change_user(
+    emulator: &Emulator,
+    upn: &str,
+    change: impl FnOnce(&mut mailconnect_sandbox::UserConfig),
+) {
+    let mut user = emulator
+        .config()
+        .users
+        .into_iter()
+        .find(|u| u.upn == upn)
+        .unwrap_or_else(|| panic!("the emulator has no user {upn}"));
+    change(&mut user);
+    emulator.put_user(user);
+}
+
 /// Start a [`GraphWorld`]; `tweak` changes the emulator configuration first.
 pub async fn graph_world(tweak: impl FnOnce(&mut EmulatorConfig)) -> GraphWorld {
     let env = env_with(tweak).await;

@@ -182,16 +182,7 @@ impl GraphMailbox<'_> {
             "mailFolders/inbox",
             &[("$select", "totalItemCount,unreadItemCount".into())],
         )?;
-        let v = self
-            .call_json(
-                Method::GET,
-                &url,
-                None,
-                Repeat::Safe,
-                &[200],
-                "reading the Inbox",
-            )
-            .await?;
+        let v = self.get_json(&url, "reading the Inbox").await?;
         Ok(GraphProbe {
             mailbox_path: format!("/{}", self.owner),
             can_send: permissions

@@ -79,6 +79,33 @@ pub(crate) fn well_known(folder: &str) -> Option<&'static str> {
 }
 
 impl GraphMailbox<'_> {
+    /// GET `url`, which must answer 200 with JSON.
+    pub(super) async fn get_json(&mut self, url: &url::Url, what: &str) -> Result<Value> {
+        self.call_json(Method::GET, url, None, Repeat::Safe, &[200], what)
+            .await
+    }
+
+    /// Walk a listing from `first` through its `@odata.nextLink` pages, handing each item to
+    /// `take` until it returns `false` (no further page is read then).
+    async fn each_item(
+        &mut self,
+        first: url::Url,
+        what: &str,
+        mut take: impl FnMut(&Value) -> bool,
+    ) -> Result<()> {
+        let mut next = Some(first);
+        while let Some(url) = next.take() {
+            let v = self.get_json(&url, what).await?;
+            for item in v["value"].as_array().into_iter().flatten() {
+                if !take(item) {
+                    return Ok(());
+                }
+            }
+            next = next_link(&v)?;
+        }
+        Ok(())
+    }
+
     /// The path of `folder`: a well-known name as it is, another name looked up by display name.
     async fn folder_path(&mut self, folder: &str) -> Result<String> {
         if let Some(w) = well_known(folder) {
@@ -92,16 +119,7 @@ impl GraphMailbox<'_> {
                 ("$select", "id,displayName".into()),
             ],
         )?;
-        let v = self
-            .call_json(
-                Method::GET,
-                &url,
-                None,
-                Repeat::Safe,
-                &[200],
-                "finding the folder",
-            )
-            .await?;
+        let v = self.get_json(&url, "finding the folder").await?;
         let id = v["value"]
             .as_array()
             .and_then(|a| a.first())
@@ -122,30 +140,19 @@ impl GraphMailbox<'_> {
     /// The mailbox's top-level folders, with their well-known names.
     pub async fn folders(&mut self) -> Result<Vec<GraphFolder>> {
         let mut out = Vec::new();
-        let mut next = Some(self.url(
+        let first = self.url(
             "mailFolders",
             &[("$top", "100".into()), ("$select", "id,displayName".into())],
-        )?);
-        while let Some(url) = next.take() {
-            let v = self
-                .call_json(
-                    Method::GET,
-                    &url,
-                    None,
-                    Repeat::Safe,
-                    &[200],
-                    "listing the folders",
-                )
-                .await?;
-            for f in v["value"].as_array().into_iter().flatten() {
-                out.push(GraphFolder {
-                    id: f["id"].as_str().unwrap_or_default().to_string(),
-                    display_name: f["displayName"].as_str().unwrap_or_default().to_string(),
-                    well_known: None,
-                });
-            }
-            next = next_link(&v)?;
-        }
+        )?;
+        self.each_item(first, "listing the folders", |f| {
+            out.push(GraphFolder {
+                id: f["id"].as_str().unwrap_or_default().to_string(),
+                display_name: f["displayName"].as_str().unwrap_or_default().to_string(),
+                well_known: None,
+            });
+            true
+        })
+        .await?;
         // Which folder is which well-known one is told by asking for each by that name.
         for (name, _) in WELL_KNOWN {
             let url = self.url(&format!("mailFolders/{name}"), &[("$select", "id".into())])?;
@@ -192,37 +199,23 @@ impl GraphMailbox<'_> {
         if !filters.is_empty() {
             query.push(("$filter", filters.join(" and ")));
         }
-        let mut next = Some(self.url(&format!("{path}/messages"), &query)?);
+        let first = self.url(&format!("{path}/messages"), &query)?;
         let mut out = Vec::new();
-        while let Some(url) = next.take() {
-            let v = self
-                .call_json(
-                    Method::GET,
-                    &url,
-                    None,
-                    Repeat::Safe,
-                    &[200],
-                    "listing messages",
-                )
-                .await?;
-            for m in v["value"].as_array().into_iter().flatten() {
-                if q.limit.is_some_and(|l| out.len() >= l) {
-                    break;
-                }
-                let text = |k: &str| m[k].as_str().map(str::to_string);
-                out.push(GraphMessage {
-                    id: text("id").unwrap_or_default(),
-                    received: text("receivedDateTime"),
-                    is_read: m["isRead"].as_bool().unwrap_or(false),
-                    subject: text("subject"),
-                    internet_message_id: text("internetMessageId"),
-                });
-            }
-            if q.limit.is_some_and(|l| out.len() >= l) {
-                break;
-            }
-            next = next_link(&v)?;
+        if q.limit == Some(0) {
+            return Ok(out);
         }
+        self.each_item(first, "listing messages", |m| {
+            let text = |k: &str| m[k].as_str().map(str::to_string);
+            out.push(GraphMessage {
+                id: text("id").unwrap_or_default(),
+                received: text("receivedDateTime"),
+                is_read: m["isRead"].as_bool().unwrap_or(false),
+                subject: text("subject"),
+                internet_message_id: text("internetMessageId"),
+            });
+            q.limit.is_none_or(|l| out.len() < l)
+        })
+        .await?;
         Ok(out)
     }
 
