@@ -5,7 +5,9 @@
 // one). Host integration: the host's own sign-in window (BeginAuthorization ...), events
 // (EventReceived from a worker thread, NextEvent to pull), a host-owned store (IHostStore), the
 // background refresher (StartRefresher/StopRefresher, RunRefresher for one round) and the log
-// (Client.SetLogCallback, process-wide).
+// (Client.SetLogCallback, process-wide). Mail: SendMessage builds a MailMessage (addresses, umlaut
+// subjects, attachments) and sends it over the account's transport (SMTP or Microsoft Graph);
+// GraphToken hands out a Microsoft Graph access token for the host's own Graph calls.
 #define TRACE // Trace.TraceError reports failures of host callbacks and event handlers (as MSBuild builds do).
 using System;
 using System.Collections.Generic;
@@ -123,6 +125,8 @@ namespace Mailconnect
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_test(ClientHandle c, byte[] id, uint protocols, CancelHandle cancel, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_token_get(ClientHandle c, byte[] id, CancelHandle cancel, out IntPtr token);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_sasl_xoauth2_get(ClientHandle c, byte[] id, CancelHandle cancel, out IntPtr sasl);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_graph_token_get(ClientHandle c, byte[] id, CancelHandle cancel, out IntPtr token);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_message_send(ClientHandle c, byte[] id, byte[] messageJson, CancelHandle cancel, out IntPtr resultJson);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_mail_send(ClientHandle c, byte[] id, byte[] msg, UIntPtr len, CancelHandle cancel);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_folder_list(ClientHandle c, byte[] id, CancelHandle cancel, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_mail_fetch(ClientHandle c, byte[] id, byte[] query, CancelHandle cancel, out IntPtr json);
@@ -547,6 +551,192 @@ namespace Mailconnect
         }
     }
 
+    /// <summary>A mail address with an optional display name. A string converts to one implicitly, so
+    /// <c>message.To.Add("anna@example.com")</c> works.</summary>
+    public sealed class EmailAddress
+    {
+        /// <summary>An address, e.g. new EmailAddress("anna@example.com", "Anna Müller").</summary>
+        public EmailAddress(string address, string name = null)
+        {
+            if (address == null) throw new ArgumentNullException("address");
+            Address = address;
+            Name = name;
+        }
+        /// <summary>The address (anna@example.com).</summary>
+        public string Address { get; private set; }
+        /// <summary>The display name, or null (non-ASCII names are encoded as mail needs).</summary>
+        public string Name { get; private set; }
+        /// <summary>A plain address.</summary>
+        public static implicit operator EmailAddress(string address) { return address == null ? null : new EmailAddress(address); }
+        /// <summary>"Name &lt;address&gt;" or the address.</summary>
+        public override string ToString() { return string.IsNullOrEmpty(Name) ? Address : Name + " <" + Address + ">"; }
+
+        internal string ToJson()
+        {
+            if (string.IsNullOrEmpty(Name)) return JsonFields.Quote(Address);
+            return "{\"name\":" + JsonFields.Quote(Name) + ",\"address\":" + JsonFields.Quote(Address) + "}";
+        }
+    }
+
+    /// <summary>An attachment of a MailMessage: a file (read by mailconnect while sending) or bytes. FileName is
+    /// what the recipient sees (default: the file's name; non-ASCII names such as "Rechnung für März.pdf" are
+    /// encoded as mail needs); ContentType defaults to application/octet-stream; with a ContentId it is an inline
+    /// part the HTML body shows as cid:ContentId.</summary>
+    public sealed class Attachment
+    {
+        /// <summary>A file to attach (exclusive with Content).</summary>
+        public string Path { get; set; }
+        /// <summary>The bytes to attach (exclusive with Path).</summary>
+        public byte[] Content { get; set; }
+        /// <summary>The file name the recipient sees.</summary>
+        public string FileName { get; set; }
+        /// <summary>MIME type, e.g. "application/pdf".</summary>
+        public string ContentType { get; set; }
+        /// <summary>Makes it an inline part (an image the HTML body shows as cid:ContentId).</summary>
+        public string ContentId { get; set; }
+
+        /// <summary>A file; fileName null: the file's own name.</summary>
+        public static Attachment FromFile(string path, string fileName = null, string contentType = null)
+        {
+            return new Attachment { Path = path, FileName = fileName, ContentType = contentType };
+        }
+
+        /// <summary>Bytes under a file name.</summary>
+        public static Attachment FromBytes(byte[] content, string fileName, string contentType = null)
+        {
+            return new Attachment { Content = content, FileName = fileName, ContentType = contentType };
+        }
+
+        /// <summary>An inline image (or other part) the HTML body refers to as cid:contentId.</summary>
+        public static Attachment Inline(byte[] content, string contentId, string contentType, string fileName = null)
+        {
+            return new Attachment { Content = content, ContentId = contentId, ContentType = contentType, FileName = fileName };
+        }
+
+        internal string ToJson()
+        {
+            if ((Path == null) == (Content == null))
+                throw new ArgumentException("an Attachment needs exactly one of Path and Content");
+            var parts = new List<string>();
+            if (Path != null) parts.Add("\"path\":" + JsonFields.Quote(Path));
+            else parts.Add("\"content_base64\":\"" + Convert.ToBase64String(Content) + "\"");
+            if (FileName != null) parts.Add("\"file_name\":" + JsonFields.Quote(FileName));
+            if (ContentType != null) parts.Add("\"content_type\":" + JsonFields.Quote(ContentType));
+            if (ContentId != null) parts.Add("\"content_id\":" + JsonFields.Quote(ContentId));
+            return "{" + string.Join(",", parts.ToArray()) + "}";
+        }
+    }
+
+    /// <summary>How important a message is (the Importance and X-Priority headers Outlook writes).</summary>
+    public enum Importance
+    {
+        /// <summary>No header.</summary>
+        Normal,
+        /// <summary>Low.</summary>
+        Low,
+        /// <summary>High.</summary>
+        High,
+    }
+
+    /// <summary>A message for Client.SendMessage: mailconnect builds the MIME (non-ASCII subjects, names and file
+    /// names encoded as mail needs) and sends it over the account's transport (SMTP or Microsoft Graph). At least one
+    /// recipient (To, Cc or Bcc) is needed; From defaults to the account's mailbox.</summary>
+    public sealed class MailMessage
+    {
+        /// <summary>The sender; null: the account's mailbox.</summary>
+        public EmailAddress From { get; set; }
+        /// <summary>Recipients.</summary>
+        public List<EmailAddress> To { get; } = new List<EmailAddress>();
+        /// <summary>Copy.</summary>
+        public List<EmailAddress> Cc { get; } = new List<EmailAddress>();
+        /// <summary>Blind copy.</summary>
+        public List<EmailAddress> Bcc { get; } = new List<EmailAddress>();
+        /// <summary>Where answers go.</summary>
+        public List<EmailAddress> ReplyTo { get; } = new List<EmailAddress>();
+        /// <summary>The subject.</summary>
+        public string Subject { get; set; }
+        /// <summary>The plain-text body (null: none).</summary>
+        public string Text { get; set; }
+        /// <summary>The HTML body (null: none).</summary>
+        public string Html { get; set; }
+        /// <summary>Attachments and inline parts.</summary>
+        public List<Attachment> Attachments { get; } = new List<Attachment>();
+        /// <summary>Extra headers (e.g. X-Invoice-Number), in order.</summary>
+        public List<KeyValuePair<string, string>> Headers { get; } = new List<KeyValuePair<string, string>>();
+        /// <summary>Importance (Normal: no header).</summary>
+        public Importance Importance { get; set; }
+        /// <summary>Ask for a read receipt (Disposition-Notification-To the sender).</summary>
+        public bool ReadReceipt { get; set; }
+
+        private static string AddressList(List<EmailAddress> list)
+        {
+            var items = new List<string>();
+            foreach (var a in list) if (a != null) items.Add(a.ToJson());
+            return "[" + string.Join(",", items.ToArray()) + "]";
+        }
+
+        /// <summary>The message JSON of mc_message_send.</summary>
+        public string ToJson()
+        {
+            var parts = new List<string>();
+            if (From != null) parts.Add("\"from\":" + From.ToJson());
+            if (To.Count > 0) parts.Add("\"to\":" + AddressList(To));
+            if (Cc.Count > 0) parts.Add("\"cc\":" + AddressList(Cc));
+            if (Bcc.Count > 0) parts.Add("\"bcc\":" + AddressList(Bcc));
+            if (ReplyTo.Count > 0) parts.Add("\"reply_to\":" + AddressList(ReplyTo));
+            parts.Add("\"subject\":" + JsonFields.Quote(Subject ?? ""));
+            if (Text != null) parts.Add("\"text\":" + JsonFields.Quote(Text));
+            if (Html != null) parts.Add("\"html\":" + JsonFields.Quote(Html));
+            if (Attachments.Count > 0)
+            {
+                var items = new List<string>();
+                foreach (var a in Attachments) items.Add(a.ToJson());
+                parts.Add("\"attachments\":[" + string.Join(",", items.ToArray()) + "]");
+            }
+            if (Headers.Count > 0)
+            {
+                var items = new List<string>();
+                foreach (var h in Headers) items.Add("{\"name\":" + JsonFields.Quote(h.Key) + ",\"value\":" + JsonFields.Quote(h.Value) + "}");
+                parts.Add("\"headers\":[" + string.Join(",", items.ToArray()) + "]");
+            }
+            if (Importance == Importance.Low) parts.Add("\"importance\":\"low\"");
+            if (Importance == Importance.High) parts.Add("\"importance\":\"high\"");
+            if (ReadReceipt) parts.Add("\"read_receipt\":true");
+            return "{" + string.Join(",", parts.ToArray()) + "}";
+        }
+    }
+
+    /// <summary>What Client.SendMessage did.</summary>
+    public sealed class SendResult
+    {
+        /// <summary>"smtp" or "graph": what carried the message.</summary>
+        public string Transport { get; private set; }
+        /// <summary>The message's Message-ID (&lt;...@...&gt;), to find it or thread answers.</summary>
+        public string MessageId { get; private set; }
+        /// <summary>The server's acceptance ("250 2.0.0 Ok: queued as ...", "202 Accepted by Microsoft Graph ...").</summary>
+        public string Reply { get; private set; }
+        /// <summary>Bytes sent.</summary>
+        public long Size { get; private set; }
+        /// <summary>The JSON mailconnect returned.</summary>
+        public string Json { get; private set; }
+
+        internal static SendResult FromJson(string json)
+        {
+            var f = JsonFields.Parse(json);
+            return new SendResult
+            {
+                Transport = f.Str("transport"),
+                MessageId = f.Str("message_id"),
+                Reply = f.Str("reply"),
+                Size = f.Long("size", 0),
+                Json = json,
+            };
+        }
+
+        /// <summary>The JSON of the result.</summary>
+        public override string ToString() { return Json; }
+    }
+
     /// <summary>One check of a device-code sign-in (Client.PollAuthorization).</summary>
     public sealed class PollResult
     {
@@ -587,6 +777,9 @@ namespace Mailconnect
         Log,
         /// <summary>Events were dropped because they were not taken fast enough (Count).</summary>
         EventsDropped,
+        /// <summary>The account has no refresh token and needs a new sign-in at At (AccountId, At, Code: the
+        /// diagnostic to show, MC-NO-REFRESH-TOKEN); from the background refresher, ahead of time.</summary>
+        ReauthorizationDue,
     }
 
     /// <summary>An event of the client's queue (mc_events_next). Fields that do not belong to the Kind are null or 0.</summary>
@@ -614,6 +807,10 @@ namespace Mailconnect
         public string Diagnostic { get; private set; }
         /// <summary>TokenRefreshed: the new expiry.</summary>
         public DateTimeOffset? ExpiresAt { get; private set; }
+        /// <summary>ReauthorizationDue: when the access token expires and a new sign-in is needed.</summary>
+        public DateTimeOffset? At { get; private set; }
+        /// <summary>ReauthorizationDue: the diagnostic code to show (MC-NO-REFRESH-TOKEN).</summary>
+        public string Code { get; private set; }
         /// <summary>Log: "error", "warn", "info", "debug" or "trace".</summary>
         public string Level { get; private set; }
         /// <summary>Log: the module that logged.</summary>
@@ -634,6 +831,7 @@ namespace Mailconnect
             {
                 case "token_refreshed": kind = EventKind.TokenRefreshed; break;
                 case "needs_reauthorization": kind = EventKind.NeedsReauthorization; break;
+                case "reauthorization_due": kind = EventKind.ReauthorizationDue; break;
                 case "connect_progress": kind = EventKind.ConnectProgress; break;
                 case "state_changed": kind = EventKind.StateChanged; break;
                 case "log": kind = EventKind.Log; break;
@@ -653,6 +851,8 @@ namespace Mailconnect
                 Reason = f.Str("reason"),
                 Diagnostic = f.Raw("diagnostic"),
                 ExpiresAt = f.Time("expires_at"),
+                At = f.Time("at"),
+                Code = f.Str("code"),
                 Level = f.Str("level"),
                 Target = f.Str("target"),
                 Message = f.Str("message"),
@@ -922,6 +1122,28 @@ namespace Mailconnect
             }
         }
 
+        /// <summary>A Microsoft Graph access token (audience https://graph.microsoft.com) for the host's own Graph
+        /// calls, minted from the account's refresh token and refreshed like the mail token. A secret: never log it.
+        /// Microsoft registrations only (else MC_E_INVALID_ARGUMENT); missing consent for Graph's Mail.Send /
+        /// Mail.ReadWrite throws with a diagnostic that says which.</summary>
+        public string GraphToken(string id, CancellationToken ct = default(CancellationToken))
+        {
+            CancellationTokenRegistration reg;
+            using (var c = NativeCancel(ct, out reg))
+            using (reg)
+            {
+                IntPtr o;
+                Native.Check(Native.mc_graph_token_get(_h, Native.Utf8(id), c, out o));
+                return Native.Take(o);
+            }
+        }
+
+        /// <summary>GraphToken on a worker thread.</summary>
+        public Task<string> GraphTokenAsync(string id, CancellationToken ct = default(CancellationToken))
+        {
+            return Task.Run(() => GraphToken(id, ct));
+        }
+
         // ---- the log (process-wide) ----
 
         private static readonly object LogGate = new object();
@@ -1082,7 +1304,8 @@ namespace Mailconnect
             return Task.Run(() => Test(id, protocols, ct));
         }
 
-        /// <summary>Send a raw RFC 5322 message (envelope from the header; Bcc removed).</summary>
+        /// <summary>Send a ready RFC 5322 message over SMTP (envelope from the header; Bcc removed). To have
+        /// mailconnect build the message and choose the transport, use SendMessage.</summary>
         public void Send(string id, byte[] rfc5322, CancellationToken ct = default(CancellationToken))
         {
             CancellationTokenRegistration reg;
@@ -1095,6 +1318,30 @@ namespace Mailconnect
         public Task SendAsync(string id, byte[] rfc5322, CancellationToken ct = default(CancellationToken))
         {
             return Task.Run(() => Send(id, rfc5322, ct));
+        }
+
+        /// <summary>Build the message and send it over the account's transport: SMTP, Microsoft Graph, or "auto"
+        /// (SMTP until the server says SMTP AUTH is disabled, then Graph). Sent at most once. A bad message throws
+        /// MC_E_INVALID_ARGUMENT before anything is sent; the diagnostic's evidence.field names the field ("to"
+        /// without recipients, "attachments[1].path", ...).</summary>
+        public SendResult SendMessage(string id, MailMessage message, CancellationToken ct = default(CancellationToken))
+        {
+            if (message == null) throw new ArgumentNullException("message");
+            var json = Native.Utf8(message.ToJson());
+            CancellationTokenRegistration reg;
+            using (var c = NativeCancel(ct, out reg))
+            using (reg)
+            {
+                IntPtr o;
+                Native.Check(Native.mc_message_send(_h, Native.Utf8(id), json, c, out o));
+                return SendResult.FromJson(Native.Take(o));
+            }
+        }
+
+        /// <summary>SendMessage on a worker thread.</summary>
+        public Task<SendResult> SendMessageAsync(string id, MailMessage message, CancellationToken ct = default(CancellationToken))
+        {
+            return Task.Run(() => SendMessage(id, message, ct));
         }
 
         /// <summary>Folders as JSON.</summary>
@@ -1110,7 +1357,9 @@ namespace Mailconnect
             }
         }
 
-        /// <summary>Messages as JSON (raw is base64); queryJson may be null.</summary>
+        /// <summary>Messages as JSON (raw is base64); queryJson may be null. Query fields (all optional): protocol
+        /// ("imap"/"pop3"), folder, uid_from, uid_to, since ("YYYY-MM-DD"), headers_only, limit, mark_seen,
+        /// unread_only, transport ("graph" to read over Microsoft Graph, "smtp_imap" for IMAP/POP3).</summary>
         public string Fetch(string id, string queryJson = null, CancellationToken ct = default(CancellationToken))
         {
             CancellationTokenRegistration reg;

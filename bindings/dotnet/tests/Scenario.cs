@@ -1,7 +1,9 @@
 // The .NET binding's scenario against the sandbox and the real mail stack.
 // usage: Scenario.exe STORE EMULATOR_URL MAILCONNECT_BIN HOST IMAPS POP3S SMTP CA_FILE [host]
 // Without "host": connect, Test, a refresher round, tokens (with a CancellationToken), send, fetch,
-// a cancelled Disconnect, the log callback, registrations (get, list, remove), the refresher's
+// a MailMessage (umlaut subject, named recipient, attachments from bytes and from a file) sent over
+// SMTP and read back, refused without recipients, a cancelled Disconnect, GraphToken refused when
+// not connected, the log callback, registrations (get, list, remove), the refresher's
 // options and states, error codes. With "host" it runs the host integration part instead (the
 // emulator then issues 4-second tokens): device code driven by the host, events (EventReceived
 // worker and NextEvent), a refresher round counting a revoked account, nativeclient refusals and
@@ -12,6 +14,7 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
 using System.Text;
+using System.Text.RegularExpressions;
 using System.Threading;
 using Mailconnect;
 
@@ -38,6 +41,153 @@ public static class Scenario
             at = end;
         }
         return false;
+    }
+
+    /// <summary>The decoded text of the first message whose base64 "raw" field contains needle, or null.</summary>
+    static string FindRaw(string json, string needle)
+    {
+        int at = 0;
+        while ((at = json.IndexOf("\"raw\":\"", at)) >= 0)
+        {
+            at += 7;
+            int end = json.IndexOf('"', at);
+            var text = Encoding.UTF8.GetString(Convert.FromBase64String(json.Substring(at, end - at)));
+            if (text.Contains(needle)) return text;
+            at = end;
+        }
+        return null;
+    }
+
+    /// <summary>A header of a raw message, unfolded, with its RFC 2047 encoded words (UTF-8) decoded.</summary>
+    static string Header(string raw, string name)
+    {
+        int end = raw.IndexOf("\r\n\r\n");
+        string head = Regex.Replace(end < 0 ? raw : raw.Substring(0, end), "\r\n[ \t]+", " ");
+        foreach (var line in head.Split(new[] { "\r\n" }, StringSplitOptions.None))
+        {
+            if (!line.StartsWith(name + ":", StringComparison.OrdinalIgnoreCase)) continue;
+            var v = Regex.Replace(line.Substring(name.Length + 1).Trim(), @"\?=\s+=\?", "?==?");
+            return Regex.Replace(v, @"=\?[^?]+\?([bBqQ])\?([^?]*)\?=", m =>
+            {
+                if (m.Groups[1].Value == "b" || m.Groups[1].Value == "B")
+                    return Encoding.UTF8.GetString(Convert.FromBase64String(m.Groups[2].Value));
+                var bytes = new List<byte>();
+                string t = m.Groups[2].Value;
+                for (int i = 0; i < t.Length; i++)
+                {
+                    if (t[i] == '_') bytes.Add(32);
+                    else if (t[i] == '=' && i + 2 < t.Length) { bytes.Add(Convert.ToByte(t.Substring(i + 1, 2), 16)); i += 2; }
+                    else bytes.Add((byte)t[i]);
+                }
+                return Encoding.UTF8.GetString(bytes.ToArray());
+            });
+        }
+        return null;
+    }
+
+    /// <summary>The base64 body of the MIME part whose headers contain marker (e.g. its encoded file name), decoded.</summary>
+    static byte[] PartBytes(string raw, string marker)
+    {
+        int at = raw.IndexOf(marker);
+        if (at < 0) return null;
+        int body = raw.IndexOf("\r\n\r\n", at);
+        if (body < 0) return null;
+        body += 4;
+        int end = raw.IndexOf("\r\n--", body);
+        if (end < 0) return null;
+        return Convert.FromBase64String(raw.Substring(body, end - body).Replace("\r\n", ""));
+    }
+
+    /// <summary>A MailMessage built by mailconnect (umlaut subject, a named recipient, an attachment from bytes and one
+    /// from a file) goes over the real Postfix and comes back over IMAP as written; bad input names the field.</summary>
+    static void SendBuiltMessage(Client c, string store)
+    {
+        var pdf = new byte[1000];
+        for (int i = 0; i < pdf.Length; i++) pdf[i] = (byte)(i * 7);
+        var scan = new byte[777];
+        for (int i = 0; i < scan.Length; i++) scan[i] = (byte)(255 - i % 256);
+        string scanPath = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(store)), "scan.bin");
+        System.IO.File.WriteAllBytes(scanPath, scan);
+        var m = new MailMessage
+        {
+            Subject = "Rechnung für März",
+            Text = "Guten Tag,\nanbei die Rechnung für März.\n",
+            Importance = Importance.High,
+        };
+        m.To.Add(new EmailAddress("alice@example.test", "Alice Müller"));
+        m.Attachments.Add(Attachment.FromBytes(pdf, "Rechnung März.pdf", "application/pdf"));
+        m.Attachments.Add(Attachment.FromFile(scanPath));
+        m.Headers.Add(new KeyValuePair<string, string>("X-Invoice-Number", "2026-03-17"));
+        SendResult sent;
+        using (var cts = new CancellationTokenSource())
+            sent = c.SendMessageAsync("alice", m, cts.Token).Result;
+        Check(sent.Transport == "smtp" && sent.MessageId.StartsWith("<") && sent.MessageId.EndsWith("@example.test>") && sent.Size > pdf.Length
+              && sent.Reply.StartsWith("2"), "SendMessage over SMTP: transport smtp and a Message-ID (" + sent + ")");
+        string raw = null;
+        for (int i = 0; i < 40 && raw == null; i++)
+        {
+            raw = FindRaw(c.Fetch("alice", "{\"protocol\":\"imap\",\"unread_only\":true,\"transport\":\"smtp_imap\"}"), sent.MessageId);
+            if (raw == null) Thread.Sleep(250);
+        }
+        Check(raw != null, "the built message arrives over IMAP (unread_only)");
+        if (raw == null) return;
+        Check(Header(raw, "Subject") == "Rechnung für März" && !raw.Contains("Subject: Rechnung für März"), "the umlaut subject arrives encoded and decodes as written");
+        Check(Header(raw, "To") == "Alice Müller <alice@example.test>", "the named recipient: " + Header(raw, "To"));
+        Check(Header(raw, "X-Invoice-Number") == "2026-03-17" && Header(raw, "Importance") == "high", "extra header and importance");
+        var gotPdf = PartBytes(raw, "Rechnung%20M%C3%A4rz.pdf");
+        var gotScan = PartBytes(raw, "scan.bin");
+        Check(gotPdf != null && gotPdf.SequenceEqual(pdf) && raw.Contains("Content-Type: application/pdf"), "the attachment from bytes arrives byte for byte under its umlaut name");
+        Check(gotScan != null && gotScan.SequenceEqual(scan), "the attachment from a file arrives byte for byte");
+        Check(true, "the built message came back: umlaut subject, named recipient, both attachments' bytes");
+        try
+        {
+            c.SendMessage("alice", new MailMessage { Subject = "nobody", Text = "x" });
+            Check(false, "a message without recipients throws");
+        }
+        catch (MailconnectException e)
+        {
+            Check(e.Status == "MC_E_INVALID_ARGUMENT" && e.Code == -1 && e.Diagnostic.Contains("\"field\":\"to\""), "a message without recipients throws MC_E_INVALID_ARGUMENT naming \"to\"");
+        }
+        var missing = new MailMessage();
+        missing.To.Add("alice@example.test");
+        missing.Attachments.Add(Attachment.FromFile(scanPath + ".missing"));
+        try
+        {
+            c.SendMessage("alice", missing);
+            Check(false, "a missing attachment file throws");
+        }
+        catch (MailconnectException e)
+        {
+            Check(e.Status == "MC_E_INVALID_ARGUMENT" && e.Diagnostic.Contains("\"field\":\"attachments[0].path\""), "a missing attachment file names attachments[0].path");
+        }
+    }
+
+    /// <summary>The JSON a MailMessage becomes, and a reauthorization_due event read back.</summary>
+    static void Offline()
+    {
+        var m = new MailMessage { From = new EmailAddress("me@example.test", "Me \"Boss\""), Subject = "Grüße", Html = "<p>Hallo</p>", ReadReceipt = true, Importance = Importance.Low };
+        m.To.Add("a@example.test");
+        m.Cc.Add(new EmailAddress("b@example.test", "Bernd Groß"));
+        m.Attachments.Add(Attachment.Inline(new byte[] { 0, 255 }, "img1", "image/png"));
+        m.Headers.Add(new KeyValuePair<string, string>("X-A", "1"));
+        Check(m.ToJson() == "{\"from\":{\"name\":\"Me \\\"Boss\\\"\",\"address\":\"me@example.test\"},\"to\":[\"a@example.test\"],\"cc\":[{\"name\":\"Bernd Groß\",\"address\":\"b@example.test\"}],"
+              + "\"subject\":\"Grüße\",\"html\":\"<p>Hallo</p>\",\"attachments\":[{\"content_base64\":\"AP8=\",\"content_type\":\"image/png\",\"content_id\":\"img1\"}],"
+              + "\"headers\":[{\"name\":\"X-A\",\"value\":\"1\"}],\"importance\":\"low\",\"read_receipt\":true}", "MailMessage.ToJson: " + m.ToJson());
+        try
+        {
+            var bad = new MailMessage();
+            bad.To.Add("a@example.test");
+            bad.Attachments.Add(new Attachment { FileName = "x" });
+            bad.ToJson();
+            Check(false, "an attachment without Path or Content is refused");
+        }
+        catch (ArgumentException)
+        {
+            Check(true, "an attachment without Path or Content is refused");
+        }
+        var due = MailconnectEvent.FromJson("{\"seq\":4,\"time\":\"2030-01-01T00:00:00.000Z\",\"type\":\"reauthorization_due\",\"account_id\":\"a\",\"at\":\"2030-01-01T01:00:00Z\",\"code\":\"MC-NO-REFRESH-TOKEN\"}");
+        Check(due.Kind == EventKind.ReauthorizationDue && due.AccountId == "a" && due.Code == "MC-NO-REFRESH-TOKEN"
+              && due.At == new DateTimeOffset(2030, 1, 1, 1, 0, 0, TimeSpan.Zero), "reauthorization_due is EventKind.ReauthorizationDue with At and Code");
     }
 
     const string Key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -347,6 +497,7 @@ public static class Scenario
         }
         string store = a[0], emulator = a[1], cli = a[2], host = a[3], imaps = a[4], pop3s = a[5], smtp = a[6], ca = a[7];
         Check(Client.Version.Length > 0, "library version " + Client.Version);
+        Offline();
         // The log callback: "LEVEL TARGET MESSAGE" lines, from mailconnect's threads too.
         var logLines = new List<string>();
         Client.SetLogCallback((level, target, message) => { lock (logLines) logLines.Add((int)level + " " + target + " " + message); }, LogLevel.Info);
@@ -402,6 +553,7 @@ public static class Scenario
             Check(found, "fetch over IMAP finds the message");
             Check(c.Fetch("alice", "{\"protocol\":\"pop3\"}").Contains("\"raw\""), "fetch over POP3");
             Check(c.Folders("alice").Contains("INBOX"), "folders");
+            SendBuiltMessage(c, store);
             using (var cts = new CancellationTokenSource())
             {
                 cts.Cancel();
@@ -436,6 +588,16 @@ public static class Scenario
             {
                 Check(e.Code == -11 && e.Status == "MC_E_STATE", "failing call has code " + e.Status);
                 Check(e.Diagnostic.Contains("\"code\":\"MC-NOT-CONNECTED\"") && e.Diagnostic.Contains("\"de\""), "failing call has the diagnostic");
+            }
+            try
+            {
+                c.GraphTokenAsync("alice").Wait();
+                Check(false, "GraphToken of a disconnected account throws");
+            }
+            catch (AggregateException e)
+            {
+                var me = e.InnerException as MailconnectException;
+                Check(me != null && me.Status == "MC_E_STATE" && me.Diagnostic.Contains("MC-NOT-CONNECTED"), "GraphToken of a disconnected account throws MC_E_STATE");
             }
             // Cancellation through a CancellationToken.
             c.PutAccount("{\"id\":\"b\",\"mailbox\":\"bob@example.test\",\"registration\":\"desktop\",\"flow\":\"device_code\"}");
