@@ -6,7 +6,8 @@
 #   target/windows/<arch>/mailconnect.def      the exports, for any toolchain
 #   target/windows/<arch>/mailconnect.lib      import library for MSVC hosts (made by MinGW dlltool)
 #   target/windows/<arch>/mailconnect.exe      the command (also runs as a Windows service)
-#   target/windows/<arch>/mailconnect.h        the header (include/mailconnect.h)
+#   target/windows/<arch>/mailconnect.h        the headers (include/mailconnect.h and, for hosts
+#   target/windows/<arch>/mailconnect_store.h  that keep the records in their own database, _store.h)
 #
 # rustup cannot fetch Windows targets here, so this uses Debian's rustc/cargo 1.96 with the std
 # sources (`-Zbuild-std`, RUSTC_BOOTSTRAP=1) and the MinGW-w64 cross linkers; rustup's toolchain
@@ -84,7 +85,7 @@ for arch in $archs; do
   rm -rf "$dest"
   mkdir -p "$dest"
   cp "$bin/mailconnect.dll" "$bin/libmailconnect.dll.a" "$bin/mailconnect.exe" "$dest/"
-  cp include/mailconnect.h "$dest/"
+  cp include/mailconnect.h include/mailconnect_store.h "$dest/"
   # The .def from the DLL's real export table (every mc_ function, undecorated: cdecl).
   {
     echo "LIBRARY mailconnect.dll"
@@ -94,9 +95,9 @@ for arch in $archs; do
       grep -E '^    mc_[a-z0-9_]+$' | sort
   } > "$dest/mailconnect.def"
   exports=$(grep -c '^    mc_' "$dest/mailconnect.def")
-  headers=$(grep -c '^MC_API ' include/mailconnect.h)
+  headers=$(cat include/mailconnect.h include/mailconnect_store.h | grep -c '^MC_API ')
   if [ "$exports" != "$headers" ]; then
-    echo "mailconnect.dll ($arch) exports $exports mc_ functions, the header declares $headers" >&2
+    echo "mailconnect.dll ($arch) exports $exports mc_ functions, the headers declare $headers" >&2
     exit 1
   fi
   # MSVC import library. On x86, MSVC names a cdecl function _name; dlltool adds that underscore
