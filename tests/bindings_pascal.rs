@@ -1,6 +1,7 @@
 //! The Delphi / Free Pascal unit (bindings/pascal) compiled with fpc in Delphi mode and run against
 //! the sandbox and the real mail stack (registrations and accounts, the log callback, a triggered
-//! cancel, device-code and browser connects, the refresher, Test, tokens, mail); then its host
+//! cancel, device-code and browser connects, the refresher, Test, tokens, mail, a TMcMessage with an
+//! umlaut subject and attachments sent over SMTP and read back, GraphToken); then its host
 //! integration part with 4-second tokens on a host-owned store kept in a Pascal TDictionary
 //! (host-driven device code, a cancelled refresh, events through a TThread handing them to the main
 //! thread with TThread.Queue, a second client on the same store).
@@ -48,6 +49,12 @@ async fn the_pascal_unit_runs_the_scenario() {
         "ok the log callback received the disconnect's record",
         "ok no log record holds the access token",
         "ok no records after SetLogCallback(nil)",
+        "ok McMessageJson",
+        "ok a reauthorization_due event has At and Code",
+        "ok SendMessage over SMTP: transport smtp and a Message-ID",
+        "ok the built message came back: umlaut subject, named recipient, both attachments' bytes",
+        "ok a message without recipients raises MC_E_INVALID_ARGUMENT naming \"to\"",
+        "ok GraphToken of a disconnected account raises MC_E_STATE",
     ] {
         assert!(out.contains(line), "{line}:\n{out}");
     }

@@ -10,7 +10,9 @@
   PollAuthorization or WaitAuthorization, or AbortAuthorization; results as records), events
   (NextEvent to pull, or TMcEventThread / StartEvents handing each event to the main thread with
   TThread.Queue), and the background refresher (StartRefresher / StopRefresher, or RunRefresher
-  from the host's own timer). }
+  from the host's own timer). Mail: SendMessage builds a TMcMessage (addresses, umlaut subjects,
+  attachments from files or bytes) and sends it over the account's transport (SMTP or Microsoft
+  Graph); GraphToken hands out a Microsoft Graph access token for the host's own Graph calls. }
 unit Mailconnect;
 
 {$IFDEF FPC}{$MODE DELPHI}{$H+}{$PACKRECORDS C}{$ENDIF}
@@ -209,7 +211,8 @@ type
   end;
 
   { An event of the client's queue. EventType: 'token_refreshed', 'needs_reauthorization',
-    'connect_progress', 'state_changed', 'log' or 'events_dropped'; fields of other types are empty. }
+    'reauthorization_due', 'connect_progress', 'state_changed', 'log' or 'events_dropped'; fields of
+    other types are empty. }
   TMcEvent = record
     Seq: Int64;
     Time: string;        { RFC 3339 }
@@ -221,6 +224,8 @@ type
     Reason: string;      { needs_reauthorization }
     Diagnostic: string;  { needs_reauthorization: the diagnostic JSON }
     ExpiresAt: string;   { token_refreshed }
+    At: string;          { reauthorization_due: when a new sign-in is needed (RFC 3339) }
+    Code: string;        { reauthorization_due: the diagnostic to show (MC-NO-REFRESH-TOKEN) }
     Level: string;       { log }
     Target: string;      { log }
     Message: string;     { log }
@@ -229,6 +234,63 @@ type
   end;
 
   TMcEventHandler = procedure(const Event: TMcEvent) of object;
+
+  { A mail address; Name '' = none (non-ASCII names are encoded as mail needs). McAddress makes one. }
+  TMcAddress = record
+    Address: string;
+    Name: string;
+  end;
+  TMcAddresses = array of TMcAddress;
+
+  { An attachment: a file (Path, read by mailconnect while sending) or bytes (Content, when Path is
+    ''). FileName is what the recipient sees ('' = the file's name); ContentType '' =
+    application/octet-stream; with a ContentId it is an inline part the HTML body shows as
+    cid:ContentId. McFileAttachment and McBytesAttachment make one. }
+  TMcAttachment = record
+    Path: string;
+    Content: TBytes;
+    FileName: string;
+    ContentType: string;
+    ContentId: string;
+  end;
+  TMcAttachments = array of TMcAttachment;
+
+  { An extra header (X-Invoice-Number: 42). }
+  TMcHeader = record
+    Name: string;
+    Value: string;
+  end;
+  TMcHeaders = array of TMcHeader;
+
+  { The Importance and X-Priority headers Outlook writes; Normal: none. }
+  TMcImportance = (mcImportanceNormal, mcImportanceLow, mcImportanceHigh);
+
+  { A message for SendMessage; mailconnect builds the MIME (non-ASCII subjects, names and file
+    names encoded as mail needs). Start from McNewMessage (every field cleared), then add with
+    McAdd / McAddHeader. At least one recipient (Recipients, Cc or Bcc). }
+  TMcMessage = record
+    From: TMcAddress;          { Address '' = the account's mailbox }
+    Recipients: TMcAddresses;  { To (a Pascal keyword) }
+    Cc: TMcAddresses;
+    Bcc: TMcAddresses;
+    ReplyTo: TMcAddresses;
+    Subject: string;
+    Text: string;              { the plain-text body; '' = none }
+    Html: string;              { the HTML body; '' = none }
+    Attachments: TMcAttachments;
+    Headers: TMcHeaders;
+    Importance: TMcImportance;
+    ReadReceipt: Boolean;      { Disposition-Notification-To the sender }
+  end;
+
+  { What SendMessage did. }
+  TMcSendResult = record
+    Transport: string;  { 'smtp' or 'graph': what carried the message }
+    MessageId: string;  { the Message-ID, <...@...> }
+    Reply: string;      { the server's acceptance }
+    Size: Int64;        { bytes sent }
+    Json: string;
+  end;
 
   TMailconnectClient = class;
 
@@ -296,8 +358,21 @@ type
     { A valid access token (a refresh in progress ends with MC_E_CANCELLED when Cancel is triggered). }
     function AccessToken(const AccountId: string; Cancel: TMailconnectCancel = nil): string;
     function SaslXoauth2(const AccountId: string; Cancel: TMailconnectCancel = nil): string;
+    { A Microsoft Graph access token (audience https://graph.microsoft.com) for the host's own Graph
+      calls, refreshed like the mail token. A secret: never log it. Microsoft registrations only
+      (else MC_E_INVALID_ARGUMENT); missing consent for Mail.Send / Mail.ReadWrite raises with a
+      diagnostic that says which. }
+    function GraphToken(const AccountId: string; Cancel: TMailconnectCancel = nil): string;
+    { Build Message and send it over the account's transport: SMTP, Microsoft Graph, or 'auto'
+      (SMTP until the server says SMTP AUTH is disabled, then Graph). Sent at most once. A bad
+      message raises MC_E_INVALID_ARGUMENT before anything is sent; the Diagnostic's
+      evidence.field names the field ('to' without recipients, 'attachments[1].path', ...). }
+    function SendMessage(const AccountId: string; const Message: TMcMessage; Cancel: TMailconnectCancel = nil): TMcSendResult;
+    { A ready RFC 5322 message over SMTP (envelope from the header; Bcc removed). }
     procedure Send(const AccountId: string; const Rfc5322: RawByteString; Cancel: TMailconnectCancel = nil);
-    { QueryJson '' = the defaults. }
+    (* QueryJson '' = the defaults, else '{"protocol":"imap"|"pop3","folder":..,"uid_from":N,"uid_to":N,
+      "since":"YYYY-MM-DD","headers_only":b,"limit":N,"mark_seen":b,"unread_only":b,
+      "transport":"graph"|"smtp_imap"}' (any subset; "graph" reads over Microsoft Graph). *)
     function Fetch(const AccountId, QueryJson: string; Cancel: TMailconnectCancel = nil): string;
     function Folders(const AccountId: string; Cancel: TMailconnectCancel = nil): string;
     { The host's own sign-in window. Flow: 'browser', 'device' or '' (the account's). RedirectUri
@@ -369,6 +444,8 @@ function mc_account_disconnect(Client: Pointer; AccountId: PAnsiChar; Cancel: Po
 function mc_account_test(Client: Pointer; AccountId: PAnsiChar; Protocols: UInt32; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_token_get(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer; out Token: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_sasl_xoauth2_get(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer; out Sasl: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_graph_token_get(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer; out Token: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_message_send(Client: Pointer; AccountId, MessageJson: PAnsiChar; Cancel: Pointer; out ResultJson: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_mail_send(Client: Pointer; AccountId: PAnsiChar; Msg: PByte; Len: NativeUInt; Cancel: Pointer): Int32; cdecl; external MailconnectLib;
 function mc_folder_list(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_mail_fetch(Client: Pointer; AccountId, QueryJson: PAnsiChar; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
@@ -400,6 +477,23 @@ function McJsonQuote(const S: string): string;
 function McJsonField(const Json, Name: string; out Value: string): Boolean;
 function McJsonStr(const Json, Name: string): string;
 function McJsonInt(const Json, Name: string; Default: Int64 = 0): Int64;
+
+{ Standard base64 of B. }
+function McBase64(const B: TBytes): string;
+
+{ Building a TMcMessage. }
+function McAddress(const Address: string; const Name: string = ''): TMcAddress;
+function McFileAttachment(const Path: string; const FileName: string = ''; const ContentType: string = ''): TMcAttachment;
+function McBytesAttachment(const Content: TBytes; const FileName: string; const ContentType: string = '';
+  const ContentId: string = ''): TMcAttachment;
+function McNewMessage(const Subject: string = ''): TMcMessage;
+procedure McAdd(var List: TMcAddresses; const A: TMcAddress); overload;
+procedure McAdd(var List: TMcAttachments; const A: TMcAttachment); overload;
+procedure McAddHeader(var List: TMcHeaders; const Name, Value: string);
+{ The message JSON of mc_message_send. }
+function McMessageJson(const M: TMcMessage): string;
+{ An event's JSON (mc_events_next) read into a record. }
+function McEventFromJson(const Json: string): TMcEvent;
 
 implementation
 
@@ -584,6 +678,180 @@ begin
     Result := StrToInt64Def(V, Default)
   else
     Result := Default;
+end;
+
+function McBase64(const B: TBytes): string;
+const
+  Alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+var
+  I, N: Integer;
+  V: Cardinal;
+begin
+  Result := '';
+  I := 0;
+  N := Length(B);
+  while I + 2 < N do
+  begin
+    V := (Cardinal(B[I]) shl 16) or (Cardinal(B[I + 1]) shl 8) or B[I + 2];
+    Result := Result + Alphabet[(V shr 18) and 63 + 1] + Alphabet[(V shr 12) and 63 + 1] +
+      Alphabet[(V shr 6) and 63 + 1] + Alphabet[V and 63 + 1];
+    Inc(I, 3);
+  end;
+  if N - I = 1 then
+  begin
+    V := Cardinal(B[I]) shl 16;
+    Result := Result + Alphabet[(V shr 18) and 63 + 1] + Alphabet[(V shr 12) and 63 + 1] + '==';
+  end
+  else if N - I = 2 then
+  begin
+    V := (Cardinal(B[I]) shl 16) or (Cardinal(B[I + 1]) shl 8);
+    Result := Result + Alphabet[(V shr 18) and 63 + 1] + Alphabet[(V shr 12) and 63 + 1] +
+      Alphabet[(V shr 6) and 63 + 1] + '=';
+  end;
+end;
+
+function McAddress(const Address, Name: string): TMcAddress;
+begin
+  Result.Address := Address;
+  Result.Name := Name;
+end;
+
+function McFileAttachment(const Path, FileName, ContentType: string): TMcAttachment;
+begin
+  Result.Path := Path;
+  Result.Content := nil;
+  Result.FileName := FileName;
+  Result.ContentType := ContentType;
+  Result.ContentId := '';
+end;
+
+function McBytesAttachment(const Content: TBytes; const FileName, ContentType, ContentId: string): TMcAttachment;
+begin
+  Result.Path := '';
+  Result.Content := Copy(Content);
+  Result.FileName := FileName;
+  Result.ContentType := ContentType;
+  Result.ContentId := ContentId;
+end;
+
+function McNewMessage(const Subject: string): TMcMessage;
+begin
+  Result.From := McAddress('');
+  Result.Recipients := nil;
+  Result.Cc := nil;
+  Result.Bcc := nil;
+  Result.ReplyTo := nil;
+  Result.Subject := Subject;
+  Result.Text := '';
+  Result.Html := '';
+  Result.Attachments := nil;
+  Result.Headers := nil;
+  Result.Importance := mcImportanceNormal;
+  Result.ReadReceipt := False;
+end;
+
+procedure McAdd(var List: TMcAddresses; const A: TMcAddress);
+begin
+  SetLength(List, Length(List) + 1);
+  List[High(List)] := A;
+end;
+
+procedure McAdd(var List: TMcAttachments; const A: TMcAttachment);
+begin
+  SetLength(List, Length(List) + 1);
+  List[High(List)] := A;
+end;
+
+procedure McAddHeader(var List: TMcHeaders; const Name, Value: string);
+begin
+  SetLength(List, Length(List) + 1);
+  List[High(List)].Name := Name;
+  List[High(List)].Value := Value;
+end;
+
+function AddressJson(const A: TMcAddress): string;
+begin
+  if A.Name = '' then
+    Result := McJsonQuote(A.Address)
+  else
+    Result := '{"name":' + McJsonQuote(A.Name) + ',"address":' + McJsonQuote(A.Address) + '}';
+end;
+
+{ ',"key":[...]' for a non-empty list, else ''. }
+function AddressesJson(const Key: string; const L: TMcAddresses): string;
+var
+  I: Integer;
+begin
+  Result := '';
+  if Length(L) = 0 then
+    Exit;
+  for I := 0 to High(L) do
+  begin
+    if I > 0 then
+      Result := Result + ',';
+    Result := Result + AddressJson(L[I]);
+  end;
+  Result := ',"' + Key + '":[' + Result + ']';
+end;
+
+function AttachmentJson(const A: TMcAttachment): string;
+begin
+  if A.Path <> '' then
+    Result := '{"path":' + McJsonQuote(A.Path)
+  else
+    Result := '{"content_base64":"' + McBase64(A.Content) + '"';
+  if A.FileName <> '' then
+    Result := Result + ',"file_name":' + McJsonQuote(A.FileName);
+  if A.ContentType <> '' then
+    Result := Result + ',"content_type":' + McJsonQuote(A.ContentType);
+  if A.ContentId <> '' then
+    Result := Result + ',"content_id":' + McJsonQuote(A.ContentId);
+  Result := Result + '}';
+end;
+
+function McMessageJson(const M: TMcMessage): string;
+var
+  I: Integer;
+  Items: string;
+begin
+  Result := '{"subject":' + McJsonQuote(M.Subject);
+  if M.From.Address <> '' then
+    Result := Result + ',"from":' + AddressJson(M.From);
+  Result := Result + AddressesJson('to', M.Recipients) + AddressesJson('cc', M.Cc) + AddressesJson('bcc', M.Bcc) +
+    AddressesJson('reply_to', M.ReplyTo);
+  if M.Text <> '' then
+    Result := Result + ',"text":' + McJsonQuote(M.Text);
+  if M.Html <> '' then
+    Result := Result + ',"html":' + McJsonQuote(M.Html);
+  if Length(M.Attachments) > 0 then
+  begin
+    Items := '';
+    for I := 0 to High(M.Attachments) do
+    begin
+      if I > 0 then
+        Items := Items + ',';
+      Items := Items + AttachmentJson(M.Attachments[I]);
+    end;
+    Result := Result + ',"attachments":[' + Items + ']';
+  end;
+  if Length(M.Headers) > 0 then
+  begin
+    Items := '';
+    for I := 0 to High(M.Headers) do
+    begin
+      if I > 0 then
+        Items := Items + ',';
+      Items := Items + '{"name":' + McJsonQuote(M.Headers[I].Name) + ',"value":' + McJsonQuote(M.Headers[I].Value) + '}';
+    end;
+    Result := Result + ',"headers":[' + Items + ']';
+  end;
+  case M.Importance of
+    mcImportanceLow: Result := Result + ',"importance":"low"';
+    mcImportanceHigh: Result := Result + ',"importance":"high"';
+  end;
+  if M.ReadReceipt then
+    Result := Result + ',"read_receipt":true';
+  Result := Result + '}';
 end;
 
 function McLastErrorCode: Int32;
@@ -981,6 +1249,29 @@ begin
   Result := TakeString(P);
 end;
 
+function TMailconnectClient.GraphToken(const AccountId: string; Cancel: TMailconnectCancel): string;
+var
+  P: PAnsiChar;
+begin
+  Check(mc_graph_token_get(FHandle, PAnsiChar(ToUtf8(AccountId)), CancelOf(Cancel), P));
+  Result := TakeString(P);
+end;
+
+function TMailconnectClient.SendMessage(const AccountId: string; const Message: TMcMessage; Cancel: TMailconnectCancel): TMcSendResult;
+var
+  P: PAnsiChar;
+  Json: string;
+begin
+  P := nil;
+  Check(mc_message_send(FHandle, PAnsiChar(ToUtf8(AccountId)), PAnsiChar(ToUtf8(McMessageJson(Message))), CancelOf(Cancel), P));
+  Json := TakeString(P);
+  Result.Json := Json;
+  Result.Transport := McJsonStr(Json, 'transport');
+  Result.MessageId := McJsonStr(Json, 'message_id');
+  Result.Reply := McJsonStr(Json, 'reply');
+  Result.Size := McJsonInt(Json, 'size');
+end;
+
 procedure TMailconnectClient.Send(const AccountId: string; const Rfc5322: RawByteString; Cancel: TMailconnectCancel);
 begin
   Check(mc_mail_send(FHandle, PAnsiChar(ToUtf8(AccountId)), PByte(PAnsiChar(Rfc5322)), Length(Rfc5322), CancelOf(Cancel)));
@@ -1021,7 +1312,7 @@ begin
   Result.ExpiresInSecs := McJsonInt(Json, 'expires_in_secs');
 end;
 
-function ToEvent(const Json: string): TMcEvent;
+function McEventFromJson(const Json: string): TMcEvent;
 begin
   Result.Json := Json;
   Result.Seq := McJsonInt(Json, 'seq');
@@ -1034,6 +1325,8 @@ begin
   Result.Reason := McJsonStr(Json, 'reason');
   Result.Diagnostic := McJsonStr(Json, 'diagnostic');
   Result.ExpiresAt := McJsonStr(Json, 'expires_at');
+  Result.At := McJsonStr(Json, 'at');
+  Result.Code := McJsonStr(Json, 'code');
   Result.Level := McJsonStr(Json, 'level');
   Result.Target := McJsonStr(Json, 'target');
   Result.Message := McJsonStr(Json, 'message');
@@ -1127,7 +1420,7 @@ begin
   Check(mc_events_next(FHandle, TimeoutMs, P));
   Result := P <> nil;
   if Result then
-    Event := ToEvent(TakeString(P));
+    Event := McEventFromJson(TakeString(P));
 end;
 
 procedure TMailconnectClient.StartEvents(Handler: TMcEventHandler; QueueToMainThread: Boolean);

@@ -2,7 +2,9 @@
   usage: scenario STORE EMULATOR_URL MAILCONNECT_BIN HOST IMAPS POP3S SMTP CA_FILE [host]
   The main part: registrations and accounts (put, get, list, remove), the log callback, a
   triggered TMailconnectCancel (connect, disconnect), Connect by device code and by the browser
-  (the host's OnOpenUrl), the refresher (start, stop, one round), Test, tokens, mail.
+  (the host's OnOpenUrl), the refresher (start, stop, one round), Test, tokens, mail, a
+  TMcMessage (umlaut subject, named recipient, attachments from bytes and from a file) sent over
+  SMTP and read back, refused without recipients, GraphToken refused when not connected.
   With "host" it runs the host integration part instead (the emulator then issues 4-second
   tokens), on a host-owned store kept in a TDictionary (TMailconnectHostStore): the device code
   driven by the host, a due refresh cancelled, events from a TMcEventThread delivered to the main
@@ -578,6 +580,192 @@ begin
   end;
 end;
 
+{ The decoded text of the first message whose base64 "raw" field contains Needle, or ''. }
+function FindRaw(const Json, Needle: string): string;
+var
+  At, EndAt: Integer;
+  Rest: string;
+begin
+  Result := '';
+  Rest := Json;
+  At := Pos('"raw":"', Rest);
+  while At > 0 do
+  begin
+    Rest := Copy(Rest, At + 7, MaxInt);
+    EndAt := Pos('"', Rest);
+    Result := DecodeStringBase64(Copy(Rest, 1, EndAt - 1));
+    if Pos(Needle, Result) > 0 then
+      Exit;
+    Result := '';
+    Rest := Copy(Rest, EndAt + 1, MaxInt);
+    At := Pos('"raw":"', Rest);
+  end;
+end;
+
+{ A header of a raw message, unfolded, with its RFC 2047 "B" encoded words decoded (UTF-8 bytes). }
+function Header(const Raw, Name: string): string;
+var
+  Head, Line, Word: string;
+  EndAt, I, Q: Integer;
+begin
+  Result := '';
+  EndAt := Pos(#13#10#13#10, Raw);
+  if EndAt = 0 then
+    EndAt := Length(Raw);
+  Head := StringReplace(StringReplace(Copy(Raw, 1, EndAt - 1), #13#10' ', ' ', [rfReplaceAll]), #13#10#9, ' ', [rfReplaceAll]);
+  Head := #13#10 + Head + #13#10;
+  I := Pos(#13#10 + LowerCase(Name) + ':', LowerCase(Head));
+  if I = 0 then
+    Exit;
+  Line := Copy(Head, I + Length(Name) + 3, MaxInt);
+  Line := Trim(Copy(Line, 1, Pos(#13#10, Line) - 1));
+  while Line <> '' do
+  begin
+    I := Pos('=?', Line);
+    if I = 0 then
+    begin
+      Result := Result + Line;
+      Break;
+    end;
+    Result := Result + Copy(Line, 1, I - 1);
+    Line := Copy(Line, I + 2, MaxInt);
+    { charset?B?text?= }
+    Q := Pos('?', Line);
+    Word := Copy(Line, Q + 3, MaxInt);
+    Line := Copy(Word, Pos('?=', Word) + 2, MaxInt);
+    Word := Copy(Word, 1, Pos('?=', Word) - 1);
+    Result := Result + DecodeStringBase64(Word);
+    if Copy(TrimLeft(Line), 1, 2) = '=?' then
+      Line := TrimLeft(Line);
+  end;
+end;
+
+{ The base64 body of the MIME part whose headers contain Marker (e.g. its encoded file name), decoded. }
+function PartBytes(const Raw, Marker: string): string;
+var
+  Rest: string;
+  At: Integer;
+begin
+  Result := '';
+  At := Pos(Marker, Raw);
+  if At = 0 then
+    Exit;
+  Rest := Copy(Raw, At, MaxInt);
+  At := Pos(#13#10#13#10, Rest);
+  if At = 0 then
+    Exit;
+  Rest := Copy(Rest, At + 4, MaxInt);
+  Rest := Copy(Rest, 1, Pos(#13#10'--', Rest) - 1);
+  Result := DecodeStringBase64(StringReplace(Rest, #13#10, '', [rfReplaceAll]));
+end;
+
+function BytesToString(const B: TBytes): string;
+begin
+  SetLength(Result, Length(B));
+  if Length(B) > 0 then
+    Move(B[0], Result[1], Length(B));
+end;
+
+{ A TMcMessage built by mailconnect (umlaut subject, a named recipient, an attachment from bytes and
+  one from a file) goes over the real Postfix and comes back over IMAP as written; bad input names
+  the field. }
+procedure SendBuiltMessage(C: TMailconnectClient);
+var
+  M: TMcMessage;
+  Sent: TMcSendResult;
+  Pdf, Scan: TBytes;
+  ScanPath, Raw: string;
+  F: TFileStream;
+  I: Integer;
+begin
+  SetLength(Pdf, 1000);
+  for I := 0 to High(Pdf) do
+    Pdf[I] := Byte(I * 7);
+  SetLength(Scan, 777);
+  for I := 0 to High(Scan) do
+    Scan[I] := Byte(255 - I mod 256);
+  ScanPath := ExtractFilePath(ExpandFileName(ParamStr(1))) + 'scan.bin';
+  F := TFileStream.Create(ScanPath, fmCreate);
+  try
+    F.WriteBuffer(Scan[0], Length(Scan));
+  finally
+    F.Free;
+  end;
+  M := McNewMessage('Rechnung für März');
+  McAdd(M.Recipients, McAddress('alice@example.test', 'Alice Müller'));
+  M.Text := 'Guten Tag,'#10'anbei die Rechnung für März.'#10;
+  McAdd(M.Attachments, McBytesAttachment(Pdf, 'Rechnung März.pdf', 'application/pdf'));
+  McAdd(M.Attachments, McFileAttachment(ScanPath));
+  McAddHeader(M.Headers, 'X-Invoice-Number', '2026-03-17');
+  M.Importance := mcImportanceHigh;
+  Sent := C.SendMessage('alice', M);
+  Check((Sent.Transport = 'smtp') and (Pos('<', Sent.MessageId) = 1) and (Pos('@example.test>', Sent.MessageId) > 0)
+    and (Sent.Size > Length(Pdf)) and (Pos('2', Sent.Reply) = 1), 'SendMessage over SMTP: transport smtp and a Message-ID (' + Sent.Json + ')');
+  Raw := '';
+  for I := 1 to 40 do
+  begin
+    Raw := FindRaw(C.Fetch('alice', '{"protocol":"imap","unread_only":true,"transport":"smtp_imap"}'), Sent.MessageId);
+    if Raw <> '' then Break;
+    Sleep(250);
+  end;
+  Check(Raw <> '', 'the built message arrives over IMAP (unread_only)');
+  Check(Header(Raw, 'Subject') = 'Rechnung für März', 'the umlaut subject decodes as written: ' + Header(Raw, 'Subject'));
+  Check(Pos('Subject: Rechnung für März', Raw) = 0, 'the subject travels encoded');
+  Check(Header(Raw, 'To') = 'Alice Müller <alice@example.test>', 'the named recipient: ' + Header(Raw, 'To'));
+  Check((Header(Raw, 'X-Invoice-Number') = '2026-03-17') and (Header(Raw, 'Importance') = 'high'), 'extra header and importance');
+  Check(PartBytes(Raw, 'Rechnung%20M%C3%A4rz.pdf') = BytesToString(Pdf), 'the attachment from bytes arrives byte for byte under its umlaut name');
+  Check(PartBytes(Raw, 'scan.bin') = BytesToString(Scan), 'the attachment from a file arrives byte for byte');
+  Check((Header(Raw, 'Subject') = 'Rechnung für März') and (PartBytes(Raw, 'Rechnung%20M%C3%A4rz.pdf') = BytesToString(Pdf))
+    and (PartBytes(Raw, 'scan.bin') = BytesToString(Scan)), 'the built message came back: umlaut subject, named recipient, both attachments'' bytes');
+  try
+    C.SendMessage('alice', McNewMessage('nobody'));
+    Check(False, 'a message without recipients raises');
+  except
+    on X: EMailconnect do
+      Check((X.Code = MC_E_INVALID_ARGUMENT) and (Pos('"field":"to"', X.Diagnostic) > 0), 'a message without recipients raises MC_E_INVALID_ARGUMENT naming "to"');
+  end;
+  M := McNewMessage('missing file');
+  McAdd(M.Recipients, McAddress('alice@example.test'));
+  McAdd(M.Attachments, McFileAttachment(ScanPath + '.missing'));
+  try
+    C.SendMessage('alice', M);
+    Check(False, 'a missing attachment file raises');
+  except
+    on X: EMailconnect do
+      Check((X.Code = MC_E_INVALID_ARGUMENT) and (Pos('"field":"attachments[0].path"', X.Diagnostic) > 0), 'a missing attachment file names attachments[0].path');
+  end;
+end;
+
+{ The JSON a TMcMessage becomes, base64, and a reauthorization_due event read back. }
+procedure Offline;
+var
+  M: TMcMessage;
+  B: TBytes;
+  Ev: TMcEvent;
+begin
+  M := McNewMessage('Grüße');
+  M.From := McAddress('me@example.test', 'Me "Boss"');
+  McAdd(M.Recipients, McAddress('a@example.test'));
+  McAdd(M.Cc, McAddress('b@example.test', 'Bernd Groß'));
+  M.Html := '<p>Hallo</p>';
+  SetLength(B, 2);
+  B[0] := 0; B[1] := 255;
+  McAdd(M.Attachments, McBytesAttachment(B, '', 'image/png', 'img1'));
+  McAddHeader(M.Headers, 'X-A', '1');
+  M.Importance := mcImportanceLow;
+  M.ReadReceipt := True;
+  Check(McMessageJson(M) = '{"subject":"Grüße","from":{"name":"Me \"Boss\"","address":"me@example.test"},"to":["a@example.test"],' +
+    '"cc":[{"name":"Bernd Groß","address":"b@example.test"}],"html":"<p>Hallo</p>",' +
+    '"attachments":[{"content_base64":"AP8=","content_type":"image/png","content_id":"img1"}],' +
+    '"headers":[{"name":"X-A","value":"1"}],"importance":"low","read_receipt":true}', 'McMessageJson: ' + McMessageJson(M));
+  Check((McBase64(nil) = '') and (McBase64(TBytes(BytesOf('f'))) = 'Zg==') and (McBase64(TBytes(BytesOf('fo'))) = 'Zm8=')
+    and (McBase64(TBytes(BytesOf('foobar'))) = 'Zm9vYmFy'), 'McBase64');
+  Ev := McEventFromJson('{"seq":4,"time":"2030-01-01T00:00:00.000Z","type":"reauthorization_due","account_id":"a",' +
+    '"at":"2030-01-01T01:00:00Z","code":"MC-NO-REFRESH-TOKEN"}');
+  Check((Ev.EventType = 'reauthorization_due') and (Ev.AccountId = 'a') and (Ev.At = '2030-01-01T01:00:00Z')
+    and (Ev.Code = 'MC-NO-REFRESH-TOKEN'), 'a reauthorization_due event has At and Code');
+end;
+
 var
   C: TMailconnectClient;
   U: TUser;
@@ -609,6 +797,7 @@ begin
   C := nil;
   try
     Check(Pos('.', TMailconnectClient.Version) > 0, 'Version ' + TMailconnectClient.Version);
+    Offline;
     try
       TMailconnectClient.SetLogCallback(Log.OnLog, 9);
       Check(False, 'SetLogCallback with level 9 raises');
@@ -724,6 +913,7 @@ begin
     Check(Found, 'fetch over IMAP finds the message');
     Check(Pos('"raw"', C.Fetch('alice', '{"protocol":"pop3"}')) > 0, 'fetch over POP3');
     Check(Pos('INBOX', C.Folders('alice')) > 0, 'folders');
+    SendBuiltMessage(C);
     C.Disconnect('alice');
     Check(Log.Any('disconnected'), 'the log callback received the disconnect''s record');
     Check(not Log.Any(Copy(Token, 1, 40)), 'no log record holds the access token');
@@ -741,6 +931,13 @@ begin
         Check((E.Code = MC_E_STATE) and (E.Status = 'MC_E_STATE') and (McLastErrorCode = MC_E_STATE), 'failing call has code ' + E.Status);
         Check((Pos('MC-NOT-CONNECTED', E.Diagnostic) > 0) and (Pos('"de"', E.Diagnostic) > 0), 'failing call has the diagnostic');
       end;
+    end;
+    try
+      C.GraphToken('alice');
+      Check(False, 'GraphToken of a disconnected account raises');
+    except
+      on E: EMailconnect do
+        Check((E.Code = MC_E_STATE) and (Pos('MC-NOT-CONNECTED', E.Diagnostic) > 0), 'GraphToken of a disconnected account raises MC_E_STATE');
     end;
   finally
     C.Free;
