@@ -36,6 +36,8 @@
 mod browser;
 mod emulator;
 mod error;
+#[doc(hidden)]
+pub mod testing;
 
 pub use browser::{html, Consent, Fetched, ScriptedBrowser, SignIn, SignInOutcome};
 pub use emulator::config::{

@@ -1,33 +1,16 @@
 //! The emulator over real HTTP: metadata, every grant, the sign-in pages through the scripted
 //! browser, faults, introspection, the control API and the `mc-emulator` binary.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use mailconnect_sandbox::testing::{claims, get_json, http, pkce, post_token, script, REDIRECT};
 use mailconnect_sandbox::*;
 use serde_json::Value;
 
 const TENANT: &str = EXAMPLE_TENANT_ID;
 const EXO: &str = "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/POP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access openid profile email";
-const REDIRECT: &str = "http://localhost:53123/";
-
-fn http() -> reqwest::Client {
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(rustls::RootCertStore::empty())
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap()
-}
 
 async fn start() -> Emulator {
     start_with(|_| {}).await
@@ -40,63 +23,11 @@ async fn start_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
     Emulator::start(c).await.expect("emulator starts")
 }
 
-fn pkce() -> (String, String) {
-    let verifier = format!("v{}", "x".repeat(10))
-        + &uuid::Uuid::new_v4().simple().to_string()
-        + &uuid::Uuid::new_v4().simple().to_string();
-    let d = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
-    (verifier, URL_SAFE_NO_PAD.encode(d.as_ref()))
-}
-
+/// The authorize URL for `client` asking for Exchange's scopes (state `st-123`, nonce `n-456`).
 fn authorize_url(emu: &Emulator, tenant: &str, client: &str, extra: &[(&str, &str)]) -> String {
-    let mut u = url::Url::parse(&format!(
-        "{}/{tenant}/oauth2/v2.0/authorize",
-        emu.base_url()
-    ))
-    .unwrap();
-    {
-        let mut q = u.query_pairs_mut();
-        q.append_pair("client_id", client)
-            .append_pair("response_type", "code")
-            .append_pair("redirect_uri", REDIRECT)
-            .append_pair("scope", EXO)
-            .append_pair("state", "st-123")
-            .append_pair("nonce", "n-456");
-        for (k, v) in extra {
-            q.append_pair(k, v);
-        }
-    }
-    u.to_string()
-}
-
-fn script(user: &str) -> SignIn {
-    SignIn {
-        user: user.into(),
-        password: format!("{}-password", user.split('@').next().unwrap()),
-        mfa_code: Some("123456".into()),
-        consent: Consent::Accept,
-        deliver_redirect: false,
-    }
-}
-
-async fn post_token(emu: &Emulator, tenant: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let r = http()
-        .post(format!("{}/{tenant}/oauth2/v2.0/token", emu.base_url()))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn claims(jwt: &str) -> Value {
-    let p = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
+    let mut params = vec![("scope", EXO), ("state", "st-123"), ("nonce", "n-456")];
+    params.extend_from_slice(extra);
+    testing::authorize_url(emu, tenant, client, &params)
 }
 
 fn assert_aad_error(body: &Value, error: &str, code: u64) {
@@ -175,17 +106,11 @@ async fn introspect(emu: &Emulator, token: &str, user: Option<&str>) -> Value {
 async fn discovery_and_jwks_have_microsofts_shape() {
     let emu = start().await;
     let c = http();
-    let doc: Value = c
-        .get(format!(
-            "{}/{TENANT}/v2.0/.well-known/openid-configuration",
-            emu.base_url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(format!(
+        "{}/{TENANT}/v2.0/.well-known/openid-configuration",
+        emu.base_url()
+    ))
+    .await;
     assert_eq!(doc["issuer"], format!("{}/{TENANT}/v2.0", emu.base_url()));
     assert_eq!(
         doc["authorization_endpoint"],
@@ -208,29 +133,17 @@ async fn discovery_and_jwks_have_microsofts_shape() {
         serde_json::json!(["RS256"])
     );
     // Domain segments resolve to the tenant; common keeps the {tenantid} placeholder.
-    let by_domain: Value = c
-        .get(format!(
-            "{}/example.test/v2.0/.well-known/openid-configuration",
-            emu.base_url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_domain = get_json(format!(
+        "{}/example.test/v2.0/.well-known/openid-configuration",
+        emu.base_url()
+    ))
+    .await;
     assert_eq!(by_domain["issuer"], doc["issuer"]);
-    let common: Value = c
-        .get(format!(
-            "{}/common/v2.0/.well-known/openid-configuration",
-            emu.base_url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let common = get_json(format!(
+        "{}/common/v2.0/.well-known/openid-configuration",
+        emu.base_url()
+    ))
+    .await;
     assert_eq!(
         common["issuer"],
         format!("{}/{{tenantid}}/v2.0", emu.base_url())
@@ -239,32 +152,20 @@ async fn discovery_and_jwks_have_microsofts_shape() {
         common["token_endpoint"],
         format!("{}/common/oauth2/v2.0/token", emu.base_url())
     );
-    let consumers: Value = c
-        .get(format!(
-            "{}/consumers/v2.0/.well-known/openid-configuration",
-            emu.base_url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let consumers = get_json(format!(
+        "{}/consumers/v2.0/.well-known/openid-configuration",
+        emu.base_url()
+    ))
+    .await;
     assert_eq!(
         consumers["issuer"],
         format!("{}/{CONSUMER_TENANT_ID}/v2.0", emu.base_url())
     );
-    let rfc8414: Value = c
-        .get(format!(
-            "{}/{TENANT}/.well-known/oauth-authorization-server",
-            emu.base_url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rfc8414 = get_json(format!(
+        "{}/{TENANT}/.well-known/oauth-authorization-server",
+        emu.base_url()
+    ))
+    .await;
     assert_eq!(
         rfc8414["code_challenge_methods_supported"],
         serde_json::json!(["S256", "plain"])
@@ -281,14 +182,7 @@ async fn discovery_and_jwks_have_microsofts_shape() {
     assert_eq!(r.status(), 400);
     assert_aad_error(&r.json().await.unwrap(), "invalid_tenant", 90002);
 
-    let jwks: Value = c
-        .get(doc["jwks_uri"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = get_json(doc["jwks_uri"].as_str().unwrap()).await;
     let k = &jwks["keys"][0];
     assert_eq!(k["kty"], "RSA");
     assert_eq!(k["use"], "sig");
@@ -310,14 +204,7 @@ async fn signed_tokens_verify_with_the_published_key_and_carry_microsofts_claims
     use rsa::signature::Verifier;
     let emu = start().await;
     let t = tokens_for(&emu, "alice@example.test").await;
-    let jwks: Value = http()
-        .get(format!("{}/{TENANT}/discovery/v2.0/keys", emu.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = get_json(format!("{}/{TENANT}/discovery/v2.0/keys", emu.base_url())).await;
     let k = &jwks["keys"][0];
     let n = rsa::BigUint::from_bytes_be(&URL_SAFE_NO_PAD.decode(k["n"].as_str().unwrap()).unwrap());
     let e = rsa::BigUint::from_bytes_be(&URL_SAFE_NO_PAD.decode(k["e"].as_str().unwrap()).unwrap());
@@ -727,21 +614,9 @@ async fn device_code_pending_slow_down_then_approved_declined_and_expired() {
 #[tokio::test]
 async fn client_credentials_with_good_bad_and_expired_secrets() {
     let emu = start().await;
-    let cc = |secret: &'static str, scope: &'static str, tenant: &'static str| {
-        let emu = &emu;
-        async move {
-            post_token(
-                emu,
-                tenant,
-                &[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", SERVICE_APP_ID),
-                    ("client_secret", secret),
-                    ("scope", scope),
-                ],
-            )
-            .await
-        }
+    let emu_ref = &emu;
+    let cc = move |secret: &'static str, scope: &'static str, tenant: &'static str| {
+        testing::client_credentials(emu_ref, tenant, secret, scope)
     };
     let (s, t) = cc(
         SERVICE_APP_SECRET,
@@ -1415,14 +1290,7 @@ async fn the_control_api_works_over_http() {
     let emu = start().await;
     let c = http();
     let base = format!("{}/_sandbox", emu.base_url());
-    let cfg: Value = c
-        .get(format!("{base}/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cfg = get_json(format!("{base}/config")).await;
     assert_eq!(cfg["apps"].as_array().unwrap().len(), 3);
     let user = serde_json::json!({"upn": "frank@example.test", "password": "pw", "display_name": "Frank", "tenant": TENANT,
         "consented": [{"client_id": DESKTOP_APP_ID, "scopes": ["*"]}]});
@@ -1463,14 +1331,7 @@ async fn the_control_api_works_over_http() {
             .status(),
         200
     );
-    let listed: Value = c
-        .get(format!("{base}/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = get_json(format!("{base}/faults")).await;
     assert_eq!(listed[0]["fault"], "throttled");
     assert_eq!(listed[0]["retry_after_secs"], 3);
     let (s, _) = post_token(&emu, TENANT, &[("grant_type", "client_credentials")]).await;
@@ -1485,14 +1346,7 @@ async fn the_control_api_works_over_http() {
     );
     let (s, _) = post_token(&emu, TENANT, &[("grant_type", "client_credentials")]).await;
     assert_eq!(s, 400);
-    let stats: Value = c
-        .get(format!("{base}/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = get_json(format!("{base}/stats")).await;
     assert_eq!(stats["token_requests"]["client_credentials"], 2);
     assert_eq!(stats["tokens_issued"]["authorization_code"], Value::Null);
     assert_eq!(
@@ -1573,14 +1427,7 @@ async fn the_binary_prints_its_url_serves_and_stops_on_sigterm() {
     let info: Value = serde_json::from_str(&line).unwrap();
     let base = info["base_url"].as_str().unwrap();
     assert_eq!(info["introspection_url"], format!("{base}/introspect"));
-    let cfg: Value = http()
-        .get(format!("{base}/_sandbox/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cfg = get_json(format!("{base}/_sandbox/config")).await;
     assert_eq!(cfg["tokens"]["access_token_size"], 3000);
     let pid = child.id().unwrap();
     std::process::Command::new("kill")

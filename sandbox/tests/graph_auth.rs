@@ -2,117 +2,20 @@
 //! Exchange sign-in's refresh token and the consent they need, bearer checks, permission and
 //! access-policy refusals in Graph's error shape, the throttling switch and the control API.
 
-use std::sync::Arc;
-
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use mailconnect_sandbox::testing::{
+    access_token, claims, get_json, graph_app_token, http, refresh, refresh_token, sign_in,
+};
 use mailconnect_sandbox::*;
 use serde_json::{json, Value};
 
-const TENANT: &str = EXAMPLE_TENANT_ID;
-const REDIRECT: &str = "http://localhost:53123/";
 const EXO: &str = "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access openid profile";
 const GRAPH_MAIL: &str =
     "https://graph.microsoft.com/Mail.ReadWrite https://graph.microsoft.com/Mail.Send offline_access";
-
-fn http() -> reqwest::Client {
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(rustls::RootCertStore::empty())
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap()
-}
 
 async fn start() -> Emulator {
     Emulator::start(EmulatorConfig::sandbox())
         .await
         .expect("emulator starts")
-}
-
-async fn token(emu: &Emulator, tenant: &str, form: &[(&str, &str)]) -> Value {
-    http()
-        .post(format!("{}/{tenant}/oauth2/v2.0/token", emu.base_url()))
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-/// Sign `user` in for `scope` (consenting when asked); the code redemption's answer.
-async fn sign_in(emu: &Emulator, user: &str, scope: &str, redeem_scope: Option<&str>) -> Value {
-    let verifier = format!("{}{}", "v".repeat(43), user.len());
-    let challenge = URL_SAFE_NO_PAD
-        .encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
-    let mut u = url::Url::parse(&format!(
-        "{}/organizations/oauth2/v2.0/authorize",
-        emu.base_url()
-    ))
-    .unwrap();
-    u.query_pairs_mut()
-        .append_pair("client_id", DESKTOP_APP_ID)
-        .append_pair("response_type", "code")
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", scope)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
-    let script = SignIn {
-        user: user.into(),
-        password: format!("{}-password", user.split('@').next().unwrap()),
-        mfa_code: Some("123456".into()),
-        consent: Consent::Accept,
-        deliver_redirect: false,
-    };
-    let out = ScriptedBrowser::new()
-        .sign_in(u.as_str(), &script)
-        .await
-        .unwrap();
-    let redirect = out.redirect_url.expect("back at the app");
-    let code = redirect
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| panic!("{redirect}"));
-    let mut form = vec![
-        ("grant_type", "authorization_code"),
-        ("client_id", DESKTOP_APP_ID),
-        ("code", code.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", verifier.as_str()),
-    ];
-    if let Some(s) = redeem_scope {
-        form.push(("scope", s));
-    }
-    token(emu, "organizations", &form).await
-}
-
-async fn refresh(emu: &Emulator, rt: &Value, scope: &str) -> Value {
-    token(
-        emu,
-        "organizations",
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", DESKTOP_APP_ID),
-            ("refresh_token", rt.as_str().unwrap()),
-            ("scope", scope),
-        ],
-    )
-    .await
-}
-
-fn claims(jwt: &Value) -> Value {
-    let p = jwt.as_str().unwrap().split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
 }
 
 struct Answer {
@@ -165,10 +68,10 @@ async fn graph_tokens_come_from_an_exchange_refresh_token_after_consent() {
     // Consent to Exchange only (the sandbox users' standing consent): no Graph mail token.
     let t = sign_in(&emu, "alice@example.test", EXO, None).await;
     assert_eq!(
-        claims(&t["access_token"])["aud"],
+        claims(access_token(&t))["aud"],
         "https://outlook.office.com"
     );
-    let r = refresh(&emu, &t["refresh_token"], GRAPH_MAIL).await;
+    let r = refresh(&emu, refresh_token(&t), GRAPH_MAIL).await;
     assert_eq!(r["error"], "invalid_grant", "{r}");
     assert_eq!(r["error_codes"], json!([65001]), "{r}");
     assert_eq!(r["suberror"], "consent_required");
@@ -179,16 +82,11 @@ async fn graph_tokens_come_from_an_exchange_refresh_token_after_consent() {
     );
     let t = sign_in(&emu, "alice@example.test", &both, None).await;
     assert_eq!(
-        claims(&t["access_token"])["aud"],
+        claims(access_token(&t))["aud"],
         "https://outlook.office.com",
         "{t}"
     );
-    let alice = emu
-        .config()
-        .users
-        .into_iter()
-        .find(|u| u.upn == "alice@example.test")
-        .unwrap();
+    let alice = emu.user("alice@example.test").unwrap();
     let consented: Vec<String> = alice
         .consented
         .iter()
@@ -196,8 +94,8 @@ async fn graph_tokens_come_from_an_exchange_refresh_token_after_consent() {
         .collect();
     assert!(consented.iter().any(|s| s == "Mail.Send"), "{consented:?}");
     // The same refresh token (not bound to a resource) now gives Graph tokens.
-    let g = refresh(&emu, &t["refresh_token"], GRAPH_MAIL).await;
-    let c = claims(&g["access_token"]);
+    let g = refresh(&emu, refresh_token(&t), GRAPH_MAIL).await;
+    let c = claims(access_token(&g));
     assert_eq!(c["aud"], "https://graph.microsoft.com", "{g}");
     let scp = c["scp"].as_str().unwrap();
     for s in ["Mail.Send", "Mail.ReadWrite", "User.Read"] {
@@ -207,12 +105,12 @@ async fn graph_tokens_come_from_an_exchange_refresh_token_after_consent() {
     // And Exchange tokens again from the rotated one.
     let e = refresh(
         &emu,
-        &g["refresh_token"],
+        refresh_token(&g),
         "https://outlook.office.com/IMAP.AccessAsUser.All",
     )
     .await;
     assert_eq!(
-        claims(&e["access_token"])["aud"],
+        claims(access_token(&e))["aud"],
         "https://outlook.office.com"
     );
     // Redeeming a code for scopes of two resources stays an error.
@@ -220,18 +118,8 @@ async fn graph_tokens_come_from_an_exchange_refresh_token_after_consent() {
     assert_eq!(r["error_codes"], json!([700022]), "{r}");
 
     // The service app gets Graph application roles for graph/.default.
-    let app = token(
-        &emu,
-        TENANT,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", SERVICE_APP_ID),
-            ("client_secret", SERVICE_APP_SECRET),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ],
-    )
-    .await;
-    let c = claims(&app["access_token"]);
+    let app = graph_app_token(&emu).await;
+    let c = claims(access_token(&app));
     assert_eq!(c["aud"], "https://graph.microsoft.com");
     assert_eq!(c["roles"], json!(["Mail.Send", "Mail.ReadWrite"]));
 }
@@ -241,18 +129,18 @@ async fn graph_refusals_switches_and_control_api_without_a_mail_stack() {
     let emu = start().await;
     let both = format!("{EXO} https://graph.microsoft.com/Mail.Read");
     let t = sign_in(&emu, "alice@example.test", &both, None).await;
-    let exchange = t["access_token"].as_str().unwrap().to_string();
+    let exchange = access_token(&t).to_string();
     let read = refresh(
         &emu,
-        &t["refresh_token"],
+        refresh_token(&t),
         "https://graph.microsoft.com/Mail.Read",
     )
     .await;
-    let read = read["access_token"].as_str().unwrap().to_string();
+    let read = access_token(&read).to_string();
     // bob consented to Graph's User.Read only (the sandbox's standing consent).
     let bob = sign_in(&emu, "bob@example.test", EXO, None).await;
-    let profile_only = refresh(&emu, &bob["refresh_token"], "User.Read").await;
-    let profile_only = profile_only["access_token"].as_str().unwrap().to_string();
+    let profile_only = refresh(&emu, refresh_token(&bob), "User.Read").await;
+    let profile_only = access_token(&profile_only).to_string();
 
     // 401: none, an Exchange token, garbage, an expired Graph token.
     for tok in [None, Some(exchange.as_str()), Some("x.y.z")] {
@@ -274,7 +162,7 @@ async fn graph_refusals_switches_and_control_api_without_a_mail_stack() {
     });
     let expired = refresh(
         &emu,
-        &t["refresh_token"],
+        refresh_token(&t),
         "https://graph.microsoft.com/Mail.Read",
     )
     .await;
@@ -344,18 +232,8 @@ async fn graph_refusals_switches_and_control_api_without_a_mail_stack() {
     );
 
     // App-only: no /me; the access policy.
-    let app = token(
-        &emu,
-        TENANT,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", SERVICE_APP_ID),
-            ("client_secret", SERVICE_APP_SECRET),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ],
-    )
-    .await;
-    let app = app["access_token"].as_str().unwrap().to_string();
+    let app = graph_app_token(&emu).await;
+    let app = access_token(&app).to_string();
     assert_error(
         &graph(&emu, "GET", "/me/messages", Some(&app)).await,
         400,
@@ -395,28 +273,14 @@ async fn graph_refusals_switches_and_control_api_without_a_mail_stack() {
         graph(&emu, "GET", "/me", Some(&profile_only)).await.status,
         200
     );
-    let settings: Value = c
-        .get(format!("{}/_sandbox/graph", emu.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let settings = get_json(format!("{}/_sandbox/graph", emu.base_url())).await;
     assert_eq!(settings["throttle"], Value::Null);
     assert_eq!(settings["max_request_bytes"], 4 * 1024 * 1024);
     assert!(emu.stats().graph_requests >= 10);
     assert_eq!(emu.stats().graph_throttled, 1);
 
     // The mail-stack call: nothing connected; a broken configuration is refused.
-    let v: Value = c
-        .get(format!("{}/_sandbox/mail-stack", emu.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(format!("{}/_sandbox/mail-stack", emu.base_url())).await;
     assert_eq!(v["mail_stack"], Value::Null);
     assert_eq!(v["graph_base_url"], emu.graph_base_url());
     let r = c

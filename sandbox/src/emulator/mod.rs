@@ -235,6 +235,11 @@ impl Emulator {
         control::put_user(&mut self.shared.lock(), u);
     }
 
+    /// A user as the directory holds it now (by UPN, case-insensitive).
+    pub fn user(&self, upn: &str) -> Option<UserConfig> {
+        self.shared.lock().user(upn).cloned()
+    }
+
     /// Replace the token settings (applies to tokens issued from now on).
     pub fn set_token_settings(&self, s: TokenSettings) {
         self.shared.lock().config.tokens = s;
