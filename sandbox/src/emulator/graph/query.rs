@@ -383,26 +383,7 @@ pub(crate) fn list_query(q: &HashMap<String, String>) -> Result<ListQuery, Graph
             .parse()
             .map_err(|_| bad_request(format!("Invalid value '{v}' for query option '$skip'.")))?,
     };
-    let select = match q.get("$select") {
-        None => None,
-        Some(v) => {
-            let mut out = Vec::new();
-            for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let known = MESSAGE_PROPERTIES
-                    .iter()
-                    .find(|k| k.eq_ignore_ascii_case(p))
-                    .ok_or_else(|| {
-                        GraphError::new(
-                            StatusCode::BAD_REQUEST,
-                            "RequestBroker--ParseUri",
-                            format!("Could not find a property named '{p}' on type 'microsoft.graph.message'."),
-                        )
-                    })?;
-                out.push(known.to_string());
-            }
-            Some(out)
-        }
-    };
+    let select = parse_select(q, MESSAGE_PROPERTIES, "microsoft.graph.message")?;
     let filter = match q.get("$filter").filter(|f| !f.trim().is_empty()) {
         None => None,
         Some(f) => Some(parse_filter(f)?),
@@ -437,6 +418,35 @@ pub(crate) fn list_query(q: &HashMap<String, String>) -> Result<ListQuery, Graph
     })
 }
 
+/// `$select`: the named properties of `type_name` as `properties` spells them.
+fn parse_select(
+    q: &HashMap<String, String>,
+    properties: &[&str],
+    type_name: &str,
+) -> Result<Option<Vec<String>>, GraphError> {
+    let Some(v) = q.get("$select") else {
+        return Ok(None);
+    };
+    v.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            properties
+                .iter()
+                .find(|k| k.eq_ignore_ascii_case(p))
+                .map(|k| k.to_string())
+                .ok_or_else(|| {
+                    GraphError::new(
+                        StatusCode::BAD_REQUEST,
+                        "RequestBroker--ParseUri",
+                        format!("Could not find a property named '{p}' on type '{type_name}'."),
+                    )
+                })
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
 /// The query options of a folder list: `$top`, `$select`, and `$filter=displayName eq '…'`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FolderQuery {
@@ -467,26 +477,7 @@ pub(crate) fn folder_query(q: &HashMap<String, String>) -> Result<FolderQuery, G
             .filter(|n| *n <= 1000)
             .ok_or_else(|| bad_request(format!("Invalid value '{v}' for query option '$top'.")))?,
     };
-    let select = match q.get("$select") {
-        None => None,
-        Some(v) => {
-            let mut out = Vec::new();
-            for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let known = FOLDER_PROPERTIES
-                    .iter()
-                    .find(|k| k.eq_ignore_ascii_case(p))
-                    .ok_or_else(|| {
-                        GraphError::new(
-                            StatusCode::BAD_REQUEST,
-                            "RequestBroker--ParseUri",
-                            format!("Could not find a property named '{p}' on type 'microsoft.graph.mailFolder'."),
-                        )
-                    })?;
-                out.push(known.to_string());
-            }
-            Some(out)
-        }
-    };
+    let select = parse_select(q, FOLDER_PROPERTIES, "microsoft.graph.mailFolder")?;
     let display_name = match q.get("$filter").filter(|f| !f.trim().is_empty()) {
         None => None,
         Some(f) => {
