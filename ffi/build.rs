@@ -51,6 +51,7 @@ fn main() {
     {
         println!("cargo:rerun-if-changed=cpp/events.h");
         cxx_build::bridge("src/cxx_bridge.rs")
+            .include("../include")
             .std("c++17")
             .compile("mailconnect_cxxbridge");
     }

@@ -7,7 +7,7 @@
 #include <functional>
 #include <string>
 
-#include "../../include/mailconnect_store.h"
+#include "mailconnect_store.h"  // include/ (on the include path: ffi/build.rs, bindings/cpp/Makefile)
 #include "rust/cxx.h"
 
 namespace mailconnect {
