@@ -1,7 +1,8 @@
 //! The C++ binding (bindings/cpp, cxx bridge in the same library as the C ABI) built with g++ by its
 //! Makefile and run against the sandbox and the real mail stack, reading typed results and typed
-//! errors; then its host integration part (host-driven device code, events through next_event and
-//! an EventListener thread) with 4-second tokens.
+//! errors, sending a MessageSpec with an umlaut subject and attachments over SMTP and reading it
+//! back, graph_token; then its host integration part (host-driven device code, events through
+//! next_event and an EventListener thread) with 4-second tokens.
 
 use std::path::Path;
 use std::process::Command;
@@ -41,6 +42,10 @@ async fn the_cpp_binding_runs_the_scenario() {
         "ok a cancelled disconnect throws MC_E_CANCELLED and changes nothing",
         "ok failing call has the diagnostic",
         "ok the log sink got ",
+        "ok send_message over SMTP: transport smtp and a Message-ID",
+        "ok the built message came back: umlaut subject, named recipient, both attachments' bytes",
+        "ok a message without recipients throws MC_E_INVALID_ARGUMENT naming \"to\"",
+        "ok graph_token of a disconnected account throws MC_E_STATE",
     ] {
         assert!(out.contains(line), "{line}:\n{out}");
     }

@@ -143,6 +143,22 @@ mod bridge {
         code: String,
     }
 
+    /// How an account's mail travels, and why (accounts that may use Microsoft Graph).
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct TransportStatus {
+        #[serde(skip_deserializing, default = "super::present")]
+        present: bool,
+        /// The account's setting: `smtp_imap`, `graph` or `auto`.
+        configured: String,
+        /// How mail is sent now: `smtp` or `graph`.
+        send: String,
+        /// Why `auto` sends over Graph (`smtp_auth_disabled`), else empty.
+        reason: String,
+        /// Since when `auto` sends over Graph (RFC 3339), else empty.
+        since: String,
+    }
+
     /// The status of an account (`mc_account_status_get`). Never contacts a server.
     #[derive(Debug, Default, Deserialize)]
     #[serde(default)]
@@ -170,6 +186,8 @@ mod bridge {
         /// Whether the signed-in account was checked against the account's login (false also
         /// for app-only accounts, which have no user).
         identity_checked: bool,
+        /// How mail travels (not `present` for accounts that cannot use Microsoft Graph).
+        transport: TransportStatus,
     }
 
     /// An error in a test report.
@@ -246,9 +264,60 @@ mod bridge {
         present: bool,
         ok: bool,
         accepted: String,
+        /// `imap`, `pop3` or `graph`.
         found_via: String,
         delivery_ms: u64,
         error: ErrorReport,
+    }
+
+    /// What the Graph check found out about the mailbox.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct GraphFound {
+        #[serde(skip_deserializing, default = "super::present")]
+        present: bool,
+        /// `/me` or `/users/{mailbox}`.
+        mailbox_path: String,
+        /// Whether the Graph token tells its permissions (personal accounts' tokens do not);
+        /// `permissions` and `can_send` are empty and false when it does not.
+        #[serde(skip_deserializing)]
+        permissions_known: bool,
+        /// The permissions the Graph token carries (`Mail.Send`, ...).
+        #[serde(deserialize_with = "super::nullable_list")]
+        permissions: Vec<String>,
+        /// Whether the token may send (`Mail.Send`).
+        #[serde(deserialize_with = "super::nullable_bool")]
+        can_send: bool,
+        /// What the Inbox holds ("1204 messages, 3 unread").
+        detail: String,
+    }
+
+    /// Milliseconds per Graph phase; -1: the phase was not reached.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct GraphPhases {
+        /// Getting the Graph token.
+        #[serde(deserialize_with = "super::ms")]
+        token: i64,
+        /// Reading the mailbox.
+        #[serde(deserialize_with = "super::ms")]
+        mailbox: i64,
+    }
+
+    /// The Microsoft Graph check of a test (accounts whose transport is `graph` or `auto`).
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct GraphResult {
+        #[serde(skip_deserializing, default = "super::present")]
+        present: bool,
+        /// Whether Graph works for this mailbox.
+        ok: bool,
+        /// The Graph API base.
+        endpoint: String,
+        found: GraphFound,
+        phases_ms: GraphPhases,
+        error: ErrorReport,
+        elapsed_ms: u64,
     }
 
     /// The report of `mc_account_test` (schema 1).
@@ -262,6 +331,10 @@ mod bridge {
         ok: bool,
         token: TokenPhase,
         results: Vec<ProtocolResult>,
+        /// Microsoft Graph (accounts whose transport is `graph` or `auto`).
+        graph: GraphResult,
+        /// How mail travels (accounts that may use Microsoft Graph).
+        transport: TransportStatus,
         probe: ProbeResult,
         elapsed_ms: u64,
     }
@@ -306,7 +379,77 @@ mod bridge {
         headers_only: bool,
         /// At most this many (the newest).
         limit: u64,
+        /// Mark fetched messages as seen (IMAP) or read (Graph).
         mark_seen: bool,
+        /// Only unread messages (IMAP, Graph).
+        unread_only: bool,
+        /// `graph` to read over Microsoft Graph, `smtp_imap` for IMAP or POP3 as `protocol`
+        /// says; empty: the account's transport.
+        transport: String,
+    }
+
+    /// A mail address; `name` empty: none (non-ASCII names are encoded as mail needs).
+    #[derive(Debug, Default, Clone)]
+    struct MailAddress {
+        address: String,
+        name: String,
+    }
+
+    /// An attachment: a file (`path`, read while sending) or bytes (`content`, when `path` is
+    /// empty). `file_name`: what the recipient sees (empty: the file's name); `content_type`
+    /// empty: `application/octet-stream`; with a `content_id` it is an inline part the HTML body
+    /// shows as `cid:<content_id>`.
+    #[derive(Debug, Default, Clone)]
+    struct Attachment {
+        path: String,
+        content: Vec<u8>,
+        file_name: String,
+        content_type: String,
+        content_id: String,
+    }
+
+    /// An extra header (`X-Invoice-Number: 42`).
+    #[derive(Debug, Default, Clone)]
+    struct MailHeader {
+        name: String,
+        value: String,
+    }
+
+    /// A message for `send_message`; mailconnect builds the MIME (non-ASCII subjects, names and
+    /// file names encoded as mail needs). At least one recipient (`to`, `cc` or `bcc`).
+    #[derive(Debug, Default, Clone)]
+    struct MessageSpec {
+        /// The sender; `address` empty: the account's mailbox.
+        from: MailAddress,
+        to: Vec<MailAddress>,
+        cc: Vec<MailAddress>,
+        bcc: Vec<MailAddress>,
+        reply_to: Vec<MailAddress>,
+        subject: String,
+        /// The plain-text body (empty: none).
+        text: String,
+        /// The HTML body (empty: none).
+        html: String,
+        attachments: Vec<Attachment>,
+        headers: Vec<MailHeader>,
+        /// `low`, `normal` or `high` (empty: normal).
+        importance: String,
+        /// Ask for a read receipt (`Disposition-Notification-To` the sender).
+        read_receipt: bool,
+    }
+
+    /// What `send_message` did.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct SendResult {
+        /// `smtp` or `graph`: what carried the message.
+        transport: String,
+        /// The message's `Message-ID` (`<...@...>`).
+        message_id: String,
+        /// The server's acceptance (`250 2.0.0 Ok: queued as ...`).
+        reply: String,
+        /// Bytes sent.
+        size: u64,
     }
 
     /// A sign-in begun by the host (`mc_authorization_begin`); fields of the other flow are empty.
@@ -604,6 +747,12 @@ mod bridge {
             cancel: &CxxCancel,
             error: &mut ErrorInfo,
         ) -> String;
+        fn graph_token(
+            self: &CxxClient,
+            account_id: &str,
+            cancel: &CxxCancel,
+            error: &mut ErrorInfo,
+        ) -> String;
         fn send(
             self: &CxxClient,
             account_id: &str,
@@ -611,6 +760,13 @@ mod bridge {
             cancel: &CxxCancel,
             error: &mut ErrorInfo,
         );
+        fn send_message(
+            self: &CxxClient,
+            account_id: &str,
+            message: &MessageSpec,
+            cancel: &CxxCancel,
+            error: &mut ErrorInfo,
+        ) -> SendResult;
         fn folders(
             self: &CxxClient,
             account_id: &str,
@@ -651,8 +807,8 @@ mod bridge {
 
 use bridge::{
     Account, AccountState, Authorization, ErrorInfo, Event, EventKind, Events, FetchRequest,
-    Folder, LogSink, Message, PollResult, RefreshReport, Registration, Status, StoreCallbacks,
-    TestReport,
+    Folder, LogSink, MailAddress, Message, MessageSpec, PollResult, RefreshReport, Registration,
+    SendResult, Status, StoreCallbacks, TestReport,
 };
 
 // --- serde helpers named by the shared structs' attributes ---
@@ -669,6 +825,16 @@ fn smtp_imap() -> String {
 /// A string that may be JSON `null`.
 fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A list that may be `null` (empty).
+fn nullable_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A boolean that may be `null` (false).
+fn nullable_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Milliseconds that may be `null` (-1).
@@ -728,6 +894,28 @@ fn base64<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         }
     }
     Ok(out)
+}
+
+/// Standard base64 with padding (attachment bytes in the message JSON).
+fn base64_encode(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(v >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 // --- errors ---
@@ -1004,9 +1192,90 @@ fn fetch_query(q: &FetchRequest) -> String {
     if q.limit != 0 {
         put("limit", q.limit.into());
     }
+    if !q.transport.is_empty() {
+        put("transport", q.transport.as_str().into());
+    }
     put("headers_only", q.headers_only.into());
     put("mark_seen", q.mark_seen.into());
+    put("unread_only", q.unread_only.into());
     serde_json::Value::Object(m).to_string()
+}
+
+/// An address of the message JSON: `"a@x"`, or `{"name","address"}` with a name.
+fn address_json(a: &MailAddress) -> serde_json::Value {
+    if a.name.is_empty() {
+        a.address.as_str().into()
+    } else {
+        serde_json::json!({ "name": a.name.as_str(), "address": a.address.as_str() })
+    }
+}
+
+/// The message JSON of `mc_message_send` (empty fields left out).
+fn message_json(m: &MessageSpec) -> String {
+    let mut o = serde_json::Map::new();
+    if !m.from.address.is_empty() {
+        o.insert("from".into(), address_json(&m.from));
+    }
+    for (key, list) in [
+        ("to", &m.to),
+        ("cc", &m.cc),
+        ("bcc", &m.bcc),
+        ("reply_to", &m.reply_to),
+    ] {
+        if !list.is_empty() {
+            o.insert(key.into(), list.iter().map(address_json).collect());
+        }
+    }
+    o.insert("subject".into(), m.subject.as_str().into());
+    for (key, v) in [
+        ("text", &m.text),
+        ("html", &m.html),
+        ("importance", &m.importance),
+    ] {
+        if !v.is_empty() {
+            o.insert(key.into(), v.as_str().into());
+        }
+    }
+    if !m.attachments.is_empty() {
+        let list = m.attachments.iter().map(|a| {
+            let mut j = serde_json::Map::new();
+            if a.path.is_empty() {
+                j.insert("content_base64".into(), base64_encode(&a.content).into());
+            } else {
+                j.insert("path".into(), a.path.as_str().into());
+            }
+            for (key, v) in [
+                ("file_name", &a.file_name),
+                ("content_type", &a.content_type),
+                ("content_id", &a.content_id),
+            ] {
+                if !v.is_empty() {
+                    j.insert(key.into(), v.as_str().into());
+                }
+            }
+            serde_json::Value::Object(j)
+        });
+        o.insert("attachments".into(), list.collect());
+    }
+    if !m.headers.is_empty() {
+        let list = m
+            .headers
+            .iter()
+            .map(|h| serde_json::json!({ "name": h.name.as_str(), "value": h.value.as_str() }));
+        o.insert("headers".into(), list.collect());
+    }
+    if m.read_receipt {
+        o.insert("read_receipt".into(), true.into());
+    }
+    serde_json::Value::Object(o).to_string()
+}
+
+/// The Test report JSON read into [`TestReport`], with what only the JSON's shape tells.
+fn test_report(json: &str) -> Res<TestReport> {
+    let mut r: TestReport = parse(json)?;
+    let v: serde_json::Value = parse(json)?;
+    r.graph.found.permissions_known = v["graph"]["found"]["permissions"].is_array();
+    Ok(r)
 }
 
 impl CxxClient {
@@ -1189,8 +1458,11 @@ impl CxxClient {
         cancel: &CxxCancel,
         error: &mut ErrorInfo,
     ) -> TestReport {
-        self.get(error, account_id, "account_id", |i, o| unsafe {
-            mc_account_test(self.raw, i, protocols, cancel.raw, o)
+        report(error, || {
+            let id = c(account_id, "account_id")?;
+            test_report(&out(|o| unsafe {
+                mc_account_test(self.raw, id.as_ptr(), protocols, cancel.raw, o)
+            })?)
         })
     }
 
@@ -1205,6 +1477,31 @@ impl CxxClient {
         report(error, || {
             let id = c(account_id, "account_id")?;
             out(|o| unsafe { mc_sasl_xoauth2_get(self.raw, id.as_ptr(), cancel.raw, o) })
+        })
+    }
+
+    fn graph_token(&self, account_id: &str, cancel: &CxxCancel, error: &mut ErrorInfo) -> String {
+        report(error, || {
+            let id = c(account_id, "account_id")?;
+            out(|o| unsafe { mc_graph_token_get(self.raw, id.as_ptr(), cancel.raw, o) })
+        })
+    }
+
+    fn send_message(
+        &self,
+        account_id: &str,
+        message: &MessageSpec,
+        cancel: &CxxCancel,
+        error: &mut ErrorInfo,
+    ) -> SendResult {
+        report(error, || {
+            let (id, m) = (
+                c(account_id, "account_id")?,
+                c(&message_json(message), "message")?,
+            );
+            parse(&out(|o| unsafe {
+                mc_message_send(self.raw, id.as_ptr(), m.as_ptr(), cancel.raw, o)
+            })?)
         })
     }
 
@@ -1325,6 +1622,27 @@ mod tests {
         let imap = &r.results[0];
         assert!(!r.token.error.present && imap.error.present && !r.probe.present);
         assert_eq!((imap.phases_ms.connect, imap.phases_ms.tls), (3, -1));
+        assert!(!s.transport.present);
+        let s: Status = parse(
+            r#"{"account_id":"a","mailbox":"a@x","state":"connected",
+                "transport":{"configured":"graph","send":"graph"}}"#,
+        )
+        .unwrap();
+        assert!(
+            s.transport.present
+                && s.transport.configured == "graph"
+                && s.transport.since.is_empty()
+        );
+        let r = test_report(
+            r#"{"schema":1,"ok":false,"results":[],"graph":{"ok":false,"found":{"mailbox_path":"/me",
+                "detail":""},"phases_ms":{"token":4,"mailbox":null},"error":{"code":"MC-GRAPH-PERMISSION",
+                "kind":"provider_configuration","message":"m"},"elapsed_ms":9}}"#,
+        )
+        .unwrap();
+        assert!(r.graph.present && !r.graph.ok && r.graph.error.present && !r.transport.present);
+        assert!(
+            r.graph.found.present && !r.graph.found.permissions_known && !r.graph.found.can_send
+        );
         let a: Account =
             parse(r#"{"id":"a","mailbox":"m","registration":"r","flow":"browser","options":{}}"#)
                 .unwrap();
@@ -1404,11 +1722,51 @@ mod tests {
                 error: Some(CoreErrorReport::from(&failure)),
                 elapsed_ms: 30,
             }],
+            graph: Some(mailconnect_core::check::GraphResult {
+                ok: true,
+                endpoint: Some("https://graph.microsoft.com/v1.0".into()),
+                found: Some(mailconnect_core::graph::GraphProbe {
+                    mailbox_path: "/me".into(),
+                    permissions: Some(vec!["Mail.Send".into(), "Mail.ReadWrite".into()]),
+                    can_send: Some(true),
+                    detail: "3 messages, 1 unread".into(),
+                }),
+                phases_ms: mailconnect_core::check::GraphPhases {
+                    token: Some(12),
+                    mailbox: None,
+                },
+                error: None,
+                elapsed_ms: 20,
+            }),
+            transport: Some(mailconnect_core::account_state::TransportStatus {
+                configured: mailconnect_core::model::Transport::Auto,
+                send: "graph",
+                reason: Some("smtp_auth_disabled"),
+                since: Some("2030-01-01T00:00:00Z".into()),
+            }),
             probe: None,
             elapsed_ms: 40,
         };
-        let r: TestReport = parse(&serde_json::to_string(&report).unwrap()).unwrap();
+        let r = test_report(&serde_json::to_string(&report).unwrap()).unwrap();
         assert!(!r.ok && r.token.status == "fresh" && !r.token.error.present && !r.probe.present);
+        let g = &r.graph;
+        assert!(g.present && g.ok && g.found.present && g.found.permissions_known);
+        assert!(g.found.can_send && g.found.permissions == ["Mail.Send", "Mail.ReadWrite"]);
+        assert_eq!(
+            (g.endpoint.as_str(), g.found.mailbox_path.as_str()),
+            ("https://graph.microsoft.com/v1.0", "/me")
+        );
+        assert_eq!(
+            (g.phases_ms.token, g.phases_ms.mailbox, g.elapsed_ms),
+            (12, -1, 20)
+        );
+        assert!(!g.error.present && g.found.detail == "3 messages, 1 unread");
+        let t = &r.transport;
+        assert!(t.present && t.configured == "auto" && t.send == "graph");
+        assert_eq!(
+            (t.reason.as_str(), t.since.as_str()),
+            ("smtp_auth_disabled", "2030-01-01T00:00:00Z")
+        );
         let smtp = &r.results[0];
         assert_eq!(
             (smtp.protocol.as_str(), smtp.port, smtp.security.as_str()),
@@ -1503,6 +1861,112 @@ mod tests {
             &mut e,
         );
         assert_eq!(e.code, MC_E_INVALID_ARGUMENT, "{}", e.message);
+    }
+
+    #[test]
+    fn a_message_spec_becomes_the_c_abis_message_json() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b"foo"), "Zm9v");
+        assert_eq!(base64_encode(&[0, 255, 254, 1]), "AP/+AQ==");
+        let addr = |address: &str, name: &str| MailAddress {
+            address: address.into(),
+            name: name.into(),
+        };
+        let m = MessageSpec {
+            from: addr("me@example.test", "Me \"Boss\""),
+            to: vec![
+                addr("a@example.test", ""),
+                addr("b@example.test", "Bernd Groß"),
+            ],
+            subject: "Rechnung für März".into(),
+            html: "<p>Hallo</p>".into(),
+            attachments: vec![
+                bridge::Attachment {
+                    content: vec![0, 255],
+                    content_id: "img1".into(),
+                    content_type: "image/png".into(),
+                    ..Default::default()
+                },
+                bridge::Attachment {
+                    path: "/tmp/x.pdf".into(),
+                    file_name: "Übersicht.pdf".into(),
+                    ..Default::default()
+                },
+            ],
+            headers: vec![bridge::MailHeader {
+                name: "X-A".into(),
+                value: "1".into(),
+            }],
+            importance: "high".into(),
+            read_receipt: true,
+            ..Default::default()
+        };
+        let v: serde_json::Value = serde_json::from_str(&message_json(&m)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "from": {"name": "Me \"Boss\"", "address": "me@example.test"},
+                "to": ["a@example.test", {"name": "Bernd Groß", "address": "b@example.test"}],
+                "subject": "Rechnung für März",
+                "html": "<p>Hallo</p>",
+                "attachments": [
+                    {"content_base64": "AP8=", "content_type": "image/png", "content_id": "img1"},
+                    {"path": "/tmp/x.pdf", "file_name": "Übersicht.pdf"}
+                ],
+                "headers": [{"name": "X-A", "value": "1"}],
+                "importance": "high",
+                "read_receipt": true
+            })
+        );
+        // What core's message builder reads (it refuses unknown fields).
+        let spec: mailconnect_core::compose::MessageSpec =
+            serde_json::from_value(v).expect("core reads the bridge's message JSON");
+        assert_eq!(spec.to.len(), 2);
+        let empty = message_json(&MessageSpec::default());
+        assert_eq!(empty, r#"{"subject":""}"#);
+        let q = fetch_query(&FetchRequest {
+            unread_only: true,
+            transport: "graph".into(),
+            ..Default::default()
+        });
+        let q: mailconnect_core::mail::FetchRequest = serde_json::from_str(&q).unwrap();
+        assert!(q.unread_only && q.transport == Some(mailconnect_core::model::Transport::Graph));
+    }
+
+    /// send_message and graph_token through the C ABI without a server: refusals only.
+    #[test]
+    fn send_message_and_graph_token_refuse_through_the_c_abi() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = ErrorInfo::default();
+        let options = serde_json::json!({ "store": dir.path().join("s.db") }).to_string();
+        let c = client_open(&options, &mut e);
+        c.registration_put(
+            r#"{"id":"r","provider":"microsoft","client_id":"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90"}"#,
+            &mut e,
+        );
+        c.account_put(
+            r#"{"id":"a","mailbox":"a@example.test","registration":"r","transport":"auto"}"#,
+            &mut e,
+        );
+        assert_eq!(e.code, MC_OK, "{}", e.message);
+        assert_eq!(c.account_get("a", &mut e).transport, "auto");
+        let cancel = cancel_new(&mut e);
+        let m = MessageSpec {
+            subject: "Rechnung für März".into(),
+            ..Default::default()
+        };
+        let r = c.send_message("a", &m, &cancel, &mut e);
+        assert_eq!(e.code, MC_E_INVALID_ARGUMENT, "{}", e.message);
+        assert_eq!(e.diagnostic.evidence.field, "to");
+        assert!(r.message_id.is_empty());
+        let mut e = ErrorInfo::default();
+        c.graph_token("a", &cancel, &mut e);
+        assert_eq!(
+            (e.code, e.diagnostic.code.as_str()),
+            (MC_E_STATE, "MC-NOT-CONNECTED")
+        );
     }
 
     #[test]

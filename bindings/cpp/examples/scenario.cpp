@@ -1,6 +1,8 @@
 // The C++ binding's scenario against the sandbox and the real mail stack: typed results (status,
 // test report, folders, messages, accounts, registrations, the refresher's report) and typed
-// errors (mailconnect::Error's code, name and diagnostic fields), read as struct members.
+// errors (mailconnect::Error's code, name and diagnostic fields), read as struct members; a
+// MessageSpec (umlaut subject, named recipient, attachments from bytes and from a file) sent over
+// SMTP and read back, refused without recipients; graph_token refused when not connected.
 // usage: scenario STORE EMULATOR_URL MAILCONNECT_BIN HOST IMAPS POP3S SMTP CA_FILE [host]
 // With "host" it runs the host integration part instead (the emulator then issues 4-second tokens):
 // the device code driven by the host, events (EventListener thread and next_event), nativeclient
@@ -10,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <string>
@@ -42,6 +45,131 @@ static std::string describe(const mailconnect::Event &e) {
 }
 
 static bool contains(const std::string &hay, const std::string &needle) { return hay.find(needle) != std::string::npos; }
+
+/// Standard base64 decoded (whitespace skipped).
+static std::string unbase64(const std::string &in) {
+    std::string out;
+    unsigned acc = 0;
+    int bits = 0;
+    for (char ch : in) {
+        int v;
+        if (ch >= 'A' && ch <= 'Z') v = ch - 'A';
+        else if (ch >= 'a' && ch <= 'z') v = ch - 'a' + 26;
+        else if (ch >= '0' && ch <= '9') v = ch - '0' + 52;
+        else if (ch == '+') v = 62;
+        else if (ch == '/') v = 63;
+        else continue;
+        acc = (acc << 6) | static_cast<unsigned>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(static_cast<char>((acc >> bits) & 0xff));
+        }
+    }
+    return out;
+}
+
+/// A header of a raw message, unfolded, with its RFC 2047 "B" encoded words (UTF-8) decoded.
+static std::string header_of(const std::string &raw, const std::string &name) {
+    std::string head = "\r\n" + raw.substr(0, raw.find("\r\n\r\n")) + "\r\n";
+    for (size_t p; (p = head.find("\r\n ")) != std::string::npos || (p = head.find("\r\n\t")) != std::string::npos;) head.replace(p, 3, " ");
+    auto at = head.find("\r\n" + name + ":");
+    if (at == std::string::npos) return "";
+    auto start = at + name.size() + 3;
+    std::string v = head.substr(start, head.find("\r\n", start) - start), out;
+    size_t i = v.find_first_not_of(' ');
+    v = i == std::string::npos ? "" : v.substr(i);
+    while (!v.empty()) {
+        auto w = v.find("=?");
+        if (w == std::string::npos) {
+            out += v;
+            break;
+        }
+        out += v.substr(0, w);
+        auto q = v.find('?', w + 2);          // charset?B?
+        auto end = v.find("?=", q + 3);
+        out += unbase64(v.substr(q + 3, end - q - 3));
+        v = v.substr(end + 2);
+        auto next = v.find_first_not_of(' ');
+        if (next != std::string::npos && v.compare(next, 2, "=?") == 0) v = v.substr(next);
+    }
+    return out;
+}
+
+/// The base64 body of the MIME part whose headers contain `marker` (e.g. its encoded file name), decoded.
+static std::string part_bytes(const std::string &raw, const std::string &marker) {
+    auto at = raw.find(marker);
+    if (at == std::string::npos) return "";
+    auto body = raw.find("\r\n\r\n", at);
+    if (body == std::string::npos) return "";
+    body += 4;
+    return unbase64(raw.substr(body, raw.find("\r\n--", body) - body));
+}
+
+/// A MessageSpec built by mailconnect (umlaut subject, a named recipient, an attachment from bytes
+/// and one from a file) goes over the real Postfix and comes back over IMAP as written; bad input
+/// names the field.
+static void send_built_message(mailconnect::Client &c, const std::string &store) {
+    std::string pdf, scan;
+    for (int i = 0; i < 1000; i++) pdf.push_back(static_cast<char>(i * 7));
+    for (int i = 0; i < 777; i++) scan.push_back(static_cast<char>(255 - i % 256));
+    auto slash = store.rfind('/');
+    std::string scan_path = (slash == std::string::npos ? std::string(".") : store.substr(0, slash)) + "/scan.bin";
+    std::ofstream(scan_path, std::ios::binary) << scan;
+
+    mailconnect::MessageSpec m;
+    m.to.push_back(mailconnect::address("alice@example.test", "Alice Müller"));
+    m.subject = "Rechnung für März";
+    m.text = "Guten Tag,\nanbei die Rechnung für März.\n";
+    m.attachments.push_back(mailconnect::attachment_from_bytes(pdf, "Rechnung März.pdf", "application/pdf"));
+    m.attachments.push_back(mailconnect::attachment_from_file(scan_path));
+    m.headers.push_back(mailconnect::header("X-Invoice-Number", "2026-03-17"));
+    m.importance = "high";
+    mailconnect::Cancel cancel;
+    auto sent = c.send_message("alice", m, cancel);
+    std::string id = s(sent.message_id);
+    check(sent.transport == "smtp" && id.front() == '<' && contains(id, "@example.test>") && sent.size > pdf.size() &&
+              s(sent.reply).front() == '2',
+          "send_message over SMTP: transport smtp and a Message-ID (" + id + ", " + s(sent.reply) + ")");
+    mailconnect::FetchRequest unread;
+    unread.protocol = "imap";
+    unread.unread_only = true;
+    unread.transport = "smtp_imap";
+    std::string raw;
+    for (int i = 0; i < 40 && raw.empty(); i++) {
+        for (const auto &msg : c.fetch("alice", unread))
+            if (contains(mailconnect::raw_string(msg), id)) raw = mailconnect::raw_string(msg);
+        if (raw.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    check(!raw.empty(), "the built message arrives over IMAP (unread_only)");
+    check(header_of(raw, "Subject") == "Rechnung für März" && !contains(raw, "Subject: Rechnung für März"),
+          "the umlaut subject travels encoded and decodes as written: " + header_of(raw, "Subject"));
+    check(header_of(raw, "To") == "Alice Müller <alice@example.test>", "the named recipient: " + header_of(raw, "To"));
+    check(header_of(raw, "X-Invoice-Number") == "2026-03-17" && header_of(raw, "Importance") == "high", "extra header and importance");
+    bool pdf_ok = part_bytes(raw, "Rechnung%20M%C3%A4rz.pdf") == pdf, scan_ok = part_bytes(raw, "scan.bin") == scan;
+    check(pdf_ok, "the attachment from bytes arrives byte for byte under its umlaut name");
+    check(scan_ok, "the attachment from a file arrives byte for byte");
+    check(header_of(raw, "Subject") == "Rechnung für März" && pdf_ok && scan_ok,
+          "the built message came back: umlaut subject, named recipient, both attachments' bytes");
+    mailconnect::MessageSpec nobody;
+    nobody.subject = "nobody";
+    try {
+        c.send_message("alice", nobody);
+        check(false, "a message without recipients throws");
+    } catch (const mailconnect::Error &e) {
+        check(e.code() == MC_E_INVALID_ARGUMENT && e.diagnostic().evidence.field == "to", "a message without recipients throws MC_E_INVALID_ARGUMENT naming \"to\"");
+    }
+    mailconnect::MessageSpec missing;
+    missing.to.push_back(mailconnect::address("alice@example.test"));
+    missing.attachments.push_back(mailconnect::attachment_from_file(scan_path + ".missing"));
+    try {
+        c.send_message("alice", missing);
+        check(false, "a missing attachment file throws");
+    } catch (const mailconnect::Error &e) {
+        check(e.code() == MC_E_INVALID_ARGUMENT && e.diagnostic().evidence.field == "attachments[0].path",
+              "a missing attachment file names " + s(e.diagnostic().evidence.field));
+    }
+}
 
 static void host_part(const std::string &store, const std::string &emulator, const std::string &cli) {
     using namespace std::chrono;
@@ -298,6 +426,9 @@ static void main_part(char **argv) {
     auto folders = c.folders("alice");
     auto inbox = std::find_if(folders.begin(), folders.end(), [](const mailconnect::Folder &f) { return f.name == "INBOX"; });
     check(inbox != folders.end() && inbox->selectable, "folders (Folder structs, INBOX selectable)");
+    send_built_message(c, store);
+    check(acc.transport == "smtp_imap" && !st.transport.present && !report.graph.present && !report.transport.present,
+          "an smtp_imap account has no Graph check and no transport status");
 
     // The refresher: one round's report, start/stop.
     auto round = c.run_refresher();
@@ -332,6 +463,12 @@ static void main_part(char **argv) {
         check(e.code() == MC_E_STATE && e.name() == "MC_E_STATE", "failing call has code " + std::to_string(e.code()) + " " + e.name());
         check(e.diagnostic().code == "MC-NOT-CONNECTED" && !e.diagnostic().en.fix.empty() && !e.diagnostic().de.title.empty(),
               "failing call has the diagnostic");
+    }
+    try {
+        c.graph_token("alice");
+        check(false, "graph_token of a disconnected account throws");
+    } catch (const Error &e) {
+        check(e.code() == MC_E_STATE && e.diagnostic().code == "MC-NOT-CONNECTED", "graph_token of a disconnected account throws MC_E_STATE");
     }
 
     mailconnect::set_log_sink(nullptr, mailconnect::LogLevel::Off);

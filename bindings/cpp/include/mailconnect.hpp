@@ -1,8 +1,10 @@
 // mailconnect for C++17, over the cxx bridge built into libmailconnect (feature "cxx").
 //
 // Results are typed structs that cross the bridge as they are (ffi/src/cxx_bridge.rs: Status,
-// TestReport, Folder, Message, Event, Authorization, Account, Registration, RefreshReport, ...;
-// strings are rust::String, lists rust::Vec or std::vector). Failures throw mailconnect::Error
+// TestReport, Folder, Message, Event, Authorization, Account, Registration, RefreshReport,
+// SendResult, ...; strings are rust::String, lists rust::Vec or std::vector); so do the inputs
+// FetchRequest and MessageSpec (a message mailconnect builds and sends over the account's
+// transport, SMTP or Microsoft Graph). Failures throw mailconnect::Error
 // with code(), name(), message() and the parsed diagnostic(). RAII client and cancellation
 // token; callbacks as std::function (they run on mailconnect threads). The MC_* constants come
 // from the C headers (include/mailconnect.h, mailconnect_store.h), which this header includes.
@@ -58,6 +60,15 @@ using Servers = ffi::Servers;
 using ServerConfig = ffi::ServerConfig;
 using AccountOptions = ffi::AccountOptions;
 using Pop3Options = ffi::Pop3Options;
+using TransportStatus = ffi::TransportStatus;
+using GraphResult = ffi::GraphResult;
+using GraphFound = ffi::GraphFound;
+using GraphPhases = ffi::GraphPhases;
+using MailAddress = ffi::MailAddress;
+using Attachment = ffi::Attachment;
+using MailHeader = ffi::MailHeader;
+using MessageSpec = ffi::MessageSpec;
+using SendResult = ffi::SendResult;
 
 /// A failed call. code() is the negative MC_E_* status (MC_E_NOT_FOUND, ...), name() its name,
 /// message() what was being done and why, diagnostic() the catalog entry (code such as
@@ -132,6 +143,41 @@ inline const char *to_string(EventKind k) {
         default: return "unknown";
     }
 }
+/// An address for MessageSpec (name "" = none; non-ASCII names are encoded as mail needs).
+inline MailAddress address(const std::string &addr, const std::string &name = "") {
+    MailAddress a;
+    a.address = addr;
+    a.name = name;
+    return a;
+}
+/// An attachment read from a file while sending (file_name "": the file's own name; content_type
+/// "": application/octet-stream).
+inline Attachment attachment_from_file(const std::string &path, const std::string &file_name = "", const std::string &content_type = "") {
+    Attachment a;
+    a.path = path;
+    a.file_name = file_name;
+    a.content_type = content_type;
+    return a;
+}
+/// An attachment from bytes; with a content_id an inline part the HTML body shows as cid:<content_id>.
+inline Attachment attachment_from_bytes(const std::string &bytes, const std::string &file_name, const std::string &content_type = "",
+                                        const std::string &content_id = "") {
+    Attachment a;
+    a.content.reserve(bytes.size());
+    for (unsigned char b : bytes) a.content.push_back(b);
+    a.file_name = file_name;
+    a.content_type = content_type;
+    a.content_id = content_id;
+    return a;
+}
+/// An extra header for MessageSpec::headers.
+inline MailHeader header(const std::string &name, const std::string &value) {
+    MailHeader h;
+    h.name = name;
+    h.value = value;
+    return h;
+}
+
 /// A fetched message's bytes as a string.
 inline std::string raw_string(const Message &m) { return std::string(reinterpret_cast<const char *>(m.raw.data()), m.raw.size()); }
 
@@ -225,6 +271,21 @@ public:
     std::string sasl_xoauth2(const std::string &id, const Cancel &cancel = Cancel()) {
         return std::string(detail::call([&](ErrorInfo &e) { return inner_->sasl_xoauth2(id, cancel.native(), e); }));
     }
+    /// A Microsoft Graph access token (audience https://graph.microsoft.com) for your own Graph
+    /// calls, refreshed like the mail token. A secret: never log it. Microsoft registrations only
+    /// (else MC_E_INVALID_ARGUMENT); missing consent for Mail.Send / Mail.ReadWrite throws with a
+    /// diagnostic that says which.
+    std::string graph_token(const std::string &id, const Cancel &cancel = Cancel()) {
+        return std::string(detail::call([&](ErrorInfo &e) { return inner_->graph_token(id, cancel.native(), e); }));
+    }
+    /// Build `message` and send it over the account's transport: SMTP, Microsoft Graph, or "auto"
+    /// (SMTP until the server says SMTP AUTH is disabled, then Graph). Sent at most once. A bad
+    /// message throws MC_E_INVALID_ARGUMENT before anything is sent, naming the field in
+    /// diagnostic().evidence.field ("to" without recipients, "attachments[1].path", ...).
+    SendResult send_message(const std::string &id, const MessageSpec &message, const Cancel &cancel = Cancel()) {
+        return detail::call([&](ErrorInfo &e) { return inner_->send_message(id, message, cancel.native(), e); });
+    }
+    /// Send a ready RFC 5322 message over SMTP (envelope from the header; Bcc removed).
     void send(const std::string &id, const std::string &rfc5322, const Cancel &cancel = Cancel()) {
         detail::call([&](ErrorInfo &e) { inner_->send(id, detail::bytes(rfc5322), cancel.native(), e); });
     }
@@ -232,7 +293,8 @@ public:
         return detail::vec(detail::call([&](ErrorInfo &e) { return inner_->folders(id, cancel.native(), e); }));
     }
     /// Fetch messages; set only the FetchRequest fields you need (protocol "imap" or "pop3", folder,
-    /// uid_from/uid_to, since "YYYY-MM-DD", headers_only, limit, mark_seen).
+    /// uid_from/uid_to, since "YYYY-MM-DD", headers_only, limit, mark_seen, unread_only, transport
+    /// "graph" to read over Microsoft Graph or "smtp_imap"; "" = the account's).
     std::vector<Message> fetch(const std::string &id, const FetchRequest &query = FetchRequest(), const Cancel &cancel = Cancel()) {
         return detail::vec(detail::call([&](ErrorInfo &e) { return inner_->fetch(id, query, cancel.native(), e); }));
     }
