@@ -252,8 +252,8 @@ impl Imap {
         Ok(out)
     }
 
-    /// The whole message (`BODY.PEEK[]`), `None` when the UID does not exist.
-    pub async fn fetch_raw(&mut self, uid: u32) -> Result<Option<Fetched>, GraphError> {
+    /// The whole message (`BODY.PEEK[]`); `ErrorItemNotFound` when the UID does not exist.
+    pub async fn fetch_raw(&mut self, uid: u32) -> Result<Fetched, GraphError> {
         let fetched: Vec<_> = self
             .s
             .uid_fetch(
@@ -265,14 +265,17 @@ impl Imap {
             .try_collect()
             .await
             .map_err(|e| imap_err("FETCH", e))?;
-        Ok(fetched.iter().find_map(|f| {
-            let meta = meta_of(f).filter(|m| m.uid == uid)?;
-            Some(Fetched {
-                meta,
-                raw: f.body().unwrap_or_default().to_vec(),
-                partial: false,
+        fetched
+            .iter()
+            .find_map(|f| {
+                let meta = meta_of(f).filter(|m| m.uid == uid)?;
+                Some(Fetched {
+                    meta,
+                    raw: f.body().unwrap_or_default().to_vec(),
+                    partial: false,
+                })
             })
-        }))
+            .ok_or_else(super::errors::item_not_found)
     }
 
     /// Run a command whose tagged answer must be OK; the response codes seen on the way.

@@ -345,11 +345,39 @@ async fn fetch(
     let k = resolve_message(ctx, id)?;
     let mut imap = session(ctx).await?;
     open_message(&mut imap, &k, write).await?;
-    let f = imap
-        .fetch_raw(k.uid)
-        .await?
-        .ok_or_else(errors::item_not_found)?;
+    let f = imap.fetch_raw(k.uid).await?;
     Ok((imap, k, f))
+}
+
+/// The message at `k` alone as Graph answers it: rendered, `$select`ed, with its
+/// `@odata.context`.
+fn message_response(
+    ctx: &Ctx,
+    status: StatusCode,
+    k: &MessageKey,
+    f: &Fetched,
+    select: Option<&[String]>,
+) -> Response {
+    let rendered = render(&ctx.shared, &k.mailbox, &k.folder, k.uidvalidity, f);
+    let mut v = mime::select(rendered, select);
+    v["@odata.context"] = json!(format!(
+        "{}/$metadata#{}/messages/$entity",
+        ctx.base(),
+        ctx.target.context
+    ));
+    json_response(status, &v, &ctx.ids)
+}
+
+/// 201 with the message just stored at `k`; ends the session.
+pub(crate) async fn created(
+    ctx: &Ctx,
+    mut imap: Imap,
+    k: &MessageKey,
+) -> Result<Response, GraphError> {
+    imap.open_folder(&k.folder, false).await?;
+    let f = imap.fetch_raw(k.uid).await?;
+    imap.logout().await;
+    Ok(message_response(ctx, StatusCode::CREATED, k, &f, None))
 }
 
 /// `GET /me/messages/{id}`.
@@ -357,16 +385,13 @@ pub(crate) async fn get(ctx: &Ctx, id: &str) -> Result<Response, GraphError> {
     let select = query::list_query(&ctx.query)?.select;
     let (imap, k, f) = fetch(ctx, id, false).await?;
     imap.logout().await;
-    let mut v = mime::select(
-        render(&ctx.shared, &k.mailbox, &k.folder, k.uidvalidity, &f),
+    Ok(message_response(
+        ctx,
+        StatusCode::OK,
+        &k,
+        &f,
         select.as_deref(),
-    );
-    v["@odata.context"] = json!(format!(
-        "{}/$metadata#{}/messages/$entity",
-        ctx.base(),
-        ctx.target.context
-    ));
-    Ok(json_response(StatusCode::OK, &v, &ctx.ids))
+    ))
 }
 
 /// `GET /me/messages/{id}/$value`: the MIME as Dovecot holds it.
@@ -415,25 +440,13 @@ pub(crate) async fn update(ctx: &Ctx, id: &str, body: &[u8]) -> Result<Response,
             }
         }
     }
-    let f = imap
-        .fetch_raw(k.uid)
-        .await?
-        .ok_or_else(errors::item_not_found)?;
+    let f = imap.fetch_raw(k.uid).await?;
     imap.logout().await;
-    let mut v = mime::select(
-        render(&ctx.shared, &k.mailbox, &k.folder, k.uidvalidity, &f),
-        None,
-    );
-    v["@odata.context"] = json!(format!(
-        "{}/$metadata#{}/messages/$entity",
-        ctx.base(),
-        ctx.target.context
-    ));
-    Ok(json_response(StatusCode::OK, &v, &ctx.ids))
+    Ok(message_response(ctx, StatusCode::OK, &k, &f, None))
 }
 
 /// Forget the id mapping of a rewritten draft that moved or went away.
-fn forget_draft(ctx: &Ctx, k: &MessageKey) {
+pub(crate) fn forget_draft(ctx: &Ctx, k: &MessageKey) {
     let mut st = ctx.shared.lock();
     if let Some(id) = st.graph.draft_id.remove(k) {
         st.graph.draft_now.remove(&id);
@@ -458,22 +471,13 @@ pub(crate) async fn move_message(ctx: &Ctx, id: &str, body: &[u8]) -> Result<Res
         imap.move_to(k.uid, &dest.name).await?
     };
     forget_draft(ctx, &k);
-    imap.open_folder(&dest.name, false).await?;
-    let f = imap
-        .fetch_raw(uid)
-        .await?
-        .ok_or_else(errors::item_not_found)?;
-    imap.logout().await;
-    let mut v = mime::select(
-        render(&ctx.shared, &k.mailbox, &dest.name, validity, &f),
-        None,
-    );
-    v["@odata.context"] = json!(format!(
-        "{}/$metadata#{}/messages/$entity",
-        ctx.base(),
-        ctx.target.context
-    ));
-    Ok(json_response(StatusCode::CREATED, &v, &ctx.ids))
+    let moved = MessageKey {
+        folder: dest.name,
+        uidvalidity: validity,
+        uid,
+        ..k
+    };
+    created(ctx, imap, &moved).await
 }
 
 /// `DELETE /me/messages/{id}`: to Deleted Items (from Deleted Items: gone).

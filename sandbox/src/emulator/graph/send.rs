@@ -13,7 +13,8 @@ use super::backend::backend_token;
 use super::errors::{self, empty, json as json_response, GraphError};
 use super::ids::{self, MessageKey};
 use super::mail::{
-    open_message, render, render_id, resolve_folder, resolve_message, session, session_for,
+    created, forget_draft, open_message, render_id, resolve_folder, resolve_message, session,
+    session_for,
 };
 use super::mime::{self, FilePart};
 use super::{is_mime, json_body, smtp, Ctx};
@@ -64,14 +65,22 @@ fn may_send_as(ctx: &Ctx, address: &str) -> bool {
         .is_some_and(|u| u.is_address(address))
 }
 
-/// Hand a complete message to Postfix as `mailbox` (Bcc removed from the transmitted copy).
-pub(crate) async fn submit(shared: &Shared, mailbox: &str, raw: &[u8]) -> Result<(), GraphError> {
+/// Check a complete message as Exchange does (size, recipients, sending as the mailbox) and
+/// hand it to Postfix as the request's mailbox (Bcc removed from the transmitted copy).
+async fn submit(ctx: &Ctx, raw: &[u8]) -> Result<(), GraphError> {
+    check_size(ctx, raw)?;
     let (from, rcpts) = mime::envelope(raw)?;
     if rcpts.is_empty() {
         return Err(errors::invalid_recipients(
             "A message can't be sent because it contains no recipients.",
         ));
     }
+    if let Some(f) = from.as_deref() {
+        if !may_send_as(ctx, f) {
+            return Err(errors::send_as_denied());
+        }
+    }
+    let (shared, mailbox) = (&ctx.shared, &ctx.target.mailbox);
     let from = from.unwrap_or_else(|| mailbox.to_string());
     let stack = shared.graph.stack()?;
     let token = backend_token(shared, mailbox)?;
@@ -163,19 +172,7 @@ pub(crate) async fn send_mail(ctx: &Ctx, body: &[u8]) -> Result<Response, GraphE
             .unwrap_or(true);
         (mime::build_message(m, from, &domain)?, save)
     };
-    check_size(ctx, &raw)?;
-    let (header_from, rcpts) = mime::envelope(&raw)?;
-    if rcpts.is_empty() {
-        return Err(errors::invalid_recipients(
-            "A message can't be sent because it contains no recipients.",
-        ));
-    }
-    if let Some(f) = header_from.as_deref() {
-        if !may_send_as(ctx, f) {
-            return Err(errors::send_as_denied());
-        }
-    }
-    submit(&ctx.shared, &ctx.target.mailbox, &raw).await?;
+    submit(ctx, &raw).await?;
     if save {
         save_sent(&ctx.shared, &ctx.target.mailbox, &raw).await;
     }
@@ -204,23 +201,14 @@ pub(crate) async fn create(
     check_size(ctx, &raw)?;
     let mut imap = session(ctx).await?;
     let dest = resolve_folder(&mut imap, &ctx.target.mailbox, folder.unwrap_or("drafts")).await?;
-    let (validity, uid) = imap.append(&dest.name, "\\Draft \\Seen", &raw).await?;
-    imap.open_folder(&dest.name, false).await?;
-    let f = imap
-        .fetch_raw(uid)
-        .await?
-        .ok_or_else(errors::item_not_found)?;
-    imap.logout().await;
-    let mut v = mime::select(
-        render(&ctx.shared, &ctx.target.mailbox, &dest.name, validity, &f),
-        None,
-    );
-    v["@odata.context"] = json!(format!(
-        "{}/$metadata#{}/messages/$entity",
-        ctx.base(),
-        ctx.target.context
-    ));
-    Ok(json_response(StatusCode::CREATED, &v, &ctx.ids))
+    let (uidvalidity, uid) = imap.append(&dest.name, "\\Draft \\Seen", &raw).await?;
+    let k = MessageKey {
+        mailbox: ctx.target.mailbox.clone(),
+        folder: dest.name,
+        uidvalidity,
+        uid,
+    };
+    created(ctx, imap, &k).await
 }
 
 /// Add a formatted MIME part to the stored message at `k` (rewritten in place; the client keeps
@@ -243,10 +231,7 @@ pub(crate) async fn add_to_draft(
         .unwrap_or_else(|| k.clone());
     let mut imap = session_for(shared, &k.mailbox).await?;
     let meta = open_message(&mut imap, &k, true).await?;
-    let f = imap
-        .fetch_raw(k.uid)
-        .await?
-        .ok_or_else(errors::item_not_found)?;
+    let f = imap.fetch_raw(k.uid).await?;
     let raw = mime::add_part(&f.raw, part);
     if raw.len() > max {
         return Err(errors::message_size_exceeded());
@@ -318,33 +303,13 @@ pub(crate) async fn send_draft(ctx: &Ctx, id: &str) -> Result<Response, GraphErr
             "Only draft messages can be sent.",
         ));
     }
-    let f = imap
-        .fetch_raw(k.uid)
-        .await?
-        .ok_or_else(errors::item_not_found)?;
+    let f = imap.fetch_raw(k.uid).await?;
     let raw = mime::complete_headers(&f.raw, &from.to_string(), &domain);
-    check_size(ctx, &raw)?;
-    let (header_from, rcpts) = mime::envelope(&raw)?;
-    if rcpts.is_empty() {
-        return Err(errors::invalid_recipients(
-            "A message can't be sent because it contains no recipients.",
-        ));
-    }
-    if let Some(f) = header_from.as_deref() {
-        if !may_send_as(ctx, f) {
-            return Err(errors::send_as_denied());
-        }
-    }
-    submit(&ctx.shared, &ctx.target.mailbox, &raw).await?;
+    submit(ctx, &raw).await?;
     // Exchange moves the draft to Sent Items once it is submitted.
     imap.expunge(k.uid).await?;
     imap.logout().await;
-    {
-        let mut st = ctx.shared.lock();
-        if let Some(cid) = st.graph.draft_id.remove(&k) {
-            st.graph.draft_now.remove(&cid);
-        }
-    }
+    forget_draft(ctx, &k);
     save_sent(&ctx.shared, &ctx.target.mailbox, &raw).await;
     maybe_lose_answer(ctx).await;
     Ok(empty(StatusCode::ACCEPTED, &ctx.ids))
