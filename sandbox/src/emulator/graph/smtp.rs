@@ -50,15 +50,22 @@ async fn command<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut BufReader<S>,
     line: &str,
 ) -> Result<Reply, GraphError> {
-    io.get_mut()
-        .write_all(format!("{line}\r\n").as_bytes())
-        .await
-        .map_err(|e| store_unavailable(&format!("SMTP write: {e}")))?;
-    io.get_mut()
-        .flush()
-        .await
-        .map_err(|e| store_unavailable(&format!("SMTP write: {e}")))?;
+    send(io, format!("{line}\r\n").as_bytes()).await?;
     read_reply(io).await
+}
+
+/// Write `bytes` and flush.
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut BufReader<S>,
+    bytes: &[u8],
+) -> Result<(), GraphError> {
+    let w = io.get_mut();
+    async {
+        w.write_all(bytes).await?;
+        w.flush().await
+    }
+    .await
+    .map_err(|e| store_unavailable(&format!("SMTP write: {e}")))
 }
 
 fn expect(r: Reply, want: u16, what: &str) -> Result<Reply, GraphError> {
@@ -138,14 +145,7 @@ pub(crate) async fn submit(
         }
     }
     expect(command(&mut io, "DATA").await?, 354, "DATA")?;
-    io.get_mut()
-        .write_all(&dot_stuff(data))
-        .await
-        .map_err(|e| store_unavailable(&format!("SMTP write: {e}")))?;
-    io.get_mut()
-        .flush()
-        .await
-        .map_err(|e| store_unavailable(&format!("SMTP write: {e}")))?;
+    send(&mut io, &dot_stuff(data)).await?;
     let r = read_reply(&mut io).await?;
     if r.code == 552 {
         return Err(message_size_exceeded());
