@@ -344,6 +344,15 @@ impl Default for TokenSettings {
 }
 
 /// The standard scopes the sandbox users have already consented to for the desktop app.
+/// Read a JSON file into `T` (configuration files, the mail stack's `stack.json`).
+pub(crate) fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        context: format!("reading {}", path.display()),
+        source: e,
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
 fn desktop_consent() -> ConsentGrant {
     ConsentGrant {
         client_id: DESKTOP_APP_ID.into(),
@@ -488,12 +497,7 @@ impl EmulatorConfig {
 
     /// Read a configuration from a JSON file (same shape as `GET /_sandbox/config`).
     pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self, Error> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            context: format!("reading {}", path.display()),
-            source: e,
-        })?;
-        serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        read_json_file(path.as_ref())
     }
 
     /// Check references between tenants, apps and users.

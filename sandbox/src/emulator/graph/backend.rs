@@ -43,12 +43,7 @@ pub struct MailStackConfig {
 impl MailStackConfig {
     /// Read `stack.json`.
     pub fn from_stack_json(path: impl AsRef<Path>) -> Result<MailStackConfig, Error> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            context: format!("reading {}", path.display()),
-            source: e,
-        })?;
-        serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        crate::emulator::config::read_json_file(path.as_ref())
     }
 }
 
