@@ -40,6 +40,14 @@ impl RequestIds {
         }
     }
 
+    /// The request's answer: the response stamped with the ids, or the error in Graph's shape.
+    pub fn answer(&self, r: Result<Response, GraphError>) -> Response {
+        match r {
+            Ok(r) => self.stamp(r),
+            Err(e) => e.into_response(self),
+        }
+    }
+
     /// Put the id headers on a response.
     pub fn stamp(&self, mut r: Response) -> Response {
         let h = r.headers_mut();

@@ -349,15 +349,13 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let ids = RequestIds::new(&headers);
     shared.lock().stats.graph_requests += 1;
-    match dispatch(shared, kill.map(|k| k.0), method, uri, headers, body, &ids).await {
-        Ok(r) => ids.stamp(r),
-        Err(e) => {
-            tracing::debug!(status = %e.status, code = %e.code, "graph request refused");
-            e.into_response(&ids)
-        }
+    let ids = RequestIds::new(&headers);
+    let r = dispatch(shared, kill.map(|k| k.0), method, uri, headers, body, &ids).await;
+    if let Err(e) = &r {
+        tracing::debug!(status = %e.status, code = %e.code, "graph request refused");
     }
+    ids.answer(r)
 }
 
 async fn dispatch(

@@ -119,10 +119,7 @@ pub(crate) async fn upload(
     body: Body,
 ) -> Response {
     let ids = RequestIds::new(&headers);
-    match put(&shared, &method, &uri, &headers, body, &ids).await {
-        Ok(r) => ids.stamp(r),
-        Err(e) => e.into_response(&ids),
-    }
+    ids.answer(put(&shared, &method, &uri, &headers, body, &ids).await)
 }
 
 async fn put(
