@@ -7,13 +7,11 @@
 //! replies to good and bad tokens, MAIL, DATA) comes from Postfix. See sandbox/stack/README.md.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -27,62 +25,6 @@ use crate::Error;
 pub const DISABLED_TENANT: &str = "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.";
 /// … for the mailbox.
 pub const DISABLED_MAILBOX: &str = "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information.";
-
-/// One side of a relayed session, plain or TLS.
-enum Io {
-    Plain(TcpStream),
-    Accepted(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-    Connected(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-    Gone,
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Accepted(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Io::Connected(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Io::Gone => Poll::Ready(Ok(())),
-        }
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Accepted(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Io::Connected(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Io::Gone => Poll::Ready(Err(std::io::ErrorKind::NotConnected.into())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_flush(cx),
-            Io::Accepted(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Io::Connected(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Io::Gone => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Accepted(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Io::Connected(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Io::Gone => Poll::Ready(Ok(())),
-        }
-    }
-}
 
 /// What the next reply of Postfix answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,7 +109,7 @@ fn take_line(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
 }
 
 impl Relay {
-    async fn flush_locals(&mut self, client: &mut Io) -> std::io::Result<()> {
+    async fn flush_locals<C: AsyncWrite + Unpin>(&mut self, client: &mut C) -> std::io::Result<()> {
         while let Some(Expect::Local(r)) = self.queue.front() {
             client.write_all(format!("{r}\r\n").as_bytes()).await?;
             self.queue.pop_front();
@@ -175,11 +117,11 @@ impl Relay {
         client.flush().await
     }
 
-    async fn on_client(
+    async fn on_client<C: AsyncWrite + Unpin, S: AsyncWrite + Unpin>(
         &mut self,
         shared: &Shared,
-        client: &mut Io,
-        server: &mut Io,
+        client: &mut C,
+        server: &mut S,
     ) -> std::io::Result<()> {
         loop {
             if self.bdat > 0 && !self.cbuf.is_empty() {
@@ -295,7 +237,7 @@ impl Relay {
         server.flush().await
     }
 
-    async fn on_server(&mut self, client: &mut Io) -> std::io::Result<Step> {
+    async fn on_server<C: AsyncWrite + Unpin>(&mut self, client: &mut C) -> std::io::Result<Step> {
         loop {
             let Some(line) = take_line(&mut self.sbuf) else {
                 if self.sbuf.len() > 64 * 1024 {
@@ -366,13 +308,6 @@ async fn session(
         stack.cfg.smtp_starttls
     };
     let upstream = stack.tcp_connect(port).await.map_err(|e| e.message)?;
-    let (mut client, mut server) = if implicit {
-        let c = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
-        let s = stack.tls_over(upstream).await.map_err(|e| e.message)?;
-        (Io::Accepted(Box::new(c)), Io::Connected(Box::new(s)))
-    } else {
-        (Io::Plain(tcp), Io::Plain(upstream))
-    };
     let mut r = Relay {
         queue: VecDeque::from([Expect::Greeting]),
         cbuf: Vec::new(),
@@ -382,26 +317,60 @@ async fn session(
         tls_pending: false,
         secure: implicit,
     };
+    let (tcp, upstream) = if implicit {
+        (tcp, upstream)
+    } else {
+        // Plain until STARTTLS is accepted; then TLS on both legs from a clean state.
+        let Some(plain) = relay(&mut r, &shared, tcp, upstream, &mut stop).await? else {
+            return Ok(());
+        };
+        r.cbuf.clear();
+        r.sbuf.clear();
+        r.queue.clear();
+        r.secure = true;
+        plain
+    };
+    let s = stack.tls_over(upstream).await.map_err(|e| e.message)?;
+    let c = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+    match relay(&mut r, &shared, c, s, &mut stop).await? {
+        None => Ok(()),
+        Some(_) => Err("STARTTLS inside TLS".into()),
+    }
+}
+
+/// Relay between `client` and `server` until a side closes, AUTH succeeded and the rest was
+/// copied, or the front stops (`None`); or until Postfix accepted STARTTLS (the streams back).
+async fn relay<C, S>(
+    r: &mut Relay,
+    shared: &Shared,
+    mut client: C,
+    mut server: S,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<(C, S)>, String>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut cb = vec![0u8; 16 * 1024];
     let mut sb = vec![0u8; 16 * 1024];
     loop {
         let step = tokio::select! {
-            _ = stop.changed() => return Ok(()),
+            _ = stop.changed() => return Ok(None),
             n = client.read(&mut cb) => {
                 let n = n.map_err(|e| e.to_string())?;
                 if n == 0 {
                     let _ = server.shutdown().await;
-                    return Ok(());
+                    return Ok(None);
                 }
                 r.cbuf.extend_from_slice(&cb[..n]);
-                r.on_client(&shared, &mut client, &mut server).await.map_err(|e| e.to_string())?;
+                r.on_client(shared, &mut client, &mut server).await.map_err(|e| e.to_string())?;
                 Step::Go
             }
             n = server.read(&mut sb) => {
                 let n = n.map_err(|e| e.to_string())?;
                 if n == 0 {
                     let _ = client.shutdown().await;
-                    return Ok(());
+                    return Ok(None);
                 }
                 r.sbuf.extend_from_slice(&sb[..n]);
                 r.on_server(&mut client).await.map_err(|e| e.to_string())?
@@ -409,22 +378,7 @@ async fn session(
         };
         match step {
             Step::Go => {}
-            Step::Upgrade => {
-                let (Io::Plain(c), Io::Plain(s)) = (
-                    std::mem::replace(&mut client, Io::Gone),
-                    std::mem::replace(&mut server, Io::Gone),
-                ) else {
-                    return Err("STARTTLS inside TLS".into());
-                };
-                let s = stack.tls_over(s).await.map_err(|e| e.message)?;
-                let c = acceptor.accept(c).await.map_err(|e| e.to_string())?;
-                client = Io::Accepted(Box::new(c));
-                server = Io::Connected(Box::new(s));
-                r.cbuf.clear();
-                r.sbuf.clear();
-                r.queue.clear();
-                r.secure = true;
-            }
+            Step::Upgrade => return Ok(Some((client, server))),
             Step::Raw => {
                 // Authenticated: the rest of the session is Postfix's alone.
                 server.write_all(&r.cbuf).await.map_err(|e| e.to_string())?;
@@ -433,7 +387,7 @@ async fn session(
                     _ = stop.changed() => {}
                     _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
                 }
-                return Ok(());
+                return Ok(None);
             }
         }
     }
