@@ -32,7 +32,7 @@ cargo clippy -p mailconnect-ffi --features cxx --target-dir target/cxx --all-tar
 echo "== cargo test"
 # The binding tests load the cdylib and run the mailconnect and mc-emulator binaries.
 cargo build -q -p mailconnect-ffi -p mailconnect-cli -p mailconnect-sandbox
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 
 echo "== bindings: Python (ctypes) against the sandbox and the real mail stack"
 cargo build -q -p mailconnect-ffi -p mailconnect-cli -p mailconnect-sandbox

@@ -201,7 +201,10 @@ fn story(store: &Path, ca: &Path) {
         "y",
     ]));
     assert!(!ok);
-    assert!(err.contains("--to 'not an address'"), "{err}");
+    assert!(
+        err.contains("'to'") && err.contains("'not an address'"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 
     // Without the stack's CA the server certificate is not trusted: a TLS diagnostic.
