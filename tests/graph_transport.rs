@@ -377,3 +377,106 @@ async fn throttling_is_waited_out_and_a_lost_answer_is_reported_not_repeated() {
     assert_eq!(e.code(), Some("MC-GRAPH-THROTTLED"), "{e}");
     assert_eq!(e.kind(), mailconnect_core::ErrorKind::ProviderUnavailable);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_refusals_reach_the_host_diagnosed() {
+    let w = graph_world(|c| {
+        // The service app lost its Graph permissions (an admin removed the admin consent).
+        for app in &mut c.apps {
+            if app.client_id == SERVICE_APP {
+                app.graph_roles_granted.clear();
+            }
+        }
+    })
+    .await;
+    let c = client(&w, "refusals.db");
+    connected(&c, graph_desktop(&w), "alice", "alice@example.test")
+        .flow("browser")
+        .with(serde_json::json!({"transport": "graph"}))
+        .await;
+    let send = |subject: &str| {
+        spec(serde_json::json!({"to": ["alice@example.test"], "subject": subject, "text": "x"}))
+    };
+
+    // A message that is no longer there (deleted, so its id is gone).
+    let one =
+        b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: soon gone\r\n\r\nx\r\n";
+    w.stack
+        .lmtp_deliver("alice@example.test", &[one.to_vec()])
+        .await;
+    let mut g = c.graph_mailbox("alice", &nc()).await.unwrap();
+    let id = g.list("inbox", &ListQuery::default()).await.unwrap()[0]
+        .id
+        .clone();
+    g.delete(&id).await.unwrap();
+    let e = g.raw(&id).await.unwrap_err();
+    assert_eq!(e.code(), Some("MC-GRAPH-NOT-FOUND"), "{e}");
+    assert_eq!(e.kind(), mailconnect_core::ErrorKind::NotFound);
+
+    // A message without recipients, sent as it is.
+    let e = c
+        .send(
+            "alice",
+            b"From: alice@example.test\r\nSubject: nobody\r\n\r\nx\r\n",
+            None,
+            &nc(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MC-GRAPH-REQUEST-REFUSED"), "{e}");
+    assert!(
+        e.message().contains("ErrorInvalidRecipients"),
+        "{}",
+        e.message()
+    );
+
+    // Larger than the mailbox accepts.
+    w.env.emulator.set_graph_settings(GraphSettings {
+        max_message_bytes: 1024 * 1024,
+        ..Default::default()
+    });
+    let big = spec(
+        serde_json::json!({"to": ["alice@example.test"], "subject": "too big", "text": "x",
+        "attachments": [{"content_base64": base64::engine::general_purpose::STANDARD.encode(vec![1u8; 2 * 1024 * 1024]), "file_name": "big.bin"}]}),
+    );
+    let e = c
+        .send_message("alice", &big, None, &nc())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MC-GRAPH-MESSAGE-TOO-LARGE"), "{e}");
+    w.env.emulator.set_graph_settings(GraphSettings::default());
+
+    // A mailbox Graph cannot reach (no Exchange Online licence, on premises).
+    change_user(&w.env.emulator, "alice@example.test", |u| {
+        u.rest_enabled = false
+    });
+    let e = c
+        .send_message("alice", &send("not enabled"), None, &nc())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MC-GRAPH-MAILBOX-NOT-ENABLED"), "{e}");
+
+    // An app-only service without Graph's Mail.Send.
+    let reg = serde_json::json!({"id": "svc", "provider": "microsoft", "tenant": TENANT,
+        "authority_host": w.env.emulator.base_url(), "graph_host": w.env.emulator.base_url(),
+        "client_id": SERVICE_APP, "client_secret": SERVICE_SECRET});
+    connected(&c, reg, "sales", "sales@example.test")
+        .flow("client_credentials")
+        .with(serde_json::json!({"transport": "graph"}))
+        .user(ScriptedUser::idle())
+        .await;
+    let e = c
+        .send_message("sales", &send("no permission"), None, &nc())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MC-GRAPH-ACCESS-DENIED"), "{e}");
+    assert_eq!(e.kind(), mailconnect_core::ErrorKind::ProviderConfiguration);
+    // Each one explains itself to the admin in both languages.
+    for code in ["MC-GRAPH-ACCESS-DENIED", "MC-GRAPH-MAILBOX-NOT-ENABLED"] {
+        let d = mailconnect_core::diagnose::catalog()
+            .iter()
+            .find(|d| d.code == code)
+            .expect("catalog entry");
+        assert!(!d.de.fix.is_empty() && !d.en.fix.is_empty());
+    }
+}
