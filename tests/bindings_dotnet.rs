@@ -1,6 +1,6 @@
 //! The .NET binding (bindings/dotnet) compiled with Mono's mcs as C# 7 and run on Mono and on a
 //! .NET 8 runtime against the sandbox and the real mail stack (with ABI 2's cancellable token,
-//! SASL and disconnect calls, registrations, the refresher and the log callback, a MailMessage
+//! SASL and disconnect calls, registrations, the refresher and the log callback, a MessageSpec
 //! with an umlaut subject and attachments sent over SMTP and read back, GraphToken); then its host
 //! integration part (host-driven device code, events with a refresh and a needs-re-authorization,
 //! refresher rounds and the background refresher, a host-owned store) with 4-second tokens.
@@ -96,7 +96,7 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
                 "ok the log callback received lines",
                 "ok Registration, Registrations and RemoveRegistration",
                 "ok StopRefresher stops it (it starts again)",
-                "ok MailMessage.ToJson",
+                "ok MessageSpec.ToJson",
                 "ok reauthorization_due is EventKind.ReauthorizationDue with At and Code",
                 "ok SendMessage over SMTP: transport smtp and a Message-ID",
                 "ok the built message came back: umlaut subject, named recipient, both attachments' bytes",

@@ -5,7 +5,7 @@
 // one). Host integration: the host's own sign-in window (BeginAuthorization ...), events
 // (EventReceived from a worker thread, NextEvent to pull), a host-owned store (IHostStore), the
 // background refresher (StartRefresher/StopRefresher, RunRefresher for one round) and the log
-// (Client.SetLogCallback, process-wide). Mail: SendMessage builds a MailMessage (addresses, umlaut
+// (Client.SetLogCallback, process-wide). Mail: SendMessage builds a MessageSpec (addresses, umlaut
 // subjects, attachments) and sends it over the account's transport (SMTP or Microsoft Graph);
 // GraphToken hands out a Microsoft Graph access token for the host's own Graph calls.
 #define TRACE // Trace.TraceError reports failures of host callbacks and event handlers (as MSBuild builds do).
@@ -578,11 +578,11 @@ namespace Mailconnect
         }
     }
 
-    /// <summary>An attachment of a MailMessage: a file (read by mailconnect while sending) or bytes. FileName is
+    /// <summary>An attachment of a MessageSpec: a file (read by mailconnect while sending) or bytes. FileName is
     /// what the recipient sees (default: the file's name; non-ASCII names such as "Rechnung für März.pdf" are
     /// encoded as mail needs); ContentType defaults to application/octet-stream; with a ContentId it is an inline
     /// part the HTML body shows as cid:ContentId.</summary>
-    public sealed class Attachment
+    public sealed class MessageAttachment
     {
         /// <summary>A file to attach (exclusive with Content).</summary>
         public string Path { get; set; }
@@ -596,27 +596,27 @@ namespace Mailconnect
         public string ContentId { get; set; }
 
         /// <summary>A file; fileName null: the file's own name.</summary>
-        public static Attachment FromFile(string path, string fileName = null, string contentType = null)
+        public static MessageAttachment FromFile(string path, string fileName = null, string contentType = null)
         {
-            return new Attachment { Path = path, FileName = fileName, ContentType = contentType };
+            return new MessageAttachment { Path = path, FileName = fileName, ContentType = contentType };
         }
 
         /// <summary>Bytes under a file name.</summary>
-        public static Attachment FromBytes(byte[] content, string fileName, string contentType = null)
+        public static MessageAttachment FromBytes(byte[] content, string fileName, string contentType = null)
         {
-            return new Attachment { Content = content, FileName = fileName, ContentType = contentType };
+            return new MessageAttachment { Content = content, FileName = fileName, ContentType = contentType };
         }
 
         /// <summary>An inline image (or other part) the HTML body refers to as cid:contentId.</summary>
-        public static Attachment Inline(byte[] content, string contentId, string contentType, string fileName = null)
+        public static MessageAttachment Inline(byte[] content, string contentId, string contentType, string fileName = null)
         {
-            return new Attachment { Content = content, ContentId = contentId, ContentType = contentType, FileName = fileName };
+            return new MessageAttachment { Content = content, ContentId = contentId, ContentType = contentType, FileName = fileName };
         }
 
         internal string ToJson()
         {
             if ((Path == null) == (Content == null))
-                throw new ArgumentException("an Attachment needs exactly one of Path and Content");
+                throw new ArgumentException("a MessageAttachment needs exactly one of Path and Content");
             var parts = new List<string>();
             if (Path != null) parts.Add("\"path\":" + JsonFields.Quote(Path));
             else parts.Add("\"content_base64\":\"" + Convert.ToBase64String(Content) + "\"");
@@ -641,7 +641,7 @@ namespace Mailconnect
     /// <summary>A message for Client.SendMessage: mailconnect builds the MIME (non-ASCII subjects, names and file
     /// names encoded as mail needs) and sends it over the account's transport (SMTP or Microsoft Graph). At least one
     /// recipient (To, Cc or Bcc) is needed; From defaults to the account's mailbox.</summary>
-    public sealed class MailMessage
+    public sealed class MessageSpec
     {
         /// <summary>The sender; null: the account's mailbox.</summary>
         public EmailAddress From { get; set; }
@@ -660,7 +660,7 @@ namespace Mailconnect
         /// <summary>The HTML body (null: none).</summary>
         public string Html { get; set; }
         /// <summary>Attachments and inline parts.</summary>
-        public List<Attachment> Attachments { get; } = new List<Attachment>();
+        public List<MessageAttachment> Attachments { get; } = new List<MessageAttachment>();
         /// <summary>Extra headers (e.g. X-Invoice-Number), in order.</summary>
         public List<KeyValuePair<string, string>> Headers { get; } = new List<KeyValuePair<string, string>>();
         /// <summary>Importance (Normal: no header).</summary>
@@ -1324,7 +1324,7 @@ namespace Mailconnect
         /// (SMTP until the server says SMTP AUTH is disabled, then Graph). Sent at most once. A bad message throws
         /// MC_E_INVALID_ARGUMENT before anything is sent; the diagnostic's evidence.field names the field ("to"
         /// without recipients, "attachments[1].path", ...).</summary>
-        public SendResult SendMessage(string id, MailMessage message, CancellationToken ct = default(CancellationToken))
+        public SendResult SendMessage(string id, MessageSpec message, CancellationToken ct = default(CancellationToken))
         {
             if (message == null) throw new ArgumentNullException("message");
             var json = Native.Utf8(message.ToJson());
@@ -1339,7 +1339,7 @@ namespace Mailconnect
         }
 
         /// <summary>SendMessage on a worker thread.</summary>
-        public Task<SendResult> SendMessageAsync(string id, MailMessage message, CancellationToken ct = default(CancellationToken))
+        public Task<SendResult> SendMessageAsync(string id, MessageSpec message, CancellationToken ct = default(CancellationToken))
         {
             return Task.Run(() => SendMessage(id, message, ct));
         }

@@ -1,7 +1,7 @@
 // The .NET binding's scenario against the sandbox and the real mail stack.
 // usage: Scenario.exe STORE EMULATOR_URL MAILCONNECT_BIN HOST IMAPS POP3S SMTP CA_FILE [host]
 // Without "host": connect, Test, a refresher round, tokens (with a CancellationToken), send, fetch,
-// a MailMessage (umlaut subject, named recipient, attachments from bytes and from a file) sent over
+// a MessageSpec (umlaut subject, named recipient, attachments from bytes and from a file) sent over
 // SMTP and read back, refused without recipients, a cancelled Disconnect, GraphToken refused when
 // not connected, the log callback, registrations (get, list, remove), the refresher's
 // options and states, error codes. With "host" it runs the host integration part instead (the
@@ -98,7 +98,7 @@ public static class Scenario
         return Convert.FromBase64String(raw.Substring(body, end - body).Replace("\r\n", ""));
     }
 
-    /// <summary>A MailMessage built by mailconnect (umlaut subject, a named recipient, an attachment from bytes and one
+    /// <summary>A MessageSpec built by mailconnect (umlaut subject, a named recipient, an attachment from bytes and one
     /// from a file) goes over the real Postfix and comes back over IMAP as written; bad input names the field.</summary>
     static void SendBuiltMessage(Client c, string store)
     {
@@ -108,15 +108,15 @@ public static class Scenario
         for (int i = 0; i < scan.Length; i++) scan[i] = (byte)(255 - i % 256);
         string scanPath = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(store)), "scan.bin");
         System.IO.File.WriteAllBytes(scanPath, scan);
-        var m = new MailMessage
+        var m = new MessageSpec
         {
             Subject = "Rechnung für März",
             Text = "Guten Tag,\nanbei die Rechnung für März.\n",
             Importance = Importance.High,
         };
         m.To.Add(new EmailAddress("alice@example.test", "Alice Müller"));
-        m.Attachments.Add(Attachment.FromBytes(pdf, "Rechnung März.pdf", "application/pdf"));
-        m.Attachments.Add(Attachment.FromFile(scanPath));
+        m.Attachments.Add(MessageAttachment.FromBytes(pdf, "Rechnung März.pdf", "application/pdf"));
+        m.Attachments.Add(MessageAttachment.FromFile(scanPath));
         m.Headers.Add(new KeyValuePair<string, string>("X-Invoice-Number", "2026-03-17"));
         SendResult sent;
         using (var cts = new CancellationTokenSource())
@@ -141,16 +141,16 @@ public static class Scenario
         Check(true, "the built message came back: umlaut subject, named recipient, both attachments' bytes");
         try
         {
-            c.SendMessage("alice", new MailMessage { Subject = "nobody", Text = "x" });
+            c.SendMessage("alice", new MessageSpec { Subject = "nobody", Text = "x" });
             Check(false, "a message without recipients throws");
         }
         catch (MailconnectException e)
         {
             Check(e.Status == "MC_E_INVALID_ARGUMENT" && e.Code == -1 && e.Diagnostic.Contains("\"field\":\"to\""), "a message without recipients throws MC_E_INVALID_ARGUMENT naming \"to\"");
         }
-        var missing = new MailMessage();
+        var missing = new MessageSpec();
         missing.To.Add("alice@example.test");
-        missing.Attachments.Add(Attachment.FromFile(scanPath + ".missing"));
+        missing.Attachments.Add(MessageAttachment.FromFile(scanPath + ".missing"));
         try
         {
             c.SendMessage("alice", missing);
@@ -162,22 +162,22 @@ public static class Scenario
         }
     }
 
-    /// <summary>The JSON a MailMessage becomes, and a reauthorization_due event read back.</summary>
+    /// <summary>The JSON a MessageSpec becomes, and a reauthorization_due event read back.</summary>
     static void Offline()
     {
-        var m = new MailMessage { From = new EmailAddress("me@example.test", "Me \"Boss\""), Subject = "Grüße", Html = "<p>Hallo</p>", ReadReceipt = true, Importance = Importance.Low };
+        var m = new MessageSpec { From = new EmailAddress("me@example.test", "Me \"Boss\""), Subject = "Grüße", Html = "<p>Hallo</p>", ReadReceipt = true, Importance = Importance.Low };
         m.To.Add("a@example.test");
         m.Cc.Add(new EmailAddress("b@example.test", "Bernd Groß"));
-        m.Attachments.Add(Attachment.Inline(new byte[] { 0, 255 }, "img1", "image/png"));
+        m.Attachments.Add(MessageAttachment.Inline(new byte[] { 0, 255 }, "img1", "image/png"));
         m.Headers.Add(new KeyValuePair<string, string>("X-A", "1"));
         Check(m.ToJson() == "{\"from\":{\"name\":\"Me \\\"Boss\\\"\",\"address\":\"me@example.test\"},\"to\":[\"a@example.test\"],\"cc\":[{\"name\":\"Bernd Groß\",\"address\":\"b@example.test\"}],"
               + "\"subject\":\"Grüße\",\"html\":\"<p>Hallo</p>\",\"attachments\":[{\"content_base64\":\"AP8=\",\"content_type\":\"image/png\",\"content_id\":\"img1\"}],"
-              + "\"headers\":[{\"name\":\"X-A\",\"value\":\"1\"}],\"importance\":\"low\",\"read_receipt\":true}", "MailMessage.ToJson: " + m.ToJson());
+              + "\"headers\":[{\"name\":\"X-A\",\"value\":\"1\"}],\"importance\":\"low\",\"read_receipt\":true}", "MessageSpec.ToJson: " + m.ToJson());
         try
         {
-            var bad = new MailMessage();
+            var bad = new MessageSpec();
             bad.To.Add("a@example.test");
-            bad.Attachments.Add(new Attachment { FileName = "x" });
+            bad.Attachments.Add(new MessageAttachment { FileName = "x" });
             bad.ToJson();
             Check(false, "an attachment without Path or Content is refused");
         }
