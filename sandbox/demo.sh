@@ -7,9 +7,10 @@
 # 2. builds the C library (libmailconnect.so), the mailconnect command and the sandbox,
 # 3. runs `mailconnect demo`: brings the sandbox up (the identity-platform emulator and real
 #    Dovecot/Postfix on loopback), runs the whole story through the C ABI with the libloading
-#    harness (register an app, add an account, connect by device code, test, send to itself, fetch
-#    over IMAP and POP3, status, a dying refresh token with its diagnostic in English and German,
-#    disconnect) and brings the sandbox down again,
+#    harness (register an app, add an `auto` account, connect by device code, test, send to itself,
+#    fetch over IMAP and POP3, status; the tenant switches SMTP AUTH off and `auto` falls back to
+#    Microsoft Graph after one 535 5.7.139 refusal and remembers it; a dying refresh token with its
+#    diagnostic in English and German, disconnect) and brings the sandbox down again,
 # and prints how long step 3 took.
 set -euo pipefail
 cd "$(dirname "$0")/.."

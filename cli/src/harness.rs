@@ -12,10 +12,12 @@
 //!    {"do": "test", "protocols": ["imap", "smtp"], "expect_json": {"ok": true}},
 //!    {"do": "access_token"}, {"do": "sasl_xoauth2"},
 //!    {"do": "send", "message": "From: ...\r\n..."},
+//!    {"do": "message_send", "message": {"to": ["bob@example.test"], "subject": "Hi", "text": "..."}},
 //!    {"do": "fetch", "query": {"protocol": "imap"}},
 //!    {"do": "disconnect"}, {"do": "access_token", "expect": "MC_E_STATE"}]}
 //! ```
-//! `expect` is a status name (default `MC_OK`); `expect_json` a subset the returned JSON must contain.
+//! `expect` is a status name (default `MC_OK`); `expect_json` a subset the returned JSON must contain
+//! (objects: these keys with matching values; arrays: each expected element matches some element).
 //! `${NAME}` is replaced by `--var NAME=VALUE` values, environment variables and the built-ins
 //! `TMP` (a fresh directory), `RUN_ID` (unique per run) and `MAILCONNECT` (this program). A
 //! `sign_in` is completed with the sandbox's scripted browser (device code or browser flow); with
@@ -24,10 +26,21 @@
 //! More per step:
 //! * `say`: a line printed before the step (the harness prints each step as it runs);
 //! * `explain: true`: print the error's diagnostic (code, who fixes it, en and de texts);
-//! * fetch `until_contains` (with `retry_secs`, default 10): fetch again until a message contains
-//!   the text (delivery takes a moment), else fail;
+//! * `show_log: true`: print the library's warnings logged during the step (the harness receives
+//!   them through `mc_log_callback_set`, as a host's logger would);
+//! * fetch `until_contains` (a text or a list of texts; with `retry_secs`, default 10): fetch again
+//!   until a message contains each text (delivery takes a moment), else fail;
+//! * `message_send` (`mc_message_send`): `message` is the message JSON; the result shows the
+//!   transport that carried it, and whether `auto` fell back from SMTP to Microsoft Graph during
+//!   the call (the account's status said `smtp` just before, the result says `graph`);
+//!   `expect_fallback: true|false` checks that;
+//! * `reopen`: `mc_client_free`, then `mc_client_open` with the same options, as a host that is
+//!   restarted (the store keeps the accounts, tokens and what the library learnt);
 //! * `{"do": "emulator", "post": URL}`: a request to the sandbox emulator's control API (e.g.
-//!   `${EMULATOR}/_sandbox/users/alice@example.test/revoke`), expected to answer `HTTP 200`.
+//!   `${EMULATOR}/_sandbox/users/alice@example.test/revoke`), expected to answer `HTTP 200`; or
+//!   `{"do": "emulator", "method": "GET"|"POST"|..., "url": URL, "body": {...}}` with a JSON body
+//!   (e.g. a `TenantConfig` to `${EMULATOR}/_sandbox/tenants`); `expect_json` checks the answer,
+//!   `show` (a JSON pointer or a list of them) prints parts of it.
 
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -103,6 +116,40 @@ unsafe extern "C" fn on_open_url(ud: *mut c_void, url: *const c_char) -> i32 {
 
 type StrOut = unsafe extern "C" fn(*mut c_void, *const c_char, *mut *mut c_char) -> i32;
 
+/// `mc_log_fn`.
+type LogFn = unsafe extern "C" fn(*mut c_void, i32, *const c_char, *const c_char);
+
+/// The header's `MC_LOG_WARN`.
+const MC_LOG_WARN: i32 = 2;
+
+/// Library log records received since the last step (level, message).
+static LOG: std::sync::Mutex<Vec<(i32, String)>> = std::sync::Mutex::new(Vec::new());
+
+unsafe extern "C" fn on_log(
+    _ud: *mut c_void,
+    level: i32,
+    _target: *const c_char,
+    msg: *const c_char,
+) {
+    if msg.is_null() {
+        return;
+    }
+    // SAFETY: valid during the call (header).
+    let msg = unsafe { CStr::from_ptr(msg) }
+        .to_string_lossy()
+        .into_owned();
+    if let Ok(mut l) = LOG.lock() {
+        l.push((level, msg));
+    }
+}
+
+/// Take the log records received so far.
+fn take_log() -> Vec<(i32, String)> {
+    LOG.lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default()
+}
+
 /// The library, loaded at run time.
 struct Lib {
     _lib: Library,
@@ -134,6 +181,14 @@ struct Lib {
     ) -> i32,
     list_folders:
         unsafe extern "C" fn(*mut c_void, *const c_char, *mut c_void, *mut *mut c_char) -> i32,
+    message_send: unsafe extern "C" fn(
+        *mut c_void,
+        *const c_char,
+        *const c_char,
+        *mut c_void,
+        *mut *mut c_char,
+    ) -> i32,
+    log_callback_set: unsafe extern "C" fn(Option<LogFn>, *mut c_void, i32) -> i32,
 }
 
 impl Lib {
@@ -174,6 +229,8 @@ impl Lib {
             send: sym!(b"mc_mail_send\0"),
             fetch: sym!(b"mc_mail_fetch\0"),
             list_folders: sym!(b"mc_folder_list\0"),
+            message_send: sym!(b"mc_message_send\0"),
+            log_callback_set: sym!(b"mc_log_callback_set\0"),
             _lib: lib,
         })
     }
@@ -246,6 +303,9 @@ fn json_contains(actual: &Value, expected: &Value) -> bool {
         (Value::Object(a), Value::Object(e)) => e
             .iter()
             .all(|(k, ev)| a.get(k).is_some_and(|av| json_contains(av, ev))),
+        (Value::Array(a), Value::Array(e)) => {
+            e.iter().all(|ev| a.iter().any(|av| json_contains(av, ev)))
+        }
         _ => actual == expected,
     }
 }
@@ -285,6 +345,22 @@ fn unique_run_id() -> String {
     format!("{:x}{:x}", nanos % 0xffff_ffff_ffff, std::process::id())
 }
 
+/// How an account's mail travels (the `transport` of a status or Test report), for people.
+fn transport_line(t: &Value) -> Option<String> {
+    let send = t["send"].as_str()?;
+    let mut line = format!(
+        "transport: {}, sends over {send}",
+        t["configured"].as_str().unwrap_or("?")
+    );
+    if let Some(since) = t["since"].as_str() {
+        line.push_str(&format!(" since {since}"));
+    }
+    if let Some(r) = t["reason"].as_str() {
+        line.push_str(&format!(" (reason: {r})"));
+    }
+    Some(line)
+}
+
 /// One line for people about what a call returned.
 fn describe(what: &str, json: &Value) -> Option<String> {
     let s = |v: &Value| {
@@ -314,8 +390,18 @@ fn describe(what: &str, json: &Value) -> Option<String> {
                     }
                 ));
             }
+            if let Some(t) = transport_line(&json["transport"]) {
+                line.push_str(&format!("\n      {t}"));
+            }
             Some(line)
         }
+        "message_send" => Some(format!(
+            "carried by: {}, {}, Message-ID {}, {} bytes",
+            s(&json["transport"]),
+            s(&json["reply"]),
+            s(&json["message_id"]),
+            json["size"]
+        )),
         "test" => {
             let mut lines = vec![format!(
                 "ok: {}, token: {}",
@@ -351,6 +437,43 @@ fn describe(what: &str, json: &Value) -> Option<String> {
                     ));
                 }
                 lines.push(l);
+            }
+            let g = &json["graph"];
+            if g.is_object() {
+                let f = &g["found"];
+                let mut l = format!(
+                    "graph {} {}",
+                    s(&g["endpoint"]),
+                    if g["ok"].as_bool() == Some(true) {
+                        "ok"
+                    } else {
+                        "FAILED"
+                    }
+                );
+                if let Some(p) = f["mailbox_path"].as_str() {
+                    l.push_str(&format!(", {p}"));
+                }
+                if let Some(p) = f["permissions"].as_array() {
+                    let p: Vec<String> = p.iter().map(s).collect();
+                    l.push_str(&format!(", permissions: {}", p.join(" ")));
+                }
+                if let Some(c) = f["can_send"].as_bool() {
+                    l.push_str(&format!(", can send: {}", if c { "yes" } else { "no" }));
+                }
+                if let Some(d) = f["detail"].as_str() {
+                    l.push_str(&format!(", {d}"));
+                }
+                l.push_str(&format!(", {} ms", g["elapsed_ms"]));
+                if let Some(code) = g["error"]["code"].as_str() {
+                    l.push_str(&format!(
+                        " [{code}] {}",
+                        s(&g["error"]["diagnostic"]["en"]["title"])
+                    ));
+                }
+                lines.push(l);
+            }
+            if let Some(t) = transport_line(&json["transport"]) {
+                lines.push(t);
             }
             Some(lines.join("\n      "))
         }
@@ -454,6 +577,9 @@ pub async fn run_source(
     if let Some(title) = sc["title"].as_str() {
         println!("scenario: {title}");
     }
+    // The library's warnings, shown for steps with `show_log`.
+    // SAFETY: `on_log` has the header's `mc_log_fn` signature and lives as long as the process.
+    unsafe { (lib.log_callback_set)(Some(on_log), std::ptr::null_mut(), MC_LOG_WARN) };
 
     let opts = CString::new(sc["client"].to_string())?;
     let mut client: *mut c_void = std::ptr::null_mut();
@@ -514,10 +640,13 @@ pub async fn run_source(
         if let Some(say) = step["say"].as_str() {
             println!("\n[{}] {say}", i + 1);
         }
+        take_log();
         let t = Instant::now();
         let id = account_id.as_ptr();
         let mut out: *mut c_char = std::ptr::null_mut();
         let mut extra_note = None;
+        // message_send: how the status said the account sends, just before the call.
+        let mut send_before: Option<String> = None;
         let (rc, json) = match what.as_str() {
             "connect" => (
                 connect(&lib, client, &account_id, step.get("sign_in")).await,
@@ -561,6 +690,29 @@ pub async fn run_source(
                     lib.take(out).map(|t| format!("{{\"length\":{}}}", t.len())),
                 )
             }
+            "reopen" => {
+                // SAFETY: from mc_client_open, freed once; then opened again into `client`.
+                unsafe { (lib.client_free)(client) };
+                client = std::ptr::null_mut();
+                (
+                    unsafe { (lib.client_open)(opts.as_ptr(), &mut client) },
+                    None,
+                )
+            }
+            "message_send" => {
+                let rc = unsafe { (lib.status)(client, id, &mut out) };
+                send_before = lib
+                    .take(out)
+                    .filter(|_| rc == 0)
+                    .and_then(|j| serde_json::from_str::<Value>(&j).ok())
+                    .and_then(|v| v["transport"]["send"].as_str().map(str::to_string));
+                out = std::ptr::null_mut();
+                let msg = CString::new(step["message"].to_string())?;
+                let rc = unsafe {
+                    (lib.message_send)(client, id, msg.as_ptr(), std::ptr::null_mut(), &mut out)
+                };
+                (rc, lib.take(out))
+            }
             "send" => {
                 let msg = step["message"].as_str().unwrap_or("").as_bytes().to_vec();
                 (
@@ -582,29 +734,49 @@ pub async fn run_source(
                 } else {
                     std::ptr::null()
                 };
-                let needle = step["until_contains"].as_str();
+                let needles: Vec<&str> = match &step["until_contains"] {
+                    Value::String(n) => vec![n.as_str()],
+                    Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                    _ => vec![],
+                };
                 let deadline = Instant::now()
                     + std::time::Duration::from_secs(step["retry_secs"].as_u64().unwrap_or(10));
                 loop {
                     let rc = unsafe { (lib.fetch)(client, id, qp, std::ptr::null_mut(), &mut out) };
                     let json = lib.take(out);
                     out = std::ptr::null_mut();
-                    let Some(needle) = needle else {
+                    if needles.is_empty() {
                         break (rc, json);
-                    };
+                    }
                     let parsed: Value = json
                         .as_deref()
                         .and_then(|j| serde_json::from_str(j).ok())
                         .unwrap_or(Value::Null);
-                    if rc == 0 {
-                        if let Some(found) = fetched_contains(&parsed, needle) {
-                            extra_note = Some(format!("found \"{needle}\" (message {found})"));
-                            break (rc, json);
-                        }
+                    let found: Vec<(&str, Option<String>)> = needles
+                        .iter()
+                        .map(|n| (*n, fetched_contains(&parsed, n)))
+                        .collect();
+                    if rc == 0 && found.iter().all(|(_, f)| f.is_some()) {
+                        let lines: Vec<String> = found
+                            .iter()
+                            .map(|(n, f)| {
+                                format!("found \"{n}\" (message {})", f.as_deref().unwrap_or(""))
+                            })
+                            .collect();
+                        extra_note = Some(lines.join("\n      "));
+                        break (rc, json);
                     }
                     if rc != 0 || Instant::now() > deadline {
                         if rc == 0 {
-                            extra_note = Some(format!("no message contains \"{needle}\" (waited)"));
+                            let missing: Vec<&str> = found
+                                .iter()
+                                .filter(|(_, f)| f.is_none())
+                                .map(|(n, _)| *n)
+                                .collect();
+                            extra_note = Some(format!(
+                                "no message contains \"{}\" (waited)",
+                                missing.join("\", \"")
+                            ));
                         }
                         break (rc, json);
                     }
@@ -616,13 +788,60 @@ pub async fn run_source(
                 (rc, lib.take(out))
             }
             "emulator" => {
-                let url = step["post"].as_str().unwrap_or_default();
-                let got = match ScriptedBrowser::new().fetch(url, Some(&[])).await {
-                    Ok(f) => format!("HTTP {}", f.status),
-                    Err(e) => format!("error: {e}"),
+                let (method, url) = match step["post"].as_str() {
+                    Some(u) => ("POST".to_string(), u),
+                    None => (
+                        step["method"]
+                            .as_str()
+                            .unwrap_or("GET")
+                            .to_ascii_uppercase(),
+                        step["url"].as_str().unwrap_or_default(),
+                    ),
                 };
-                let pass = got == expected;
-                println!("    POST {url} -> {got}");
+                let body = step.get("body");
+                let (got, answer) = match ScriptedBrowser::new()
+                    .request_json(&method, url, body)
+                    .await
+                {
+                    Ok(f) => (
+                        format!("HTTP {}", f.status),
+                        serde_json::from_str(&f.body).unwrap_or(Value::Null),
+                    ),
+                    Err(e) => (format!("error: {e}"), Value::Null),
+                };
+                let mut pass = got == expected;
+                let mut note = String::new();
+                println!("    {method} {url} -> {got}");
+                if let Some(b) = body {
+                    println!("      sent {b}");
+                }
+                let shows: Vec<&str> = match &step["show"] {
+                    Value::String(p) => vec![p.as_str()],
+                    Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                    _ => vec![],
+                };
+                for p in shows {
+                    let v = answer.pointer(p).map(Value::to_string);
+                    println!(
+                        "      {p}: {}",
+                        v.as_deref().unwrap_or("(not in the answer)")
+                    );
+                }
+                if let (true, Some(exp)) = (pass, step.get("expect_json")) {
+                    if !json_contains(&answer, exp) {
+                        pass = false;
+                        note = format!(
+                            "the answer does not contain {exp}; got {}",
+                            answer.to_string().chars().take(300).collect::<String>()
+                        );
+                    }
+                }
+                if !pass {
+                    println!("      FAIL {note}");
+                } else if let (Some(exp), true) = (step.get("expect_json"), step["show"].is_null())
+                {
+                    println!("      the answer contains {exp}");
+                }
                 rows.push(Row {
                     step: i + 1,
                     call: "emulator".into(),
@@ -630,7 +849,7 @@ pub async fn run_source(
                     got,
                     ms: t.elapsed().as_millis(),
                     pass,
-                    note: String::new(),
+                    note,
                 });
                 continue;
             }
@@ -678,6 +897,24 @@ pub async fn run_source(
                 note = n.clone();
             }
         }
+        if what == "message_send" && rc == 0 {
+            let carried = parsed["transport"].as_str().unwrap_or("?");
+            let before = send_before.as_deref().unwrap_or("?");
+            let fallback = before == "smtp" && carried == "graph";
+            extra_note = Some(if fallback {
+                "fallback: yes, from SMTP to Microsoft Graph during this call (the status said \"smtp\" just before)".to_string()
+            } else {
+                format!("fallback: no, straight to {carried} (the status said \"{before}\" just before)")
+            });
+            if let Some(want) = step["expect_fallback"].as_bool() {
+                if pass && want != fallback {
+                    pass = false;
+                    note = format!(
+                        "expected fallback: {want}, but the status said {before} before and {carried} carried it"
+                    );
+                }
+            }
+        }
         let ms = t.elapsed().as_millis();
         let call = c_function(&what);
         println!(
@@ -702,6 +939,12 @@ pub async fn run_source(
         }
         if let Some(n) = extra_note {
             println!("      {n}");
+        }
+        if step["show_log"].as_bool() == Some(true) {
+            for (level, m) in take_log() {
+                let l = if level <= 1 { "error" } else { "warn" };
+                println!("      library log ({l}): {m}");
+            }
         }
         rows.push(Row {
             step: i + 1,
@@ -867,6 +1110,8 @@ fn c_function(what: &str) -> &'static str {
         "send" => "mc_mail_send",
         "fetch" => "mc_mail_fetch",
         "list_folders" => "mc_folder_list",
+        "message_send" => "mc_message_send",
+        "reopen" => "mc_client_open",
         _ => "mc_?",
     }
 }

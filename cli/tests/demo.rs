@@ -1,6 +1,7 @@
 //! The README's main command end to end: `sandbox/demo.sh` installs, builds and then runs
 //! `mailconnect demo`, which this test runs against the freshly built library: sandbox up, the
-//! whole story through the C ABI (libloading), sandbox down, in well under two minutes.
+//! whole story through the C ABI (libloading), including a tenant that switches SMTP AUTH off
+//! while the account sends through `auto`, sandbox down, in well under two minutes.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -55,6 +56,27 @@ fn the_demo_runs_the_whole_story_through_the_c_abi() {
         "Fetch it back over IMAP",
         "Fetch it back over POP3",
         "found \"mailconnect demo ",
+        // an `auto` account: Graph consent at sign-in, Graph in the Test report, SMTP for now
+        "\"scopes\":[\"Mail.ReadWrite\",\"Mail.Send\"]",
+        "graph http://127.0.0.1:",
+        "permissions: User.Read Mail.ReadWrite Mail.Send, can send: yes",
+        "transport: auto, sends over smtp",
+        // the tenant switches SMTP AUTH off; auto falls back to Graph after one 5.7.139 refusal
+        "mc_client_open -> MC_OK",
+        "/_sandbox/tenants -> HTTP 200",
+        "\"smtp_client_authentication_disabled\":true",
+        "mc_message_send -> MC_OK",
+        "carried by: graph, 202 Accepted by Microsoft Graph",
+        "fallback: yes, from SMTP to Microsoft Graph during this call",
+        "library log (warn): SMTP AUTH is disabled for this mailbox",
+        "535): 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant",
+        "/smtp_auth_disabled_refusals: 1",
+        "transport: auto, sends over graph since ",
+        "(reason: smtp_auth_disabled)",
+        // remembered: the second message goes straight to Graph, and both arrive
+        "fallback: no, straight to graph (the status said \"graph\" just before)",
+        "found \"mailconnect demo via auto #1 ",
+        "found \"mailconnect demo via auto #2 ",
         // the dying refresh token and its diagnostic in both languages
         "/_sandbox/users/alice@example.test/revoke -> HTTP 200",
         "mc_mail_fetch -> MC_E_REAUTHORIZATION_REQUIRED",
@@ -63,7 +85,7 @@ fn the_demo_runs_the_whole_story_through_the_c_abi() {
         "de: Die Autorisierung wurde widerrufen",
         "state: needs_reauthorization (reason: refresh_token_revoked)",
         "mc_account_disconnect -> MC_OK",
-        "18 passed, 0 failed",
+        "28 passed, 0 failed",
         "3. Bring the sandbox down",
         "sandbox stopped",
         "Demo finished in",
@@ -72,8 +94,23 @@ fn the_demo_runs_the_whole_story_through_the_c_abi() {
     }
     let found = text.matches("found \"mailconnect demo ").count();
     assert_eq!(
-        found, 2,
-        "the message came back over IMAP and POP3:\n{text}"
+        found, 4,
+        "the SMTP message came back over IMAP and POP3, both Graph messages over IMAP:\n{text}"
+    );
+    // The fallback happened exactly once, and no built message went over SMTP.
+    assert_eq!(text.matches("carried by: graph").count(), 2, "{text}");
+    assert!(!text.contains("carried by: smtp"), "{text}");
+    assert_eq!(text.matches("fallback: yes").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("library log (warn): SMTP AUTH is disabled")
+            .count(),
+        1,
+        "one 5.7.139 refusal, logged once:\n{text}"
+    );
+    assert_eq!(
+        text.matches("/smtp_auth_disabled_refusals: 1").count(),
+        2,
+        "the emulator counted one refusal after each send:\n{text}"
     );
     assert!(!text.contains("FAIL"), "{text}");
     assert!(secs < 120.0, "the demo took {secs:.1} s");

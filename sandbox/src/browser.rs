@@ -152,6 +152,32 @@ impl ScriptedBrowser {
             Some(f) => self.client.post(u.clone()).form(f),
             None => self.client.get(u.clone()),
         };
+        Self::answer(rb, u, url).await
+    }
+
+    /// Send a request (`GET`, `POST`, `DELETE`, …) with an optional JSON body, as a script or
+    /// `curl` does to the emulator's control API (`/_sandbox/tenants`, `/_sandbox/stats`, …).
+    /// Keeps cookies, does not follow redirects.
+    pub async fn request_json(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Fetched, Error> {
+        let u =
+            Url::parse(url).map_err(|e| Error::Browser(format!("'{url}' is not a URL: {e}")))?;
+        let m = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .map_err(|e| Error::Browser(format!("'{method}' is not an HTTP method: {e}")))?;
+        let mut rb = self.client.request(m, u.clone());
+        if let Some(b) = body {
+            rb = rb
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.to_string());
+        }
+        Self::answer(rb, u, url).await
+    }
+
+    async fn answer(rb: reqwest::RequestBuilder, u: Url, url: &str) -> Result<Fetched, Error> {
         let resp = rb
             .send()
             .await
