@@ -1,8 +1,10 @@
 //! The Microsoft Graph transport of core (issue 16) against the emulator's Graph on the real
 //! Dovecot and Postfix: the message builder's 10 MB attachment over Graph and over SMTP, `auto`
 //! falling back once and remembering it, app-only sending from a shared mailbox and the access
-//! policy's refusal, paging over more than 1,000 messages, throttling absorbed, and a lost answer
-//! reported as "may have been sent" and not sent twice. (Needs root for the mail stack.)
+//! policy's refusal, paging over more than 1,000 messages, throttling absorbed, a lost answer
+//! reported as "may have been sent" and not sent twice, a token Graph refuses renewed once (and
+//! diagnosed when Graph refuses the new one too), and Graph outages diagnosed with bounded
+//! retries and sends never repeated. (Needs root for the mail stack.)
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,7 @@ use mailconnect_core::compose::MessageSpec;
 use mailconnect_core::graph::ListQuery;
 use mailconnect_core::mail::FetchRequest;
 use mailconnect_core::{CancellationToken, Client};
-use mailconnect_sandbox::{GraphSettings, GraphThrottle};
+use mailconnect_sandbox::{GraphCloud, GraphOutage, GraphSettings, GraphThrottle};
 use mailconnect_tests::*;
 
 fn nc() -> CancellationToken {
@@ -479,4 +481,281 @@ async fn graph_refusals_reach_the_host_diagnosed() {
             .expect("catalog entry");
         assert!(!d.de.fix.is_empty() && !d.en.fix.is_empty());
     }
+}
+
+/// The diagnostic of `e` is the catalog entry `code`, explained (title, explanation, fix) in
+/// English and in German.
+fn explained(e: &mailconnect_core::Error, code: &str) -> serde_json::Value {
+    let d = e.diagnostic_json();
+    assert_eq!(d["code"], code, "{d}");
+    for lang in ["en", "de"] {
+        for field in ["title", "explanation", "fix"] {
+            assert!(
+                d[lang][field].as_str().is_some_and(|t| !t.is_empty()),
+                "{code}: no {lang} {field}: {d}"
+            );
+        }
+    }
+    assert_ne!(d["en"]["explanation"], d["de"]["explanation"], "{d}");
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_renewed_once_and_a_token_graph_keeps_refusing_is_diagnosed() {
+    let w = graph_world(|_| {}).await;
+    let c = client(&w, "token.db");
+    // Set up for SMTP (`auto`): the stored access token is Exchange's (outlook.office.com).
+    connected(&c, graph_desktop(&w), "alice", "alice@example.test")
+        .flow("browser")
+        .with(serde_json::json!({"servers": servers(&w), "transport": "auto"}))
+        .await;
+    let msg = |s: &str| {
+        spec(serde_json::json!({"to": ["alice@example.test"], "subject": s, "text": "x"}))
+    };
+    // Switched to Graph: the first call presents the Exchange token, Graph refuses it (401
+    // InvalidAuthenticationToken, wrong audience), core renews it once and the Graph token works.
+    let mut account = c.account("alice").unwrap();
+    account.transport = mailconnect_core::model::Transport::Graph;
+    c.put_account(&account).unwrap();
+    let before = w.env.emulator.stats();
+    let sent = c
+        .send_message("alice", &msg("after one renewal"), None, &nc())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:?}", e.evidence()));
+    assert_eq!(sent.transport, "graph");
+    let after = w.env.emulator.stats();
+    assert_eq!(
+        after.graph_requests - before.graph_requests,
+        2,
+        "the refused Exchange token, then the renewed Graph token"
+    );
+    assert_eq!(
+        after.refresh_requests_total() - before.refresh_requests_total(),
+        1,
+        "renewed once"
+    );
+    assert_eq!(
+        after.graph_messages_submitted - before.graph_messages_submitted,
+        1
+    );
+    arrived(&w, "alice@example.test", "after one renewal").await;
+
+    // Graph of another cloud (the registration's graph_host points at the US Government's Graph,
+    // its tokens come from the global cloud): the renewed token is refused too.
+    w.env.emulator.set_graph_settings(GraphSettings {
+        cloud: GraphCloud::Usgov,
+        ..Default::default()
+    });
+    let before = w.env.emulator.stats();
+    let e = c
+        .send_message("alice", &msg("wrong cloud"), None, &nc())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MC-GRAPH-TOKEN-REFUSED"), "{e}");
+    assert_eq!(e.kind(), mailconnect_core::ErrorKind::ProviderConfiguration);
+    assert!(
+        e.message().contains("InvalidAuthenticationToken")
+            && e.message().contains("Invalid audience"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(e.evidence().http_status, Some(401));
+    let after = w.env.emulator.stats();
+    assert_eq!(
+        after.graph_requests - before.graph_requests,
+        2,
+        "one renewal, not more"
+    );
+    assert_eq!(
+        after.refresh_requests_total() - before.refresh_requests_total(),
+        1
+    );
+    assert_eq!(
+        after.graph_messages_submitted,
+        before.graph_messages_submitted
+    );
+    let d = explained(&e, "MC-GRAPH-TOKEN-REFUSED");
+    assert!(
+        d["en"]["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("InvalidAuthenticationToken"),
+        "{d}"
+    );
+    // The Test and a fetch say the same.
+    let report = c
+        .test("alice", &[], Default::default(), &nc())
+        .await
+        .unwrap();
+    let r = serde_json::to_value(&report).unwrap();
+    assert_eq!(r["graph"]["ok"], false, "{r}");
+    assert_eq!(r["graph"]["error"]["code"], "MC-GRAPH-TOKEN-REFUSED", "{r}");
+    assert!(
+        r["graph"]["error"]["diagnostic"]["de"]["explanation"]
+            .as_str()
+            .is_some_and(|t| t.contains("InvalidAuthenticationToken")),
+        "{r}"
+    );
+    let e = c
+        .fetch("alice", &FetchRequest::default(), &nc())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MC-GRAPH-TOKEN-REFUSED"), "{e}");
+
+    // Back in the cloud its tokens belong to, the account works again.
+    w.env.emulator.set_graph_settings(GraphSettings::default());
+    c.send_message("alice", &msg("right cloud"), None, &nc())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:?}", e.evidence()));
+    arrived(&w, "alice@example.test", "right cloud").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_outages_are_diagnosed_with_bounded_retries_and_sends_are_never_repeated() {
+    let w = graph_world(|_| {}).await;
+    let c = client(&w, "outage.db");
+    connected(&c, graph_desktop(&w), "alice", "alice@example.test")
+        .flow("browser")
+        .with(serde_json::json!({"transport": "graph"}))
+        .await;
+    let outage = |o: GraphOutage| {
+        w.env.emulator.set_graph_settings(GraphSettings {
+            outage: Some(o),
+            ..Default::default()
+        })
+    };
+    let stats = || w.env.emulator.stats();
+    let msg = |s: &str| {
+        spec(serde_json::json!({"to": ["alice@example.test"], "subject": s, "text": "x"}))
+    };
+    let read = FetchRequest {
+        limit: Some(5),
+        ..Default::default()
+    };
+
+    // Reading while Graph answers 500 UnknownError: diagnosed, and a server error is not repeated.
+    outage(GraphOutage::default());
+    let before = stats();
+    let e = c.fetch("alice", &read, &nc()).await.unwrap_err();
+    assert_eq!(e.code(), Some("MC-GRAPH-UNAVAILABLE"), "{e}");
+    assert_eq!(e.kind(), mailconnect_core::ErrorKind::ProviderUnavailable);
+    assert!(e.message().contains("UnknownError"), "{}", e.message());
+    assert_eq!(e.evidence().http_status, Some(500));
+    explained(&e, "MC-GRAPH-UNAVAILABLE");
+    let after = stats();
+    assert_eq!(
+        after.graph_requests - before.graph_requests,
+        1,
+        "not repeated"
+    );
+    assert_eq!(after.graph_outage_answers - before.graph_outage_answers, 1);
+
+    // The Test while a gateway in front of Graph answers 502 with its HTML page.
+    outage(GraphOutage {
+        status: 502,
+        html: true,
+        ..Default::default()
+    });
+    let before = stats();
+    let report = c
+        .test("alice", &[], Default::default(), &nc())
+        .await
+        .unwrap();
+    let r = serde_json::to_value(&report).unwrap();
+    assert_eq!(r["graph"]["ok"], false, "{r}");
+    assert_eq!(r["graph"]["error"]["code"], "MC-GRAPH-UNAVAILABLE", "{r}");
+    for lang in ["en", "de"] {
+        assert!(
+            r["graph"]["error"]["diagnostic"][lang]["explanation"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty()),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        stats().graph_outage_answers - before.graph_outage_answers,
+        1
+    );
+
+    // A 503 that asks to come back (Retry-After) is waited out at most four times, then reported.
+    outage(GraphOutage {
+        status: 503,
+        retry_after_secs: Some(1),
+        ..Default::default()
+    });
+    let before = stats();
+    let e = c.fetch("alice", &read, &nc()).await.unwrap_err();
+    assert_eq!(e.code(), Some("MC-GRAPH-THROTTLED"), "{e}");
+    let after = stats();
+    assert_eq!(
+        after.graph_outage_answers - before.graph_outage_answers,
+        5,
+        "the first answer and four waits, no more"
+    );
+    assert_eq!(after.graph_requests - before.graph_requests, 5);
+
+    // Graph's gateway times out (504) after Exchange sent the message: delivered once, reported
+    // as "may have been sent", not sent again.
+    outage(GraphOutage {
+        status: 504,
+        send_mail_only: true,
+        after_processing: true,
+        ..Default::default()
+    });
+    let before = stats();
+    let e = c
+        .send_message("alice", &msg("gateway timeout"), None, &nc())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MC-GRAPH-SEND-UNCERTAIN"), "{e}");
+    assert_eq!(e.evidence().http_status, Some(504));
+    assert!(
+        e.message().contains("HTTP 504") && e.message().contains("may have accepted"),
+        "{}",
+        e.message()
+    );
+    let d = explained(&e, "MC-GRAPH-SEND-UNCERTAIN");
+    assert!(
+        d["en"]["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("server error"),
+        "{d}"
+    );
+    let after = stats();
+    assert_eq!(after.graph_requests - before.graph_requests, 1, "sent once");
+    assert_eq!(
+        after.graph_messages_submitted - before.graph_messages_submitted,
+        1
+    );
+    arrived(&w, "alice@example.test", "gateway timeout").await;
+    assert_eq!(count(&w, "alice@example.test", "gateway timeout"), 1);
+
+    // The same error before Graph did anything: the client cannot tell, so it says the same;
+    // nothing was submitted and nothing is repeated.
+    outage(GraphOutage {
+        status: 500,
+        send_mail_only: true,
+        ..Default::default()
+    });
+    let before = stats();
+    let e = c
+        .send_message("alice", &msg("not handed over"), None, &nc())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MC-GRAPH-SEND-UNCERTAIN"), "{e}");
+    let after = stats();
+    assert_eq!(after.graph_requests - before.graph_requests, 1);
+    assert_eq!(
+        after.graph_messages_submitted,
+        before.graph_messages_submitted
+    );
+
+    // Over: reading and sending work again.
+    w.env.emulator.set_graph_settings(GraphSettings::default());
+    c.fetch("alice", &read, &nc()).await.unwrap();
+    c.send_message("alice", &msg("after the outage"), None, &nc())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:?}", e.evidence()));
+    arrived(&w, "alice@example.test", "after the outage").await;
 }

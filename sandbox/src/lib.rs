@@ -47,7 +47,9 @@ pub use emulator::config::{
 };
 pub use emulator::control::post_stack_json;
 pub use emulator::faults::{Endpoint, Fault, FaultRule};
-pub use emulator::graph::{GraphSettings, GraphThrottle, MailStackConfig, SmtpFront, GRAPH_APP_ID};
+pub use emulator::graph::{
+    GraphCloud, GraphOutage, GraphSettings, GraphThrottle, MailStackConfig, SmtpFront, GRAPH_APP_ID,
+};
 pub use emulator::smtp_front::{DISABLED_MAILBOX, DISABLED_TENANT};
 pub use emulator::state::{IssuedSecrets, RefreshCount, Stats};
 pub use emulator::Emulator;

@@ -316,3 +316,159 @@ async fn graph_refusals_switches_and_control_api_without_a_mail_stack() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+/// A GET with `token` whose body is kept as text (an outage may answer HTML).
+async fn graph_text(
+    emu: &Emulator,
+    path: &str,
+    token: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let resp = http()
+        .get(format!("{}{path}", emu.graph_base_url()))
+        .header("client-request-id", "my-request-7")
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().await.unwrap())
+}
+
+async fn post_graph_settings(emu: &Emulator, settings: Value) -> u16 {
+    http()
+        .post(format!("{}/_sandbox/graph", emu.base_url()))
+        .json(&settings)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn another_clouds_graph_refuses_every_token_and_outages_answer_server_errors() {
+    let emu = start().await;
+    let both = format!("{EXO} {GRAPH_MAIL}");
+    let t = sign_in(&emu, "alice@example.test", &both, None).await;
+    let g = refresh(&emu, refresh_token(&t), GRAPH_MAIL).await;
+    let token = access_token(&g).to_string();
+    assert_eq!(graph(&emu, "GET", "/me", Some(&token)).await.status, 200);
+
+    // The US Government cloud's Graph: a global token, also a freshly refreshed one, has the
+    // wrong audience there.
+    assert_eq!(
+        post_graph_settings(&emu, json!({"cloud": "usgov"})).await,
+        200
+    );
+    let fresh = refresh(&emu, refresh_token(&g), GRAPH_MAIL).await;
+    let fresh = access_token(&fresh).to_string();
+    assert_ne!(fresh, token);
+    for tok in [&token, &fresh] {
+        let a = graph(&emu, "GET", "/me/messages", Some(tok)).await;
+        assert_error(&a, 401, "InvalidAuthenticationToken");
+        assert_eq!(
+            a.body["error"]["message"],
+            "Access token validation failure. Invalid audience."
+        );
+        assert!(a
+            .headers
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer realm=\"\", authorization_uri="));
+    }
+    let settings = get_json(format!("{}/_sandbox/graph", emu.base_url())).await;
+    assert_eq!(settings["cloud"], "usgov");
+    assert_eq!(
+        post_graph_settings(&emu, json!({"cloud": "mars"})).await,
+        400
+    );
+    emu.set_graph_settings(GraphSettings::default());
+    assert_eq!(graph(&emu, "GET", "/me", Some(&fresh)).await.status, 200);
+
+    // An outage of two requests: Graph's UnknownError body, Retry-After when set, then it clears.
+    let before = emu.stats();
+    assert_eq!(
+        post_graph_settings(
+            &emu,
+            json!({"outage": {"requests": 2, "status": 503, "retry_after_secs": 3}})
+        )
+        .await,
+        200
+    );
+    for _ in 0..2 {
+        let a = graph(&emu, "GET", "/me", Some(&fresh)).await;
+        assert_error(&a, 503, "UnknownError");
+        assert_eq!(a.body["error"]["message"], "");
+        assert_eq!(a.headers.get("retry-after").unwrap(), "3");
+    }
+    assert_eq!(graph(&emu, "GET", "/me", Some(&fresh)).await.status, 200);
+    let settings = get_json(format!("{}/_sandbox/graph", emu.base_url())).await;
+    assert_eq!(settings["outage"], Value::Null);
+    let stats = emu.stats();
+    assert_eq!(stats.graph_outage_answers - before.graph_outage_answers, 2);
+    assert_eq!(stats.graph_requests - before.graph_requests, 3);
+
+    // Until cleared, as a gateway's HTML page without Retry-After.
+    emu.set_graph_settings(GraphSettings {
+        outage: Some(GraphOutage {
+            status: 502,
+            html: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    for _ in 0..3 {
+        let (status, headers, body) = graph_text(&emu, "/me", &fresh).await;
+        assert_eq!(status, 502, "{body}");
+        assert!(headers
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert!(headers.get("retry-after").is_none());
+        assert!(body.contains("<title>502 - Bad Gateway</title>"), "{body}");
+    }
+    // A refused token is refused before the outage is reached.
+    let a = graph(&emu, "GET", "/me", Some("x.y.z")).await;
+    assert_error(&a, 401, "InvalidAuthenticationToken");
+
+    // Only sends: reading passes; sendMail gets the error (500 by default).
+    emu.set_graph_settings(GraphSettings {
+        outage: Some(GraphOutage {
+            send_mail_only: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    assert_eq!(graph(&emu, "GET", "/me", Some(&fresh)).await.status, 200);
+    let a = graph(&emu, "POST", "/me/sendMail", Some(&fresh)).await;
+    assert_error(&a, 500, "UnknownError");
+    assert!(a.headers.get("retry-after").is_none());
+    // After processing: the request is carried out (here the profile read), then the error.
+    emu.set_graph_settings(GraphSettings {
+        outage: Some(GraphOutage {
+            requests: Some(1),
+            status: 504,
+            after_processing: true,
+            code: Some("GatewayTimeout".into()),
+            message: Some("The gateway did not receive a response in time.".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let a = graph(&emu, "GET", "/me", Some(&fresh)).await;
+    assert_error(&a, 504, "GatewayTimeout");
+    assert_eq!(
+        a.body["error"]["message"],
+        "The gateway did not receive a response in time."
+    );
+    assert_eq!(graph(&emu, "GET", "/me", Some(&fresh)).await.status, 200);
+    assert_eq!(
+        post_graph_settings(&emu, json!({"outage": {"requests": 1, "bogus": true}})).await,
+        400
+    );
+}

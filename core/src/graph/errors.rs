@@ -49,6 +49,10 @@ pub(crate) fn error(url: &Url, resp: &HttpResponse, what: &str) -> Error {
         let mut e = http::unexpected(url, resp);
         if resp.status == 429 || resp.status == 503 {
             e = e.with_code("MC-GRAPH-THROTTLED");
+        } else if resp.status >= 500 {
+            // A gateway's error page on the way to Graph: Graph is not reachable (not the
+            // identity platform, which the bare kind would name).
+            e = e.with_code("MC-GRAPH-UNAVAILABLE");
         }
         return e.context(what);
     };
@@ -66,10 +70,15 @@ pub(crate) fn error(url: &Url, resp: &HttpResponse, what: &str) -> Error {
         .map(|d| format!(" at {d}"))
         .unwrap_or_default();
     let reply = http::sanitize(&format!("{}: {}", g.code, g.message));
+    let answered = if resp.status >= 500 {
+        format!("Microsoft Graph failed {what} with a server error")
+    } else {
+        format!("Microsoft Graph refused {what}")
+    };
     Error::new(
         kind,
         format!(
-            "Microsoft Graph refused {what} (HTTP {}, {reply}{request_id}{date})",
+            "{answered} (HTTP {}, {reply}{request_id}{date})",
             resp.status
         ),
     )
@@ -170,6 +179,17 @@ mod tests {
                 "MC-GRAPH-THROTTLED",
             ),
             (503, "", "MC-GRAPH-THROTTLED"),
+            (
+                504,
+                r#"{"error":{"code":"UnknownError","message":""}}"#,
+                "MC-GRAPH-UNAVAILABLE",
+            ),
+            (
+                502,
+                "<html><head><title>502 - Bad Gateway</title></head></html>",
+                "MC-GRAPH-UNAVAILABLE",
+            ),
+            (500, "", "MC-GRAPH-UNAVAILABLE"),
         ];
         for (status, body, code) in cases {
             let e = error(&url, &resp(status, body), "sending mail");

@@ -42,6 +42,21 @@ fn maybe_sent(e: Error) -> Error {
     if !uncertain || http::never_sent(&e) {
         return e;
     }
+    may_have_been_sent(e)
+}
+
+/// The error of a send Graph answered with a server error. `429` and `503` refuse a request
+/// before it is carried out (and are waited out in `call`); any other 5xx can come from Graph's
+/// gateway giving up while Exchange goes on and sends the message (a `504` to `sendMail` whose
+/// message is delivered anyway), so it is said, as for a lost answer.
+fn answered_maybe_sent(e: Error) -> Error {
+    match e.evidence().http_status {
+        Some(s) if s >= 500 && s != 503 => may_have_been_sent(e),
+        _ => e,
+    }
+}
+
+fn may_have_been_sent(e: Error) -> Error {
     let message = format!(
         "{}; Microsoft Graph may have accepted the message, so check Sent Items before sending it again",
         e.message()
@@ -73,7 +88,8 @@ impl GraphMailbox<'_> {
                 )
                 .await
                 .map_err(maybe_sent)?;
-            super::errors::expect(&url, &resp, &[202, 200], "sending the message")?;
+            super::errors::expect(&url, &resp, &[202, 200], "sending the message")
+                .map_err(answered_maybe_sent)?;
             return Ok(GraphSent {
                 method: "sendMail",
                 message_id,
@@ -183,6 +199,7 @@ impl GraphMailbox<'_> {
             .await
             .map_err(maybe_sent)?;
         super::errors::expect(&url, &resp, &[202, 200], "sending the draft")
+            .map_err(answered_maybe_sent)
     }
 
     /// Upload `bytes` to a pre-authenticated upload URL in chunks (no `Authorization` header:

@@ -156,7 +156,8 @@ impl Emulator {
         self.shared.lock().config.graph.clone()
     }
 
-    /// Replace the Graph limits and failure switches (throttling, lost answers).
+    /// Replace the Graph limits and failure switches (throttling, lost answers, the cloud whose
+    /// tokens Graph accepts, outages).
     pub fn set_graph_settings(&self, s: graph::GraphSettings) {
         self.shared.lock().config.graph = s;
     }

@@ -80,6 +80,9 @@ pub struct Stats {
     /// Graph requests answered by the throttling switch.
     #[serde(default)]
     pub graph_throttled: u64,
+    /// Graph requests answered by the outage switch (`GraphSettings::outage`).
+    #[serde(default)]
+    pub graph_outage_answers: u64,
     /// SMTP AUTH attempts the SMTP front refused with `535 5.7.139` (the SMTP AUTH switch).
     #[serde(default)]
     pub smtp_auth_disabled_refusals: u64,

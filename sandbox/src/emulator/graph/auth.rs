@@ -5,7 +5,6 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::errors::{self, GraphError};
 use super::GRAPH_APP_ID;
-use crate::emulator::scopes::GRAPH;
 use crate::emulator::state::{now, State as St};
 
 /// The authenticated caller.
@@ -57,8 +56,11 @@ pub(crate) fn authenticate(
     let claims = key
         .verify(token)
         .ok_or_else(|| fail("Access token validation failure. Invalid signature."))?;
+    // The audience must be this cloud's Graph (`GraphSettings::cloud`): a global token presented
+    // to a national cloud's Graph is refused like an Exchange token presented to Graph.
     let aud = claims["aud"].as_str().unwrap_or_default();
-    if !matches!(aud.trim_end_matches('/'), GRAPH | GRAPH_APP_ID) {
+    let resource = st.config.graph.cloud.resource();
+    if aud.trim_end_matches('/') != resource && aud != GRAPH_APP_ID {
         return Err(fail("Access token validation failure. Invalid audience."));
     }
     let t = now();

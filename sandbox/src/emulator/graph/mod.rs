@@ -59,6 +59,15 @@ pub struct GraphSettings {
     /// The next N sends (`sendMail`, `messages/{id}/send`) hand the message to Postfix, then
     /// close the connection without an answer (the client cannot know it was sent).
     pub lose_send_answers: u32,
+    /// The Microsoft cloud this Graph belongs to, whose resource a token's audience must name
+    /// (default: the global cloud, `https://graph.microsoft.com`). The emulator's identity
+    /// platform is the global one, so with another cloud every token it issues is refused with
+    /// 401 `InvalidAuthenticationToken` "Access token validation failure. Invalid audience.",
+    /// as a national cloud's Graph refuses a global token: what a client meets when a
+    /// registration's `graph_host` and cloud do not belong together.
+    pub cloud: GraphCloud,
+    /// The outage switch: Graph (or the gateway in front of it) answers server errors.
+    pub outage: Option<GraphOutage>,
 }
 
 impl Default for GraphSettings {
@@ -71,6 +80,78 @@ impl Default for GraphSettings {
             upload_session_secs: 6 * 3600,
             throttle: None,
             lose_send_answers: 0,
+            cloud: GraphCloud::Global,
+            outage: None,
+        }
+    }
+}
+
+/// A Microsoft cloud's Graph (`GraphSettings::cloud`). JSON: `"global"`, `"usgov"`, `"dod"`,
+/// `"china"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GraphCloud {
+    /// `https://graph.microsoft.com`.
+    #[default]
+    Global,
+    /// US Government L4: `https://graph.microsoft.us`.
+    Usgov,
+    /// US Government L5 (DOD): `https://dod-graph.microsoft.us`.
+    Dod,
+    /// Operated by 21Vianet: `https://microsoftgraph.chinacloudapi.cn`.
+    China,
+}
+
+impl GraphCloud {
+    /// The Graph resource of this cloud (a token's `aud`).
+    pub fn resource(self) -> &'static str {
+        match self {
+            GraphCloud::Global => crate::emulator::scopes::GRAPH,
+            GraphCloud::Usgov => "https://graph.microsoft.us",
+            GraphCloud::Dod => "https://dod-graph.microsoft.us",
+            GraphCloud::China => "https://microsoftgraph.chinacloudapi.cn",
+        }
+    }
+}
+
+/// The outage switch: Graph answers server errors the way it does during an incident, in its
+/// JSON shape (`{"error":{"code":"UnknownError","message":"","innerError":{…}}}`, the body
+/// Graph's mail endpoints give with 500, 503 and 504) or as a gateway's HTML page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphOutage {
+    /// How many requests still get the error (counted down; the switch ends at 0); `null`:
+    /// every request until the switch is cleared.
+    pub requests: Option<u32>,
+    /// The HTTP status: 500 (default), 502, 503 or 504.
+    pub status: u16,
+    /// Seconds in `Retry-After` (none by default).
+    pub retry_after_secs: Option<u64>,
+    /// Only `sendMail` and draft sends get the error; other requests pass.
+    pub send_mail_only: bool,
+    /// The request is carried out first and the error answered after it: the gateway gave up
+    /// while Exchange did the work, so a send has gone out (a 504 to `sendMail` whose message
+    /// is delivered anyway). Default: refused before anything happens.
+    pub after_processing: bool,
+    /// The answer is a gateway's HTML error page instead of Graph's JSON.
+    pub html: bool,
+    /// The error `code` (default `UnknownError`).
+    pub code: Option<String>,
+    /// The error `message` (default empty, as Graph sends it).
+    pub message: Option<String>,
+}
+
+impl Default for GraphOutage {
+    fn default() -> Self {
+        GraphOutage {
+            requests: None,
+            status: 500,
+            retry_after_secs: None,
+            send_mail_only: false,
+            after_processing: false,
+            html: false,
+            code: None,
+            message: None,
         }
     }
 }
@@ -340,6 +421,59 @@ fn throttled(shared: &Shared, is_send: bool) -> Option<GraphError> {
     )
 }
 
+/// Apply the outage switch: the outage when this request gets its error (counted down).
+fn outage_hit(shared: &Shared, is_send: bool) -> Option<GraphOutage> {
+    let mut st = shared.lock();
+    let o = st.config.graph.outage.as_mut()?;
+    if o.requests == Some(0) || (o.send_mail_only && !is_send) {
+        return None;
+    }
+    if let Some(n) = o.requests.as_mut() {
+        *n -= 1;
+    }
+    let o = o.clone();
+    if o.requests == Some(0) {
+        st.config.graph.outage = None;
+    }
+    Some(o)
+}
+
+/// The answer of the outage switch.
+fn outage_answer(o: &GraphOutage, ids: &RequestIds) -> Response {
+    let status = StatusCode::from_u16(o.status)
+        .ok()
+        .filter(|s| s.is_server_error())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = if o.html {
+        let title = format!(
+            "{} - {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("Server Error")
+        );
+        let page = format!(
+            "<!DOCTYPE html>\r\n<html><head><title>{title}</title></head>\r\n<body><h1>Server Error</h1><h2>{title}</h2><p>The gateway did not get a valid answer from the server behind it.</p></body></html>\r\n"
+        );
+        let mut r = Response::new(Body::from(page));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        r
+    } else {
+        GraphError::new(
+            status,
+            o.code.as_deref().unwrap_or("UnknownError"),
+            o.message.clone().unwrap_or_default(),
+        )
+        .into_response(ids)
+    };
+    if let Some(secs) = o.retry_after_secs {
+        r.headers_mut().insert(header::RETRY_AFTER, secs.into());
+    }
+    r
+}
+
 /// `/v1.0/{*rest}`: every Graph request.
 pub(crate) async fn handle(
     State(shared): State<Arc<Shared>>,
@@ -391,55 +525,70 @@ async fn dispatch(
     if let Some(e) = throttled(&shared, route.is_send()) {
         return Err(e);
     }
-    let target = {
-        let st = shared.lock();
-        let t = auth::target(&st, &principal, &who)?;
-        match route.need() {
-            None => auth::check_profile(&principal, &t)?,
-            Some(need) => {
-                auth::check(&principal, &t, need)?;
-                auth::open_mailbox(&st, &principal, &t)?;
-            }
+    let outage = outage_hit(&shared, route.is_send());
+    if let Some(o) = &outage {
+        shared.lock().stats.graph_outage_answers += 1;
+        if !o.after_processing {
+            return Ok(outage_answer(o, ids));
         }
-        t
-    };
-    let query: HashMap<String, String> =
-        super::form_map(uri.query().unwrap_or_default().as_bytes());
-    let limit = shared.lock().config.graph.max_request_bytes;
-    let body = if matches!(method, Method::POST | Method::PATCH | Method::PUT) {
-        read_body(body, limit).await?
-    } else {
-        Bytes::new()
-    };
-    let path = segs[1..].join("/");
-    let ctx = Ctx {
-        shared,
-        ids: ids.clone(),
-        principal,
-        target,
-        query,
-        headers,
-        kill,
-        path,
-    };
-    match route {
-        Route::Profile => mail::profile(&ctx).await,
-        Route::SendMail => send::send_mail(&ctx, &body).await,
-        Route::Folders => mail::folders(&ctx).await,
-        Route::Folder(f) => mail::folder(&ctx, &f).await,
-        Route::FolderMessages(f) => mail::list(&ctx, Some(&f)).await,
-        Route::CreateInFolder(f) => send::create(&ctx, Some(&f), &body).await,
-        Route::Messages => mail::list(&ctx, None).await,
-        Route::CreateMessage => send::create(&ctx, None, &body).await,
-        Route::Message(id) => mail::get(&ctx, &id).await,
-        Route::Update(id) => mail::update(&ctx, &id, &body).await,
-        Route::Delete(id) => mail::delete(&ctx, &id).await,
-        Route::Value(id) => mail::value(&ctx, &id).await,
-        Route::Move(id) => mail::move_message(&ctx, &id, &body).await,
-        Route::Send(id) => send::send_draft(&ctx, &id).await,
-        Route::Attachments(id) => mail::attachments(&ctx, &id).await,
-        Route::AddAttachment(id) => send::add_attachment(&ctx, &id, &body).await,
-        Route::UploadSession(id) => upload::create(&ctx, &id, &body).await,
+    }
+    let answer = async move {
+        let target = {
+            let st = shared.lock();
+            let t = auth::target(&st, &principal, &who)?;
+            match route.need() {
+                None => auth::check_profile(&principal, &t)?,
+                Some(need) => {
+                    auth::check(&principal, &t, need)?;
+                    auth::open_mailbox(&st, &principal, &t)?;
+                }
+            }
+            t
+        };
+        let query: HashMap<String, String> =
+            super::form_map(uri.query().unwrap_or_default().as_bytes());
+        let limit = shared.lock().config.graph.max_request_bytes;
+        let body = if matches!(method, Method::POST | Method::PATCH | Method::PUT) {
+            read_body(body, limit).await?
+        } else {
+            Bytes::new()
+        };
+        let path = segs[1..].join("/");
+        let ctx = Ctx {
+            shared,
+            ids: ids.clone(),
+            principal,
+            target,
+            query,
+            headers,
+            kill,
+            path,
+        };
+        match route {
+            Route::Profile => mail::profile(&ctx).await,
+            Route::SendMail => send::send_mail(&ctx, &body).await,
+            Route::Folders => mail::folders(&ctx).await,
+            Route::Folder(f) => mail::folder(&ctx, &f).await,
+            Route::FolderMessages(f) => mail::list(&ctx, Some(&f)).await,
+            Route::CreateInFolder(f) => send::create(&ctx, Some(&f), &body).await,
+            Route::Messages => mail::list(&ctx, None).await,
+            Route::CreateMessage => send::create(&ctx, None, &body).await,
+            Route::Message(id) => mail::get(&ctx, &id).await,
+            Route::Update(id) => mail::update(&ctx, &id, &body).await,
+            Route::Delete(id) => mail::delete(&ctx, &id).await,
+            Route::Value(id) => mail::value(&ctx, &id).await,
+            Route::Move(id) => mail::move_message(&ctx, &id, &body).await,
+            Route::Send(id) => send::send_draft(&ctx, &id).await,
+            Route::Attachments(id) => mail::attachments(&ctx, &id).await,
+            Route::AddAttachment(id) => send::add_attachment(&ctx, &id, &body).await,
+            Route::UploadSession(id) => upload::create(&ctx, &id, &body).await,
+        }
+    }
+    .await;
+    match outage {
+        // The work is done (or failed); the gateway answers its error all the same.
+        Some(o) => Ok(outage_answer(&o, ids)),
+        None => answer,
     }
 }
 
