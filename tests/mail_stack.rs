@@ -402,6 +402,17 @@ async fn a_burst_of_messages_reuses_one_smtp_connection() {
         "one session for the burst"
     );
     assert!(find(&w.client, "alice", Protocol::Imap, "burst-4").await);
+    // Another process disconnects the account: the idle session that logged in before must not
+    // carry mail for it (the state is read from the store on every send).
+    let other = open_client_with_ca(&w.env.dir.path().join("mail.db"), w.stack.ca_pem());
+    other.disconnect("alice", &nc()).await.expect("disconnect");
+    let e = w
+        .client
+        .send("alice", &message("after-disconnect"), None, &nc())
+        .await
+        .expect_err("a disconnected account sends nothing");
+    assert_eq!(e.kind(), ErrorKind::State, "{e:?}");
+    assert_eq!(w.client.smtp_connections_opened(), 1, "no new login either");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -609,6 +609,15 @@ impl Client {
             let aid = account.id.clone();
             self.blocking(move |s| s.load_tokens(&aid)).await?
         };
+        if matches!(
+            crate::account_state::state_of(rec.as_ref()),
+            crate::account_state::AccountState::NotConnected
+                | crate::account_state::AccountState::NeedsReauthorization
+        ) {
+            // Disconnected or revoked (here or by another process): a session that logged in
+            // before must not carry mail for it any more.
+            self.drop_idle_smtp(&account.id);
+        }
         let route = crate::account_state::transport_of(&account, rec.as_ref());
         if route.send == "graph" {
             return self
@@ -621,7 +630,12 @@ impl Client {
             .await
         {
             Err(e) if account.transport == Transport::Auto && smtp_auth_disabled(&e) => {
-                tracing::warn!(account = %account.id, "SMTP AUTH is disabled for this mailbox ({}); sending over Microsoft Graph from now on", e.message());
+                let whose = match crate::diagnose::code_for(&e, crate::diagnose::Context::default())
+                {
+                    "MC-SMTP-AUTH-DISABLED-TENANT" => "the organisation (tenant)",
+                    _ => "this mailbox",
+                };
+                tracing::warn!(account = %account.id, "SMTP AUTH is disabled for {whose} ({}); sending over Microsoft Graph from now on", e.message());
                 self.remember_smtp_auth_disabled(&account.id).await;
                 self.graph_send(id, raw, envelope.as_ref(), cancel, &what)
                     .await
@@ -787,6 +801,17 @@ impl Client {
             }
             let _ = c.session.quit().await;
         }
+    }
+
+    /// Close the account's idle SMTP sessions (after a disconnect, or when its tokens are gone).
+    pub(crate) fn drop_idle_smtp(&self, id: &str) {
+        let idle = self
+            .feature::<SmtpPool>()
+            .idle
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(id));
+        drop(idle);
     }
 
     fn put_idle_smtp(&self, id: &str, s: IdleSmtp) {

@@ -244,6 +244,7 @@ impl Client {
             .unwrap_or(None);
         let aid = id.to_string();
         self.blocking(move |s| s.delete_tokens(&aid)).await?;
+        self.drop_idle_smtp(id);
         self.state_changed(
             id,
             account_state::state_of(rec.as_ref()),
