@@ -615,7 +615,13 @@ impl State {
                 .iter_mut()
                 .find(|g| g.client_id.eq_ignore_ascii_case(client_id))
             {
-                Some(g) => g.scopes.extend(list),
+                Some(g) => {
+                    for s in list {
+                        if !g.scopes.iter().any(|have| have.eq_ignore_ascii_case(&s)) {
+                            g.scopes.push(s);
+                        }
+                    }
+                }
                 None => grants.push(super::config::ConsentGrant {
                     client_id: client_id.into(),
                     scopes: list,

@@ -60,6 +60,8 @@ pub struct SmtpFront {
 pub(crate) struct Stack {
     pub cfg: MailStackConfig,
     pub tls: Arc<rustls::ClientConfig>,
+    /// Logged-in IMAP sessions kept per mailbox (lowercase) between requests.
+    pub idle: std::sync::Mutex<std::collections::HashMap<String, Vec<super::imap::IdleImap>>>,
 }
 
 impl Stack {
@@ -91,6 +93,7 @@ impl Stack {
         Ok(Stack {
             cfg,
             tls: Arc::new(tls),
+            idle: Default::default(),
         })
     }
 

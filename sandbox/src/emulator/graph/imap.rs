@@ -13,7 +13,7 @@ use super::backend::{xoauth2, Stack};
 use super::errors::{internal, store_unavailable, GraphError};
 use super::query::Facts;
 
-type Session = async_imap::Session<TlsStream<TcpStream>>;
+pub(crate) type Session = async_imap::Session<TlsStream<TcpStream>>;
 
 /// A folder of the mailbox.
 #[derive(Debug, Clone)]
@@ -97,7 +97,21 @@ fn meta_of(f: &async_imap::types::Fetch) -> Option<Meta> {
 /// A logged-in IMAP session for one mailbox.
 pub(crate) struct Imap {
     s: Session,
+    /// Where the session goes back to when the request is done (see [`IdleImap`]).
+    home: Option<(std::sync::Arc<Stack>, String)>,
 }
+
+/// A logged-in session kept for the mailbox's next request, as Exchange keeps its store
+/// connections: without it every Graph request would pay a TLS handshake and a login to
+/// Dovecot, and the emulator, not the client, would be what a benchmark measures.
+pub(crate) struct IdleImap {
+    s: Session,
+    since: std::time::Instant,
+}
+
+/// Idle sessions kept per mailbox, and for how long.
+const IDLE_PER_MAILBOX: usize = 4;
+const IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Messages up to this size are read whole in lists; larger ones only their first bytes.
 const LIST_FULL_LIMIT: u32 = 2 * 1024 * 1024;
@@ -117,10 +131,48 @@ impl Imap {
             .authenticate("XOAUTH2", XOAuth2(Some(xoauth2(mailbox, token))))
             .await
             .map_err(|(e, _)| store_unavailable(&format!("IMAP login as {mailbox}: {e}")))?;
-        Ok(Imap { s })
+        Ok(Imap { s, home: None })
     }
 
+    /// A session of `mailbox` kept from an earlier request that still answers (`NOOP`), else
+    /// `None`. A session handed out this way, and one opened with [`Imap::open`] and given to
+    /// [`Imap::keep_in`], goes back to the stack's pool on [`Imap::logout`].
+    pub async fn reuse(stack: &std::sync::Arc<Stack>, mailbox: &str) -> Option<Imap> {
+        let key = mailbox.to_ascii_lowercase();
+        loop {
+            let mut idle = {
+                let mut pool = stack.idle.lock().unwrap_or_else(|p| p.into_inner());
+                pool.get_mut(&key)?.pop()?
+            };
+            if idle.since.elapsed() < IDLE_FOR && idle.s.noop().await.is_ok() {
+                return Some(Imap {
+                    s: idle.s,
+                    home: Some((stack.clone(), key)),
+                });
+            }
+        }
+    }
+
+    /// Give the session back to `stack`'s pool for `mailbox` when the request is done.
+    pub fn keep_in(mut self, stack: std::sync::Arc<Stack>, mailbox: &str) -> Imap {
+        self.home = Some((stack, mailbox.to_ascii_lowercase()));
+        self
+    }
+
+    /// The request is done: back to the pool (or log out when it is full or not pooled). A
+    /// session whose request failed is dropped instead, which closes its connection.
     pub async fn logout(mut self) {
+        if let Some((stack, key)) = self.home.take() {
+            let mut pool = stack.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let list = pool.entry(key).or_default();
+            if list.len() < IDLE_PER_MAILBOX {
+                list.push(IdleImap {
+                    s: self.s,
+                    since: std::time::Instant::now(),
+                });
+                return;
+            }
+        }
         let _ = self.s.logout().await;
     }
 

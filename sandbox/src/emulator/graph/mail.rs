@@ -26,8 +26,13 @@ pub(crate) async fn session_for(
     mailbox: &str,
 ) -> Result<Imap, GraphError> {
     let stack = shared.graph.stack()?;
+    if let Some(imap) = Imap::reuse(&stack, mailbox).await {
+        return Ok(imap);
+    }
     let token = backend_token(shared, mailbox)?;
-    Imap::open(&stack, mailbox, &token).await
+    Ok(Imap::open(&stack, mailbox, &token)
+        .await?
+        .keep_in(stack, mailbox))
 }
 
 /// Graph's well-known folder names and their Dovecot special use.
