@@ -118,6 +118,8 @@ pub struct ProtocolResult {
     pub port: u16,
     /// Security.
     pub security: Security,
+    /// The network path: `direct`, `http proxy HOST:PORT` or `socks5 proxy HOST:PORT`.
+    pub path: String,
     /// Whether it worked.
     pub ok: bool,
     /// Negotiated TLS version.
@@ -172,6 +174,9 @@ pub struct GraphResult {
     /// The Graph API base.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// The network path of the Graph requests (`direct`, the proxy, or where the proxy comes from).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// What the check found (mailbox path, the token's permissions, the Inbox).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub found: Option<crate::graph::GraphProbe>,
@@ -322,7 +327,7 @@ impl Client {
         } else {
             for p in &wanted {
                 let Some(s) = servers.get(*p) else { continue };
-                results.push(skipped(*p, s));
+                results.push(skipped(*p, s, self.path_of(*p, &s.host)));
             }
         }
 
@@ -356,6 +361,16 @@ impl Client {
         })
     }
 
+    /// The network path of `p` to `host`, in words.
+    fn path_of(&self, p: Protocol, host: &str) -> String {
+        let channel = match p {
+            Protocol::Imap => crate::net::Channel::Imap,
+            Protocol::Pop3 => crate::net::Channel::Pop3,
+            Protocol::Smtp => crate::net::Channel::Smtp,
+        };
+        self.route(channel, host).to_string()
+    }
+
     async fn test_protocol(
         &self,
         account: &Account,
@@ -374,6 +389,7 @@ impl Client {
                     mechanism: None,
                     danger_accept_invalid_certs: false,
                 },
+                String::new(),
             );
             r.error = Some(ErrorReport::from(&Error::new(
                 ErrorKind::State,
@@ -386,7 +402,7 @@ impl Client {
         };
         let mut r = ProtocolResult {
             detail: None,
-            ..skipped(p, &server)
+            ..skipped(p, &server, self.path_of(p, &server.host))
         };
         // Filled in as the session is opened, so a refused login still shows the phases it
         // got through, the mechanisms and the retry with a refreshed token.
@@ -448,6 +464,7 @@ impl Client {
         let mut r = GraphResult {
             ok: false,
             endpoint: None,
+            path: None,
             found: None,
             phases_ms: GraphPhases::default(),
             error: None,
@@ -458,6 +475,7 @@ impl Client {
             let mut g = self.graph_mailbox(&account.id, cancel).await?;
             r.phases_ms.token = Some(ms(t.elapsed()));
             r.endpoint = Some(g.endpoint());
+            r.path = Some(self.https_path(&g.host()));
             let m = Instant::now();
             let found = g.probe().await;
             r.phases_ms.mailbox = Some(ms(m.elapsed()));
@@ -593,12 +611,13 @@ impl Client {
     }
 }
 
-fn skipped(p: Protocol, s: &ServerConfig) -> ProtocolResult {
+fn skipped(p: Protocol, s: &ServerConfig, path: String) -> ProtocolResult {
     ProtocolResult {
         protocol: p,
         host: s.host.clone(),
         port: s.port,
         security: s.security,
+        path,
         ok: false,
         tls_version: None,
         mechanisms_offered: vec![],

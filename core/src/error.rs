@@ -75,6 +75,10 @@ pub struct Evidence {
     /// The endpoint or host involved (never with query strings).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// Who issued a server certificate that was not trusted (`CN=…,O=…`): a TLS-inspecting
+    /// proxy or firewall shows up here with its own CA.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_issuer: Option<String>,
 }
 
 /// The error type of mailconnect core.

@@ -18,10 +18,11 @@ const MAX_BODY: usize = 1 << 20;
 /// HTTP settings.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// Proxy URL (`http://proxy:3128`); `None` = the `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`
-    /// environment, else the operating system's settings (Windows: Internet Options with PAC and
-    /// WPAD, then the WinHTTP proxy; see [`crate::sysproxy`]).
-    pub proxy: Option<String>,
+    /// The `proxy` option (for every protocol, see [`crate::net`]); `None` = the
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY` environment, else the operating system's
+    /// settings (Windows: Internet Options with PAC and WPAD, then the WinHTTP proxy; see
+    /// [`crate::sysproxy`]).
+    pub proxy: Option<crate::net::ProxyConfig>,
     /// Ignore the proxy option, the environment and the system settings: always connect directly.
     pub no_proxy: bool,
     /// Connect timeout.
@@ -195,6 +196,10 @@ pub struct HttpClient {
     /// The operating system's proxy settings when neither the options nor the environment name a
     /// proxy (Windows; see [`crate::sysproxy`]).
     system_proxy: Option<std::sync::Arc<SystemProxy>>,
+    /// `no_proxy` was set.
+    no_proxy: bool,
+    /// The `proxy` option.
+    proxy: Option<crate::net::ProxyConfig>,
 }
 
 impl HttpClient {
@@ -213,10 +218,13 @@ impl HttpClient {
         if opts.no_proxy {
             b = b.no_proxy();
         } else if let Some(p) = &opts.proxy {
-            let proxy = reqwest::Proxy::all(p).map_err(|e| {
-                Error::invalid("proxy", format!("'proxy' is not a valid proxy URL: {e}"))
-            })?;
-            b = b.proxy(proxy);
+            // The option's HTTPS value (or its url), with its no_proxy list, per request.
+            let cfg = p.clone();
+            b = b.proxy(reqwest::Proxy::custom(move |u| {
+                cfg.route(crate::net::Channel::Https, u.host_str().unwrap_or(""))
+                    .proxy()
+                    .and_then(crate::net::Proxy::url_with_credentials)
+            }));
         } else if !crate::sysproxy::environment_has_proxy() {
             if let Some(sys) = SystemProxy::detect() {
                 tracing::debug!("using the system proxy settings: {:?}", sys.settings());
@@ -231,7 +239,36 @@ impl HttpClient {
         Ok(HttpClient {
             client,
             system_proxy,
+            no_proxy: opts.no_proxy,
+            proxy: opts.proxy.clone(),
         })
+    }
+
+    /// Where requests' proxy comes from when the `proxy` option does not decide: `None` when
+    /// they go directly (`no_proxy`, or nothing configured anywhere).
+    pub fn proxy_source(&self) -> Option<&'static str> {
+        if self.no_proxy {
+            None
+        } else if crate::sysproxy::environment_has_proxy() {
+            Some("the environment's HTTPS_PROXY/HTTP_PROXY/ALL_PROXY and NO_PROXY")
+        } else if self.system_proxy.is_some() {
+            Some("the system's proxy settings")
+        } else {
+            None
+        }
+    }
+
+    /// Whether requests to `url` go through a proxy (as far as the client can tell: with the
+    /// environment or the system settings, it assumes they do).
+    fn proxied(&self, url: &Url) -> bool {
+        match (&self.proxy, self.no_proxy) {
+            (_, true) => false,
+            (Some(p), _) => p
+                .route(crate::net::Channel::Https, url.host_str().unwrap_or(""))
+                .proxy()
+                .is_some(),
+            (None, _) => self.proxy_source().is_some(),
+        }
     }
 
     /// POST a form, optionally with HTTP Basic client authentication.
@@ -340,7 +377,11 @@ impl HttpClient {
         if let Some(sys) = &self.system_proxy {
             sys.prepare(url).await;
         }
-        let resp = rb.send().await.map_err(|e| map_reqwest(url, e))?;
+        let (sent, issuer) = crate::tls::noting_refused_issuer(rb.send()).await;
+        let resp = sent.map_err(|e| {
+            let proxied = self.proxied(url);
+            map_reqwest(url, e, issuer, proxied)
+        })?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -493,12 +534,69 @@ fn source_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn map_reqwest(url: &Url, e: reqwest::Error) -> Error {
+/// A proxy's refusal in the HTTP client's error text (hyper-util's tunnel and SOCKS messages).
+fn proxy_failure(lower: &str, proxied: bool) -> Option<(&'static str, &'static str)> {
+    use crate::net::codes::*;
+    let socks = lower.contains("socks error");
+    if lower.contains("proxy authorization required")
+        || (socks && (lower.contains("credentials not accepted") || lower.contains("user/pass")))
+    {
+        Some((
+            PROXY_AUTH_REQUIRED,
+            "wants a (different) user name and password",
+        ))
+    } else if lower.contains("tunnel") && lower.contains("unsuccessful")
+        || socks && lower.contains("connection not allowed")
+    {
+        Some((PROXY_PORT_DENIED, "refused to open a tunnel to the server"))
+    } else if socks
+        && [
+            "unreachable",
+            "ttl expired",
+            "general server failure",
+            "connection refused",
+        ]
+        .iter()
+        .any(|t| lower.contains(t))
+    {
+        Some((PROXY_TARGET_UNREACHABLE, "could not reach the server"))
+    } else if proxied && lower.contains("failed to create underlying connection") {
+        Some((PROXY_UNREACHABLE, "could not be reached"))
+    } else {
+        None
+    }
+}
+
+fn map_reqwest(url: &Url, e: reqwest::Error, issuer: Option<String>, proxied: bool) -> Error {
     let ep = endpoint(url);
     let timeout = e.is_timeout();
     let connect = e.is_connect();
     let chain = source_chain(&e.without_url());
     let lower = chain.to_ascii_lowercase();
+    if let Some((code, what)) = proxy_failure(&lower, proxied) {
+        return Error::new(
+            ErrorKind::Network,
+            format!("{ep} could not be reached: the proxy {what} ({chain})"),
+        )
+        .with_code(code)
+        .with_evidence(|ev| ev.endpoint = Some(ep));
+    }
+    if let Some(issuer) = issuer {
+        let code = if proxied {
+            crate::net::codes::TLS_INSPECTED
+        } else {
+            "MC-TLS-UNTRUSTED"
+        };
+        return Error::new(
+            ErrorKind::Tls,
+            format!("{ep} presented a certificate that is not trusted, issued by '{issuer}' ({chain}); if a proxy or firewall inspects TLS, give its CA with 'extra_ca_file' or exempt this address from inspection"),
+        )
+        .with_code(code)
+        .with_evidence(|ev| {
+            ev.endpoint = Some(ep);
+            ev.certificate_issuer = Some(issuer);
+        });
+    }
     let kind = if timeout {
         ErrorKind::Timeout
     } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
@@ -530,7 +628,13 @@ pub const NOT_REACHED: &str = "MC-NETWORK-UNREACHABLE";
 
 /// Whether `e` says the request never reached the server.
 pub fn never_sent(e: &Error) -> bool {
-    e.kind() == ErrorKind::Network && e.code() == Some(NOT_REACHED)
+    use crate::net::codes::*;
+    e.kind() == ErrorKind::Network
+        && matches!(e.code(), Some(c) if c == NOT_REACHED
+            || c == PROXY_UNREACHABLE
+            || c == PROXY_AUTH_REQUIRED
+            || c == PROXY_PORT_DENIED
+            || c == PROXY_TARGET_UNREACHABLE)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod i18n;
 pub mod logging;
 pub mod mail;
 pub mod model;
+pub mod net;
 pub mod oauth;
 pub mod platform;
 pub mod provider;

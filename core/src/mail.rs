@@ -433,19 +433,23 @@ impl Client {
         log: &AttemptLog,
     ) -> Result<(ImapSession, AuthInfo)> {
         let tls = self.tls_for(server)?;
+        let route = self.route(crate::net::Channel::Imap, &server.host);
         let timeout = Duration::from_secs(account.options.mail_timeout_secs);
         self.with_token_retry(account, Protocol::Imap, server, cancel, log, |t| {
             let (tls, server, log) = (tls.clone(), server.clone(), log.clone());
+            let route = route.clone();
             let user = account.mailbox.clone();
             async move {
                 let conn = ImapConnection::connect(
                     &server.host,
                     server.port,
+                    &route,
                     server.security,
                     tls,
                     timeout,
                 )
-                .await?;
+                .await
+                .map_err(|e| crate::net::through(e, &route))?;
                 let offered = conn.sasl_mechanisms();
                 let mech = choose_mechanism(&server, &offered);
                 note_connected(&log, &conn.timings, &offered, mech.name());
@@ -474,14 +478,24 @@ impl Client {
         log: &AttemptLog,
     ) -> Result<(Pop3, AuthInfo)> {
         let tls = self.tls_for(server)?;
+        let route = self.route(crate::net::Channel::Pop3, &server.host);
         let timeout = Duration::from_secs(account.options.mail_timeout_secs);
         let max = account.options.pop3.max_message_bytes;
         self.with_token_retry(account, Protocol::Pop3, server, cancel, log, |t| {
             let (tls, server, log) = (tls.clone(), server.clone(), log.clone());
+            let route = route.clone();
             let user = account.mailbox.clone();
             async move {
-                let mut pop =
-                    Pop3::connect(&server.host, server.port, server.security, tls, timeout).await?;
+                let mut pop = Pop3::connect(
+                    &server.host,
+                    server.port,
+                    &route,
+                    server.security,
+                    tls,
+                    timeout,
+                )
+                .await
+                .map_err(|e| crate::net::through(e, &route))?;
                 pop.max_message = max;
                 let offered = pop.sasl_mechanisms();
                 let mech = choose_mechanism(&server, &offered);
@@ -511,6 +525,7 @@ impl Client {
         log: &AttemptLog,
     ) -> Result<(SmtpSession, AuthInfo)> {
         let tls = self.tls_for(server)?;
+        let route = self.route(crate::net::Channel::Smtp, &server.host);
         let timeout = Duration::from_secs(account.options.mail_timeout_secs);
         // The SASL user is the login for SMTP (a delegate sends as the shared mailbox with Send As).
         let user = account
@@ -519,16 +534,19 @@ impl Client {
             .unwrap_or_else(|| account.mailbox.clone());
         self.with_token_retry(account, Protocol::Smtp, server, cancel, log, |t| {
             let (tls, server, user, log) = (tls.clone(), server.clone(), user.clone(), log.clone());
+            let route = route.clone();
             async move {
                 let mut smtp = SmtpSession::connect(
                     &server.host,
                     server.port,
+                    &route,
                     server.security,
                     tls,
                     timeout,
                     "mailconnect.localhost",
                 )
-                .await?;
+                .await
+                .map_err(|e| crate::net::through(e, &route))?;
                 let offered = smtp.sasl_mechanisms();
                 let mech = choose_mechanism(&server, &offered);
                 note_connected(&log, &smtp.timings, &offered, mech.name());

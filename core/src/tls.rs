@@ -64,7 +64,7 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>> {
     } else {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(verifier(extra, provider)?)
+            .with_custom_certificate_verifier(Arc::new(NotePresented(verifier(extra, provider)?)))
             .with_no_client_auth()
     };
     Ok(Arc::new(config))
@@ -203,5 +203,71 @@ impl ServerCertVerifier for AcceptAnything {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+tokio::task_local! {
+    /// The issuer of a certificate the verifier refused, for the handshake running in this task.
+    static PRESENTED: std::cell::RefCell<Option<String>>;
+}
+
+/// Run `f` (a TLS handshake, or a request that makes one) and say who issued a certificate that
+/// was refused in it: a TLS-inspecting proxy's CA is named this way.
+pub async fn noting_refused_issuer<F: std::future::Future>(f: F) -> (F::Output, Option<String>) {
+    PRESENTED
+        .scope(std::cell::RefCell::new(None), async {
+            let out = f.await;
+            let issuer = PRESENTED.with(|c| c.borrow_mut().take());
+            (out, issuer)
+        })
+        .await
+}
+
+/// The issuer of a DER certificate, as an RFC 4514 name (`CN=…,O=…`).
+pub fn issuer_of(der: &[u8]) -> Option<String> {
+    use x509_cert::der::Decode;
+    let c = x509_cert::Certificate::from_der(der).ok()?;
+    Some(c.tbs_certificate.issuer.to_string())
+}
+
+/// The verifier, noting the issuer of a certificate it refuses (see [`noting_refused_issuer`]).
+#[derive(Debug)]
+struct NotePresented(Arc<dyn ServerCertVerifier>);
+
+impl ServerCertVerifier for NotePresented {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let r = self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        if r.is_err() {
+            let _ = PRESENTED.try_with(|c| *c.borrow_mut() = issuer_of(end_entity));
+        }
+        r
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
     }
 }

@@ -192,6 +192,7 @@ async fn main() {
     let mut s = SmtpSession::connect(
         "127.0.0.1",
         stack.port("smtp_starttls"),
+        &mailconnect_core::net::Route::Direct,
         Security::Starttls,
         tls,
         Duration::from_secs(30),

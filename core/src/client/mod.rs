@@ -32,6 +32,8 @@ struct Features(Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn TokenStore>,
     pub(crate) http: HttpClient,
+    /// The path of every connection (proxies; see [`crate::net`]).
+    pub(crate) net: crate::net::NetPolicy,
     pub(crate) mail_tls: Arc<rustls::ClientConfig>,
     pub(crate) tls_options: TlsOptions,
     pub(crate) language: Language,
@@ -95,11 +97,13 @@ impl Client {
     /// A client over any store backend.
     pub fn with_store(store: Arc<dyn TokenStore>, options: ClientOptions) -> Result<Client> {
         let http = HttpClient::new(&options.http)?;
+        let net = crate::net::NetPolicy::new(options.http.no_proxy, options.http.proxy.clone())?;
         let mail_tls = crate::tls::client_config(&options.http.tls)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 store,
                 http,
+                net,
                 mail_tls,
                 tls_options: options.http.tls.clone(),
                 language: options.language,
@@ -110,6 +114,23 @@ impl Client {
                 features: Features::default(),
             }),
         })
+    }
+
+    /// The path a connection of `channel` to `host` takes (direct, or which proxy).
+    pub fn route(&self, channel: crate::net::Channel, host: &str) -> crate::net::Route {
+        self.inner.net.route(channel, host)
+    }
+
+    /// The path of HTTPS requests to `host`, in words for reports: the `proxy` option's choice,
+    /// else whether the environment or the system settings pick the proxy.
+    pub fn https_path(&self, host: &str) -> String {
+        if self.inner.net.configured() {
+            return self.route(crate::net::Channel::Https, host).to_string();
+        }
+        match self.inner.http.proxy_source() {
+            Some(source) => format!("as {source} say"),
+            None => "direct".into(),
+        }
     }
 
     /// The language of texts for people.

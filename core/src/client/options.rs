@@ -85,7 +85,7 @@ impl ClientOptions {
             #[serde(default)]
             log_level: Option<String>,
             #[serde(default)]
-            proxy: Option<String>,
+            proxy: Option<serde_json::Value>,
             #[serde(default)]
             no_proxy: bool,
             #[serde(default)]
@@ -165,7 +165,10 @@ impl ClientOptions {
                 ));
             }
         }
-        o.http.proxy = raw.proxy;
+        o.http.proxy = match raw.proxy {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(crate::net::ProxyConfig::from_json(&v)?),
+        };
         o.http.no_proxy = raw.no_proxy;
         if let Some(t) = raw.http_timeout_secs {
             if t == 0 || t > 600 {

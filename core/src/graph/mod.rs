@@ -174,6 +174,11 @@ impl GraphMailbox<'_> {
         self.base.to_string()
     }
 
+    /// The Graph host name.
+    pub fn host(&self) -> String {
+        self.base.host_str().unwrap_or_default().to_string()
+    }
+
     /// A Test's look at the mailbox: the token's permissions and the Inbox (which needs the
     /// mailbox to be reachable over Graph and a read permission). Sends nothing.
     pub async fn probe(&mut self) -> Result<GraphProbe> {

@@ -129,12 +129,13 @@ impl ImapConnection {
     pub async fn connect(
         host: &str,
         port: u16,
+        route: &crate::net::Route,
         security: Security,
         tls: Arc<rustls::ClientConfig>,
         timeout: Duration,
     ) -> Result<ImapConnection> {
         let mut timings = ConnectTimings::default();
-        let tcp = stream::connect_tcp(host, port, timeout, &mut timings).await?;
+        let tcp = crate::net::dial(route, host, port, timeout, &mut timings).await?;
         let (io, greeting): (BoxedIo, Option<String>) = match security {
             Security::Tls => (
                 Box::new(stream::tls_handshake(tcp, host, tls, timeout, &mut timings).await?),

@@ -101,12 +101,13 @@ impl Pop3 {
     pub async fn connect(
         host: &str,
         port: u16,
+        route: &crate::net::Route,
         security: Security,
         tls: Arc<rustls::ClientConfig>,
         timeout: Duration,
     ) -> Result<Pop3> {
         let mut timings = ConnectTimings::default();
-        let tcp = stream::connect_tcp(host, port, timeout, &mut timings).await?;
+        let tcp = crate::net::dial(route, host, port, timeout, &mut timings).await?;
         let io: BoxedIo = match security {
             Security::Tls => Box::new(
                 stream::tls_handshake(tcp, host, tls.clone(), timeout, &mut timings).await?,

@@ -404,13 +404,14 @@ impl SmtpSession {
     pub async fn connect(
         host: &str,
         port: u16,
+        route: &crate::net::Route,
         security: Security,
         tls: Arc<rustls::ClientConfig>,
         timeout: Duration,
         hello: &str,
     ) -> Result<SmtpSession> {
         let mut timings = ConnectTimings::default();
-        let tcp = stream::connect_tcp(host, port, timeout, &mut timings).await?;
+        let tcp = crate::net::dial(route, host, port, timeout, &mut timings).await?;
         let (io, greeting) = match security {
             Security::Tls => (
                 SmtpIo::Tls(Box::new(

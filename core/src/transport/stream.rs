@@ -90,23 +90,30 @@ pub async fn tls_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         )
     })?;
     let what = format!("TLS handshake with {host}");
-    let tls = match tokio::time::timeout(timeout, TlsConnector::from(config).connect(name, stream))
-        .await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
+    let handshake = crate::tls::noting_refused_issuer(tokio::time::timeout(
+        timeout,
+        TlsConnector::from(config).connect(name, stream),
+    ));
+    let tls = match handshake.await {
+        (Ok(Ok(s)), _) => s,
+        (Ok(Err(e)), issuer) => {
             let text = e.to_string();
+            let by = issuer
+                .as_deref()
+                .map(|i| format!(", issued by '{i}'"))
+                .unwrap_or_default();
             let msg = if text.contains("UnknownIssuer") || text.contains("invalid peer certificate")
             {
-                format!("{what}: the server's certificate is not trusted ({text}); add the issuing CA with 'extra_ca_file' if this is your own server")
+                format!("{what}: the certificate presented is not trusted ({text}{by}); if a proxy or firewall inspects TLS, give its CA with 'extra_ca_file' (or exempt this server from inspection); if this is your own server, add its CA")
             } else {
                 format!("{what}: {text}")
             };
-            return Err(
-                Error::new(ErrorKind::Tls, msg).with_evidence(|ev| ev.server_reply = Some(text))
-            );
+            return Err(Error::new(ErrorKind::Tls, msg).with_evidence(|ev| {
+                ev.server_reply = Some(text);
+                ev.certificate_issuer = issuer;
+            }));
         }
-        Err(_) => return Err(Error::timeout(&what, timeout)),
+        (Err(_), _) => return Err(Error::timeout(&what, timeout)),
     };
     t.tls_ms = Some(started.elapsed().as_millis() as u64);
     t.tls_version = tls

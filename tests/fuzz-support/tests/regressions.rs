@@ -127,10 +127,17 @@ async fn the_scripted_server_plays_whole_sessions_over_tcp() {
     let (tls, token) = (&tls, &token);
     for chunk in [1, 5, 4096] {
         with_server(SMTP_SESSION, chunk, |port| async move {
-            let mut s =
-                SmtpSession::connect("127.0.0.1", port, Security::None, tls.clone(), timeout, "c")
-                    .await
-                    .unwrap();
+            let mut s = SmtpSession::connect(
+                "127.0.0.1",
+                port,
+                &Default::default(),
+                Security::None,
+                tls.clone(),
+                timeout,
+                "c",
+            )
+            .await
+            .unwrap();
             assert_eq!(s.sasl_mechanisms(), ["XOAUTH2"]);
             let ir = sasl::xoauth2("user@fuzz.test", token);
             s.authenticate(Mechanism::Xoauth2, &ir)
@@ -147,9 +154,16 @@ async fn the_scripted_server_plays_whole_sessions_over_tcp() {
         })
         .await;
         with_server(POP3_SESSION, chunk, |port| async move {
-            let mut pop = Pop3::connect("127.0.0.1", port, Security::None, tls.clone(), timeout)
-                .await
-                .unwrap();
+            let mut pop = Pop3::connect(
+                "127.0.0.1",
+                port,
+                &Default::default(),
+                Security::None,
+                tls.clone(),
+                timeout,
+            )
+            .await
+            .unwrap();
             let ir = sasl::xoauth2("user@fuzz.test", token);
             pop.authenticate(Mechanism::Xoauth2, &ir)
                 .await
