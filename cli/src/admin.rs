@@ -41,6 +41,17 @@ pub struct StoreArgs {
     /// Also trust the CA certificates in this PEM file (a test stack's, or a proxy's).
     #[arg(long, env = "MAILCONNECT_CA_FILE", global = true)]
     pub ca_file: Option<PathBuf>,
+    /// The proxy for every connection (identity provider, Graph, IMAP, POP3, SMTP):
+    /// `http://[user@]host:port`, `socks5://…`, `socks5h://…`, or the `proxy` option's JSON object
+    /// (per protocol, with a no_proxy list). Without it: ALL_PROXY, HTTPS_PROXY and NO_PROXY.
+    #[arg(long, env = "MAILCONNECT_PROXY", global = true)]
+    pub proxy: Option<String>,
+    /// Read the proxy's password from this environment variable (never from the command line).
+    #[arg(long, global = true, requires = "proxy")]
+    pub proxy_password_env: Option<String>,
+    /// Connect directly: no proxy from the options, the environment or the system settings.
+    #[arg(long, global = true, conflicts_with = "proxy")]
+    pub no_proxy: bool,
 }
 
 #[derive(Subcommand)]
@@ -169,6 +180,20 @@ pub fn open(store: &StoreArgs, lang: Language) -> Result<Client, Box<dyn std::er
         let pem = std::fs::read(ca)
             .map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?;
         o.http.tls.extra_ca_pem = vec![pem];
+    }
+    o.http.no_proxy = store.no_proxy;
+    if let Some(p) = &store.proxy {
+        let mut v: serde_json::Value = if p.trim_start().starts_with('{') {
+            serde_json::from_str(p).map_err(|e| format!("--proxy is not valid JSON: {e}"))?
+        } else {
+            serde_json::json!({ "url": p })
+        };
+        if let Some(var) = &store.proxy_password_env {
+            let pw = std::env::var(var)
+                .map_err(|_| format!("--proxy-password-env: the variable {var} is not set"))?;
+            v["password"] = pw.into();
+        }
+        o.http.proxy = Some(mailconnect_core::net::ProxyConfig::from_json(&v)?);
     }
     Ok(Client::open(o)?)
 }
@@ -547,6 +572,7 @@ pub async fn test(
                 vec![
                     r.protocol.as_str().to_string(),
                     format!("{}:{}", r.host, r.port),
+                    r.path.clone(),
                     paint(if r.ok { "ok" } else { "failed" }, r.ok),
                     r.mechanism_used.clone().unwrap_or_default(),
                     r.tls_version.clone().unwrap_or_default(),
@@ -555,7 +581,15 @@ pub async fn test(
             })
             .collect::<Vec<_>>();
         table(
-            &["protocol", "server", "result", "mechanism", "tls", "time"],
+            &[
+                "protocol",
+                "server",
+                "path",
+                "result",
+                "mechanism",
+                "tls",
+                "time",
+            ],
             &rows,
         );
         let errors = std::iter::once(report.token.error.as_ref())

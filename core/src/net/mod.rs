@@ -262,11 +262,13 @@ fn choice(
         return Ok(Route::Direct);
     }
     let mut p = Proxy::parse(field, text)?;
+    // The object's user name for a URL without one; its password for a URL without one whose
+    // user is the object's (or names the user only: `http://svc@proxy:3128`).
     if p.username.is_none() {
         p.username = user.clone();
-        if p.password.is_none() {
-            p.password = pass.clone();
-        }
+    }
+    if p.password.is_none() && (user.is_none() || p.username == *user) {
+        p.password = pass.clone();
     }
     Ok(Route::Via(Arc::new(p)))
 }

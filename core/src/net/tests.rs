@@ -94,6 +94,11 @@ fn per_protocol_values_the_default_and_the_no_proxy_list() {
     assert_eq!(via(&only.route(Channel::Https, "x")), "direct");
     assert_eq!(via(&only.route(Channel::Imap, "x")), "http proxy p:8080");
     assert!(ProxyConfig::parse("[1]").is_err());
+    // A URL naming only the user takes the object's password (the CLI's --proxy-password-env).
+    let c = ProxyConfig::parse(r#"{"url": "http://svc@p:3128", "password": "pw"}"#).unwrap();
+    let p = c.route(Channel::Imap, "x").proxy().unwrap().clone();
+    assert_eq!(p.username.as_deref(), Some("svc"));
+    assert_eq!(p.password.unwrap().expose_secret(), "pw");
 }
 
 #[test]
