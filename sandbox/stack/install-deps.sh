@@ -4,7 +4,9 @@
 set -eu
 
 # postgresql: the PostgreSQL store tests run initdb + postgres from /usr/lib/postgresql/*/bin.
-PKGS="dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-auth-lua postfix openssl curl python3 ca-certificates postgresql"
+# tinyproxy, dante-server: the HTTP CONNECT and SOCKS5 proxies of the proxy tests
+# (tests/support/proxies.rs, which also installs them when missing).
+PKGS="dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-auth-lua postfix openssl curl python3 ca-certificates postgresql tinyproxy dante-server"
 
 missing=""
 for p in $PKGS; do

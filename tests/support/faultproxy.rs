@@ -110,7 +110,8 @@ impl Drop for FaultProxy {
     }
 }
 
-fn pem_certs(path: &std::path::Path) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+/// The certificates of a PEM file.
+pub(crate) fn pem_certs(path: &std::path::Path) -> Vec<rustls::pki_types::CertificateDer<'static>> {
     let pem = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<_, _>>()
@@ -121,30 +122,46 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// A TLS server presenting the chain in `chain_pem` (leaf first) with the key in `key_pem`.
+pub(crate) fn server_config(
+    chain_pem: &std::path::Path,
+    key_pem: &std::path::Path,
+) -> rustls::ServerConfig {
+    let key = std::fs::read(key_pem).unwrap_or_else(|e| panic!("{}: {e}", key_pem.display()));
+    let key = rustls_pemfile::private_key(&mut key.as_slice())
+        .expect("server key readable")
+        .expect("a private key");
+    rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(pem_certs(chain_pem), key)
+        .expect("server certificate")
+}
+
+/// A TLS client trusting only the certificates in `ca_pem`.
+pub(crate) fn client_config(ca_pem: &std::path::Path) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pem_certs(ca_pem) {
+        roots.add(c).expect("CA certificate");
+    }
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 impl FaultProxy {
     /// Listen on 127.0.0.1 and forward to the stack's implicit-TLS port `port_name` (e.g.
     /// `imap_tls`, `pop3_tls`, `smtp_tls`).
     pub async fn start(stack: &MailStack, port_name: &str) -> FaultProxy {
         let tls_dir = stack.dir.path().join("tls");
-        let key_pem = std::fs::read(tls_dir.join("server.key")).expect("stack server key");
-        let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-            .expect("server key readable")
-            .expect("a private key");
-        let server_cfg = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_no_client_auth()
-            .with_single_cert(pem_certs(&tls_dir.join("server-chain.pem")), key)
-            .expect("server certificate");
-        let mut roots = rustls::RootCertStore::empty();
-        for c in pem_certs(&tls_dir.join("ca.pem")) {
-            roots.add(c).expect("stack CA");
-        }
-        let client_cfg = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let server_cfg = server_config(
+            &tls_dir.join("server-chain.pem"),
+            &tls_dir.join("server.key"),
+        );
+        let client_cfg = client_config(&tls_dir.join("ca.pem"));
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
         let connector = tokio_rustls::TlsConnector::from(Arc::new(client_cfg));
         let upstream = SocketAddr::from(([127, 0, 0, 1], stack.port(port_name)));

@@ -7,6 +7,7 @@ pub mod faultproxy;
 pub mod header;
 pub mod oidc;
 pub mod pg;
+pub mod proxies;
 pub mod wine;
 
 use std::path::PathBuf;
@@ -554,31 +555,15 @@ pub async fn play_sign_in_line(browser: &ScriptedBrowser, line: &str) {
 /// openssl in `dir`: (CA PEM, certificate PEM, PKCS#8 key PEM). With the key usages and key
 /// identifiers strict verifiers want (urllib3 2 checks X509_STRICT).
 pub fn localhost_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let sh = r#"set -e
-openssl ecparam -name prime256v1 -genkey -noout -out ca.key
-openssl req -x509 -new -key ca.key -sha256 -days 2 -subj "/CN=mailconnect test CA" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" -addext "subjectKeyIdentifier=hash" -out ca.pem
-openssl ecparam -name prime256v1 -genkey -noout -out server.key.ec
-openssl pkcs8 -topk8 -nocrypt -in server.key.ec -out server.key
-openssl req -new -key server.key -subj "/CN=localhost" -out server.csr
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' > server.ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 0x$(openssl rand -hex 8) -days 2 -sha256 -extfile server.ext -out server.pem
-"#;
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(sh)
-        .current_dir(dir)
-        .output()
-        .expect("sh runs");
-    assert!(
-        out.status.success(),
-        "openssl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let ca = proxies::make_ca(dir, "ca", "/CN=mailconnect test CA");
+    let cert = proxies::issue_cert(
+        dir,
+        "ca",
+        "server",
+        "localhost",
+        "IP:127.0.0.1,DNS:localhost",
     );
-    (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    )
+    (ca, cert, dir.join("server.key"))
 }
 
 // ----- Microsoft Graph on the emulator (issue 16): the stack behind `/v1.0` -------------------
