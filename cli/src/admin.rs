@@ -611,6 +611,9 @@ pub async fn test(
             if let Some(reply) = &e.server_reply {
                 println!("  server: {reply}");
             }
+            if let Some(issuer) = &e.certificate_issuer {
+                println!("  certificate issued by: {issuer}");
+            }
         }
     }
     if report.ok {

@@ -53,6 +53,9 @@ pub struct ErrorReport {
     /// AADSTS code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aadsts: Option<i64>,
+    /// Who issued a certificate that was not trusted (a TLS-inspecting proxy's CA shows here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_issuer: Option<String>,
 }
 
 impl From<&Error> for ErrorReport {
@@ -75,6 +78,7 @@ impl ErrorReport {
             server_reply: ev.server_reply.clone(),
             sasl_challenge: ev.sasl_challenge.clone(),
             aadsts: ev.oauth.as_ref().and_then(|o| o.aadsts()),
+            certificate_issuer: ev.certificate_issuer.clone(),
         }
     }
 }

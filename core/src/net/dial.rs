@@ -160,7 +160,8 @@ async fn http_connect(mut s: TcpStream, proxy: &Proxy, host: &str, port: u16) ->
         .to_string();
     match status {
         200..=299 => Ok(s),
-        407 => {
+        // 407 is the standard; tinyproxy answers wrong credentials with 401.
+        407 | 401 => {
             let (kind, hint) = if proxy.username.is_some() {
                 ("refused the user name or password", "correct the proxy user and password")
             } else {
@@ -180,7 +181,8 @@ async fn http_connect(mut s: TcpStream, proxy: &Proxy, host: &str, port: u16) ->
             };
             Err(refused(proxy, AUTH_REQUIRED, msg, line))
         }
-        502..=504 => Err(refused(
+        // 500: tinyproxy's "Unable to connect"; 502/504: squid and most others.
+        500 | 502..=504 => Err(refused(
             proxy,
             TARGET_UNREACHABLE,
             format!(
