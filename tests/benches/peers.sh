@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the peers of the scale benchmark (tests/benches/scale.rs) into a virtualenv:
-#   msal + msal-extensions (Microsoft's Python auth library and its persisted token cache) and
-#   emailproxy (simonrob/email-oauth2-proxy), all from PyPI; plus hyperfine from Debian when
-#   apt-get is there and we are root (optional: the benchmark times its own process loop anyway).
+# Installs the peers of the scale and graph benchmarks (tests/benches/) into a virtualenv:
+#   msal + msal-extensions (Microsoft's Python auth library and its persisted token cache),
+#   emailproxy (simonrob/email-oauth2-proxy) and requests (the Graph benchmark's HTTP peer),
+#   all from PyPI; plus hyperfine from Debian when apt-get is there and we are root (optional:
+#   the benchmark times its own process loop anyway).
 #
 #   bash tests/benches/peers.sh            # into target-bench/peers (or $MC_BENCH_PEERS)
 #
@@ -17,7 +18,7 @@ if [ ! -x "$DEST/venv/bin/python" ]; then
     "$PY" -m venv "$DEST/venv"
 fi
 "$DEST/venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade \
-    msal msal-extensions emailproxy
+    msal msal-extensions emailproxy requests
 "$DEST/venv/bin/python" - <<'PY'
 import importlib.metadata as m
 print("peers:", ", ".join(f"{p} {m.version(p)}" for p in ("msal", "msal-extensions", "emailproxy", "requests", "cryptography")))
