@@ -19,36 +19,9 @@ use mailconnect_core::{CancellationToken, Client, Protocol};
 use mailconnect_tests::*;
 use secrecy::ExposeSecret;
 
-/// The Python with the peers' packages: the benchmark venv of `peers.sh`, else `python3`.
-fn python_bin() -> String {
-    let venv = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../target-bench/peers/venv/bin/python"
-    );
-    if std::path::Path::new(venv).exists() {
-        venv.into()
-    } else {
-        "python3".into()
-    }
-}
-
-/// Run a Python peer; it prints its own elapsed seconds (start-up excluded).
+/// Run a Python peer (the benchmark venv's Python); it prints its own elapsed seconds.
 fn python(script: &str, env: &[(&str, String)]) -> f64 {
-    let mut cmd = Command::new(python_bin());
-    cmd.arg("-c").arg(script);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("python runs");
-    assert!(
-        out.status.success(),
-        "python peer failed (run tests/benches/peers.sh for requests):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("seconds")
+    peers::python_seconds(&peers::python_bin(), script, env)
 }
 
 /// `sendMail` with a base64 MIME body, N times on one keep-alive session (as core does).

@@ -47,21 +47,7 @@ fn run_timed(cmd: &mut Command) -> Duration {
 }
 
 fn python(script: &str, env: &[(&str, String)]) -> f64 {
-    let mut cmd = Command::new("python3");
-    cmd.arg("-c").arg(script);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "python peer failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("seconds")
+    peers::python_seconds("python3", script, env)
 }
 
 const SMTPLIB: &str = r#"

@@ -6,6 +6,7 @@ pub mod conformance;
 pub mod faultproxy;
 pub mod header;
 pub mod oidc;
+pub mod peers;
 pub mod pg;
 pub mod proxies;
 pub mod wine;
