@@ -15,9 +15,9 @@ use secrecy::ExposeSecret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::ConnectTimings;
 use super::{Proxy, ProxyKind, Route};
 use crate::error::{Error, ErrorKind, Result};
-use crate::transport::stream::{connect_tcp, ConnectTimings};
 
 use super::codes::{
     PROXY_AUTH_REQUIRED as AUTH_REQUIRED, PROXY_PORT_DENIED as PORT_DENIED,
@@ -278,4 +278,33 @@ async fn socks5(
             e.to_string(),
         )
     })
+}
+
+/// Connect TCP to `host:port` within `timeout`.
+async fn connect_tcp(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    t: &mut ConnectTimings,
+) -> Result<TcpStream> {
+    let started = Instant::now();
+    let what = format!("connecting to {host}:{port}");
+    let s = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return Err(
+                Error::new(ErrorKind::Network, format!("{what}: {e}")).with_evidence(|ev| {
+                    ev.server_reply = Some(e.to_string());
+                    ev.endpoint = Some(format!("{host}:{port}"));
+                }),
+            );
+        }
+        Err(_) => {
+            return Err(Error::timeout(&what, timeout)
+                .with_evidence(|ev| ev.endpoint = Some(format!("{host}:{port}"))))
+        }
+    };
+    let _ = s.set_nodelay(true);
+    t.connect_ms = started.elapsed().as_millis() as u64;
+    Ok(s)
 }

@@ -43,6 +43,17 @@ use crate::error::{Error, Result};
 
 pub use dial::dial;
 
+/// What happened while connecting (for Test reports).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ConnectTimings {
+    /// TCP connect time.
+    pub connect_ms: u64,
+    /// TLS handshake time.
+    pub tls_ms: Option<u64>,
+    /// Negotiated TLS version.
+    pub tls_version: Option<String>,
+}
+
 /// The protocols a path is chosen for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {

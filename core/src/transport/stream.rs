@@ -7,9 +7,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
-use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use zeroize::Zeroizing;
 
@@ -24,16 +22,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// A boxed stream.
 pub type BoxedIo = Box<dyn Io>;
 
-/// What happened while connecting (for Test reports).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ConnectTimings {
-    /// TCP connect time.
-    pub connect_ms: u64,
-    /// TLS handshake time.
-    pub tls_ms: Option<u64>,
-    /// Negotiated TLS version.
-    pub tls_version: Option<String>,
-}
+pub use crate::net::ConnectTimings;
 
 fn io_error(kind: ErrorKind, what: String, e: std::io::Error) -> Error {
     let err = Error::new(kind, format!("{what}: {e}"));
@@ -47,32 +36,6 @@ fn io_error(kind: ErrorKind, what: String, e: std::io::Error) -> Error {
 
 /// The diagnostic code of a connection the server closed or reset.
 pub const CLOSED: &str = "MC-CONNECTION-CLOSED";
-
-/// Connect TCP to `host:port` within `timeout`.
-pub async fn connect_tcp(
-    host: &str,
-    port: u16,
-    timeout: Duration,
-    t: &mut ConnectTimings,
-) -> Result<TcpStream> {
-    let started = Instant::now();
-    let what = format!("connecting to {host}:{port}");
-    let s = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            let kind = ErrorKind::Network;
-            return Err(io_error(kind, what, e)
-                .with_evidence(|ev| ev.endpoint = Some(format!("{host}:{port}"))));
-        }
-        Err(_) => {
-            return Err(Error::timeout(&what, timeout)
-                .with_evidence(|ev| ev.endpoint = Some(format!("{host}:{port}"))))
-        }
-    };
-    let _ = s.set_nodelay(true);
-    t.connect_ms = started.elapsed().as_millis() as u64;
-    Ok(s)
-}
 
 /// Do the TLS handshake on `stream` for `host`.
 pub async fn tls_handshake<S: AsyncRead + AsyncWrite + Unpin>(
