@@ -206,6 +206,8 @@ mod bridge {
         sasl_challenge: String,
         /// The AADSTS code (0: none).
         aadsts: i64,
+        /// Who issued a certificate that was not trusted (a TLS-inspecting proxy's CA); empty if none.
+        certificate_issuer: String,
     }
 
     /// The token phase of a test.
@@ -243,6 +245,8 @@ mod bridge {
         port: u16,
         /// `tls`, `starttls`, `none`.
         security: String,
+        /// The network path: `direct`, `http proxy HOST:PORT`, `socks5 proxy HOST:PORT`.
+        path: String,
         ok: bool,
         tls_version: String,
         mechanisms_offered: Vec<String>,
@@ -314,6 +318,8 @@ mod bridge {
         ok: bool,
         /// The Graph API base.
         endpoint: String,
+        /// The network path of the Graph requests.
+        path: String,
         found: GraphFound,
         phases_ms: GraphPhases,
         error: ErrorReport,
@@ -1706,6 +1712,7 @@ mod tests {
                 host: "smtp.x".into(),
                 port: 587,
                 security: Security::Starttls,
+                path: "http proxy 10.0.0.5:3128".into(),
                 ok: false,
                 tls_version: Some("TLSv1.3".into()),
                 mechanisms_offered: vec!["XOAUTH2".into()],
@@ -1725,6 +1732,7 @@ mod tests {
             graph: Some(mailconnect_core::check::GraphResult {
                 ok: true,
                 endpoint: Some("https://graph.microsoft.com/v1.0".into()),
+                path: Some("direct".into()),
                 found: Some(mailconnect_core::graph::GraphProbe {
                     mailbox_path: "/me".into(),
                     permissions: Some(vec!["Mail.Send".into(), "Mail.ReadWrite".into()]),
@@ -1783,6 +1791,10 @@ mod tests {
         assert!(smtp.retried_with_refreshed_token && smtp.auth_attempts == 2);
         assert!(smtp.error.present && smtp.error.code == "MC-TLS-UNTRUSTED");
         assert!(smtp.error.diagnostic.present && smtp.error.kind == "tls");
+        assert_eq!(
+            (smtp.path.as_str(), g.path.as_str()),
+            ("http proxy 10.0.0.5:3128", "direct")
+        );
     }
 
     /// Registrations, accounts, the status and the refresher's report read through the C ABI.
