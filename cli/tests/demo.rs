@@ -68,7 +68,7 @@ fn the_demo_runs_the_whole_story_through_the_c_abi() {
         "mc_message_send -> MC_OK",
         "carried by: graph, 202 Accepted by Microsoft Graph",
         "fallback: yes, from SMTP to Microsoft Graph during this call",
-        "library log (warn): SMTP AUTH is disabled for this mailbox",
+        "library log (warn): SMTP AUTH is disabled for the organisation (tenant)",
         "535): 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant",
         "/smtp_auth_disabled_refusals: 1",
         "transport: auto, sends over graph since ",
