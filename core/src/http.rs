@@ -200,6 +200,8 @@ pub struct HttpClient {
     no_proxy: bool,
     /// The `proxy` option.
     proxy: Option<crate::net::ProxyConfig>,
+    /// Connect timeout (for asking a proxy again, see `explain_tunnel`).
+    connect_timeout: Duration,
 }
 
 impl HttpClient {
@@ -241,6 +243,7 @@ impl HttpClient {
             system_proxy,
             no_proxy: opts.no_proxy,
             proxy: opts.proxy.clone(),
+            connect_timeout: opts.connect_timeout,
         })
     }
 
@@ -255,6 +258,39 @@ impl HttpClient {
             Some("the system's proxy settings")
         } else {
             None
+        }
+    }
+
+    /// The HTTP client reports every refused `CONNECT` but 407 as "unsuccessful" and drops the
+    /// status; for a proxy of the `proxy` option, ask it again with mailconnect's own `CONNECT`
+    /// (which reads the status: 401/407, 403, 5xx) and report that answer instead.
+    async fn explain_tunnel(&self, url: &Url, err: Error) -> Error {
+        let (Some(cfg), Some(crate::net::codes::PROXY_PORT_DENIED)) = (&self.proxy, err.code())
+        else {
+            return err;
+        };
+        let host = url.host_str().unwrap_or("").trim_matches(['[', ']']);
+        let route = cfg.route(crate::net::Channel::Https, host);
+        if !matches!(route.proxy(), Some(p) if p.kind == crate::net::ProxyKind::Http) {
+            return err;
+        }
+        let port = url.port_or_known_default().unwrap_or(443);
+        let mut t = crate::net::ConnectTimings::default();
+        match crate::net::dial(&route, host, port, self.connect_timeout, &mut t).await {
+            Err(precise) => {
+                let ep = endpoint(url);
+                let msg = format!("{ep} could not be reached: {}", precise.message());
+                let mut e = Error::new(precise.kind(), msg);
+                if let Some(code) = precise.code() {
+                    e = e.with_code(code);
+                }
+                let reply = precise.evidence().server_reply.clone();
+                e.with_evidence(|ev| {
+                    ev.endpoint = Some(ep);
+                    ev.server_reply = reply;
+                })
+            }
+            Ok(_) => err,
         }
     }
 
@@ -378,10 +414,13 @@ impl HttpClient {
             sys.prepare(url).await;
         }
         let (sent, issuer) = crate::tls::noting_refused_issuer(rb.send()).await;
-        let resp = sent.map_err(|e| {
-            let proxied = self.proxied(url);
-            map_reqwest(url, e, issuer, proxied)
-        })?;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                let err = map_reqwest(url, e, issuer, self.proxied(url));
+                return Err(self.explain_tunnel(url, err).await);
+            }
+        };
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
