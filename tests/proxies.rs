@@ -20,8 +20,7 @@
 //! relay here, so the stack needs no trust in the emulator's CA. Needs root (the mail stack, the
 //! packages, Dante's system user), like tests/mail_stack.rs.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -52,50 +51,7 @@ fn nc() -> CancellationToken {
 
 // ----- capturing every log record (core's and its dependencies') at TRACE ----------------------
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
-    }
-}
-
-/// The process-wide subscriber: every record at TRACE except the in-process emulator's own.
-fn trace_log() -> Buffer {
-    static LOG: OnceLock<Buffer> = OnceLock::new();
-    LOG.get_or_init(|| {
-        use tracing_subscriber::prelude::*;
-        let buf = Buffer::default();
-        let writer = buf.clone();
-        let layer = tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
-                !m.target().starts_with("mailconnect_sandbox") && !m.target().starts_with("axum")
-            }))
-            .with_filter(tracing_subscriber::filter::LevelFilter::TRACE);
-        tracing_subscriber::registry()
-            .with(layer)
-            .try_init()
-            .expect("the test binary's only subscriber");
-        buf
-    })
-    .clone()
-}
+use mailconnect_tests::tracelog::trace_log;
 
 /// The secrets of the proxies in every form a leak could take.
 fn proxy_secrets() -> Vec<String> {

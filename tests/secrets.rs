@@ -22,7 +22,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::ptr::null_mut;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mailconnect_core::check::TestOptions;
@@ -41,51 +41,7 @@ fn nc() -> CancellationToken {
 
 // ----- capturing core's tracing at TRACE ---------------------------------------------------------
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The process-wide subscriber: every record at TRACE (also `log` records of dependencies such as
-/// rustls and reqwest), except the in-process emulator's own, into one buffer.
-fn trace_log() -> Buffer {
-    static LOG: OnceLock<Buffer> = OnceLock::new();
-    LOG.get_or_init(|| {
-        use tracing_subscriber::prelude::*;
-        let buf = Buffer::default();
-        let writer = buf.clone();
-        let layer = tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
-                !m.target().starts_with("mailconnect_sandbox") && !m.target().starts_with("axum")
-            }))
-            .with_filter(tracing_subscriber::filter::LevelFilter::TRACE);
-        tracing_subscriber::registry()
-            .with(layer)
-            .try_init()
-            .expect("the test binary's only subscriber");
-        buf
-    })
-    .clone()
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
-    }
-}
+use mailconnect_tests::tracelog::trace_log;
 
 // ----- the user, played by `mailconnect sandbox sign-in` in its own process ----------------------
 

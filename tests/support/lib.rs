@@ -9,6 +9,7 @@ pub mod oidc;
 pub mod peers;
 pub mod pg;
 pub mod proxies;
+pub mod tracelog;
 pub mod wine;
 
 use std::path::PathBuf;
