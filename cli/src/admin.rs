@@ -82,6 +82,32 @@ pub enum RegistrationCommand {
     Remove { id: String },
 }
 
+/// The proxy stored in the store (used by every program and service that opens it without
+/// --proxy/--no-proxy).
+#[derive(Subcommand)]
+pub enum ProxyCommand {
+    /// Store the proxy of every connection, sealed with its password; the password comes from
+    /// --password-env VAR or --password-stdin, never from the command line.
+    Set {
+        /// `http://host:port`, `socks5://host:port`, `socks5h://host:port`, `direct`, or the
+        /// `proxy` option's JSON object (per protocol, with a no_proxy list).
+        proxy: String,
+        /// The proxy user name.
+        #[arg(long)]
+        username: Option<String>,
+        /// Read the proxy password from this environment variable.
+        #[arg(long, conflicts_with = "password_stdin")]
+        password_env: Option<String>,
+        /// Read the proxy password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Where this store's proxy comes from and the stored setting (without its password).
+    Show,
+    /// Remove the stored proxy (back to the environment and the system settings).
+    Clear,
+}
+
 #[derive(Subcommand)]
 pub enum AccountCommand {
     /// Add or update an account.
@@ -254,6 +280,118 @@ fn visible_len(s: &str) -> usize {
         }
     }
     n
+}
+
+pub async fn proxy(cmd: ProxyCommand, store: &StoreArgs, lang: Language) -> Res {
+    let c = open(store, lang)?;
+    match cmd {
+        ProxyCommand::Set {
+            proxy,
+            username,
+            password_env,
+            password_stdin,
+        } => {
+            let password = match (password_env, password_stdin) {
+                (Some(var), _) => Some(zeroize::Zeroizing::new(
+                    std::env::var(&var)
+                        .map_err(|_| format!("environment variable {var} is not set"))?,
+                )),
+                (None, true) => {
+                    let mut s = zeroize::Zeroizing::new(String::new());
+                    std::io::stdin().read_to_string(&mut s)?;
+                    Some(zeroize::Zeroizing::new(s.trim().to_string()))
+                }
+                _ => None,
+            };
+            let setting = if username.is_none() && password.is_none() {
+                zeroize::Zeroizing::new(proxy)
+            } else {
+                let mut v: serde_json::Value = if proxy.trim_start().starts_with('{') {
+                    serde_json::from_str(&proxy)
+                        .map_err(|e| format!("the proxy is not valid JSON: {e}"))?
+                } else {
+                    json!({ "url": proxy })
+                };
+                if let Some(u) = username {
+                    v["username"] = json!(u);
+                }
+                if let Some(p) = &password {
+                    v["password"] = json!(p.as_str());
+                }
+                zeroize::Zeroizing::new(v.to_string())
+            };
+            c.set_proxy(Some(&setting)).await?;
+            let info = c.proxy_info().await?;
+            if store.json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                println!("proxy stored: {}", describe_stored(&info));
+                if info["source"] != "stored" {
+                    println!(
+                        "(this invocation uses {} instead)",
+                        info["source"].as_str().unwrap_or("?")
+                    );
+                }
+            }
+        }
+        ProxyCommand::Show => {
+            let info = c.proxy_info().await?;
+            if store.json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                println!("stored:  {}", describe_stored(&info));
+                println!(
+                    "in use:  {}",
+                    match info["source"].as_str() {
+                        Some("stored") => "the stored proxy",
+                        Some("option") => "--proxy of this invocation",
+                        Some("no_proxy_option") => "none (--no-proxy)",
+                        _ if info["environment"] == true =>
+                            "the environment (HTTPS_PROXY, ALL_PROXY, NO_PROXY)",
+                        _ => "the system settings for HTTPS, else direct",
+                    }
+                );
+            }
+        }
+        ProxyCommand::Clear => {
+            c.set_proxy(None).await?;
+            if !store.json {
+                println!("stored proxy removed");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The stored proxy in words (never a password).
+fn describe_stored(info: &serde_json::Value) -> String {
+    let s = &info["stored"];
+    if s.is_null() {
+        return "none".into();
+    }
+    let mut parts = vec![];
+    for field in ["url", "https", "imap", "pop3", "smtp"] {
+        if let Some(v) = s[field].as_str() {
+            parts.push(if field == "url" {
+                v.to_string()
+            } else {
+                format!("{field}: {v}")
+            });
+        }
+    }
+    if let Some(u) = s["username"].as_str() {
+        parts.push(format!("user {u}"));
+    }
+    if s["has_password"] == true {
+        parts.push("with a password".into());
+    }
+    if let Some(list) = s["no_proxy"].as_array() {
+        let names: Vec<&str> = list.iter().filter_map(|v| v.as_str()).collect();
+        if !names.is_empty() {
+            parts.push(format!("not for {}", names.join(", ")));
+        }
+    }
+    parts.join(", ")
 }
 
 pub fn registration(cmd: RegistrationCommand, store: &StoreArgs, lang: Language) -> Res {

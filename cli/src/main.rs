@@ -47,6 +47,10 @@ enum Command {
     /// App registrations (tenant, client id, secret) shared by many accounts.
     #[command(subcommand)]
     Registration(admin::RegistrationCommand),
+    /// The proxy stored with the accounts (set, show, clear), used by every program and service
+    /// that opens this store without --proxy/--no-proxy.
+    #[command(subcommand)]
+    Proxy(admin::ProxyCommand),
     /// Mailboxes: add, import from CSV, list, show, remove.
     #[command(subcommand)]
     Account(admin::AccountCommand),
@@ -134,6 +138,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo { lib } => rt.block_on(demo::run(lib)),
         Command::Registration(cmd) => admin::registration(cmd, &cli.store, lang),
         Command::Account(cmd) => admin::account(cmd, &cli.store, lang),
+        Command::Proxy(cmd) => rt.block_on(admin::proxy(cmd, &cli.store, lang)),
         Command::Connect { account, flow } => {
             rt.block_on(admin::connect(&cli.store, lang, account, flow))
         }

@@ -832,6 +832,17 @@ impl Client {
         drop(idle);
     }
 
+    /// Close every idle SMTP session (the network path changed: none may keep the old one).
+    pub(crate) fn drop_all_idle_smtp(&self) {
+        let idle = self
+            .feature::<SmtpPool>()
+            .idle
+            .lock()
+            .ok()
+            .map(|mut m| std::mem::take(&mut *m));
+        drop(idle);
+    }
+
     fn put_idle_smtp(&self, id: &str, s: IdleSmtp) {
         if let Ok(mut m) = self.feature::<SmtpPool>().idle.lock() {
             let v = m.entry(id.to_string()).or_default();

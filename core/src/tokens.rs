@@ -133,7 +133,7 @@ impl Client {
         profile: &'a Profile,
     ) -> TokenEndpoint<'a> {
         TokenEndpoint {
-            http: &self.inner.http,
+            http: self.network().http.clone(),
             url: &profile.endpoints.token,
             auth: ClientAuth {
                 client_id: &reg.client_id,
@@ -347,7 +347,7 @@ impl Client {
             return Ok((t, Refresh::Done));
         }
         let reg = self.registration(&account.registration)?;
-        let profile = provider::resolve(&reg, rec.meta.tenant.as_deref(), &self.inner.http)
+        let profile = provider::resolve(&reg, rec.meta.tenant.as_deref(), &self.network().http)
             .await?
             .for_account(account)?;
         let app_only = rec.meta.flow == Flow::ClientCredentials;

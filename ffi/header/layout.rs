@@ -48,6 +48,12 @@ const SECTIONS: &[Section] = &[
         store: false,
     },
     Section {
+        title: "Network",
+        about: "The proxy every connection takes, stored sealed with its password for every program on the store.",
+        prefixes: &["mc_proxy_"],
+        store: false,
+    },
+    Section {
         title: "App registrations",
         about: "The Azure (or other OAuth) app registrations accounts sign in through; one may serve many accounts.",
         prefixes: &["mc_registration_"],

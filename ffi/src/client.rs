@@ -475,6 +475,77 @@ pub unsafe extern "C" fn mc_registration_remove(
     })
 }
 
+/// Store the proxy every connection takes (identity provider, Microsoft Graph, IMAP, POP3,
+/// SMTP), sealed in the store with its password like a client secret, and use it at once.
+///
+/// `proxy` is what the `proxy` option of `mc_client_open` takes: a URL (`http://host:3128`,
+/// `http://user:password@host:3128`, `socks5://…`, `socks5h://…` for names resolved by the proxy),
+/// `direct` (no proxy, whatever the environment says), or a JSON object with `url`, per-protocol
+/// `https`, `imap`, `pop3`, `smtp` (each a URL or `direct`), `username`, `password` and
+/// `no_proxy` (host names, `.domain` suffixes, addresses and CIDR ranges). NULL removes the
+/// stored setting.
+///
+/// Precedence when a client opens: the `no_proxy` option, the `proxy` option, this stored
+/// setting, the environment (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`), the system settings
+/// (Windows, HTTPS only). A call here changes this client at once whatever it was opened with,
+/// and every client opened later on the same store without `proxy`/`no_proxy` options (the
+/// service beside the program, say). Idle mail sessions are closed so none keeps the old path.
+///
+/// # Threads
+/// any thread but a mailconnect callback thread; blocks while the store is written.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER` (`client`), `MC_E_INVALID_UTF8`, `MC_E_INVALID_ARGUMENT` (not a proxy
+/// URL or object; the message never repeats a password), `MC_E_STORE`. On an error nothing is
+/// stored and the client keeps its path.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `proxy` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn mc_proxy_set(client: *mut mc_client, proxy: *const c_char) -> i32 {
+    call(|| {
+        // SAFETY: contract of this export.
+        let c = unsafe { client_arg(client)? };
+        let text = if proxy.is_null() {
+            None
+        } else {
+            // SAFETY: contract of this export.
+            Some(unsafe { str_arg(proxy, "proxy")? })
+        };
+        c.run(std::ptr::null(), async |_| c.client.set_proxy(text).await)?;
+        Ok(())
+    })
+}
+
+/// The proxy settings as JSON: `source` (where the proxy of this client comes from:
+/// `no_proxy_option`, `option`, `stored`, `environment`), `stored` (the stored setting as set with
+/// `mc_proxy_set`, every password removed and `has_password` saying whether it has one; `null`
+/// when none), `environment` (whether proxy variables are set). The path each connection takes is
+/// in `mc_account_test`'s report (`path`).
+///
+/// # Ownership
+/// on success `*out_json` is a new string; free it with `mc_string_free`.
+///
+/// # Threads
+/// any thread but a mailconnect callback thread.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_STORE` (the stored setting cannot be opened: another key).
+///
+/// # Safety
+/// `client` from `mc_client_open`; `out_json` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_proxy_get(client: *mut mc_client, out_json: *mut *mut c_char) -> i32 {
+    call(|| {
+        out_arg(out_json, "out_json")?;
+        // SAFETY: contract of this export.
+        let c = unsafe { client_arg(client)? };
+        let info = c.run(std::ptr::null(), async |_| c.client.proxy_info().await)?;
+        // SAFETY: checked writable above.
+        unsafe { give_json(out_json, &info) }
+    })
+}
+
 /// The status of an account as JSON (README, "Status"). Never contacts a server.
 ///
 /// # Ownership

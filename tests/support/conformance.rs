@@ -66,6 +66,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ),
     ("concurrent compare-and-swap", concurrent_cas),
     ("lease race", lease_race),
+    ("settings", settings),
     ("no secret in clear", no_secret_in_clear),
     ("through a client", through_a_client),
 ];
@@ -565,6 +566,35 @@ fn lease_race(_: &Backend, o: &Opened) {
     }
 }
 
+/// Client-wide settings: absent, written, replaced, seen by a second handle, removed; a removal
+/// of what is not there is no error.
+fn settings(_: &Backend, o: &Opened) {
+    let s = o.store.as_ref();
+    assert!(s.get_setting("proxy").unwrap().is_none(), "none at first");
+    s.put_setting("proxy", Some(b"http://p1:3128")).unwrap();
+    assert_eq!(
+        s.get_setting("proxy").unwrap().as_deref().map(|v| &v[..]),
+        Some(&b"http://p1:3128"[..])
+    );
+    s.put_setting("proxy", Some(b"socks5h://p2:1080")).unwrap();
+    assert_eq!(
+        o.other
+            .get_setting("proxy")
+            .unwrap()
+            .as_deref()
+            .map(|v| &v[..]),
+        Some(&b"socks5h://p2:1080"[..]),
+        "the second handle sees the replacement"
+    );
+    assert!(
+        s.get_setting("other").unwrap().is_none(),
+        "settings are by name"
+    );
+    s.put_setting("proxy", None).unwrap();
+    assert!(o.other.get_setting("proxy").unwrap().is_none(), "removed");
+    s.put_setting("proxy", None).unwrap();
+}
+
 // ----- secrets, the client ------------------------------------------------------------------------
 
 /// Refresh and access tokens and client secrets are not in what the backend keeps, neither as
@@ -580,6 +610,11 @@ fn no_secret_in_clear(_: &Backend, o: &Opened) {
     ))
     .unwrap();
     s.try_lease("a", "p1", secs(30)).unwrap();
+    s.put_setting(
+        "proxy",
+        Some(br#"{"url":"http://proxy.corp:3128","username":"svc","password":"proxy-password-that-must-not-leak"}"#),
+    )
+    .unwrap();
     let raw = (o.raw)();
     assert!(!raw.is_empty(), "the backend keeps something");
     let raw_text = String::from_utf8_lossy(&raw).to_lowercase();
@@ -588,6 +623,8 @@ fn no_secret_in_clear(_: &Backend, o: &Opened) {
         "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9",
         "access-token-body",
         "client-secret-that-must-not-leak",
+        "proxy-password-that-must-not-leak",
+        "proxy.corp:3128",
     ] {
         assert!(
             !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),

@@ -68,7 +68,7 @@ impl Client {
                 .await;
         }
         let reg = self.registration(&account.registration)?;
-        let profile = provider::resolve(&reg, None, &self.inner.http)
+        let profile = provider::resolve(&reg, None, &self.network().http)
             .await?
             .for_account(account)?;
         observer.progress(ConnectStage::RequestingTokens);
@@ -189,7 +189,7 @@ impl Client {
         if identity.as_ref().is_none_or(|i| i.names.is_empty()) {
             if let Some(url) = &profile.endpoints.userinfo {
                 match self
-                    .inner
+                    .network()
                     .http
                     .get_json_bearer::<serde_json::Value>(url, &grant.access_token)
                     .await
@@ -267,14 +267,14 @@ impl Client {
 
     /// Revoke a refresh token where the provider offers revocation; failures are logged only.
     async fn revoke(&self, id: &str, rt: &str, reg: &Registration) {
-        if let Ok(profile) = provider::resolve(reg, None, &self.inner.http).await {
+        if let Ok(profile) = provider::resolve(reg, None, &self.network().http).await {
             if let Some(url) = &profile.endpoints.revocation {
                 let form = [
                     ("token", rt),
                     ("token_type_hint", "refresh_token"),
                     ("client_id", reg.client_id.as_str()),
                 ];
-                match self.inner.http.post_form(url, &form, None).await {
+                match self.network().http.post_form(url, &form, None).await {
                     Ok(r) if r.status == 200 => {
                         tracing::info!(account = id, "refresh token revoked")
                     }

@@ -421,7 +421,7 @@ impl Client {
 
     async fn begin_inner(&self, account: Account, opts: &BeginOptions) -> Result<Authorization> {
         let reg = self.registration(&account.registration)?;
-        let profile = provider::resolve(&reg, None, &self.inner.http)
+        let profile = provider::resolve(&reg, None, &self.network().http)
             .await?
             .for_account(&account)?;
         let flow = opts.flow.unwrap_or(account.flow);
@@ -490,7 +490,7 @@ impl Client {
                     client_id: &reg.client_id,
                     secret: None,
                 };
-                let da = device::start(&self.inner.http, &url, public, &scope).await?;
+                let da = device::start(&self.network().http, &url, public, &scope).await?;
                 out.user_code = Some(da.info.user_code.clone());
                 out.verification_uri = Some(da.info.verification_uri.clone());
                 out.verification_uri_complete = da.info.verification_uri_complete.clone();

@@ -31,9 +31,11 @@ struct Features(Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
 
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn TokenStore>,
-    pub(crate) http: HttpClient,
-    /// The path of every connection (proxies; see [`crate::net`]).
-    pub(crate) net: crate::net::NetPolicy,
+    /// The HTTP client and the path of every connection, swapped whole when the stored proxy
+    /// setting changes ([`Client::set_proxy`]).
+    network: std::sync::RwLock<Arc<Network>>,
+    /// The HTTP settings the client was opened with (the `proxy` option among them).
+    http_options: crate::http::HttpOptions,
     pub(crate) mail_tls: Arc<rustls::ClientConfig>,
     pub(crate) tls_options: TlsOptions,
     pub(crate) language: Language,
@@ -46,6 +48,69 @@ pub(crate) struct Inner {
     /// refresher's back-off), created on first use by the module that owns it.
     features: Features,
 }
+
+/// Where the proxy of a client's connections comes from (precedence from the top).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxySource {
+    /// `no_proxy` in the options: everything directly.
+    NoProxyOption,
+    /// The `proxy` option given when the client was opened.
+    Option,
+    /// The setting stored with [`Client::set_proxy`] (sealed in the store with its password).
+    Stored,
+    /// Neither: the environment (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`), else for HTTPS the
+    /// operating system's settings, else directly.
+    Environment,
+}
+
+impl ProxySource {
+    /// The name in JSON and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxySource::NoProxyOption => "no_proxy_option",
+            ProxySource::Option => "option",
+            ProxySource::Stored => "stored",
+            ProxySource::Environment => "environment",
+        }
+    }
+}
+
+/// The network settings of a client at one moment: its HTTP client and the path of every
+/// connection.
+pub(crate) struct Network {
+    pub(crate) http: HttpClient,
+    pub(crate) net: crate::net::NetPolicy,
+    pub(crate) source: ProxySource,
+}
+
+impl Network {
+    fn build(
+        base: &crate::http::HttpOptions,
+        proxy: Option<crate::net::ProxyConfig>,
+        source: ProxySource,
+    ) -> Result<Network> {
+        let mut opts = base.clone();
+        opts.proxy = proxy;
+        Ok(Network {
+            http: HttpClient::new(&opts)?,
+            net: crate::net::NetPolicy::new(opts.no_proxy, opts.proxy.clone())?,
+            source,
+        })
+    }
+}
+
+/// The stored proxy setting, parsed.
+fn stored_proxy(store: &dyn TokenStore) -> Result<Option<crate::net::ProxyConfig>> {
+    let Some(plain) = store.get_setting(PROXY_SETTING)? else {
+        return Ok(None);
+    };
+    let text = std::str::from_utf8(&plain)
+        .map_err(|_| Error::store("the stored proxy setting is not UTF-8"))?;
+    crate::net::ProxyConfig::parse(text).map(Some)
+}
+
+/// The name of the stored proxy setting.
+const PROXY_SETTING: &str = "proxy";
 
 /// A mailconnect client over one store.
 #[derive(Clone)]
@@ -96,14 +161,24 @@ impl Client {
 
     /// A client over any store backend.
     pub fn with_store(store: Arc<dyn TokenStore>, options: ClientOptions) -> Result<Client> {
-        let http = HttpClient::new(&options.http)?;
-        let net = crate::net::NetPolicy::new(options.http.no_proxy, options.http.proxy.clone())?;
+        // Precedence: `no_proxy`, the `proxy` option, the stored setting, the environment.
+        let (proxy, source) = if options.http.no_proxy {
+            (None, ProxySource::NoProxyOption)
+        } else if let Some(p) = &options.http.proxy {
+            (Some(p.clone()), ProxySource::Option)
+        } else {
+            match stored_proxy(store.as_ref())? {
+                Some(p) => (Some(p), ProxySource::Stored),
+                None => (None, ProxySource::Environment),
+            }
+        };
+        let network = Network::build(&options.http, proxy, source)?;
         let mail_tls = crate::tls::client_config(&options.http.tls)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 store,
-                http,
-                net,
+                network: std::sync::RwLock::new(Arc::new(network)),
+                http_options: options.http.clone(),
                 mail_tls,
                 tls_options: options.http.tls.clone(),
                 language: options.language,
@@ -116,18 +191,78 @@ impl Client {
         })
     }
 
+    /// The network settings of this moment.
+    pub(crate) fn network(&self) -> Arc<Network> {
+        match self.inner.network.read() {
+            Ok(n) => n.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     /// The path a connection of `channel` to `host` takes (direct, or which proxy).
     pub fn route(&self, channel: crate::net::Channel, host: &str) -> crate::net::Route {
-        self.inner.net.route(channel, host)
+        self.network().net.route(channel, host)
+    }
+
+    /// Store the proxy of every connection (a URL, `"direct"`, or the object the `proxy` option
+    /// takes, with `username` and `password`), sealed in the store like a client secret, and use
+    /// it from now on: in this client at once, and in every client opened later on this store
+    /// without a `proxy` or `no_proxy` option (a service beside the program that set it, say).
+    /// `None` removes it; the client then goes back to its options, else the environment.
+    /// Connections already open (idle mail sessions) are closed so none keeps the old path.
+    pub async fn set_proxy(&self, config: Option<&str>) -> Result<()> {
+        let parsed = match config {
+            Some(text) => {
+                if text.len() > 64 * 1024 {
+                    return Err(Error::invalid("proxy", "'proxy' is longer than 64 KiB"));
+                }
+                Some(crate::net::ProxyConfig::parse(text)?)
+            }
+            None => None,
+        };
+        let sealed = config.map(|t| zeroize::Zeroizing::new(t.trim().as_bytes().to_vec()));
+        self.blocking(move |s| s.put_setting(PROXY_SETTING, sealed.as_deref().map(|v| &v[..])))
+            .await?;
+        let base = &self.inner.http_options;
+        let network = match parsed {
+            Some(p) => Network::build(base, Some(p), ProxySource::Stored)?,
+            None if base.no_proxy => Network::build(base, None, ProxySource::NoProxyOption)?,
+            None => match &base.proxy {
+                Some(p) => Network::build(base, Some(p.clone()), ProxySource::Option)?,
+                None => Network::build(base, None, ProxySource::Environment)?,
+            },
+        };
+        match self.inner.network.write() {
+            Ok(mut n) => *n = Arc::new(network),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(network),
+        }
+        self.drop_all_idle_smtp();
+        Ok(())
+    }
+
+    /// The proxy settings: where they come from (`no_proxy_option`, `option`, `stored`,
+    /// `environment`), the stored setting without its password (`has_password` says whether it
+    /// has one), and the path to the identity provider's host as reports show it.
+    pub async fn proxy_info(&self) -> Result<serde_json::Value> {
+        let stored = self
+            .blocking(|s| s.get_setting(PROXY_SETTING))
+            .await?
+            .map(|plain| crate::net::redacted(&String::from_utf8_lossy(&plain)));
+        let n = self.network();
+        Ok(serde_json::json!({
+            "source": n.source.as_str(),
+            "stored": stored,
+            "environment": crate::sysproxy::environment_has_proxy(),
+        }))
     }
 
     /// The path of HTTPS requests to `host`, in words for reports: the `proxy` option's choice,
     /// else whether the environment or the system settings pick the proxy.
     pub fn https_path(&self, host: &str) -> String {
-        if self.inner.net.configured() {
+        if self.network().net.configured() {
             return self.route(crate::net::Channel::Https, host).to_string();
         }
-        match self.inner.http.proxy_source() {
+        match self.network().http.proxy_source() {
             Some(source) => format!("as {source} say"),
             None => "direct".into(),
         }

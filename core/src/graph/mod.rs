@@ -84,7 +84,7 @@ impl Client {
     ) -> Result<GraphMailbox<'_>> {
         let account = self.account(id)?;
         let reg = self.registration(&account.registration)?;
-        let profile = provider::resolve(&reg, None, &self.inner.http).await?;
+        let profile = provider::resolve(&reg, None, &self.network().http).await?;
         let graph = profile.graph.ok_or_else(|| {
             Error::invalid(
                 "transport",
@@ -241,8 +241,9 @@ impl GraphMailbox<'_> {
                 timeout: Some(self.timeout(body)),
                 ..Request::new(method.clone(), url)
             };
+            let network = self.client.network();
             let sent = tokio::select! {
-                r = self.client.inner.http.execute(req) => r,
+                r = network.http.execute(req) => r,
                 _ = self.cancel.cancelled() => return Err(Error::cancelled(what)),
             };
             let resp = match sent {

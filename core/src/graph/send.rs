@@ -220,8 +220,9 @@ impl GraphMailbox<'_> {
                 timeout: Some(self.timeout(None) * 2),
                 ..Request::new(Method::PUT, upload)
             };
+            let network = self.client.network();
             let resp = tokio::select! {
-                r = self.client.inner.http.execute(req) => r?,
+                r = network.http.execute(req) => r?,
                 _ = self.cancel.cancelled() => return Err(Error::cancelled("uploading an attachment")),
             };
             super::errors::expect(upload, &resp, &[200, 201], "uploading an attachment")?;

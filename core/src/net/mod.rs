@@ -284,6 +284,52 @@ fn choice(
     Ok(Route::Via(Arc::new(p)))
 }
 
+/// A proxy setting (a URL or the `proxy` object, as [`ProxyConfig::parse`] takes it) as JSON to
+/// show: every password removed (from the object and from URLs), `has_password` saying whether
+/// there was one.
+pub fn redacted(text: &str) -> serde_json::Value {
+    fn url_without_password(u: &str, had: &mut bool) -> String {
+        if !u.contains("://") {
+            return u.to_string();
+        }
+        match Url::parse(u.trim()) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    *had = true;
+                    let _ = url.set_password(None);
+                }
+                url.to_string().trim_end_matches('/').to_string()
+            }
+            Err(_) => "(not a URL)".into(),
+        }
+    }
+    let mut had = false;
+    let t = text.trim();
+    let mut v = if t.starts_with('{') {
+        match serde_json::from_str::<serde_json::Value>(t) {
+            Ok(serde_json::Value::Object(mut o)) => {
+                if o.remove("password").is_some() {
+                    had = true;
+                }
+                for field in ["url", "https", "imap", "pop3", "smtp"] {
+                    if let Some(serde_json::Value::String(u)) = o.get(field) {
+                        let clean = url_without_password(u, &mut had);
+                        o.insert(field.into(), serde_json::Value::String(clean));
+                    }
+                }
+                serde_json::Value::Object(o)
+            }
+            _ => serde_json::json!({ "url": "(unreadable)" }),
+        }
+    } else {
+        serde_json::json!({ "url": url_without_password(t, &mut had) })
+    };
+    if let Some(o) = v.as_object_mut() {
+        o.insert("has_password".into(), serde_json::Value::Bool(had));
+    }
+    v
+}
+
 /// The client option `proxy`: a URL for every protocol, or per protocol with a `no_proxy` list.
 #[derive(Debug, Clone, Default)]
 pub struct ProxyConfig {

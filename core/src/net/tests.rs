@@ -125,3 +125,25 @@ fn the_policy_turns_everything_off_or_follows_the_option() {
     assert!(on.configured());
     assert_eq!(via(&on.route(Channel::Smtp, "x")), "http proxy p:1");
 }
+
+#[test]
+fn a_stored_setting_is_shown_without_its_passwords() {
+    let v = redacted("http://svc:s3cret@proxy.corp:3128");
+    assert_eq!(v["url"], "http://svc@proxy.corp:3128");
+    assert_eq!(v["has_password"], true);
+    let v = redacted(
+        r#"{"url":"http://proxy.corp:3128","username":"svc","password":"s3cret",
+            "imap":"socks5h://u:pw2@socks.corp:1080","smtp":"direct","no_proxy":[".corp"]}"#,
+    );
+    let text = v.to_string();
+    assert!(!text.contains("s3cret") && !text.contains("pw2"), "{text}");
+    assert_eq!(v["imap"], "socks5h://u@socks.corp:1080");
+    assert_eq!(v["smtp"], "direct");
+    assert_eq!(v["username"], "svc");
+    assert_eq!(v["no_proxy"][0], ".corp");
+    assert_eq!(v["has_password"], true);
+    let v = redacted("proxy.corp:3128");
+    assert_eq!(v["url"], "proxy.corp:3128");
+    assert_eq!(v["has_password"], false);
+    assert_eq!(redacted("direct")["url"], "direct");
+}

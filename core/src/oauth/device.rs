@@ -225,7 +225,7 @@ pub async fn poll(
             _ = tokio::time::sleep(da.interval) => {}
             _ = cancel.cancelled() => return Err(Error::cancelled("the device-code sign-in")),
         }
-        if let Step::Granted(g) = da.poll_once(ep, scopes, cancel).await? {
+        if let Step::Granted(g) = da.poll_once(ep.clone(), scopes, cancel).await? {
             return Ok(g);
         }
     }

@@ -123,10 +123,10 @@ pub fn parse_response(
 }
 
 /// A token endpoint and how the client authenticates to it.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct TokenEndpoint<'a> {
-    /// The HTTP client.
-    pub http: &'a HttpClient,
+    /// The HTTP client (a cheap clone: the client's network settings of the moment).
+    pub http: HttpClient,
     /// The token endpoint URL.
     pub url: &'a Url,
     /// Client authentication.
@@ -179,8 +179,9 @@ pub async fn request(
     retry: Retry,
     cancel: &CancellationToken,
 ) -> Result<TokenGrant> {
-    let (http, url) = (ep.http, ep.url);
+    let url = ep.url;
     let form = ep.form(form);
+    let http = &ep.http;
     let mut attempt = 0;
     loop {
         attempt += 1;

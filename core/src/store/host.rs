@@ -33,6 +33,8 @@ pub mod kind {
     pub const REGISTRATION: &str = "registration";
     /// A refresh lease.
     pub const LEASE: &str = "lease";
+    /// A client-wide setting (id `proxy`: the proxy configuration with its password).
+    pub const SETTING: &str = "setting";
 }
 
 /// A stored blob and its version.
@@ -177,9 +179,19 @@ impl<B: RecordBackend> HostStore<B> {
 
     /// Write unconditionally (settings records): retry the CAS against the current version.
     fn put_json<T: Serialize>(&self, kind: &str, id: &str, value: &T) -> Result<()> {
+        let plain = super::crypto::json_zeroizing(value)?;
+        self.put_plain(kind, id, &plain)
+    }
+
+    /// Seal `plain` and write it unconditionally (retrying the CAS against the current version).
+    fn put_plain(&self, kind: &str, id: &str, plain: &[u8]) -> Result<()> {
+        let blob = self.seal(kind, id, plain)?;
         for _ in 0..20 {
             let current = self.backend.load(kind, id)?.map(|b| b.version).unwrap_or(0);
-            if self.write_json(kind, id, value, current)?.is_some() {
+            if self
+                .backend
+                .compare_and_swap(kind, id, &blob, current, new_version())?
+            {
                 return Ok(());
             }
         }
@@ -344,6 +356,21 @@ impl<B: RecordBackend> TokenStore for HostStore<B> {
     fn remove_account(&self, id: &str) -> Result<bool> {
         self.delete_tokens(id)?;
         self.backend.remove(kind::ACCOUNT, id)
+    }
+
+    fn put_setting(&self, name: &str, value: Option<&[u8]>) -> Result<()> {
+        let Some(v) = value else {
+            self.backend.remove(kind::SETTING, name)?;
+            return Ok(());
+        };
+        self.put_plain(kind::SETTING, name, v)
+    }
+
+    fn get_setting(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let Some(b) = self.backend.load(kind::SETTING, name)? else {
+            return Ok(None);
+        };
+        self.open(kind::SETTING, name, &b.data).map(Some)
     }
 }
 

@@ -157,6 +157,17 @@ pub trait TokenStore: Send + Sync {
     fn list_accounts(&self) -> Result<Vec<Account>>;
     /// Remove an account and its tokens.
     fn remove_account(&self, id: &str) -> Result<bool>;
+
+    /// Write a client-wide setting (today `proxy`: the proxy configuration with its password),
+    /// sealed whole like a client secret; `None` removes it. Last writer wins.
+    fn put_setting(&self, name: &str, value: Option<&[u8]>) -> Result<()>;
+    /// A client-wide setting, opened, or `None`.
+    fn get_setting(&self, name: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>>;
+}
+
+/// The associated data a setting is sealed for (binds the ciphertext to its name).
+pub(crate) fn setting_aad(name: &str) -> String {
+    format!("setting:{name}")
 }
 
 /// A registration as stored: its JSON (without the output-only `has_client_secret`) and its

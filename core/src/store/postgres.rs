@@ -976,6 +976,50 @@ impl TokenStore for PostgresStore {
             }))
         })
     }
+
+    fn put_setting(&self, name: &str, value: Option<&[u8]>) -> Result<()> {
+        // Settings live in `mailconnect_meta` (no schema change), sealed for `setting:<name>`.
+        let key = super::setting_aad(name);
+        let sealed = value.map(|v| self.cipher.seal(&key, v)).transpose()?;
+        self.run("saving a setting", move |c| {
+            Box::pin(async move {
+                match sealed {
+                    Some(v) => {
+                        c.execute(
+                            "INSERT INTO mailconnect_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            &[&key, &v],
+                        )
+                        .await?;
+                    }
+                    None => {
+                        c.execute("DELETE FROM mailconnect_meta WHERE key = $1", &[&key])
+                            .await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn get_setting(&self, name: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        let key = super::setting_aad(name);
+        let lookup = key.clone();
+        let blob: Option<Vec<u8>> = self.run("loading a setting", move |c| {
+            Box::pin(async move {
+                let r = c
+                    .query_opt(
+                        "SELECT value FROM mailconnect_meta WHERE key = $1",
+                        &[&lookup],
+                    )
+                    .await?;
+                Ok(match r {
+                    Some(r) => Some(r.try_get(0)?),
+                    None => None,
+                })
+            })
+        })?;
+        blob.map(|b| self.cipher.open(&key, &b)).transpose()
+    }
 }
 
 #[cfg(test)]

@@ -394,6 +394,37 @@ impl TokenStore for SqliteStore {
         tx.commit()?;
         Ok(n > 0)
     }
+
+    fn put_setting(&self, name: &str, value: Option<&[u8]>) -> Result<()> {
+        // Settings live in `meta` (no schema change): key `setting:<name>`, value sealed.
+        let key = super::setting_aad(name);
+        let conn = self.conn()?;
+        match value {
+            Some(v) => {
+                let sealed = self.cipher.seal(&key, v)?;
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![key, sealed],
+                )?;
+            }
+            None => {
+                conn.execute("DELETE FROM meta WHERE key = ?1", params![key])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn get_setting(&self, name: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        let key = super::setting_aad(name);
+        let conn = self.conn()?;
+        let blob: Option<Vec<u8>> = conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        drop(conn);
+        blob.map(|b| self.cipher.open(&key, &b)).transpose()
+    }
 }
 
 #[cfg(test)]
