@@ -199,17 +199,24 @@ impl World {
     /// A client on the store `name` with the proxy option `proxy` (a URL or the JSON object;
     /// `None`: `no_proxy`), trusting the stack's and the emulator's CAs and `extra_ca`.
     fn client(&self, name: &str, proxy: Option<&str>, extra_ca: &[Vec<u8>]) -> Client {
-        let mut o = ClientOptions::new(self.env.dir.path().join(name));
-        // Generous: a shared machine, and every connection takes two hops.
-        o.http.timeout = Duration::from_secs(60);
-        o.http.connect_timeout = Duration::from_secs(60);
-        o.http.tls.extra_ca_pem = vec![self.stack.ca_pem(), self.emu_ca.clone()];
+        let mut o = self.options(name);
         o.http.tls.extra_ca_pem.extend(extra_ca.iter().cloned());
         match proxy {
             Some(p) => o.http.proxy = Some(ProxyConfig::parse(p).expect("the proxy option parses")),
             None => o.http.no_proxy = true,
         }
         Client::open(o).expect("client opens")
+    }
+
+    /// The options of a client on the store `name` trusting the stack's and the emulator's CAs,
+    /// with neither `proxy` nor `no_proxy`.
+    fn options(&self, name: &str) -> ClientOptions {
+        let mut o = ClientOptions::new(self.env.dir.path().join(name));
+        // Generous: a shared machine, and every connection takes two hops.
+        o.http.timeout = Duration::from_secs(60);
+        o.http.connect_timeout = Duration::from_secs(60);
+        o.http.tls.extra_ca_pem = vec![self.stack.ca_pem(), self.emu_ca.clone()];
+        o
     }
 
     /// alice played in a browser that trusts the emulator's certificate.
@@ -411,6 +418,113 @@ async fn through_tinyproxy_with_basic_auth_connect_test_send_and_fetch() {
     let log = proxy.log();
     assert!(!log.contains("Unauthorized"), "{log}");
     assert_no_password("tinyproxy's log", &log);
+    assert_no_password_logged();
+}
+
+/// The stored proxy (`mc_proxy_set`): the program stores it once with its password, sealed; the
+/// service beside it opens the store later without any proxy option and goes through the proxy
+/// too; the options still win when given; a bad setting changes nothing; removing it goes back to
+/// the environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_stored_by_the_program_serves_the_service_opened_later() {
+    let w = world().await;
+    let proxy = tinyproxy_with_auth(None);
+    let via = format!("http proxy 127.0.0.1:{}", proxy.port());
+    let program = Client::open(w.options("stored.db")).expect("the program's client");
+    assert_eq!(program.proxy_info().await.unwrap()["source"], "environment");
+    let setting = serde_json::json!({
+        "url": proxy.url(), "username": PROXY_USER, "password": PROXY_PASSWORD,
+        "no_proxy": ["intranet.example"],
+    })
+    .to_string();
+    program
+        .set_proxy(Some(&setting))
+        .await
+        .expect("the proxy is stored");
+    let info = program.proxy_info().await.unwrap();
+    assert_no_password("the proxy info", &info.to_string());
+    assert_eq!(info["source"], "stored", "{info}");
+    assert_eq!(info["stored"]["has_password"], true, "{info}");
+    assert_eq!(info["stored"]["username"], PROXY_USER, "{info}");
+    assert_eq!(info["stored"]["url"], proxy.url(), "{info}");
+
+    // The program signs in through the stored proxy (no reopen needed).
+    w.connected(&program, "alice", "browser", serde_json::json!({}))
+        .await;
+    proxy.wait_for_connect(&w.idp());
+
+    // The password is sealed: not in the database file or its WAL, in no encoding.
+    let db = w.env.dir.path().join("stored.db");
+    let mut raw = std::fs::read(&db).expect("the store file");
+    raw.extend(std::fs::read(db.with_extension("db-wal")).unwrap_or_default());
+    let raw_text = String::from_utf8_lossy(&raw).to_string();
+    assert_no_password("the store file", &raw_text);
+    let hex: String = PROXY_PASSWORD.bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        !raw_text.to_lowercase().contains(&hex),
+        "the password in hex"
+    );
+
+    // The service opens the same store later, with no proxy option: it goes through the proxy.
+    let service = Client::open(w.options("stored.db")).expect("the service's client");
+    assert_eq!(service.proxy_info().await.unwrap()["source"], "stored");
+    let report = test(&service, "alice").await;
+    assert_all_ok_via(&report, &via);
+    for t in w.mail_targets() {
+        proxy.wait_for_connect(&t);
+    }
+    let before = proxy.connects().len();
+
+    // Options given when a client opens win over the stored setting.
+    let mut direct = w.options("stored.db");
+    direct.http.no_proxy = true;
+    let direct = Client::open(direct).expect("a client with no_proxy");
+    assert_eq!(
+        direct.proxy_info().await.unwrap()["source"],
+        "no_proxy_option"
+    );
+    assert_all_ok_via(&test(&direct, "alice").await, "direct");
+
+    // A bad setting is refused without a password in the message and changes nothing.
+    let bad = format!("ftp://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:21");
+    let e = service
+        .set_proxy(Some(&bad))
+        .await
+        .expect_err("not a proxy URL");
+    assert_eq!(
+        e.kind(),
+        mailconnect_core::ErrorKind::InvalidArgument,
+        "{e}"
+    );
+    assert_no_password("the error", &format!("{e} {e:?}"));
+    assert_eq!(
+        service.proxy_info().await.unwrap()["stored"]["url"],
+        proxy.url()
+    );
+    assert_all_ok_via(&test(&service, "alice").await, &via);
+
+    // "direct" stored: this client at once; then removed: back to the environment (none here).
+    service
+        .set_proxy(Some("direct"))
+        .await
+        .expect("direct stored");
+    let n = proxy.connects().len();
+    assert_all_ok_via(&test(&service, "alice").await, "direct");
+    service.set_proxy(None).await.expect("removed");
+    let info = service.proxy_info().await.unwrap();
+    assert_eq!(info["source"], "environment", "{info}");
+    assert!(info["stored"].is_null(), "{info}");
+    assert_all_ok_via(&test(&service, "alice").await, "direct");
+    assert_eq!(
+        proxy.connects().len(),
+        n,
+        "nothing more went through the proxy"
+    );
+    assert!(
+        n > before,
+        "the test before 'direct' went through the proxy"
+    );
+    assert_no_password("tinyproxy's log", &proxy.log());
     assert_no_password_logged();
 }
 

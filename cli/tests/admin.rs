@@ -162,3 +162,105 @@ async fn registration_account_connect_status_token_disconnect() {
         "{err}"
     );
 }
+
+/// `mailconnect proxy set|show|clear`: the password from the environment, sealed in the store
+/// (not in the file, not in any output), shown as `has_password`; the stored proxy is what the
+/// next command uses (a connect through a proxy that is not listening says so); `--no-proxy`
+/// wins over it; `clear` goes back to the environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_set_show_clear() {
+    let emulator = Emulator::start(EmulatorConfig::sandbox()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("proxy.db");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    const PW: &str = "Cli-pr0xy-pw-73d1";
+    let set = ok(cli(&store)
+        .args([
+            "proxy",
+            "set",
+            &format!("http://127.0.0.1:{dead}"),
+            "--username",
+            "svc",
+            "--password-env",
+            "MC_PROXY_PW",
+        ])
+        .env("MC_PROXY_PW", PW));
+    assert!(
+        set.contains(&format!(
+            "http://127.0.0.1:{dead}, user svc, with a password"
+        )),
+        "{set}"
+    );
+    let show = ok(cli(&store).args(["proxy", "show", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&show).unwrap();
+    assert_eq!(v["source"], "stored", "{show}");
+    assert_eq!(v["stored"]["has_password"], true, "{show}");
+    assert!(!show.contains(PW), "{show}");
+    let mut raw = std::fs::read(&store).unwrap();
+    raw.extend(std::fs::read(dir.path().join("proxy.db-wal")).unwrap_or_default());
+    assert!(
+        !raw.windows(PW.len()).any(|w| w == PW.as_bytes()),
+        "the password in the store file"
+    );
+
+    // The next command goes through the stored proxy, which is not there.
+    ok(cli(&store).args([
+        "registration",
+        "add",
+        "--id",
+        "desktop",
+        "--tenant",
+        "organizations",
+        "--client-id",
+        "d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90",
+        "--authority-host",
+        emulator.base_url(),
+    ]));
+    ok(cli(&store).args([
+        "account",
+        "add",
+        "--id",
+        "alice",
+        "--mailbox",
+        "alice@example.test",
+        "--registration",
+        "desktop",
+        "--flow",
+        "device_code",
+    ]));
+    let out = cli(&store)
+        .args(["connect", "alice", "--flow", "device"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("MC-PROXY-UNREACHABLE"), "{text}");
+    assert!(!text.contains(PW), "{text}");
+    let show = ok(cli(&store).args(["proxy", "show", "--no-proxy"]));
+    assert!(show.contains("none (--no-proxy)"), "{show}");
+
+    ok(cli(&store).args(["proxy", "clear"]));
+    let show = ok(cli(&store).args(["proxy", "show", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&show).unwrap();
+    assert!(v["stored"].is_null(), "{show}");
+    assert_ne!(v["source"], "stored", "{show}");
+    let bad = cli(&store)
+        .args(["proxy", "set", "ftp://x:21"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("not supported"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

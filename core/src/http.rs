@@ -612,7 +612,15 @@ fn map_reqwest(url: &Url, e: reqwest::Error, issuer: Option<String>, proxied: bo
     let connect = e.is_connect();
     let chain = source_chain(&e.without_url());
     let lower = chain.to_ascii_lowercase();
-    if let Some((code, what)) = proxy_failure(&lower, proxied) {
+    // A plain-http request through an HTTP proxy is sent to the proxy itself (no tunnel): a
+    // connect error there is the proxy not answering.
+    let forwarded = proxied && connect && url.scheme() == "http";
+    let failure = proxy_failure(&lower, proxied).or(if forwarded {
+        Some((crate::net::codes::PROXY_UNREACHABLE, "could not be reached"))
+    } else {
+        None
+    });
+    if let Some((code, what)) = failure {
         return Error::new(
             ErrorKind::Network,
             format!("{ep} could not be reached: the proxy {what} ({chain})"),
