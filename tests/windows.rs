@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mailconnect_sandbox::ScriptedBrowser;
+use mailconnect_tests::proxies::{HttpProxy, HttpProxyOptions};
 use mailconnect_tests::wine::{self, Arch, Prefix};
 use mailconnect_tests::*;
 
@@ -607,66 +608,6 @@ async fn the_system_browser_is_the_registered_http_handler_and_the_listener_is_l
     );
 }
 
-/// An HTTP proxy (tinyproxy) on loopback.
-struct Tinyproxy {
-    child: std::process::Child,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Tinyproxy {
-    fn start() -> Tinyproxy {
-        let dir = tempfile::tempdir().expect("dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let log = dir.path().join("tinyproxy.log");
-        let conf = dir.path().join("tinyproxy.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "Port {port}\nListen 127.0.0.1\nTimeout 60\nLogFile \"{}\"\nLogLevel Info\nMaxClients 20\nAllow 127.0.0.1\nDisableViaHeader Yes\n",
-                log.display()
-            ),
-        )
-        .expect("conf");
-        let child = Command::new("tinyproxy")
-            .args(["-d", "-c"])
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tinyproxy starts (tests/windows/run.sh installs it)");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "tinyproxy listens"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Tinyproxy {
-            child,
-            port,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Tinyproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Internet Options' `DefaultConnectionSettings` (what the Internet Options dialog writes and
 /// WinHTTP reads): flags 2 = proxy server, 4 = automatic configuration script, 8 = detect.
 fn connection_settings(flags: u32, proxy: &str, bypass: &str, pac: &str) -> String {
@@ -721,9 +662,9 @@ async fn the_windows_system_proxy_is_used_when_nothing_else_names_one() {
     let url = env.emulator.base_url().to_string();
 
     // 1. "Use a proxy server" with "<-loopback>": the emulator on 127.0.0.1 goes through it too.
-    let proxy = Tinyproxy::start();
+    let proxy = HttpProxy::start(HttpProxyOptions::default());
     let prefix = Prefix::new("proxy-fixed");
-    let proxy_addr = format!("127.0.0.1:{}", proxy.port);
+    let proxy_addr = format!("127.0.0.1:{}", proxy.port());
     prefix.reg_add(
         key,
         "DefaultConnectionSettings",
@@ -740,13 +681,13 @@ async fn the_windows_system_proxy_is_used_when_nothing_else_names_one() {
     );
 
     // 2. "Use automatic configuration script": the PAC script sends everything to the proxy.
-    let proxy2 = Tinyproxy::start();
+    let proxy2 = HttpProxy::start(HttpProxyOptions::default());
     let (pac, pac_port) = loopback_listener();
     serve(
         pac,
         format!(
             "function FindProxyForURL(url, host) {{ return \"PROXY 127.0.0.1:{}\"; }}",
-            proxy2.port
+            proxy2.port()
         )
         .into_bytes(),
         "application/x-ns-proxy-autoconfig",
@@ -777,6 +718,87 @@ async fn the_windows_system_proxy_is_used_when_nothing_else_names_one() {
         !proxy2.log()[before..].contains(&format!("127.0.0.1:{emulator_port}")),
         "no_proxy: true bypasses the system proxy"
     );
+}
+
+/// The proxy a Windows host stores through the DLL (`mc_proxy_set`, 32-bit DLL from a
+/// stdcall-default host): a second process on the store takes it, and the sign-in, Test, send and
+/// fetch over IMAP and POP3 all go through a real tinyproxy with Basic authentication, whose log
+/// shows the requests to the emulator and the tunnels to the mail ports, never the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_proxy_carries_sign_in_and_mail_from_a_windows_host() {
+    if wine::windows_dir().is_none() {
+        return;
+    }
+    const PW: &str = "W1ne-proxy-pw-2c8f";
+    let env = env().await;
+    let stack = MailStack::up(&env.emulator.introspection_url(), &[]);
+    let proxy = HttpProxy::start(HttpProxyOptions {
+        basic_auth: Some(("mcwine".into(), PW.into())),
+        connect_ports: None,
+    });
+    let arch = Arch::X86;
+    let prefix = Prefix::new("stored-proxy");
+    let exe = scenario_exe(arch);
+    let store = r"C:\ProgramData\Acme\mailconnect.db";
+    let url = env.emulator.base_url().to_string();
+    let ca = wine::z_path(Path::new(stack.info["ca_pem"].as_str().expect("ca_pem")));
+    let ports = [
+        stack.port("imap_tls").to_string(),
+        stack.port("pop3_tls").to_string(),
+        stack.port("smtp_starttls").to_string(),
+    ];
+    let host = |args: &[&str]| {
+        let mut c = prefix.command(arch, &exe);
+        c.args(args);
+        c
+    };
+    let out = pass(
+        host(&["proxy-set", store, &proxy.url_with_credentials(), PW]),
+        "proxy-set",
+    )
+    .await;
+    assert!(
+        out.contains("ok the proxy is stored, with a password")
+            && out.contains("ok mc_proxy_get does not show the password"),
+        "{out}"
+    );
+    pass(host(&["connect-device", store, &url]), "connect-device").await;
+    let emulator = format!(
+        "127.0.0.1:{}",
+        url::Url::parse(&url).expect("url").port().expect("port")
+    );
+    assert!(
+        proxy.log().contains(&emulator),
+        "the sign-in went through the proxy:\n{}",
+        proxy.log()
+    );
+    let out = pass(
+        host(&[
+            "mail",
+            store,
+            "127.0.0.1",
+            &ports[0],
+            &ports[1],
+            &ports[2],
+            &ca,
+        ]),
+        "mail",
+    )
+    .await;
+    for step in [
+        "ok mc_account_test all protocols ok",
+        "ok mc_mail_send",
+        "ok mc_mail_fetch over IMAP finds the message sent from C",
+    ] {
+        assert!(out.contains(step), "missing '{step}':\n{out}");
+    }
+    for p in &ports {
+        proxy.wait_for_connect(&format!("127.0.0.1:{p}"));
+    }
+    let log = proxy.log();
+    assert!(!log.contains(PW) && !log.contains("Unauthorized"), "{log}");
+    let out = pass(host(&["proxy-clear", store]), "proxy-clear").await;
+    assert!(out.contains("ok the stored proxy is gone"), "{out}");
 }
 
 /// `mailconnect service install|start|status|stop|uninstall` through the service control manager:

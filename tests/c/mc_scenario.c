@@ -13,6 +13,11 @@
  *                          and never refreshes)
  *   MODE disconnect      : a disconnect with a triggered cancel changes nothing; disconnect twice
  *                          and check the state
+ *   MODE proxy-set PROXY PASSWORD : store PROXY (a URL holding PASSWORD) with mc_proxy_set; a
+ *                          second client on the store (another process would be the same) reports
+ *                          it as stored, with a password, without showing it; a bad URL is refused
+ *                          and changes nothing
+ *   MODE proxy-clear     : remove the stored proxy; the source is the environment again
  *
  * The store may be a Windows path (C:\Users\J\u00fcrgen\...): it is JSON-escaped into the options.
  * MC_OPTIONS_EXTRA, when set, is appended to the options object (e.g. ,"key":{"dpapi":"machine"}).
@@ -334,6 +339,34 @@ static int disconnect_mode(const char *store) {
     return failures ? 1 : 0;
 }
 
+static int proxy_set_mode(const char *store, const char *proxy, const char *password) {
+    mc_client *c = open_client(store, NULL);
+    if (!c) return 1;
+    CHECK(mc_proxy_set(c, proxy) == MC_OK, "mc_proxy_set");
+    CHECK(mc_proxy_set(c, "ftp://nobody@127.0.0.1:21") == MC_E_INVALID_ARGUMENT, "mc_proxy_set refuses an ftp:// proxy");
+    mc_client_free(c);
+    mc_client *again = open_client(store, NULL);
+    if (!again) return 1;
+    char *json = NULL;
+    CHECK(mc_proxy_get(again, &json) == MC_OK && json, "mc_proxy_get");
+    CHECK(contains(json, "\"source\":\"stored\"") && contains(json, "\"has_password\":true"), "the proxy is stored, with a password");
+    CHECK(!contains(json, password), "mc_proxy_get does not show the password");
+    mc_string_free(json);
+    mc_client_free(again);
+    return failures ? 1 : 0;
+}
+
+static int proxy_clear_mode(const char *store) {
+    mc_client *c = open_client(store, NULL);
+    if (!c) return 1;
+    CHECK(mc_proxy_set(c, NULL) == MC_OK, "mc_proxy_set(NULL)");
+    char *json = NULL;
+    CHECK(mc_proxy_get(c, &json) == MC_OK && contains(json, "\"stored\":null") && contains(json, "\"source\":\"environment\""), "the stored proxy is gone");
+    mc_string_free(json);
+    mc_client_free(c);
+    return failures ? 1 : 0;
+}
+
 static int run(int argc, char **argv) {
     if (mc_abi_version_get() != MC_ABI_VERSION) {
         fprintf(stderr, "ABI mismatch: library %u, header %u\n", mc_abi_version_get(), (unsigned)MC_ABI_VERSION);
@@ -353,6 +386,8 @@ static int run(int argc, char **argv) {
     else if (strcmp(mode, "mail") == 0 && argc >= 7) rc = mail_mode(store, argv[3], argv[4], argv[5], argv[6], argc >= 8 ? argv[7] : NULL);
     else if (strcmp(mode, "check-connected") == 0) rc = check_connected_mode(store);
     else if (strcmp(mode, "disconnect") == 0) rc = disconnect_mode(store);
+    else if (strcmp(mode, "proxy-set") == 0 && argc >= 5) rc = proxy_set_mode(store, argv[3], argv[4]);
+    else if (strcmp(mode, "proxy-clear") == 0) rc = proxy_clear_mode(store);
     else {
         fprintf(stderr, "unknown mode or missing arguments\n");
         return 2;
