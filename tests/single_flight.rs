@@ -1,4 +1,4 @@
-//! Two processes with 16 threads each ask for the token of one account at expiry: the emulator
+//! Four processes with 16 threads each ask for the token of one account at expiry: the emulator
 //! must see exactly one refresh, and every caller gets the same new token.
 //!
 //! The child processes are this test binary run again with `MC_CHILD_STORE` set (see `child`).
@@ -11,6 +11,7 @@ use mailconnect_tests::*;
 use secrecy::ExposeSecret;
 
 const THREADS: usize = 16;
+const PROCESSES: usize = 4;
 
 fn unix_ms() -> u64 {
     SystemTime::now()
@@ -75,7 +76,7 @@ async fn single_refresh_across_processes_and_threads() {
     // Start both children at the moment the token enters the refresh margin.
     let start = unix_ms() + (status.expires_in_secs.unwrap() as u64 - 1) * 1000 + 300;
     let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..2)
+    let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             Command::new(&exe)
                 .args([
@@ -114,13 +115,14 @@ async fn single_refresh_across_processes_and_threads() {
             .to_string();
         digests.push(d);
     }
-    assert_eq!(
-        digests[0], digests[1],
-        "both processes got the same refreshed token"
+    assert_eq!(digests.len(), PROCESSES);
+    assert!(
+        digests.iter().all(|d| d == &digests[0]),
+        "every process got the same refreshed token: {digests:?}"
     );
     assert_eq!(
         env.emulator.stats().refreshes_total(),
         1,
-        "exactly one refresh for 2 processes x {THREADS} threads"
+        "exactly one refresh for {PROCESSES} processes x {THREADS} threads"
     );
 }

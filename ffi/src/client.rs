@@ -17,6 +17,8 @@ pub struct mc_client {
     /// Cancelled by `mc_client_free`: ends calls in progress on other threads.
     pub(crate) shutdown: CancellationToken,
     in_flight: Arc<(Mutex<usize>, Condvar)>,
+    /// Calls on the fast path ([`mc_client::fast`]) in progress; `mc_client_free` waits for them.
+    fast_in_flight: std::sync::atomic::AtomicUsize,
     /// The background refresher, when started.
     pub(crate) refresher: Mutex<Option<CancellationToken>>,
 }
@@ -46,6 +48,26 @@ impl mc_client {
         let token = self.cancel_for(cancel);
         let _done = token.clone().drop_guard();
         Ok(self.block_on(f(&token))??)
+    }
+
+    /// Answer from memory, on the calling thread, without the runtime: `f` gets the client and
+    /// says `None` when the answer needs the store or the network (then the caller takes the
+    /// blocking path, which also gives the errors: a callback thread, a client being freed).
+    /// Counted as in flight with one atomic, so `mc_client_free` waits for it.
+    pub(crate) fn fast<R>(&self, f: impl FnOnce(&Client) -> Option<R>) -> Option<R> {
+        use std::sync::atomic::Ordering;
+        struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.fast_in_flight.fetch_add(1, Ordering::AcqRel);
+        let _done = Done(&self.fast_in_flight);
+        if self.shutdown.is_cancelled() || tokio::runtime::Handle::try_current().is_ok() {
+            return None;
+        }
+        f(&self.client)
     }
 
     /// Run `fut` to completion on the client's runtime, from the calling (host) thread.
@@ -97,6 +119,7 @@ impl mc_client {
             runtime,
             shutdown: CancellationToken::new(),
             in_flight: Arc::new((Mutex::new(0), Condvar::new())),
+            fast_in_flight: std::sync::atomic::AtomicUsize::new(0),
             refresher: Mutex::new(None),
         });
         // SAFETY: `out` is non-null and writable (checked by the caller).
@@ -157,6 +180,10 @@ impl mc_client {
                     }
                 }
             }
+        }
+        // Fast-path calls take microseconds; they see the shutdown and return at once.
+        while c.fast_in_flight.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            std::thread::yield_now();
         }
         // SAFETY: no call is in progress any more; we own the pointer.
         let boxed = unsafe { Box::from_raw(client) };

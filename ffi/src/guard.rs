@@ -169,6 +169,24 @@ pub(crate) unsafe fn give_json<T: Serialize + ?Sized>(
     unsafe { give_string(out, s) }
 }
 
+/// Hand a copy of the secret `s` to `out` with one allocation (the token fast path); the copy is
+/// the caller's to free with `mc_string_free`, which overwrites it.
+///
+/// # Safety
+/// As [`give_string`].
+pub(crate) unsafe fn give_secret_str(out: *mut *mut c_char, s: &str) -> Result<(), FfiError> {
+    if s.as_bytes().contains(&0) {
+        return Err(FfiError::new(MC_E_INTERNAL, "output contains a NUL byte"));
+    }
+    let mut bytes = Vec::with_capacity(s.len() + 1);
+    bytes.extend_from_slice(s.as_bytes());
+    // SAFETY: checked above that there is no interior NUL.
+    let c = unsafe { CString::from_vec_unchecked(bytes) };
+    // SAFETY: `out` is non-null and writable per the contract.
+    unsafe { *out = c.into_raw() };
+    Ok(())
+}
+
 /// Hand `value` as JSON to an optional out-parameter: nothing is produced when `out` is NULL.
 ///
 /// # Safety

@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) holder: String,
     pub(crate) lease_ttl: Duration,
     pub(crate) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Access tokens served from memory while the store's change counter stands still.
+    pub(crate) token_cache: crate::tokens::TokenCache,
     /// Events for the host.
     pub(crate) events: Arc<EventQueue>,
     /// The state each feature keeps per client (sign-ins in progress, idle SMTP sessions, the
@@ -185,6 +187,7 @@ impl Client {
                 holder: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4()),
                 lease_ttl: options.lease_ttl,
                 locks: Mutex::new(HashMap::new()),
+                token_cache: Default::default(),
                 events: Arc::new(EventQueue::default()),
                 features: Features::default(),
             }),

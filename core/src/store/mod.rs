@@ -6,6 +6,7 @@
 //! Refreshes are serialized across processes with a lease row per account.
 
 pub mod crypto;
+pub(crate) mod generation;
 pub mod host;
 pub mod key;
 #[cfg(feature = "postgres")]
@@ -163,6 +164,14 @@ pub trait TokenStore: Send + Sync {
     fn put_setting(&self, name: &str, value: Option<&[u8]>) -> Result<()>;
     /// A client-wide setting, opened, or `None`.
     fn get_setting(&self, name: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>>;
+
+    /// A number that changes (in every process using the store) whenever tokens or accounts
+    /// change, read in nanoseconds: what lets a client serve an access token from memory (see
+    /// `Client::access_token_for`). `None`: the store has no such signal, and every token is
+    /// read from the store.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The associated data a setting is sealed for (binds the ciphertext to its name).

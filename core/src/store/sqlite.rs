@@ -27,6 +27,8 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     cipher: Cipher,
     path: PathBuf,
+    /// The change counter beside the file (`None` when it cannot be mapped: no in-memory tokens).
+    generation: Option<super::generation::Generation>,
 }
 
 fn now_ms() -> i64 {
@@ -64,10 +66,19 @@ impl SqliteStore {
         conn.busy_timeout(Duration::from_secs(15))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        let gen_path = super::generation::Generation::path_for(path);
+        let generation = match super::generation::Generation::open(&gen_path, key.file_access()) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!("every access token is read from the store: {}", e.message());
+                None
+            }
+        };
         let store = SqliteStore {
             conn: Mutex::new(conn),
             cipher,
             path: path.to_path_buf(),
+            generation,
         };
         store.migrate()?;
         store.check_key()?;
@@ -77,6 +88,13 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Count a committed change of tokens or accounts for every process's in-memory tokens.
+    fn changed(&self) {
+        if let Some(g) = &self.generation {
+            g.bump();
+        }
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
@@ -161,6 +179,10 @@ impl SqliteStore {
 }
 
 impl TokenStore for SqliteStore {
+    fn generation(&self) -> Option<u64> {
+        self.generation.as_ref().map(|g| g.get())
+    }
+
     fn load_tokens(&self, account_id: &str) -> Result<Option<TokenRecord>> {
         let conn = self.conn()?;
         let row: Option<(i64, String, Vec<u8>)> = conn
@@ -212,6 +234,8 @@ impl TokenStore for SqliteStore {
             params![rec.account_id, next, meta, blob, now_s()],
         )?;
         tx.commit()?;
+        drop(conn);
+        self.changed();
         Ok(Some(next))
     }
 
@@ -227,6 +251,8 @@ impl TokenStore for SqliteStore {
             params![account_id],
         )?;
         tx.commit()?;
+        drop(conn);
+        self.changed();
         Ok(n > 0)
     }
 
@@ -348,6 +374,8 @@ impl TokenStore for SqliteStore {
              ON CONFLICT(id) DO UPDATE SET registration = excluded.registration, json = excluded.json, updated_at = excluded.updated_at",
             params![account.id, account.registration, json, now_s()],
         )?;
+        drop(conn);
+        self.changed();
         Ok(())
     }
 
@@ -392,6 +420,8 @@ impl TokenStore for SqliteStore {
         )?;
         let n = tx.execute("DELETE FROM accounts WHERE id = ?1", params![id])?;
         tx.commit()?;
+        drop(conn);
+        self.changed();
         Ok(n > 0)
     }
 
