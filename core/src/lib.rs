@@ -39,5 +39,5 @@ pub use i18n::Language;
 pub use model::{Account, Flow, Protocol, ProviderKind, Registration};
 pub use oauth::{ConnectObserver, ConnectStage, DefaultObserver, DeviceCodeInfo};
 pub use refresher::{Refresher, RefresherOptions, RoundReport};
-pub use tokens::{AccessToken, Resource};
+pub use tokens::{AccessToken, Resource, TokenRef};
 pub use tokio_util::sync::CancellationToken;

@@ -3,7 +3,6 @@
 //! store's lease, so concurrent callers wait for one refresh and all get its result), and the
 //! token requests that connecting and refreshing share.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -39,20 +38,6 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
-/// Access tokens kept in memory per client, each with the store's change counter at the time it
-/// was read from the store: served without touching the store while the counter stands still
-/// and the token is not yet due for renewal (see [`Client::cached_token`]).
-#[derive(Default)]
-pub(crate) struct TokenCache(std::sync::RwLock<HashMap<String, [Option<Cached>; 2]>>);
-
-struct Cached {
-    token: AccessToken,
-    /// Unix seconds until which the token is served without a refresh (what `fresh_token` says).
-    fresh_until: i64,
-    /// The store's change counter before the record was read.
-    generation: u64,
-}
-
 impl Resource {
     fn index(self) -> usize {
         match self {
@@ -60,6 +45,17 @@ impl Resource {
             Resource::Graph => 1,
         }
     }
+}
+
+/// An access token in a client's memory, lent to the closure of [`Client::cached_token`].
+#[derive(Clone, Copy)]
+pub struct TokenRef<'a> {
+    /// The token.
+    pub token: &'a SecretString,
+    /// Expiry (unix seconds).
+    pub expires_at: i64,
+    /// The SASL `user=` (the mailbox).
+    pub user: &'a str,
 }
 
 /// Which access token of an account. Microsoft issues one token per resource; one sign-in and
@@ -219,15 +215,18 @@ impl Client {
         &self,
         id: &str,
         resource: Resource,
-        f: impl FnOnce(&AccessToken) -> R,
+        f: impl FnOnce(TokenRef<'_>) -> R,
     ) -> Option<R> {
         let generation = self.inner.store.generation()?;
-        let map = self.inner.token_cache.0.read().ok()?;
-        let c = map.get(id)?[resource.index()].as_ref()?;
-        if c.generation != generation || c.fresh_until <= now() {
-            return None;
-        }
-        Some(f(&c.token))
+        self.inner
+            .token_cache
+            .get(id, resource.index(), generation, now(), |c| {
+                f(TokenRef {
+                    token: &c.token,
+                    expires_at: c.expires_at,
+                    user: &c.user,
+                })
+            })
     }
 
     fn remember(
@@ -238,18 +237,17 @@ impl Client {
         fresh_until: i64,
         generation: u64,
     ) {
-        let Ok(mut map) = self.inner.token_cache.0.write() else {
-            return;
-        };
-        map.entry(id.to_string()).or_default()[resource.index()] = Some(Cached {
-            token: AccessToken {
+        self.inner.token_cache.put(
+            id,
+            resource.index(),
+            crate::store::cache::CachedToken {
                 token: t.token.clone(),
                 expires_at: t.expires_at,
                 user: t.user.clone(),
+                fresh_until,
+                generation,
             },
-            fresh_until,
-            generation,
-        });
+        );
     }
 
     /// A valid access token, refreshed ahead of expiry, single-flight across threads and processes.
@@ -268,7 +266,7 @@ impl Client {
         if let Some(t) = self.cached_token(id, resource, |t| AccessToken {
             token: t.token.clone(),
             expires_at: t.expires_at,
-            user: t.user.clone(),
+            user: t.user.to_string(),
         }) {
             return Ok(t);
         }

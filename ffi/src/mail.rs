@@ -47,7 +47,7 @@ unsafe fn secret_out(
                 unsafe { give_secret_str(out, t.token.expose_secret()) }
             }),
             Secret::Sasl => c.cached_token(id, Resource::Mail, |t| {
-                let s = mailconnect_core::transport::sasl::xoauth2(&t.user, &t.token);
+                let s = mailconnect_core::transport::sasl::xoauth2(t.user, t.token);
                 // SAFETY: checked writable.
                 unsafe { give_secret_str(out, s.expose_secret()) }
             }),

@@ -43,7 +43,7 @@ pub(crate) struct Inner {
     pub(crate) lease_ttl: Duration,
     pub(crate) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Access tokens served from memory while the store's change counter stands still.
-    pub(crate) token_cache: crate::tokens::TokenCache,
+    pub(crate) token_cache: crate::store::cache::TokenCache,
     /// Events for the host.
     pub(crate) events: Arc<EventQueue>,
     /// The state each feature keeps per client (sign-ins in progress, idle SMTP sessions, the

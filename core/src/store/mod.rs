@@ -5,6 +5,7 @@
 //! the store's life so a record deleted and created again never matches an old version (no ABA).
 //! Refreshes are serialized across processes with a lease row per account.
 
+pub(crate) mod cache;
 pub mod crypto;
 pub(crate) mod generation;
 pub mod host;
