@@ -12,7 +12,8 @@ Host integration (README): the host's own sign-in window (`begin_authorization`,
 events (`next_event(timeout)` and `for ev in client.events(timeout=...)`), a host-owned store
 (`Client(options, store=SqliteStore(path))` or any `HostStore`), the background refresher
 (`start_refresher` / `stop_refresher`, or one round with `run_refresher`), and mailconnect's log
-(`set_log_callback`, process-wide).
+(`set_log_callback`, process-wide). The proxy every connection takes is stored with `set_proxy` and
+read back, without its password, with `proxy()`.
 
 Every call that goes to the network takes an optional `cancel=` (a `Cancel`).
 
@@ -128,6 +129,8 @@ def _load() -> ctypes.CDLL:
         "mc_registration_get": ([c_void_p, c_char_p, POINTER(c_void_p)], c_int32),
         "mc_registration_list": ([c_void_p, POINTER(c_void_p)], c_int32),
         "mc_registration_remove": ([c_void_p, c_char_p], c_int32),
+        "mc_proxy_set": ([c_void_p, c_char_p], c_int32),
+        "mc_proxy_get": ([c_void_p, POINTER(c_void_p)], c_int32),
         "mc_account_status_get": ([c_void_p, c_char_p, POINTER(c_void_p)], c_int32),
         "mc_account_connect": ([c_void_p, c_char_p, POINTER(_Callbacks), c_void_p], c_int32),
         "mc_account_disconnect": ([c_void_p, c_char_p, c_void_p], c_int32),
@@ -745,6 +748,35 @@ class Client:
     def remove_registration(self, registration_id: str) -> None:
         """Remove a registration; MC_E_STATE while accounts use it."""
         _check(_lib.mc_registration_remove(self._h, _b(registration_id)))
+
+    # network
+    def set_proxy(self, proxy: Union[None, str, dict]) -> None:
+        """Store the proxy every connection takes (identity provider, Graph, IMAP, POP3, SMTP),
+        sealed in the store with its password, and use it at once: in this client whatever it was
+        opened with, and in every client opened later on the same store without a `proxy` or
+        `no_proxy` option. `proxy` is a URL (`http://user:password@host:3128`, `socks5://...`,
+        `socks5h://...`), `"direct"`, or a dict (`url`, `https`, `imap`, `pop3`, `smtp`,
+        `username`, `password`, `no_proxy`), sent as JSON; `None` removes the stored setting.
+        Blocks while the store is written. Raises MailconnectError: MC_E_INVALID_ARGUMENT (not a
+        proxy; the message never repeats a password), MC_E_STORE. On an error nothing is stored
+        and the client keeps its path."""
+        if proxy is None:
+            text = None
+        elif isinstance(proxy, dict):
+            text = _b(json.dumps(proxy))
+        elif isinstance(proxy, str):
+            text = _b(proxy)
+        else:
+            raise TypeError("proxy must be a str, a dict or None, not %s" % type(proxy).__name__)
+        _check(_lib.mc_proxy_set(self._h, text))
+
+    def proxy(self) -> dict:
+        """The proxy settings: `source` (where this client's proxy comes from: `no_proxy_option`,
+        `option`, `stored`, `environment`), `stored` (the stored setting with every password
+        removed and `has_password` saying whether it has one; `None` when none) and `environment`
+        (whether proxy variables are set). The path each connection takes is in `test()`'s report
+        (`path`). Raises MailconnectError MC_E_STORE when the stored setting cannot be opened."""
+        return json.loads(self._out(_lib.mc_proxy_get))
 
     def put_account(self, account: dict) -> None:
         _check(_lib.mc_account_put(self._h, _b(json.dumps(account))))
