@@ -3,12 +3,20 @@
 //! SASL and disconnect calls, registrations, the refresher and the log callback, a MessageSpec
 //! with an umlaut subject and attachments sent over SMTP and read back, GraphToken); then its host
 //! integration part (host-driven device code, events with a refresh and a needs-re-authorization,
-//! refresher rounds and the background refresher, a host-owned store) with 4-second tokens.
+//! refresher rounds and the background refresher, a host-owned store) with 4-second tokens. The
+//! first Mono run stores a real tinyproxy with Basic auth as its proxy (SetProxy, GetProxy) and
+//! does all of it through that proxy, whose log shows the emulator's requests and the tunnels to
+//! IMAP, POP3 and SMTP.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use mailconnect_tests::proxies::{HttpProxy, HttpProxyOptions};
 use mailconnect_tests::*;
+
+/// The proxy's Basic auth; only unreserved characters, so the URL carries the password as written.
+const PROXY_USER: &str = "mcdotnet";
+const PROXY_PASSWORD: &str = "Dn-pr0xy-5e8a2c";
 
 fn dotnet() -> PathBuf {
     let out = Command::new("python3")
@@ -45,6 +53,11 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
         r#"{"runtimeOptions":{"tfm":"net8.0","rollForward":"LatestMajor","framework":{"name":"Microsoft.NETCore.App","version":"8.0.0"}}}"#,
     )
     .unwrap();
+    // Every CONNECT port allowed: the emulator's and the mail stack's are not 443.
+    let proxy = HttpProxy::start(HttpProxyOptions {
+        basic_auth: Some((PROXY_USER.into(), PROXY_PASSWORD.into())),
+        connect_ports: None,
+    });
     let runs = [
         ("mono", "mono.db", false),
         ("dotnet8", "net8.db", false),
@@ -73,10 +86,22 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
             c
         };
         cmd.args(&args).env("LD_LIBRARY_PATH", work.path());
+        // The first Mono run through the proxy.
+        let through_proxy = runtime == "mono" && !host;
+        if through_proxy {
+            cmd.env("MC_TEST_PROXY", proxy.url_with_credentials());
+        }
         let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
             .await
             .unwrap();
         assert!(out.contains(" 0 failed"), "{runtime}:\n{out}");
+        assert!(
+            !out.contains(PROXY_PASSWORD),
+            "the proxy password was printed"
+        );
+        if through_proxy {
+            went_through_proxy(&proxy, &env, &stack, &out);
+        }
         let expected = if host {
             [
                 "ok polling until connected (host-driven device code)",
@@ -112,6 +137,27 @@ async fn the_dotnet_binding_runs_the_scenario_on_mono_and_dotnet8() {
             );
         }
     }
+}
+
+/// The scenario stored the proxy and read it back without its password, Test reported it as the
+/// path of every protocol, and the proxy's own log shows the sign-in's requests to the emulator
+/// (plain HTTP: absolute-form requests, not tunnels) and a CONNECT to each mail port.
+fn went_through_proxy(proxy: &HttpProxy, env: &Env, stack: &MailStack, out: &str) {
+    for line in [
+        "ok proxy stored: source stored, no password shown",
+        "ok Test paths name the stored proxy",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+    let token = format!(
+        "POST {}/organizations/oauth2/v2.0/token HTTP/1.1",
+        env.emulator.base_url()
+    );
+    proxy.wait_for_log(&token);
+    for port in ["imap_tls", "pop3_tls", "smtp_starttls"] {
+        proxy.wait_for_connect(&format!("127.0.0.1:{}", stack.port(port)));
+    }
+    assert!(!proxy.log().contains(PROXY_PASSWORD));
 }
 
 #[test]

@@ -7,7 +7,8 @@
 // background refresher (StartRefresher/StopRefresher, RunRefresher for one round) and the log
 // (Client.SetLogCallback, process-wide). Mail: SendMessage builds a MessageSpec (addresses, umlaut
 // subjects, attachments) and sends it over the account's transport (SMTP or Microsoft Graph);
-// GraphToken hands out a Microsoft Graph access token for the host's own Graph calls.
+// GraphToken hands out a Microsoft Graph access token for the host's own Graph calls. Network: SetProxy stores the
+// proxy every connection takes (sealed with its password), GetProxy reads it back as a ProxyInfo without it.
 #define TRACE // Trace.TraceError reports failures of host callbacks and event handlers (as MSBuild builds do).
 using System;
 using System.Collections.Generic;
@@ -115,6 +116,8 @@ namespace Mailconnect
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_registration_get(ClientHandle c, byte[] id, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_registration_list(ClientHandle c, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_registration_remove(ClientHandle c, byte[] id);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_proxy_set(ClientHandle c, byte[] proxy);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_proxy_get(ClientHandle c, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_put(ClientHandle c, byte[] json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_get(ClientHandle c, byte[] id, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_list(ClientHandle c, out IntPtr json);
@@ -489,6 +492,46 @@ namespace Mailconnect
         }
 
         /// <summary>The JSON of the report.</summary>
+        public override string ToString() { return Json; }
+    }
+
+    /// <summary>The proxy settings of a client (Client.GetProxy): where its proxy comes from and the stored setting
+    /// without its password. The path each connection takes is in Client.Test's report ("path").</summary>
+    public sealed class ProxyInfo
+    {
+        /// <summary>Where this client's proxy comes from: "no_proxy_option", "option", "stored" (Client.SetProxy)
+        /// or "environment" (HTTPS_PROXY, ALL_PROXY, NO_PROXY, else the system settings for HTTPS).</summary>
+        public string Source { get; private set; }
+        /// <summary>The stored setting as JSON, every password removed ("url" without it, "username", the
+        /// per-protocol fields, "no_proxy", "has_password"); null when none is stored.</summary>
+        public string Stored { get; private set; }
+        /// <summary>The stored setting's URL (without a password), or null.</summary>
+        public string StoredUrl { get; private set; }
+        /// <summary>Whether the stored setting has a password (it is never returned).</summary>
+        public bool HasPassword { get; private set; }
+        /// <summary>Whether proxy environment variables are set.</summary>
+        public bool Environment { get; private set; }
+        /// <summary>The JSON mailconnect returned.</summary>
+        public string Json { get; private set; }
+
+        internal static ProxyInfo FromJson(string json)
+        {
+            var f = JsonFields.Parse(json);
+            var stored = f.Raw("stored");
+            if (stored == "null") stored = null;
+            var s = stored != null ? JsonFields.Parse(stored) : null;
+            return new ProxyInfo
+            {
+                Source = f.Str("source"),
+                Stored = stored,
+                StoredUrl = s != null ? s.Str("url") : null,
+                HasPassword = s != null && s.Bool("has_password", false),
+                Environment = f.Bool("environment", false),
+                Json = json,
+            };
+        }
+
+        /// <summary>The JSON of the settings.</summary>
         public override string ToString() { return Json; }
     }
 
@@ -1061,6 +1104,19 @@ namespace Mailconnect
         public string Registrations() { IntPtr o; Native.Check(Native.mc_registration_list(_h, out o)); return Native.Take(o); }
         /// <summary>Remove an app registration; MC_E_STATE while accounts use it.</summary>
         public void RemoveRegistration(string id) { Native.Check(Native.mc_registration_remove(_h, Native.Utf8(id))); }
+        /// <summary>Store the proxy every connection takes (identity provider, Graph, IMAP, POP3, SMTP), sealed in the
+        /// store with its password, and use it at once: in this client whatever it was opened with, and in every client
+        /// opened later on the same store without a "proxy" or "no_proxy" option. proxy is a URL
+        /// ("http://user:password@host:3128", "socks5://…", "socks5h://…"), "direct", or a JSON object (url, https,
+        /// imap, pop3, smtp, username, password, no_proxy); null removes the stored setting (ClearProxy). Blocks while
+        /// the store is written; not from a mailconnect callback. Throws MC_E_INVALID_ARGUMENT (not a proxy; the
+        /// message never repeats a password) or MC_E_STORE; then nothing is stored and the client keeps its path.</summary>
+        public void SetProxy(string proxy) { Native.Check(Native.mc_proxy_set(_h, Native.Utf8(proxy))); }
+        /// <summary>Remove the stored proxy: this client goes back to its options, else the environment.</summary>
+        public void ClearProxy() { SetProxy(null); }
+        /// <summary>The proxy settings (source, the stored setting without its password, environment); any thread
+        /// but a mailconnect callback. Throws MC_E_STORE when the stored setting cannot be opened (another key).</summary>
+        public ProxyInfo GetProxy() { IntPtr o; Native.Check(Native.mc_proxy_get(_h, out o)); return ProxyInfo.FromJson(Native.Take(o)); }
         /// <summary>Insert or update an account (JSON); an invalid field throws MC_E_INVALID_ARGUMENT naming it.</summary>
         public void PutAccount(string json) { Native.Check(Native.mc_account_put(_h, Native.Utf8(json))); }
         /// <summary>Remove an account and its tokens.</summary>

@@ -190,6 +190,24 @@ public static class Scenario
               && due.At == new DateTimeOffset(2030, 1, 1, 1, 0, 0, TimeSpan.Zero), "reauthorization_due is EventKind.ReauthorizationDue with At and Code");
     }
 
+    /// <summary>With MC_TEST_PROXY (an http URL with Basic credentials of a real proxy): store it as the proxy of every
+    /// connection and read it back (stored, with a password that is never shown). Returns the proxy's "host:port", or null
+    /// without one. Never prints the password.</summary>
+    static string UseTestProxy(Client c)
+    {
+        var proxy = System.Environment.GetEnvironmentVariable("MC_TEST_PROXY");
+        if (string.IsNullOrEmpty(proxy)) return null;
+        var uri = new Uri(proxy);
+        int colon = uri.UserInfo.IndexOf(':');
+        string password = colon < 0 ? "" : uri.UserInfo.Substring(colon + 1);
+        c.SetProxy(proxy);
+        var info = c.GetProxy();
+        Check(info.Source == "stored" && info.Stored != null && info.HasPassword && password.Length > 0
+              && !info.Json.Contains(password) && !info.Json.Contains(Uri.UnescapeDataString(password)),
+              "proxy stored: source stored, no password shown");
+        return uri.Host + ":" + uri.Port;
+    }
+
     const string Key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     const string NativeClient = "https://login.microsoftonline.com/common/oauth2/nativeclient";
 
@@ -512,6 +530,8 @@ public static class Scenario
         }
         using (var c = new Client("{\"store\":\"" + store + "\",\"extra_ca_file\":\"" + ca + "\"}"))
         {
+            // Every connection from here on (sign-in, Test, send, fetch) through MC_TEST_PROXY when set.
+            string proxy = UseTestProxy(c);
             c.PutRegistration("{\"id\":\"desktop\",\"provider\":\"microsoft\",\"tenant\":\"organizations\",\"authority_host\":\"" + emulator + "\",\"client_id\":\"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90\"}");
             c.PutAccount("{\"id\":\"alice\",\"mailbox\":\"alice@example.test\",\"registration\":\"desktop\",\"flow\":\"device_code\",\"servers\":{"
                 + "\"imap\":{\"host\":\"" + host + "\",\"port\":" + imaps + ",\"security\":\"tls\"},"
@@ -534,6 +554,8 @@ public static class Scenario
             lock (logLines) Check(logLines.Count > 0, "log lines during Connect");
             var report = c.TestAsync("alice").Result;
             Check(report.Contains("\"ok\":true"), "Test ok for IMAP, POP3, SMTP");
+            if (proxy != null)
+                Check(Regex.Matches(report, Regex.Escape("\"path\":\"http proxy " + proxy + "\"")).Count == 3, "Test paths name the stored proxy");
             var round = c.RunRefresher();
             Check(round.Accounts == 1 && round.Fresh == 1 && round.Refreshed == 0 && round.Failed == 0 && round.Json.Contains("\"backing_off\":0"),
                 "RunRefresher reports the fresh account: " + round);
