@@ -4,12 +4,19 @@
 //! umlaut subject and attachments sent over SMTP and read back, GraphToken); then its host
 //! integration part with 4-second tokens on a host-owned store kept in a Pascal TDictionary
 //! (host-driven device code, a cancelled refresh, events through a TThread handing them to the main
-//! thread with TThread.Queue, a second client on the same store).
+//! thread with TThread.Queue, a second client on the same store). The main run stores a real
+//! tinyproxy with Basic auth as its proxy (SetProxy, GetProxy) and does all of it through that
+//! proxy, whose log shows the emulator's requests and the tunnels to IMAP, POP3 and SMTP.
 
 use std::path::Path;
 use std::process::Command;
 
+use mailconnect_tests::proxies::{HttpProxy, HttpProxyOptions};
 use mailconnect_tests::*;
+
+/// The proxy's Basic auth; only unreserved characters, so the URL carries the password as written.
+const PROXY_USER: &str = "mcpascal";
+const PROXY_PASSWORD: &str = "Pas-pr0xy-3d7f91";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pascal_unit_runs_the_scenario() {
@@ -27,12 +34,24 @@ async fn the_pascal_unit_runs_the_scenario() {
     );
     assert!(!out.contains("Warning:"), "{out}");
     let exe = work.path().join("scenario");
+    // Every CONNECT port allowed: the mail stack's are not 443.
+    let proxy = HttpProxy::start(HttpProxyOptions {
+        basic_auth: Some((PROXY_USER.into(), PROXY_PASSWORD.into())),
+        connect_ports: None,
+    });
     let args = binding_scenario_args(&env, &stack, &work.path().join("pas.db"));
     let mut cmd = Command::new(&exe);
-    cmd.args(&args).env("LD_LIBRARY_PATH", cdylib_dir());
+    cmd.args(&args)
+        .env("LD_LIBRARY_PATH", cdylib_dir())
+        .env("MC_TEST_PROXY", proxy.url_with_credentials());
     let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
         .await
         .unwrap();
+    assert!(
+        !out.contains(PROXY_PASSWORD),
+        "the proxy password was printed"
+    );
+    went_through_proxy(&proxy, &env, &stack, &out);
     for line in [
         " 0 failed",
         "ok fetch over IMAP finds the message",
@@ -84,4 +103,25 @@ async fn the_pascal_unit_runs_the_scenario() {
     ] {
         assert!(out.contains(line), "{line}:\n{out}");
     }
+}
+
+/// The scenario stored the proxy and read it back without its password, Test reported it as the
+/// path of every protocol, and the proxy's own log shows the sign-in's requests to the emulator
+/// (plain HTTP: absolute-form requests, not tunnels) and a CONNECT to each mail port.
+fn went_through_proxy(proxy: &HttpProxy, env: &Env, stack: &MailStack, out: &str) {
+    for line in [
+        "ok proxy stored: source stored, no password shown",
+        "ok Test paths name the stored proxy",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+    let token = format!(
+        "POST {}/organizations/oauth2/v2.0/token HTTP/1.1",
+        env.emulator.base_url()
+    );
+    proxy.wait_for_log(&token);
+    for port in ["imap_tls", "pop3_tls", "smtp_starttls"] {
+        proxy.wait_for_connect(&format!("127.0.0.1:{}", stack.port(port)));
+    }
+    assert!(!proxy.log().contains(PROXY_PASSWORD));
 }

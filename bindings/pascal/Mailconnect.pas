@@ -12,7 +12,9 @@
   TThread.Queue), and the background refresher (StartRefresher / StopRefresher, or RunRefresher
   from the host's own timer). Mail: SendMessage builds a TMcMessage (addresses, umlaut subjects,
   attachments from files or bytes) and sends it over the account's transport (SMTP or Microsoft
-  Graph); GraphToken hands out a Microsoft Graph access token for the host's own Graph calls. }
+  Graph); GraphToken hands out a Microsoft Graph access token for the host's own Graph calls.
+  Network: SetProxy stores the proxy every connection takes (sealed with its password), ClearProxy
+  removes it, GetProxy reads it back as a TMcProxyInfo without the password. }
 unit Mailconnect;
 
 {$IFDEF FPC}{$MODE DELPHI}{$H+}{$PACKRECORDS C}{$ENDIF}
@@ -210,6 +212,18 @@ type
     Json: string;
   end;
 
+  { The proxy settings of a client (GetProxy). The path each connection takes is in Test's report
+    ("path"). }
+  TMcProxyInfo = record
+    Source: string;       { where this client's proxy comes from: 'no_proxy_option', 'option',
+                            'stored' (SetProxy) or 'environment' (HTTPS_PROXY, ALL_PROXY, NO_PROXY) }
+    Stored: string;       { the stored setting's JSON, every password removed; '' when none }
+    StoredUrl: string;    { its "url" without a password ('' when none or per protocol only) }
+    HasPassword: Boolean; { whether the stored setting has a password (never returned) }
+    Environment: Boolean; { whether proxy environment variables are set }
+    Json: string;
+  end;
+
   { An event of the client's queue. EventType: 'token_refreshed', 'needs_reauthorization',
     'reauthorization_due', 'connect_progress', 'state_changed', 'log' or 'events_dropped'; fields of
     other types are empty. }
@@ -343,6 +357,20 @@ type
     function Registrations: string;
     { Refused with MC_E_STATE while accounts use it. }
     procedure RemoveRegistration(const RegistrationId: string);
+    { Network. Store the proxy every connection takes (identity provider, Graph, IMAP, POP3, SMTP),
+      sealed in the store with its password, and use it at once: in this client whatever it was
+      opened with, and in every client opened later on the same store without a "proxy" or
+      "no_proxy" option. Proxy is a URL ('http://user:password@host:3128', 'socks5://...',
+      'socks5h://...'), 'direct', or a JSON object (url, https, imap, pop3, smtp, username,
+      password, no_proxy). Blocks while the store is written; not from a mailconnect callback.
+      Raises MC_E_INVALID_ARGUMENT (not a proxy; the message never repeats a password) or
+      MC_E_STORE; then nothing is stored and the client keeps its path. }
+    procedure SetProxy(const Proxy: string);
+    { Remove the stored proxy: the client goes back to its options, else the environment. }
+    procedure ClearProxy;
+    { The proxy settings, without any password. Raises MC_E_STORE when the stored setting cannot be
+      opened (another key). }
+    function GetProxy: TMcProxyInfo;
     { Accounts (mailboxes). }
     procedure PutAccount(const Json: string);
     function Account(const AccountId: string): string;
@@ -429,6 +457,8 @@ function mc_registration_put(Client: Pointer; Json: PAnsiChar): Int32; cdecl; ex
 function mc_registration_get(Client: Pointer; RegistrationId: PAnsiChar; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_registration_list(Client: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_registration_remove(Client: Pointer; RegistrationId: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_proxy_set(Client: Pointer; Proxy: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_proxy_get(Client: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_account_put(Client: Pointer; Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_account_get(Client: Pointer; AccountId: PAnsiChar; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_account_list(Client: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
@@ -1172,6 +1202,31 @@ end;
 procedure TMailconnectClient.RemoveRegistration(const RegistrationId: string);
 begin
   Check(mc_registration_remove(FHandle, PAnsiChar(ToUtf8(RegistrationId))));
+end;
+
+procedure TMailconnectClient.SetProxy(const Proxy: string);
+begin
+  Check(mc_proxy_set(FHandle, PAnsiChar(ToUtf8(Proxy))));
+end;
+
+procedure TMailconnectClient.ClearProxy;
+begin
+  Check(mc_proxy_set(FHandle, nil));
+end;
+
+function TMailconnectClient.GetProxy: TMcProxyInfo;
+var
+  P: PAnsiChar;
+begin
+  Check(mc_proxy_get(FHandle, P));
+  Result.Json := TakeString(P);
+  Result.Source := McJsonStr(Result.Json, 'source');
+  Result.Stored := McJsonStr(Result.Json, 'stored');
+  if Result.Stored = 'null' then
+    Result.Stored := '';
+  Result.StoredUrl := McJsonStr(Result.Stored, 'url');
+  Result.HasPassword := McJsonStr(Result.Stored, 'has_password') = 'true';
+  Result.Environment := McJsonStr(Result.Json, 'environment') = 'true';
 end;
 
 procedure TMailconnectClient.PutAccount(const Json: string);

@@ -737,6 +737,47 @@ begin
 end;
 
 { The JSON a TMcMessage becomes, base64, and a reauthorization_due event read back. }
+{ The password of an http://user:password@host:port URL as written ('' when none), and its
+  host:port. }
+procedure SplitProxyUrl(const Url: string; out Password, HostPort: string);
+var
+  Scheme, At, Colon: Integer;
+  UserInfo: string;
+begin
+  Password := '';
+  HostPort := '';
+  Scheme := Pos('://', Url);
+  At := LastDelimiter('@', Url);
+  if (Scheme = 0) or (At < Scheme) then
+    Exit;
+  UserInfo := Copy(Url, Scheme + 3, At - Scheme - 3);
+  Colon := Pos(':', UserInfo);
+  if Colon > 0 then
+    Password := Copy(UserInfo, Colon + 1, MaxInt);
+  HostPort := Copy(Url, At + 1, MaxInt);
+  if Pos('/', HostPort) > 0 then
+    HostPort := Copy(HostPort, 1, Pos('/', HostPort) - 1);
+end;
+
+{ With MC_TEST_PROXY (an http URL with Basic credentials of a real proxy): store it as the proxy
+  of every connection and read it back (stored, with a password that is never shown). Returns the
+  proxy's host:port, or '' without one. Never prints the password. }
+function UseTestProxy(C: TMailconnectClient): string;
+var
+  Proxy, Password: string;
+  Info: TMcProxyInfo;
+begin
+  Result := '';
+  Proxy := GetEnvironmentVariable('MC_TEST_PROXY');
+  if Proxy = '' then
+    Exit;
+  SplitProxyUrl(Proxy, Password, Result);
+  C.SetProxy(Proxy);
+  Info := C.GetProxy;
+  Check((Info.Source = 'stored') and (Info.Stored <> '') and Info.HasPassword and (Password <> '')
+    and (Pos(Password, Info.Json) = 0), 'proxy stored: source stored, no password shown');
+end;
+
 procedure Offline;
 var
   M: TMcMessage;
@@ -774,7 +815,7 @@ var
   Report: TMcRefreshReport;
   I, Seen: Integer;
   Found: Boolean;
-  Servers, Token: string;
+  Servers, Token, Proxy, TestReport: string;
 begin
   Passed := 0; Failed := 0;
   if ParamStr(9) = 'host' then
@@ -807,6 +848,8 @@ begin
     end;
     TMailconnectClient.SetLogCallback(Log.OnLog, MC_LOG_INFO);
     C := TMailconnectClient.Create('{"store":"' + ParamStr(1) + '","extra_ca_file":"' + ParamStr(8) + '","language":"de"}');
+    { Every connection from here on (sign-ins, Test, send, fetch) through MC_TEST_PROXY when set. }
+    Proxy := UseTestProxy(C);
 
     { Registrations and accounts. }
     C.PutRegistration('{"id":"desktop","provider":"microsoft","tenant":"organizations","authority_host":"' + ParamStr(2) +
@@ -898,7 +941,20 @@ begin
     end;
     Check(Pos('"state":"connected"', C.Status('alice')) > 0, 'the cancelled disconnect left the account connected');
 
-    Check(Pos('"ok":true', C.Test('alice')) > 0, 'Test ok for IMAP, POP3, SMTP');
+    TestReport := C.Test('alice');
+    Check(Pos('"ok":true', TestReport) > 0, 'Test ok for IMAP, POP3, SMTP');
+    if Proxy <> '' then
+    begin
+      Seen := 0;
+      I := Pos('"path":"http proxy ' + Proxy + '"', TestReport);
+      while I > 0 do
+      begin
+        Inc(Seen);
+        TestReport := Copy(TestReport, I + 1, MaxInt);
+        I := Pos('"path":"http proxy ' + Proxy + '"', TestReport);
+      end;
+      Check(Seen = 3, 'Test paths name the stored proxy');
+    end;
     Token := C.AccessToken('alice');
     Check(Length(Token) > 1000, 'access token');
     Check(Pos('dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB', C.SaslXoauth2('alice')) = 1, 'SASL XOAUTH2 string');
