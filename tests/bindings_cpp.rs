@@ -2,12 +2,19 @@
 //! Makefile and run against the sandbox and the real mail stack, reading typed results and typed
 //! errors, sending a MessageSpec with an umlaut subject and attachments over SMTP and reading it
 //! back, graph_token; then its host integration part (host-driven device code, events through
-//! next_event and an EventListener thread) with 4-second tokens.
+//! next_event and an EventListener thread) with 4-second tokens. The main run stores a real
+//! tinyproxy with Basic auth as its proxy (set_proxy, proxy()) and does all of it through that
+//! proxy, whose log shows the emulator's requests and the tunnels to IMAP, POP3 and SMTP.
 
 use std::path::Path;
 use std::process::Command;
 
+use mailconnect_tests::proxies::{HttpProxy, HttpProxyOptions};
 use mailconnect_tests::*;
+
+/// The proxy's Basic auth; only unreserved characters, so the URL carries the password as written.
+const PROXY_USER: &str = "mccpp";
+const PROXY_PASSWORD: &str = "Cpp-pr0xy-8a4b06";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cpp_binding_runs_the_scenario() {
@@ -24,13 +31,24 @@ async fn the_cpp_binding_runs_the_scenario() {
     let env = env().await;
     let stack = MailStack::up(&env.emulator.introspection_url(), &[]);
     let work = tempfile::tempdir().unwrap();
+    // Every CONNECT port allowed: the mail stack's are not 443.
+    let proxy = HttpProxy::start(HttpProxyOptions {
+        basic_auth: Some((PROXY_USER.into(), PROXY_PASSWORD.into())),
+        connect_ports: None,
+    });
     let args = binding_scenario_args(&env, &stack, &work.path().join("cpp.db"));
     let mut cmd = Command::new(cpp.join("examples/scenario"));
-    cmd.args(&args);
+    cmd.args(&args)
+        .env("MC_TEST_PROXY", proxy.url_with_credentials());
     let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
         .await
         .unwrap();
     println!("{out}");
+    assert!(
+        !out.contains(PROXY_PASSWORD),
+        "the proxy password was printed"
+    );
+    went_through_proxy(&proxy, &env, &stack, &out);
     for line in [
         " 0 failed",
         "ok registration read back as a struct",
@@ -69,4 +87,25 @@ async fn the_cpp_binding_runs_the_scenario() {
     ] {
         assert!(out.contains(line), "{line}:\n{out}");
     }
+}
+
+/// The scenario stored the proxy and read it back without its password, Test reported it as the
+/// path of every protocol, and the proxy's own log shows the sign-in's requests to the emulator
+/// (plain HTTP: absolute-form requests, not tunnels) and a CONNECT to each mail port.
+fn went_through_proxy(proxy: &HttpProxy, env: &Env, stack: &MailStack, out: &str) {
+    for line in [
+        "ok proxy stored: source stored, no password shown",
+        "ok Test paths name the stored proxy",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+    let token = format!(
+        "POST {}/organizations/oauth2/v2.0/token HTTP/1.1",
+        env.emulator.base_url()
+    );
+    proxy.wait_for_log(&token);
+    for port in ["imap_tls", "pop3_tls", "smtp_starttls"] {
+        proxy.wait_for_connect(&format!("127.0.0.1:{}", stack.port(port)));
+    }
+    assert!(!proxy.log().contains(PROXY_PASSWORD));
 }

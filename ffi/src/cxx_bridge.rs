@@ -555,6 +555,42 @@ mod bridge {
         not_connected: u64,
     }
 
+    /// The proxy setting stored with `mc_proxy_set`, every password removed; not `present` when
+    /// none is stored.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct StoredProxy {
+        #[serde(skip_deserializing, default = "super::present")]
+        present: bool,
+        /// The proxy of every protocol without its password (`http://user@host:3128`, `direct`);
+        /// empty when only per-protocol ones are set.
+        url: String,
+        /// Per protocol (a URL without its password, or `direct`); empty: `url`'s.
+        https: String,
+        imap: String,
+        pop3: String,
+        smtp: String,
+        username: String,
+        /// Host names, `.domain` suffixes, addresses and CIDR ranges reached directly.
+        no_proxy: Vec<String>,
+        /// Whether the setting has a password (it is never returned).
+        has_password: bool,
+    }
+
+    /// The proxy settings of a client (`mc_proxy_get`). The path each connection takes is in the
+    /// test report (`ProtocolResult::path`, `GraphResult::path`).
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct ProxyInfo {
+        /// Where this client's proxy comes from: `no_proxy_option`, `option`, `stored`
+        /// (`mc_proxy_set`) or `environment` (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`).
+        source: String,
+        #[serde(deserialize_with = "super::nullable_struct")]
+        stored: StoredProxy,
+        /// Whether proxy environment variables are set.
+        environment: bool,
+    }
+
     /// An app registration (`mc_registration_get`); the secret shows as `has_client_secret` only.
     #[derive(Debug, Default, Deserialize)]
     #[serde(default)]
@@ -686,6 +722,9 @@ mod bridge {
         fn registration_get(self: &CxxClient, id: &str, error: &mut ErrorInfo) -> Registration;
         fn registration_list(self: &CxxClient, error: &mut ErrorInfo) -> Vec<Registration>;
         fn registration_remove(self: &CxxClient, id: &str, error: &mut ErrorInfo);
+        fn proxy_set(self: &CxxClient, proxy: &str, error: &mut ErrorInfo);
+        fn proxy_clear(self: &CxxClient, error: &mut ErrorInfo);
+        fn proxy_get(self: &CxxClient, error: &mut ErrorInfo) -> ProxyInfo;
         fn account_put(self: &CxxClient, json: &str, error: &mut ErrorInfo);
         fn account_get(self: &CxxClient, id: &str, error: &mut ErrorInfo) -> Account;
         fn account_list(self: &CxxClient, error: &mut ErrorInfo) -> Vec<Account>;
@@ -813,8 +852,8 @@ mod bridge {
 
 use bridge::{
     Account, AccountState, Authorization, ErrorInfo, Event, EventKind, Events, FetchRequest,
-    Folder, LogSink, MailAddress, Message, MessageSpec, PollResult, RefreshReport, Registration,
-    SendResult, Status, StoreCallbacks, TestReport,
+    Folder, LogSink, MailAddress, Message, MessageSpec, PollResult, ProxyInfo, RefreshReport,
+    Registration, SendResult, Status, StoreCallbacks, TestReport,
 };
 
 // --- serde helpers named by the shared structs' attributes ---
@@ -831,6 +870,13 @@ fn smtp_imap() -> String {
 /// A string that may be JSON `null`.
 fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A nested struct that may be `null` (its default: not `present`).
+fn nullable_struct<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A list that may be `null` (empty).
@@ -1332,6 +1378,24 @@ impl CxxClient {
     fn registration_remove(&self, id: &str, error: &mut ErrorInfo) {
         self.put(error, id, "registration_id", |i| unsafe {
             mc_registration_remove(self.raw, i)
+        })
+    }
+
+    fn proxy_set(&self, proxy: &str, error: &mut ErrorInfo) {
+        self.put(error, proxy, "proxy", |p| unsafe {
+            mc_proxy_set(self.raw, p)
+        })
+    }
+
+    fn proxy_clear(&self, error: &mut ErrorInfo) {
+        report(error, || {
+            check(unsafe { mc_proxy_set(self.raw, std::ptr::null()) })
+        })
+    }
+
+    fn proxy_get(&self, error: &mut ErrorInfo) -> ProxyInfo {
+        report(error, || {
+            parse(&out(|o| unsafe { mc_proxy_get(self.raw, o) })?)
         })
     }
 
@@ -1979,6 +2043,49 @@ mod tests {
             (e.code, e.diagnostic.code.as_str()),
             (MC_E_STATE, "MC-NOT-CONNECTED")
         );
+    }
+
+    /// The stored proxy through the C ABI: set with a password, read back typed without it (the
+    /// object form too), a bad setting refused, cleared.
+    #[test]
+    fn the_proxy_is_stored_and_read_back_without_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = ErrorInfo::default();
+        let options = serde_json::json!({ "store": dir.path().join("s.db") }).to_string();
+        let c = client_open(&options, &mut e);
+        let p = c.proxy_get(&mut e);
+        assert_eq!(e.code, MC_OK, "{}", e.message);
+        assert!(!p.stored.present && p.source == "environment");
+        c.proxy_set("http://al:Pr0xy-Secret@127.0.0.1:3128", &mut e);
+        assert_eq!(e.code, MC_OK, "{}", e.message);
+        let p = c.proxy_get(&mut e);
+        assert_eq!((p.source.as_str(), p.stored.present), ("stored", true));
+        assert_eq!(p.stored.url, "http://al@127.0.0.1:3128");
+        assert!(p.stored.has_password && p.stored.no_proxy.is_empty());
+        c.proxy_set(
+            r#"{"url":"http://127.0.0.1:3128","smtp":"direct","username":"al","password":"Pr0xy-Secret","no_proxy":[".example.test"]}"#,
+            &mut e,
+        );
+        let p = c.proxy_get(&mut e);
+        assert_eq!(e.code, MC_OK, "{}", e.message);
+        assert_eq!(
+            (
+                p.stored.url.as_str(),
+                p.stored.smtp.as_str(),
+                p.stored.username.as_str()
+            ),
+            ("http://127.0.0.1:3128", "direct", "al")
+        );
+        assert!(p.stored.has_password && p.stored.no_proxy == [".example.test"]);
+        let mut e = ErrorInfo::default();
+        c.proxy_set("gopher://127.0.0.1:70", &mut e);
+        assert_eq!(e.code, MC_E_INVALID_ARGUMENT, "{}", e.message);
+        let mut e = ErrorInfo::default();
+        assert_eq!(c.proxy_get(&mut e).stored.username, "al");
+        c.proxy_clear(&mut e);
+        let p = c.proxy_get(&mut e);
+        assert_eq!(e.code, MC_OK, "{}", e.message);
+        assert!(!p.stored.present && p.source == "environment" && p.stored.url.is_empty());
     }
 
     #[test]

@@ -309,6 +309,32 @@ static void host_part(const std::string &store, const std::string &emulator, con
     }
 }
 
+/// The password of an http://user:password@host:port URL as written ("" when none).
+static std::string url_password(const std::string &url) {
+    auto scheme = url.find("://"), at = url.rfind('@');
+    if (scheme == std::string::npos || at == std::string::npos || at < scheme) return "";
+    auto userinfo = url.substr(scheme + 3, at - scheme - 3);
+    auto colon = userinfo.find(':');
+    return colon == std::string::npos ? "" : userinfo.substr(colon + 1);
+}
+
+/// With MC_TEST_PROXY (an http URL with Basic credentials of a real proxy): store it as the proxy
+/// of every connection and read it back (stored, with a password that is never shown). Returns the
+/// proxy's "host:port", or "" without one. Never prints the password.
+static std::string use_test_proxy(mailconnect::Client &c) {
+    const char *env = std::getenv("MC_TEST_PROXY");
+    if (env == nullptr || *env == '\0') return "";
+    std::string proxy = env, password = url_password(proxy);
+    c.set_proxy(proxy);
+    auto p = c.proxy();
+    const auto &st = p.stored;
+    bool hidden = !password.empty();
+    for (const auto &field : {st.url, st.https, st.imap, st.pop3, st.smtp, st.username}) hidden = hidden && !contains(s(field), password);
+    check(p.source == "stored" && st.present && st.has_password && hidden, "proxy stored: source stored, no password shown");
+    auto hostport = proxy.substr(proxy.rfind('@') + 1);
+    return hostport.substr(0, hostport.find('/'));
+}
+
 static void main_part(char **argv) {
     using mailconnect::Error;
     std::string store = argv[1], emulator = argv[2], cli = argv[3], host = argv[4];
@@ -324,6 +350,8 @@ static void main_part(char **argv) {
         mailconnect::LogLevel::Info);
 
     mailconnect::Client c("{\"store\":\"" + store + "\",\"extra_ca_file\":\"" + argv[8] + "\"}");
+    // Every connection from here on (sign-in, Test, send, fetch) through MC_TEST_PROXY when set.
+    std::string proxy = use_test_proxy(c);
     c.put_registration("{\"id\":\"desktop\",\"provider\":\"microsoft\",\"tenant\":\"organizations\",\"authority_host\":\"" + emulator +
                        "\",\"client_id\":\"d3b07384-d113-4ec6-9c0e-2f6a1b7c8d90\"}");
     c.put_account(std::string("{\"id\":\"alice\",\"mailbox\":\"alice@example.test\",\"registration\":\"desktop\",\"flow\":\"device_code\",\"servers\":{") +
@@ -405,6 +433,11 @@ static void main_part(char **argv) {
                r.auth_attempts >= 1 && r.host == host;
     check(report.ok && report.schema == 1 && report.account_id == "alice" && each && !report.token.error.present && !report.probe.present,
           "Test ok for IMAP, POP3, SMTP (per-protocol results, phases, mechanisms)");
+    if (!proxy.empty()) {
+        bool via = report.results.size() == 3;
+        for (const auto &r : report.results) via = via && r.path == "http proxy " + proxy;
+        check(via, "Test paths name the stored proxy");
+    }
 
     check(c.access_token("alice").size() > 1000, "access token");
     check(c.sasl_xoauth2("alice").rfind("dXNlcj1hbGljZUBleGFtcGxlLnRlc3QB", 0) == 0, "SASL XOAUTH2 string");

@@ -2,7 +2,7 @@
 //
 // Results are typed structs that cross the bridge as they are (ffi/src/cxx_bridge.rs: Status,
 // TestReport, Folder, Message, Event, Authorization, Account, Registration, RefreshReport,
-// SendResult, ...; strings are rust::String, lists rust::Vec or std::vector); so do the inputs
+// SendResult, ProxyInfo, ...; strings are rust::String, lists rust::Vec or std::vector); so do the inputs
 // FetchRequest and MessageSpec (a message mailconnect builds and sends over the account's
 // transport, SMTP or Microsoft Graph). Failures throw mailconnect::Error
 // with code(), name(), message() and the parsed diagnostic(). RAII client and cancellation
@@ -69,6 +69,8 @@ using Attachment = ffi::Attachment;
 using MailHeader = ffi::MailHeader;
 using MessageSpec = ffi::MessageSpec;
 using SendResult = ffi::SendResult;
+using ProxyInfo = ffi::ProxyInfo;
+using StoredProxy = ffi::StoredProxy;
 
 /// A failed call. code() is the negative MC_E_* status (MC_E_NOT_FOUND, ...), name() its name,
 /// message() what was being done and why, diagnostic() the catalog entry (code such as
@@ -251,6 +253,25 @@ public:
     void remove_account(const std::string &id) { detail::call([&](ErrorInfo &e) { inner_->account_remove(id, e); }); }
     /// The account's status, from the store only.
     Status status(const std::string &id) { return detail::call([&](ErrorInfo &e) { return inner_->status(id, e); }); }
+
+    // Network.
+
+    /// Store the proxy every connection takes (identity provider, Graph, IMAP, POP3, SMTP), sealed
+    /// in the store with its password, and use it at once: in this client whatever it was opened
+    /// with, and in every client opened later on the same store without a "proxy" or "no_proxy"
+    /// option. `proxy`: a URL ("http://user:password@host:3128", "socks5://...", "socks5h://..."),
+    /// "direct", or a JSON object (url, https, imap, pop3, smtp, username, password, no_proxy).
+    /// Blocks while the store is written; not from a mailconnect callback. Throws
+    /// MC_E_INVALID_ARGUMENT (not a proxy; the message never repeats a password) or MC_E_STORE;
+    /// then nothing is stored and the client keeps its path.
+    void set_proxy(const std::string &proxy) { detail::call([&](ErrorInfo &e) { inner_->proxy_set(proxy, e); }); }
+    /// Remove the stored proxy: this client goes back to its options, else the environment.
+    void clear_proxy() { detail::call([&](ErrorInfo &e) { inner_->proxy_clear(e); }); }
+    /// The proxy settings: source ("no_proxy_option", "option", "stored", "environment"), the stored
+    /// setting without any password (stored.present, stored.url, stored.has_password, ...) and
+    /// whether proxy environment variables are set. Throws MC_E_STORE when the stored setting
+    /// cannot be opened (another key).
+    ProxyInfo proxy() { return detail::call([&](ErrorInfo &e) { return inner_->proxy_get(e); }); }
 
     // Connect, use, disconnect.
 
