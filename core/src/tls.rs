@@ -64,10 +64,100 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>> {
     } else {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NotePresented(verifier(extra, provider)?)))
+            .with_custom_certificate_verifier(Arc::new(NotePresented(Arc::new(Lazy::new(
+                extra, provider,
+            )))))
             .with_no_client_auth()
     };
     Ok(Arc::new(config))
+}
+
+/// The certificate verifier, built when a first handshake needs it: loading the system's roots
+/// (Linux: parsing the CA bundle) costs milliseconds that opening a client should not pay, and
+/// many clients never make a TLS connection. Built once per process for the same extra CAs
+/// ([`shared_verifier`]); a failure to build is the handshake's error.
+#[derive(Debug)]
+struct Lazy {
+    extra: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+    built: std::sync::OnceLock<std::result::Result<Arc<dyn ServerCertVerifier>, String>>,
+}
+
+impl Lazy {
+    fn new(extra: Vec<CertificateDer<'static>>, provider: Arc<CryptoProvider>) -> Lazy {
+        Lazy {
+            extra,
+            provider,
+            built: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> std::result::Result<&Arc<dyn ServerCertVerifier>, rustls::Error> {
+        self.built
+            .get_or_init(|| {
+                shared_verifier(&self.extra, &self.provider).map_err(|e| e.message().to_string())
+            })
+            .as_ref()
+            .map_err(|m| rustls::Error::General(m.clone()))
+    }
+}
+
+impl ServerCertVerifier for Lazy {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        self.get()?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.get()?.verify_tls12_signature(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.get()?.verify_tls13_signature(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        match self.get() {
+            Ok(v) => v.supported_verify_schemes(),
+            Err(_) => self
+                .provider
+                .signature_verification_algorithms
+                .supported_schemes(),
+        }
+    }
+}
+
+/// The verifier for `extra`, built once per process and shared by every client and connection
+/// that trusts the same extra CAs (the system's roots are read once).
+fn shared_verifier(
+    extra: &[CertificateDer<'static>],
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>> {
+    type Built = Vec<(Vec<CertificateDer<'static>>, Arc<dyn ServerCertVerifier>)>;
+    static BUILT: std::sync::Mutex<Built> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT
+        .lock()
+        .map_err(|_| Error::internal("verifier cache poisoned"))?;
+    if let Some((_, v)) = built.iter().find(|(e, _)| e.as_slice() == extra) {
+        return Ok(v.clone());
+    }
+    let v = verifier(extra.to_vec(), provider.clone())?;
+    built.push((extra.to_vec(), v.clone()));
+    Ok(v)
 }
 
 /// The platform's verifier (Windows: crypt32's chain engine and the Trusted Root store; macOS:
