@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use mailconnect_tests::proxies::{HttpProxy, HttpProxyOptions};
+use mailconnect_tests::proxies::{binding_went_through_proxy, HttpProxy, HttpProxyOptions};
 use mailconnect_tests::*;
 
 /// The proxy's Basic auth; only unreserved characters, so the URL carries the password as written.
@@ -51,7 +51,7 @@ async fn the_pascal_unit_runs_the_scenario() {
         !out.contains(PROXY_PASSWORD),
         "the proxy password was printed"
     );
-    went_through_proxy(&proxy, &env, &stack, &out);
+    binding_went_through_proxy(&proxy, &env, &stack, &out, PROXY_PASSWORD);
     for line in [
         " 0 failed",
         "ok fetch over IMAP finds the message",
@@ -103,25 +103,4 @@ async fn the_pascal_unit_runs_the_scenario() {
     ] {
         assert!(out.contains(line), "{line}:\n{out}");
     }
-}
-
-/// The scenario stored the proxy and read it back without its password, Test reported it as the
-/// path of every protocol, and the proxy's own log shows the sign-in's requests to the emulator
-/// (plain HTTP: absolute-form requests, not tunnels) and a CONNECT to each mail port.
-fn went_through_proxy(proxy: &HttpProxy, env: &Env, stack: &MailStack, out: &str) {
-    for line in [
-        "ok proxy stored: source stored, no password shown",
-        "ok Test paths name the stored proxy",
-    ] {
-        assert!(out.contains(line), "{line}\n{out}");
-    }
-    let token = format!(
-        "POST {}/organizations/oauth2/v2.0/token HTTP/1.1",
-        env.emulator.base_url()
-    );
-    proxy.wait_for_log(&token);
-    for port in ["imap_tls", "pop3_tls", "smtp_starttls"] {
-        proxy.wait_for_connect(&format!("127.0.0.1:{}", stack.port(port)));
-    }
-    assert!(!proxy.log().contains(PROXY_PASSWORD));
 }

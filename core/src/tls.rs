@@ -64,9 +64,7 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>> {
     } else {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NotePresented(Arc::new(Lazy::new(
-                extra, provider,
-            )))))
+            .with_custom_certificate_verifier(Arc::new(NotePresented(Lazy::new(extra, provider))))
             .with_no_client_auth()
     };
     Ok(Arc::new(config))
@@ -92,52 +90,14 @@ impl Lazy {
         }
     }
 
-    fn get(&self) -> std::result::Result<&Arc<dyn ServerCertVerifier>, rustls::Error> {
+    fn get(&self) -> std::result::Result<&dyn ServerCertVerifier, rustls::Error> {
         self.built
             .get_or_init(|| {
                 shared_verifier(&self.extra, &self.provider).map_err(|e| e.message().to_string())
             })
             .as_ref()
+            .map(|v| v.as_ref())
             .map_err(|m| rustls::Error::General(m.clone()))
-    }
-}
-
-impl ServerCertVerifier for Lazy {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        self.get()?
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.get()?.verify_tls12_signature(m, c, d)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.get()?.verify_tls13_signature(m, c, d)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        match self.get() {
-            Ok(v) => v.supported_verify_schemes(),
-            Err(_) => self
-                .provider
-                .signature_verification_algorithms
-                .supported_schemes(),
-        }
     }
 }
 
@@ -320,9 +280,10 @@ pub fn issuer_of(der: &[u8]) -> Option<String> {
     Some(c.tbs_certificate.issuer.to_string())
 }
 
-/// The verifier, noting the issuer of a certificate it refuses (see [`noting_refused_issuer`]).
+/// The (lazily built) verifier, noting the issuer of a certificate it refuses (see
+/// [`noting_refused_issuer`]).
 #[derive(Debug)]
-struct NotePresented(Arc<dyn ServerCertVerifier>);
+struct NotePresented(Lazy);
 
 impl ServerCertVerifier for NotePresented {
     fn verify_server_cert(
@@ -335,7 +296,8 @@ impl ServerCertVerifier for NotePresented {
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         let r = self
             .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+            .get()
+            .and_then(|v| v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now));
         if r.is_err() {
             let _ = PRESENTED.try_with(|c| *c.borrow_mut() = issuer_of(end_entity));
         }
@@ -347,7 +309,7 @@ impl ServerCertVerifier for NotePresented {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(m, c, d)
+        self.0.get()?.verify_tls12_signature(m, c, d)
     }
     fn verify_tls13_signature(
         &self,
@@ -355,9 +317,16 @@ impl ServerCertVerifier for NotePresented {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(m, c, d)
+        self.0.get()?.verify_tls13_signature(m, c, d)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        match self.0.get() {
+            Ok(v) => v.supported_verify_schemes(),
+            Err(_) => self
+                .0
+                .provider
+                .signature_verification_algorithms
+                .supported_schemes(),
+        }
     }
 }

@@ -1126,6 +1126,37 @@ pub fn certs_in(path: &Path) -> Vec<Vec<u8>> {
     pem_certs(path).into_iter().map(|c| c.to_vec()).collect()
 }
 
+/// A binding's scenario run with `MC_TEST_PROXY` (tests/bindings_*.rs): it stored the proxy and
+/// read it back without its password, Test reported the proxy as the path of every protocol, and
+/// the proxy's own log shows the sign-in's requests to the emulator (plain HTTP: absolute-form
+/// requests, not tunnels) and a CONNECT to each mail port, and never the password.
+pub fn binding_went_through_proxy(
+    proxy: &HttpProxy,
+    env: &crate::Env,
+    stack: &crate::MailStack,
+    out: &str,
+    password: &str,
+) {
+    for line in [
+        "ok proxy stored: source stored, no password shown",
+        "ok Test paths name the stored proxy",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+    let token = format!(
+        "POST {}/organizations/oauth2/v2.0/token HTTP/1.1",
+        env.emulator.base_url()
+    );
+    proxy.wait_for_log(&token);
+    for port in ["imap_tls", "pop3_tls", "smtp_starttls"] {
+        proxy.wait_for_connect(&format!("127.0.0.1:{}", stack.port(port)));
+    }
+    assert!(
+        !proxy.log().contains(password),
+        "the password in the proxy's log"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
