@@ -139,8 +139,8 @@ fn main() -> ExitCode {
             };
         }
     };
+    // One worker per core (Tokio's default); the token endpoint signs on the blocking pool.
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
         .enable_all()
         .build()
     {

@@ -26,6 +26,8 @@ pub struct SigningKey {
     pub e: String,
     n_raw: Vec<u8>,
     e_raw: Vec<u8>,
+    /// The JWT header every token carries, already base64url-encoded (it only depends on the key).
+    header_b64: String,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -78,9 +80,12 @@ impl SigningKey {
         let thumb = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, spki.as_bytes());
         let n_raw = public.n().to_bytes_be();
         let e_raw = public.e().to_bytes_be();
+        let kid = URL_SAFE_NO_PAD.encode(thumb.as_ref());
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5t": kid, "kid": kid});
         Ok(SigningKey {
             pair,
-            kid: URL_SAFE_NO_PAD.encode(thumb.as_ref()),
+            header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
+            kid,
             n: URL_SAFE_NO_PAD.encode(&n_raw),
             e: URL_SAFE_NO_PAD.encode(&e_raw),
             n_raw,
@@ -103,12 +108,17 @@ impl SigningKey {
 
     /// Sign `claims` as an RS256 JWT with Microsoft's header (`typ`, `alg`, `x5t`, `kid`).
     pub fn sign(&self, claims: &serde_json::Value) -> String {
-        let header =
-            serde_json::json!({"typ": "JWT", "alg": "RS256", "x5t": self.kid, "kid": self.kid});
-        let mut input = URL_SAFE_NO_PAD.encode(header.to_string());
+        self.sign_payload(&claims.to_string())
+    }
+
+    /// Sign `payload` (the claims, serialized as JSON) as an RS256 JWT with Microsoft's header.
+    pub fn sign_payload(&self, payload: &str) -> String {
+        let sig_len = self.pair.public().modulus_len();
+        let mut input = String::with_capacity(self.signed_len(payload.len()));
+        input.push_str(&self.header_b64);
         input.push('.');
-        input.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let mut sig = vec![0u8; self.pair.public().modulus_len()];
+        URL_SAFE_NO_PAD.encode_string(payload, &mut input);
+        let mut sig = vec![0u8; sig_len];
         let rng = ring::rand::SystemRandom::new();
         self.pair
             .sign(
@@ -119,8 +129,15 @@ impl SigningKey {
             )
             .expect("RSA signing with a valid key does not fail");
         input.push('.');
-        input.push_str(&URL_SAFE_NO_PAD.encode(&sig));
+        URL_SAFE_NO_PAD.encode_string(&sig, &mut input);
         input
+    }
+
+    /// The length of the JWT [`SigningKey::sign_payload`] makes of a `payload_len`-byte payload,
+    /// without signing: the header and the signature have fixed lengths for a key.
+    pub fn signed_len(&self, payload_len: usize) -> usize {
+        let b64 = |n: usize| (n * 4).div_ceil(3);
+        self.header_b64.len() + 1 + b64(payload_len) + 1 + b64(self.pair.public().modulus_len())
     }
 
     /// Verify a JWT signed by this key; returns its claims.
@@ -145,5 +162,37 @@ impl SigningKey {
             .verify(&RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &sig)
             .ok()?;
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).ok()?).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_len_is_the_length_of_the_signed_token() {
+        let key = SigningKey::process_default().expect("key");
+        for n in 0..40 {
+            let claims = serde_json::json!({"aio": "x".repeat(n), "n": n});
+            let payload = claims.to_string();
+            let token = key.sign_payload(&payload);
+            assert_eq!(token.len(), key.signed_len(payload.len()), "{n}");
+            assert_eq!(
+                token,
+                key.sign(&claims),
+                "PKCS#1 v1.5 signatures are deterministic"
+            );
+            assert_eq!(key.verify(&token), Some(claims));
+        }
+        let header: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(key.sign_payload("{}").split('.').next().expect("header"))
+                .expect("base64"),
+        )
+        .expect("JSON");
+        assert_eq!(
+            header,
+            serde_json::json!({"typ": "JWT", "alg": "RS256", "x5t": key.kid, "kid": key.kid})
+        );
     }
 }
