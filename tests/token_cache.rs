@@ -154,7 +154,10 @@ async fn another_processs_writes_are_seen_by_the_very_next_call() {
             == again
     );
     other_process(&store, "disconnect", "");
-    assert!(matches!(token(c), Err(MC_E_STATE)), "not connected, at once");
+    assert!(
+        matches!(token(c), Err(MC_E_STATE)),
+        "not connected, at once"
+    );
     let e = core.access_token("alice", &nc).await.unwrap_err();
     assert_eq!(e.kind(), mailconnect_core::ErrorKind::State, "{e}");
     unsafe { mc_client_free(c) };
