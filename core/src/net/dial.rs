@@ -15,6 +15,7 @@ use secrecy::ExposeSecret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::quickack::MailTcp;
 use super::ConnectTimings;
 use super::{Proxy, ProxyKind, Route};
 use crate::error::{Error, ErrorKind, Result};
@@ -28,7 +29,18 @@ use super::codes::{
 const MAX_HEAD: usize = 16 * 1024;
 
 /// Connect to `host:port` along `route` within `timeout` (for the proxy's handshake as well).
+/// The connection acknowledges promptly ([`MailTcp`]).
 pub async fn dial(
+    route: &Route,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    t: &mut ConnectTimings,
+) -> Result<MailTcp> {
+    dial_tcp(route, host, port, timeout, t).await.map(MailTcp::new)
+}
+
+async fn dial_tcp(
     route: &Route,
     host: &str,
     port: u16,

@@ -18,6 +18,7 @@
 //! `Debug` and [`Route`]'s `Display` leave it out).
 
 mod dial;
+mod quickack;
 
 /// The catalog codes of proxy failures and of a TLS-inspecting proxy.
 pub mod codes {
@@ -42,6 +43,7 @@ use url::Url;
 use crate::error::{Error, Result};
 
 pub use dial::dial;
+pub use quickack::MailTcp;
 
 /// What happened while connecting (for Test reports).
 #[derive(Debug, Clone, Default, serde::Serialize)]

@@ -21,7 +21,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
 use lettre::transport::smtp::extension::ClientId;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use crate::net::MailTcp;
 use tokio_rustls::client::TlsStream;
 use zeroize::Zeroizing;
 
@@ -34,11 +34,11 @@ const SYNTHETIC_GREETING: &[u8] = b"220 mailconnect: TLS established after START
 
 /// The stream lettre runs on.
 enum SmtpIo {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(MailTcp),
+    Tls(Box<TlsStream<MailTcp>>),
     AfterStarttls {
         prefix_left: usize,
-        tls: Box<TlsStream<TcpStream>>,
+        tls: Box<TlsStream<MailTcp>>,
     },
 }
 
