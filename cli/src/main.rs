@@ -4,6 +4,7 @@
 mod admin;
 #[cfg(unix)]
 mod demo;
+mod diagnostics;
 #[cfg(unix)]
 mod harness;
 mod mail;
@@ -24,7 +25,8 @@ use mailconnect_core::Protocol;
     about = "Connect business applications to Microsoft 365 mailboxes with OAuth 2.0"
 )]
 struct Cli {
-    /// Language of messages for people (en, de); default from the locale.
+    /// Language of messages for people (en, de); default from the locale (LC_ALL, LC_MESSAGES,
+    /// LANG).
     #[arg(long, global = true, env = "MAILCONNECT_LANG")]
     lang: Option<String>,
     #[command(flatten)]
@@ -90,6 +92,10 @@ enum Command {
     Fetch(mail::FetchArgs),
     /// Forget an account's tokens.
     Disconnect { account: String },
+    /// The diagnostics catalog: `reference` writes the reference admins search
+    /// (docs/diagnostics.md), with the raw texts each entry is recognised by.
+    #[command(subcommand)]
+    Diagnostics(diagnostics::DiagnosticsCommand),
     /// The local sandbox: emulator + real Dovecot/Postfix (up, status, down), and sign-in.
     #[cfg(unix)]
     Sandbox(sandbox::SandboxArgs),
@@ -118,11 +124,10 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let lang = mailconnect_core::Language::from_tag(
-        &cli.lang
-            .clone()
-            .unwrap_or_else(|| std::env::var("LANG").unwrap_or_default()),
-    );
+    let lang = match &cli.lang {
+        Some(tag) => mailconnect_core::Language::from_tag(tag),
+        None => mailconnect_core::locale::user_language(),
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -171,6 +176,7 @@ fn main() -> std::process::ExitCode {
         Command::Disconnect { account } => {
             rt.block_on(admin::disconnect(&cli.store, lang, account))
         }
+        Command::Diagnostics(cmd) => diagnostics::run(cmd, lang),
         #[cfg(unix)]
         Command::Sandbox(args) => rt.block_on(sandbox::run(args, cli.store.json)),
         Command::Service(args) => service::dispatch(&rt, &cli.store, lang, args),

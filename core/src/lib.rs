@@ -16,6 +16,7 @@ pub mod events;
 pub mod graph;
 pub mod http;
 pub mod i18n;
+pub mod locale;
 pub mod logging;
 pub mod mail;
 pub mod model;

@@ -21,7 +21,7 @@ pub struct ClientOptions {
     pub store_path: PathBuf,
     /// Where the store key comes from (default: a key file beside the store, `<store>.key`).
     pub key: Option<KeySource>,
-    /// Language of texts for people.
+    /// Language of texts for people (default: the user's locale, [`crate::locale::user_language`]).
     pub language: Language,
     /// HTTP settings (proxy, timeouts, extra CA).
     pub http: HttpOptions,
@@ -50,12 +50,13 @@ impl std::fmt::Debug for ClientOptions {
 }
 
 impl ClientOptions {
-    /// Options for a store file with defaults for everything else.
+    /// Options for a store file with defaults for everything else (the language from the user's
+    /// locale).
     pub fn new(store_path: impl Into<PathBuf>) -> ClientOptions {
         ClientOptions {
             store_path: store_path.into(),
             key: None,
-            language: Language::En,
+            language: crate::locale::user_language(),
             http: HttpOptions::default(),
             lease_ttl: Duration::from_secs(60),
         }

@@ -2,7 +2,10 @@
 //! explanation plus the fix an admin can act on, in English and German.
 //!
 //! The catalog is data (`catalog.json`: code, category, who fixes it, links, and per language the
-//! title, explanation and fix), and so is the AADSTS table ([`aadsts`]). [`code_for`] picks the
+//! title, explanation and fix), and so are the recognition rules: the AADSTS table ([`aadsts`]) and
+//! the OAuth, mail server reply, Microsoft Graph and kind tables ([`rules`]), which the matcher
+//! evaluates and [`recognised`] lists for the diagnostics reference (`docs/diagnostics.md`,
+//! `mailconnect diagnostics reference`). [`code_for`] picks the
 //! entry in this order: the code the raise site attached ([`Error::with_code`]); the OAuth error
 //! response (AADSTS code, then `error` / `suberror`); the re-authorization reason; the mail
 //! server's reply or SASL challenge (with what a Test run knows, [`Context`]); else the error's
@@ -19,6 +22,9 @@ use crate::error::{Error, ErrorKind};
 use crate::i18n::Language;
 
 pub mod aadsts;
+pub mod rules;
+
+pub use rules::{raised_by_library, recognised, Recognised};
 
 /// Texts of an entry in one language.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,68 +144,6 @@ pub struct Context {
     pub delegate: bool,
 }
 
-fn reply_code(reply: &str, ctx: Context) -> Option<&'static str> {
-    let r = reply.to_ascii_lowercase();
-    let has = |s: &str| r.contains(s);
-    if has("5.7.139") {
-        return Some(if has("disabled for the tenant") {
-            "MC-SMTP-AUTH-DISABLED-TENANT"
-        } else if has("disabled for the mailbox") {
-            "MC-SMTP-AUTH-DISABLED-MAILBOX"
-        } else if has("security defaults") {
-            "MC-SECURITY-DEFAULTS"
-        } else {
-            "MC-SMTP-AUTH-POLICY"
-        });
-    }
-    if has("authenticated but not connected") {
-        return Some("MC-IMAP-NOT-CONNECTED");
-    }
-    if has("accesstokenexpired") {
-        return Some("MC-IMAP-TOKEN-EXPIRED");
-    }
-    if has("5.7.60") || has("sendasdenied") || has("send as this sender") || has("send on behalf") {
-        return Some("MC-SEND-AS-DENIED");
-    }
-    if has("5.7.30") || has("basic authentication is not supported") {
-        return Some("MC-SMTP-BASIC-AUTH-REJECTED");
-    }
-    if has("5.7.57") {
-        return Some("MC-SMTP-NOT-AUTHENTICATED");
-    }
-    if has("throttled") || has("4.3.2") || has("concurrent connections") {
-        return Some("MC-MAIL-THROTTLED");
-    }
-    if has("quotaexceeded") || has("5.2.2") || has("mailbox full") {
-        return Some("MC-SMTP-QUOTA");
-    }
-    if has("[unavailable]")
-        || has("[sys/temp]")
-        || has("temporary authentication failure")
-        || has("454 4.7.0")
-    {
-        return Some("MC-MAIL-AUTH-TEMPORARY");
-    }
-    let auth_refused = has("authenticate failed")
-        || has("[authenticationfailed]")
-        || has("authentication failed")
-        || has("authentication failure")
-        || has("authentication unsuccessful")
-        || has("5.7.3")
-        || has("535 5.7.8")
-        || has("-err [auth]");
-    if auth_refused {
-        return Some(if ctx.other_protocol_accepted {
-            "MC-PROTOCOL-DISABLED"
-        } else if ctx.delegate {
-            "MC-SHARED-MAILBOX-NO-ACCESS"
-        } else {
-            "MC-MAIL-AUTH-REJECTED"
-        });
-    }
-    None
-}
-
 /// The catalog code for an error.
 pub fn code_for(err: &Error, ctx: Context) -> &'static str {
     if let Some(code) = err.code() {
@@ -210,16 +154,8 @@ pub fn code_for(err: &Error, ctx: Context) -> &'static str {
         if let Some(row) = o.aadsts().and_then(aadsts::lookup) {
             return row.diagnostic;
         }
-        match (o.error.as_str(), o.suberror.as_deref()) {
-            (_, Some("consent_required")) => return "MC-CONSENT-REQUIRED",
-            (_, Some("basic_action" | "additional_action")) | ("interaction_required", _) => {
-                return "MC-MFA-REQUIRED"
-            }
-            ("authorization_declined" | "access_denied", _) => return "MC-CONSENT-DECLINED",
-            ("expired_token", _) => return "MC-DEVICE-CODE-EXPIRED",
-            ("temporarily_unavailable" | "server_error", _) => return "MC-IDP-UNAVAILABLE",
-            ("invalid_request", _) => return "MC-REQUEST-REFUSED",
-            _ => {}
+        if let Some(code) = rules::oauth(&o.error, o.suberror.as_deref()) {
+            return code;
         }
     }
     if let Some(r) = ev.reauth_reason {
@@ -237,7 +173,11 @@ pub fn code_for(err: &Error, ctx: Context) -> &'static str {
         };
     }
     if err.kind() == ErrorKind::MailServer {
-        if let Some(c) = ev.server_reply.as_deref().and_then(|r| reply_code(r, ctx)) {
+        if let Some(c) = ev
+            .server_reply
+            .as_deref()
+            .and_then(|r| rules::reply(r, ctx))
+        {
             return c;
         }
         if ev.sasl_challenge.is_some() {
@@ -248,18 +188,7 @@ pub fn code_for(err: &Error, ctx: Context) -> &'static str {
             };
         }
     }
-    match err.kind() {
-        ErrorKind::Tls => "MC-TLS-UNTRUSTED",
-        ErrorKind::Network => "MC-NETWORK-UNREACHABLE",
-        ErrorKind::Timeout => "MC-TIMEOUT",
-        ErrorKind::ProviderUnavailable if ev.http_status == Some(429) => "MC-IDP-THROTTLED",
-        ErrorKind::ProviderUnavailable => "MC-IDP-UNAVAILABLE",
-        ErrorKind::AuthorizationDenied => "MC-CONSENT-DECLINED",
-        ErrorKind::Store => "MC-STORE-FAILED",
-        ErrorKind::InvalidArgument | ErrorKind::NotFound => "MC-INVALID-SETTING",
-        ErrorKind::Cancelled => "MC-CANCELLED",
-        _ => "MC-UNKNOWN",
-    }
+    rules::kind(err.kind(), ev.http_status)
 }
 
 /// A diagnosis: the entry for an error and the evidence.

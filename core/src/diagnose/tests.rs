@@ -243,3 +243,199 @@ fn every_code_named_in_the_sources_is_in_the_catalog() {
         );
     }
 }
+
+/// Errors carrying what `r` describes (one for each alternative it names), with the context
+/// they need.
+fn evidence_for(r: &Recognised) -> Vec<(Error, Context)> {
+    use rules::{OAuthField, When};
+    let ctx = |when: When| Context {
+        other_protocol_accepted: when == When::OtherProtocolAccepted,
+        delegate: when == When::Delegate,
+    };
+    let none = Context::default();
+    let oauth_only = |error: &str, suberror: Option<&str>| {
+        to_error(
+            "refreshing the token",
+            OAuthErrorResponse {
+                error: error.into(),
+                suberror: suberror.map(Into::into),
+                ..Default::default()
+            },
+            Some(400),
+        )
+    };
+    match r {
+        Recognised::Aadsts { number } => {
+            vec![(oauth("invalid_grant", *number, None, "text"), none)]
+        }
+        Recognised::OAuth {
+            field: OAuthField::Error,
+            value,
+        } => vec![(oauth_only(value, None), none)],
+        Recognised::OAuth {
+            field: OAuthField::Suberror,
+            value,
+        } => vec![(oauth_only("invalid_grant", Some(value)), none)],
+        Recognised::Reply { all, any, when } => {
+            let replies: Vec<String> = if any.is_empty() {
+                vec![all.join(" ")]
+            } else {
+                any.iter()
+                    .map(|a| {
+                        let mut texts = all.clone();
+                        texts.push(a);
+                        texts.join(" ")
+                    })
+                    .collect()
+            };
+            replies
+                .iter()
+                .map(|reply| (mail(reply), ctx(*when)))
+                .collect()
+        }
+        Recognised::ReplyExample { text, when } => vec![(mail(text), ctx(*when))],
+        Recognised::Graph {
+            codes,
+            statuses,
+            message_any,
+        } => {
+            let messages: Vec<&str> = if message_any.is_empty() {
+                vec!["a message"]
+            } else {
+                message_any.clone()
+            };
+            let mut out = Vec::new();
+            for m in messages {
+                for c in codes {
+                    out.push((graph(400, c, m), none));
+                }
+                for (lo, hi) in statuses {
+                    out.push((graph(*lo, "SomeOtherCode", m), none));
+                    out.push((graph(*hi, "SomeOtherCode", m), none));
+                }
+            }
+            out
+        }
+        Recognised::GraphOther => vec![(graph(400, "ErrorInvalidRecipients", "a message"), none)],
+        Recognised::IdpHttpStatus { status } => vec![(
+            kind(ErrorKind::ProviderUnavailable, "throttled")
+                .with_evidence(|e| e.http_status = Some(*status)),
+            none,
+        )],
+    }
+}
+
+#[test]
+fn every_recognised_text_resolves_to_its_entry_through_the_matcher() {
+    let mut checked = 0;
+    for e in catalog() {
+        for r in recognised(&e.code) {
+            for (err, ctx) in evidence_for(&r) {
+                assert_eq!(
+                    code_for(&err, ctx),
+                    e.code,
+                    "{r:?} is listed for {} but the matcher gives another entry ({})",
+                    e.code,
+                    err.message()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} texts checked");
+}
+
+#[test]
+fn every_entry_is_recognised_from_texts_or_raised_by_the_library() {
+    let mut problems = Vec::new();
+    for e in catalog() {
+        if recognised(&e.code).is_empty() && !raised_by_library(&e.code) {
+            problems.push(format!(
+                "{}: no rule recognises it and it is not in rules::RAISED_BY_LIBRARY",
+                e.code
+            ));
+        }
+    }
+    for code in rules::RAISED_BY_LIBRARY {
+        if !catalog().iter().any(|e| e.code == *code) {
+            problems.push(format!(
+                "{code} is in RAISED_BY_LIBRARY but not in the catalog"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The catalog codes core/src names outside the diagnostics module: every string literal, and
+/// those raised by a literal `with_code("MC-…")` or kept in a `&str` constant.
+fn codes_in_the_sources() -> (BTreeSet<String>, BTreeSet<String>) {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let diagnose = src.join("diagnose");
+    let mut stack = vec![src];
+    let (mut named, mut raised) = (BTreeSet::new(), BTreeSet::new());
+    let code_at = |rest: &str| -> String {
+        let code: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || *c == '-')
+            .collect();
+        format!("MC-{code}")
+    };
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if path != diagnose {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for piece in text.split("\"MC-").skip(1) {
+                    named.insert(code_at(piece));
+                }
+                for marker in ["with_code(", ": &str ="] {
+                    for piece in text.split(marker).skip(1) {
+                        if let Some(rest) = piece.trim_start().strip_prefix("\"MC-") {
+                            raised.insert(code_at(rest));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (named, raised)
+}
+
+#[test]
+fn what_the_library_raises_is_listed_and_what_is_listed_is_raised() {
+    let (named, raised) = codes_in_the_sources();
+    assert!(raised.len() > 20, "{raised:?}");
+    let listed: BTreeSet<String> = rules::RAISED_BY_LIBRARY
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let unlisted: Vec<_> = raised.difference(&listed).collect();
+    assert!(
+        unlisted.is_empty(),
+        "raised in core/src but not in rules::RAISED_BY_LIBRARY: {unlisted:?}"
+    );
+    let by_kind: BTreeSet<&str> = rules::KINDS
+        .iter()
+        .filter(|r| r.http_status.is_none())
+        .map(|r| r.code)
+        .collect();
+    let no_refresh_token = code_for(
+        &Error::new(ErrorKind::ReauthorizationRequired, "no refresh token")
+            .with_evidence(|e| e.reauth_reason = Some(ReauthReason::NoRefreshToken)),
+        Context::default(),
+    );
+    let unknown = code_for(&kind(ErrorKind::Internal, "a bug"), Context::default());
+    for code in rules::RAISED_BY_LIBRARY {
+        assert!(
+            named.contains(*code)
+                || by_kind.contains(code)
+                || *code == no_refresh_token
+                || *code == unknown,
+            "{code} is in RAISED_BY_LIBRARY but core/src never raises it"
+        );
+    }
+}

@@ -91,34 +91,10 @@ pub(crate) fn error(url: &Url, resp: &HttpResponse, what: &str) -> Error {
     })
 }
 
-/// The kind and catalog code of a Graph error.
+/// The kind and catalog code of a Graph error: the rules are the diagnostics' table
+/// (`diagnose::rules::GRAPH`), which the diagnostics reference lists.
 fn classify(status: u16, code: &str, message: &str) -> (ErrorKind, &'static str) {
-    let lower = code.to_ascii_lowercase();
-    match (status, lower.as_str()) {
-        (_, "mailboxnotenabledforrestapi" | "mailboxnotsupportedforrestapi") => {
-            (ErrorKind::MailServer, "MC-GRAPH-MAILBOX-NOT-ENABLED")
-        }
-        (_, "errorsendasdenied") => (ErrorKind::MailServer, "MC-SEND-AS-DENIED"),
-        (_, "errormessagesizeexceeded") | (413, _) => {
-            (ErrorKind::MailServer, "MC-GRAPH-MESSAGE-TOO-LARGE")
-        }
-        (_, "erroritemnotfound") | (404, _) => (ErrorKind::NotFound, "MC-GRAPH-NOT-FOUND"),
-        (403, _) | (_, "erroraccessdenied" | "accessdenied") => {
-            // The application access policy (RBAC for Applications' predecessor) names itself.
-            if message.contains("[RAOP]") || message.contains("AccessPolicy") {
-                (
-                    ErrorKind::ProviderConfiguration,
-                    "MC-GRAPH-APP-ACCESS-POLICY",
-                )
-            } else {
-                (ErrorKind::ProviderConfiguration, "MC-GRAPH-ACCESS-DENIED")
-            }
-        }
-        (401, _) => (ErrorKind::ProviderConfiguration, "MC-GRAPH-TOKEN-REFUSED"),
-        (429 | 503, _) => (ErrorKind::ProviderUnavailable, "MC-GRAPH-THROTTLED"),
-        (500.., _) => (ErrorKind::ProviderUnavailable, "MC-GRAPH-UNAVAILABLE"),
-        _ => (ErrorKind::MailServer, "MC-GRAPH-REQUEST-REFUSED"),
-    }
+    crate::diagnose::rules::graph(status, code, message)
 }
 
 #[cfg(test)]
