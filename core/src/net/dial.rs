@@ -37,7 +37,9 @@ pub async fn dial(
     timeout: Duration,
     t: &mut ConnectTimings,
 ) -> Result<MailTcp> {
-    dial_tcp(route, host, port, timeout, t).await.map(MailTcp::new)
+    dial_tcp(route, host, port, timeout, t)
+        .await
+        .map(MailTcp::new)
 }
 
 async fn dial_tcp(
