@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use super::imap_fetch;
 use super::pop3::{AuthFailure, Mechanism};
 use super::stream::{self, BoxedIo, ConnectTimings, LineConn, SecretSwap, Security, SwapSlot};
 use crate::error::{Error, ErrorKind, Result};
@@ -262,6 +263,8 @@ impl ImapConnection {
                 session,
                 timeout,
                 timings,
+                fetches: 0,
+                broken: false,
             })),
             Ok(Err((e, _client))) => {
                 let challenge = challenge.lock().ok().and_then(|c| c.clone());
@@ -354,18 +357,6 @@ pub struct Message {
     pub data: Vec<u8>,
 }
 
-fn message_from(f: &Fetch, headers_only: bool) -> Option<Message> {
-    let flags = f.flags().map(|fl| format!("{fl:?}")).collect();
-    let data = if headers_only { f.header() } else { f.body() };
-    Some(Message {
-        uid: f.uid?,
-        size: f.size,
-        flags,
-        internal_date: f.internal_date().map(|d| d.to_rfc3339()),
-        data: data.map(<[u8]>::to_vec).unwrap_or_default(),
-    })
-}
-
 async fn timed<T>(
     timeout: Duration,
     what: &str,
@@ -384,11 +375,29 @@ pub struct ImapSession {
     timeout: Duration,
     /// Connection timings.
     pub timings: ConnectTimings,
+    /// `UID FETCH` commands sent past async-imap (their tags: `mcf1`, `mcf2`, ...).
+    fetches: u32,
+    /// A fetch failed part-way: the stream may be in the middle of an answer.
+    broken: bool,
 }
 
 impl ImapSession {
+    /// An error when an earlier failure left the stream in an unknown state; it has the kind
+    /// and code of a closed connection, so a managed session reconnects.
+    fn usable(&self) -> Result<()> {
+        if self.broken {
+            return Err(Error::new(
+                ErrorKind::Network,
+                "the IMAP session was dropped after an earlier command failed part-way",
+            )
+            .with_code(stream::CLOSED));
+        }
+        Ok(())
+    }
+
     /// All folders with their special use.
     pub async fn list_folders(&mut self) -> Result<Vec<Folder>> {
+        self.usable()?;
         let timeout = self.timeout;
         let fut = async {
             let names: Vec<_> = self
@@ -437,6 +446,7 @@ impl ImapSession {
 
     /// Fetch messages.
     pub async fn fetch(&mut self, q: &FetchQuery) -> Result<Vec<Message>> {
+        self.usable()?;
         let folder = q.folder.clone().unwrap_or_else(|| "INBOX".into());
         let mailbox = timed(self.timeout, "IMAP EXAMINE", self.session.examine(&folder)).await?;
         if mailbox.exists == 0 {
@@ -500,32 +510,37 @@ impl ImapSession {
         } else {
             "(UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[])"
         };
-        let timeout = self.timeout;
-        let headers_only = q.headers_only;
-        let fut = async {
-            let fetched: Vec<Fetch> = self
-                .session
-                .uid_fetch(&set, items)
-                .await?
-                .try_collect()
-                .await?;
-            Ok::<_, async_imap::error::Error>(fetched)
+        let part = if q.headers_only {
+            imap_fetch::Part::Header
+        } else {
+            imap_fetch::Part::Whole
         };
-        let fetched = match tokio::time::timeout(timeout, fut).await {
+        // Read past async-imap (module imap_fetch says why), with a tag of its own.
+        self.fetches += 1;
+        let tag = format!("mcf{}", self.fetches);
+        let fut = imap_fetch::uid_fetch(self.session.as_mut(), &tag, &set, items, part);
+        let mut out = match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(f)) => f,
-            Ok(Err(e)) => return Err(imap_error("IMAP UID FETCH", e)),
-            Err(_) => return Err(Error::timeout("IMAP UID FETCH", timeout)),
+            Ok(Err(e)) => {
+                // A refusal ends the answer cleanly; anything else may leave part of it unread.
+                self.broken = !matches!(
+                    e,
+                    async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_)
+                );
+                return Err(imap_error("IMAP UID FETCH", e));
+            }
+            Err(_) => {
+                self.broken = true;
+                return Err(Error::timeout("IMAP UID FETCH", self.timeout));
+            }
         };
-        let mut out: Vec<Message> = fetched
-            .iter()
-            .filter_map(|f| message_from(f, headers_only))
-            .collect();
         out.retain(|m| m.uid >= from && q.uid_to.is_none_or(|t| m.uid <= t));
         out.sort_by_key(|m| m.uid);
         Ok(out)
     }
 
     async fn store_flags(&mut self, folder: &str, uids: &[u32], flags: &str) -> Result<()> {
+        self.usable()?;
         if uids.is_empty() {
             return Ok(());
         }
@@ -573,6 +588,7 @@ impl ImapSession {
 
     /// Move messages to another folder.
     pub async fn move_to(&mut self, folder: &str, uids: &[u32], target: &str) -> Result<()> {
+        self.usable()?;
         if uids.is_empty() {
             return Ok(());
         }
@@ -589,11 +605,15 @@ impl ImapSession {
 
     /// `NOOP`: keeps the session alive and checks it.
     pub async fn noop(&mut self) -> Result<()> {
+        self.usable()?;
         timed(self.timeout, "IMAP NOOP", self.session.noop()).await
     }
 
     /// `LOGOUT`.
     pub async fn logout(mut self) -> Result<()> {
+        if self.broken {
+            return Ok(());
+        }
         timed(self.timeout, "IMAP LOGOUT", self.session.logout()).await
     }
 }
