@@ -1004,9 +1004,11 @@ MC_API int32_t MC_CALL mc_folder_list(mc_client *client, const char *account_id,
 /*
  Fetch messages. `query_json` (may be NULL for the defaults): `{"protocol":"imap"|"pop3",
  "folder":"INBOX","uid_from":N,"uid_to":N,"since":"YYYY-MM-DD","headers_only":bool,"limit":N,
- "mark_seen":bool}`. The result is a JSON array of `{"id","size","flags","internal_date","raw"}`
- with `raw` the message (or header) in base64. POP3 honours the account's leave-on-server and
- ignore-older-than options.
+ "mark_seen":bool,"unread_only":bool,"connections":N}`. The result is a JSON array of
+ `{"id","size","flags","internal_date","raw"}` with `raw` the message (or header) in base64.
+ POP3 honours the account's leave-on-server and ignore-older-than options. `connections` (IMAP,
+ 1 to 4, default 1): a fetch of at least 1,000 messages is split into that many runs of UIDs,
+ each read on its own session at the same time; the result is the same as with one.
 
  # Ownership
  `*out_json` is a new string; free it with `mc_string_free`.

@@ -438,3 +438,94 @@ async fn a_long_imap_session_reauthenticates_before_its_token_expires() {
     );
     session.close().await.unwrap();
 }
+
+/// The Dovecot sessions that have logged out since the log had `skip` lines: each one's
+/// `body_count` (messages whose body it sent).
+fn bodies_per_session(log: &std::path::Path, skip: usize) -> Vec<u64> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .skip(skip)
+        .filter(|l| l.contains("imap(alice@example.test)") && l.contains("Logged out"))
+        .filter_map(|l| l.split("body_count=").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_fetch_split_over_sessions_returns_what_one_session_returns() {
+    let w = world(&[]).await;
+    w.account("alice", "alice@example.test", None).await;
+    let n = 1500;
+    let msgs: Vec<Vec<u8>> = (0..n).map(|i| message(&format!("split-{i}"))).collect();
+    w.stack.lmtp_deliver("alice@example.test", &msgs).await;
+    let log = std::path::PathBuf::from(w.stack.info["dovecot_log"].as_str().unwrap());
+    let fetch = |connections: Option<u8>, limit: Option<usize>, uid_from: Option<u32>| {
+        let req = FetchRequest {
+            protocol: Some(Protocol::Imap),
+            connections,
+            limit,
+            uid_from,
+            ..Default::default()
+        };
+        let client = &w.client;
+        async move { client.fetch("alice", &req, &nc()).await }
+    };
+    let lines = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let one = fetch(None, None, None).await.unwrap();
+    assert_eq!(one.len(), n);
+    let ids = |v: &[mailconnect_core::mail::FetchedMessage]| {
+        v.iter()
+            .map(|m| (m.id.clone(), m.data.clone(), m.internal_date.clone()))
+            .collect::<Vec<_>>()
+    };
+
+    let before = lines();
+    let three = fetch(Some(3), None, None).await.unwrap();
+    assert_eq!(
+        ids(&three),
+        ids(&one),
+        "same messages, same order, same bytes"
+    );
+    // Dovecot's log: three sessions logged out, each having sent its share of the bodies.
+    let mut shares = Vec::new();
+    for _ in 0..100 {
+        shares = bodies_per_session(&log, before);
+        if shares.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shares.sort_unstable();
+    assert_eq!(shares, vec![500, 500, 500], "{shares:?}");
+
+    // The newest 1,200 over two sessions are the newest 1,200 over one.
+    let newest = fetch(Some(2), Some(1200), None).await.unwrap();
+    assert_eq!(ids(&newest), ids(&one[n - 1200..]));
+    // Below the split threshold one session does it all.
+    let from = one[n - 300].id.parse::<u32>().unwrap();
+    let before = lines();
+    let few = fetch(Some(4), None, Some(from)).await.unwrap();
+    assert_eq!(ids(&few), ids(&one[n - 300..]));
+    let mut shares = Vec::new();
+    for _ in 0..100 {
+        shares = bodies_per_session(&log, before);
+        if !shares.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shares, vec![300]);
+
+    for bad in [0u8, 5] {
+        let e = fetch(Some(bad), None, None)
+            .await
+            .expect_err("out of range");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e:?}");
+    }
+}

@@ -254,7 +254,17 @@ pub struct FetchRequest {
     /// `graph` to read over Microsoft Graph (the default for accounts with `"transport":
     /// "graph"`), `smtp_imap` for IMAP or POP3 as `protocol` says.
     pub transport: Option<Transport>,
+    /// IMAP: how many sessions share a large fetch, 1 to 4 (default 1). Above 1 the UIDs are
+    /// searched first; when there are at least [`SPLIT_MIN`] they are split into that many
+    /// runs, each fetched on its own session at the same time, so the server reads the
+    /// mailbox on as many cores. Each session counts against the server's connections per
+    /// mailbox.
+    pub connections: Option<u8>,
 }
+
+/// The fewest messages a fetch is split for (see [`FetchRequest::connections`]): below it the
+/// extra logins cost more than they save.
+pub const SPLIT_MIN: usize = 1000;
 
 /// A fetched message.
 #[derive(Debug, Clone, Serialize)]
@@ -937,7 +947,27 @@ impl Client {
                     limit: req.limit,
                     unread_only: req.unread_only,
                 };
-                let msgs = s.fetch(&q).await.map_err(|e| e.context(&what))?;
+                let connections = usize::from(req.connections.unwrap_or(1));
+                if !(1..=4).contains(&connections) {
+                    let _ = s.logout().await;
+                    return Err(Error::invalid(
+                        "connections",
+                        "'connections' must be 1, 2, 3 or 4",
+                    ));
+                }
+                let msgs = if connections > 1 {
+                    self.fetch_split(&account, &server, &mut s, &q, connections, cancel)
+                        .await
+                } else {
+                    s.fetch(&q).await
+                };
+                let msgs = match msgs {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let _ = s.logout().await;
+                        return Err(e.context(&what));
+                    }
+                };
                 if req.mark_seen {
                     let uids: Vec<u32> = msgs.iter().map(|m| m.uid).collect();
                     s.mark_seen(q.folder.as_deref().unwrap_or("INBOX"), &uids)
@@ -982,6 +1012,63 @@ impl Client {
                 "'protocol' must be imap or pop3 to fetch",
             )),
         }
+    }
+
+    /// [`FetchRequest::connections`] > 1: the UIDs on `first`, then runs of them on `first` and
+    /// on sessions opened for the purpose, at the same time. A session that cannot be opened
+    /// leaves its share to the others; the result is the same as one session's.
+    async fn fetch_split(
+        &self,
+        account: &Account,
+        server: &ServerConfig,
+        first: &mut ImapSession,
+        q: &FetchQuery,
+        connections: usize,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<imap::Message>> {
+        let uids = first.uids(q).await?;
+        if uids.len() < SPLIT_MIN {
+            return first.fetch_uids(q, &uids).await;
+        }
+        let logs: Vec<AttemptLog> = (1..connections).map(|_| AttemptLog::default()).collect();
+        let opened = futures_util::future::join_all(
+            logs.iter()
+                .map(|log| self.open_imap(account, server, cancel, log)),
+        )
+        .await;
+        let mut extra: Vec<ImapSession> = Vec::new();
+        for o in opened {
+            match o {
+                Ok((s, _)) => extra.push(s),
+                Err(e) => tracing::warn!(
+                    account = %account.id,
+                    "an extra IMAP session for a split fetch could not be opened ({}); the others take its share",
+                    e.message()
+                ),
+            }
+        }
+        let runs = extra.len() + 1;
+        let per = uids.len().div_ceil(runs);
+        let mut chunks = uids.chunks(per);
+        let own = chunks.next().unwrap_or(&[]);
+        let others = extra
+            .iter_mut()
+            .zip(chunks)
+            .map(|(s, c)| s.fetch_uids(q, c));
+        let (mine, theirs) = futures_util::future::join(
+            first.fetch_uids(q, own),
+            futures_util::future::join_all(others),
+        )
+        .await;
+        for s in extra {
+            let _ = s.logout().await;
+        }
+        let mut out = mine?;
+        for r in theirs {
+            out.extend(r?);
+        }
+        out.sort_by_key(|m| m.uid);
+        Ok(out)
     }
 
     async fn pop3_fetch(

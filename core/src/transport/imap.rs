@@ -461,50 +461,89 @@ impl ImapSession {
                 None => format!("{from}:*"),
             }
         } else {
-            let mut uids: Vec<u32> = {
-                let mut criteria = Vec::new();
-                let from = q.uid_from.unwrap_or(1).max(1);
-                criteria.push(match q.uid_to {
-                    Some(to) => format!("UID {from}:{to}"),
-                    None => format!("UID {from}:*"),
-                });
-                if let Some(d) = q.since {
-                    const MONTHS: [&str; 12] = [
-                        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
-                        "Nov", "Dec",
-                    ];
-                    criteria.push(format!(
-                        "SINCE {}-{}-{}",
-                        d.day(),
-                        MONTHS[d.month() as usize - 1],
-                        d.year()
-                    ));
-                }
-                if q.unread_only {
-                    criteria.push("UNSEEN".into());
-                }
-                let query = criteria.join(" ");
-                timed(
-                    self.timeout,
-                    "IMAP UID SEARCH",
-                    self.session.uid_search(query),
-                )
-                .await?
-                .into_iter()
-                .collect()
-            };
-            uids.retain(|u| q.uid_from.is_none_or(|f| *u >= f) && q.uid_to.is_none_or(|t| *u <= t));
-            uids.sort_unstable();
-            if let Some(limit) = q.limit {
-                if uids.len() > limit {
-                    uids.drain(..uids.len() - limit);
-                }
-            }
+            let uids = self.search(q).await?;
             if uids.is_empty() {
                 return Ok(vec![]);
             }
             uid_set(&uids)
         };
+        self.fetch_set(&set, q).await
+    }
+
+    /// The UIDs `q` selects in its folder, ascending (`EXAMINE`, then `UID SEARCH`), the newest
+    /// `limit` of them when it has one. For splitting a large fetch over several sessions.
+    pub async fn uids(&mut self, q: &FetchQuery) -> Result<Vec<u32>> {
+        self.usable()?;
+        let folder = q.folder.clone().unwrap_or_else(|| "INBOX".into());
+        let mailbox = timed(self.timeout, "IMAP EXAMINE", self.session.examine(&folder)).await?;
+        if mailbox.exists == 0 {
+            return Ok(vec![]);
+        }
+        self.search(q).await
+    }
+
+    /// Fetch the messages with these UIDs from `q`'s folder (`q` gives the folder and whether
+    /// headers only; its other fields are not applied again).
+    pub async fn fetch_uids(&mut self, q: &FetchQuery, uids: &[u32]) -> Result<Vec<Message>> {
+        self.usable()?;
+        if uids.is_empty() {
+            return Ok(vec![]);
+        }
+        let folder = q.folder.clone().unwrap_or_else(|| "INBOX".into());
+        timed(self.timeout, "IMAP EXAMINE", self.session.examine(&folder)).await?;
+        let mut out = self.fetch_set(&uid_set(uids), q).await?;
+        let (lo, hi) = (uids[0], uids[uids.len() - 1]);
+        out.retain(|m| m.uid >= lo && m.uid <= hi);
+        Ok(out)
+    }
+
+    /// `UID SEARCH` for `q` in the examined folder: ascending, the newest `limit`.
+    async fn search(&mut self, q: &FetchQuery) -> Result<Vec<u32>> {
+        let mut uids: Vec<u32> = {
+            let mut criteria = Vec::new();
+            let from = q.uid_from.unwrap_or(1).max(1);
+            criteria.push(match q.uid_to {
+                Some(to) => format!("UID {from}:{to}"),
+                None => format!("UID {from}:*"),
+            });
+            if let Some(d) = q.since {
+                const MONTHS: [&str; 12] = [
+                    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                    "Dec",
+                ];
+                criteria.push(format!(
+                    "SINCE {}-{}-{}",
+                    d.day(),
+                    MONTHS[d.month() as usize - 1],
+                    d.year()
+                ));
+            }
+            if q.unread_only {
+                criteria.push("UNSEEN".into());
+            }
+            let query = criteria.join(" ");
+            timed(
+                self.timeout,
+                "IMAP UID SEARCH",
+                self.session.uid_search(query),
+            )
+            .await?
+            .into_iter()
+            .collect()
+        };
+        uids.retain(|u| q.uid_from.is_none_or(|f| *u >= f) && q.uid_to.is_none_or(|t| *u <= t));
+        uids.sort_unstable();
+        if let Some(limit) = q.limit {
+            if uids.len() > limit {
+                uids.drain(..uids.len() - limit);
+            }
+        }
+        Ok(uids)
+    }
+
+    /// `UID FETCH set` of the examined folder, sorted by UID, within `q`'s UID bounds.
+    async fn fetch_set(&mut self, set: &str, q: &FetchQuery) -> Result<Vec<Message>> {
+        let from = q.uid_from.unwrap_or(1).max(1);
         let items = if q.headers_only {
             "(UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[HEADER])"
         } else {
@@ -518,7 +557,7 @@ impl ImapSession {
         // Read past async-imap (module imap_fetch says why), with a tag of its own.
         self.fetches += 1;
         let tag = format!("mcf{}", self.fetches);
-        let fut = imap_fetch::uid_fetch(self.session.as_mut(), &tag, &set, items, part);
+        let fut = imap_fetch::uid_fetch(self.session.as_mut(), &tag, set, items, part);
         let mut out = match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(f)) => f,
             Ok(Err(e)) => {
