@@ -60,11 +60,12 @@ pub fn from_langid(langid: u16) -> Language {
     }
 }
 
-/// The user's Windows UI language. `GetUserDefaultUILanguage` is in windows-sys's
-/// `Win32_Globalization` feature, which core does not enable yet; until it does, English.
+/// The user's Windows UI language (`GetUserDefaultUILanguage`: the language of the user's
+/// Windows, not the regional format).
 #[cfg(windows)]
 fn windows_ui_language() -> Language {
-    Language::En
+    // SAFETY: no arguments, no pointers; it only reads the calling user's setting.
+    from_langid(unsafe { windows_sys::Win32::Globalization::GetUserDefaultUILanguage() })
 }
 
 #[cfg(test)]
