@@ -69,6 +69,9 @@ pub struct FetchArgs {
     /// Headers only.
     #[arg(long)]
     pub headers_only: bool,
+    /// IMAP sessions sharing a fetch of 1,000 or more messages (1-4; each is a login).
+    #[arg(long, conflicts_with = "pop3", value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub connections: Option<u8>,
     /// Write each message to DIR/<id>.eml.
     #[arg(long)]
     pub save: Option<PathBuf>,
@@ -238,6 +241,7 @@ pub async fn fetch(store: &StoreArgs, lang: Language, a: FetchArgs) -> Res {
         since: a.since.clone(),
         headers_only: a.headers_only,
         limit: a.limit,
+        connections: a.connections,
         ..Default::default()
     };
     let spinner = Spinner::new(
