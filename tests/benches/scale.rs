@@ -6,7 +6,8 @@
 //! 2. refreshing 10,000 accounts whose access tokens expired (core `Client`, bounded concurrency)
 //!    vs the bare HTTP exchange and MSAL `acquire_token_by_refresh_token`: refreshes/s, peak RSS;
 //! 3. memory per idle account (N = 1,000 and 10,000) vs MSAL's token cache holding N accounts;
-//! 4. the size of `libmailconnect.so` (stripped and unstripped) and `libmailconnect.a`;
+//! 4. the size of `libmailconnect.so` (stripped and unstripped; also built with the `dist` profile
+//!    release packages ship, with a per-crate table from `size.sh`) and `libmailconnect.a`;
 //! 5. time from `dlopen` to the first answered call in a fresh process;
 //! 6. IMAP fetch of 10,000 messages: mailconnect directly, imaplib directly, and imaplib through
 //!    email-oauth2-proxy (`emailproxy`), all against the sandbox's real Dovecot.
@@ -979,18 +980,77 @@ fn has_symtab(path: &Path) -> bool {
     String::from_utf8_lossy(&out.stdout).contains(".symtab")
 }
 
+/// The C library built with the `dist` profile (what release packages ship: fat LTO, opt-level
+/// "z" with the hot crates at 3), with its symbol table kept (the stripped size is measured on a
+/// `strip --strip-all` copy, as for the bench profile). Its own target directory beside this
+/// profile's, so the running `cargo bench` does not hold its lock; cold, this takes minutes.
+/// Returns the library and the seconds the build took.
+fn build_dist_lib() -> (PathBuf, f64) {
+    let target = target_dir()
+        .parent()
+        .expect("target root")
+        .join("size-dist");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let t = Instant::now();
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--locked",
+            "--profile",
+            "dist",
+            "-p",
+            "mailconnect-ffi",
+        ])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_PROFILE_DIST_STRIP", "false")
+        .stdout(Stdio::null())
+        .status()
+        .expect("cargo build --profile dist");
+    assert!(
+        status.success(),
+        "cargo build --profile dist -p mailconnect-ffi failed"
+    );
+    (
+        target.join("dist").join("libmailconnect.so"),
+        t.elapsed().as_secs_f64(),
+    )
+}
+
+/// `tests/benches/size.sh`: the top crates of an unstripped library and its ELF sections.
+fn per_crate_table(so: &Path) -> String {
+    let out = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/size.sh"))
+        .arg(so)
+        .arg("15")
+        .output()
+        .expect("size.sh");
+    assert!(
+        out.status.success(),
+        "size.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn section_size(run: &Run) {
     let so = artifact("libmailconnect.so");
     let a = artifact("libmailconnect.a");
     let size = |p: &Path| std::fs::metadata(p).expect("size").len();
-    let stripped = run.dir.path().join("libmailconnect.stripped.so");
-    run_ok_quiet(
-        Command::new("strip")
-            .arg("--strip-all")
-            .arg(&so)
-            .arg("-o")
-            .arg(&stripped),
-    );
+    let strip_all = |from: &Path, name: &str| {
+        let to = run.dir.path().join(name);
+        run_ok_quiet(
+            Command::new("strip")
+                .arg("--strip-all")
+                .arg(from)
+                .arg("-o")
+                .arg(&to),
+        );
+        to
+    };
+    let stripped = strip_all(&so, "libmailconnect.stripped.so");
+    let (dist_so, dist_secs) = build_dist_lib();
+    let dist_stripped = strip_all(&dist_so, "libmailconnect.dist.stripped.so");
     let a_nodebug = run.dir.path().join("libmailconnect.nodebug.a");
     run_ok_quiet(
         Command::new("strip")
@@ -1012,23 +1072,29 @@ fn section_size(run: &Run) {
             .map(|p| format!("{name} {}", bytes(size(&p))))
             .unwrap_or_else(|| format!("{name} not installed"))
     };
+    let peers = format!(
+        "{}; {} + {}",
+        sys("libcurl.so.4"),
+        sys("libssl.so.3"),
+        sys("libcrypto.so.3")
+    );
     print_table(
-        "4. Library size (bench profile = release: LTO thin, 1 codegen unit, opt-level 3)",
+        "4. Library size (bench profile = release: LTO thin, 1 codegen unit, opt-level 3; dist profile: LTO fat, 1 codegen unit, opt-level z, ring/rustls/tokio at 3)",
         &["artifact", "size", "peers"],
         &[
             vec![
-                "libmailconnect.so, stripped (`strip --strip-all`, what `strip = true` ships)".into(),
-                bytes(size(&stripped)),
-                format!(
-                    "{}; {} + {}",
-                    sys("libcurl.so.4"),
-                    sys("libssl.so.3"),
-                    sys("libcrypto.so.3")
-                ),
+                "libmailconnect.so, dist profile, stripped (what release packages ship)".into(),
+                bytes(size(&dist_stripped)),
+                format!("{peers}; target ≤ 6 MiB"),
             ],
-            vec!["libmailconnect.so, unstripped".into(), unstripped, String::new()],
             vec![
-                "libmailconnect.a (staticlib, as built)".into(),
+                "libmailconnect.so, bench profile (= release), stripped (`strip --strip-all`, what `strip = true` ships)".into(),
+                bytes(size(&stripped)),
+                peers.clone(),
+            ],
+            vec!["libmailconnect.so, bench profile, unstripped".into(), unstripped, String::new()],
+            vec![
+                "libmailconnect.a (staticlib, bench profile, as built)".into(),
                 bytes(size(&a)),
                 format!("after `strip --strip-debug`: {}", bytes(size(&a_nodebug))),
             ],
@@ -1043,6 +1109,15 @@ fn section_size(run: &Run) {
             ],
         ],
     );
+    println!(
+        "\n(`cargo build --profile dist -p mailconnect-ffi` took {dist_secs:.0} s in this run; cold on an idle machine it takes minutes)"
+    );
+    println!("\nWhere the bytes are, dist profile (`bash tests/benches/size.sh LIB.so`):\n");
+    print!("{}", per_crate_table(&dist_so));
+    if has_symtab(&so) {
+        println!("\nThe same for the bench profile:\n");
+        print!("{}", per_crate_table(&so));
+    }
 }
 
 fn hyperfine_median(dir: &Path, cmds: &[String]) -> Option<Vec<f64>> {
