@@ -385,14 +385,21 @@ impl Client {
                 self.inner.holder.clone(),
                 self.inner.lease_ttl,
             );
-            if self
-                .blocking(move |s| s.try_lease(&id, &holder, ttl))
+            // The lease and the record in one transaction; the new tokens and the lease's
+            // release in another (for SQLite: two commits per refresh, not four).
+            if let Some(rec) = self
+                .blocking(move |s| s.lease_and_load(&id, &holder, ttl))
                 .await?
             {
-                let result = self.refresh_with_lease(account, slot, reject, cancel).await;
-                let (id, holder) = (account.id.clone(), self.inner.holder.clone());
-                if let Err(e) = self.blocking(move |s| s.release_lease(&id, &holder)).await {
-                    tracing::warn!("releasing the refresh lease failed: {}", e.message());
+                let mut released = false;
+                let result = self
+                    .refresh_with_lease(account, slot, reject, rec, &mut released, cancel)
+                    .await;
+                if !released {
+                    let (id, holder) = (account.id.clone(), self.inner.holder.clone());
+                    if let Err(e) = self.blocking(move |s| s.release_lease(&id, &holder)).await {
+                        tracing::warn!("releasing the refresh lease failed: {}", e.message());
+                    }
                 }
                 return result;
             }
@@ -427,15 +434,18 @@ impl Client {
         }
     }
 
+    /// Refresh with the lease held; `rec` is the record read when it was taken. Sets
+    /// `released` when the lease was given back with the write of the result.
     async fn refresh_with_lease(
         &self,
         account: &Account,
         slot: Slot,
         reject: Option<&str>,
+        rec: Option<TokenRecord>,
+        released: &mut bool,
         cancel: &CancellationToken,
     ) -> Result<(AccessToken, Refresh)> {
-        let id = account.id.clone();
-        let Some(rec) = self.blocking(move |s| s.load_tokens(&id)).await? else {
+        let Some(rec) = rec else {
             return Err(not_connected(&account.id));
         };
         if let Some(t) = fresh_token(account, slot, Some(&rec), reject)? {
@@ -509,9 +519,15 @@ impl Client {
                     t + grant.expires_in.as_secs() as i64,
                 );
                 let expected = rec.version;
+                let holder = self.inner.holder.clone();
                 let saved = self
-                    .blocking(move |s| Ok(s.save_tokens(&new, expected)?.map(|_| new)))
-                    .await?;
+                    .blocking(move |s| {
+                        Ok(s.save_tokens_and_release(&new, expected, &holder)?
+                            .map(|_| new))
+                    })
+                    .await;
+                *released = saved.is_ok();
+                let saved = saved?;
                 match saved {
                     Some(new) => {
                         tracing::debug!(account = %account.id, "access token refreshed");
@@ -574,8 +590,15 @@ impl Client {
                         secrets: rec.secrets.clone(),
                     };
                     let expected = rec.version;
-                    if let Err(se) = self.blocking(move |s| s.save_tokens(&new, expected)).await {
-                        tracing::warn!("recording the refresh failure failed: {}", se.message());
+                    let holder = self.inner.holder.clone();
+                    match self
+                        .blocking(move |s| s.save_tokens_and_release(&new, expected, &holder))
+                        .await
+                    {
+                        Ok(_) => *released = true,
+                        Err(se) => {
+                            tracing::warn!("recording the refresh failure failed: {}", se.message())
+                        }
                     }
                 }
                 Err(e)

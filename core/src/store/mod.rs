@@ -141,6 +141,41 @@ pub trait TokenStore: Send + Sync {
     fn try_lease(&self, account_id: &str, holder: &str, ttl: Duration) -> Result<bool>;
     /// Give the lease back.
     fn release_lease(&self, account_id: &str, holder: &str) -> Result<()>;
+    /// Take the lease as [`TokenStore::try_lease`] does and, when it was taken, load the
+    /// record: `None` when another holder has the lease, `Some(record)` when this one does. The
+    /// default does one after the other; a store that can should do both in one transaction.
+    fn lease_and_load(
+        &self,
+        account_id: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Option<TokenRecord>>> {
+        if !self.try_lease(account_id, holder, ttl)? {
+            return Ok(None);
+        }
+        match self.load_tokens(account_id) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => {
+                let _ = self.release_lease(account_id, holder);
+                Err(e)
+            }
+        }
+    }
+    /// [`TokenStore::save_tokens`], then give the lease back whatever the outcome: the end of a
+    /// refresh. The default does one after the other; a store that can should do both in one
+    /// transaction.
+    fn save_tokens_and_release(
+        &self,
+        rec: &TokenRecord,
+        expected: i64,
+        holder: &str,
+    ) -> Result<Option<i64>> {
+        let saved = self.save_tokens(rec, expected);
+        let released = self.release_lease(&rec.account_id, holder);
+        let version = saved?;
+        released?;
+        Ok(version)
+    }
 
     /// Insert or replace a registration. A registration put without a client secret keeps the stored one.
     fn put_registration(&self, reg: &Registration) -> Result<()>;

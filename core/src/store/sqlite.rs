@@ -212,31 +212,33 @@ impl TokenStore for SqliteStore {
             super::encode_tokens(&self.cipher, &Self::token_aad(&rec.account_id), rec)?;
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: i64 = tx
-            .query_row(
-                "SELECT version FROM tokens WHERE account_id = ?1",
-                params![rec.account_id],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0);
-        if current != expected {
-            return Ok(None);
+        let saved = save_in(&tx, &rec.account_id, &meta, &blob, expected)?;
+        if saved.is_some() {
+            tx.commit()?;
+            drop(conn);
+            self.changed();
         }
-        let next: i64 = tx.query_row(
-            "UPDATE meta SET value = value + 1 WHERE key = 'version_seq' RETURNING value",
-            [],
-            |r| r.get(0),
-        )?;
-        tx.execute(
-            "INSERT INTO tokens (account_id, version, meta, secrets, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(account_id) DO UPDATE SET version = excluded.version, meta = excluded.meta, secrets = excluded.secrets, updated_at = excluded.updated_at",
-            params![rec.account_id, next, meta, blob, now_s()],
-        )?;
+        Ok(saved)
+    }
+
+    fn save_tokens_and_release(
+        &self,
+        rec: &TokenRecord,
+        expected: i64,
+        holder: &str,
+    ) -> Result<Option<i64>> {
+        let (meta, blob) =
+            super::encode_tokens(&self.cipher, &Self::token_aad(&rec.account_id), rec)?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let saved = save_in(&tx, &rec.account_id, &meta, &blob, expected)?;
+        release_in(&tx, &rec.account_id, holder)?;
         tx.commit()?;
         drop(conn);
-        self.changed();
-        Ok(Some(next))
+        if saved.is_some() {
+            self.changed();
+        }
+        Ok(saved)
     }
 
     fn delete_tokens(&self, account_id: &str) -> Result<bool> {
@@ -259,36 +261,54 @@ impl TokenStore for SqliteStore {
     fn try_lease(&self, account_id: &str, holder: &str, ttl: Duration) -> Result<bool> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = now_ms();
-        let cur: Option<(String, i64)> = tx
-            .query_row(
-                "SELECT holder, expires_at_ms FROM refresh_leases WHERE account_id = ?1",
-                params![account_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let free = match &cur {
-            None => true,
-            Some((h, exp)) => h == holder || *exp <= now,
-        };
-        if free {
-            tx.execute(
-                "INSERT INTO refresh_leases (account_id, holder, expires_at_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(account_id) DO UPDATE SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms",
-                params![account_id, holder, now + ttl.as_millis() as i64],
-            )?;
-        }
+        let free = lease_in(&tx, account_id, holder, ttl)?;
         tx.commit()?;
         Ok(free)
     }
 
+    fn lease_and_load(
+        &self,
+        account_id: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Option<TokenRecord>>> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !lease_in(&tx, account_id, holder, ttl)? {
+            tx.commit()?;
+            return Ok(None);
+        }
+        let row: Option<(i64, String, Vec<u8>)> = tx
+            .query_row(
+                "SELECT version, meta, secrets FROM tokens WHERE account_id = ?1",
+                params![account_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        tx.commit()?;
+        drop(conn);
+        let Some((version, meta, blob)) = row else {
+            return Ok(Some(None));
+        };
+        match super::decode_tokens(
+            &self.cipher,
+            &Self::token_aad(account_id),
+            account_id,
+            version,
+            &meta,
+            &blob,
+        ) {
+            Ok(rec) => Ok(Some(Some(rec))),
+            Err(e) => {
+                let _ = self.release_lease(account_id, holder);
+                Err(e)
+            }
+        }
+    }
+
     fn release_lease(&self, account_id: &str, holder: &str) -> Result<()> {
         let conn = self.conn()?;
-        conn.execute(
-            "DELETE FROM refresh_leases WHERE account_id = ?1 AND holder = ?2",
-            params![account_id, holder],
-        )?;
-        Ok(())
+        release_in(&conn, account_id, holder)
     }
 
     fn put_registration(&self, reg: &Registration) -> Result<()> {
@@ -457,6 +477,77 @@ impl TokenStore for SqliteStore {
     }
 }
 
+/// Write the sealed record in `tx` if the stored version is `expected` (0 = none): the new
+/// version, or `None` when someone else wrote first (nothing written).
+fn save_in(
+    tx: &rusqlite::Transaction<'_>,
+    account_id: &str,
+    meta: &str,
+    blob: &[u8],
+    expected: i64,
+) -> Result<Option<i64>> {
+    let current: i64 = tx
+        .query_row(
+            "SELECT version FROM tokens WHERE account_id = ?1",
+            params![account_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    if current != expected {
+        return Ok(None);
+    }
+    let next: i64 = tx.query_row(
+        "UPDATE meta SET value = value + 1 WHERE key = 'version_seq' RETURNING value",
+        [],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO tokens (account_id, version, meta, secrets, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(account_id) DO UPDATE SET version = excluded.version, meta = excluded.meta, secrets = excluded.secrets, updated_at = excluded.updated_at",
+        params![account_id, next, meta, blob, now_s()],
+    )?;
+    Ok(Some(next))
+}
+
+/// Take the lease in `tx` unless another live holder has it.
+fn lease_in(
+    tx: &rusqlite::Transaction<'_>,
+    account_id: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<bool> {
+    let now = now_ms();
+    let cur: Option<(String, i64)> = tx
+        .query_row(
+            "SELECT holder, expires_at_ms FROM refresh_leases WHERE account_id = ?1",
+            params![account_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let free = match &cur {
+        None => true,
+        Some((h, exp)) => h == holder || *exp <= now,
+    };
+    if free {
+        tx.execute(
+            "INSERT INTO refresh_leases (account_id, holder, expires_at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT(account_id) DO UPDATE SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms",
+            params![account_id, holder, now + ttl.as_millis() as i64],
+        )?;
+    }
+    Ok(free)
+}
+
+/// Give the lease back (only this holder's).
+fn release_in(conn: &rusqlite::Connection, account_id: &str, holder: &str) -> Result<()> {
+    conn.execute(
+        "DELETE FROM refresh_leases WHERE account_id = ?1 AND holder = ?2",
+        params![account_id, holder],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,6 +653,48 @@ mod tests {
         assert!(s.try_lease("a", "p2", Duration::from_millis(1)).unwrap());
         std::thread::sleep(Duration::from_millis(5));
         assert!(s.try_lease("a", "p3", Duration::from_secs(30)).unwrap());
+    }
+
+    #[test]
+    fn the_lease_comes_with_the_record_and_goes_with_the_write() {
+        let d = tempfile::tempdir().unwrap();
+        let s = store(d.path());
+        let ttl = Duration::from_secs(30);
+        // No record yet: the lease is taken, the record is absent.
+        assert!(matches!(
+            s.lease_and_load("a", "p1", ttl).unwrap(),
+            Some(None)
+        ));
+        s.release_lease("a", "p1").unwrap();
+        let v1 = s.save_tokens(&rec("a", "rt1"), 0).unwrap().unwrap();
+        let got = s.lease_and_load("a", "p1", ttl).unwrap().unwrap().unwrap();
+        assert_eq!(got.version, v1);
+        assert_eq!(got.secrets.refresh_token.as_deref(), Some("rt1"));
+        // Held: another holder gets nothing.
+        assert!(s.lease_and_load("a", "p2", ttl).unwrap().is_none());
+        // The write of the result gives the lease back in the same transaction.
+        let v2 = s
+            .save_tokens_and_release(&rec("a", "rt2"), v1, "p1")
+            .unwrap()
+            .unwrap();
+        assert!(v2 > v1);
+        let next = s.lease_and_load("a", "p2", ttl).unwrap().unwrap().unwrap();
+        assert_eq!(next.secrets.refresh_token.as_deref(), Some("rt2"));
+        // A stale write is refused, and still gives the lease back.
+        assert_eq!(
+            s.save_tokens_and_release(&rec("a", "rt-stale"), v1, "p2")
+                .unwrap(),
+            None
+        );
+        assert!(s.try_lease("a", "p3", ttl).unwrap());
+        // Releasing another holder's lease does nothing.
+        assert_eq!(
+            s.save_tokens_and_release(&rec("a", "rt3"), v2, "p1")
+                .unwrap()
+                .map(|v| v > v2),
+            Some(true)
+        );
+        assert!(!s.try_lease("a", "p4", ttl).unwrap());
     }
 
     #[test]
