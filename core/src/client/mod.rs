@@ -29,6 +29,12 @@ pub use options::ClientOptions;
 #[derive(Default)]
 struct Features(Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
 
+/// Store calls running on the blocking pool at once, per client. The SQLite store has one
+/// connection behind a mutex, so more would only wait there, each on a thread of its own (16
+/// refreshes in flight grew the pool to 30 threads and their malloc arenas: BENCHMARKS.md, issue
+/// 18); two keep the next call ready while one runs. Callers beyond that wait on the runtime.
+const STORE_TASKS: usize = 2;
+
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn TokenStore>,
     /// The HTTP client and the path of every connection, swapped whole when the stored proxy
@@ -42,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) holder: String,
     pub(crate) lease_ttl: Duration,
     pub(crate) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// At most [`STORE_TASKS`] store calls on the blocking pool at once (see [`Client::blocking`]).
+    pub(crate) store_gate: tokio::sync::Semaphore,
     /// Access tokens served from memory while the store's change counter stands still.
     pub(crate) token_cache: crate::store::cache::TokenCache,
     /// Events for the host.
@@ -187,6 +195,7 @@ impl Client {
                 holder: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4()),
                 lease_ttl: options.lease_ttl,
                 locks: Mutex::new(HashMap::new()),
+                store_gate: tokio::sync::Semaphore::new(STORE_TASKS),
                 token_cache: Default::default(),
                 events: Arc::new(EventQueue::default()),
                 features: Features::default(),
@@ -297,6 +306,12 @@ impl Client {
         f: impl FnOnce(&dyn TokenStore) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let store = self.inner.store.clone();
+        let _turn = self
+            .inner
+            .store_gate
+            .acquire()
+            .await
+            .map_err(|_| Error::internal("the store gate is closed"))?;
         tokio::task::spawn_blocking(move || f(store.as_ref()))
             .await
             .map_err(|e| Error::internal(format!("store task failed: {e}")))?
