@@ -186,11 +186,10 @@ impl TokenStore for SqliteStore {
     fn load_tokens(&self, account_id: &str) -> Result<Option<TokenRecord>> {
         let conn = self.conn()?;
         let row: Option<(i64, String, Vec<u8>)> = conn
-            .query_row(
-                "SELECT version, meta, secrets FROM tokens WHERE account_id = ?1",
-                params![account_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .prepare_cached("SELECT version, meta, secrets FROM tokens WHERE account_id = ?1")?
+            .query_row(params![account_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         drop(conn);
         let Some((version, meta, blob)) = row else {
@@ -244,14 +243,11 @@ impl TokenStore for SqliteStore {
     fn delete_tokens(&self, account_id: &str) -> Result<bool> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let n = tx.execute(
-            "DELETE FROM tokens WHERE account_id = ?1",
-            params![account_id],
-        )?;
-        tx.execute(
-            "DELETE FROM refresh_leases WHERE account_id = ?1",
-            params![account_id],
-        )?;
+        let n = tx
+            .prepare_cached("DELETE FROM tokens WHERE account_id = ?1")?
+            .execute(params![account_id])?;
+        tx.prepare_cached("DELETE FROM refresh_leases WHERE account_id = ?1")?
+            .execute(params![account_id])?;
         tx.commit()?;
         drop(conn);
         self.changed();
@@ -279,11 +275,10 @@ impl TokenStore for SqliteStore {
             return Ok(None);
         }
         let row: Option<(i64, String, Vec<u8>)> = tx
-            .query_row(
-                "SELECT version, meta, secrets FROM tokens WHERE account_id = ?1",
-                params![account_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .prepare_cached("SELECT version, meta, secrets FROM tokens WHERE account_id = ?1")?
+            .query_row(params![account_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         tx.commit()?;
         drop(conn);
@@ -326,22 +321,19 @@ impl TokenStore for SqliteStore {
             None => None,
         };
         let conn = self.conn()?;
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO registrations (id, json, secret, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(id) DO UPDATE SET json = excluded.json, secret = COALESCE(excluded.secret, registrations.secret), updated_at = excluded.updated_at",
-            params![reg.id, json, secret, now_s()],
-        )?;
+        )?
+        .execute(params![reg.id, json, secret, now_s()])?;
         Ok(())
     }
 
     fn get_registration(&self, id: &str) -> Result<Option<Registration>> {
         let conn = self.conn()?;
         let row: Option<(String, Option<Vec<u8>>)> = conn
-            .query_row(
-                "SELECT json, secret FROM registrations WHERE id = ?1",
-                params![id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT json, secret FROM registrations WHERE id = ?1")?
+            .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         drop(conn);
         row.map(|(json, secret)| self.decode_registration(&json, secret, id))
@@ -372,11 +364,9 @@ impl TokenStore for SqliteStore {
     fn remove_registration(&self, id: &str) -> Result<bool> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let users: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM accounts WHERE registration = ?1",
-            params![id],
-            |r| r.get(0),
-        )?;
+        let users: i64 = tx
+            .prepare_cached("SELECT COUNT(*) FROM accounts WHERE registration = ?1")?
+            .query_row(params![id], |r| r.get(0))?;
         if users > 0 {
             return Err(Error::new(ErrorKind::State, format!("registration '{id}' is still used by {users} account(s); remove or move them first")));
         }
@@ -389,11 +379,11 @@ impl TokenStore for SqliteStore {
         let json =
             serde_json::to_string(account).map_err(|e| Error::internal(format!("account: {e}")))?;
         let conn = self.conn()?;
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO accounts (id, registration, json, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(id) DO UPDATE SET registration = excluded.registration, json = excluded.json, updated_at = excluded.updated_at",
-            params![account.id, account.registration, json, now_s()],
-        )?;
+        )?
+        .execute(params![account.id, account.registration, json, now_s()])?;
         drop(conn);
         self.changed();
         Ok(())
@@ -402,11 +392,8 @@ impl TokenStore for SqliteStore {
     fn get_account(&self, id: &str) -> Result<Option<Account>> {
         let conn = self.conn()?;
         let json: Option<String> = conn
-            .query_row(
-                "SELECT json FROM accounts WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT json FROM accounts WHERE id = ?1")?
+            .query_row(params![id], |r| r.get(0))
             .optional()?;
         json.map(|j| {
             serde_json::from_str(&j)
@@ -434,10 +421,8 @@ impl TokenStore for SqliteStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM tokens WHERE account_id = ?1", params![id])?;
-        tx.execute(
-            "DELETE FROM refresh_leases WHERE account_id = ?1",
-            params![id],
-        )?;
+        tx.prepare_cached("DELETE FROM refresh_leases WHERE account_id = ?1")?
+            .execute(params![id])?;
         let n = tx.execute("DELETE FROM accounts WHERE id = ?1", params![id])?;
         tx.commit()?;
         drop(conn);
@@ -452,10 +437,10 @@ impl TokenStore for SqliteStore {
         match value {
             Some(v) => {
                 let sealed = self.cipher.seal(&key, v)?;
-                conn.execute(
+                conn.prepare_cached(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    params![key, sealed],
-                )?;
+                )?
+                .execute(params![key, sealed])?;
             }
             None => {
                 conn.execute("DELETE FROM meta WHERE key = ?1", params![key])?;
@@ -487,26 +472,23 @@ fn save_in(
     expected: i64,
 ) -> Result<Option<i64>> {
     let current: i64 = tx
-        .query_row(
-            "SELECT version FROM tokens WHERE account_id = ?1",
-            params![account_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT version FROM tokens WHERE account_id = ?1")?
+        .query_row(params![account_id], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
     if current != expected {
         return Ok(None);
     }
-    let next: i64 = tx.query_row(
-        "UPDATE meta SET value = value + 1 WHERE key = 'version_seq' RETURNING value",
-        [],
-        |r| r.get(0),
-    )?;
-    tx.execute(
+    let next: i64 = tx
+        .prepare_cached(
+            "UPDATE meta SET value = value + 1 WHERE key = 'version_seq' RETURNING value",
+        )?
+        .query_row([], |r| r.get(0))?;
+    tx.prepare_cached(
         "INSERT INTO tokens (account_id, version, meta, secrets, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(account_id) DO UPDATE SET version = excluded.version, meta = excluded.meta, secrets = excluded.secrets, updated_at = excluded.updated_at",
-        params![account_id, next, meta, blob, now_s()],
-    )?;
+    )?
+    .execute(params![account_id, next, meta, blob, now_s()])?;
     Ok(Some(next))
 }
 
@@ -519,32 +501,27 @@ fn lease_in(
 ) -> Result<bool> {
     let now = now_ms();
     let cur: Option<(String, i64)> = tx
-        .query_row(
-            "SELECT holder, expires_at_ms FROM refresh_leases WHERE account_id = ?1",
-            params![account_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT holder, expires_at_ms FROM refresh_leases WHERE account_id = ?1")?
+        .query_row(params![account_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let free = match &cur {
         None => true,
         Some((h, exp)) => h == holder || *exp <= now,
     };
     if free {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO refresh_leases (account_id, holder, expires_at_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT(account_id) DO UPDATE SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms",
-            params![account_id, holder, now + ttl.as_millis() as i64],
-        )?;
+        )?
+        .execute(params![account_id, holder, now + ttl.as_millis() as i64])?;
     }
     Ok(free)
 }
 
 /// Give the lease back (only this holder's).
 fn release_in(conn: &rusqlite::Connection, account_id: &str, holder: &str) -> Result<()> {
-    conn.execute(
-        "DELETE FROM refresh_leases WHERE account_id = ?1 AND holder = ?2",
-        params![account_id, holder],
-    )?;
+    conn.prepare_cached("DELETE FROM refresh_leases WHERE account_id = ?1 AND holder = ?2")?
+        .execute(params![account_id, holder])?;
     Ok(())
 }
 
