@@ -1008,7 +1008,8 @@ MC_API int32_t MC_CALL mc_folder_list(mc_client *client, const char *account_id,
  `{"id","size","flags","internal_date","raw"}` with `raw` the message (or header) in base64.
  POP3 honours the account's leave-on-server and ignore-older-than options. `connections` (IMAP,
  1 to 4, default 1): a fetch of at least 1,000 messages is split into that many runs of UIDs,
- each read on its own session at the same time; the result is the same as with one.
+ each read on its own session at the same time; the result is the same as with one (faster
+ only where the server serves sessions in parallel: docs/integration.md).
 
  # Ownership
  `*out_json` is a new string; free it with `mc_string_free`.

@@ -256,9 +256,9 @@ pub struct FetchRequest {
     pub transport: Option<Transport>,
     /// IMAP: how many sessions share a large fetch, 1 to 4 (default 1). Above 1 the UIDs are
     /// searched first; when there are at least [`SPLIT_MIN`] they are split into that many
-    /// runs, each fetched on its own session at the same time, so the server reads the
-    /// mailbox on as many cores. Each session counts against the server's connections per
-    /// mailbox.
+    /// runs, each fetched on its own session at the same time. Faster only where the server
+    /// serves sessions in parallel (the sandbox's Dovecot on maildir does not). Each session
+    /// counts against the server's connections per mailbox.
     pub connections: Option<u8>,
 }
 
