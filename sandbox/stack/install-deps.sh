@@ -1,12 +1,18 @@
 #!/bin/sh
 # Install the Debian packages the real mail-server test stack (and the PostgreSQL store tests) need (idempotent).
-# Usage: sandbox/stack/install-deps.sh        (as root; exits 0 at once when all is installed)
+# Usage: sandbox/stack/install-deps.sh [--browser]   (as root; exits 0 at once when all is installed)
+#   --browser: also Chromium and its WebDriver (chromium, chromium-driver) for the sign-in tests in
+#   headless Chromium (tests/browser_chromium.rs); tests/run-all.sh passes it, the demo does not
+#   (131 MB of packages it does not need).
 set -eu
 
 # postgresql: the PostgreSQL store tests run initdb + postgres from /usr/lib/postgresql/*/bin.
 # tinyproxy, dante-server: the HTTP CONNECT and SOCKS5 proxies of the proxy tests
 # (tests/support/proxies.rs, which also installs them when missing).
 PKGS="dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-auth-lua postfix openssl curl python3 ca-certificates postgresql tinyproxy dante-server"
+if [ "${1:-}" = "--browser" ]; then
+    PKGS="$PKGS chromium chromium-driver"
+fi
 
 missing=""
 for p in $PKGS; do
