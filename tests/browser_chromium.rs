@@ -7,8 +7,8 @@
 //!   command" standing in for the system browser); it hands the URL to the test through a file,
 //!   and the test navigates its WebDriver session there.
 //! * WebDriver is spoken over plain HTTP with the `reqwest` and `serde_json` the tests crate
-//!   already has (a dozen W3C endpoints): no new crates in the tree (and no second hyper or TLS
-//!   stack, which the dependency-hygiene step of `tests/run-all.sh` forbids).
+//!   already has (a dozen W3C endpoints, about 150 lines): no WebDriver crate (fantoccini,
+//!   thirtyfour) and its dependency tree to vet, lock, build and list in docs/dependencies.md.
 //! * Chromium runs with `--host-resolver-rules` mapping `login.microsoftonline.com` to nothing,
 //!   so the embedded-view case stops at the `nativeclient` redirect without reaching the internet,
 //!   like a host's web view that catches the navigation.
