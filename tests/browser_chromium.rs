@@ -55,19 +55,28 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Where the `$BROWSER` helper drops the URL the library asked to open.
 struct Launcher {
-    _dir: tempfile::TempDir,
     url_file: PathBuf,
 }
 
 static LAUNCHER: OnceLock<Launcher> = OnceLock::new();
 
 /// Write the helper and point `$BROWSER` at it (once; called with [`SERIAL`] held, before any
-/// client of this process exists).
+/// client of this process exists). Then forget any URL an earlier (failed) test left behind.
 fn launcher() -> &'static Launcher {
-    LAUNCHER.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url_file = dir.path().join("url");
-        let script = dir.path().join("open-in-test-browser");
+    let l = LAUNCHER.get_or_init(|| {
+        // In the target directory, one per process so two runs never share it (a static is never
+        // dropped, so a temporary directory would be left behind); those of ended runs go.
+        let base = target_dir().join("browser-chromium");
+        for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            if !Path::new("/proc").join(&pid).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = base.join(std::process::id().to_string());
+        std::fs::create_dir_all(&dir).expect("launcher dir");
+        let url_file = dir.join("url");
+        let script = dir.join("open-in-test-browser");
         std::fs::write(
             &script,
             format!(
@@ -82,11 +91,10 @@ fn launcher() -> &'static Launcher {
         // SAFETY (edition 2021: safe to call): set once, before this process opens any client;
         // the other tests of this binary wait on SERIAL meanwhile.
         std::env::set_var("BROWSER", &script);
-        Launcher {
-            _dir: dir,
-            url_file,
-        }
-    })
+        Launcher { url_file }
+    });
+    let _ = std::fs::remove_file(&l.url_file);
+    l
 }
 
 impl Launcher {
