@@ -13,8 +13,9 @@
 //!   so the embedded-view case stops at the `nativeclient` redirect without reaching the internet,
 //!   like a host's web view that catches the navigation.
 //!
-//! Skipped (with a message) when Chromium or chromedriver is missing and
-//! `MAILCONNECT_REQUIRE_BROWSER` is not set; `tests/run-all.sh` installs them and sets it, so CI
+//! Skipped (with a message) when Chromium or chromedriver is missing (`/usr/bin/chromium` and
+//! `/usr/bin/chromedriver`, or the paths in `MAILCONNECT_CHROMIUM` and `MAILCONNECT_CHROMEDRIVER`)
+//! and `MAILCONNECT_REQUIRE_BROWSER` is not set; `tests/run-all.sh` installs them and sets it, so CI
 //! never skips. With `MAILCONNECT_WRITE_SCREENSHOTS=1` the pages are saved to `docs/img/`
 //! (the admin guides show them); otherwise they are only checked.
 //!
@@ -24,7 +25,7 @@
 //! and that the code is nowhere in the page itself.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::ptr::null_mut;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -115,16 +116,18 @@ impl Launcher {
     }
 }
 
-/// Chromium and chromedriver, or why not (None = skip).
+/// Chromium and chromedriver (Debian's paths, or `MAILCONNECT_CHROMIUM` and
+/// `MAILCONNECT_CHROMEDRIVER`), or why not (None = skip).
 fn browser_binaries() -> Option<(PathBuf, PathBuf)> {
-    let find = |names: &[&str]| {
-        names
+    let find = |var: &str, names: &[&str]| match std::env::var_os(var) {
+        Some(p) => Some(PathBuf::from(p)).filter(|p| p.exists()),
+        None => names
             .iter()
             .map(|n| Path::new("/usr/bin").join(n))
-            .find(|p| p.exists())
+            .find(|p| p.exists()),
     };
-    let chromium = find(&["chromium", "chromium-browser"]);
-    let driver = find(&["chromedriver"]);
+    let chromium = find("MAILCONNECT_CHROMIUM", &["chromium", "chromium-browser"]);
+    let driver = find("MAILCONNECT_CHROMEDRIVER", &["chromedriver"]);
     match (chromium, driver) {
         (Some(c), Some(d)) => Some((c, d)),
         _ if std::env::var_os("MAILCONNECT_REQUIRE_BROWSER").is_some() => panic!(
@@ -158,42 +161,58 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 impl Browser {
     async fn start(chromium: &Path, chromedriver: &Path) -> Browser {
         let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-            l.local_addr().expect("addr").port()
-        };
-        let driver = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(120))
             .build()
             .expect("http client");
-        let base = format!("http://127.0.0.1:{port}");
-        let start = Instant::now();
-        loop {
-            let ready = match http.get(format!("{base}/status")).send().await {
-                Ok(r) => r
-                    .json::<Value>()
-                    .await
-                    .ok()
-                    .and_then(|v| v["value"]["ready"].as_bool()),
-                Err(_) => None,
-            };
-            if ready == Some(true) {
-                break;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "chromedriver not ready within {DEADLINE:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
         let profile = tempfile::tempdir().expect("profile dir");
+        let log = profile.path().join("chromedriver.log");
+        // A free port, handed to chromedriver; should another process take it first, chromedriver
+        // exits and the next attempt takes another.
+        let mut attempt = 0;
+        let (driver, base) = 'started: loop {
+            attempt += 1;
+            let port = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+                l.local_addr().expect("addr").port()
+            };
+            let out = std::fs::File::create(&log).expect("chromedriver log");
+            let mut driver = Command::new(chromedriver)
+                .arg(format!("--port={port}"))
+                .stdout(out.try_clone().expect("log"))
+                .stderr(out)
+                .spawn()
+                .expect("chromedriver starts");
+            let base = format!("http://127.0.0.1:{port}");
+            let start = Instant::now();
+            loop {
+                if let Ok(Some(status)) = driver.try_wait() {
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    assert!(attempt < 5, "chromedriver exited ({status}): {text}");
+                    continue 'started;
+                }
+                let ready = match http.get(format!("{base}/status")).send().await {
+                    Ok(r) => r
+                        .json::<Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["value"]["ready"].as_bool()),
+                    Err(_) => None,
+                };
+                if ready == Some(true) {
+                    break 'started (driver, base);
+                }
+                if start.elapsed() > DEADLINE {
+                    let _ = driver.kill();
+                    panic!(
+                        "chromedriver not ready within {DEADLINE:?}: {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
