@@ -20,9 +20,10 @@
 //! (the admin guides show them); otherwise they are only checked.
 //!
 //! What the loopback page's URL carries: the library answers the redirect with its page directly
-//! (no redirect to a clean URL), so the address bar keeps `?code=…&state=…`. The code is spent by
-//! then (the library redeemed it with the PKCE verifier only it has); the tests assert exactly that
-//! and that the code is nowhere in the page itself.
+//! (no redirect to a clean URL), so the address bar keeps `?code=…&state=…`. The tests assert that
+//! it is there, that it is nowhere in the page itself, that it is spent (redeemed again: AADSTS54005)
+//! and, where the library never redeemed it (the timeout), that it buys nothing without the PKCE
+//! verifier only the library had (AADSTS501481).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -623,9 +624,9 @@ async fn connect_in_browser(language: Language, shots: Option<(&str, &str, &str)
         )
         .await;
         assert_eq!(pages, ["loginForm", "passwordForm", "consentForm"]);
-        landing(&browser).await
+        (landing(&browser).await, redirect)
     };
-    let (status, page) = tokio::join!(connect, drive);
+    let (status, (page, redirect)) = tokio::join!(connect, drive);
     let status = status.unwrap_or_else(|e| panic!("connect: {e}"));
     assert_eq!(status.state, AccountState::Connected);
 
@@ -659,8 +660,44 @@ async fn connect_in_browser(language: Language, shots: Option<(&str, &str, &str)
     let token = client.access_token("alice", &cancel).await.expect("token");
     assert_eq!(token.user, "alice@example.test");
     assert_no_secret(&page, &[token.token.expose_secret()]);
+    // The code the address bar keeps is spent: the emulator refuses it as already redeemed.
+    let again = redeem(&env, page.code.as_deref().unwrap_or_default(), &redirect).await;
+    assert!(
+        again["error_description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("AADSTS54005:")),
+        "{}",
+        again["error"]
+    );
     drop(browser);
     drop(env);
+}
+
+/// Redeem `code` at the emulator's token endpoint as anyone who copied it from the address bar
+/// could: without the PKCE verifier, which only the library had. The error answer.
+async fn redeem(env: &Env, code: &str, redirect_uri: &str) -> Value {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(DEADLINE)
+        .build()
+        .expect("http client");
+    let r = http
+        .post(format!(
+            "{}/organizations/oauth2/v2.0/token",
+            env.emulator.base_url().trim_end_matches('/')
+        ))
+        .form(&[
+            ("client_id", DESKTOP_APP),
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("scope", "https://outlook.office.com/IMAP.AccessAsUser.All"),
+        ])
+        .send()
+        .await
+        .expect("token endpoint");
+    assert_eq!(r.status(), 400, "the code must not buy a token");
+    r.json().await.expect("error JSON")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -847,6 +884,17 @@ async fn finishing_after_the_timeout_ends_on_the_browsers_error_page() {
     let (text, _) = browser.page().await;
     assert!(text.contains("localhost"), "{text}");
     browser.screenshot("timeout.png").await;
+    // The code in that address was never redeemed, and without the verifier it cannot be.
+    let l = landing(&browser).await;
+    let code = l.code.clone().expect("the address keeps the code");
+    let refused = redeem(&env, &code, &redirect).await;
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("AADSTS501481:")),
+        "{}",
+        refused["error"]
+    );
     assert_eq!(
         client.status("alice").unwrap().state,
         AccountState::NotConnected
