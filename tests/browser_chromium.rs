@@ -757,7 +757,10 @@ async fn declining_consent_in_chromium_shows_the_error_page() {
     assert!(page.text.starts_with("Sign-in failed"), "{}", page.text);
     assert!(
         page.text.contains("The sign-in did not succeed")
-            && page.text.contains("Return to the application for details."),
+            && page.text.contains("The permissions were declined")
+            && page
+                .text
+                .contains("Return to the application for details. (MC-CONSENT-DECLINED)"),
         "{}",
         page.text
     );
@@ -773,9 +776,9 @@ async fn declining_consent_in_chromium_shows_the_error_page() {
 }
 
 /// Bob signs in where Alice's mailbox is being connected. The provider's redirect carries a
-/// good code, so the loopback page says the sign-in is complete (it answers before the library
-/// redeems the code and sees whose it is); the application gets MC-WRONG-ACCOUNT naming both,
-/// and nothing is stored. Asserted as it is: the page cannot know yet.
+/// good code; the loopback listener holds the browser's request until the library has redeemed
+/// it and seen whose it is, so the page says the sign-in failed with the catalog's title and fix,
+/// the application gets MC-WRONG-ACCOUNT naming both, and nothing is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_as_someone_else_in_chromium_is_refused() {
     let Some((chromium, driver)) = browser_binaries() else {
@@ -823,7 +826,14 @@ async fn signing_in_as_someone_else_in_chromium_is_refused() {
         "{}",
         e.message()
     );
-    assert!(page.text.starts_with("Sign-in complete"), "{}", page.text);
+    assert!(page.text.starts_with("Sign-in failed"), "{}", page.text);
+    assert!(
+        page.text.contains("Another account signed in")
+            && page.text.contains("Use another account")
+            && page.text.contains("(MC-WRONG-ACCOUNT)"),
+        "{}",
+        page.text
+    );
     assert!(page.code.is_some());
     assert_no_secret(&page, &[]);
     browser.screenshot("wrong-account.png").await;

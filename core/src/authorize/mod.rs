@@ -691,8 +691,10 @@ impl Client {
                 observer.progress(ConnectStage::WaitingForBrowser);
                 let (lb, state) = (lb.clone(), req.state.secret().clone());
                 match lb.wait(&state, self.inner.language, left, cancel).await {
-                    Ok(code) => {
+                    Ok((code, answer)) => {
                         let r = self.finish_code(&p, &code, observer, cancel).await;
+                        // The browser learns how it ended (a wrong account is a failure there too).
+                        answer.finish(r.as_ref().map(|_| ())).await;
                         self.feature::<PendingTable>()
                             .finish(handle, if r.is_ok() { "completed" } else { "failed" });
                         return r.map_err(|e| e.context(&what));

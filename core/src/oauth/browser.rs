@@ -4,6 +4,10 @@
 //! path with the expected `state`; anything else gets an error page and the wait goes on (a stale
 //! browser tab must not end the sign-in). The wait ends with the code, an error redirect, the
 //! configured timeout, or cancellation from another thread.
+//!
+//! The browser's request that carried the code is held open ([`PendingAnswer`]) until the library
+//! has redeemed the code and checked whose it is, so the page the user sees says how the sign-in
+//! really ended (a wrong account or a refused code is a failure page, not "Sign-in complete").
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -150,14 +154,16 @@ impl Loopback {
         &self.redirect_uri
     }
 
-    /// Wait for the redirect carrying `state`; answer the browser in `lang`.
+    /// Wait for the redirect carrying `state`; answer the browser in `lang`. The code comes with
+    /// the browser's request still open: answer it with [`PendingAnswer::finish`] once the sign-in
+    /// has been completed (or failed). Error redirects are answered here.
     pub async fn wait(
         &self,
         state: &str,
         lang: Language,
         timeout: Duration,
         cancel: &CancellationToken,
-    ) -> Result<SecretString> {
+    ) -> Result<(SecretString, PendingAnswer)> {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         loop {
@@ -188,7 +194,7 @@ impl Loopback {
         mut stream: TcpStream,
         state: &str,
         lang: Language,
-    ) -> std::io::Result<Option<Result<SecretString>>> {
+    ) -> std::io::Result<Option<Result<(SecretString, PendingAnswer)>>> {
         let head = match tokio::time::timeout(Duration::from_secs(10), read_head(&mut stream)).await
         {
             Ok(r) => r?,
@@ -208,18 +214,34 @@ impl Loopback {
                 Ok(None)
             }
             Redirect::Error(e) => {
-                let text = e.summary();
-                respond(&mut stream, 200, &LoopbackPage::Failed(text).render(lang)).await?;
-                Ok(Some(Err(errors::to_error(
-                    "signing in in the browser",
-                    e,
-                    None,
-                ))))
+                let err = errors::to_error("signing in in the browser", e, None);
+                respond(&mut stream, 200, &LoopbackPage::failed(&err).render(lang)).await?;
+                Ok(Some(Err(err)))
             }
-            Redirect::Code(code) => {
-                respond(&mut stream, 200, &LoopbackPage::Done.render(lang)).await?;
-                Ok(Some(Ok(code)))
-            }
+            Redirect::Code(code) => Ok(Some(Ok((code, PendingAnswer { stream, lang })))),
+        }
+    }
+}
+
+/// The browser's request that carried the authorization code, not answered yet: the user's
+/// browser shows a loading page until [`PendingAnswer::finish`] says how the sign-in ended.
+/// Dropping it closes the connection (the browser shows its own error page).
+pub struct PendingAnswer {
+    stream: TcpStream,
+    lang: Language,
+}
+
+impl PendingAnswer {
+    /// Answer the browser: "Sign-in complete" for `Ok`, else the failure page with the catalog's
+    /// title and fix for the error (never its message or evidence). A browser that was closed
+    /// meanwhile is not an error.
+    pub async fn finish(mut self, outcome: std::result::Result<(), &Error>) {
+        let page = match outcome {
+            Ok(()) => LoopbackPage::Done,
+            Err(e) => LoopbackPage::failed(e),
+        };
+        if let Err(e) = respond(&mut self.stream, 200, &page.render(self.lang)).await {
+            tracing::debug!("the browser went away before the sign-in page was answered: {e}");
         }
     }
 }
@@ -330,8 +352,8 @@ async fn respond(stream: &mut TcpStream, status: u16, body: &str) -> std::io::Re
 pub enum LoopbackPage {
     /// Sign-in finished.
     Done,
-    /// The provider reported an error.
-    Failed(String),
+    /// The sign-in failed: the catalog code of the error.
+    Failed(&'static str),
     /// A redirect for another (older) sign-in.
     WrongState,
     /// Not the redirect path.
@@ -341,28 +363,49 @@ pub enum LoopbackPage {
 }
 
 impl LoopbackPage {
+    /// The failure page for `err`: what the diagnostics catalog says of it.
+    pub fn failed(err: &Error) -> LoopbackPage {
+        LoopbackPage::Failed(crate::diagnose::diagnose(err, Default::default()).code)
+    }
+
     /// The HTML page in `lang`.
     pub fn render(&self, lang: Language) -> String {
-        let (title, text) = match (self, lang) {
-            (LoopbackPage::Done, Language::En) => ("Sign-in complete", "You can close this window and return to the application.".to_string()),
-            (LoopbackPage::Done, Language::De) => ("Anmeldung abgeschlossen", "Sie können dieses Fenster schließen und zur Anwendung zurückkehren.".to_string()),
-            (LoopbackPage::Failed(t), Language::En) => ("Sign-in failed", format!("The sign-in did not succeed: {t}. Return to the application for details.")),
-            (LoopbackPage::Failed(t), Language::De) => ("Anmeldung fehlgeschlagen", format!("Die Anmeldung war nicht erfolgreich: {t}. Details finden Sie in der Anwendung.")),
-            (LoopbackPage::WrongState, Language::En) => ("Sign-in link out of date", "This sign-in response belongs to an older sign-in attempt. Use the newest browser window the application opened.".to_string()),
-            (LoopbackPage::WrongState, Language::De) => ("Anmeldelink veraltet", "Diese Antwort gehört zu einem älteren Anmeldeversuch. Verwenden Sie das zuletzt von der Anwendung geöffnete Browserfenster.".to_string()),
-            (LoopbackPage::NotFound, Language::En) => ("Not found", "Nothing here.".to_string()),
-            (LoopbackPage::NotFound, Language::De) => ("Nicht gefunden", "Hier gibt es nichts.".to_string()),
-            (LoopbackPage::BadRequest, Language::En) => ("Bad request", "This request could not be read.".to_string()),
-            (LoopbackPage::BadRequest, Language::De) => ("Ungültige Anfrage", "Diese Anfrage konnte nicht gelesen werden.".to_string()),
+        let en = lang == Language::En;
+        let (title, paragraphs): (&str, Vec<String>) = match self {
+            LoopbackPage::Done if en => ("Sign-in complete", vec!["You can close this window and return to the application.".into()]),
+            LoopbackPage::Done => ("Anmeldung abgeschlossen", vec!["Sie können dieses Fenster schließen und zur Anwendung zurückkehren.".into()]),
+            LoopbackPage::Failed(code) => {
+                let t = crate::diagnose::entry(code).texts(lang);
+                let what = t.title.trim_end_matches('.');
+                if en {
+                    ("Sign-in failed", vec![format!("The sign-in did not succeed: {what}."), t.fix.clone(), format!("Return to the application for details. ({code})")])
+                } else {
+                    ("Anmeldung fehlgeschlagen", vec![format!("Die Anmeldung war nicht erfolgreich: {what}."), t.fix.clone(), format!("Details finden Sie in der Anwendung. ({code})")])
+                }
+            }
+            LoopbackPage::WrongState if en => ("Sign-in link out of date", vec!["This sign-in response belongs to an older sign-in attempt. Use the newest browser window the application opened.".into()]),
+            LoopbackPage::WrongState => ("Anmeldelink veraltet", vec!["Diese Antwort gehört zu einem älteren Anmeldeversuch. Verwenden Sie das zuletzt von der Anwendung geöffnete Browserfenster.".into()]),
+            LoopbackPage::NotFound if en => ("Not found", vec!["Nothing here.".into()]),
+            LoopbackPage::NotFound => ("Nicht gefunden", vec!["Hier gibt es nichts.".into()]),
+            LoopbackPage::BadRequest if en => ("Bad request", vec!["This request could not be read.".into()]),
+            LoopbackPage::BadRequest => ("Ungültige Anfrage", vec!["Diese Anfrage konnte nicht gelesen werden.".into()]),
         };
-        format!(
-            "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title></head><body style=\"font-family:sans-serif;margin:3em\"><h1>{}</h1><p>{}</p></body></html>",
-            lang.tag(),
-            escape(title),
-            escape(title),
-            escape(&text)
-        )
+        page(lang, title, &paragraphs)
     }
+}
+
+/// An HTML page: `title` as heading, each of `paragraphs` escaped.
+fn page(lang: Language, title: &str, paragraphs: &[String]) -> String {
+    let body: String = paragraphs
+        .iter()
+        .map(|p| format!("<p>{}</p>", escape(p)))
+        .collect();
+    format!(
+        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title></head><body style=\"font-family:sans-serif;margin:3em\"><h1>{}</h1>{body}</body></html>",
+        lang.tag(),
+        escape(title),
+        escape(title),
+    )
 }
 
 fn escape(s: &str) -> String {
@@ -410,8 +453,16 @@ mod tests {
 
     #[test]
     fn pages_escape_provider_text() {
-        let p = LoopbackPage::Failed("<script>x</script>".into()).render(Language::De);
-        assert!(p.contains("&lt;script&gt;") && p.contains("lang=\"de\""));
+        assert_eq!(escape("<script>\"&"), "&lt;script&gt;&quot;&amp;");
+        let p = LoopbackPage::Failed("MC-WRONG-ACCOUNT").render(Language::De);
+        assert!(
+            p.contains("lang=\"de\"") && p.contains("Anmeldung fehlgeschlagen"),
+            "{p}"
+        );
+        assert!(
+            p.contains("Es wurde ein anderes Konto angemeldet") && p.contains("(MC-WRONG-ACCOUNT)"),
+            "{p}"
+        );
     }
 
     #[tokio::test]
@@ -420,9 +471,17 @@ mod tests {
         let port = Url::parse(lb.redirect_uri()).unwrap().port().unwrap();
         let cancel = CancellationToken::new();
         let waiter = tokio::spawn(async move {
-            lb.wait("s1", Language::En, Duration::from_secs(10), &cancel)
-                .await
-                .map(|_| ())
+            let (code, answer) = lb
+                .wait("s1", Language::En, Duration::from_secs(10), &cancel)
+                .await?;
+            assert_eq!(code.expose_secret(), "c");
+            // The browser's request is answered only now, with how the sign-in ended.
+            answer
+                .finish(Err(
+                    &Error::new(ErrorKind::AuthorizationDenied, "x").with_code("MC-WRONG-ACCOUNT")
+                ))
+                .await;
+            Ok::<_, Error>(())
         });
         let get = |path: &'static str| async move {
             let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -437,9 +496,11 @@ mod tests {
         assert!(get("/cb?code=c&state=old")
             .await
             .starts_with("HTTP/1.1 400"));
-        assert!(get("/cb?code=c&state=s1")
-            .await
-            .contains("Sign-in complete"));
+        let last = get("/cb?code=c&state=s1").await;
+        assert!(
+            last.starts_with("HTTP/1.1 200") && last.contains("Another account signed in"),
+            "{last}"
+        );
         waiter.await.unwrap().unwrap();
     }
 }
