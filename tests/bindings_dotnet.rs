@@ -159,7 +159,8 @@ fn the_nuget_package_has_the_runtimes_layout() {
     ]));
     for entry in [
         "Mailconnect.nuspec",
-        "lib/netstandard2.0/Mailconnect.dll",
+        "lib/net471/Mailconnect.dll",
+        "build/Mailconnect.targets",
         "runtimes/linux-x64/native/libmailconnect.so",
     ] {
         assert!(

@@ -4,11 +4,9 @@
 //! device code or the sign-in URL; this driver completes the sign-in with the scripted browser, as
 //! a person would.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use mailconnect_sandbox::ScriptedBrowser;
 use mailconnect_tests::*;
 
 fn workspace() -> PathBuf {
@@ -57,43 +55,13 @@ fn compile_program(name: &str, asan: bool, libs: &[&str]) -> PathBuf {
 /// Run the program; complete sign-ins it asks for as alice. Returns stdout.
 async fn run(exe: &Path, args: &[&str], asan: bool) -> String {
     let mut cmd = Command::new(exe);
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args);
     if asan {
         // Leaks inside the Rust runtime's thread pools are not the C host's; UB and memory errors are.
         cmd.env("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1")
             .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1");
     }
-    let mut child = cmd.spawn().expect("program starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let browser = ScriptedBrowser::new();
-    let mut out = String::new();
-    while let Some(line) = rx.recv().await {
-        play_sign_in_line(&browser, &line).await;
-        out.push_str(&line);
-        out.push('\n');
-    }
-    let result = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(
-        result.status.success(),
-        "C program {args:?} failed:\n{out}\n{stderr}"
-    );
-    assert!(
-        !stderr.contains("ERROR: AddressSanitizer") && !stderr.contains("runtime error:"),
-        "sanitizer findings:\n{stderr}"
-    );
-    out
+    run_signing_in(cmd).await
 }
 
 async fn scenario(asan: bool) {

@@ -51,6 +51,13 @@ PYTHONPATH=bindings/python python3 -m pytest -q bindings/python/tests
 echo "== Windows: build and tests under Wine (tests/windows/run.sh)"
 bash tests/windows/run.sh
 
+# Release packages (issue 19.2): ffi/dist/dist.sh builds the Linux tarball (soname, static library,
+# pkg-config, make install), the Windows zips, the NuGet package and the Python wheels into
+# target/packages; then each is installed the way its ecosystem installs it and runs the scenario
+# (tests/packages.rs, tests/packages_nuget.rs). After the Windows part, whose DLLs it packages.
+echo "== release packages: build and install tests (tests/packages/run.sh)"
+bash tests/packages/run.sh
+
 # Fuzzing (issue 8, hostile input): every cargo-fuzz target in tests/fuzz (token and error
 # responses, id_token claims, the loopback redirect, POP3 and SMTP server replies, SASL challenges,
 # account/options JSON, CSV import) for FUZZ_SECONDS each (default 20), two at a time, after one

@@ -19,6 +19,13 @@ using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
 
+// The workspace version (Cargo.toml); ffi/dist/versions.py refuses to package when these differ.
+[assembly: System.Reflection.AssemblyVersion("0.1.0.0")]
+[assembly: System.Reflection.AssemblyFileVersion("0.1.0.0")]
+[assembly: System.Reflection.AssemblyInformationalVersion("0.1.0")]
+[assembly: System.Reflection.AssemblyProduct("mailconnect")]
+[assembly: System.Reflection.AssemblyDescription("OAuth 2.0 for Microsoft 365 mailboxes over the mailconnect native library")]
+
 namespace Mailconnect
 {
     /// <summary>A failed mailconnect call.</summary>
@@ -865,7 +872,9 @@ namespace Mailconnect
         /// <summary>The event's JSON.</summary>
         public string Json { get; private set; }
 
-        internal static MailconnectEvent FromJson(string json)
+        /// <summary>Parse one event's JSON as mc_event_next returns it (e.g. handed over from the
+        /// program's Windows service); unknown types become EventKind.Unknown with Json kept.</summary>
+        public static MailconnectEvent FromJson(string json)
         {
             var f = JsonFields.Parse(json);
             string type = f.Str("type");

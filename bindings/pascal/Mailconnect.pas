@@ -35,6 +35,9 @@ const
   MailconnectLib = 'libmailconnect.so';
 {$ENDIF}
   MAILCONNECT_ABI = 2; { MC_ABI_VERSION in the C header: the library must report it (mc_abi_version_get) }
+  { The release this unit ships with (MAILCONNECT_VERSION in the C header; the library's own is
+    mc_version_get). ffi/dist/versions.py refuses to package when it differs from the workspace's. }
+  MAILCONNECT_VERSION = '0.1.0';
 
   { Status codes (EMailconnect.Code). }
   MC_OK = 0;

@@ -553,6 +553,44 @@ pub async fn play_sign_in_line(browser: &ScriptedBrowser, line: &str) {
     }
 }
 
+/// Run a host program (a C test host, an installed package's program) to its end, completing
+/// each sign-in it prints (`DEVICE <code> <uri>`, `OPEN <url>`) as alice with the scripted
+/// browser. Returns its stdout; fails the test when it exits non-zero or a sanitizer reported.
+pub async fn run_signing_in(mut cmd: std::process::Command) -> String {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let what = format!("{cmd:?}");
+    let mut child = cmd.spawn().expect("program starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let browser = ScriptedBrowser::new();
+    let mut out = String::new();
+    while let Some(line) = rx.recv().await {
+        play_sign_in_line(&browser, &line).await;
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let result = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("waiting thread")
+        .expect("program ends");
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{what} failed:\n{out}\n{stderr}");
+    assert!(
+        !stderr.contains("ERROR: AddressSanitizer") && !stderr.contains("runtime error:"),
+        "sanitizer findings:\n{stderr}"
+    );
+    out
+}
+
 /// A throw-away CA and a server certificate for `127.0.0.1` and `localhost` signed by it, made with
 /// openssl in `dir`: (CA PEM, certificate PEM, PKCS#8 key PEM). With the key usages and key
 /// identifiers strict verifiers want (urllib3 2 checks X509_STRICT).
