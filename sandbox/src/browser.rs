@@ -20,6 +20,9 @@ pub enum Consent {
     Accept,
     /// Cancel.
     Decline,
+    /// An administrator ticks "Consent on behalf of your organization", then Accept (a user
+    /// without the box just accepts).
+    AcceptForOrganization,
 }
 
 /// The user's script.
@@ -346,18 +349,27 @@ impl ScriptedBrowser {
                     fill.push(("otc", code));
                 }
                 "consentForm" => {
-                    button = press(if script.consent == Consent::Accept {
-                        "accept"
-                    } else {
+                    button = press(if script.consent == Consent::Decline {
                         "cancel"
+                    } else {
+                        "accept"
                     });
+                    if script.consent == Consent::AcceptForOrganization {
+                        if let Some(f) = form
+                            .fields
+                            .iter()
+                            .find(|f| f.kind == "checkbox" && f.name == "consent_for_org")
+                        {
+                            fill.push(("consent_for_org", f.value.clone()));
+                        }
+                    }
                 }
                 "adminApprovalForm" => button = press("cancel"),
                 "deviceConfirmForm" => {
-                    button = press(if script.consent == Consent::Accept {
-                        "yes"
-                    } else {
+                    button = press(if script.consent == Consent::Decline {
                         "no"
+                    } else {
+                        "yes"
                     });
                 }
                 other => {

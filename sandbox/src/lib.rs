@@ -41,9 +41,10 @@ pub mod testing;
 
 pub use browser::{html, Consent, Fetched, ScriptedBrowser, SignIn, SignInOutcome};
 pub use emulator::config::{
-    AppConfig, ClientSecret, ConsentGrant, EmulatorConfig, Platform, RedirectUri, SignInAudience,
-    TenantConfig, TlsConfig, TokenSettings, UserConfig, CONSUMER_TENANT_ID, DESKTOP_APP_ID,
-    EXAMPLE_TENANT_ID, FABRIKAM_TENANT_ID, SERVICE_APP_ID, SERVICE_APP_SECRET, WEB_APP_ID,
+    AppConfig, ClientSecret, ConsentGrant, EmulatorConfig, Platform, RedirectUri,
+    RequiredResourceAccess, ResourceAccess, SignInAudience, TenantConfig, TlsConfig, TokenSettings,
+    UserConfig, CONSUMER_TENANT_ID, DESKTOP_APP_ID, EXAMPLE_TENANT_ID, FABRIKAM_TENANT_ID,
+    SERVICE_APP_ID, SERVICE_APP_SECRET, SETUP_APP_ID, WEB_APP_ID,
 };
 pub use emulator::control::post_stack_json;
 pub use emulator::faults::{Endpoint, Fault, FaultRule};

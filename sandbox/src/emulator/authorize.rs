@@ -457,7 +457,10 @@ pub(crate) fn advance(shared: &Shared, st: &mut St, id: &str) -> Response {
     };
     if !missing.is_empty() {
         let users_can_consent = st.tenant(&user.tenant).is_none_or(|t| t.users_can_consent);
-        if !user.admin && !user.personal && !users_can_consent {
+        // Permissions that need an administrator's consent cannot be consented to by a user,
+        // whatever the tenant allows.
+        let admin_only = missing.iter().any(|s| s.admin_only());
+        if !user.admin && !user.personal && (!users_can_consent || admin_only) {
             let page = pages::admin_approval(&seg, id, &app.display_name, &upn);
             return with_cookie(
                 render(st, Step::AdminApproval, page),

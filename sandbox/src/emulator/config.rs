@@ -25,6 +25,11 @@ pub const SERVICE_APP_ID: &str = "a1c2e3f4-0b1d-4e2f-8a3b-5c6d7e8f9a0b";
 pub const SERVICE_APP_SECRET: &str = "sandbox-service-secret";
 /// Client id of the app whose `http://localhost` is registered under the Web platform.
 pub const WEB_APP_ID: &str = "e5f6a7b8-c9d0-4e1f-a2b3-c4d5e6f7a8b9";
+/// Client id of the vendor's multi-tenant public "mailconnect setup" app, through which a
+/// tenant administrator creates registrations with Microsoft Graph (`mailconnect admin
+/// register`). Its delegated Graph permissions are not consented up front: the administrator
+/// consents on the consent page at the first sign-in.
+pub const SETUP_APP_ID: &str = "5c7e9a1b-2d3f-4a6b-8c9d-0e1f2a3b4c5d";
 
 /// The whole emulator configuration. `Default` is an empty directory on 127.0.0.1:0;
 /// [`EmulatorConfig::sandbox`] is the standard local tenant.
@@ -83,6 +88,10 @@ pub struct TenantConfig {
     /// -SmtpClientAuthenticationDisabled $true`): the SMTP front answers AUTH with
     /// `535 5.7.139 … disabled for the Tenant` unless the mailbox overrides it.
     pub smtp_client_authentication_disabled: bool,
+    /// Client ids of apps with a service principal (enterprise application) in this tenant
+    /// besides their home tenant's: created with Graph's `POST /servicePrincipals` or by a
+    /// consent given here. Microsoft's own (Exchange Online, Graph) are always there.
+    pub service_principals: Vec<String>,
 }
 
 impl Default for TenantConfig {
@@ -95,6 +104,7 @@ impl Default for TenantConfig {
             users_can_consent: true,
             admin_consents: vec![],
             smtp_client_authentication_disabled: false,
+            service_principals: vec![],
         }
     }
 }
@@ -147,6 +157,51 @@ pub struct ClientSecret {
     /// Expiry as Unix seconds; `None` = never.
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// Graph's `keyId` of the password credential; `None` = derived from the app and value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Graph's `displayName` of the password credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Graph's `startDateTime` as Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<i64>,
+}
+
+impl ClientSecret {
+    /// A secret that never expires, as configuration files write it.
+    pub fn new(value: impl Into<String>, expires_at: Option<i64>) -> ClientSecret {
+        ClientSecret {
+            value: value.into(),
+            expires_at,
+            key_id: None,
+            display_name: None,
+            starts_at: None,
+        }
+    }
+}
+
+/// One permission in an app's `requiredResourceAccess` ("API permissions" in the portal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceAccess {
+    /// The permission's id on the resource's service principal.
+    pub id: String,
+    /// `Scope` (delegated) or `Role` (application).
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The permissions an app declares on one resource (Graph's `requiredResourceAccess` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequiredResourceAccess {
+    /// The resource's application id (`00000002-0000-0ff1-ce00-000000000000` for Exchange Online).
+    #[serde(rename = "resourceAppId")]
+    pub resource_app_id: String,
+    /// The permissions.
+    #[serde(rename = "resourceAccess", default)]
+    pub resource_access: Vec<ResourceAccess>,
 }
 
 /// An app registration.
@@ -184,6 +239,16 @@ pub struct AppConfig {
     /// RestrictAccess`): the only mailboxes app-only Graph requests of this app may open.
     /// `None` = every mailbox of the tenant (no policy).
     pub application_access_policy: Option<Vec<String>>,
+    /// The permissions the app declares (Graph's `requiredResourceAccess`, the portal's "API
+    /// permissions"). Declaring grants nothing: consent does (`consented`, `admin_consents`,
+    /// `app_roles_granted`). A delegated `.default` request asks for the declared ones.
+    pub required_resource_access: Vec<RequiredResourceAccess>,
+    /// Whether the app has a service principal in its home tenant. The portal creates one with
+    /// the registration (default true); Graph's `POST /applications` does not, until
+    /// `POST /servicePrincipals` or a consent.
+    pub service_principal: bool,
+    /// Free text of the registration (Graph's `notes`).
+    pub notes: Option<String>,
 }
 
 impl Default for AppConfig {
@@ -202,6 +267,9 @@ impl Default for AppConfig {
             access_token_lifetime_secs: None,
             graph_roles_granted: vec![],
             application_access_policy: None,
+            required_resource_access: vec![],
+            service_principal: true,
+            notes: None,
         }
     }
 }
@@ -433,10 +501,7 @@ impl EmulatorConfig {
                 display_name: "mailconnect service".into(),
                 home_tenant: EXAMPLE_TENANT_ID.into(),
                 sign_in_audience: SignInAudience::AzureAdMyOrg,
-                secrets: vec![ClientSecret {
-                    value: SERVICE_APP_SECRET.into(),
-                    expires_at: None,
-                }],
+                secrets: vec![ClientSecret::new(SERVICE_APP_SECRET, None)],
                 app_roles_granted: vec![
                     "IMAP.AccessAsApp".into(),
                     "POP.AccessAsApp".into(),
@@ -458,6 +523,19 @@ impl EmulatorConfig {
                 redirect_uris: vec![RedirectUri {
                     uri: "http://localhost".into(),
                     platform: Platform::Web,
+                }],
+                ..AppConfig::default()
+            },
+            AppConfig {
+                client_id: SETUP_APP_ID.into(),
+                display_name: "mailconnect setup".into(),
+                home_tenant: EXAMPLE_TENANT_ID.into(),
+                sign_in_audience: SignInAudience::AzureAdMultipleOrgs,
+                public_client: true,
+                allow_public_client_flows: true,
+                redirect_uris: vec![RedirectUri {
+                    uri: "http://localhost".into(),
+                    platform: Platform::MobileDesktop,
                 }],
                 ..AppConfig::default()
             },

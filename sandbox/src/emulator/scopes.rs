@@ -48,7 +48,48 @@ const GRAPH_SCOPES: &[&str] = &[
     "SMTP.Send",
     "Calendars.Read",
     "Contacts.Read",
+    "Organization.Read.All",
+    "Directory.Read.All",
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "DelegatedPermissionGrant.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
 ];
+
+/// Delegated permissions only an administrator can consent to ("Admin consent required: Yes");
+/// an ordinary user asking for one gets "Need admin approval" (AADSTS90094) even where users
+/// may consent.
+const ADMIN_ONLY: &[&str] = &[
+    "User.Read.All",
+    "Organization.Read.All",
+    "Directory.Read.All",
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "DelegatedPermissionGrant.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+];
+
+/// Every delegated permission the emulator knows on a resource ([`EXCHANGE`] or [`GRAPH`]),
+/// in catalog spelling.
+pub fn catalog(family: &str) -> &'static [&'static str] {
+    if family == EXCHANGE {
+        EXCHANGE_SCOPES
+    } else {
+        GRAPH_SCOPES
+    }
+}
+
+/// Every permission of a resource as scopes (for the `scp` claim of consented permissions).
+pub fn catalog_scopes(family: &'static str) -> Vec<Scope> {
+    catalog(family)
+        .iter()
+        .map(|n| Scope::Resource {
+            family,
+            resource: family.to_string(),
+            name: n.to_string(),
+        })
+        .collect()
+}
 
 /// OpenID Connect scopes (no resource).
 pub const OIDC: &[&str] = &["openid", "profile", "email", "offline_access"];
@@ -118,6 +159,12 @@ impl Scope {
         }
     }
 
+    /// Whether only an administrator may consent to it.
+    pub fn admin_only(&self) -> bool {
+        matches!(self, Scope::Resource { family, name, .. }
+            if *family == GRAPH && ADMIN_ONLY.iter().any(|a| a.eq_ignore_ascii_case(name)))
+    }
+
     /// A sentence for the consent page.
     pub fn describe(&self) -> String {
         match self {
@@ -141,6 +188,16 @@ impl Scope {
                     "mail.read" => "Read your mail",
                     "mail.readwrite" => "Read and write access to your mail",
                     "mail.send" => "Send mail as you",
+                    "organization.read.all" => "Read organization information",
+                    "directory.read.all" => "Read directory data",
+                    "application.read.all" => "Read applications",
+                    "application.readwrite.all" => "Read and write all applications",
+                    "delegatedpermissiongrant.readwrite.all" => {
+                        "Manage all delegated permission grants"
+                    }
+                    "approleassignment.readwrite.all" => {
+                        "Manage app permission grants and app role assignments"
+                    }
                     ".default" => "All permissions configured for the app",
                     _ => "Access your data",
                 };

@@ -596,6 +596,10 @@ impl State {
         for_tenant: bool,
     ) {
         let list: Vec<String> = scopes.iter().map(Scope::display).collect();
+        // A consent creates the app's service principal in the tenant (Entra does, for
+        // multi-tenant apps in other tenants too).
+        let tenant = self.user(upn).map(|u| u.tenant.clone()).unwrap_or_default();
+        self.ensure_service_principal(&tenant, client_id);
         let target = if for_tenant {
             let tenant = self.user(upn).map(|u| u.tenant.clone()).unwrap_or_default();
             self.config
@@ -627,6 +631,54 @@ impl State {
                     scopes: list,
                 }),
             }
+        }
+    }
+
+    /// Whether `client_id` has a service principal in `tenant`: created there (Graph, a
+    /// consent), its home tenant's unless Graph created the app without one, or a consent of
+    /// the configuration for it in that tenant.
+    pub fn has_service_principal(&self, tenant: &str, client_id: &str) -> bool {
+        let Some(t) = self.tenant(tenant) else {
+            return false;
+        };
+        if t.personal {
+            return false;
+        }
+        let same = |c: &str| c.eq_ignore_ascii_case(client_id);
+        self.app(client_id)
+            .is_some_and(|a| a.service_principal && a.home_tenant.eq_ignore_ascii_case(tenant))
+            || t.service_principals.iter().any(|c| same(c))
+            || t.admin_consents.iter().any(|g| same(&g.client_id))
+            || self.config.users.iter().any(|u| {
+                u.tenant.eq_ignore_ascii_case(tenant)
+                    && u.consented.iter().any(|g| same(&g.client_id))
+            })
+    }
+
+    /// Create `client_id`'s service principal in `tenant` unless it has one.
+    pub fn ensure_service_principal(&mut self, tenant: &str, client_id: &str) {
+        if self.has_service_principal(tenant, client_id) || self.app(client_id).is_none() {
+            return;
+        }
+        let home = self
+            .app(client_id)
+            .is_some_and(|a| a.home_tenant.eq_ignore_ascii_case(tenant));
+        if home {
+            if let Some(a) = self
+                .config
+                .apps
+                .iter_mut()
+                .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+            {
+                a.service_principal = true;
+            }
+        } else if let Some(t) = self
+            .config
+            .tenants
+            .iter_mut()
+            .find(|t| t.id.eq_ignore_ascii_case(tenant))
+        {
+            t.service_principals.push(client_id.to_string());
         }
     }
 

@@ -694,16 +694,7 @@ pub(crate) fn issue_delegated(
         return Err(errors::consent_required(&app.client_id, &app.display_name));
     }
     // scp: every consented permission of the resource (Microsoft lists all consented ones).
-    let catalog = scopes::parse(
-        if family == scopes::EXCHANGE {
-            "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/POP.AccessAsUser.All https://outlook.office.com/SMTP.Send https://outlook.office.com/EWS.AccessAsUser.All https://outlook.office.com/EAS.AccessAsUser.All https://outlook.office.com/Mail.Read https://outlook.office.com/Mail.ReadWrite https://outlook.office.com/Mail.Send https://outlook.office.com/User.Read"
-        } else {
-            "User.Read User.ReadBasic.All Mail.Read Mail.ReadBasic Mail.ReadWrite Mail.Send Mail.Read.Shared Mail.ReadWrite.Shared Mail.Send.Shared MailboxSettings.Read MailboxSettings.ReadWrite IMAP.AccessAsUser.All POP.AccessAsUser.All SMTP.Send Calendars.Read Contacts.Read"
-        },
-        "",
-        "",
-    )
-    .unwrap_or_default();
+    let catalog = scopes::catalog_scopes(family);
     let missing = st.missing_consent(&user.upn, &app.client_id, &catalog);
     let mut granted: Vec<Scope> = catalog
         .into_iter()

@@ -1,7 +1,7 @@
 //! Who calls (the bearer token), which mailbox the request is for, and whether the caller may
 //! do what it asks there (scopes, app roles, FullAccess, the application access policy).
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 
 use super::errors::{self, GraphError};
 use super::GRAPH_APP_ID;
@@ -250,10 +250,6 @@ pub(crate) fn check_profile(p: &Principal, t: &Target) -> Result<(), GraphError>
     if ok {
         Ok(())
     } else {
-        Err(GraphError::new(
-            StatusCode::FORBIDDEN,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-        ))
+        Err(super::directory::insufficient_privileges())
     }
 }

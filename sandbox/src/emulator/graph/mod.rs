@@ -6,6 +6,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod backend;
+pub(crate) mod directory;
 pub(crate) mod errors;
 pub(crate) mod ids;
 pub(crate) mod imap;
@@ -511,6 +512,9 @@ async fn dispatch(
         let st = shared.lock();
         auth::authenticate(&st, &shared.key, &shared.base_url, &headers)?
     };
+    if segs.get(1).is_some_and(|s| directory::is_directory(s)) {
+        return directory_request(&shared, &principal, &method, &uri, &segs[1..], body, ids).await;
+    }
     let (who, rest) = match segs.get(1).map(String::as_str) {
         Some("me") => (Who::Me, &segs[2..]),
         Some("users") if segs.len() >= 3 => (Who::User(segs[2].clone()), &segs[3..]),
@@ -587,6 +591,54 @@ async fn dispatch(
     .await;
     match outage {
         // The work is done (or failed); the gateway answers its error all the same.
+        Some(o) => Ok(outage_answer(&o, ids)),
+        None => answer,
+    }
+}
+
+/// A directory request (`/organization`, `/applications`, `/servicePrincipals`,
+/// `/oauth2PermissionGrants`): the throttling and outage switches apply as to mail requests.
+async fn directory_request(
+    shared: &Arc<Shared>,
+    principal: &Principal,
+    method: &Method,
+    uri: &Uri,
+    segs: &[String],
+    body: Body,
+    ids: &RequestIds,
+) -> Result<Response, GraphError> {
+    if let Some(e) = throttled(shared, false) {
+        return Err(e);
+    }
+    let outage = outage_hit(shared, false);
+    if let Some(o) = &outage {
+        shared.lock().stats.graph_outage_answers += 1;
+        if !o.after_processing {
+            return Ok(outage_answer(o, ids));
+        }
+    }
+    let limit = shared.lock().config.graph.max_request_bytes;
+    let body = if matches!(*method, Method::POST | Method::PATCH | Method::PUT) {
+        read_body(body, limit).await?
+    } else {
+        Bytes::new()
+    };
+    let query: HashMap<String, String> =
+        super::form_map(uri.query().unwrap_or_default().as_bytes());
+    let answer = {
+        let mut st = shared.lock();
+        directory::handle(
+            &mut st,
+            principal,
+            &shared.base_url,
+            method,
+            segs,
+            &query,
+            &body,
+            ids,
+        )
+    };
+    match outage {
         Some(o) => Ok(outage_answer(&o, ids)),
         None => answer,
     }
