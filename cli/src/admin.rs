@@ -562,13 +562,29 @@ fn state_text(s: &mailconnect_core::Status) -> String {
 
 /// Shows the sign-in to a person: the device code on stdout (scripts read it there), the URL on
 /// stderr, and a countdown spinner until the sign-in completes or expires.
-struct Terminal {
+pub(crate) struct Terminal {
     json: bool,
     timeout: Duration,
     spinner: Mutex<Spinner>,
 }
 
 impl Terminal {
+    /// A terminal observer; `timeout` is how long the browser sign-in may take.
+    pub(crate) fn new(json: bool, timeout: Duration) -> Terminal {
+        Terminal {
+            json,
+            timeout,
+            spinner: Mutex::new(Spinner::none()),
+        }
+    }
+
+    /// Stop the spinner (before printing the result).
+    pub(crate) fn done(&self) {
+        if let Ok(mut s) = self.spinner.lock() {
+            *s = Spinner::none();
+        }
+    }
+
     fn wait(&self, message: String, deadline: Instant) {
         let spinner = Spinner::countdown(self.json, message, deadline);
         if let Ok(mut s) = self.spinner.lock() {

@@ -12,6 +12,7 @@ mod progress;
 #[cfg(unix)]
 mod sandbox;
 mod service;
+mod setup;
 #[cfg(windows)]
 mod winservice;
 
@@ -46,6 +47,10 @@ enum Command {
         #[arg(long)]
         lib: Option<std::path::PathBuf>,
     },
+    /// Tenant setup through Microsoft Graph: create the app registration with one administrator
+    /// sign-in (register), or find what is wrong with one (check).
+    #[command(subcommand)]
+    Admin(setup::AdminCommand),
     /// App registrations (tenant, client id, secret) shared by many accounts.
     #[command(subcommand)]
     Registration(admin::RegistrationCommand),
@@ -141,6 +146,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         #[cfg(unix)]
         Command::Demo { lib } => rt.block_on(demo::run(lib)),
+        Command::Admin(cmd) => rt.block_on(setup::run(cmd, &cli.store, lang)),
         Command::Registration(cmd) => admin::registration(cmd, &cli.store, lang),
         Command::Account(cmd) => admin::account(cmd, &cli.store, lang),
         Command::Proxy(cmd) => rt.block_on(admin::proxy(cmd, &cli.store, lang)),

@@ -25,6 +25,7 @@ pub mod oauth;
 pub mod platform;
 pub mod provider;
 pub mod refresher;
+pub mod setup;
 pub mod store;
 pub mod sysproxy;
 pub mod tls;

@@ -60,6 +60,12 @@ const SECTIONS: &[Section] = &[
         store: false,
     },
     Section {
+        title: "Tenant setup",
+        about: "A setup wizard's two calls: create the app registration through Microsoft Graph with one administrator sign-in, and check one.",
+        prefixes: &["mc_admin_"],
+        store: false,
+    },
+    Section {
         title: "Accounts",
         about: "Mailboxes, their settings and their status (read from the store only).",
         prefixes: &["mc_account_"],

@@ -8,7 +8,7 @@ use mailconnect_core::{ConnectObserver, ConnectOptions, ConnectStage, Protocol};
 
 use crate::cancel::mc_cancel;
 use crate::client::{client_arg, mc_client};
-use crate::guard::{c_string, call, give_json, id_arg, out_arg};
+use crate::guard::{c_string, call, give_json, id_arg, out_arg, str_arg};
 use crate::status::{FfiError, MC_E_INVALID_ARGUMENT};
 
 /// The version of `mc_connect_callbacks` this header describes.
@@ -252,6 +252,130 @@ pub unsafe extern "C" fn mc_account_test(
         };
         let protos = protocols_of(protocols & !MC_TEST_SEND_PROBE)?;
         let report = cl.run(cancel, async |t| cl.client.test(id, &protos, opts, t).await)?;
+        // SAFETY: checked writable above.
+        unsafe { give_json(out_report_json, &report) }
+    })
+}
+
+/// Parse an options JSON string into `T` (`MC_E_INVALID_ARGUMENT` with serde's reason).
+fn options<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, FfiError> {
+    serde_json::from_str(json).map_err(|e| {
+        FfiError::from(mailconnect_core::Error::invalid(
+            "options_json",
+            format!("the options are not valid: {e}"),
+        ))
+    })
+}
+
+/// Tenant setup for a vendor's setup wizard: an administrator signs in once (browser or device
+/// code, through `callbacks` as with `mc_account_connect`) to the vendor's setup registration,
+/// and mailconnect creates through Microsoft Graph the app registration it needs (public client,
+/// `http://localhost` under "Mobile and desktop applications", public client flows on, the
+/// IMAP/POP/SMTP permissions, admin consent for the organisation; optionally Graph's mail
+/// permissions and app-only access with a client secret), stores it, and reads it back.
+///
+/// `options_json`: `{"setup_registration": "...", "registration_id": "...", "display_name":
+/// "...", "flow": "browser" | "device_code", "login_hint": "...", "graph": bool, "app_only":
+/// bool, "secret_days": 1..730, "replace": bool}` (only the first two are required). The report
+/// JSON has `tenant_id`, `tenant_name`, `client_id`, `registration_id`, `app_registration_id`,
+/// `secret_expires`, `steps` (each `request`, `en`, `de`), `exchange_steps` (PowerShell for
+/// app-only access) and `findings` (each `code`, `severity`, `detail_en`, `detail_de`; empty when
+/// everything is as needed). The client secret is stored sealed and appears in no output.
+///
+/// # Ownership
+/// `*out_report_json` is a new string; free it with `mc_string_free`. `callbacks` is read during
+/// the call only; NULL = system browser, device code to the log.
+///
+/// # Threads
+/// any thread except a mailconnect callback thread. Callbacks run on mailconnect threads.
+///
+/// # Errors
+/// `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_INVALID_ARGUMENT` (options, an existing
+/// registration id without `replace`), `MC_E_NOT_FOUND` (the setup registration),
+/// `MC_E_AUTHORIZATION_DENIED` (the administrator declined, or lacks the rights:
+/// `MC-SETUP-INSUFFICIENT-PRIVILEGES` in the diagnostic), `MC_E_PROVIDER_CONFIGURATION`,
+/// `MC_E_TIMEOUT`, `MC_E_CANCELLED`, `MC_E_NETWORK`, `MC_E_TLS`, `MC_E_PROVIDER_UNAVAILABLE`,
+/// `MC_E_STORE`.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `options_json` NUL-terminated; `callbacks` NULL or valid
+/// with callbacks callable from any thread until the call returns; `cancel` NULL or from
+/// `mc_cancel_new`; `out_report_json` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_admin_register(
+    client: *mut mc_client,
+    options_json: *const c_char,
+    callbacks: *const mc_connect_callbacks,
+    cancel: *mut mc_cancel,
+    out_report_json: *mut *mut c_char,
+) -> i32 {
+    call(|| {
+        out_arg(out_report_json, "out_report_json")?;
+        // SAFETY: contract of this export.
+        let (cl, json) = unsafe { (client_arg(client)?, str_arg(options_json, "options_json")?) };
+        let opts: mailconnect_core::setup::RegisterOptions = options(json)?;
+        // SAFETY: NULL or valid for the call (contract).
+        let observer = unsafe { HostObserver::new(callbacks)? };
+        let report = cl.run(cancel, async |t| {
+            cl.client.admin_register(&opts, &observer, t).await
+        })?;
+        // SAFETY: checked writable above.
+        unsafe { give_json(out_report_json, &report) }
+    })
+}
+
+/// Read the stored registration `registration_id` back through Microsoft Graph (an
+/// administrator signs in to the setup registration) and report every deviation from what
+/// mailconnect needs, each with the catalog code the sign-in would fail with: redirect URI not
+/// under "Mobile and desktop applications" (or under Web), public client flows off, a missing
+/// permission, admin consent missing for the organisation, a client secret or certificate expired
+/// or expiring within 30 days, a single-tenant app signed in at `common`.
+///
+/// `options_json`: `{"setup_registration": "...", "flow", "login_hint", "graph": bool,
+/// "app_only": bool}` (`graph` defaults to whether an account of the registration uses Graph,
+/// `app_only` to whether it has a client secret). The report JSON has `registration_id`,
+/// `client_id`, `tenant_id`, `display_name`, `graph`, `app_only`, `findings` (as for
+/// `mc_admin_register`, errors first) and `ok` (no error among them). Deviations are in the
+/// report, not the status.
+///
+/// # Ownership
+/// `*out_report_json` is a new string; free it with `mc_string_free`.
+///
+/// # Threads
+/// any thread except a mailconnect callback thread. Callbacks run on mailconnect threads.
+///
+/// # Errors
+/// as `mc_admin_register`; `MC_E_NOT_FOUND` also for an unknown `registration_id`.
+///
+/// # Safety
+/// `client` from `mc_client_open`; `registration_id` and `options_json` NUL-terminated;
+/// `callbacks` NULL or valid until the call returns; `cancel` NULL or from `mc_cancel_new`;
+/// `out_report_json` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mc_admin_check(
+    client: *mut mc_client,
+    registration_id: *const c_char,
+    options_json: *const c_char,
+    callbacks: *const mc_connect_callbacks,
+    cancel: *mut mc_cancel,
+    out_report_json: *mut *mut c_char,
+) -> i32 {
+    call(|| {
+        out_arg(out_report_json, "out_report_json")?;
+        // SAFETY: contract of this export.
+        let (cl, id, json) = unsafe {
+            (
+                client_arg(client)?,
+                id_arg(registration_id, "registration_id")?,
+                str_arg(options_json, "options_json")?,
+            )
+        };
+        let opts: mailconnect_core::setup::CheckOptions = options(json)?;
+        // SAFETY: NULL or valid for the call (contract).
+        let observer = unsafe { HostObserver::new(callbacks)? };
+        let report = cl.run(cancel, async |t| {
+            cl.client.admin_check(id, &opts, &observer, t).await
+        })?;
         // SAFETY: checked writable above.
         unsafe { give_json(out_report_json, &report) }
     })

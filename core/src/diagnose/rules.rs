@@ -462,6 +462,8 @@ pub(crate) fn kind(kind: ErrorKind, http_status: Option<u16>) -> &'static str {
 /// somewhere, and that every entry is either recognised from texts or listed here.
 pub const RAISED_BY_LIBRARY: &[&str] = &[
     "MC-NO-REFRESH-TOKEN",
+    "MC-CLIENT-SECRET-EXPIRING",
+    "MC-SETUP-INSUFFICIENT-PRIVILEGES",
     "MC-PROXY-BLOCKED",
     "MC-IDP-RESPONSE-UNREADABLE",
     "MC-DEVICE-CODE-EXPIRED",
