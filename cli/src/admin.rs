@@ -69,6 +69,9 @@ pub enum RegistrationCommand {
         /// Another login host (e.g. the sandbox emulator).
         #[arg(long)]
         authority_host: Option<String>,
+        /// Another Microsoft Graph host (e.g. the sandbox emulator).
+        #[arg(long)]
+        graph_host: Option<String>,
         /// Read the client secret from this environment variable.
         #[arg(long, conflicts_with = "secret_stdin")]
         secret_env: Option<String>,
@@ -403,6 +406,7 @@ pub fn registration(cmd: RegistrationCommand, store: &StoreArgs, lang: Language)
             tenant,
             client_id,
             authority_host,
+            graph_host,
             secret_env,
             secret_stdin,
         } => {
@@ -424,6 +428,9 @@ pub fn registration(cmd: RegistrationCommand, store: &StoreArgs, lang: Language)
             }
             if let Some(h) = authority_host {
                 reg["authority_host"] = json!(h);
+            }
+            if let Some(h) = graph_host {
+                reg["graph_host"] = json!(h);
             }
             if let Some(s) = secret {
                 reg["client_secret"] = json!(s);
