@@ -56,6 +56,9 @@ pub struct SignInOutcome {
     /// Text of the last emulator page when the flow ended on one (device flow: "You have signed
     /// in ..." or "You have declined ...").
     pub final_page: Option<String>,
+    /// Text of the "Need admin approval" page (AADSTS90094) when the flow passed it (the user
+    /// can only return to the app from there).
+    pub admin_approval: Option<String>,
 }
 
 impl SignInOutcome {
@@ -364,7 +367,10 @@ impl ScriptedBrowser {
                         }
                     }
                 }
-                "adminApprovalForm" => button = press("cancel"),
+                "adminApprovalForm" => {
+                    out.admin_approval = Some(html::text(&body));
+                    button = press("cancel");
+                }
                 "deviceConfirmForm" => {
                     button = press(if script.consent == Consent::Decline {
                         "no"

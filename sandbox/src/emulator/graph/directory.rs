@@ -36,145 +36,31 @@ const MICROSOFT_SERVICES_TENANT: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
 /// OAuth articles), as `(resource app id, "Scope" | "Role", value, id)`. A permission not listed
 /// gets a stable id derived from its resource, kind and value ([`permission_id`]); clients look
 /// ids up by value on the service principals, so nothing depends on them being Microsoft's.
+#[rustfmt::skip]
 const KNOWN_IDS: &[(&str, &str, &str, &str)] = &[
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "openid",
-        "37f7f235-527c-4136-accd-4a02d197296e",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "profile",
-        "14dad69e-099b-42c9-810b-d002981feec1",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "email",
-        "64a6cdd6-aab1-4aaf-94b8-3cc8405e90d0",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "offline_access",
-        "7427e0e9-2fba-42fe-b0c0-848c9e6a8182",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "User.Read",
-        "e1fe6dd8-ba31-4d61-89e7-88639da4683d",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "Mail.Read",
-        "570282fd-fa5c-430d-a7fd-fc8dc98a9dca",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "Mail.ReadWrite",
-        "024d486e-b451-40bb-833d-3e66d98c5c73",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "Mail.Send",
-        "e383f46e-2787-4529-855e-0e479a3ffac0",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "IMAP.AccessAsUser.All",
-        "652390e4-393a-48de-9484-05f9b1212954",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "SMTP.Send",
-        "258f6531-6087-4cc4-bb90-092c5fb3ed3f",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "Directory.Read.All",
-        "06da0dbc-49e2-44d2-8312-53f166ab848a",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "Application.Read.All",
-        "c79f8feb-a9db-4090-85f9-90d820caa0eb",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "Application.ReadWrite.All",
-        "bdfbf15f-ee85-4955-8675-146e8e5296b5",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "DelegatedPermissionGrant.ReadWrite.All",
-        "41ce6ca6-6826-4807-84f1-1c82854f7ee5",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Scope",
-        "AppRoleAssignment.ReadWrite.All",
-        "84bccea3-f856-4a8a-967b-dbe0a3d53a64",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Role",
-        "Mail.Send",
-        "b633e1c5-b582-4048-a93e-9f11b44c7e96",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Role",
-        "Mail.ReadWrite",
-        "e2a3a72e-5f79-4c64-b1b1-878b674786c9",
-    ),
-    (
-        GRAPH_APP_ID,
-        "Role",
-        "Mail.Read",
-        "810c84a8-4a9e-49e6-bf7d-12d183f40d01",
-    ),
-    (
-        EXCHANGE_APP_ID,
-        "Scope",
-        "EWS.AccessAsUser.All",
-        "3b5f3d61-589b-4a3c-a359-5dd4b5ee5bd5",
-    ),
-    (
-        EXCHANGE_APP_ID,
-        "Role",
-        "IMAP.AccessAsApp",
-        "5e5addcd-3e8d-4e90-baf5-964efab2b20a",
-    ),
-    (
-        EXCHANGE_APP_ID,
-        "Role",
-        "POP.AccessAsApp",
-        "cb842b43-da6e-4506-86fe-bb12199c656d",
-    ),
-    (
-        EXCHANGE_APP_ID,
-        "Role",
-        "SMTP.SendAsApp",
-        "7146a1f0-8703-45b3-9eae-527a64c00995",
-    ),
-    (
-        EXCHANGE_APP_ID,
-        "Role",
-        "full_access_as_app",
-        "dc890d15-9560-4a4c-9b7f-a736ec74ec40",
-    ),
+    (GRAPH_APP_ID, "Scope", "openid", "37f7f235-527c-4136-accd-4a02d197296e"),
+    (GRAPH_APP_ID, "Scope", "profile", "14dad69e-099b-42c9-810b-d002981feec1"),
+    (GRAPH_APP_ID, "Scope", "email", "64a6cdd6-aab1-4aaf-94b8-3cc8405e90d0"),
+    (GRAPH_APP_ID, "Scope", "offline_access", "7427e0e9-2fba-42fe-b0c0-848c9e6a8182"),
+    (GRAPH_APP_ID, "Scope", "User.Read", "e1fe6dd8-ba31-4d61-89e7-88639da4683d"),
+    (GRAPH_APP_ID, "Scope", "Mail.Read", "570282fd-fa5c-430d-a7fd-fc8dc98a9dca"),
+    (GRAPH_APP_ID, "Scope", "Mail.ReadWrite", "024d486e-b451-40bb-833d-3e66d98c5c73"),
+    (GRAPH_APP_ID, "Scope", "Mail.Send", "e383f46e-2787-4529-855e-0e479a3ffac0"),
+    (GRAPH_APP_ID, "Scope", "IMAP.AccessAsUser.All", "652390e4-393a-48de-9484-05f9b1212954"),
+    (GRAPH_APP_ID, "Scope", "SMTP.Send", "258f6531-6087-4cc4-bb90-092c5fb3ed3f"),
+    (GRAPH_APP_ID, "Scope", "Directory.Read.All", "06da0dbc-49e2-44d2-8312-53f166ab848a"),
+    (GRAPH_APP_ID, "Scope", "Application.Read.All", "c79f8feb-a9db-4090-85f9-90d820caa0eb"),
+    (GRAPH_APP_ID, "Scope", "Application.ReadWrite.All", "bdfbf15f-ee85-4955-8675-146e8e5296b5"),
+    (GRAPH_APP_ID, "Scope", "DelegatedPermissionGrant.ReadWrite.All", "41ce6ca6-6826-4807-84f1-1c82854f7ee5"),
+    (GRAPH_APP_ID, "Scope", "AppRoleAssignment.ReadWrite.All", "84bccea3-f856-4a8a-967b-dbe0a3d53a64"),
+    (GRAPH_APP_ID, "Role", "Mail.Send", "b633e1c5-b582-4048-a93e-9f11b44c7e96"),
+    (GRAPH_APP_ID, "Role", "Mail.ReadWrite", "e2a3a72e-5f79-4c64-b1b1-878b674786c9"),
+    (GRAPH_APP_ID, "Role", "Mail.Read", "810c84a8-4a9e-49e6-bf7d-12d183f40d01"),
+    (EXCHANGE_APP_ID, "Scope", "EWS.AccessAsUser.All", "3b5f3d61-589b-4a3c-a359-5dd4b5ee5bd5"),
+    (EXCHANGE_APP_ID, "Role", "IMAP.AccessAsApp", "5e5addcd-3e8d-4e90-baf5-964efab2b20a"),
+    (EXCHANGE_APP_ID, "Role", "POP.AccessAsApp", "cb842b43-da6e-4506-86fe-bb12199c656d"),
+    (EXCHANGE_APP_ID, "Role", "SMTP.SendAsApp", "7146a1f0-8703-45b3-9eae-527a64c00995"),
+    (EXCHANGE_APP_ID, "Role", "full_access_as_app", "dc890d15-9560-4a4c-9b7f-a736ec74ec40"),
 ];
 
 /// Application permissions (app roles) of Exchange Online and Graph the emulator knows.
@@ -1043,6 +929,11 @@ fn add_password(r: &mut Req, app_id: &str) -> Result<Response, GraphError> {
         })?,
         None => t,
     };
+    if end <= start {
+        return Err(bad(
+            "The endDateTime of a password credential must be after its startDateTime.",
+        ));
+    }
     // Entra's secrets: 40 characters with a `~` after the hint's 3 and 2 more.
     let raw = random_token(40);
     let value = format!("{}8Q~{}", &raw[..3], &raw[6..]);
