@@ -1291,7 +1291,7 @@ async fn the_control_api_works_over_http() {
     let c = http();
     let base = format!("{}/_sandbox", emu.base_url());
     let cfg = get_json(format!("{base}/config")).await;
-    assert_eq!(cfg["apps"].as_array().unwrap().len(), 3);
+    assert_eq!(cfg["apps"].as_array().unwrap().len(), 4);
     let user = serde_json::json!({"upn": "frank@example.test", "password": "pw", "display_name": "Frank", "tenant": TENANT,
         "consented": [{"client_id": DESKTOP_APP_ID, "scopes": ["*"]}]});
     assert_eq!(
