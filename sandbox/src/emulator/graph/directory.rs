@@ -373,16 +373,27 @@ impl Req<'_> {
 }
 
 /// Every directory request (after the bearer token was validated).
+/// What a directory request asks: method, path below `/v1.0`, query and body.
+pub(crate) struct Call<'a> {
+    pub method: &'a Method,
+    pub segs: &'a [String],
+    pub query: &'a std::collections::HashMap<String, String>,
+    pub body: &'a [u8],
+}
+
 pub(crate) fn handle(
     st: &mut St,
     p: &Principal,
     base: &str,
-    method: &Method,
-    segs: &[String],
-    query: &std::collections::HashMap<String, String>,
-    body: &[u8],
+    call: Call<'_>,
     ids: &RequestIds,
 ) -> Result<Response, GraphError> {
+    let Call {
+        method,
+        segs,
+        query,
+        body,
+    } = call;
     let (entity, key) = split_key(&segs[0])?;
     let rest: Vec<&str> = segs[1..].iter().map(String::as_str).collect();
     let mut r = Req {
@@ -554,7 +565,7 @@ pub(crate) fn handle(
                     let scope = body["scope"]
                         .as_str()
                         .ok_or_else(|| bad("Only 'scope' can be changed."))?;
-                    let values = check_scope(&g.resource_app, scope)?;
+                    let values = check_scope(g.resource_app, scope)?;
                     set_grant_part(r.st, &r.tid, &g, Some(values));
                     Ok(errors::empty(StatusCode::NO_CONTENT, ids))
                 }

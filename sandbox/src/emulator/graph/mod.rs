@@ -627,16 +627,13 @@ async fn directory_request(
         super::form_map(uri.query().unwrap_or_default().as_bytes());
     let answer = {
         let mut st = shared.lock();
-        directory::handle(
-            &mut st,
-            principal,
-            &shared.base_url,
+        let call = directory::Call {
             method,
             segs,
-            &query,
-            &body,
-            ids,
-        )
+            query: &query,
+            body: &body,
+        };
+        directory::handle(&mut st, principal, &shared.base_url, call, ids)
     };
     match outage {
         Some(o) => Ok(outage_answer(&o, ids)),
