@@ -45,8 +45,10 @@ use crate::provider::{self, Profile};
 
 pub use plan::{Finding, Severity, Wanted};
 
-/// The delegated Graph permissions the setup registration needs.
+/// The delegated Graph permissions the setup registration needs (`User.Read` for the
+/// organisation's id and name, `GET /organization`).
 pub const SETUP_SCOPES: &[&str] = &[
+    "User.Read",
     "Application.ReadWrite.All",
     "DelegatedPermissionGrant.ReadWrite.All",
     "AppRoleAssignment.ReadWrite.All",
@@ -376,9 +378,47 @@ impl Client {
             .chain(["openid".to_string(), "profile".to_string()])
             .collect();
         profile.consent_scopes.clear();
+        let grant = self
+            .admin_grant(&setup, &profile, flow, login_hint, observer, cancel)
+            .await
+            .map_err(|e| {
+                // Declined, or "Need admin approval", at the setup app's permissions: not an
+                // administrator, or one who did not accept them.
+                match crate::diagnose::code_for(&e, Default::default()) {
+                    "MC-CONSENT-DECLINED" | "MC-ADMIN-CONSENT-REQUIRED" | "MC-CONSENT-REQUIRED" => {
+                        e.with_code("MC-SETUP-INSUFFICIENT-PRIVILEGES")
+                    }
+                    _ => e,
+                }
+            })?;
+        // The token names the administrator's tenant; the registration is created there.
+        let claims =
+            identity::jwt_payload(grant.access_token.expose_secret()).unwrap_or(Value::Null);
+        let scp = claims["scp"].as_str().unwrap_or_default();
+        if !scp.is_empty()
+            && !scp
+                .split(' ')
+                .any(|s| s.eq_ignore_ascii_case("Application.ReadWrite.All"))
+        {
+            return Err(Error::new(ErrorKind::AuthorizationDenied, "the administrator's token lacks Application.ReadWrite.All: the setup app's permissions were not consented")
+                .with_code("MC-SETUP-INSUFFICIENT-PRIVILEGES"));
+        }
+        Ok((grant.access_token, graph.base, setup))
+    }
+
+    /// The setup app's token for `profile`, by device code or in the browser.
+    async fn admin_grant(
+        &self,
+        setup: &Registration,
+        profile: &Profile,
+        flow: Option<Flow>,
+        login_hint: Option<&str>,
+        observer: &dyn ConnectObserver,
+        cancel: &CancellationToken,
+    ) -> Result<token::TokenGrant> {
         let timeout = Duration::from_secs(900);
         let deadline = std::time::Instant::now() + timeout;
-        let ep = self.token_endpoint(&setup, &profile);
+        let ep = self.token_endpoint(setup, profile);
         let grant = match flow.unwrap_or(Flow::Browser) {
             Flow::DeviceCode => {
                 let url = profile
@@ -413,7 +453,7 @@ impl Client {
                     Loopback::bind(setup.redirect_uri.as_deref().unwrap_or("http://localhost"))
                         .await?;
                 let req = browser::authorization_request(
-                    &profile,
+                    profile,
                     &AuthorizeParams {
                         client_id: &setup.client_id,
                         redirect_uri: lb.redirect_uri(),
@@ -455,19 +495,7 @@ impl Client {
                 ))
             }
         };
-        // The token names the administrator's tenant; the registration is created there.
-        let claims =
-            identity::jwt_payload(grant.access_token.expose_secret()).unwrap_or(Value::Null);
-        let scp = claims["scp"].as_str().unwrap_or_default();
-        if !scp.is_empty()
-            && !scp
-                .split(' ')
-                .any(|s| s.eq_ignore_ascii_case("Application.ReadWrite.All"))
-        {
-            return Err(Error::new(ErrorKind::AuthorizationDenied, "the administrator's token lacks Application.ReadWrite.All: the setup app's permissions were not consented")
-                .with_code("MC-SETUP-INSUFFICIENT-PRIVILEGES"));
-        }
-        Ok((grant.access_token, graph.base, setup))
+        Ok(grant)
     }
 
     /// Create the app registration mailconnect needs in the administrator's tenant through
