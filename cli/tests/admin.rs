@@ -25,6 +25,131 @@ fn ok(c: &mut Command) -> String {
     text
 }
 
+/// Run `cmd`, which prints a device code message as its first line; sign in with `script` as a
+/// person would; its exit status and the rest of its standard output.
+async fn with_device_sign_in(
+    cmd: &mut Command,
+    script: &SignIn,
+) -> (std::process::ExitStatus, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (message, mut reader) = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        (first, reader)
+    })
+    .await
+    .unwrap();
+    let uri = message
+        .split_whitespace()
+        .find(|w| w.starts_with("http"))
+        .unwrap_or_else(|| panic!("no device code message: {message}"))
+        .to_string();
+    let code = message
+        .split("enter the code ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    ScriptedBrowser::new()
+        .complete_device_code(&uri, &code, script)
+        .await
+        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut tail = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut tail).unwrap();
+        (child.wait().unwrap(), tail)
+    })
+    .await
+    .unwrap()
+}
+
+/// `mailconnect admin register` creates the registration through the emulator's Graph with one
+/// administrator sign-in (device code) and stores it; `admin check` reads it back (in German).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_register_and_check_from_the_command_line() {
+    let mut config = EmulatorConfig::sandbox();
+    config.tokens.device_poll_interval_secs = 1;
+    let emulator = Emulator::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("cli.db");
+    let url = emulator.base_url().to_string();
+    ok(cli(&store).args([
+        "registration",
+        "add",
+        "--id",
+        "setup",
+        "--tenant",
+        "organizations",
+        "--client-id",
+        mailconnect_sandbox::SETUP_APP_ID,
+        "--authority-host",
+        &url,
+        "--graph-host",
+        &url,
+    ]));
+    let admin = SignIn {
+        user: "admin@example.test".into(),
+        password: "admin-password".into(),
+        mfa_code: Some("123456".into()),
+        consent: Consent::Accept,
+        deliver_redirect: true,
+    };
+    let (st, out) = with_device_sign_in(
+        cli(&store).args([
+            "admin",
+            "register",
+            "contoso",
+            "--setup-registration",
+            "setup",
+            "--flow",
+            "device",
+            "--name",
+            "Contoso mail",
+        ]),
+        &admin,
+    )
+    .await;
+    assert!(st.success(), "{out}");
+    assert!(out.contains("registered: contoso"), "{out}");
+    assert!(
+        out.contains("Created the app registration 'Contoso mail'")
+            && out.contains("Read back: everything as needed."),
+        "{out}"
+    );
+    let regs = ok(cli(&store).args(["registration", "list", "--json"]));
+    assert!(
+        regs.contains("\"id\":\"contoso\"")
+            && regs.contains(mailconnect_sandbox::EXAMPLE_TENANT_ID),
+        "{regs}"
+    );
+    let (st, out) = with_device_sign_in(
+        cli(&store)
+            .args([
+                "--lang",
+                "de",
+                "admin",
+                "check",
+                "contoso",
+                "--setup-registration",
+                "setup",
+                "--flow",
+                "device",
+            ])
+            .env("MAILCONNECT_LANG", "de"),
+        &admin,
+    )
+    .await;
+    assert!(st.success() && out.contains("alles wie benötigt"), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_account_connect_status_token_disconnect() {
     let mut config = EmulatorConfig::sandbox();
@@ -80,34 +205,6 @@ async fn registration_account_connect_status_token_disconnect() {
     assert!(status.contains("\"state\":\"not_connected\""), "{status}");
 
     // connect: read the device code message the command prints, sign in like a person would.
-    let mut child = cli(&store)
-        .args(["connect", "alice", "--flow", "device"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (message, mut reader) = tokio::task::spawn_blocking(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut first = String::new();
-        reader.read_line(&mut first).unwrap();
-        (first, reader)
-    })
-    .await
-    .unwrap();
-    let uri = message
-        .split_whitespace()
-        .find(|w| w.starts_with("http"))
-        .unwrap()
-        .to_string();
-    let code = message
-        .split("enter the code ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
     let script = SignIn {
         user: "alice@example.test".into(),
         password: "alice-password".into(),
@@ -115,17 +212,11 @@ async fn registration_account_connect_status_token_disconnect() {
         consent: Consent::Accept,
         deliver_redirect: true,
     };
-    ScriptedBrowser::new()
-        .complete_device_code(&uri, &code, &script)
-        .await
-        .unwrap();
-    let (st, tail) = tokio::task::spawn_blocking(move || {
-        let mut tail = String::new();
-        std::io::Read::read_to_string(&mut reader, &mut tail).unwrap();
-        (child.wait().unwrap(), tail)
-    })
-    .await
-    .unwrap();
+    let (st, tail) = with_device_sign_in(
+        cli(&store).args(["connect", "alice", "--flow", "device"]),
+        &script,
+    )
+    .await;
     assert!(
         st.success() && tail.contains("connected as alice@example.test"),
         "{tail}"
