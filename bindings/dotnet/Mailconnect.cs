@@ -9,6 +9,8 @@
 // subjects, attachments) and sends it over the account's transport (SMTP or Microsoft Graph);
 // GraphToken hands out a Microsoft Graph access token for the host's own Graph calls. Network: SetProxy stores the
 // proxy every connection takes (sealed with its password), GetProxy reads it back as a ProxyInfo without it.
+// Tenant setup for a vendor's setup wizard: AdminRegister creates the app registration through Microsoft Graph
+// with one administrator sign-in, AdminCheck reads one back and reports what deviates.
 #define TRACE // Trace.TraceError reports failures of host callbacks and event handlers (as MSBuild builds do).
 using System;
 using System.Collections.Generic;
@@ -133,6 +135,8 @@ namespace Mailconnect
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_connect(ClientHandle c, byte[] id, ref Callbacks cb, CancelHandle cancel);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_disconnect(ClientHandle c, byte[] id, CancelHandle cancel);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_account_test(ClientHandle c, byte[] id, uint protocols, CancelHandle cancel, out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_admin_register(ClientHandle c, byte[] optionsJson, ref Callbacks cb, CancelHandle cancel, out IntPtr reportJson);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_admin_check(ClientHandle c, byte[] registrationId, byte[] optionsJson, ref Callbacks cb, CancelHandle cancel, out IntPtr reportJson);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_token_get(ClientHandle c, byte[] id, CancelHandle cancel, out IntPtr token);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_sasl_xoauth2_get(ClientHandle c, byte[] id, CancelHandle cancel, out IntPtr sasl);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int mc_graph_token_get(ClientHandle c, byte[] id, CancelHandle cancel, out IntPtr token);
@@ -1307,38 +1311,55 @@ namespace Mailconnect
             return c;
         }
 
+        /// <summary>mc_connect_callbacks over the host's delegates (Connect, AdminRegister, AdminCheck). Exceptions
+        /// in the delegates are swallowed (they cannot cross the C boundary). The function pointers stay valid
+        /// while this object is reachable: GC.KeepAlive it after the native call.</summary>
+        private sealed class HostCallbacks
+        {
+            private readonly Native.DeviceCodeFn _device;
+            private readonly Native.OpenUrlFn _open;
+            private readonly Native.ProgressFn _progress;
+            /// <summary>The struct to pass by reference.</summary>
+            internal Native.Callbacks Value;
+
+            internal HostCallbacks(Action<string, string, string> onDeviceCode, Func<string, bool> onOpenUrl, Action<string> onProgress)
+            {
+                _device = (ud, code, uri, msg) =>
+                {
+                    try { if (onDeviceCode != null) onDeviceCode(Native.FromUtf8(code), Native.FromUtf8(uri), Native.FromUtf8(msg)); } catch { }
+                };
+                _open = (ud, url) =>
+                {
+                    try { return onOpenUrl != null && onOpenUrl(Native.FromUtf8(url)) ? 1 : 0; } catch { return 0; }
+                };
+                _progress = (ud, stage) =>
+                {
+                    try { if (onProgress != null) onProgress(Native.FromUtf8(stage)); } catch { }
+                };
+                Value = new Native.Callbacks
+                {
+                    Version = 1,
+                    UserData = IntPtr.Zero,
+                    OnOpenUrl = Marshal.GetFunctionPointerForDelegate(_open),
+                    OnDeviceCode = Marshal.GetFunctionPointerForDelegate(_device),
+                    OnProgress = Marshal.GetFunctionPointerForDelegate(_progress),
+                };
+            }
+        }
+
         /// <summary>Authorize the account. Callbacks run on a mailconnect thread (marshal to the UI yourself);
         /// onOpenUrl returns true when the host showed the page itself.</summary>
         public void Connect(string id, Action<string, string, string> onDeviceCode = null, Func<string, bool> onOpenUrl = null,
                             Action<string> onProgress = null, CancellationToken ct = default(CancellationToken))
         {
             // The delegates must stay alive for the whole native call.
-            Native.DeviceCodeFn device = (ud, code, uri, msg) =>
-            {
-                try { if (onDeviceCode != null) onDeviceCode(Native.FromUtf8(code), Native.FromUtf8(uri), Native.FromUtf8(msg)); } catch { }
-            };
-            Native.OpenUrlFn open = (ud, url) =>
-            {
-                try { return onOpenUrl != null && onOpenUrl(Native.FromUtf8(url)) ? 1 : 0; } catch { return 0; }
-            };
-            Native.ProgressFn progress = (ud, stage) =>
-            {
-                try { if (onProgress != null) onProgress(Native.FromUtf8(stage)); } catch { }
-            };
-            var cb = new Native.Callbacks
-            {
-                Version = 1,
-                UserData = IntPtr.Zero,
-                OnOpenUrl = Marshal.GetFunctionPointerForDelegate(open),
-                OnDeviceCode = Marshal.GetFunctionPointerForDelegate(device),
-                OnProgress = Marshal.GetFunctionPointerForDelegate(progress),
-            };
+            var cb = new HostCallbacks(onDeviceCode, onOpenUrl, onProgress);
             CancellationTokenRegistration reg;
             using (var c = NativeCancel(ct, out reg))
             using (reg)
             {
-                int rc = Native.mc_account_connect(_h, Native.Utf8(id), ref cb, c);
-                GC.KeepAlive(device); GC.KeepAlive(open); GC.KeepAlive(progress);
+                int rc = Native.mc_account_connect(_h, Native.Utf8(id), ref cb.Value, c);
+                GC.KeepAlive(cb);
                 Native.Check(rc);
             }
         }
@@ -1367,6 +1388,77 @@ namespace Mailconnect
         public Task<string> TestAsync(string id, Protocols protocols = Protocols.All, CancellationToken ct = default(CancellationToken))
         {
             return Task.Run(() => Test(id, protocols, ct));
+        }
+
+        // ---- tenant setup (a vendor's setup wizard) ----
+
+        /// <summary>Create the app registration mailconnect needs through Microsoft Graph with one administrator
+        /// sign-in to the vendor's setup registration (mc_admin_register), store it and read it back. optionsJson:
+        /// {"setup_registration": "...", "registration_id": "...", "display_name", "flow": "browser" | "device_code",
+        /// "login_hint", "graph": bool, "app_only": bool, "secret_days": 1..730, "replace": bool} (the first two
+        /// required). The callbacks are Connect's: they run on a mailconnect thread (marshal to the UI yourself);
+        /// none given = the system browser. Returns the report JSON: tenant_id, tenant_name, client_id,
+        /// registration_id, app_registration_id, secret_expires, steps, exchange_steps and findings (empty when
+        /// everything is as needed); the client secret is stored sealed and is in no output. Blocks; not from a
+        /// mailconnect callback. Throws MailconnectException: MC_E_INVALID_ARGUMENT (options, an existing
+        /// registration id without "replace"), MC_E_NOT_FOUND (the setup registration), MC_E_AUTHORIZATION_DENIED
+        /// (declined, or too few rights: diagnostic code MC-SETUP-INSUFFICIENT-PRIVILEGES),
+        /// MC_E_PROVIDER_CONFIGURATION, MC_E_TIMEOUT, MC_E_CANCELLED, MC_E_NETWORK, MC_E_TLS,
+        /// MC_E_PROVIDER_UNAVAILABLE, MC_E_STORE.</summary>
+        public string AdminRegister(string optionsJson, Action<string, string, string> onDeviceCode = null, Func<string, bool> onOpenUrl = null,
+                                    Action<string> onProgress = null, CancellationToken ct = default(CancellationToken))
+        {
+            // The delegates must stay alive for the whole native call.
+            var cb = new HostCallbacks(onDeviceCode, onOpenUrl, onProgress);
+            CancellationTokenRegistration reg;
+            using (var c = NativeCancel(ct, out reg))
+            using (reg)
+            {
+                IntPtr o;
+                int rc = Native.mc_admin_register(_h, Native.Utf8(optionsJson), ref cb.Value, c, out o);
+                GC.KeepAlive(cb);
+                Native.Check(rc);
+                return Native.Take(o);
+            }
+        }
+
+        /// <summary>AdminRegister on a worker thread; the token cancels it.</summary>
+        public Task<string> AdminRegisterAsync(string optionsJson, Action<string, string, string> onDeviceCode = null, Func<string, bool> onOpenUrl = null,
+                                               Action<string> onProgress = null, CancellationToken ct = default(CancellationToken))
+        {
+            return Task.Run(() => AdminRegister(optionsJson, onDeviceCode, onOpenUrl, onProgress, ct));
+        }
+
+        /// <summary>Read the stored registration registrationId back through Microsoft Graph (an administrator signs
+        /// in to the setup registration; mc_admin_check) and report every deviation from what mailconnect needs, each
+        /// with the catalog code the sign-in would fail with. optionsJson: {"setup_registration": "...", "flow",
+        /// "login_hint", "graph": bool, "app_only": bool}. Callbacks as for AdminRegister. Returns the report JSON:
+        /// registration_id, client_id, tenant_id, display_name, graph, app_only, findings (errors first) and ok;
+        /// deviations are in the report, not thrown. Throws as AdminRegister, and MC_E_NOT_FOUND for an unknown
+        /// registrationId.</summary>
+        public string AdminCheck(string registrationId, string optionsJson, Action<string, string, string> onDeviceCode = null,
+                                 Func<string, bool> onOpenUrl = null, Action<string> onProgress = null,
+                                 CancellationToken ct = default(CancellationToken))
+        {
+            var cb = new HostCallbacks(onDeviceCode, onOpenUrl, onProgress);
+            CancellationTokenRegistration reg;
+            using (var c = NativeCancel(ct, out reg))
+            using (reg)
+            {
+                IntPtr o;
+                int rc = Native.mc_admin_check(_h, Native.Utf8(registrationId), Native.Utf8(optionsJson), ref cb.Value, c, out o);
+                GC.KeepAlive(cb);
+                Native.Check(rc);
+                return Native.Take(o);
+            }
+        }
+
+        /// <summary>AdminCheck on a worker thread; the token cancels it.</summary>
+        public Task<string> AdminCheckAsync(string registrationId, string optionsJson, Action<string, string, string> onDeviceCode = null,
+                                            Func<string, bool> onOpenUrl = null, Action<string> onProgress = null,
+                                            CancellationToken ct = default(CancellationToken))
+        {
+            return Task.Run(() => AdminCheck(registrationId, optionsJson, onDeviceCode, onOpenUrl, onProgress, ct));
         }
 
         /// <summary>Send a ready RFC 5322 message over SMTP (envelope from the header; Bcc removed). To have

@@ -14,7 +14,9 @@
   attachments from files or bytes) and sends it over the account's transport (SMTP or Microsoft
   Graph); GraphToken hands out a Microsoft Graph access token for the host's own Graph calls.
   Network: SetProxy stores the proxy every connection takes (sealed with its password), ClearProxy
-  removes it, GetProxy reads it back as a TMcProxyInfo without the password. }
+  removes it, GetProxy reads it back as a TMcProxyInfo without the password. Tenant setup for a
+  vendor's setup wizard: AdminRegister creates the app registration through Microsoft Graph with
+  one administrator sign-in, AdminCheck reads one back and reports what deviates. }
 unit Mailconnect;
 
 {$IFDEF FPC}{$MODE DELPHI}{$H+}{$PACKRECORDS C}{$ENDIF}
@@ -338,6 +340,8 @@ type
     FOnProgress: TProgressEvent;
     FEvents: TMcEventThread;
     function TakeString(P: PAnsiChar): string;
+    { mc_connect_callbacks over OnOpenUrl/OnDeviceCode/OnProgress (Connect, AdminRegister, AdminCheck). }
+    function ConnectCallbacks: TMcConnectCallbacks;
   public
     (* A client on mailconnect's own store: OptionsJson as mc_client_open ('{"store": PATH, ...}'). *)
     constructor Create(const OptionsJson: string); overload;
@@ -386,6 +390,31 @@ type
     { Forget the tokens; a Cancel triggered before they are deleted raises MC_E_CANCELLED and changes nothing. }
     procedure Disconnect(const AccountId: string; Cancel: TMailconnectCancel = nil);
     function Test(const AccountId: string; Protocols: UInt32 = 0; Cancel: TMailconnectCancel = nil): string;
+    (* Tenant setup for a vendor's setup wizard (mc_admin_register): an administrator signs in once
+      to the vendor's setup registration and mailconnect creates through Microsoft Graph the app
+      registration it needs, stores it and reads it back. OptionsJson: '{"setup_registration":
+      "...", "registration_id": "...", "display_name": "...", "flow": "browser"|"device_code",
+      "login_hint": "...", "graph": b, "app_only": b, "secret_days": 1..730, "replace": b}' (the
+      first two required). OnOpenUrl/OnDeviceCode/OnProgress are called as for Connect, on a
+      mailconnect thread (unassigned: the system browser). Returns the report JSON: tenant_id,
+      tenant_name, client_id, registration_id, app_registration_id, secret_expires, steps,
+      exchange_steps and findings (empty when everything is as needed); the client secret is
+      stored sealed and is in no output. Blocks; not from a mailconnect callback. Raises
+      EMailconnect: MC_E_INVALID_ARGUMENT (options, an existing registration id without
+      "replace"), MC_E_NOT_FOUND (the setup registration), MC_E_AUTHORIZATION_DENIED (declined, or
+      too few rights: MC-SETUP-INSUFFICIENT-PRIVILEGES in the Diagnostic),
+      MC_E_PROVIDER_CONFIGURATION, MC_E_TIMEOUT, MC_E_CANCELLED, MC_E_NETWORK, MC_E_TLS,
+      MC_E_PROVIDER_UNAVAILABLE, MC_E_STORE. *)
+    function AdminRegister(const OptionsJson: string; Cancel: TMailconnectCancel = nil): string;
+    (* Read the stored registration RegistrationId back through Microsoft Graph (an administrator
+      signs in to the setup registration; mc_admin_check) and report every deviation from what
+      mailconnect needs, each with the catalog code the sign-in would fail with. OptionsJson:
+      '{"setup_registration": "...", "flow": .., "login_hint": .., "graph": b, "app_only": b}'.
+      Callbacks as for AdminRegister. Returns the report JSON: registration_id, client_id,
+      tenant_id, display_name, graph, app_only, findings (errors first) and ok; deviations are in
+      the report, not raised. Raises as AdminRegister, and MC_E_NOT_FOUND for an unknown
+      RegistrationId. *)
+    function AdminCheck(const RegistrationId, OptionsJson: string; Cancel: TMailconnectCancel = nil): string;
     { A valid access token (a refresh in progress ends with MC_E_CANCELLED when Cancel is triggered). }
     function AccessToken(const AccountId: string; Cancel: TMailconnectCancel = nil): string;
     function SaslXoauth2(const AccountId: string; Cancel: TMailconnectCancel = nil): string;
@@ -475,6 +504,8 @@ function mc_authorization_abort(Client: Pointer; Handle: PAnsiChar): Int32; cdec
 function mc_account_connect(Client: Pointer; AccountId: PAnsiChar; Callbacks: PMcConnectCallbacks; Cancel: Pointer): Int32; cdecl; external MailconnectLib;
 function mc_account_disconnect(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer): Int32; cdecl; external MailconnectLib;
 function mc_account_test(Client: Pointer; AccountId: PAnsiChar; Protocols: UInt32; Cancel: Pointer; out Json: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_admin_register(Client: Pointer; OptionsJson: PAnsiChar; Callbacks: PMcConnectCallbacks; Cancel: Pointer; out ReportJson: PAnsiChar): Int32; cdecl; external MailconnectLib;
+function mc_admin_check(Client: Pointer; RegistrationId, OptionsJson: PAnsiChar; Callbacks: PMcConnectCallbacks; Cancel: Pointer; out ReportJson: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_token_get(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer; out Token: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_sasl_xoauth2_get(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer; out Sasl: PAnsiChar): Int32; cdecl; external MailconnectLib;
 function mc_graph_token_get(Client: Pointer; AccountId: PAnsiChar; Cancel: Pointer; out Token: PAnsiChar): Int32; cdecl; external MailconnectLib;
@@ -1266,15 +1297,20 @@ begin
   Result := TakeString(P);
 end;
 
+function TMailconnectClient.ConnectCallbacks: TMcConnectCallbacks;
+begin
+  Result.Version := MC_CONNECT_CALLBACKS_VERSION;
+  Result.UserData := Self;
+  Result.OnOpenUrl := OpenUrlTrampoline;
+  Result.OnDeviceCode := DeviceCodeTrampoline;
+  Result.OnProgress := ProgressTrampoline;
+end;
+
 procedure TMailconnectClient.Connect(const AccountId: string; Cancel: TMailconnectCancel);
 var
   Cb: TMcConnectCallbacks;
 begin
-  Cb.Version := MC_CONNECT_CALLBACKS_VERSION;
-  Cb.UserData := Self;
-  Cb.OnOpenUrl := OpenUrlTrampoline;
-  Cb.OnDeviceCode := DeviceCodeTrampoline;
-  Cb.OnProgress := ProgressTrampoline;
+  Cb := ConnectCallbacks;
   Check(mc_account_connect(FHandle, PAnsiChar(ToUtf8(AccountId)), @Cb, CancelOf(Cancel)));
 end;
 
@@ -1288,6 +1324,26 @@ var
   P: PAnsiChar;
 begin
   Check(mc_account_test(FHandle, PAnsiChar(ToUtf8(AccountId)), Protocols, CancelOf(Cancel), P));
+  Result := TakeString(P);
+end;
+
+function TMailconnectClient.AdminRegister(const OptionsJson: string; Cancel: TMailconnectCancel): string;
+var
+  Cb: TMcConnectCallbacks;
+  P: PAnsiChar;
+begin
+  Cb := ConnectCallbacks;
+  Check(mc_admin_register(FHandle, PAnsiChar(ToUtf8(OptionsJson)), @Cb, CancelOf(Cancel), P));
+  Result := TakeString(P);
+end;
+
+function TMailconnectClient.AdminCheck(const RegistrationId, OptionsJson: string; Cancel: TMailconnectCancel): string;
+var
+  Cb: TMcConnectCallbacks;
+  P: PAnsiChar;
+begin
+  Cb := ConnectCallbacks;
+  Check(mc_admin_check(FHandle, PAnsiChar(ToUtf8(RegistrationId)), PAnsiChar(ToUtf8(OptionsJson)), @Cb, CancelOf(Cancel), P));
   Result := TakeString(P);
 end;
 

@@ -8,6 +8,9 @@
 //! encoded into or parsed out of an exception's text. `bindings/cpp/include/mailconnect.hpp`
 //! throws `mailconnect::Error` from it.
 //!
+//! The tenant setup reports (`admin_register`, `admin_check`) are the exception: they cross as
+//! the C ABI's JSON, as the options they take do.
+//!
 //! Option-like values: a string that is absent is empty; an absent number is 0 unless its doc
 //! says otherwise; an absent nested struct has `present == false`; lists are `Vec`.
 
@@ -780,6 +783,30 @@ mod bridge {
             cancel: &CxxCancel,
             error: &mut ErrorInfo,
         ) -> TestReport;
+
+        /// `mc_admin_register`: the report JSON.
+        ///
+        /// # Safety
+        /// `events` NULL (no callbacks) or valid until the call returns.
+        unsafe fn admin_register(
+            self: &CxxClient,
+            options_json: &str,
+            events: *const Events,
+            cancel: &CxxCancel,
+            error: &mut ErrorInfo,
+        ) -> String;
+        /// `mc_admin_check`: the report JSON.
+        ///
+        /// # Safety
+        /// `events` NULL (no callbacks) or valid until the call returns.
+        unsafe fn admin_check(
+            self: &CxxClient,
+            registration_id: &str,
+            options_json: &str,
+            events: *const Events,
+            cancel: &CxxCancel,
+            error: &mut ErrorInfo,
+        ) -> String;
         fn access_token(
             self: &CxxClient,
             account_id: &str,
@@ -1197,13 +1224,24 @@ unsafe fn client_open_with_store(
     Box::new(CxxClient { raw })
 }
 
+/// `mc_connect_callbacks` calling `events` (its address is the user data: it must outlive the call).
+fn connect_callbacks(events: &Events) -> mc_connect_callbacks {
+    mc_connect_callbacks {
+        version: MC_CONNECT_CALLBACKS_VERSION,
+        user_data: events as *const Events as *mut c_void,
+        on_open_url: Some(on_open_url),
+        on_device_code: Some(on_device_code),
+        on_progress: Some(on_progress),
+    }
+}
+
 unsafe extern "C" fn on_device_code(
     ud: *mut c_void,
     code: *const c_char,
     uri: *const c_char,
     msg: *const c_char,
 ) {
-    // SAFETY: `ud` is the &Events passed to mc_account_connect, alive for the call.
+    // SAFETY: `ud` is the &Events of `connect_callbacks`, alive for the call that got them.
     let ev = unsafe { &*(ud as *const Events) };
     ev.device_code(&lossy(code), &lossy(uri), &lossy(msg));
 }
@@ -1503,13 +1541,7 @@ impl CxxClient {
         cancel: &CxxCancel,
         error: &mut ErrorInfo,
     ) {
-        let cb = mc_connect_callbacks {
-            version: MC_CONNECT_CALLBACKS_VERSION,
-            user_data: events as *const Events as *mut c_void,
-            on_open_url: Some(on_open_url),
-            on_device_code: Some(on_device_code),
-            on_progress: Some(on_progress),
-        };
+        let cb = connect_callbacks(events);
         self.put(error, account_id, "account_id", |i| unsafe {
             mc_account_connect(self.raw, i, &cb, cancel.raw)
         })
@@ -1533,6 +1565,48 @@ impl CxxClient {
             test_report(&out(|o| unsafe {
                 mc_account_test(self.raw, id.as_ptr(), protocols, cancel.raw, o)
             })?)
+        })
+    }
+
+    /// # Safety
+    /// `events` NULL or valid until the call returns.
+    unsafe fn admin_register(
+        &self,
+        options_json: &str,
+        events: *const Events,
+        cancel: &CxxCancel,
+        error: &mut ErrorInfo,
+    ) -> String {
+        // SAFETY: NULL or valid for the call (contract).
+        let cb = unsafe { events.as_ref() }.map(connect_callbacks);
+        let cbp = cb.as_ref().map_or(std::ptr::null(), |cb| cb as *const _);
+        report(error, || {
+            let o = c(options_json, "options_json")?;
+            out(|r| unsafe { mc_admin_register(self.raw, o.as_ptr(), cbp, cancel.raw, r) })
+        })
+    }
+
+    /// # Safety
+    /// `events` NULL or valid until the call returns.
+    unsafe fn admin_check(
+        &self,
+        registration_id: &str,
+        options_json: &str,
+        events: *const Events,
+        cancel: &CxxCancel,
+        error: &mut ErrorInfo,
+    ) -> String {
+        // SAFETY: NULL or valid for the call (contract).
+        let cb = unsafe { events.as_ref() }.map(connect_callbacks);
+        let cbp = cb.as_ref().map_or(std::ptr::null(), |cb| cb as *const _);
+        report(error, || {
+            let (id, o) = (
+                c(registration_id, "registration_id")?,
+                c(options_json, "options_json")?,
+            );
+            out(|r| unsafe {
+                mc_admin_check(self.raw, id.as_ptr(), o.as_ptr(), cbp, cancel.raw, r)
+            })
         })
     }
 

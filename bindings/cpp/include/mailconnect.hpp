@@ -8,6 +8,9 @@
 // with code(), name(), message() and the parsed diagnostic(). RAII client and cancellation
 // token; callbacks as std::function (they run on mailconnect threads). The MC_* constants come
 // from the C headers (include/mailconnect.h, mailconnect_store.h), which this header includes.
+// Tenant setup for a vendor's setup wizard: admin_register creates the app registration through
+// Microsoft Graph with one administrator sign-in, admin_check reads one back; both take and return
+// the C ABI's JSON.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -286,6 +289,44 @@ public:
     TestReport test(const std::string &id, std::uint32_t protocols = All, const Cancel &cancel = Cancel()) {
         return detail::call([&](ErrorInfo &e) { return inner_->test(id, protocols, cancel.native(), e); });
     }
+
+    // Tenant setup (a vendor's setup wizard).
+
+    /// Create the app registration mailconnect needs through Microsoft Graph with one
+    /// administrator sign-in to the vendor's setup registration (mc_admin_register), store it and
+    /// read it back. `options_json`: {"setup_registration": "...", "registration_id": "...",
+    /// "display_name", "flow": "browser" | "device_code", "login_hint", "graph": bool,
+    /// "app_only": bool, "secret_days": 1..730, "replace": bool} (the first two required).
+    /// `events` as for connect (on mailconnect threads; must outlive the call); without them the
+    /// system browser opens and a device code goes to the log. Returns the report JSON:
+    /// tenant_id, tenant_name, client_id, registration_id, app_registration_id, secret_expires,
+    /// steps, exchange_steps and findings (empty when everything is as needed); the client secret
+    /// is stored sealed and is in no output. Blocks; not from a mailconnect callback. Throws
+    /// MC_E_INVALID_ARGUMENT (options, an existing registration id without "replace"),
+    /// MC_E_NOT_FOUND (the setup registration), MC_E_AUTHORIZATION_DENIED (declined, or too few
+    /// rights: diagnostic code MC-SETUP-INSUFFICIENT-PRIVILEGES), MC_E_PROVIDER_CONFIGURATION,
+    /// MC_E_TIMEOUT, MC_E_CANCELLED, MC_E_NETWORK, MC_E_TLS, MC_E_PROVIDER_UNAVAILABLE, MC_E_STORE.
+    std::string admin_register(const std::string &options_json, const Events &events, const Cancel &cancel = Cancel()) {
+        return admin_register_(options_json, &events, cancel);
+    }
+    std::string admin_register(const std::string &options_json, const Cancel &cancel = Cancel()) {
+        return admin_register_(options_json, nullptr, cancel);
+    }
+    /// Read the stored registration `registration_id` back through Microsoft Graph (an
+    /// administrator signs in to the setup registration; mc_admin_check) and report every
+    /// deviation from what mailconnect needs, each with the catalog code the sign-in would fail
+    /// with. `options_json`: {"setup_registration": "...", "flow", "login_hint", "graph": bool,
+    /// "app_only": bool}. `events` as for admin_register. Returns the report JSON:
+    /// registration_id, client_id, tenant_id, display_name, graph, app_only, findings (errors
+    /// first) and ok; deviations are in the report, not thrown. Throws as admin_register, and
+    /// MC_E_NOT_FOUND for an unknown registration_id.
+    std::string admin_check(const std::string &registration_id, const std::string &options_json, const Events &events,
+                            const Cancel &cancel = Cancel()) {
+        return admin_check_(registration_id, options_json, &events, cancel);
+    }
+    std::string admin_check(const std::string &registration_id, const std::string &options_json, const Cancel &cancel = Cancel()) {
+        return admin_check_(registration_id, options_json, nullptr, cancel);
+    }
     std::string access_token(const std::string &id, const Cancel &cancel = Cancel()) {
         return std::string(detail::call([&](ErrorInfo &e) { return inner_->access_token(id, cancel.native(), e); }));
     }
@@ -379,6 +420,16 @@ private:
             e.message = "libmailconnect has another ABI version than mailconnect.hpp was built for";
             throw Error(std::move(e));
         }
+    }
+
+    std::string admin_register_(const std::string &options_json, const Events *events, const Cancel &cancel) {
+        return std::string(
+            detail::call([&](ErrorInfo &e) { return inner_->admin_register(options_json, events, cancel.native(), e); }));
+    }
+    std::string admin_check_(const std::string &registration_id, const std::string &options_json, const Events *events,
+                             const Cancel &cancel) {
+        return std::string(detail::call(
+            [&](ErrorInfo &e) { return inner_->admin_check(registration_id, options_json, events, cancel.native(), e); }));
     }
 
     rust::Box<ffi::CxxClient> inner_;

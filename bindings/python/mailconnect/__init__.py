@@ -13,7 +13,9 @@ events (`next_event(timeout)` and `for ev in client.events(timeout=...)`), a hos
 (`Client(options, store=SqliteStore(path))` or any `HostStore`), the background refresher
 (`start_refresher` / `stop_refresher`, or one round with `run_refresher`), and mailconnect's log
 (`set_log_callback`, process-wide). The proxy every connection takes is stored with `set_proxy` and
-read back, without its password, with `proxy()`.
+read back, without its password, with `proxy()`. Tenant setup for a vendor's setup wizard:
+`admin_register` creates the app registration through Microsoft Graph with one administrator
+sign-in, `admin_check` reads one back and reports what deviates.
 
 Every call that goes to the network takes an optional `cancel=` (a `Cancel`).
 
@@ -135,6 +137,8 @@ def _load() -> ctypes.CDLL:
         "mc_account_connect": ([c_void_p, c_char_p, POINTER(_Callbacks), c_void_p], c_int32),
         "mc_account_disconnect": ([c_void_p, c_char_p, c_void_p], c_int32),
         "mc_account_test": ([c_void_p, c_char_p, c_uint32, c_void_p, POINTER(c_void_p)], c_int32),
+        "mc_admin_register": ([c_void_p, c_char_p, POINTER(_Callbacks), c_void_p, POINTER(c_void_p)], c_int32),
+        "mc_admin_check": ([c_void_p, c_char_p, c_char_p, POINTER(_Callbacks), c_void_p, POINTER(c_void_p)], c_int32),
         "mc_token_get": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_sasl_xoauth2_get": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
         "mc_graph_token_get": ([c_void_p, c_char_p, c_void_p, POINTER(c_void_p)], c_int32),
@@ -216,6 +220,38 @@ def _take(p: c_void_p) -> str:
 
 def _b(s: str) -> bytes:
     return s.encode("utf-8")
+
+
+def _connect_callbacks(
+    on_device_code: Optional[Callable[[str, str, str], None]],
+    on_open_url: Optional[Callable[[str], bool]],
+    on_progress: Optional[Callable[[str], None]],
+) -> _Callbacks:
+    """`mc_connect_callbacks` over the host's Python callables (connect, admin_register,
+    admin_check). Exceptions in them are swallowed: they cannot cross the C boundary. The result
+    holds the CFUNCTYPE objects: keep it alive for the whole call."""
+
+    def open_url(_ud, url):
+        try:
+            return 1 if (on_open_url and on_open_url(url.decode())) else 0
+        except Exception:  # noqa: BLE001 - never unwind into C
+            return 0
+
+    def device(_ud, code, uri, msg):
+        try:
+            if on_device_code:
+                on_device_code(code.decode(), uri.decode(), msg.decode())
+        except Exception:  # noqa: BLE001
+            pass
+
+    def progress(_ud, stage):
+        try:
+            if on_progress:
+                on_progress(stage.decode())
+        except Exception:  # noqa: BLE001
+            pass
+
+    return _Callbacks(1, None, OPEN_URL(open_url), DEVICE_CODE(device), PROGRESS(progress))
 
 
 class Cancel:
@@ -801,29 +837,8 @@ class Client:
     ) -> None:
         """Authorize the account. Callbacks run on a mailconnect thread; exceptions in them are
         swallowed (they cannot cross the C boundary). `on_open_url` returns True when it showed the page."""
-
-        def open_url(_ud, url):
-            try:
-                return 1 if (on_open_url and on_open_url(url.decode())) else 0
-            except Exception:  # noqa: BLE001 - never unwind into C
-                return 0
-
-        def device(_ud, code, uri, msg):
-            try:
-                if on_device_code:
-                    on_device_code(code.decode(), uri.decode(), msg.decode())
-            except Exception:  # noqa: BLE001
-                pass
-
-        def progress(_ud, stage):
-            try:
-                if on_progress:
-                    on_progress(stage.decode())
-            except Exception:  # noqa: BLE001
-                pass
-
         # The CFUNCTYPE objects must stay alive for the whole call.
-        cb = _Callbacks(1, None, OPEN_URL(open_url), DEVICE_CODE(device), PROGRESS(progress))
+        cb = _connect_callbacks(on_device_code, on_open_url, on_progress)
         _check(_lib.mc_account_connect(self._h, _b(account_id), ctypes.byref(cb), _cancel(cancel)))
 
     def disconnect(self, account_id: str, cancel: Optional[Cancel] = None) -> None:
@@ -836,6 +851,61 @@ class Client:
         bits = sum(_PROTOS[p] for p in protocols) | (TEST_SEND_PROBE if send_probe else 0)
         out = c_void_p()
         _check(_lib.mc_account_test(self._h, _b(account_id), bits, _cancel(cancel), ctypes.byref(out)))
+        return json.loads(_take(out))
+
+    # tenant setup (a vendor's setup wizard)
+    def admin_register(
+        self,
+        options: dict,
+        on_device_code: Optional[Callable[[str, str, str], None]] = None,
+        on_open_url: Optional[Callable[[str], bool]] = None,
+        on_progress: Optional[Callable[[str], None]] = None,
+        cancel: Optional[Cancel] = None,
+    ) -> dict:
+        """Create the app registration mailconnect needs through Microsoft Graph, with one
+        administrator sign-in to the vendor's setup registration (`mc_admin_register`), store it
+        and read it back. `options` (sent as JSON): `setup_registration` and `registration_id`
+        (required), `display_name`, `flow` ("browser" / "device_code"), `login_hint`, `graph`,
+        `app_only`, `secret_days` (1..730), `replace`. The callbacks are `connect()`'s (run on a
+        mailconnect thread; exceptions in them are swallowed); none given: the system browser.
+        Returns the report: `tenant_id`, `tenant_name`, `client_id`, `registration_id`,
+        `app_registration_id`, `secret_expires`, `steps`, `exchange_steps`, `findings` (empty when
+        everything is as needed). The client secret is stored sealed and is in no output. Blocks
+        (not from a mailconnect callback). Raises MailconnectError: MC_E_INVALID_ARGUMENT
+        (options, an existing registration id without `replace`), MC_E_NOT_FOUND (the setup
+        registration), MC_E_AUTHORIZATION_DENIED (declined, or too few rights:
+        `diagnostic["code"] == "MC-SETUP-INSUFFICIENT-PRIVILEGES"`), MC_E_PROVIDER_CONFIGURATION,
+        MC_E_TIMEOUT, MC_E_CANCELLED, MC_E_NETWORK, MC_E_TLS, MC_E_PROVIDER_UNAVAILABLE, MC_E_STORE."""
+        # The CFUNCTYPE objects must stay alive for the whole call.
+        cb = _connect_callbacks(on_device_code, on_open_url, on_progress)
+        out = c_void_p()
+        _check(_lib.mc_admin_register(self._h, _b(json.dumps(options)), ctypes.byref(cb), _cancel(cancel), ctypes.byref(out)))
+        return json.loads(_take(out))
+
+    def admin_check(
+        self,
+        registration_id: str,
+        options: dict,
+        on_device_code: Optional[Callable[[str, str, str], None]] = None,
+        on_open_url: Optional[Callable[[str], bool]] = None,
+        on_progress: Optional[Callable[[str], None]] = None,
+        cancel: Optional[Cancel] = None,
+    ) -> dict:
+        """Read the stored registration `registration_id` back through Microsoft Graph (an
+        administrator signs in to the setup registration; `mc_admin_check`) and report every
+        deviation from what mailconnect needs, each with the catalog code the sign-in would fail
+        with. `options` (sent as JSON): `setup_registration`, `flow`, `login_hint`, `graph`,
+        `app_only`. Callbacks as for `connect()`. Returns the report: `registration_id`,
+        `client_id`, `tenant_id`, `display_name`, `graph`, `app_only`, `findings` (errors first)
+        and `ok`; deviations are in the report, not raised. Raises MailconnectError as
+        `admin_register`, and MC_E_NOT_FOUND for an unknown `registration_id`."""
+        cb = _connect_callbacks(on_device_code, on_open_url, on_progress)
+        out = c_void_p()
+        _check(
+            _lib.mc_admin_check(
+                self._h, _b(registration_id), _b(json.dumps(options)), ctypes.byref(cb), _cancel(cancel), ctypes.byref(out)
+            )
+        )
         return json.loads(_take(out))
 
     def status(self, account_id: str) -> dict:
