@@ -231,6 +231,15 @@ pub struct PendingAnswer {
     lang: Language,
 }
 
+impl std::fmt::Debug for PendingAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAnswer")
+            .field("peer", &self.stream.peer_addr().ok())
+            .field("lang", &self.lang)
+            .finish()
+    }
+}
+
 impl PendingAnswer {
     /// Answer the browser: "Sign-in complete" for `Ok`, else the failure page with the catalog's
     /// title and fix for the error (never its message or evidence). A browser that was closed

@@ -153,10 +153,10 @@ pub fn loopback_request(head: &[u8], expected_path: &str, state: &str) {
         Redirect::Error(e) => {
             // The provider's error redirect.
             assert!(String::from_utf8_lossy(head).starts_with("GET /"));
-            let page = LoopbackPage::Failed(e.summary());
             let err = errors::to_error("signing in in the browser", e, None);
             diagnose_all(&err);
-            page
+            // The failure page shows the catalog's texts for the error, never the provider's.
+            LoopbackPage::failed(&err)
         }
         Redirect::WrongState => LoopbackPage::WrongState,
         Redirect::NotFound => LoopbackPage::NotFound,

@@ -231,7 +231,14 @@ async fn the_loopback_listener_waits_as_parse_redirect_reads() {
         let port = url::Url::parse(lb.redirect_uri()).unwrap().port().unwrap();
         for head in LOOPBACK_HEADS {
             let cancel = CancellationToken::new();
-            let waiting = lb.wait("st4te-fuzz", Language::En, Duration::from_secs(30), &cancel);
+            // The code's request is answered once the sign-in is known to have ended.
+            let waiting = async {
+                let (code, answer) = lb
+                    .wait("st4te-fuzz", Language::En, Duration::from_secs(30), &cancel)
+                    .await?;
+                answer.finish(Ok(())).await;
+                Ok::<_, mailconnect_core::Error>(code)
+            };
             let browser = async {
                 let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
                     .await
