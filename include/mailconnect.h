@@ -524,78 +524,6 @@ MC_API int32_t MC_CALL mc_registration_list(mc_client *client, char **out_json);
  */
 MC_API int32_t MC_CALL mc_registration_remove(mc_client *client, const char *registration_id);
 
-/* ==== Tenant setup ============================================================================
-   A setup wizard's two calls: create the app registration through Microsoft Graph with one administrator sign-in, and check one. */
-
-/*
- Tenant setup for a vendor's setup wizard: an administrator signs in once (browser or device
- code, through `callbacks` as with `mc_account_connect`) to the vendor's setup registration,
- and mailconnect creates through Microsoft Graph the app registration it needs (public client,
- `http://localhost` under "Mobile and desktop applications", public client flows on, the
- IMAP/POP/SMTP permissions, admin consent for the organisation; optionally Graph's mail
- permissions and app-only access with a client secret), stores it, and reads it back.
-
- `options_json`: `{"setup_registration": "...", "registration_id": "...", "display_name":
- "...", "flow": "browser" | "device_code", "login_hint": "...", "graph": bool, "app_only":
- bool, "secret_days": 1..730, "replace": bool}` (only the first two are required). The report
- JSON has `tenant_id`, `tenant_name`, `client_id`, `registration_id`, `app_registration_id`,
- `secret_expires`, `steps` (each `request`, `en`, `de`), `exchange_steps` (PowerShell for
- app-only access) and `findings` (each `code`, `severity`, `detail_en`, `detail_de`; empty when
- everything is as needed). The client secret is stored sealed and appears in no output.
-
- # Ownership
- `*out_report_json` is a new string; free it with `mc_string_free`. `callbacks` is read during
- the call only; NULL = system browser, device code to the log.
-
- # Threads
- any thread except a mailconnect callback thread. Callbacks run on mailconnect threads.
-
- # Errors
- `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_INVALID_ARGUMENT` (options, an existing
- registration id without `replace`), `MC_E_NOT_FOUND` (the setup registration),
- `MC_E_AUTHORIZATION_DENIED` (the administrator declined, or lacks the rights:
- `MC-SETUP-INSUFFICIENT-PRIVILEGES` in the diagnostic), `MC_E_PROVIDER_CONFIGURATION`,
- `MC_E_TIMEOUT`, `MC_E_CANCELLED`, `MC_E_NETWORK`, `MC_E_TLS`, `MC_E_PROVIDER_UNAVAILABLE`,
- `MC_E_STORE`.
-
- # Safety
- `client` from `mc_client_open`; `options_json` NUL-terminated; `callbacks` NULL or valid
- with callbacks callable from any thread until the call returns; `cancel` NULL or from
- `mc_cancel_new`; `out_report_json` writable.
- */
-MC_API int32_t MC_CALL mc_admin_register(mc_client *client, const char *options_json, const mc_connect_callbacks *callbacks, mc_cancel *cancel, char **out_report_json);
-
-/*
- Read the stored registration `registration_id` back through Microsoft Graph (an
- administrator signs in to the setup registration) and report every deviation from what
- mailconnect needs, each with the catalog code the sign-in would fail with: redirect URI not
- under "Mobile and desktop applications" (or under Web), public client flows off, a missing
- permission, admin consent missing for the organisation, a client secret or certificate expired
- or expiring within 30 days, a single-tenant app signed in at `common`.
-
- `options_json`: `{"setup_registration": "...", "flow", "login_hint", "graph": bool,
- "app_only": bool}` (`graph` defaults to whether an account of the registration uses Graph,
- `app_only` to whether it has a client secret). The report JSON has `registration_id`,
- `client_id`, `tenant_id`, `display_name`, `graph`, `app_only`, `findings` (as for
- `mc_admin_register`, errors first) and `ok` (no error among them). Deviations are in the
- report, not the status.
-
- # Ownership
- `*out_report_json` is a new string; free it with `mc_string_free`.
-
- # Threads
- any thread except a mailconnect callback thread. Callbacks run on mailconnect threads.
-
- # Errors
- as `mc_admin_register`; `MC_E_NOT_FOUND` also for an unknown `registration_id`.
-
- # Safety
- `client` from `mc_client_open`; `registration_id` and `options_json` NUL-terminated;
- `callbacks` NULL or valid until the call returns; `cancel` NULL or from `mc_cancel_new`;
- `out_report_json` writable.
- */
-MC_API int32_t MC_CALL mc_admin_check(mc_client *client, const char *registration_id, const char *options_json, const mc_connect_callbacks *callbacks, mc_cancel *cancel, char **out_report_json);
-
 /* ==== Accounts ================================================================================
    Mailboxes, their settings and their status (read from the store only). */
 
@@ -888,6 +816,78 @@ MC_API int32_t MC_CALL mc_account_connect(mc_client *client, const char *account
  `mc_cancel_new`.
  */
 MC_API int32_t MC_CALL mc_account_disconnect(mc_client *client, const char *account_id, mc_cancel *cancel);
+
+/* ==== Tenant setup ============================================================================
+   A setup wizard's two calls (after Connect: they take its callbacks): create the app registration through Microsoft Graph with one administrator sign-in, and check one. */
+
+/*
+ Tenant setup for a vendor's setup wizard: an administrator signs in once (browser or device
+ code, through `callbacks` as with `mc_account_connect`) to the vendor's setup registration,
+ and mailconnect creates through Microsoft Graph the app registration it needs (public client,
+ `http://localhost` under "Mobile and desktop applications", public client flows on, the
+ IMAP/POP/SMTP permissions, admin consent for the organisation; optionally Graph's mail
+ permissions and app-only access with a client secret), stores it, and reads it back.
+
+ `options_json`: `{"setup_registration": "...", "registration_id": "...", "display_name":
+ "...", "flow": "browser" | "device_code", "login_hint": "...", "graph": bool, "app_only":
+ bool, "secret_days": 1..730, "replace": bool}` (only the first two are required). The report
+ JSON has `tenant_id`, `tenant_name`, `client_id`, `registration_id`, `app_registration_id`,
+ `secret_expires`, `steps` (each `request`, `en`, `de`), `exchange_steps` (PowerShell for
+ app-only access) and `findings` (each `code`, `severity`, `detail_en`, `detail_de`; empty when
+ everything is as needed). The client secret is stored sealed and appears in no output.
+
+ # Ownership
+ `*out_report_json` is a new string; free it with `mc_string_free`. `callbacks` is read during
+ the call only; NULL = system browser, device code to the log.
+
+ # Threads
+ any thread except a mailconnect callback thread. Callbacks run on mailconnect threads.
+
+ # Errors
+ `MC_E_NULL_POINTER`, `MC_E_INVALID_UTF8`, `MC_E_INVALID_ARGUMENT` (options, an existing
+ registration id without `replace`), `MC_E_NOT_FOUND` (the setup registration),
+ `MC_E_AUTHORIZATION_DENIED` (the administrator declined, or lacks the rights:
+ `MC-SETUP-INSUFFICIENT-PRIVILEGES` in the diagnostic), `MC_E_PROVIDER_CONFIGURATION`,
+ `MC_E_TIMEOUT`, `MC_E_CANCELLED`, `MC_E_NETWORK`, `MC_E_TLS`, `MC_E_PROVIDER_UNAVAILABLE`,
+ `MC_E_STORE`.
+
+ # Safety
+ `client` from `mc_client_open`; `options_json` NUL-terminated; `callbacks` NULL or valid
+ with callbacks callable from any thread until the call returns; `cancel` NULL or from
+ `mc_cancel_new`; `out_report_json` writable.
+ */
+MC_API int32_t MC_CALL mc_admin_register(mc_client *client, const char *options_json, const mc_connect_callbacks *callbacks, mc_cancel *cancel, char **out_report_json);
+
+/*
+ Read the stored registration `registration_id` back through Microsoft Graph (an
+ administrator signs in to the setup registration) and report every deviation from what
+ mailconnect needs, each with the catalog code the sign-in would fail with: redirect URI not
+ under "Mobile and desktop applications" (or under Web), public client flows off, a missing
+ permission, admin consent missing for the organisation, a client secret or certificate expired
+ or expiring within 30 days, a single-tenant app signed in at `common`.
+
+ `options_json`: `{"setup_registration": "...", "flow", "login_hint", "graph": bool,
+ "app_only": bool}` (`graph` defaults to whether an account of the registration uses Graph,
+ `app_only` to whether it has a client secret). The report JSON has `registration_id`,
+ `client_id`, `tenant_id`, `display_name`, `graph`, `app_only`, `findings` (as for
+ `mc_admin_register`, errors first) and `ok` (no error among them). Deviations are in the
+ report, not the status.
+
+ # Ownership
+ `*out_report_json` is a new string; free it with `mc_string_free`.
+
+ # Threads
+ any thread except a mailconnect callback thread. Callbacks run on mailconnect threads.
+
+ # Errors
+ as `mc_admin_register`; `MC_E_NOT_FOUND` also for an unknown `registration_id`.
+
+ # Safety
+ `client` from `mc_client_open`; `registration_id` and `options_json` NUL-terminated;
+ `callbacks` NULL or valid until the call returns; `cancel` NULL or from `mc_cancel_new`;
+ `out_report_json` writable.
+ */
+MC_API int32_t MC_CALL mc_admin_check(mc_client *client, const char *registration_id, const char *options_json, const mc_connect_callbacks *callbacks, mc_cancel *cancel, char **out_report_json);
 
 /* ==== Mail and tokens =========================================================================
    Test the configuration, send and fetch mail, or take a fresh token for your own mail code. */

@@ -60,12 +60,6 @@ const SECTIONS: &[Section] = &[
         store: false,
     },
     Section {
-        title: "Tenant setup",
-        about: "A setup wizard's two calls: create the app registration through Microsoft Graph with one administrator sign-in, and check one.",
-        prefixes: &["mc_admin_"],
-        store: false,
-    },
-    Section {
         title: "Accounts",
         about: "Mailboxes, their settings and their status (read from the store only).",
         prefixes: &["mc_account_"],
@@ -81,6 +75,12 @@ const SECTIONS: &[Section] = &[
             "mc_account_disconnect",
             "mc_authorization_",
         ],
+        store: false,
+    },
+    Section {
+        title: "Tenant setup",
+        about: "A setup wizard's two calls (after Connect: they take its callbacks): create the app registration through Microsoft Graph with one administrator sign-in, and check one.",
+        prefixes: &["mc_admin_"],
         store: false,
     },
     Section {
