@@ -145,6 +145,9 @@ fn samples() -> Vec<(Error, Context, &'static str)> {
         (graph(400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content."), none, "MC-GRAPH-REQUEST-REFUSED"),
         (graph(403, "ErrorSendAsDenied", "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account."), none, "MC-SEND-AS-DENIED"),
         (kind(ErrorKind::Network, "the connection to Microsoft Graph broke; Microsoft Graph may have accepted the message, so check Sent Items before sending it again").with_code("MC-GRAPH-SEND-UNCERTAIN"), none, "MC-GRAPH-SEND-UNCERTAIN"),
+        // Tenant setup (core/src/setup): a refused administrator, and the check's warning.
+        (kind(ErrorKind::AuthorizationDenied, "Microsoft Graph refused creating the app registration").with_code("MC-SETUP-INSUFFICIENT-PRIVILEGES"), none, "MC-SETUP-INSUFFICIENT-PRIVILEGES"),
+        (kind(ErrorKind::ProviderConfiguration, "the client secret 'mailconnect' expires in 10 days").with_code("MC-CLIENT-SECRET-EXPIRING"), none, "MC-CLIENT-SECRET-EXPIRING"),
     ]
 }
 
