@@ -51,7 +51,11 @@ async fn browser_flow_connects_with_the_scripted_sign_in_then_status_and_disconn
     assert!(status.expires_in_secs.unwrap() > 600);
 
     // The browser got our "you can close this window" page from the loopback listener.
-    let outcome = user.outcome().expect("sign-in ran").expect("sign-in ok");
+    let outcome = user
+        .outcome()
+        .await
+        .expect("sign-in ran")
+        .expect("sign-in ok");
     let (code, body) = outcome
         .delivered
         .expect("redirect delivered to the loopback listener");
@@ -99,7 +103,7 @@ async fn the_loopback_page_speaks_german_when_the_host_asks() {
     let client = mailconnect_core::Client::open(o).unwrap();
     let reg = serde_json::json!({"id":"d","provider":"microsoft","authority_host":env.emulator.base_url(),"client_id":DESKTOP_APP});
     let (_, user) = connected(&client, reg, "a", "alice@example.test").await;
-    let (_, body) = user.outcome().unwrap().unwrap().delivered.unwrap();
+    let (_, body) = user.outcome().await.unwrap().unwrap().delivered.unwrap();
     assert!(body.contains("Fenster schließen"), "{body}");
 }
 

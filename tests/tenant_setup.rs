@@ -447,8 +447,11 @@ async fn admin_check_finds_each_misconfiguration_and_the_sign_in_fails_with_its_
         "MC-CONSENT-DECLINED",
         "{e}"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let outcome = user.outcome().expect("the browser ran").expect("pages");
+    let outcome = user
+        .outcome()
+        .await
+        .expect("the browser ran")
+        .expect("pages");
     assert!(
         outcome
             .admin_approval

@@ -294,6 +294,8 @@ pub struct ScriptedUser {
     pub device_code: Mutex<Option<DeviceCodeInfo>>,
     /// Do nothing when a URL or code is shown (a user who closed the browser).
     pub idle: bool,
+    /// A sign-in page or device code was shown and the browser set off.
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl ScriptedUser {
@@ -311,6 +313,7 @@ impl ScriptedUser {
             stages: Mutex::new(vec![]),
             device_code: Mutex::new(None),
             idle: false,
+            started: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -321,9 +324,22 @@ impl ScriptedUser {
         u
     }
 
-    /// The last sign-in outcome.
-    pub fn outcome(&self) -> Option<Result<SignInOutcome, String>> {
-        self.outcome.lock().unwrap().take()
+    /// The last sign-in outcome, once the browser has finished with it: the library answers the
+    /// browser's last request as it returns, so the browser may still be reading that answer
+    /// when a connect has returned. `None` when no sign-in was shown (or the user is idle);
+    /// waits at most two minutes otherwise.
+    pub async fn outcome(&self) -> Option<Result<SignInOutcome, String>> {
+        let shown = self.started.load(std::sync::atomic::Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            if let Some(o) = self.outcome.lock().unwrap().take() {
+                return Some(o);
+            }
+            if self.idle || !shown || std::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -332,6 +348,8 @@ impl ConnectObserver for ScriptedUser {
         if self.idle {
             return true;
         }
+        self.started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let (browser, script, out, url) = (
             self.browser.clone(),
             self.script.clone(),
@@ -353,6 +371,8 @@ impl ConnectObserver for ScriptedUser {
         if self.idle {
             return;
         }
+        self.started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let (browser, script, out, info) = (
             self.browser.clone(),
             self.script.clone(),
