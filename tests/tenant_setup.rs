@@ -148,6 +148,14 @@ impl World {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// `admin register` as the administrator (device code).
+    async fn register(&self, opts: &RegisterOptions) -> mailconnect_core::setup::RegisterReport {
+        self.client
+            .admin_register(opts, &admin(), &CancellationToken::new())
+            .await
+            .expect("admin register")
+    }
+
     async fn check(&self, id: &str) -> mailconnect_core::setup::CheckReport {
         let opts: CheckOptions =
             serde_json::from_value(json!({"setup_registration": "setup", "flow": "device_code"}))
@@ -166,15 +174,7 @@ fn codes(r: &mailconnect_core::setup::CheckReport) -> Vec<&'static str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_register_creates_a_registration_with_which_alice_connects_tests_sends_and_fetches() {
     let w = world().await;
-    let report = w
-        .client
-        .admin_register(
-            &register_options("contoso"),
-            &admin(),
-            &CancellationToken::new(),
-        )
-        .await
-        .expect("admin register");
+    let report = w.register(&register_options("contoso")).await;
     let json = serde_json::to_string_pretty(&report).unwrap();
     assert_eq!(report.tenant_id, EXAMPLE_TENANT_ID, "{json}");
     assert!(
@@ -261,15 +261,7 @@ async fn admin_register_creates_a_registration_with_which_alice_connects_tests_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_check_finds_each_misconfiguration_and_the_sign_in_fails_with_its_code() {
     let w = world().await;
-    let report = w
-        .client
-        .admin_register(
-            &register_options("contoso"),
-            &admin(),
-            &CancellationToken::new(),
-        )
-        .await
-        .expect("admin register");
+    let report = w.register(&register_options("contoso")).await;
     let check = w.check("contoso").await;
     assert!(
         check.ok && check.findings.is_empty(),
@@ -467,11 +459,7 @@ async fn app_only_with_a_short_secret_warns_and_a_user_without_rights_is_refused
     let mut opts = register_options("contoso");
     opts.app_only = true;
     opts.secret_days = 10;
-    let report = w
-        .client
-        .admin_register(&opts, &admin(), &CancellationToken::new())
-        .await
-        .expect("admin register --app-only");
+    let report = w.register(&opts).await;
     let json = serde_json::to_string(&report).unwrap();
     assert_eq!(
         report.app_registration_id.as_deref(),

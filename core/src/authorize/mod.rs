@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -39,7 +39,7 @@ use crate::model::{self, Account, Flow, Registration};
 use crate::oauth::browser::{self, AuthorizationRequest, AuthorizeParams, Loopback};
 use crate::oauth::device::{self, DeviceAuthorization, Step};
 use crate::oauth::errors::{self, OAuthErrorResponse};
-use crate::oauth::token::{self, Retry, TokenGrant};
+use crate::oauth::token::TokenGrant;
 use crate::oauth::{ClientAuth, ConnectObserver, ConnectStage, DefaultObserver};
 use crate::provider::{self, Profile};
 
@@ -808,20 +808,12 @@ impl Client {
             return Err(Error::internal("finish_code on a device sign-in"));
         };
         observer.progress(ConnectStage::RequestingTokens);
-        let scope = p.profile.delegated_scope_string();
-        let form = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code.expose_secret()),
-            ("redirect_uri", req.redirect_uri.as_str()),
-            ("code_verifier", req.verifier.expose_secret()),
-            ("scope", scope.as_str()),
-        ];
-        let g = token::request(
+        let g = browser::redeem_code(
             self.token_endpoint(&p.reg, &p.profile),
-            form,
-            &p.profile.delegated_scopes,
+            req,
+            code,
+            &p.profile,
             "redeeming the authorization code",
-            Retry::SINGLE_USE,
             cancel,
         )
         .await?;
@@ -839,6 +831,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     fn is_wrong_response(e: &Error) -> bool {
         e.message().contains("does not belong to this sign-in")

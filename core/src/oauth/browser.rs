@@ -107,6 +107,35 @@ pub fn authorization_request(
     })
 }
 
+/// Redeem the authorization `code` of `req` at `ep` for `profile`'s delegated scopes, with the
+/// PKCE verifier (a code is single-use: no retry after it may have reached the provider).
+pub async fn redeem_code(
+    ep: super::token::TokenEndpoint<'_>,
+    req: &AuthorizationRequest,
+    code: &SecretString,
+    profile: &Profile,
+    what: &str,
+    cancel: &CancellationToken,
+) -> Result<super::token::TokenGrant> {
+    let scope = profile.delegated_scope_string();
+    let form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code.expose_secret()),
+        ("redirect_uri", req.redirect_uri.as_str()),
+        ("code_verifier", req.verifier.expose_secret()),
+        ("scope", scope.as_str()),
+    ];
+    super::token::request(
+        ep,
+        form,
+        &profile.delegated_scopes,
+        what,
+        super::token::Retry::SINGLE_USE,
+        cancel,
+    )
+    .await
+}
+
 /// The loopback listener for one sign-in.
 pub struct Loopback {
     listener: TcpListener,

@@ -39,7 +39,7 @@ use crate::http::{HttpResponse, Request};
 use crate::i18n::Language;
 use crate::model::{Flow, ProviderKind, Registration};
 use crate::oauth::browser::{self, AuthorizeParams, Loopback};
-use crate::oauth::token::{self, Retry};
+use crate::oauth::token;
 use crate::oauth::{device, identity, ClientAuth, ConnectObserver, ConnectStage};
 use crate::provider::{self, Profile};
 
@@ -468,20 +468,12 @@ impl Client {
                     .wait(req.state.secret(), self.language(), timeout, cancel)
                     .await?;
                 observer.progress(ConnectStage::RequestingTokens);
-                let scope = profile.delegated_scope_string();
-                let form = vec![
-                    ("grant_type", "authorization_code"),
-                    ("code", code.expose_secret()),
-                    ("redirect_uri", req.redirect_uri.as_str()),
-                    ("code_verifier", req.verifier.expose_secret()),
-                    ("scope", scope.as_str()),
-                ];
-                let r = token::request(
+                let r = browser::redeem_code(
                     ep,
-                    form,
-                    &profile.delegated_scopes,
+                    &req,
+                    &code,
+                    profile,
                     "redeeming the administrator's sign-in",
-                    Retry::SINGLE_USE,
                     cancel,
                 )
                 .await;
