@@ -4,6 +4,7 @@ use std::ffi::{c_char, c_void};
 
 use mailconnect_core::check::TestOptions;
 use mailconnect_core::oauth::DeviceCodeInfo;
+use mailconnect_core::setup::{CheckOptions, RegisterOptions};
 use mailconnect_core::{ConnectObserver, ConnectOptions, ConnectStage, Protocol};
 
 use crate::cancel::mc_cancel;
@@ -257,6 +258,27 @@ pub unsafe extern "C" fn mc_account_test(
     })
 }
 
+/// The arguments both tenant setup exports share: the client, the parsed options, the host's
+/// callbacks; `out` checked writable.
+///
+/// # Safety
+/// As the exports: `client` from `mc_client_open`, `options_json` NUL-terminated, `callbacks`
+/// NULL or valid for the call.
+unsafe fn admin_args<'a, T: serde::de::DeserializeOwned>(
+    client: *mut mc_client,
+    options_json: *const c_char,
+    callbacks: *const mc_connect_callbacks,
+    out: *mut *mut c_char,
+) -> Result<(&'a mc_client, T, HostObserver), FfiError> {
+    out_arg(out, "out_report_json")?;
+    // SAFETY: the caller's contract.
+    let (cl, json) = unsafe { (client_arg(client)?, str_arg(options_json, "options_json")?) };
+    let opts = options(json)?;
+    // SAFETY: NULL or valid for the call (the caller's contract).
+    let observer = unsafe { HostObserver::new(callbacks)? };
+    Ok((cl, opts, observer))
+}
+
 /// Parse an options JSON string into `T` (`MC_E_INVALID_ARGUMENT` with serde's reason).
 fn options<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, FfiError> {
     serde_json::from_str(json).map_err(|e| {
@@ -310,16 +332,14 @@ pub unsafe extern "C" fn mc_admin_register(
     out_report_json: *mut *mut c_char,
 ) -> i32 {
     call(|| {
-        out_arg(out_report_json, "out_report_json")?;
         // SAFETY: contract of this export.
-        let (cl, json) = unsafe { (client_arg(client)?, str_arg(options_json, "options_json")?) };
-        let opts: mailconnect_core::setup::RegisterOptions = options(json)?;
-        // SAFETY: NULL or valid for the call (contract).
-        let observer = unsafe { HostObserver::new(callbacks)? };
+        let (cl, opts, observer) = unsafe {
+            admin_args::<RegisterOptions>(client, options_json, callbacks, out_report_json)?
+        };
         let report = cl.run(cancel, async |t| {
             cl.client.admin_register(&opts, &observer, t).await
         })?;
-        // SAFETY: checked writable above.
+        // SAFETY: checked writable by admin_args.
         unsafe { give_json(out_report_json, &report) }
     })
 }
@@ -361,22 +381,16 @@ pub unsafe extern "C" fn mc_admin_check(
     out_report_json: *mut *mut c_char,
 ) -> i32 {
     call(|| {
-        out_arg(out_report_json, "out_report_json")?;
         // SAFETY: contract of this export.
-        let (cl, id, json) = unsafe {
-            (
-                client_arg(client)?,
-                id_arg(registration_id, "registration_id")?,
-                str_arg(options_json, "options_json")?,
-            )
+        let (cl, opts, observer) = unsafe {
+            admin_args::<CheckOptions>(client, options_json, callbacks, out_report_json)?
         };
-        let opts: mailconnect_core::setup::CheckOptions = options(json)?;
-        // SAFETY: NULL or valid for the call (contract).
-        let observer = unsafe { HostObserver::new(callbacks)? };
+        // SAFETY: contract of this export.
+        let id = unsafe { id_arg(registration_id, "registration_id")? };
         let report = cl.run(cancel, async |t| {
             cl.client.admin_check(id, &opts, &observer, t).await
         })?;
-        // SAFETY: checked writable above.
+        // SAFETY: checked writable by admin_args.
         unsafe { give_json(out_report_json, &report) }
     })
 }
